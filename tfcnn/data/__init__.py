@@ -1,0 +1,1 @@
+"""Data layer: TFRecord schema, ingest, statistics, readers and the tf.data pipeline."""

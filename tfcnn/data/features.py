@@ -1,0 +1,57 @@
+"""The TFRecord schema: the single source of truth for feature keys.
+
+The keys are those of the ImageNet schema that TensorFlow's reference tools
+(``build_imagenet_data.py`` in tensorflow/models) write and read, so shards
+made by those tools and by ``tfcnn ingest`` are interchangeable.
+"""
+
+import tensorflow as tf
+
+IMAGE_ENCODED = "image/encoded"
+IMAGE_FORMAT = "image/format"
+IMAGE_HEIGHT = "image/height"
+IMAGE_WIDTH = "image/width"
+IMAGE_FILENAME = "image/filename"
+LABEL = "image/class/label"
+LABEL_TEXT = "image/class/text"
+
+FEATURE_SPEC = {
+    IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),
+    IMAGE_FORMAT: tf.io.FixedLenFeature([], tf.string, default_value="jpeg"),
+    IMAGE_HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    IMAGE_WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    IMAGE_FILENAME: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    LABEL: tf.io.FixedLenFeature([], tf.int64),
+    LABEL_TEXT: tf.io.FixedLenFeature([], tf.string, default_value=""),
+}
+
+SPLITS = ("train", "validation", "test")
+MANIFEST_NAME = "manifest.json"
+
+
+def shard_name(split, index, num_shards):
+    """Returns the reference tools' shard name, e.g. ``train-00003-of-00128``."""
+    return f"{split}-{index:05d}-of-{num_shards:05d}"
+
+
+def make_example(encoded, *, image_format, height, width, label, text,
+                 filename):
+    """Builds one ``tf.train.Example`` in the schema above."""
+
+    def _bytes(value):
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    def _int(value):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        IMAGE_ENCODED: _bytes(encoded),
+        IMAGE_FORMAT: _bytes(image_format),
+        IMAGE_HEIGHT: _int(height),
+        IMAGE_WIDTH: _int(width),
+        IMAGE_FILENAME: _bytes(filename),
+        LABEL: _int(label),
+        LABEL_TEXT: _bytes(text),
+    }))

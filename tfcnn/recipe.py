@@ -1,0 +1,447 @@
+"""Typed recipes: one TOML file describes a whole experiment.
+
+A recipe has the sections ``data``, ``augment``, ``model``, ``train``,
+``evaluate``, ``export`` and ``predict``. Each section is a frozen dataclass
+below, and each field's comment is the one place where that key is documented
+(``tfcnn run --help-keys`` prints them). Unknown keys and values of the wrong
+type are rejected with the key's dotted name. ``--set section.key=value``
+overrides any key; the value is read as a TOML value, and a bare word is read
+as a string.
+
+Recipes hold choices, never derived numbers: steps per epoch, class counts
+and schedule boundaries are computed from the dataset's manifest.
+"""
+
+import dataclasses
+import enum
+import tomllib
+from pathlib import Path
+
+
+class RecipeError(ValueError):
+    """A recipe key is unknown, ill-typed or out of range."""
+
+
+class Source(enum.Enum):
+    """Where the data comes from."""
+
+    DIGITS = "digits"        # scikit-learn's 8x8 digits, written out as PNGs
+    FOLDER = "folder"        # class folders of images, ingested to shards
+    TFRECORD = "tfrecord"    # existing shards in the ImageNet schema
+    TFDS = "tfds"            # a tfds dataset already prepared on disk
+    SYNTHETIC = "synthetic"  # random images: measures the model alone
+
+
+class Strategy(enum.Enum):
+    """The tf.distribute strategy that training runs under."""
+
+    AUTO = "auto"                  # mirrored over all GPUs, else one device
+    MIRRORED = "mirrored"          # MirroredStrategy over train.devices
+    MULTI_WORKER = "multi_worker"  # MultiWorkerMirroredStrategy, TF_CONFIG
+    ONE_DEVICE = "one_device"      # OneDeviceStrategy on the first device
+
+
+class Precision(enum.Enum):
+    """Keras dtype policy for training."""
+
+    FLOAT32 = "float32"
+    MIXED_FLOAT16 = "mixed_float16"
+    MIXED_BFLOAT16 = "mixed_bfloat16"
+
+
+class Optimizer(enum.Enum):
+    SGD = "sgd"      # SGD with train.momentum (Nesterov off), as AlexNet
+    ADAM = "adam"
+    ADAMW = "adamw"  # decoupled weight decay of train.weight_decay
+
+
+class Schedule(enum.Enum):
+    CONSTANT = "constant"
+    STEP = "step"          # divide by 10 at train.step_epochs
+    COSINE = "cosine"      # cosine decay to 0 after warm-up
+    PLATEAU = "plateau"    # divide by 10 when validation loss stalls (AlexNet)
+
+
+class MeanMode(enum.Enum):
+    IMAGE = "image"      # subtract the mean image (AlexNet)
+    CHANNEL = "channel"  # subtract the per-channel mean, divide by the std
+    NONE = "none"        # scale pixels to [0, 1] only
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    # where the data comes from: digits | folder | tfrecord | tfds | synthetic
+    source: Source = Source.FOLDER
+    # images (digits: where the PNG class folders are written; folder: class
+    # folders or train/validation/test folders of class folders), or the
+    # shard folder for source = "tfrecord"
+    path: str = ""
+    # where ingest writes shards, manifest.json and stats; empty: <path>_tfrecords
+    shards: str = ""
+    # side of the square crop the network sees (AlexNet: 224)
+    image_size: int = 224
+    # host-side size: shorter side resized to this, centre square kept (256)
+    resize_size: int = 256
+    # fraction of the training images held out for validation (stratified)
+    validation_fraction: float = 0.1
+    # number of shards per split; 0 picks one per ~128 MB
+    num_shards: int = 0
+    # seed for split and shard assignment, shuffling and augmentation
+    seed: int = 0
+    # added to stored labels: -1 for shards with 1-based labels
+    label_offset: int = 0
+    # split that `evaluate` reports: "test" when it exists, else "validation"
+    eval_split: str = "test"
+    # tfds: dataset name, training and evaluation splits, data_dir
+    tfds_name: str = ""
+    tfds_train_split: str = "train"
+    tfds_eval_split: str = "test"
+    tfds_data_dir: str = ""
+    # synthetic: number of classes and images per epoch
+    synthetic_classes: int = 1000
+    synthetic_images: int = 1024
+    # keep decoded, resized uint8 images in memory after the first epoch
+    cache: bool = False
+    # shuffle buffer in images; 0 picks min(10000, training images)
+    shuffle_buffer: int = 0
+
+    def __post_init__(self):
+        _positive(self, "image_size", "resize_size")
+        if self.image_size > self.resize_size:
+            raise RecipeError(
+                "data.image_size must be <= data.resize_size. Received: "
+                f"image_size={self.image_size}, "
+                f"resize_size={self.resize_size}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise RecipeError(
+                "data.validation_fraction must be in [0, 1). Received: "
+                f"{self.validation_fraction}")
+        if self.eval_split not in ("train", "validation", "test"):
+            raise RecipeError(
+                "data.eval_split must be train, validation or test. "
+                f"Received: {self.eval_split!r}")
+
+    @property
+    def shard_dir(self):
+        """The folder holding shards and manifest.json."""
+        if self.source is Source.TFRECORD:
+            return Path(self.shards or self.path)
+        if self.shards:
+            return Path(self.shards)
+        return Path(f"{self.path.rstrip('/')}_tfrecords")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    # random crop (training) / centre crop (evaluation) to data.image_size
+    crop: bool = True
+    # random horizontal flip in training (off for digits and text)
+    flip: bool = True
+    # std of AlexNet's PCA lighting coefficients; 0 turns it off
+    pca_lighting: float = 0.1
+    # mean subtraction: image | channel | none
+    mean: MeanMode = MeanMode.IMAGE
+    # MixUp and CutMix alpha (Beta distribution); 0 turns each off
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    # RandAugment magnitude in [0, 1]; 0 turns it off
+    randaugment: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    # registered model name: `tfcnn models` lists them
+    name: str = "alexnet"
+    # extra keyword arguments for the model builder, checked by the builder
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    # global batch size, split evenly over replicas
+    batch_size: int = 128
+    # learning rate for train.batch_size; scaled linearly with the global
+    # batch when train.scale_lr is on
+    learning_rate: float = 0.01
+    scale_lr: bool = False
+    optimizer: Optimizer = Optimizer.SGD
+    momentum: float = 0.9
+    # L2 weight decay (SGD/Adam: added to the loss; AdamW: decoupled)
+    weight_decay: float = 0.0
+    schedule: Schedule = Schedule.CONSTANT
+    warmup_epochs: float = 0.0
+    # epochs at which the step schedule divides the rate by 10
+    step_epochs: tuple = ()
+    label_smoothing: float = 0.0
+    # auto | mirrored | multi_worker | one_device
+    strategy: Strategy = Strategy.AUTO
+    # devices for strategy = "mirrored", e.g. ["/gpu:0", "/gpu:1"]
+    devices: tuple = ()
+    # checkpoints, backups, TensorBoard logs and the trained model go here
+    model_dir: str = "runs/model"
+    precision: Precision = Precision.FLOAT32
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    # 0: one pass over the training split per epoch
+    steps_per_epoch: int = 0
+    # TensorBoard: histograms every N epochs (0 off), profile steps "a,b"
+    histogram_freq: int = 1
+    profile_steps: str = ""
+    seed: int = 0
+
+    def __post_init__(self):
+        _positive(self, "epochs", "batch_size", "steps_per_execution")
+        if self.learning_rate <= 0:
+            raise RecipeError(
+                "train.learning_rate must be > 0. Received: "
+                f"{self.learning_rate}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise RecipeError(
+                "train.label_smoothing must be in [0, 1). Received: "
+                f"{self.label_smoothing}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    # also report the AlexNet paper's 10-crop accuracy
+    ten_crop: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    # export root: models land in <dir>/<name>/<version>/
+    dir: str = "saved_models"
+    name: str = "model"
+    # 0: the next free version
+    version: int = 0
+    top_k: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+    # images to predict after export; empty: one held-out image
+    images: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = dataclasses.field(
+        default_factory=EvaluateConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    predict: PredictConfig = dataclasses.field(default_factory=PredictConfig)
+
+    def replace(self, **sections):
+        """Returns a copy with whole sections or section fields replaced.
+
+        ``recipe.replace(train={"epochs": 2})`` changes one key.
+        """
+        changes = {}
+        for section, value in sections.items():
+            if isinstance(value, dict):
+                value = dataclasses.replace(getattr(self, section), **value)
+            changes[section] = value
+        return dataclasses.replace(self, **changes)
+
+
+def _positive(config, *names):
+    section = _SECTION_OF[type(config)]
+    for name in names:
+        value = getattr(config, name)
+        if value <= 0:
+            raise RecipeError(
+                f"{section}.{name} must be > 0. Received: {value}")
+
+
+_SECTION_OF = {
+    field.type: field.name for field in dataclasses.fields(Recipe)
+}
+
+
+def load_recipe(path, overrides=()):
+    """Reads a recipe file, applies ``--set`` overrides and validates it.
+
+    Args:
+        path: str or Path of a TOML file.
+        overrides: iterable of ``"section.key=value"`` strings.
+
+    Returns:
+        a validated ``Recipe``.
+
+    Raises:
+        RecipeError: a missing file, bad TOML, or an unknown or ill-typed key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"{path}: invalid TOML: {error}") from None
+    for override in overrides:
+        _apply_override(raw, override)
+    return recipe_from_dict(raw)
+
+
+def recipe_from_dict(raw):
+    """Builds a ``Recipe`` from nested plain values (parsed TOML)."""
+    return _build(Recipe, raw, "")
+
+
+def recipe_to_dict(recipe):
+    """Returns the recipe as nested plain values (Enums as their strings)."""
+
+    def plain(value):
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {
+        section.name: {
+            field.name: plain(getattr(getattr(recipe, section.name),
+                                      field.name))
+            for field in dataclasses.fields(section.type)
+        }
+        for section in dataclasses.fields(Recipe)
+    }
+
+
+def dump_toml(recipe):
+    """Serializes a recipe as TOML (the resolved recipe written beside a run)."""
+    lines = []
+    for section, values in recipe_to_dict(recipe).items():
+        scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}
+        tables = {k: v for k, v in values.items() if isinstance(v, dict)}
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
+        lines.append("")
+        for name, table in tables.items():
+            lines.append(f"[{section}.{name}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def key_docs():
+    """Returns ``[(dotted key, type, default)]`` for every recipe key."""
+    rows = []
+    for section in dataclasses.fields(Recipe):
+        for field in dataclasses.fields(section.type):
+            default = getattr(section.type(), field.name)
+            if isinstance(default, enum.Enum):
+                choices = "|".join(m.value for m in type(default))
+                rows.append((f"{section.name}.{field.name}", choices,
+                             default.value))
+            else:
+                rows.append((f"{section.name}.{field.name}",
+                             _type_name(field.type), default))
+    return rows
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(
+            f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _type_name(tp):
+    if tp is tuple:
+        return "list"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _apply_override(raw, override):
+    key, sep, text = override.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError(
+            f"--set takes section.key=value. Received: {override!r}")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()  # a bare word is a string
+    *parents, leaf = key.split(".")
+    node = raw
+    for i, part in enumerate(parents):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise RecipeError(
+                f"--set {key}: {'.'.join(parents[:i + 1])} is not a table")
+    node[leaf] = value
+
+
+def _build(cls, raw, prefix):
+    if not isinstance(raw, dict):
+        raise RecipeError(
+            f"{prefix.rstrip('.') or 'recipe'} must be a table. "
+            f"Received: {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise RecipeError(
+            f"unknown recipe key {prefix}{unknown[0]} "
+            f"(known in {prefix.rstrip('.') or 'recipe'}: "
+            f"{', '.join(fields)})")
+    values = {}
+    for name, value in raw.items():
+        values[name] = _convert(fields[name].type, value, prefix + name)
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise RecipeError(f"{prefix.rstrip('.')}: {error}") from None
+
+
+def _convert(tp, value, key):
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        choices = [m.value for m in tp]
+        if value not in choices:
+            raise RecipeError(
+                f"{key} must be one of {', '.join(map(str, choices))}. "
+                f"Received: {value!r}")
+        return tp(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(
+                f"{key} must be a boolean (true or false). "
+                f"Received: {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(
+                f"{key} must be an integer. Received: {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{key} must be a number. Received: {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{key} must be a string. Received: {value!r}")
+        return value
+    if tp is tuple:
+        if not isinstance(value, list):
+            raise RecipeError(f"{key} must be a list. Received: {value!r}")
+        return tuple(value)
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{key} must be a table. Received: {value!r}")
+        return dict(value)
+    raise TypeError(f"unsupported recipe field type {tp!r} for {key}")
+
