@@ -17,9 +17,7 @@ import enum
 import tomllib
 from pathlib import Path
 
-
-class RecipeError(ValueError):
-    """A recipe key is unknown, ill-typed or out of range."""
+from tfcnn.errors import RecipeError
 
 
 class Source(enum.Enum):

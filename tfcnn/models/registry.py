@@ -7,6 +7,9 @@ include_top=True, pooling=None, classifier_activation="softmax", name=...,
 
 import inspect
 
+from tfcnn.errors import ModelOptionError
+from tfcnn.errors import UnknownModelError
+
 _REGISTRY = {}
 
 
@@ -35,12 +38,13 @@ def get_builder(name):
     """Returns the builder registered as ``name``.
 
     Raises:
-        KeyError: unknown name; the message lists the known ones.
+        UnknownModelError: (a KeyError) unknown name; the message lists the
+            known ones.
     """
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownModelError(
             f"unknown model {name!r}; known models: "
             f"{', '.join(list_models())}") from None
 
@@ -55,14 +59,14 @@ def build(name, input_shape=None, num_classes=None, **options):
         **options: builder-specific keyword arguments.
 
     Raises:
-        KeyError: unknown model name.
-        TypeError: an option the builder does not take (named in the message).
+        UnknownModelError: (a KeyError) unknown model name.
+        ModelOptionError: (a TypeError) an option the builder does not take (named in the message).
     """
     builder = get_builder(name)
     params = inspect.signature(builder).parameters
     unknown = sorted(set(options) - set(params))
     if unknown:
-        raise TypeError(
+        raise ModelOptionError(
             f"model {name!r} takes no option {unknown[0]!r}; its options: "
             f"{', '.join(p for p in params if p not in ('input_shape', 'num_classes'))}")
     kwargs = dict(options)
