@@ -23,6 +23,10 @@ def main(argv=None):
     except (TfcnnError, FileNotFoundError, NotADirectoryError) as error:
         print(f"tfcnn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error.
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print(f"tfcnn {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -44,7 +48,7 @@ def _parser():
                                        metavar="COMMAND")
     for add in (_add_ingest, _add_stats, _add_preview, _add_train,
                 _add_evaluate, _add_export, _add_predict, _add_serve,
-                _add_run, _add_models):
+                _add_run, _add_keys, _add_models):
         add(subparsers)
     return parser
 
@@ -276,6 +280,19 @@ def _run(args):
     from tfcnn import run
 
     run.run_recipe(_load_recipe(args), force=args.force)
+
+
+def _add_keys(subparsers):
+    p = subparsers.add_parser(
+        "keys", help="list every recipe key with its type, default and doc")
+    p.set_defaults(handler=_keys)
+
+
+def _keys(args):
+    from tfcnn import recipe
+
+    for key, kind, default, doc in recipe.key_docs():
+        print(f"{key:28s} {kind:34s} {default!r:16s} {doc}")
 
 
 def _add_models(subparsers):

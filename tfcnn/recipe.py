@@ -14,6 +14,8 @@ and schedule boundaries are computed from the dataset's manifest.
 
 import dataclasses
 import enum
+import inspect
+import re
 import tomllib
 from pathlib import Path
 
@@ -156,6 +158,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    # passes over the training split
     epochs: int = 10
     # global batch size, split evenly over replicas
     batch_size: int = 128
@@ -163,14 +166,19 @@ class TrainConfig:
     # batch when train.scale_lr is on
     learning_rate: float = 0.01
     scale_lr: bool = False
+    # sgd | adam | adamw
     optimizer: Optimizer = Optimizer.SGD
+    # SGD momentum (AlexNet: 0.9)
     momentum: float = 0.9
     # L2 weight decay (SGD/Adam: added to the loss; AdamW: decoupled)
     weight_decay: float = 0.0
+    # learning-rate schedule: constant | step | cosine | plateau
     schedule: Schedule = Schedule.CONSTANT
+    # linear warm-up from 0 over this many epochs
     warmup_epochs: float = 0.0
     # epochs at which the step schedule divides the rate by 10
     step_epochs: tuple = ()
+    # label smoothing of the cross-entropy, in [0, 1)
     label_smoothing: float = 0.0
     # auto | mirrored | multi_worker | one_device
     strategy: Strategy = Strategy.AUTO
@@ -178,14 +186,18 @@ class TrainConfig:
     devices: tuple = ()
     # checkpoints, backups, TensorBoard logs and the trained model go here
     model_dir: str = "runs/model"
+    # float32 | mixed_float16 (GPU) | mixed_bfloat16
     precision: Precision = Precision.FLOAT32
+    # compile the train step with XLA
     jit_compile: bool = False
+    # train steps run per call into the graph (fewer host round trips)
     steps_per_execution: int = 1
     # 0: one pass over the training split per epoch
     steps_per_epoch: int = 0
     # TensorBoard: histograms every N epochs (0 off), profile steps "a,b"
     histogram_freq: int = 1
     profile_steps: str = ""
+    # seed of weight initialization and dropout
     seed: int = 0
 
     def __post_init__(self):
@@ -210,9 +222,11 @@ class EvaluateConfig:
 class ExportConfig:
     # export root: models land in <dir>/<name>/<version>/
     dir: str = "saved_models"
+    # model name: the <name> folder and the name TF Serving serves it under
     name: str = "model"
     # 0: the next free version
     version: int = 0
+    # classes returned per image by the serving signature
     top_k: int = 5
 
 
@@ -329,19 +343,50 @@ def dump_toml(recipe):
 
 
 def key_docs():
-    """Returns ``[(dotted key, type, default)]`` for every recipe key."""
+    """Returns ``[(dotted key, type or choices, default, doc)]`` for every key.
+
+    A key's doc is the comment block right above its field (a block ending
+    in a blank line documents the group of fields below it) or the field's
+    inline comment; this keeps tfcnn/recipe.py the one place to document a
+    key, and ``tfcnn keys`` prints the table.
+    """
     rows = []
     for section in dataclasses.fields(Recipe):
+        docs = _field_comments(section.type)
         for field in dataclasses.fields(section.type):
             default = getattr(section.type(), field.name)
             if isinstance(default, enum.Enum):
-                choices = "|".join(m.value for m in type(default))
-                rows.append((f"{section.name}.{field.name}", choices,
-                             default.value))
+                kind = "|".join(m.value for m in type(default))
+                default = default.value
             else:
-                rows.append((f"{section.name}.{field.name}",
-                             _type_name(field.type), default))
+                kind = _type_name(field.type)
+            rows.append((f"{section.name}.{field.name}", kind, default,
+                         docs.get(field.name, "")))
     return rows
+
+
+def _field_comments(cls):
+    docs, block = {}, []
+    for line in inspect.getsource(cls).splitlines():
+        text = line.strip()
+        if text.startswith("#"):
+            if block and block[-1] is None:
+                block = []  # a new comment after fields starts a new block
+            block.append(text.lstrip("# "))
+            continue
+        match = _FIELD_LINE.match(line)
+        if match is None:
+            block = []  # a blank line, a decorator or a method ends a block
+            continue
+        inline = match.group(2)
+        docs[match.group(1)] = (inline.strip() if inline
+                                else " ".join(b for b in block if b))
+        if block and block[-1] is not None:
+            block.append(None)  # the fields below share this block
+    return docs
+
+
+_FIELD_LINE = re.compile(r"^    (\w+): [^#]*?(?:#\s*(.*))?$")
 
 
 def _toml_value(value):

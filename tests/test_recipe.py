@@ -1,0 +1,148 @@
+"""Tests for tfcnn.recipe: parsing, validation, overrides, shipped recipes."""
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tfcnn import recipe as recipe_lib
+from tfcnn.errors import RecipeError
+from tfcnn.recipe import Optimizer
+from tfcnn.recipe import Source
+from tfcnn.recipe import Strategy
+
+PIPELINES = sorted((Path(__file__).parents[1] / "pipelines").glob("*.toml"))
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "r.toml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_recipe_is_typed(tmp_path):
+    path = _write(tmp_path, """
+[data]
+source = "digits"
+path = "d"
+image_size = 28
+resize_size = 32
+[model]
+name = "lenet5"
+options = { activation = "relu" }
+[train]
+epochs = 3
+batch_size = 16
+learning_rate = 1
+optimizer = "adam"
+strategy = "mirrored"
+devices = ["/cpu:0", "/cpu:1"]
+""")
+    recipe = recipe_lib.load_recipe(path)
+    assert recipe.data.source is Source.DIGITS
+    assert recipe.data.image_size == 28
+    assert recipe.model.options == {"activation": "relu"}
+    assert recipe.train.epochs == 3
+    assert recipe.train.learning_rate == 1.0
+    assert isinstance(recipe.train.learning_rate, float)
+    assert recipe.train.optimizer is Optimizer.ADAM
+    assert recipe.train.strategy is Strategy.MIRRORED
+    assert recipe.train.devices == ("/cpu:0", "/cpu:1")
+    # Keys not given keep their defaults.
+    assert recipe.export.dir == "saved_models"
+    assert recipe.data.shard_dir == Path("d_tfrecords")
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[train]\nepochz = 3\n", r"unknown recipe key train\.epochz"),
+    ("[trian]\nepochs = 3\n", r"unknown recipe key trian"),
+    ("[data]\nimage_size = 1.5\n", r"data\.image_size must be an integer"),
+    ("[train]\nepochs = true\n", r"train\.epochs must be an integer"),
+    ("[train]\nlearning_rate = \"fast\"\n",
+     r"train\.learning_rate must be a number"),
+    ("[augment]\nflip = 1\n", r"augment\.flip must be a boolean"),
+    ("[train]\nstrategy = \"tpu\"\n", r"train\.strategy must be one of"),
+    ("[data]\nsource = 3\n", r"data\.source must be one of"),
+    ("[train]\ndevices = \"/gpu:0\"\n", r"train\.devices must be a list"),
+    ("[model]\noptions = 3\n", r"model\.options must be a table"),
+    ("train = 3\n", r"train must be a table"),
+    ("[train]\nepochs = 0\n", r"train\.epochs must be > 0"),
+    ("[data]\nimage_size = 300\n", r"data\.image_size must be <="),
+])
+def test_bad_keys_are_named(tmp_path, text, match):
+    with pytest.raises(RecipeError, match=match):
+        recipe_lib.load_recipe(_write(tmp_path, text))
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(RecipeError, match="recipe file not found"):
+        recipe_lib.load_recipe(tmp_path / "nope.toml")
+    with pytest.raises(RecipeError, match="invalid TOML"):
+        recipe_lib.load_recipe(_write(tmp_path, "[train\n"))
+
+
+def test_overrides(tmp_path):
+    path = _write(tmp_path, "[train]\nepochs = 3\n")
+    recipe = recipe_lib.load_recipe(path, [
+        "train.epochs=7", "train.learning_rate=0.5", "model.name=vgg16",
+        "train.jit_compile=true", "data.path=some/where",
+        "model.options.activation=relu", "train.devices=['/cpu:0']"])
+    assert recipe.train.epochs == 7
+    assert recipe.train.learning_rate == 0.5
+    assert recipe.model.name == "vgg16"  # a bare word is a string
+    assert recipe.train.jit_compile is True
+    assert recipe.data.path == "some/where"
+    assert recipe.model.options == {"activation": "relu"}
+    assert recipe.train.devices == ("/cpu:0",)
+
+
+@pytest.mark.parametrize("override, match", [
+    ("train.epochs=many", r"train\.epochs must be an integer"),
+    ("train.nope=1", r"unknown recipe key train\.nope"),
+    ("epochs", r"--set takes section\.key=value"),
+    ("train.epochs.x=1", r"train\.epochs is not a table"),
+])
+def test_bad_overrides(tmp_path, override, match):
+    with pytest.raises(RecipeError, match=match):
+        recipe_lib.load_recipe(_write(tmp_path, "[train]\nepochs = 3\n"),
+                               [override])
+
+
+def test_dump_toml_round_trips():
+    recipe = recipe_lib.recipe_from_dict({
+        "data": {"source": "tfds", "tfds_name": "x\"y"},
+        "model": {"name": "alexnet", "options": {"towers": 2}},
+        "train": {"devices": ["/gpu:0"], "precision": "mixed_bfloat16"},
+    })
+    again = recipe_lib.recipe_from_dict(
+        tomllib.loads(recipe_lib.dump_toml(recipe)))
+    assert again == recipe
+
+
+def test_replace_changes_one_key():
+    recipe = recipe_lib.Recipe()
+    changed = recipe.replace(train={"epochs": 2})
+    assert changed.train.epochs == 2
+    assert changed.train.batch_size == recipe.train.batch_size
+    assert recipe.train.epochs != 2
+
+
+def test_every_key_is_documented():
+    rows = recipe_lib.key_docs()
+    assert len(rows) == sum(
+        len(dataclasses.fields(section.type))
+        for section in dataclasses.fields(recipe_lib.Recipe))
+    undocumented = [key for key, _, _, doc in rows if not doc]
+    assert not undocumented
+    docs = {key: doc for key, _, _, doc in rows}
+    assert docs["train.epochs"] == "passes over the training split"
+    assert docs["data.tfds_data_dir"].startswith("tfds:")
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
+def test_shipped_recipes_are_valid(path):
+    import tfcnn.models
+
+    recipe = recipe_lib.load_recipe(path)
+    assert recipe.model.name in tfcnn.models.list_models()

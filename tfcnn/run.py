@@ -1,0 +1,213 @@
+"""``tfcnn run``: a recipe's stages in order, each skipped when already done.
+
+Stages: prepare (the embedded digits only) -> ingest -> stats -> train ->
+evaluate -> export -> predict. Each stage prints one line naming what it
+wrote. A stage is skipped when its output exists and is complete, so running
+the same command again after a crash or a kill picks up where it stopped
+(training itself resumes mid-run from its backup).
+"""
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from tfcnn.errors import DataError
+from tfcnn.recipe import MeanMode
+from tfcnn.recipe import Source
+
+_EXPORT_RECORD = "export.json"
+
+
+@dataclasses.dataclass
+class StageReport:
+    """What one stage did: ran or skipped, and a line for the user."""
+
+    stage: str
+    skipped: bool
+    message: str
+    result: object = None
+
+
+def run_recipe(recipe, *, force=False, echo=print):
+    """Runs every stage of ``recipe`` and returns their reports.
+
+    Args:
+        recipe: a ``tfcnn.recipe.Recipe``.
+        force: bool, run stages even when their output is complete.
+        echo: callable taking one line per stage. Defaults to print.
+
+    Returns:
+        list of ``StageReport``.
+    """
+    reports = []
+    for stage in _stages(recipe):
+        report = stage(recipe, force)
+        if report is None:
+            continue
+        prefix = "skip" if report.skipped else "done"
+        echo(f"[{prefix}] {report.stage}: {report.message}")
+        reports.append(report)
+    return reports
+
+
+def _stages(recipe):
+    source = recipe.data.source
+    stages = []
+    if source is Source.DIGITS:
+        stages.append(_prepare_digits)
+    if source in (Source.DIGITS, Source.FOLDER):
+        stages.append(_ingest)
+    if source in (Source.DIGITS, Source.FOLDER, Source.TFRECORD):
+        stages.append(_stats)
+    stages += [_train, _evaluate, _export, _predict]
+    return stages
+
+
+def _prepare_digits(recipe, force):
+    from tfcnn.data import digits
+
+    path = Path(recipe.data.path)
+    if digits.is_complete(path) and not force:
+        return StageReport("prepare", True, f"{path} is complete")
+    summary = digits.write_digits(path, seed=recipe.data.seed)
+    return StageReport(
+        "prepare", False,
+        f"wrote {summary['train']} train and {summary['test']} test PNGs "
+        f"of the scikit-learn digits to {path}")
+
+
+def _ingest(recipe, force):
+    from tfcnn.data import ingest
+
+    src, out = Path(recipe.data.path), recipe.data.shard_dir
+    if not src.is_dir():
+        raise DataError(f"data.path: image folder not found: {src}")
+    if ingest.is_complete(out) and not force:
+        return StageReport("ingest", True, f"{out} is complete")
+    manifest = ingest.ingest(
+        src, out, validation_fraction=recipe.data.validation_fraction,
+        num_shards=recipe.data.num_shards, seed=recipe.data.seed,
+        overwrite=force)
+    counts = ", ".join(
+        f"{split} {info['num_examples']}"
+        for split, info in manifest["splits"].items())
+    return StageReport("ingest", False,
+                       f"wrote shards ({counts}) to {out}")
+
+
+def _stats(recipe, force):
+    from tfcnn.data import stats
+
+    if recipe.augment.mean is MeanMode.NONE and recipe.augment.pca_lighting == 0:
+        return None
+    data_dir = recipe.data.shard_dir
+    existing = stats.load_stats(data_dir)
+    if (existing is not None and existing.size == recipe.data.resize_size
+            and not force):
+        return StageReport("stats", True,
+                           f"{data_dir} has stats at {existing.size}px")
+    result = stats.compute_stats(data_dir, size=recipe.data.resize_size)
+    return StageReport(
+        "stats", False,
+        f"mean image and RGB PCA of {result.num_images} training images "
+        f"saved in {data_dir}")
+
+
+def _train(recipe, force):
+    from tfcnn.train import fit
+
+    if fit.is_complete(recipe) and not force:
+        return StageReport("train", True,
+                           f"{recipe.train.model_dir} is trained")
+    summary = fit.train(recipe)
+    return StageReport("train", False,
+                       f"trained model saved in {recipe.train.model_dir}",
+                       summary)
+
+
+def _evaluate(recipe, force):
+    from tfcnn.train import evaluate
+
+    metrics = evaluate.evaluate(recipe, verbose=False)
+    path = Path(recipe.train.model_dir) / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2))
+    return StageReport("evaluate", False,
+                       f"{evaluate.format_metrics(metrics)} (saved {path})",
+                       metrics)
+
+
+def _export(recipe, force):
+    from tfcnn import export
+
+    model_dir = Path(recipe.train.model_dir)
+    record_path = model_dir / _EXPORT_RECORD
+    digest = _sha256(model_dir / "model.keras")
+    if record_path.is_file() and not force:
+        record = json.loads(record_path.read_text())
+        if (record.get("model_sha256") == digest
+                and Path(record["path"]).is_dir()):
+            return StageReport("export", True,
+                               f"{record['path']} holds this model",
+                               Path(record["path"]))
+    path = export.export_model(
+        model_dir, export_dir=recipe.export.dir, name=recipe.export.name,
+        version=recipe.export.version, top_k=recipe.export.top_k)
+    record_path.write_text(json.dumps(
+        {"path": str(path), "model_sha256": digest}, indent=2))
+    return StageReport("export", False, f"published SavedModel {path}",
+                       path)
+
+
+def _predict(recipe, force):
+    from tfcnn.serve import predict
+
+    export_path = json.loads(
+        (Path(recipe.train.model_dir) / _EXPORT_RECORD).read_text())["path"]
+    images = list(recipe.predict.images)
+    truth = None
+    if not images:
+        image, truth = _held_out_image(recipe)
+        if image is None:
+            return None
+        images = [image]
+    result = predict.predict(export_path, images, top_k=recipe.export.top_k)
+    lines = predict.format_predictions(result)
+    if truth is not None:
+        lines += f"\n  (true class of the held-out image: {truth})"
+    return StageReport("predict", False,
+                       f"through {export_path}:\n{lines}", result)
+
+
+def _held_out_image(recipe):
+    """Writes one example of the evaluation split to a file for predict."""
+    import tensorflow as tf
+
+    from tfcnn.data import decode
+    from tfcnn.data import features
+    from tfcnn.data import manifest as manifest_lib
+
+    if recipe.data.source not in (Source.DIGITS, Source.FOLDER,
+                                  Source.TFRECORD):
+        return None, None
+    manifest = manifest_lib.Manifest.load(recipe.data.shard_dir)
+    split = recipe.data.eval_split
+    if not manifest.has_split(split):
+        split = "validation"
+    files = manifest.files(split)
+    record = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)))
+    example = decode.decode(record)
+    fmt = example[features.IMAGE_FORMAT].numpy().decode() or "jpeg"
+    suffix = {"jpeg": ".jpg", "jpg": ".jpg"}.get(fmt.lower(), f".{fmt}")
+    path = Path(recipe.train.model_dir) / f"held_out_example{suffix}"
+    path.write_bytes(example[features.IMAGE_ENCODED].numpy())
+    label = int(example[features.LABEL].numpy()) + recipe.data.label_offset
+    return str(path), manifest.class_names[label]
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
