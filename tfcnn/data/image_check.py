@@ -1,0 +1,229 @@
+"""Checking and converting one image file for ingest.
+
+``check_image(path, max_pixels=...)`` reads one file and returns what goes
+into its record, or why the file is skipped. It never raises for a bad file:
+every failure becomes a ``skip_reason``, so one bad file cannot stop an
+ingest. It imports Pillow and NumPy only (no TensorFlow), so ingest's worker
+processes start fast.
+
+What is stored:
+
+- A JPEG (or the first image of an MPO) in RGB or grayscale is stored as its
+  original bytes, after a check that the whole file decodes (a reduced-size
+  DCT decode, which still reads every entropy-coded byte, so truncation and
+  corrupt data are caught at a fraction of a full decode's cost). Grayscale
+  JPEGs keep their bytes too: every decoder in the schema's use
+  (``tf.io.decode_image(..., channels=3)``, the reference tools'
+  ``decode_jpeg(channels=3)``) expands them to RGB.
+- A PNG that is already 8-bit RGB or grayscale, with no transparency and one
+  frame, is stored as its original bytes after a full decode.
+- Everything else (CMYK JPEG, 16-bit, alpha, palette, animated, GIF, BMP,
+  TIFF, WebP, ...) is converted to 8-bit RGB and re-encoded as **PNG**, which
+  is lossless: the stored pixels are exactly the converted source pixels, so
+  a serving client that sends the original file sees what training saw, and
+  no JPEG generation loss is added on top of the conversion. PNG costs more
+  bytes than JPEG, but such files are rare in photo datasets; ``image/format``
+  says ``png`` and ``tf.io.decode_jpeg`` decodes PNG too, so readers written
+  for the reference schema still work.
+
+Conversions: CMYK to RGB (Pillow's conversion, Adobe-inverted CMYK
+included); 16-bit to 8-bit by ``round(v / 257)`` (full range to full range);
+alpha composited over white (what a viewer shows; dropping alpha would
+expose whatever colour sits under transparent pixels); palette expanded;
+animated images keep their first frame (as ``tf.io.decode_image`` with
+``expand_animations=False`` does); 1-bit to 0/255. 32-bit float images are
+skipped: their value range is undefined. EXIF orientation is not applied,
+like TensorFlow's decoders, so serving (which decodes with TensorFlow) sees
+the same pixels as training.
+
+Images with more than ``max_pixels`` pixels are skipped from their header,
+before any pixel is decoded (decompression bombs).
+"""
+
+import contextlib
+import dataclasses
+import io
+import warnings
+
+import numpy as np
+from PIL import Image
+from PIL import UnidentifiedImageError
+
+JPEG = "jpeg"
+PNG = "png"
+
+# Pillow formats whose bytes TensorFlow's JPEG decoder reads as they are.
+_JPEG_FORMATS = ("JPEG", "MPO")
+_PASSTHROUGH_MODES = ("RGB", "L")
+_ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA", "P")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# Reduced-size decode for the JPEG integrity check: libjpeg's DCT scaling
+# still entropy-decodes every block, so truncation is detected.
+_JPEG_CHECK_SCALE = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedImage:
+    """The outcome of checking one file.
+
+    Attributes:
+        encoded: bytes to store, or None when the file is skipped.
+        image_format: ``"jpeg"`` or ``"png"`` (empty when skipped).
+        height: int, pixel rows of the stored image.
+        width: int, pixel columns of the stored image.
+        note: str, the conversion applied ("" when stored as is).
+        skip_reason: str, why the file is skipped ("" when it is stored).
+    """
+
+    encoded: bytes | None = None
+    image_format: str = ""
+    height: int = 0
+    width: int = 0
+    note: str = ""
+    skip_reason: str = ""
+
+    @property
+    def skipped(self):
+        return bool(self.skip_reason)
+
+
+def check_image(path, *, max_pixels=89_478_485):
+    """Reads one image file and returns what to store, or why it is skipped.
+
+    Args:
+        path: str or Path of the file.
+        max_pixels: int, images with more pixels (width x height) are
+            skipped before decoding. Defaults to Pillow's own limit.
+
+    Returns:
+        a ``CheckedImage``. Never raises for a bad file.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        return CheckedImage(skip_reason=f"unreadable: {error.strerror}")
+    return check_image_bytes(data, max_pixels=max_pixels)
+
+
+def check_images(paths, max_pixels=89_478_485):
+    """``check_image`` of each path (one task of ingest's worker pool)."""
+    return [check_image(p, max_pixels=max_pixels) for p in paths]
+
+
+def check_image_bytes(data, *, max_pixels=89_478_485):
+    """``check_image`` on bytes already in memory."""
+    if not data:
+        return CheckedImage(skip_reason="empty file (0 bytes)")
+    try:
+        with _quiet_pillow():
+            return _check(data, max_pixels)
+    except UnidentifiedImageError:
+        return CheckedImage(skip_reason="not an image (unrecognised format)")
+    except (Exception, MemoryError) as error:  # noqa: BLE001
+        # Any decoder failure is a property of this file, not of the run.
+        message = str(error) or type(error).__name__
+        return CheckedImage(skip_reason=f"corrupt or truncated: {message}")
+
+
+def _check(data, max_pixels):
+    image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    if width * height > max_pixels:
+        return CheckedImage(
+            skip_reason=f"{width}x{height} = {width * height} pixels exceeds "
+                        f"max_pixels={max_pixels} (decompression bomb guard)")
+    if width < 1 or height < 1:
+        return CheckedImage(skip_reason=f"no pixels ({width}x{height})")
+    if image.format in _JPEG_FORMATS and image.mode in _PASSTHROUGH_MODES:
+        image.draft(image.mode, (max(1, width // _JPEG_CHECK_SCALE),
+                                 max(1, height // _JPEG_CHECK_SCALE)))
+        image.load()
+        note = ("MPO: first image, read by JPEG decoders"
+                if image.format == "MPO" else "")
+        return CheckedImage(data, JPEG, height, width, note=note)
+    if _is_plain_png(image):
+        image.load()
+        return CheckedImage(data, PNG, height, width)
+    rgb, note = to_rgb8(image)
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="PNG")
+    return CheckedImage(buffer.getvalue(), PNG, rgb.height, rgb.width,
+                        note=note)
+
+
+def _is_plain_png(image):
+    if image.format != "PNG" or image.mode not in _PASSTHROUGH_MODES:
+        return False
+    if "transparency" in image.info or getattr(image, "is_animated", False):
+        return False
+    # 16-bit RGB PNGs open as mode RGB; the raw mode tells the bit depth.
+    return all(tile.args == image.mode for tile in image.tile)
+
+
+def to_rgb8(image):
+    """Converts a Pillow image to 8-bit RGB.
+
+    Args:
+        image: an opened ``PIL.Image.Image`` in any mode.
+
+    Returns:
+        ``(rgb_image, note)`` where note says what was converted.
+
+    Raises:
+        ValueError: the mode has no defined mapping to [0, 255] (float).
+    """
+    notes = []
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        image.seek(0)
+        notes.append(f"animated ({frames} frames): first frame kept")
+    image.load()
+    mode = image.mode
+    if mode == "F":
+        raise ValueError("32-bit float pixels have no defined [0, 255] range")
+    if mode in _SIXTEEN_BIT_MODES:
+        image = _sixteen_to_eight(image)
+        notes.append(f"16-bit ({mode}) scaled to 8-bit")
+    elif mode in _ALPHA_MODES or "transparency" in image.info:
+        has_alpha = mode != "P" or "transparency" in image.info
+        rgba = image.convert("RGBA")
+        if has_alpha:
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            rgba = Image.alpha_composite(white, rgba)
+            notes.append(f"alpha ({mode}) composited over white")
+        else:
+            notes.append("palette expanded")
+        image = rgba
+    elif mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    elif mode != "RGB":
+        notes.append(f"{mode} converted to RGB")
+    if image.format == "PNG" and mode == "RGB" and not notes:
+        notes.append("16-bit RGB reduced to 8-bit")
+    if image.format not in (None, "PNG") and not notes:
+        notes.append(f"{image.format} re-encoded as PNG")
+    return image.convert("RGB"), "; ".join(notes)
+
+
+def _sixteen_to_eight(image):
+    array = np.asarray(image)
+    if array.min() < 0 or array.max() > 65535:
+        raise ValueError(
+            f"{image.mode} pixels outside [0, 65535]: no defined 8-bit range")
+    eight = np.round(array.astype(np.float64) / 257.0).astype(np.uint8)
+    return Image.fromarray(eight, mode="L")
+
+
+@contextlib.contextmanager
+def _quiet_pillow():
+    """Lifts Pillow's own pixel limit (ours is checked from the header) and
+    silences its warnings about odd but readable files."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit

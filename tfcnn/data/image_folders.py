@@ -1,0 +1,166 @@
+"""Finding the images of a source folder and splitting them.
+
+Two layouts are recognised:
+
+- class folders: ``SRC/<class>/...`` (everything is training data);
+- split folders: ``SRC/train/<class>/...`` plus optional
+  ``SRC/validation/<class>/...`` and ``SRC/test/<class>/...``. ``SRC`` is read
+  this way when it holds a ``train`` folder and no folders other than
+  ``train``, ``validation`` and ``test``.
+
+Class names are the sorted folder names of the training data; a label is the
+index of its class name. Files are found recursively inside each class
+folder; names starting with ``.`` (``.DS_Store``, editor and temporary files)
+are ignored, every other file counts as found, whatever its extension, so a
+file that is not an image is reported as skipped instead of disappearing.
+When there is no validation folder, ``split_validation`` holds out a
+stratified, seeded fraction of each training class.
+"""
+
+import dataclasses
+import math
+import os
+import random
+from pathlib import Path
+
+from tfcnn.errors import DataError
+
+TRAIN = "train"
+VALIDATION = "validation"
+TEST = "test"
+SPLITS = (TRAIN, VALIDATION, TEST)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceFile:
+    """One file found under the source folder.
+
+    Attributes:
+        relpath: str, POSIX path relative to the source folder.
+        class_name: str, name of its class folder.
+        size: int, bytes on disk.
+    """
+
+    relpath: str
+    class_name: str
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceTree:
+    """What ``find_images`` found.
+
+    Attributes:
+        root: Path, the source folder (absolute).
+        class_names: tuple of str, sorted; label = index.
+        splits: dict split -> list of ``SourceFile`` (sorted by path).
+        unknown_class: list of ``SourceFile`` in validation/test class
+            folders that have no training folder (they are skipped).
+        has_validation_folder: bool.
+    """
+
+    root: Path
+    class_names: tuple
+    splits: dict
+    unknown_class: list
+    has_validation_folder: bool
+
+    @property
+    def num_files(self):
+        return (sum(len(files) for files in self.splits.values())
+                + len(self.unknown_class))
+
+
+def find_images(src):
+    """Finds the class folders and files under ``src``.
+
+    Args:
+        src: str or Path, class folders or split folders (module docstring).
+
+    Returns:
+        a ``SourceTree``.
+
+    Raises:
+        DataError: ``src`` is missing, or has no class folders.
+    """
+    root = Path(src).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"source folder not found: {root}")
+    top = _visible_dirs(root)
+    split_layout = TRAIN in top and set(top) <= set(SPLITS)
+    split_roots = ({name: root / name for name in top} if split_layout
+                   else {TRAIN: root})
+    class_names = tuple(_visible_dirs(split_roots[TRAIN]))
+    if not class_names:
+        raise DataError(
+            f"no class folders in {split_roots[TRAIN]}: expected "
+            "<class>/<image files> or train/<class>/<image files>. "
+            f"Received: src={src}")
+    known = set(class_names)
+    splits, unknown = {}, []
+    for split, split_root in split_roots.items():
+        found = []
+        for class_name in _visible_dirs(split_root):
+            files = _files_under(root, split_root / class_name, class_name)
+            if class_name in known:
+                found.extend(files)
+            else:
+                unknown.extend(files)
+        splits[split] = sorted(found, key=lambda f: f.relpath)
+    return SourceTree(root, class_names, splits, unknown,
+                      VALIDATION in split_roots)
+
+
+def split_validation(files, fraction, seed):
+    """Holds out a stratified fraction of each class.
+
+    Each class gives ``round(fraction * n)`` of its ``n`` files, chosen by a
+    generator seeded from ``seed`` and the class name, so the choice for one
+    class does not change when another class gains files.
+
+    Args:
+        files: list of ``SourceFile`` (training files).
+        fraction: float in [0, 1).
+        seed: int.
+
+    Returns:
+        ``(train, validation)`` lists, each sorted by path.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(
+            "validation_fraction must be in [0, 1). "
+            f"Received: validation_fraction={fraction}")
+    by_class = {}
+    for f in files:
+        by_class.setdefault(f.class_name, []).append(f)
+    train, validation = [], []
+    for class_name, members in sorted(by_class.items()):
+        members = sorted(members, key=lambda f: f.relpath)
+        random.Random(f"{seed}/validation/{class_name}").shuffle(members)
+        held = math.floor(fraction * len(members) + 0.5)
+        validation.extend(members[:held])
+        train.extend(members[held:])
+    key = lambda f: f.relpath  # noqa: E731
+    return sorted(train, key=key), sorted(validation, key=key)
+
+
+def _visible_dirs(folder):
+    return sorted(entry.name for entry in os.scandir(folder)
+                  if entry.is_dir() and not entry.name.startswith("."))
+
+
+def _files_under(root, folder, class_name):
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            try:
+                size = path.stat().st_size
+            except OSError:
+                size = 0  # a dangling link: found, and skipped when read
+            found.append(SourceFile(path.relative_to(root).as_posix(),
+                                    class_name, size))
+    return found

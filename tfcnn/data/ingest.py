@@ -1,0 +1,459 @@
+"""Image folders to sharded TFRecords in the ImageNet schema.
+
+``ingest(src, out)`` finds the images (``tfcnn.data.image_folders``: class
+folders, or train/validation/test folders of class folders), holds out a
+stratified validation fraction when there is no validation folder, plans
+the shards (``tfcnn.data.sharding``), checks and converts every file in
+worker processes (``tfcnn.data.image_check``) and writes
+``OUT/<split>-0000K-of-0000N.tfrecord`` plus ``OUT/manifest.json``.
+
+What it guarantees:
+
+- **Every file is accounted for.** A file is either written as one record or
+  listed in the manifest's ``skipped`` with its reason (corrupt, truncated,
+  empty, not an image, over ``max_pixels``, ...); records written + files
+  skipped = files found. One bad file never stops the run.
+- **Stored bytes.** RGB and grayscale JPEGs keep their original bytes; other
+  files are converted to 8-bit RGB and stored as lossless PNG (see
+  ``tfcnn.data.image_check`` for why and for each conversion).
+- **Determinism.** The validation split and the shard of every file depend
+  only on the file list and ``seed``, not on ``workers`` or timing.
+- **Nothing half-written.** Shards are written under hidden temporary names
+  and renamed when complete; each finished shard is recorded in a journal
+  (``OUT/.ingest-journal.jsonl``). An ingest that is killed and run again
+  keeps the shards it finished, removes temporaries and strays, and writes
+  the rest: no duplicates. ``manifest.json`` is written last, so its
+  presence means the output is complete. A complete output is never
+  rewritten unless ``overwrite=True``.
+"""
+
+import collections
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+from tfcnn.data import atomic_files
+from tfcnn.data import image_check
+from tfcnn.data import image_folders
+from tfcnn.data import manifest as manifest_lib
+from tfcnn.data import sharding
+from tfcnn.errors import DataError
+
+JOURNAL_NAME = ".ingest-journal.jsonl"
+# Files per task sent to a worker process: large enough to amortise the
+# inter-process round trip, small enough to keep all workers busy.
+_CHUNK = 16
+_INFLIGHT_PER_WORKER = 4
+
+
+class _Shard:
+    """One planned shard: its split, name and files in write order."""
+
+    def __init__(self, split, index, num_shards, files):
+        self.split = split
+        self.name = sharding.shard_filename(split, index, num_shards)
+        self.files = files
+
+
+def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
+           max_pixels=89_478_485, workers=0, overwrite=False, progress=True):
+    """Writes the images under ``src`` as TFRecord shards in ``out``.
+
+    Args:
+        src: str or Path, class folders (``SRC/<class>/*``) or split folders
+            (``SRC/train/<class>/*``, optional ``validation/`` and ``test/``).
+        out: str or Path, output folder (created); must not lie inside
+            ``src``.
+        validation_fraction: float in [0, 1), the stratified fraction of each
+            training class held out as the validation split when ``src``
+            has no validation folder. Defaults to 0.1.
+        num_shards: int, shards per split; 0 picks one per ~128 MB of
+            source data. Capped at the split's file count. Defaults to 0.
+        seed: int, seeds the validation split and the shard assignment.
+            Defaults to 0.
+        max_pixels: int, images with more pixels are skipped before decoding
+            (decompression bombs). Defaults to 89,478,485 (Pillow's limit).
+        workers: int, processes that check and convert images; 0 uses every
+            core available to this process, 1 runs in this process.
+            Defaults to 0.
+        overwrite: bool, rewrite a complete output. Defaults to False.
+        progress: bool, show a progress bar and print a summary line.
+            Defaults to True.
+
+    Returns:
+        dict, the manifest (the content of ``out/manifest.json``).
+
+    Raises:
+        DataError: ``src`` has no class folders, ``out`` is inside ``src``,
+            an argument is out of range, or ``out`` holds a complete ingest
+            of other files or options and ``overwrite`` is False.
+    """
+    started = time.perf_counter()
+    tree = image_folders.find_images(src)
+    out = Path(out).expanduser().resolve()
+    if out == tree.root or tree.root in out.parents:
+        raise DataError(
+            f"out must not be inside src (ingest would read its own shards). "
+            f"Received: out={out}, src={tree.root}")
+    if workers < 0:
+        raise DataError(f"workers must be >= 0. Received: workers={workers}")
+    if max_pixels < 1:
+        raise DataError(
+            f"max_pixels must be >= 1. Received: max_pixels={max_pixels}")
+    shards = _plan(tree, validation_fraction, num_shards, seed)
+    options = {"validation_fraction": validation_fraction,
+               "num_shards": num_shards, "seed": seed,
+               "max_pixels": max_pixels}
+    fingerprint = _fingerprint(shards, options)
+    out.mkdir(parents=True, exist_ok=True)
+
+    if overwrite:
+        _clear(out)
+    elif (out / manifest_lib.MANIFEST_NAME).exists():
+        done = _existing_output(out, fingerprint)
+        if done is not None:
+            if progress:
+                print(f"ingest: {out} is already complete "
+                      f"({_split_summary(done)}); nothing written "
+                      "(overwrite=True rewrites it)")
+            return done
+        # A manifest whose shards are damaged: start over cleanly.
+        _clear(out)
+
+    journal = _Journal(out / JOURNAL_NAME, fingerprint)
+    finished = journal.verified(out, {s.name for s in shards})
+    sharding.remove_stale(out, set(finished), own_files=(
+        manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME, JOURNAL_NAME))
+    pending = [s for s in shards if s.name not in finished]
+    resumed = len(shards) - len(pending)
+
+    results = dict(finished)
+    total = tree.num_files
+    with _progress_bar(total, progress) as bar:
+        bar.update(total - sum(len(s.files) for s in pending))
+        for shard, result in _write_shards(tree, out, pending, max_pixels,
+                                           workers, bar):
+            journal.append(shard.name, result)
+            results[shard.name] = result
+
+    data = _manifest_data(tree, shards, results, options, fingerprint)
+    manifest_lib.write(out, data)
+    journal.remove()
+    if progress:
+        written = sum(s["count"] for s in data["splits"].values())
+        resumed_text = f", {resumed} kept from an interrupted run" if (
+            resumed) else ""
+        print(f"ingest: wrote {written} records in {len(shards)} shards "
+              f"({_split_summary(data)}) to {out}; skipped "
+              f"{len(data['skipped'])} of {data['files_found']} files"
+              f"{resumed_text} in {time.perf_counter() - started:.1f}s")
+    return data
+
+
+def is_complete(out, *, verify_sha256=True):
+    """Whether ``out`` holds a complete, intact ingest.
+
+    True when ``manifest.json`` is valid and every shard it lists exists with
+    its recorded size and (when it was recorded and ``verify_sha256``)
+    sha256, and the shard record counts add up to the split counts.
+    ``tfcnn run`` uses this to skip the ingest stage.
+
+    Args:
+        out: str or Path, the output folder.
+        verify_sha256: bool, also hash every shard (reads all bytes).
+            Defaults to True.
+
+    Returns:
+        bool.
+    """
+    try:
+        manifest = manifest_lib.Manifest.load(out)
+    except DataError:
+        return False
+    for split in manifest.splits:
+        shards = manifest.shards(split)
+        if sum(s.get("records", -1) for s in shards) != manifest.count(split):
+            return False
+        for shard in shards:
+            if not _shard_intact(Path(out) / shard["name"], shard,
+                                 verify_sha256):
+                return False
+    return True
+
+
+# Planning ---------------------------------------------------------------------
+
+def _plan(tree, validation_fraction, num_shards, seed):
+    splits = dict(tree.splits)
+    if tree.has_validation_folder:
+        _check_fraction(validation_fraction)
+    else:
+        splits[image_folders.TRAIN], splits[image_folders.VALIDATION] = (
+            image_folders.split_validation(
+                splits[image_folders.TRAIN], validation_fraction, seed))
+    shards = []
+    for split in image_folders.SPLITS:
+        files = splits.get(split)
+        if not files:
+            continue
+        count = sharding.num_shards_for(sum(f.size for f in files),
+                                        len(files), num_shards)
+        for index, members in enumerate(
+                sharding.assign_shards(files, count, seed, split)):
+            shards.append(_Shard(split, index, count, members))
+    return shards
+
+
+def _check_fraction(fraction):
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(
+            "validation_fraction must be in [0, 1). "
+            f"Received: validation_fraction={fraction}")
+
+
+def _fingerprint(shards, options):
+    digest = hashlib.sha256()
+    digest.update(json.dumps([manifest_lib.VERSION, options],
+                             sort_keys=True).encode())
+    for shard in shards:
+        digest.update(shard.name.encode() + b"\0")
+        for f in shard.files:
+            digest.update(f"{f.relpath}\0{f.size}\0".encode())
+    return digest.hexdigest()
+
+
+# Existing output ----------------------------------------------------------------
+
+def _existing_output(out, fingerprint):
+    """Returns the manifest of a complete output of this very ingest, None
+    for a damaged one, and raises for a complete output of another."""
+    try:
+        data = manifest_lib.Manifest.load(out).to_dict()
+    except DataError:
+        return None
+    if not is_complete(out):
+        return None
+    if data.get("fingerprint") != fingerprint:
+        raise DataError(
+            f"{out} already holds a complete ingest of other files or "
+            "options; pass overwrite=True (--overwrite) to replace it. "
+            f"Received: out={out}")
+    return data
+
+
+def _clear(out):
+    for name in (manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME,
+                 JOURNAL_NAME):
+        try:
+            os.remove(out / name)
+        except FileNotFoundError:
+            pass
+    sharding.remove_stale(out, set(), own_files=(
+        manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME))
+
+
+def _shard_intact(path, recorded, verify_sha256):
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if size != recorded.get("bytes", size):
+        return False
+    if verify_sha256 and "sha256" in recorded:
+        return sharding.file_sha256(path) == recorded["sha256"]
+    return True
+
+
+class _Journal:
+    """Append-only record of finished shards (one JSON line each).
+
+    The first line holds the plan's fingerprint; a journal of another plan
+    is discarded. A line torn by a kill is ignored, and its shard redone.
+    """
+
+    def __init__(self, path, fingerprint):
+        self._path = path
+        self._entries = {}
+        lines = []
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+        if lines and _json_or_none(lines[0]) == {"fingerprint": fingerprint}:
+            for line in lines[1:]:
+                entry = _json_or_none(line)
+                if isinstance(entry, dict) and "name" in entry:
+                    self._entries[entry.pop("name")] = entry
+        else:
+            atomic_files.write_bytes_atomic(path, (json.dumps(
+                {"fingerprint": fingerprint}) + "\n").encode())
+
+    def verified(self, out, planned):
+        """Journal entries of planned shards whose files are intact."""
+        return {name: entry for name, entry in self._entries.items()
+                if name in planned
+                and _shard_intact(out / name, entry, verify_sha256=True)}
+
+    def append(self, name, result):
+        with open(self._path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"name": name, **result}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def remove(self):
+        try:
+            os.remove(self._path)
+        except FileNotFoundError:
+            pass
+
+
+def _json_or_none(line):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+# Writing ---------------------------------------------------------------------
+
+def _write_shards(tree, out, shards, max_pixels, workers, bar):
+    """Checks the files of ``shards`` in parallel and writes each shard.
+
+    Yields ``(shard, result)`` after each shard is published.
+    """
+    import tensorflow as tf
+
+    from tfcnn.data import features
+
+    labels = {name: i for i, name in enumerate(tree.class_names)}
+    paths = [str(tree.root / f.relpath) for s in shards for f in s.files]
+    checked = _check_in_order(paths, max_pixels, workers)
+    try:
+        for shard in shards:
+            final = out / shard.name
+            tmp = atomic_files.temporary_path(final)
+            counts = collections.Counter()
+            skipped, converted = [], []
+            with tf.io.TFRecordWriter(str(tmp)) as writer:
+                for f in shard.files:
+                    image = next(checked)
+                    bar.update(1)
+                    where = {"path": f.relpath, "split": shard.split}
+                    if image.skipped:
+                        skipped.append({**where,
+                                        "reason": image.skip_reason})
+                        continue
+                    if image.note:
+                        converted.append({**where, "note": image.note})
+                    writer.write(features.make_example(
+                        image.encoded, image_format=image.image_format,
+                        height=image.height, width=image.width,
+                        label=labels[f.class_name], text=f.class_name,
+                        filename=f.relpath).SerializeToString())
+                    counts[f.class_name] += 1
+            size, digest = sharding.publish(tmp, final)
+            yield shard, {"records": sum(counts.values()), "bytes": size,
+                          "sha256": digest, "class_counts": dict(counts),
+                          "skipped": skipped, "converted": converted}
+    finally:
+        checked.close()
+
+
+def _check_in_order(paths, max_pixels, workers):
+    """Yields ``image_check.check_image`` of each path, in order.
+
+    With more than one worker, chunks of paths go to a process pool with a
+    bounded number in flight (memory stays flat on a million files).
+    """
+    workers = workers or _available_cores()
+    if workers == 1 or len(paths) <= _CHUNK:
+        for path in paths:
+            yield image_check.check_image(path, max_pixels=max_pixels)
+        return
+    chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    # spawn, not fork: this process has TensorFlow's threads running, and a
+    # forked child of a multithreaded process can deadlock.
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        inflight = collections.deque()
+        todo = iter(chunks)
+        for chunk in todo:
+            inflight.append(pool.submit(image_check.check_images, chunk,
+                                        max_pixels))
+            if len(inflight) >= workers * _INFLIGHT_PER_WORKER:
+                break
+        while inflight:
+            results = inflight.popleft().result()
+            for chunk in todo:
+                inflight.append(pool.submit(image_check.check_images, chunk,
+                                        max_pixels))
+                break
+            yield from results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _available_cores():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _progress_bar(total, enabled):
+    from tqdm import auto
+
+    return auto.tqdm(total=total, unit="img", desc="ingest",
+                     disable=not enabled, file=sys.stderr, smoothing=0.1)
+
+
+# Manifest ------------------------------------------------------------------
+
+def _manifest_data(tree, shards, results, options, fingerprint):
+    splits, skipped, converted = {}, [], []
+    for shard in shards:
+        result = results[shard.name]
+        entry = splits.setdefault(shard.split, {
+            "count": 0, "class_counts": collections.Counter(), "shards": []})
+        entry["count"] += result["records"]
+        entry["class_counts"].update(result["class_counts"])
+        entry["shards"].append({"name": shard.name,
+                                "records": result["records"],
+                                "bytes": result["bytes"],
+                                "sha256": result["sha256"]})
+        skipped.extend(result["skipped"])
+        converted.extend(result["converted"])
+    for entry in splits.values():
+        entry["class_counts"] = {name: entry["class_counts"].get(name, 0)
+                                 for name in tree.class_names}
+    for f in tree.unknown_class:
+        skipped.append({"path": f.relpath,
+                        "split": f.relpath.split("/", 1)[0],
+                        "reason": f"class folder {f.class_name!r} has no "
+                                  "training folder"})
+    return {
+        "format": manifest_lib.FORMAT,
+        "version": manifest_lib.VERSION,
+        "source": str(tree.root),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "schema": manifest_lib.schema_description(),
+        "options": options,
+        "fingerprint": fingerprint,
+        "class_names": list(tree.class_names),
+        "labels": {name: i for i, name in enumerate(tree.class_names)},
+        "label_offset": 0,
+        "files_found": tree.num_files,
+        "splits": splits,
+        "skipped": sorted(skipped, key=lambda s: s["path"]),
+        "converted": sorted(converted, key=lambda s: s["path"]),
+        "stats": None,
+    }
+
+
+def _split_summary(data):
+    return ", ".join(f"{split} {entry['count']}"
+                     for split, entry in data["splits"].items())

@@ -1,0 +1,326 @@
+"""``manifest.json``: what a shard folder holds.
+
+``tfcnn ingest`` writes ``manifest.json`` beside its shards: class names and
+labels, counts per split and class, each shard's name, record count, size and
+sha256, the source folder, the schema, the ingest options, every skipped file
+with its reason and every converted file with what was done, and the name of
+the statistics file once ``tfcnn stats`` has run. ``Manifest`` reads it for
+everything downstream (the pipeline, training, ``tfcnn run``).
+
+Shards written by other tools (TensorFlow's reference ImageNet scripts) have
+no manifest; ``Manifest.from_shards`` describes them by globbing
+``train-*``/``validation-*``/``test-*``, counting records and checking the
+labels against the class count in the same pass.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from tfcnn.data import atomic_files
+from tfcnn.data import features
+from tfcnn.data import image_folders
+from tfcnn.data import sharding
+from tfcnn.errors import DataError
+
+MANIFEST_NAME = features.MANIFEST_NAME
+STATS_NAME = "stats.npz"
+FORMAT = "tfcnn.manifest"
+VERSION = 1
+SCHEMA_NAME = "imagenet-tfrecord"
+_REQUIRED_KEYS = ("class_names", "splits")
+
+
+class Manifest:
+    """A shard folder's description: classes, splits, shards, counts.
+
+    Build one with ``Manifest.load(data_dir)`` (our shards) or
+    ``Manifest.from_shards(data_dir, ...)`` (shards without a manifest).
+
+    Args:
+        data_dir: str or Path, the folder holding the shards.
+        data: dict, the manifest's JSON content.
+        from_file: bool, whether ``data`` came from ``manifest.json``.
+    """
+
+    def __init__(self, data_dir, data, *, from_file=True):
+        self._dir = Path(data_dir)
+        self._data = data
+        self._from_file = from_file
+
+    # Construction --------------------------------------------------------
+
+    @classmethod
+    def load(cls, data_dir):
+        """Reads ``<data_dir>/manifest.json``.
+
+        Raises:
+            DataError: the file is missing, not JSON, or lacks required keys;
+                the message names the path.
+        """
+        path = Path(data_dir) / MANIFEST_NAME
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DataError(
+                f"no {MANIFEST_NAME} in {data_dir}: run `tfcnn ingest` first, "
+                "or describe shards from other tools with "
+                f"Manifest.from_shards. Received: data_dir={data_dir}"
+            ) from None
+        except OSError as error:
+            raise DataError(f"cannot read {path}: {error.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path} is not valid JSON: {error}") from None
+        validate(data, path)
+        return cls(data_dir, data)
+
+    @classmethod
+    def from_shards(cls, data_dir, *, num_classes=None, labels_file=None,
+                    class_names=None, label_offset=0, splits=None):
+        """Describes shards that have no ``manifest.json``.
+
+        Finds ``<split>-*`` shard files (``train-00000-of-01024`` with or
+        without ``.tfrecord``), counts their records and checks every label:
+        ``label + label_offset`` must lie in ``[0, num_classes)``. The
+        reference ImageNet tools write labels 1..1000 (0 was kept for a
+        background class), so their shards need ``label_offset=-1``.
+
+        Args:
+            data_dir: str or Path, folder of shards.
+            num_classes: int, the class count (names become "0", "1", ...).
+            labels_file: str or Path, one class name per line in label
+                order (e.g. the reference ``imagenet_lsvrc_2015_synsets.txt``).
+            class_names: sequence of str, instead of a labels file.
+            label_offset: int, added to each stored label. Defaults to 0.
+            splits: sequence of split names to look for. Defaults to
+                train, validation and test.
+
+        Returns:
+            a ``Manifest`` (not written to disk).
+
+        Raises:
+            DataError: no shards, no class information, or a label outside
+                the class count (naming the shard, the label and the fix).
+        """
+        data_dir = Path(data_dir)
+        names = _class_names(num_classes, labels_file, class_names)
+        found = {}
+        for split in splits or image_folders.SPLITS:
+            files = sorted(
+                p for p in data_dir.glob(f"{split}-*")
+                if sharding.is_shard_filename(p.name) and p.is_file())
+            if files:
+                found[split] = files
+        if not found:
+            raise DataError(
+                f"no shards named train-*, validation-* or test-* in "
+                f"{data_dir}. Received: data_dir={data_dir}")
+        from tfcnn.data import readers  # TensorFlow only when needed
+
+        split_data = {}
+        for split, files in found.items():
+            shards = []
+            for path in files:
+                count = readers.scan_labels(path, len(names), label_offset)
+                shards.append({"name": path.name, "records": count,
+                               "bytes": path.stat().st_size})
+            split_data[split] = {
+                "count": sum(s["records"] for s in shards), "shards": shards}
+        data = {
+            "format": FORMAT, "version": VERSION,
+            "source": str(data_dir.resolve()),
+            "schema": schema_description(),
+            "class_names": list(names),
+            "label_offset": label_offset,
+            "splits": split_data,
+            "skipped": [], "converted": [],
+            "stats": STATS_NAME if (data_dir / STATS_NAME).is_file() else None,
+        }
+        return cls(data_dir, data, from_file=False)
+
+    # What others read -----------------------------------------------------
+
+    @property
+    def data_dir(self):
+        """Path of the shard folder."""
+        return self._dir
+
+    @property
+    def class_names(self):
+        """list of str; label = index."""
+        return list(self._data["class_names"])
+
+    @property
+    def num_classes(self):
+        return len(self._data["class_names"])
+
+    @property
+    def label_offset(self):
+        """int added to stored labels by the readers (0 for our shards)."""
+        return int(self._data.get("label_offset", 0))
+
+    @property
+    def splits(self):
+        """tuple of the split names present, in train/validation/test order."""
+        return tuple(s for s in image_folders.SPLITS
+                     if s in self._data["splits"]) + tuple(
+            s for s in self._data["splits"]
+            if s not in image_folders.SPLITS)
+
+    def has_split(self, split):
+        """Whether ``split`` has at least one record."""
+        entry = self._data["splits"].get(split)
+        return bool(entry and entry.get("count", 0) > 0)
+
+    def count(self, split):
+        """Number of records in ``split``.
+
+        Raises:
+            DataError: the split does not exist.
+        """
+        return int(self._split(split)["count"])
+
+    def files(self, split):
+        """Full paths (str) of the shards of ``split``, in shard order."""
+        return [str(self._dir / shard["name"])
+                for shard in self._split(split)["shards"]]
+
+    def shards(self, split):
+        """list of dicts (name, records, bytes[, sha256]) of ``split``."""
+        return [dict(shard) for shard in self._split(split)["shards"]]
+
+    def class_counts(self, split):
+        """dict class name -> records in ``split`` ({} if not recorded)."""
+        return dict(self._split(split).get("class_counts", {}))
+
+    @property
+    def skipped(self):
+        """list of dicts (path, split, reason) of files ingest skipped."""
+        return [dict(item) for item in self._data.get("skipped", [])]
+
+    @property
+    def converted(self):
+        """list of dicts (path, split, note) of files ingest converted."""
+        return [dict(item) for item in self._data.get("converted", [])]
+
+    @property
+    def source(self):
+        return self._data.get("source")
+
+    @property
+    def stats_path(self):
+        """Path of the statistics file, or None before ``tfcnn stats``."""
+        name = self._data.get("stats")
+        return self._dir / name if name else None
+
+    @property
+    def from_file(self):
+        """Whether this manifest was read from ``manifest.json``."""
+        return self._from_file
+
+    def to_dict(self):
+        """A deep copy of the manifest's JSON content."""
+        return json.loads(json.dumps(self._data))
+
+    def _split(self, split):
+        try:
+            return self._data["splits"][split]
+        except KeyError:
+            raise DataError(
+                f"split {split!r} not in {self._dir / MANIFEST_NAME} "
+                f"(it has: {', '.join(self.splits) or 'none'}). "
+                f"Received: split={split!r}") from None
+
+    # Writing ---------------------------------------------------------------
+
+    def save(self):
+        """Writes ``manifest.json`` atomically (temporary file + rename)."""
+        write(self._dir, self._data)
+        self._from_file = True
+
+    def with_stats(self, name):
+        """A copy of this manifest that names the statistics file."""
+        data = self.to_dict()
+        data["stats"] = name
+        return Manifest(self._dir, data, from_file=self._from_file)
+
+    def __repr__(self):
+        counts = ", ".join(f"{s}={self.count(s)}" for s in self.splits)
+        return (f"Manifest({str(self._dir)!r}, classes={self.num_classes}, "
+                f"{counts})")
+
+
+def write(data_dir, data):
+    """Writes a manifest dict to ``<data_dir>/manifest.json`` atomically."""
+    text = json.dumps(data, indent=1, sort_keys=False) + "\n"
+    atomic_files.write_bytes_atomic(Path(data_dir) / MANIFEST_NAME,
+                                    text.encode("utf-8"))
+
+
+def validate(data, path):
+    """Raises ``DataError`` naming ``path`` when ``data`` is not a manifest."""
+    if not isinstance(data, dict):
+        raise DataError(f"{path} is not a manifest: expected a JSON object")
+    missing = [key for key in _REQUIRED_KEYS if key not in data]
+    if missing:
+        raise DataError(
+            f"{path} is not a valid manifest: missing key {missing[0]!r}")
+    names = data["class_names"]
+    if not isinstance(names, list) or not all(
+            isinstance(n, str) for n in names):
+        raise DataError(f"{path}: class_names must be a list of strings")
+    if not isinstance(data["splits"], dict):
+        raise DataError(f"{path}: splits must be an object")
+    for split, entry in data["splits"].items():
+        if not (isinstance(entry, dict) and isinstance(
+                entry.get("count"), int) and isinstance(
+                entry.get("shards"), list)):
+            raise DataError(
+                f"{path}: splits.{split} needs an integer count and a shard "
+                "list")
+        for shard in entry["shards"]:
+            if not (isinstance(shard, dict) and "name" in shard
+                    and os.path.basename(shard["name"]) == shard["name"]):
+                raise DataError(
+                    f"{path}: splits.{split} has a bad shard entry {shard!r}")
+
+
+def schema_description():
+    """The schema as stored in the manifest (feature key -> type)."""
+    return {
+        "name": SCHEMA_NAME,
+        "features": {key: spec.dtype.name
+                     for key, spec in features.FEATURE_SPEC.items()},
+    }
+
+
+def _class_names(num_classes, labels_file, class_names):
+    given = sum(x is not None for x in (num_classes, labels_file,
+                                         class_names))
+    if given != 1:
+        raise DataError(
+            "describe shards without a manifest with exactly one of "
+            "num_classes, labels_file or class_names. Received: "
+            f"num_classes={num_classes}, labels_file={labels_file}, "
+            f"class_names={'...' if class_names else class_names}")
+    if labels_file is not None:
+        try:
+            lines = Path(labels_file).read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise DataError(
+                f"cannot read labels file {labels_file}: {error.strerror}"
+            ) from None
+        names = [line.strip() for line in lines if line.strip()]
+        if not names:
+            raise DataError(f"labels file {labels_file} has no class names")
+        return names
+    if class_names is not None:
+        return [str(name) for name in class_names]
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or (
+            num_classes < 1):
+        raise DataError(
+            f"num_classes must be a positive integer. "
+            f"Received: num_classes={num_classes!r}")
+    return [str(i) for i in range(num_classes)]
