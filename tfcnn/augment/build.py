@@ -1,0 +1,120 @@
+"""The preprocessing layers of a recipe's training model, in order.
+
+The lead's training model is::
+
+    x = keras.Input((S, S, 3), dtype="uint8", name="image")
+    for layer in build_preprocessing(recipe.augment, crop_size=C,
+                                     stats=stats, seed=seed):
+        x = layer(x)
+    outputs = network(x)
+
+The order keeps AlexNet's arithmetic exact and the host's work small:
+
+1. ``RandAugment`` (optional) on the uint8 ``S x S`` image, which its
+   value-range-dependent ops need.
+2. ``PCALighting`` (training) in [0, 255] pixel units.
+3. ``MeanSubtraction``: the mean image is subtracted at ``S x S`` before the
+   crop, as Caffe does, so each crop has its own patch of the mean
+   subtracted; output in the compute dtype from here on.
+4. ``RandomOrCentreCrop`` to ``C x C`` (random in training, centre at
+   inference), or ``Resizing`` when ``augment.crop`` is off.
+5. ``RandomHorizontalFlip`` (training).
+
+Every random layer is the identity at inference, so the same model serves.
+"""
+
+import keras
+import numpy as np
+
+from tfcnn.augment import crop as crop_lib
+from tfcnn.augment import flip as flip_lib
+from tfcnn.augment import lighting as lighting_lib
+from tfcnn.augment import mean as mean_lib
+from tfcnn.recipe import MeanMode
+
+
+def build_preprocessing(config, *, crop_size, stats=None, seed=0):
+    """Returns the recipe's on-device preprocessing as a list of layers.
+
+    Args:
+        config: ``tfcnn.recipe.AugmentConfig``.
+        crop_size: int, side C of the crop the network sees.
+        stats: ``tfcnn.data.stats.DatasetStats`` or None. None uses
+            ImageNet's channel mean/std and PCA (mode ``"image"`` then
+            subtracts the ImageNet channel mean at every pixel).
+            Defaults to None.
+        seed: int, seed of the random layers (each gets its own offset).
+            Defaults to 0.
+
+    Returns:
+        list of ``keras.layers.Layer``; applied in order to uint8
+        ``[B, S, S, 3]`` they give ``[B, C, C, 3]`` in the compute dtype.
+
+    Raises:
+        ValueError: a non-positive ``crop_size``.
+    """
+    if not isinstance(crop_size, int) or crop_size <= 0:
+        raise ValueError(
+            f"crop_size must be a positive int. Received: "
+            f"crop_size={crop_size!r}")
+    layers = []
+    if config.randaugment > 0:
+        layers.append(keras.layers.RandAugment(
+            value_range=(0, 255), factor=config.randaugment,
+            seed=seed + 3, name="randaugment"))
+    if config.pca_lighting > 0:
+        eigenvalues, eigenvectors = pca_from_stats(stats)
+        layers.append(lighting_lib.PCALighting(
+            stddev=config.pca_lighting, eigenvalues=eigenvalues,
+            eigenvectors=eigenvectors, seed=seed + 2, name="pca_lighting"))
+    layers.append(mean_subtraction(config.mean, stats))
+    if config.crop:
+        layers.append(crop_lib.RandomOrCentreCrop(
+            crop_size, seed=seed, name="crop"))
+    else:
+        layers.append(keras.layers.Resizing(crop_size, crop_size,
+                                            name="resize"))
+    if config.flip:
+        layers.append(flip_lib.RandomHorizontalFlip(seed=seed + 1,
+                                                    name="flip"))
+    return layers
+
+
+def mean_subtraction(mode, stats=None):
+    """The ``MeanSubtraction`` layer for a ``MeanMode`` and optional stats.
+
+    Args:
+        mode: ``tfcnn.recipe.MeanMode``.
+        stats: ``DatasetStats`` or None (ImageNet channel statistics).
+
+    Returns:
+        ``MeanSubtraction`` named ``"mean_subtraction"``.
+    """
+    mean = std = None
+    if stats is not None and mode is MeanMode.IMAGE:
+        mean = stats.mean_image
+    elif stats is not None and mode is MeanMode.CHANNEL:
+        mean, std = stats.channel_mean, stats.channel_std
+    return mean_lib.MeanSubtraction(mode.value, mean=mean, std=std,
+                                    name="mean_subtraction")
+
+
+def pca_from_stats(stats=None):
+    """Eigenvalues (for pixels in [0, 1]) and eigenvectors for PCALighting.
+
+    ``DatasetStats`` holds the eigen-decomposition of the covariance of
+    [0, 255] pixels; scaling pixels by 1/255 scales its eigenvalues by
+    1/255^2 and leaves the eigenvectors.
+
+    Args:
+        stats: ``DatasetStats`` or None (ImageNet's values).
+
+    Returns:
+        ``(eigenvalues (3,), eigenvectors (3, 3) as columns)``.
+    """
+    if stats is None:
+        return (lighting_lib.IMAGENET_EIGENVALUES,
+                lighting_lib.IMAGENET_EIGENVECTORS)
+    eigenvalues = np.asarray(stats.eigenvalues, "float64") / 255.0**2
+    return eigenvalues.astype("float32"), np.asarray(
+        stats.eigenvectors, "float32")

@@ -1,0 +1,97 @@
+"""AlexNet's crop: a random square in training, the centre one at inference.
+
+``keras.layers.RandomCrop`` resizes the whole image to the crop size at
+inference instead of cropping its centre, which is not what the network saw
+in training nor what the AlexNet paper evaluates; hence this layer.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfcnn.augment import seeding
+
+
+@keras.saving.register_keras_serializable(package="tfcnn")
+class RandomOrCentreCrop(keras.layers.Layer):
+    """Crops ``size x size``: uniformly random in training, centred otherwise.
+
+    In training each image gets its own offset, uniform over all
+    ``(H - size + 1) * (W - size + 1)`` positions (the AlexNet paper's
+    "random 224x224 patches"); at inference the centre square is kept
+    (offsets ``(H - size) // 2`` and ``(W - size) // 2``). The crop is a
+    gather, so it works on any dtype (uint8 included) and keeps it.
+
+    Args:
+        size: int, side of the square crop.
+        seed: int or None, seed of the offsets. Under a distribution
+            strategy each replica draws its own offsets. Defaults to None.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        inputs: ``[B, H, W, C]`` images with ``H, W >= size``.
+        training: bool, random crop when True. Defaults to False.
+
+    Input shape:
+        ``(batch, height, width, channels)``.
+
+    Output shape:
+        ``(batch, size, size, channels)``.
+
+    Example:
+    >>> layer = RandomOrCentreCrop(224)
+    >>> layer(np.zeros((2, 256, 256, 3), "uint8")).shape
+    TensorShape([2, 224, 224, 3])
+    """
+
+    def __init__(self, size=224, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(size, int) or size <= 0:
+            raise ValueError(
+                f"size must be a positive int. Received: size={size!r}")
+        self.size = size
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = False
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                "RandomOrCentreCrop expects [B, H, W, C] inputs. Received: "
+                f"input_shape={input_shape}")
+        for dim in input_shape[1:3]:
+            if dim is not None and dim < self.size:
+                raise ValueError(
+                    f"input height and width must be >= size={self.size}. "
+                    f"Received: input_shape={input_shape}")
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def call(self, inputs, training=False):
+        if training:
+            return self._random_crop(inputs)
+        return self._centre_crop(inputs)
+
+    def _random_crop(self, images):
+        shape = tf.shape(images)
+        limits = tf.cast(shape[1:3] - self.size + 1, tf.float32)
+        uniform = tf.random.stateless_uniform(
+            tf.stack([shape[0], 2]),
+            seed=seeding.replica_seed(self.seed_generator))
+        offsets = tf.minimum(tf.cast(uniform * limits, tf.int32),
+                             tf.cast(limits, tf.int32) - 1)
+        span = tf.range(self.size)
+        rows = offsets[:, :1] + span
+        cols = offsets[:, 1:] + span
+        images = tf.gather(images, rows, axis=1, batch_dims=1)
+        return tf.gather(images, cols, axis=2, batch_dims=1)
+
+    def _centre_crop(self, images):
+        shape = tf.shape(images)
+        top = (shape[1] - self.size) // 2
+        left = (shape[2] - self.size) // 2
+        return images[:, top:top + self.size, left:left + self.size, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, self.size, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "seed": self.seed}

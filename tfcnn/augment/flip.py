@@ -1,0 +1,62 @@
+"""Random horizontal flip, one coin per image, distinct on each replica.
+
+``keras.layers.RandomFlip`` does the same on one device, but under
+``MirroredStrategy`` all replicas draw the same coins (its seed state is one
+mirrored variable); this layer folds the replica id into the seed.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfcnn.augment import seeding
+
+
+@keras.saving.register_keras_serializable(package="tfcnn")
+class RandomHorizontalFlip(keras.layers.Layer):
+    """Mirrors each image left-right with probability ``rate`` in training.
+
+    Identity at inference. Works on any dtype and keeps it.
+
+    Args:
+        rate: float in [0, 1], probability of a flip. Defaults to 0.5.
+        seed: int or None. Defaults to None.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        inputs: ``[B, H, W, C]`` images.
+        training: bool, flip only when True. Defaults to False.
+
+    Input shape:
+        ``(batch, height, width, channels)``.
+
+    Output shape:
+        Same as the input.
+    """
+
+    def __init__(self, rate=0.5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(
+                f"rate must be in [0, 1]. Received: rate={rate!r}")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        batch = tf.shape(inputs)[0]
+        coins = tf.random.stateless_uniform(
+            tf.reshape(batch, [1]),
+            seed=seeding.replica_seed(self.seed_generator))
+        flip = tf.reshape(coins < self.rate, [-1, 1, 1, 1])
+        return tf.where(flip, tf.reverse(inputs, axis=[2]), inputs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

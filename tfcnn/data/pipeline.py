@@ -1,0 +1,250 @@
+"""Stage 3 of the input pipeline: shards to uint8 batches that keep a GPU busy.
+
+The host does only what must happen before the accelerator: read, parse,
+decode and resize to the host size ``S`` (256 for AlexNet). Batches cross to
+the device as uint8 ``[B, S, S, 3]`` (4x fewer bytes than float32); the random
+crop, flip, PCA lighting and mean subtraction run there as Keras layers
+(``tfcnn.augment``), per replica.
+
+    files -> shard per worker -> shuffle files -> parallel interleave
+          -> shuffle records -> parse + decode + resize -> batch (uint8)
+          -> prefetch
+
+With ``cache=True`` the decoded images are cached and shuffled after the
+cache, so each epoch still sees a new order. Every parallel stage uses
+``tf.data.AUTOTUNE``.
+
+Under a distribution strategy there are two ways in:
+
+* ``model.fit(make_dataset(files, batch_size=GLOBAL, ...))``: Keras splits
+  each global batch over the replicas, and under a multi-worker strategy
+  tf.data's auto-shard policy (``AUTO``: by file, since the pipeline starts
+  from a list of files) gives each worker its own shards.
+* ``make_distributed_dataset(strategy, files, batch_size=GLOBAL, ...)``: each
+  input pipeline builds per-replica batches of ``GLOBAL / replicas`` from its
+  own shard files through ``strategy.distribute_datasets_from_function``.
+"""
+
+import functools
+
+import tensorflow as tf
+
+from tfcnn.data import decode as decode_lib
+from tfcnn.data import features
+from tfcnn.data import preprocess
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+# Records shuffled at once when shuffle_buffer=0. ImageNet JPEGs average
+# ~110 KB, so 10,000 encoded records hold ~1 GB of host memory.
+DEFAULT_SHUFFLE_BUFFER = 10_000
+# Bytes read ahead per shard file.
+_READ_BUFFER = 8 * 2**20
+
+
+def make_dataset(source, *, size, batch_size, training, seed=0,
+                 shuffle_buffer=0, cache=False, repeat=False,
+                 deterministic=None, drop_remainder=None, input_context=None,
+                 label_offset=0):
+    """Builds the host input pipeline: batches of uint8 images and labels.
+
+    Args:
+        source: list of shard file paths (str or Path) in the schema of
+            ``tfcnn.data.features``, or a ``tf.data.Dataset`` of per-example
+            ``(image, label)`` pairs where the image is encoded bytes
+            (scalar string) or a uint8 ``[H, W, 3]`` array.
+        size: int, host size S: the shorter side is resized to S and the
+            centre ``S x S`` square kept.
+        batch_size: int, the global batch size; with ``input_context`` each
+            pipeline batches ``input_context.get_per_replica_batch_size(
+            batch_size)``.
+        training: bool. Training shuffles files and records (reshuffled
+            each epoch) and drops the last partial batch by default.
+        seed: int, seed of all shuffling. Defaults to 0.
+        shuffle_buffer: int, records in the shuffle buffer; 0 picks
+            ``DEFAULT_SHUFFLE_BUFFER``. Only used in training.
+            Defaults to 0.
+        cache: bool, keep decoded, resized images in memory after the first
+            pass. Defaults to False.
+        repeat: bool, repeat indefinitely. Defaults to False.
+        deterministic: bool or None, element order of parallel stages; None
+            keeps tf.data's default (deterministic). False lets a slow
+            image not hold up the others. Defaults to None.
+        drop_remainder: bool or None; None means ``training``.
+            Defaults to None.
+        input_context: ``tf.distribute.InputContext`` or None. When given,
+            the source is sharded by ``input_pipeline_id`` and batches are
+            per replica. Defaults to None.
+        label_offset: int added to stored labels (-1 for shards with 1-based
+            labels). Defaults to 0.
+
+    Returns:
+        ``tf.data.Dataset`` of ``(uint8 [B, size, size, 3], int32 [B])``.
+
+    Raises:
+        ValueError: bad ``size``, ``batch_size``, ``shuffle_buffer`` or an
+            empty or unsupported ``source``.
+    """
+    _check_positive(size=size, batch_size=batch_size)
+    if shuffle_buffer < 0:
+        raise ValueError(
+            "shuffle_buffer must be >= 0. Received: "
+            f"shuffle_buffer={shuffle_buffer}")
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+        seed = seed * 1_000_003 + input_context.input_pipeline_id
+    if drop_remainder is None:
+        drop_remainder = training
+    buffer = shuffle_buffer or DEFAULT_SHUFFLE_BUFFER
+
+    if isinstance(source, tf.data.Dataset):
+        records = _shard(source, input_context)
+        to_example = functools.partial(
+            _example_from_pair, spec=source.element_spec, size=size,
+            label_offset=label_offset)
+    else:
+        records = _read_shards(source, training=training, seed=seed,
+                               input_context=input_context,
+                               deterministic=deterministic)
+        to_example = functools.partial(
+            _example_from_record, size=size, label_offset=label_offset)
+
+    if training and not cache:
+        # Shuffling encoded records holds ~2x fewer bytes than decoded ones.
+        records = records.shuffle(buffer, seed=seed,
+                                  reshuffle_each_iteration=True)
+    dataset = records.map(to_example, num_parallel_calls=AUTOTUNE,
+                          deterministic=deterministic)
+    if cache:
+        dataset = dataset.cache()
+        if training:
+            dataset = dataset.shuffle(buffer, seed=seed,
+                                      reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
+                            num_parallel_calls=AUTOTUNE,
+                            deterministic=deterministic)
+    dataset = dataset.with_options(_options(input_context, deterministic))
+    return dataset.prefetch(AUTOTUNE)
+
+
+def make_distributed_dataset(strategy, source, *, batch_size, **kwargs):
+    """Per-replica batches through ``distribute_datasets_from_function``.
+
+    Each input pipeline (one per worker) reads its own shard files and
+    batches ``batch_size / num_replicas_in_sync`` images, so a global step
+    consumes exactly ``batch_size`` images, split evenly.
+
+    Args:
+        strategy: a ``tf.distribute.Strategy``.
+        source: as in ``make_dataset``.
+        batch_size: int, the global batch size; must divide evenly over the
+            replicas.
+        **kwargs: the other keyword arguments of ``make_dataset``.
+
+    Returns:
+        ``tf.distribute.DistributedDataset``; ``model.fit`` accepts it.
+
+    Raises:
+        ValueError: ``batch_size`` not a multiple of the replica count.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(
+            f"batch_size must be a multiple of the {replicas} replicas. "
+            f"Received: batch_size={batch_size}")
+
+    def dataset_fn(input_context):
+        return make_dataset(source, batch_size=batch_size,
+                            input_context=input_context, **kwargs)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def list_shards(data_dir, split):
+    """Returns the sorted shard paths of ``split`` in ``data_dir``.
+
+    Args:
+        data_dir: str or Path, the shard folder.
+        split: str, e.g. ``"train"``.
+
+    Returns:
+        list of str.
+
+    Raises:
+        FileNotFoundError: no ``<split>-*-of-*`` shard in ``data_dir``.
+    """
+    pattern = f"{str(data_dir).rstrip('/')}/{split}-*-of-*"
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(
+            f"no {split} shards ({split}-*-of-*) in {data_dir}")
+    return files
+
+
+def parse_and_resize(serialized, size, label_offset=0):
+    """Parses one serialized Example to ``(uint8 [S, S, 3], int32 label)``."""
+    return _example_from_record(serialized, size=size,
+                                label_offset=label_offset)
+
+
+def _read_shards(files, *, training, seed, input_context, deterministic):
+    files = [str(f) for f in files]
+    if not files:
+        raise ValueError(f"source has no shard files. Received: source={files}")
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = _shard(dataset, input_context)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed,
+                                  reshuffle_each_iteration=True)
+    return dataset.interleave(
+        lambda path: tf.data.TFRecordDataset(path, buffer_size=_READ_BUFFER),
+        cycle_length=min(len(files), 16), block_length=1,
+        num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
+def _shard(dataset, input_context):
+    if input_context is None or input_context.num_input_pipelines == 1:
+        return dataset
+    return dataset.shard(input_context.num_input_pipelines,
+                         input_context.input_pipeline_id)
+
+
+def _example_from_record(serialized, *, size, label_offset):
+    example = decode_lib.decode(serialized)
+    image = preprocess.decode_and_resize(example[features.IMAGE_ENCODED],
+                                         size)
+    return image, _label(example[features.LABEL], label_offset)
+
+
+def _example_from_pair(image, label, *, spec, size, label_offset):
+    image_spec = spec[0]
+    if image_spec.dtype == tf.string:
+        image = preprocess.decode_and_resize(image, size)
+    elif image_spec.shape[:2] != (size, size):
+        image = preprocess.resize_shorter_and_centre_crop(image, size)
+    image = tf.ensure_shape(tf.cast(image, tf.uint8), [size, size, 3])
+    return image, _label(label, label_offset)
+
+
+def _label(label, offset):
+    return tf.cast(label, tf.int32) + offset
+
+
+def _options(input_context, deterministic):
+    options = tf.data.Options()
+    if deterministic is not None:
+        options.deterministic = deterministic
+    policy = tf.data.experimental.AutoShardPolicy
+    if input_context is not None:
+        # Sharded by hand above; auto-sharding again would drop data.
+        options.experimental_distribute.auto_shard_policy = policy.OFF
+    return options
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(
+                f"{name} must be a positive int. Received: {name}={value!r}")
