@@ -1,0 +1,360 @@
+"""Versioned, verified, atomic publishing of a trained model as a SavedModel.
+
+``export_model`` writes the serving model (``tfcnn.export.serving``) to a
+hidden temporary directory beside the published versions, adds TF Serving's
+warm-up file and a metadata file, checks the result in a fresh Python
+process in which tfcnn can't be imported (``tfcnn/export/selfcheck.py``),
+and only then renames it to ``<export_dir>/<name>/<version>/``. The rename
+happens under a per-model lock file and never replaces an existing version;
+anything that fails removes the temporary directory, so a failed export
+leaves no version behind and TF Serving never sees a half-written one.
+"""
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcnn.data import features
+from tfcnn.data import preprocess
+from tfcnn.errors import ExportError
+from tfcnn.export import layout
+from tfcnn.export import selfcheck
+from tfcnn.export import serving
+
+VERIFY_ATOL = 1e-5
+VERIFY_TIMEOUT_S = 900
+MODEL_FILE = "model.keras"
+CLASSES_FILE = "classes.json"
+_LOCK_FILE = ".publish.lock"
+
+
+def export_model(model, *, export_dir="saved_models", name, version=0,
+                 top_k=5, class_names=None, verify=True):
+    """Exports a trained model to ``<export_dir>/<name>/<version>/``.
+
+    Args:
+        model: a ``keras.Model`` following the training-model contract, a
+            path to a ``.keras`` file, or a training ``model_dir`` holding
+            ``model.keras`` and ``classes.json``.
+        export_dir: str or path, the export root (TF Serving's model base
+            path holds one directory per model). Defaults to
+            "saved_models".
+        name: str, the model name: one path component of letters, digits,
+            ``_``, ``.`` and ``-``.
+        version: int, the version to publish; 0 picks the next free one.
+            Defaults to 0.
+        top_k: int, classes per answer (clamped to the number of classes).
+            Defaults to 5.
+        class_names: sequence of str, one per class; None reads
+            ``classes.json`` beside the model, or else uses "0", "1", ...
+            Defaults to None.
+        verify: bool, check the SavedModel in a fresh process without
+            tfcnn before publishing. Defaults to True.
+
+    Returns:
+        ``pathlib.Path`` of the published version directory.
+
+    Raises:
+        ExportError: the version exists, or the check failed (nothing is
+            published then).
+        FileNotFoundError: ``model`` names no model file.
+        ValueError: a bad argument (named in the message).
+
+    Example:
+
+    >>> path = export_model("runs/lenet", name="digits")
+    >>> path.name
+    '1'
+    """
+    layout.check_model_name(name)
+    if isinstance(version, bool) or not isinstance(version, int) \
+            or version < 0:
+        raise ValueError("version must be an int >= 0 (0: the next free "
+                         f"one). Received: version={version!r}")
+    keras_model, file_class_names, source = _load_model(model)
+    if class_names is None:
+        class_names = file_class_names
+    if class_names is None:
+        class_names = [str(i) for i in range(serving.num_classes(
+            keras_model))]
+    serving_model = serving.ServingModel(keras_model, class_names, top_k)
+
+    model_root = pathlib.Path(export_dir) / name
+    model_root.mkdir(parents=True, exist_ok=True)
+    if version and (model_root / str(version)).exists():
+        raise ExportError(_exists_message(model_root, version))
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_root))
+    try:
+        # mkdtemp makes the directory private; a published version must be
+        # readable by a model server running as another user.
+        os.chmod(staging, 0o755)
+        _write(serving_model, staging, name=name, source=source)
+        if verify:
+            verify_saved_model(serving_model, staging)
+        _sync_tree(staging)
+        with _model_lock(model_root):
+            if not version:
+                version = max(layout.list_versions(model_root), default=0) + 1
+            target = model_root / str(version)
+            if target.exists():
+                raise ExportError(_exists_message(model_root, version))
+            os.rename(staging, target)
+            _sync_dir(model_root)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def verify_saved_model(serving_model, saved_model_dir):
+    """Checks a written SavedModel against its Keras model in a new process.
+
+    The child process runs ``selfcheck.py`` with ``import tfcnn`` blocked:
+    every signature, on a batch of sample images and on a batch of one,
+    must give the Keras model's probabilities within ``VERIFY_ATOL``, and
+    the warm-up requests must replay.
+
+    Args:
+        serving_model: the ``serving.ServingModel`` that was written.
+        saved_model_dir: path of the written SavedModel.
+
+    Returns:
+        the selfcheck report dict (``max_abs_diff`` per signature).
+
+    Raises:
+        ExportError: a check failed; the message lists what.
+    """
+    with tempfile.TemporaryDirectory(prefix="tfcnn-verify-") as cases_dir:
+        _write_cases(serving_model, cases_dir)
+        env = dict(os.environ)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-I", selfcheck.__file__,
+                 str(saved_model_dir), cases_dir],
+                capture_output=True, text=True, env=env, cwd=cases_dir,
+                timeout=VERIFY_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            raise ExportError(
+                f"the SavedModel check did not finish in {VERIFY_TIMEOUT_S} "
+                "s; nothing was published") from None
+    lines = done.stdout.strip().splitlines()
+    try:
+        report = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = done.stderr.strip().splitlines()[-5:]
+        raise ExportError(
+            "the SavedModel failed to load or run without tfcnn; nothing "
+            "was published: " + " | ".join(tail)) from None
+    if done.returncode or not report.get("ok"):
+        raise ExportError(
+            "the SavedModel check failed; nothing was published: "
+            + "; ".join(report.get("problems", ["unknown failure"])))
+    return report
+
+
+def _load_model(model):
+    """Returns ``(keras_model, class_names or None, source str or None)``."""
+    if isinstance(model, keras.Model):
+        return model, None, None
+    if not isinstance(model, (str, os.PathLike)):
+        raise ValueError(
+            "model must be a keras.Model, a .keras file or a training "
+            f"model_dir. Received: model={model!r}")
+    path = pathlib.Path(model)
+    class_names = None
+    if path.is_dir():
+        classes_path = path / CLASSES_FILE
+        if classes_path.is_file():
+            class_names = _read_class_names(classes_path)
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no Keras model file at {str(path)!r}")
+    # The model's custom layers register themselves when their packages
+    # are imported; load_model needs them registered.
+    import tfcnn.augment  # noqa: F401
+    import tfcnn.layers  # noqa: F401
+    import tfcnn.models  # noqa: F401
+
+    return keras.saving.load_model(path, compile=False), class_names, \
+        str(path)
+
+
+def _read_class_names(path):
+    with open(path, encoding="utf-8") as f:
+        names = json.load(f).get("class_names")
+    if not isinstance(names, list) or not all(
+            isinstance(n, str) for n in names):
+        raise ExportError(f"{path}: 'class_names' must be a list of "
+                          f"strings. Received: class_names={names!r}")
+    return names
+
+
+def _exists_message(model_root, version):
+    return (f"version {version} of model {model_root.name!r} already exists "
+            f"in {str(model_root)!r}; published versions are never "
+            f"overwritten. Received: version={version}")
+
+
+def _write(serving_model, directory, *, name, source):
+    """Writes the SavedModel, warm-up requests and metadata."""
+    serving_model.archive().write_out(str(directory), verbose=False)
+    extra = directory / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    _write_warmup(serving_model, directory / layout.WARMUP_FILE, name)
+    metadata = {
+        "format": "tfcnn-export/1",
+        "name": name,
+        "image_size": serving_model.size,
+        "num_classes": serving_model.num_classes,
+        "top_k": serving_model.top_k,
+        "class_names": serving_model.class_names,
+        "signatures": list(serving.SIGNATURES),
+        "source": source,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    with open(directory / layout.METADATA_FILE, "w", encoding="utf-8") as f:
+        json.dump(metadata, f, indent=2)
+        f.write("\n")
+
+
+def _sample_inputs(size):
+    """Deterministic sample inputs: encoded images, pixels and examples."""
+    rng = np.random.default_rng(20120)
+    shapes = [(size, size), (size + size // 2, size + 3),
+              (max(size // 2, 4), size + size // 4)]
+    encoded = []
+    for i, (height, width) in enumerate(shapes):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        encode = tf.io.encode_png if i % 2 == 0 else tf.io.encode_jpeg
+        encoded.append(encode(image).numpy())
+    pixels = rng.integers(0, 256, (3, size + 5, size + size // 3, 3),
+                          dtype=np.uint8)
+    examples = [
+        features.make_example(
+            data, image_format="png" if i % 2 == 0 else "jpeg", height=0,
+            width=0, label=0, text="", filename=f"sample{i}").
+        SerializeToString()
+        for i, data in enumerate(encoded)]
+    return encoded, pixels, examples
+
+
+def _write_cases(serving_model, cases_dir):
+    """Writes the selfcheck inputs and the Keras model's answers."""
+    size = serving_model.size
+    encoded, pixels, examples = _sample_inputs(size)
+
+    def keras_probabilities(images):
+        images = tf.cast(images, serving_model.model.inputs[0].dtype)
+        return np.asarray(
+            serving_model.model(images, training=False), np.float32)
+
+    from_bytes = keras_probabilities(tf.stack(
+        [preprocess.decode_and_resize(data, size) for data in encoded]))
+    from_pixels = keras_probabilities(tf.stack(
+        [preprocess.resize_shorter_and_centre_crop(image, size)
+         for image in pixels]))
+    arrays = {}
+    signatures = {}
+
+    def add_strings(signature, input_name, values, expected):
+        for i, value in enumerate(values):
+            arrays[f"{signature}:{input_name}:{i}"] = np.frombuffer(
+                value, np.uint8)
+        arrays[f"{signature}:expected"] = expected
+        signatures[signature] = {"input": input_name, "strings": True,
+                                 "count": len(values)}
+
+    def add_tensor(signature, input_name, value, expected):
+        arrays[f"{signature}:{input_name}"] = value
+        arrays[f"{signature}:expected"] = expected
+        signatures[signature] = {"input": input_name, "strings": False}
+
+    add_strings(serving.SERVING_DEFAULT, "image_bytes", encoded, from_bytes)
+    add_strings(serving.PREDICT_EXAMPLES, "examples", examples, from_bytes)
+    add_tensor(serving.PREDICT_IMAGES, "images", pixels.astype(np.float32),
+               from_pixels)
+    add_tensor(serving.PREDICT_IMAGES_UINT8, "images", pixels, from_pixels)
+    np.savez(os.path.join(cases_dir, "cases.npz"), **arrays)
+    with open(os.path.join(cases_dir, "cases.json"), "w") as f:
+        json.dump({"signatures": signatures, "atol": VERIFY_ATOL,
+                   "class_names": serving_model.class_names}, f)
+
+
+def _write_warmup(serving_model, path, name):
+    """Writes one TF Serving warm-up request per signature.
+
+    TF Serving replays ``assets.extra/tf_serving_warmup_requests`` (a
+    TFRecord file of ``PredictionLog`` protos) when it loads a version, so
+    the first real request doesn't pay for graph initialization.
+    """
+    from tensorflow_serving.apis import model_pb2
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    size = serving_model.size
+    image = np.full((size, size, 3), 128, np.uint8)
+    encoded = tf.io.encode_png(image).numpy()
+    example = features.make_example(
+        encoded, image_format="png", height=size, width=size, label=0,
+        text="", filename="warmup.png").SerializeToString()
+    inputs = {
+        serving.SERVING_DEFAULT: ("image_bytes", [encoded]),
+        serving.PREDICT_IMAGES: ("images", image[None].astype(np.float32)),
+        serving.PREDICT_IMAGES_UINT8: ("images", image[None]),
+        serving.PREDICT_EXAMPLES: ("examples", [example]),
+    }
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature, (input_name, value) in inputs.items():
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(
+                    name=name, signature_name=signature))
+            request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+@contextlib.contextmanager
+def _model_lock(model_root):
+    """Holds an exclusive lock on ``<model_root>/.publish.lock``."""
+    with open(model_root / _LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _sync_tree(directory):
+    """Flushes every file and directory under ``directory`` to disk."""
+    for root, _, files in os.walk(directory):
+        for file_name in files:
+            fd = os.open(os.path.join(root, file_name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _sync_dir(root)
+
+
+def _sync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

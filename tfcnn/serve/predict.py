@@ -1,0 +1,112 @@
+"""Classifies image files with an exported SavedModel: ``tfcnn predict``.
+
+The SavedModel is used alone, as a deployed one would be: it is loaded with
+``tf.saved_model.load`` and called through its ``serving_default`` signature
+on the files' encoded bytes, so the answer is the one the server gives.
+"""
+
+import os
+
+from tfcnn.errors import DataError
+from tfcnn.export import layout
+
+_BATCH = 32
+
+
+def predict(model_dir, image_paths, top_k=5):
+    """Returns the top-k classes of each image as a JSON-ready dict.
+
+    Args:
+        model_dir: str or path, a version directory
+            (``saved_models/<name>/<version>``) or a model directory (then
+            the newest version).
+        image_paths: sequence of image file paths (JPEG, PNG, GIF, BMP).
+        top_k: int, classes per image; at most what the model was exported
+            with. Defaults to 5.
+
+    Returns:
+        ``{"model_dir": str, "version": int or None, "top_k": int,
+        "predictions": [{"image": path, "class_ids": [...],
+        "class_names": [...], "probabilities": [...]}, ...]}`` with the
+        classes best first.
+
+    Raises:
+        FileNotFoundError: no SavedModel in ``model_dir`` or a missing image.
+        DataError: an image file can't be decoded (named in the message).
+        ValueError: ``top_k`` is not a positive int.
+
+    Example:
+
+    >>> result = predict("saved_models/digits", ["seven.png"], top_k=1)
+    >>> result["predictions"][0]["class_names"]
+    ['7']
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(
+            f"top_k must be a positive int. Received: top_k={top_k!r}")
+    image_paths = [os.fspath(path) for path in image_paths]
+    if not image_paths:
+        raise ValueError("image_paths must name at least one image. "
+                         "Received: image_paths=[]")
+    version_dir, version = layout.resolve_version_dir(model_dir)
+    encoded = []
+    for path in image_paths:
+        with open(path, "rb") as f:
+            encoded.append(f.read())
+
+    import tensorflow as tf
+
+    classify = tf.saved_model.load(str(version_dir)).signatures[
+        "serving_default"]
+    predictions = []
+    for start in range(0, len(encoded), _BATCH):
+        paths = image_paths[start:start + _BATCH]
+        outputs = _classify(classify, encoded[start:start + _BATCH], paths)
+        k = min(top_k, outputs["class_ids"].shape[1])
+        for i, path in enumerate(paths):
+            predictions.append({
+                "image": path,
+                "class_ids": outputs["class_ids"][i, :k].tolist(),
+                "class_names": [name.decode("utf-8") for name in
+                                outputs["class_names"][i, :k].tolist()],
+                "probabilities": outputs["scores"][i, :k].tolist(),
+            })
+    return {"model_dir": str(version_dir), "version": version,
+            "top_k": min(top_k, len(predictions[0]["class_ids"])),
+            "predictions": predictions}
+
+
+def _classify(classify, encoded, paths):
+    """Runs the signature on a batch; names the file that fails to decode."""
+    import tensorflow as tf
+
+    try:
+        outputs = classify(image_bytes=tf.constant(encoded))
+    except tf.errors.InvalidArgumentError:
+        for data, path in zip(encoded, paths):
+            try:
+                tf.io.decode_image(data, channels=3, expand_animations=False)
+            except tf.errors.InvalidArgumentError:
+                raise DataError(
+                    f"{path}: not a decodable image (JPEG, PNG, GIF or "
+                    "BMP)") from None
+        raise
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def format_predictions(result):
+    """Formats ``predict``'s result as readable text, one block per image.
+
+    Example:
+
+    >>> print(format_predictions(result))
+    seven.png
+      1. 7                  0.9821
+    """
+    lines = [f"model {result['model_dir']}"]
+    for prediction in result["predictions"]:
+        lines.append(prediction["image"])
+        ranked = zip(prediction["class_names"], prediction["probabilities"])
+        for rank, (name, probability) in enumerate(ranked, start=1):
+            lines.append(f"  {rank}. {name:<24s} {probability:.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""TF Serving's REST predict format: JSON bodies <-> named tensors.
+
+The request format is TF Serving's (``/v1/models/<name>:predict``):
+
+- row format: ``{"signature_name": ..., "instances": [row, ...]}``, where a
+  row is ``{input name: value}``, or just the value when the signature has
+  one input;
+- columnar format: ``{"inputs": {input name: batch}}``, or just the batch
+  when the signature has one input.
+
+String tensors take JSON strings (UTF-8) or ``{"b64": "<base64>"}`` for
+binary data such as encoded images. Row requests are answered with
+``{"predictions": [...]}`` (one entry per row; a dict of outputs unless
+there is only one), columnar ones with ``{"outputs": ...}``. String outputs
+whose name ends in ``_bytes`` are written as ``{"b64": ...}``, as TF Serving
+does.
+
+Every problem with a request raises ``RequestError`` carrying the HTTP
+status, so the server answers ``{"error": "..."}`` and keeps running.
+"""
+
+import base64
+import binascii
+import json
+
+import numpy as np
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class RequestError(Exception):
+    """A request the server can't answer; carries the HTTP status."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+def parse_body(body):
+    """Returns the JSON object of a request body.
+
+    Raises:
+        RequestError: the body is not a JSON object.
+    """
+    try:
+        request = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RequestError(f"malformed JSON request body: {error}") from None
+    if not isinstance(request, dict):
+        raise RequestError("the request body must be a JSON object. "
+                           f"Received: {type(request).__name__}")
+    return request
+
+
+def signature_name(request):
+    """Returns the signature a predict request asks for."""
+    name = request.get("signature_name", DEFAULT_SIGNATURE)
+    if not isinstance(name, str) or not name:
+        raise RequestError("signature_name must be a non-empty string. "
+                           f"Received: signature_name={name!r}")
+    return name
+
+
+def request_inputs(request, specs):
+    """Converts a predict request to input arrays for a signature.
+
+    Args:
+        request: dict, the parsed request body.
+        specs: dict, input name -> ``tf.TensorSpec`` of the signature.
+
+    Returns:
+        ``(inputs, row_format)``: dict input name -> NumPy array, and
+        whether the request used the row (``instances``) format.
+
+    Raises:
+        RequestError: missing, unknown, ill-shaped or ill-typed inputs.
+    """
+    unknown = sorted(set(request) - {"signature_name", "instances",
+                                     "inputs"})
+    if unknown:
+        raise RequestError(f"unknown request keys {unknown}; expected "
+                           "'instances' or 'inputs' and 'signature_name'")
+    if ("instances" in request) == ("inputs" in request):
+        raise RequestError("the request must have exactly one of "
+                           "'instances' (row format) or 'inputs' (columnar "
+                           "format)")
+    row_format = "instances" in request
+    if row_format:
+        columns = _columns_from_rows(request["instances"], specs)
+    else:
+        columns = _columns(request["inputs"], specs)
+    inputs = {name: _to_array(name, value, specs[name])
+              for name, value in columns.items()}
+    batch_sizes = {array.shape[0] for array in inputs.values()
+                   if array.ndim}
+    if len(batch_sizes) > 1:
+        raise RequestError("inputs have different batch sizes: "
+                           f"{sorted(batch_sizes)}")
+    return inputs, row_format
+
+
+def _columns_from_rows(instances, specs):
+    if not isinstance(instances, list) or not instances:
+        raise RequestError("'instances' must be a non-empty list")
+    names = sorted(specs)
+    if len(names) == 1 and not (isinstance(instances[0], dict)
+                                and set(instances[0]) == set(names)):
+        return {names[0]: instances}
+    columns = {name: [] for name in names}
+    for i, row in enumerate(instances):
+        if not isinstance(row, dict) or set(row) != set(names):
+            raise RequestError(
+                f"instance {i} must be an object with the keys {names}")
+        for name in names:
+            columns[name].append(row[name])
+    return columns
+
+
+def _columns(inputs, specs):
+    names = sorted(specs)
+    if isinstance(inputs, dict) and not _is_b64(inputs):
+        if set(inputs) != set(names):
+            raise RequestError(f"'inputs' must have the keys {names}. "
+                               f"Received: {sorted(inputs)}")
+        return inputs
+    if len(names) != 1:
+        raise RequestError(f"'inputs' must be an object with the keys "
+                           f"{names}")
+    return {names[0]: inputs}
+
+
+def _is_b64(value):
+    return isinstance(value, dict) and set(value) == {"b64"}
+
+
+def _to_array(name, value, spec):
+    """Converts one JSON input to an array of the spec's dtype and shape."""
+    dtype = spec.dtype
+    try:
+        if dtype.name == "string":
+            array = np.array(_strings(value), dtype=object)
+        else:
+            array = _numbers(value, dtype.as_numpy_dtype)
+    except ValueError as error:
+        raise RequestError(f"input {name!r}: {error}") from None
+    shape = spec.shape
+    if shape.rank is not None:
+        if array.ndim != shape.rank or any(
+                want is not None and want != got
+                for want, got in zip(shape.as_list(), array.shape)):
+            raise RequestError(
+                f"input {name!r} must have shape "
+                f"{_shape_text(shape.as_list())}. "
+                f"Received: shape={list(array.shape)}")
+    if array.ndim and array.shape[0] == 0:
+        raise RequestError(f"input {name!r} is an empty batch")
+    return array
+
+
+def _shape_text(dims):
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _strings(value):
+    if isinstance(value, list):
+        return [_strings(item) for item in value]
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if _is_b64(value) and isinstance(value["b64"], str):
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("invalid base64 in a {\"b64\": ...} value") \
+                from None
+    raise ValueError("expected strings or {\"b64\": ...} objects. "
+                     f"Received: {json.dumps(value)[:80]}")
+
+
+def _numbers(value, dtype):
+    """Returns a NumPy array of ``dtype`` from nested JSON lists."""
+    array = np.array(value)  # ValueError on ragged nesting
+    kind = array.dtype.kind
+    if dtype == np.bool_:
+        if kind != "b":
+            raise ValueError(f"expected booleans. Received: {array.dtype}")
+        return array
+    if kind not in "iuf" or (kind == "f" and np.dtype(dtype).kind != "f"):
+        raise ValueError(f"expected {np.dtype(dtype).name} values. "
+                         f"Received: {_kind_name(array)}")
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise ValueError(f"values out of the {np.dtype(dtype).name} "
+                             f"range [{info.min}, {info.max}]")
+    return array.astype(dtype)
+
+
+def _kind_name(array):
+    return {"U": "strings", "O": "mixed or non-numeric values",
+            "b": "booleans", "f": "floats"}.get(array.dtype.kind,
+                                                array.dtype.name)
+
+
+def response_body(outputs, row_format):
+    """Builds the JSON-ready answer from output arrays.
+
+    Args:
+        outputs: dict, output name -> NumPy array.
+        row_format: bool, answer in row format (``predictions``).
+
+    Returns:
+        dict.
+    """
+    values = {name: _json_value(name, array)
+              for name, array in sorted(outputs.items())}
+    if not row_format:
+        if len(values) == 1:
+            return {"outputs": next(iter(values.values()))}
+        return {"outputs": values}
+    if len(values) == 1:
+        return {"predictions": next(iter(values.values()))}
+    batch = len(next(iter(values.values())))
+    return {"predictions": [{name: value[i] for name, value in values.items()}
+                            for i in range(batch)]}
+
+
+def _json_value(name, array):
+    if array.dtype.kind not in "OS":
+        return array.tolist()
+    as_b64 = name.endswith("_bytes")
+
+    def convert(item):
+        if isinstance(item, list):
+            return [convert(x) for x in item]
+        if not as_b64:
+            try:
+                return item.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return {"b64": base64.b64encode(item).decode("ascii")}
+
+    return convert(array.tolist())
