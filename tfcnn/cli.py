@@ -163,9 +163,10 @@ def _add_train(subparsers):
 
 
 def _train(args):
+    recipe = _load_recipe(args)  # bad keys fail before TensorFlow loads
     from tfcnn.train import fit
 
-    fit.train(_load_recipe(args))
+    fit.train(recipe)
 
 
 def _add_evaluate(subparsers):
@@ -182,9 +183,9 @@ def _add_evaluate(subparsers):
 
 
 def _evaluate(args):
+    recipe = _load_recipe(args)
     from tfcnn.train import evaluate
 
-    recipe = _load_recipe(args)
     if args.ten_crop:
         recipe = recipe.replace(evaluate={"ten_crop": True})
     metrics = evaluate.evaluate(recipe, verbose=not args.json)
@@ -277,9 +278,10 @@ def _add_run(subparsers):
 
 
 def _run(args):
+    recipe = _load_recipe(args)
     from tfcnn import run
 
-    run.run_recipe(_load_recipe(args), force=args.force)
+    run.run_recipe(recipe, force=args.force)
 
 
 def _add_keys(subparsers):
