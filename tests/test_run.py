@@ -1,0 +1,60 @@
+"""End to end: the quickstart recipe, run as a user runs it, twice."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QUICKSTART = Path(__file__).parents[1] / "pipelines" / "quickstart.toml"
+
+
+def _tfcnn(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "tfcnn.cli", *args], cwd=cwd,
+        capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_quickstart_end_to_end(tmp_path):
+    result = _tfcnn("run", str(QUICKSTART), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for stage in ("prepare", "ingest", "stats", "train", "evaluate",
+                  "export", "predict"):
+        assert re.search(rf"^\[done\] {stage}:", out, re.M), out
+
+    metrics = json.loads((tmp_path / "runs/quickstart/metrics.json")
+                         .read_text())
+    assert metrics["accuracy"] >= 0.97, metrics
+    assert metrics["top5_accuracy"] >= metrics["accuracy"]
+    assert metrics["num_examples"] == 360  # the stratified 20% test split
+
+    versions = list((tmp_path / "saved_models/digits_lenet5").iterdir())
+    assert [v.name for v in versions] == ["1"]
+    assert (versions[0] / "saved_model.pb").is_file()
+    # The prediction was made by the exported SavedModel.
+    assert str(versions[0]) in out
+
+    # Run again: complete stages are skipped, nothing is re-exported.
+    again = _tfcnn("run", str(QUICKSTART), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for stage in ("prepare", "ingest", "stats", "train", "export"):
+        assert re.search(rf"^\[skip\] {stage}:", again.stdout, re.M), \
+            again.stdout
+    assert len(list((tmp_path / "saved_models/digits_lenet5").iterdir())) == 1
+
+    # evaluate --json prints exactly one JSON object on stdout.
+    evaluated = _tfcnn("evaluate", str(QUICKSTART), "--json", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(
+        metrics["accuracy"])
+
+    predicted = _tfcnn(
+        "predict", "saved_models/digits_lenet5",
+        *sorted(str(p) for p in (tmp_path / "data/digits/test/7")
+                .glob("*.png"))[:3], "--json", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    json.loads(predicted.stdout)
