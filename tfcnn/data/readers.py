@@ -1,0 +1,311 @@
+"""Readers: ``(image, label)`` datasets from shards and tfds datasets.
+
+Each reader returns a ``tf.data.Dataset`` of ``(image, label)`` pairs with
+an int32, 0-based label. The image is the stored encoded bytes (a scalar
+string) by default, or, with ``size=S``, the image decoded and brought to
+``S x S`` by ``tfcnn.data.preprocess.decode_and_resize`` (what the training
+pipeline does). ``tfcnn.data.pipeline.make_dataset`` accepts such a dataset
+as its source.
+
+- ``read_shards(data_dir_or_manifest, split)``: shards with a manifest, ours
+  or described by ``Manifest.from_shards``.
+- ``read_tfrecords(files, num_classes=..., label_offset=...)``: any shard
+  files in the ImageNet schema, e.g. those of TensorFlow's reference tools
+  (labels 1..1000: ``label_offset=-1``). A label outside the class count
+  stops iteration with an error naming the shard and the label.
+- ``read_tfds(name, split, data_dir=...)``: a tfds dataset already prepared
+  on disk. Nothing is ever downloaded.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfcnn.data import features
+from tfcnn.data import manifest as manifest_lib
+from tfcnn.data import preprocess
+from tfcnn.errors import DataError
+
+AUTOTUNE = tf.data.AUTOTUNE
+_LABEL_SPEC = {features.LABEL: features.FEATURE_SPEC[features.LABEL]}
+_OFFSET_HINT = ("if the labels are 1-based (TensorFlow's reference ImageNet "
+                "tools store 1..1000), use label_offset=-1 "
+                "(data.label_offset)")
+
+
+def read_shards(data, split, *, size=None, shuffle_files=False, seed=0):
+    """Reads one split of a shard folder.
+
+    Args:
+        data: str or Path of a folder with ``manifest.json``, or a
+            ``Manifest`` (e.g. from ``Manifest.from_shards``).
+        split: str, ``"train"``, ``"validation"`` or ``"test"``.
+        size: int or None, decode and resize to ``size x size`` uint8;
+            None yields the encoded bytes. Defaults to None.
+        shuffle_files: bool, shuffle the shard order. Defaults to False.
+        seed: int, seed of the shard shuffle. Defaults to 0.
+
+    Returns:
+        ``tf.data.Dataset`` of ``(image, label)``.
+    """
+    manifest = data if isinstance(data, manifest_lib.Manifest) else (
+        manifest_lib.Manifest.load(data))
+    return read_tfrecords(manifest.files(split),
+                          num_classes=manifest.num_classes,
+                          label_offset=manifest.label_offset, size=size,
+                          shuffle_files=shuffle_files, seed=seed)
+
+
+def read_tfrecords(files, *, num_classes=None, label_offset=0, size=None,
+                   shuffle_files=False, seed=0):
+    """Reads shard files in the ImageNet schema of ``features.py``.
+
+    Args:
+        files: sequence of shard paths (str or Path).
+        num_classes: int or None; when given, every ``label +
+            label_offset`` must lie in ``[0, num_classes)``, and iteration
+            fails with ``tf.errors.InvalidArgumentError`` naming the shard
+            and the label otherwise. Defaults to None (not checked).
+        label_offset: int added to each stored label. Defaults to 0.
+        size: int or None, decode and resize to ``size x size``.
+            Defaults to None (encoded bytes).
+        shuffle_files: bool. Defaults to False.
+        seed: int. Defaults to 0.
+
+    Returns:
+        ``tf.data.Dataset`` of ``(image, label)``, label int32.
+
+    Raises:
+        DataError: ``files`` is empty or a file is missing.
+    """
+    files = [str(f) for f in files]
+    if not files:
+        raise DataError("no shard files to read. Received: files=[]")
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise DataError(f"shard file not found: {missing[0]}")
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_files:
+        dataset = dataset.shuffle(len(files), seed=seed)
+    dataset = dataset.interleave(
+        lambda path: tf.data.TFRecordDataset(path).map(
+            lambda record: (record, path)),
+        cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
+        deterministic=True)
+    parse = _parser(num_classes, label_offset, size)
+    return dataset.map(parse, num_parallel_calls=AUTOTUNE)
+
+
+def _parser(num_classes, label_offset, size):
+
+    def parse(record, path):
+        example = tf.io.parse_single_example(record, features.FEATURE_SPEC)
+        stored = example[features.LABEL]
+        label = tf.cast(stored + label_offset, tf.int32)
+        if num_classes is not None:
+            inside = tf.logical_and(label >= 0, label < num_classes)
+            check = tf.debugging.Assert(inside, [
+                "label outside the class count in", path, "stored label",
+                stored, f"label_offset {label_offset}, classes "
+                f"{num_classes}; {_OFFSET_HINT}"])
+            with tf.control_dependencies([check]):
+                label = tf.identity(label)
+        image = example[features.IMAGE_ENCODED]
+        if size is not None:
+            image = preprocess.decode_and_resize(image, size)
+        return image, label
+
+    return parse
+
+
+def scan_labels(path, num_classes, label_offset=0):
+    """Counts the records of one shard and checks all its labels.
+
+    Args:
+        path: str or Path of a shard.
+        num_classes: int.
+        label_offset: int added to stored labels. Defaults to 0.
+
+    Returns:
+        int, the number of records.
+
+    Raises:
+        DataError: the shard is unreadable, a record has no label, or a
+            label falls outside ``[0, num_classes)`` (naming the shard, the
+            label and the usual fix).
+    """
+    dataset = tf.data.TFRecordDataset(str(path)).batch(4096).map(
+        lambda batch: tf.io.parse_example(batch, _LABEL_SPEC)[features.LABEL])
+    count, low, high = 0, None, None
+    try:
+        for labels in dataset.as_numpy_iterator():
+            if labels.size:
+                count += labels.size
+                low = min(low, int(labels.min())) if low is not None else (
+                    int(labels.min()))
+                high = max(high, int(labels.max())) if high is not None else (
+                    int(labels.max()))
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        raise DataError(f"cannot read shard {path}: {error.message}") from None
+    for stored in (low, high):
+        if stored is not None and not 0 <= stored + label_offset < num_classes:
+            hint = (f"; {_OFFSET_HINT}" if stored + label_offset == num_classes
+                    else "")
+            raise DataError(
+                f"{path}: label {stored} with label_offset={label_offset} "
+                f"falls outside [0, {num_classes}) for {num_classes} classes"
+                f"{hint}. Received: label_offset={label_offset}")
+    return count
+
+
+# tfds ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TfdsSource:
+    """A tfds dataset prepared on disk, described like a ``Manifest``.
+
+    Attributes:
+        name: str, the tfds name (``"name"``, ``"name/config"``,
+            ``"name:1.0.0"``).
+        data_dir: str, the tfds data folder.
+        class_names: list of str from the label's ``ClassLabel``.
+        image_key: str, the image feature.
+        label_key: str, the label feature.
+        counts: dict split -> examples.
+    """
+
+    name: str
+    data_dir: str
+    class_names: list
+    image_key: str
+    label_key: str
+    counts: dict
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def has_split(self, split):
+        return self.counts.get(split, 0) > 0
+
+    def count(self, split):
+        if split not in self.counts:
+            raise DataError(
+                f"split {split!r} not in tfds dataset {self.name} "
+                f"(it has: {', '.join(self.counts)}). Received: "
+                f"split={split!r}")
+        return self.counts[split]
+
+
+def describe_tfds(name, *, data_dir):
+    """Describes a tfds dataset that is already prepared in ``data_dir``.
+
+    Args:
+        name: str, the tfds dataset name.
+        data_dir: str or Path, the tfds data folder (``tfds build
+            --data_dir``).
+
+    Returns:
+        a ``TfdsSource``.
+
+    Raises:
+        DataError: the dataset is not prepared there (nothing is
+            downloaded), or it has no image or class-label feature.
+    """
+    builder = _tfds_builder(name, data_dir)
+    info = builder.info
+    image_key, label_key = _supervised_keys(info, name)
+    return TfdsSource(
+        name=name, data_dir=str(data_dir),
+        class_names=list(info.features[label_key].names),
+        image_key=image_key, label_key=label_key,
+        counts={split: int(info.splits[split].num_examples)
+                for split in info.splits})
+
+
+def read_tfds(name, split, *, data_dir, size=None):
+    """Reads a split of a tfds dataset prepared on disk.
+
+    The image feature is not decoded by tfds (``SkipDecoding``): the reader
+    yields the stored bytes, or decodes them with
+    ``tfcnn.data.preprocess.decode_and_resize`` when ``size`` is given, so
+    tfds data goes through the same decoding as our shards.
+
+    Args:
+        name: str, the tfds dataset name.
+        split: str, a tfds split (``"train"``, ``"test"``,
+            ``"train[:90%]"``, ...).
+        data_dir: str or Path, the tfds data folder.
+        size: int or None, decode and resize to ``size x size``.
+            Defaults to None (encoded bytes).
+
+    Returns:
+        ``tf.data.Dataset`` of ``(image, label)``, label int32.
+
+    Raises:
+        DataError: the dataset or split is not prepared in ``data_dir``.
+    """
+    import tensorflow_datasets as tfds
+
+    builder = _tfds_builder(name, data_dir)
+    image_key, label_key = _supervised_keys(builder.info, name)
+    try:
+        dataset = builder.as_dataset(
+            split=split, shuffle_files=False,
+            decoders={image_key: tfds.decode.SkipDecoding()})
+    except (KeyError, ValueError, AssertionError) as error:
+        raise DataError(
+            f"tfds dataset {name} in {data_dir} has no split {split!r}: "
+            f"{error}. Received: split={split!r}") from None
+
+    def pair(example):
+        image = example[image_key]
+        if size is not None:
+            image = preprocess.decode_and_resize(image, size)
+        return image, tf.cast(example[label_key], tf.int32)
+
+    return dataset.map(pair, num_parallel_calls=AUTOTUNE)
+
+
+def _tfds_builder(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    data_dir = str(Path(data_dir).expanduser())
+    try:
+        builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
+    except Exception as error:  # noqa: BLE001 (tfds raises many kinds)
+        raise DataError(
+            f"tfds dataset {name!r} not found in {data_dir}: {error}. "
+            f"Received: name={name!r}") from None
+    info_file = os.path.join(builder.data_dir, "dataset_info.json")
+    if not tf.io.gfile.exists(info_file):
+        raise DataError(
+            f"tfds dataset {name!r} is not prepared in {data_dir} (no "
+            f"{info_file}); tfcnn never downloads: prepare it first "
+            f"(tfds build {name} --data_dir {data_dir}). "
+            f"Received: data_dir={data_dir}")
+    return builder
+
+
+def _supervised_keys(info, name):
+    import tensorflow_datasets as tfds
+
+    keys = info.supervised_keys
+    if (isinstance(keys, tuple) and len(keys) == 2
+            and all(isinstance(k, str) for k in keys)):
+        image_key, label_key = keys
+    else:
+        flat = info.features
+        image_key = next((k for k, v in flat.items()
+                          if isinstance(v, tfds.features.Image)), None)
+        label_key = next((k for k, v in flat.items()
+                          if isinstance(v, tfds.features.ClassLabel)), None)
+    if not (image_key and label_key and isinstance(
+            info.features[image_key], tfds.features.Image) and isinstance(
+            info.features[label_key], tfds.features.ClassLabel)):
+        raise DataError(
+            f"tfds dataset {name!r} needs an Image feature and a ClassLabel "
+            f"feature. Received: features={list(info.features)}")
+    return image_key, label_key

@@ -1,0 +1,226 @@
+"""Dataset statistics: the mean image and the RGB principal components.
+
+``compute_stats(data_dir)`` makes one streaming pass over the training
+shards. Every image is brought to ``S x S`` by
+``tfcnn.data.preprocess.decode_and_resize`` (exactly what the training
+pipeline feeds the model), and the pass accumulates
+
+- the mean image ``[S, S, 3]``: the AlexNet paper subtracts "the mean
+  activity over the training set from each pixel";
+- the per-channel mean and standard deviation over all pixels;
+- the 3x3 RGB covariance over all pixels and its eigen-decomposition, for
+  AlexNet's PCA lighting ("add multiples of the found principal components,
+  with magnitudes proportional to the corresponding eigenvalues times a
+  random variable drawn from a Gaussian with mean zero and standard
+  deviation 0.1").
+
+All values are in pixel units of [0, 255] (the covariance and eigenvalues in
+pixel units squared; the square root of an eigenvalue is the standard
+deviation along that principal axis). The covariance is the population
+covariance (divided by the pixel count, not count - 1).
+
+Precision: the accumulators are exact integers (int64 sums of uint8 values
+and of their pairwise products), so the result does not depend on the order
+of the pass or the size of the dataset; only the final divisions and the
+eigen-decomposition round, in float64. The result is saved atomically as
+``stats.npz`` beside the shards and named in ``manifest.json``.
+"""
+
+import dataclasses
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from tfcnn.data import atomic_files
+from tfcnn.data import manifest as manifest_lib
+from tfcnn.errors import DataError
+
+_FORMAT_VERSION = 1
+_FIELDS = ("mean_image", "channel_mean", "channel_std", "covariance",
+           "eigenvalues", "eigenvectors")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetStats:
+    """Statistics of a split at host size ``S``, in pixel units of [0, 255].
+
+    Attributes:
+        size: int, S.
+        num_images: int, images the statistics were computed from.
+        mean_image: ``(S, S, 3)`` float32, per-pixel mean.
+        channel_mean: ``(3,)`` float64, RGB mean over all pixels.
+        channel_std: ``(3,)`` float64, RGB standard deviation over all
+            pixels (population).
+        covariance: ``(3, 3)`` float64, RGB covariance over all pixels.
+        eigenvalues: ``(3,)`` float64, of ``covariance``, descending.
+        eigenvectors: ``(3, 3)`` float64, unit eigenvectors as columns in
+            the order of ``eigenvalues``; each column's largest component is
+            positive (a fixed sign, so files compare equal).
+        split: str, the split they were computed from. Defaults to "train".
+    """
+
+    size: int
+    num_images: int
+    mean_image: np.ndarray
+    channel_mean: np.ndarray
+    channel_std: np.ndarray
+    covariance: np.ndarray
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+    split: str = "train"
+
+
+def compute_stats(data_dir, *, size=256, progress=True, split="train",
+                  batch_size=32):
+    """Computes the statistics of a split and saves them beside the shards.
+
+    Args:
+        data_dir: str or Path of a shard folder with ``manifest.json``, or a
+            ``Manifest`` (e.g. ``Manifest.from_shards`` for shards from other
+            tools; then ``stats.npz`` is written but no manifest).
+        size: int, the host size S. Defaults to 256.
+        progress: bool, show a progress bar and print a summary line.
+            Defaults to True.
+        split: str, the split to describe. Defaults to "train".
+        batch_size: int, images per step of the pass. Defaults to 32.
+
+    Returns:
+        a ``DatasetStats``.
+
+    Raises:
+        DataError: no manifest, no such split, or the split has no images.
+    """
+    import tensorflow as tf
+
+    from tfcnn.data import readers
+
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DataError(f"size must be a positive integer. Received: "
+                        f"size={size!r}")
+    manifest = data_dir if isinstance(data_dir, manifest_lib.Manifest) else (
+        manifest_lib.Manifest.load(data_dir))
+    if not manifest.has_split(split):
+        raise DataError(
+            f"no {split} images in {manifest.data_dir} to compute statistics "
+            f"from. Received: split={split!r}")
+    dataset = readers.read_shards(manifest, split, size=size).batch(
+        batch_size).map(_batch_sums, num_parallel_calls=tf.data.AUTOTUNE
+                        ).prefetch(2)
+
+    image_sum = np.zeros((size, size, 3), np.int64)
+    cross = np.zeros((3, 3), np.int64)
+    num_images = 0
+    from tqdm import auto
+
+    steps = math.ceil(manifest.count(split) / batch_size)
+    with auto.tqdm(total=steps, unit="batch", desc="stats",
+                   disable=not progress) as bar:
+        for batch_images, batch_sum, batch_cross in (
+                dataset.as_numpy_iterator()):
+            num_images += int(batch_images)
+            image_sum += batch_sum
+            cross += batch_cross
+            bar.update(1)
+    if num_images == 0:
+        raise DataError(f"no readable {split} images in {manifest.data_dir}")
+    stats = _finish(image_sum, cross, num_images, size, split)
+    path = Path(manifest.data_dir) / manifest_lib.STATS_NAME
+    save_stats(stats, path)
+    if manifest.from_file:
+        # Re-read: the manifest on disk is the one to amend.
+        manifest_lib.Manifest.load(manifest.data_dir).with_stats(
+            manifest_lib.STATS_NAME).save()
+    if progress:
+        mean = ", ".join(f"{v:.1f}" for v in stats.channel_mean)
+        print(f"stats: {num_images} {split} images at {size}x{size}: RGB "
+              f"mean ({mean}), eigenvalues "
+              f"{np.array2string(stats.eigenvalues, precision=1)}; "
+              f"wrote {path}")
+    return stats
+
+
+def _batch_sums(images, labels):
+    """Exact integer sums of one batch: count, per-pixel sum, RGB x RGB."""
+    import tensorflow as tf
+
+    del labels
+    pixels = tf.cast(tf.reshape(images, [-1, 3]), tf.float64)
+    # float64 is exact here: a batch's sums of products stay far below 2**53.
+    cross = tf.cast(tf.matmul(pixels, pixels, transpose_a=True), tf.int64)
+    image_sum = tf.reduce_sum(tf.cast(images, tf.int64), axis=0)
+    return tf.shape(images, out_type=tf.int64)[0], image_sum, cross
+
+
+def _finish(image_sum, cross, num_images, size, split):
+    n = num_images * size * size
+    channel_sum = [int(v) for v in image_sum.sum(axis=(0, 1))]
+    # Python integers: n * cross - sum * sum^T is exact at any dataset size.
+    numerator = np.array(
+        [[n * int(cross[i, j]) - channel_sum[i] * channel_sum[j]
+          for j in range(3)] for i in range(3)], dtype=object)
+    covariance = (numerator / (n * n)).astype(np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues = np.maximum(eigenvalues[order], 0.0)
+    eigenvectors = eigenvectors[:, order]
+    signs = np.sign(eigenvectors[np.argmax(np.abs(eigenvectors), axis=0),
+                                 np.arange(3)])
+    eigenvectors = eigenvectors * np.where(signs == 0, 1.0, signs)
+    return DatasetStats(
+        size=size, num_images=num_images,
+        mean_image=(image_sum / num_images).astype(np.float32),
+        channel_mean=np.array(channel_sum, np.float64) / n,
+        channel_std=np.sqrt(np.diag(covariance)),
+        covariance=covariance, eigenvalues=eigenvalues,
+        eigenvectors=eigenvectors, split=split)
+
+
+def save_stats(stats, path):
+    """Writes ``stats`` as an ``.npz`` file atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, format_version=_FORMAT_VERSION, size=stats.size,
+             num_images=stats.num_images, split=stats.split,
+             **{name: getattr(stats, name) for name in _FIELDS})
+    atomic_files.write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_stats(data_dir, *, size=None):
+    """Loads the statistics saved beside a shard folder's shards.
+
+    Args:
+        data_dir: str or Path of a shard folder, or a ``Manifest``.
+        size: int or None; when given, the stored statistics must be at this
+            host size. Defaults to None.
+
+    Returns:
+        a ``DatasetStats``, or None when no statistics were computed yet.
+
+    Raises:
+        DataError: the statistics file is unreadable, or its size differs
+            from ``size``.
+    """
+    if isinstance(data_dir, manifest_lib.Manifest):
+        path = data_dir.stats_path or (
+            Path(data_dir.data_dir) / manifest_lib.STATS_NAME)
+    elif (Path(data_dir) / manifest_lib.MANIFEST_NAME).exists():
+        path = manifest_lib.Manifest.load(data_dir).stats_path
+    else:
+        path = Path(data_dir) / manifest_lib.STATS_NAME
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            stats = DatasetStats(
+                size=int(npz["size"]), num_images=int(npz["num_images"]),
+                split=str(npz["split"]),
+                **{name: npz[name] for name in _FIELDS})
+    except (OSError, KeyError, ValueError) as error:
+        raise DataError(f"cannot read statistics {path}: {error}") from None
+    if size is not None and stats.size != size:
+        raise DataError(
+            f"{path} holds statistics at {stats.size}x{stats.size}, not "
+            f"{size}x{size}: run `tfcnn stats {path.parent} --size {size}`. "
+            f"Received: size={size}")
+    return stats
