@@ -29,6 +29,50 @@ def register_model(name):
     return decorator
 
 
+def register_variant(name, base, *, fixed=None, defaults=None):
+    """Registers ``base`` with some arguments fixed, as the builder ``name``.
+
+    Variants of a family come from one generic builder plus a spec (STYLE.md
+    3): ``register_variant("vgg16", vgg, fixed={"depth": 16})`` makes a
+    function ``vgg16(input_shape=..., ...)`` whose signature is ``vgg``'s
+    without ``depth`` and whose ``name`` defaults to "vgg16", so the
+    registry's option check and ``help()`` see the real arguments.
+
+    Args:
+        name: str, the registered name (and the default model name).
+        base: the family's builder; every argument passable by keyword.
+        fixed: dict, arguments the variant sets and does not expose.
+        defaults: dict, arguments the variant exposes with other defaults.
+
+    Returns:
+        the registered builder.
+
+    Raises:
+        KeyError: ``name`` is already registered.
+    """
+    fixed = dict(fixed or {})
+    defaults = {"name": name, **(defaults or {})}
+    signature = inspect.signature(base)
+    signature = signature.replace(parameters=[
+        parameter.replace(default=defaults.get(parameter.name,
+                                               parameter.default))
+        for parameter in signature.parameters.values()
+        if parameter.name not in fixed])
+
+    def builder(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return base(**fixed, **bound.arguments)
+
+    builder.__signature__ = signature
+    builder.__name__ = builder.__qualname__ = name
+    builder.__module__ = base.__module__
+    settings = ", ".join(f"{k}={v!r}" for k, v in {**fixed, **defaults}.items())
+    builder.__doc__ = (f"Builds {name}: ``{base.__name__}({settings})``.\n\n"
+                       f"    See ``{base.__name__}`` for the arguments.\n")
+    return register_model(name)(builder)
+
+
 def list_models():
     """Returns the registered model names, sorted."""
     return sorted(_REGISTRY)
