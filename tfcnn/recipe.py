@@ -59,7 +59,7 @@ class Schedule(enum.Enum):
     CONSTANT = "constant"
     STEP = "step"          # divide by 10 at train.step_epochs
     COSINE = "cosine"      # cosine decay to 0 after warm-up
-    PLATEAU = "plateau"    # divide by 10 when validation loss stalls (AlexNet)
+    PLATEAU = "plateau"    # divide by 10 when val accuracy stalls (AlexNet)
 
 
 class MeanMode(enum.Enum):
@@ -162,10 +162,13 @@ class TrainConfig:
     epochs: int = 10
     # global batch size, split evenly over replicas
     batch_size: int = 128
-    # learning rate for train.batch_size; scaled linearly with the global
-    # batch when train.scale_lr is on
+    # learning rate for a global batch of train.lr_batch_size images
     learning_rate: float = 0.01
+    # linear scaling rule (Goyal et al. 2017): the rate used is
+    # learning_rate * batch_size / lr_batch_size; off: learning_rate as is
     scale_lr: bool = False
+    # the global batch that train.learning_rate was tuned for
+    lr_batch_size: int = 256
     # sgd | adam | adamw
     optimizer: Optimizer = Optimizer.SGD
     # SGD momentum (AlexNet: 0.9)
@@ -178,6 +181,8 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     # epochs at which the step schedule divides the rate by 10
     step_epochs: tuple = ()
+    # plateau: epochs without a better val_accuracy before dividing by 10
+    plateau_patience: int = 2
     # label smoothing of the cross-entropy, in [0, 1)
     label_smoothing: float = 0.0
     # auto | mirrored | multi_worker | one_device
@@ -186,6 +191,9 @@ class TrainConfig:
     devices: tuple = ()
     # checkpoints, backups, TensorBoard logs and the trained model go here
     model_dir: str = "runs/model"
+    # also back up the training state every N steps within an epoch (a
+    # killed run resumes there); 0: at epoch ends only
+    backup_steps: int = 1000
     # float32 | mixed_float16 (GPU) | mixed_bfloat16
     precision: Precision = Precision.FLOAT32
     # compile the train step with XLA
@@ -201,7 +209,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _positive(self, "epochs", "batch_size", "steps_per_execution")
+        _positive(self, "epochs", "batch_size", "steps_per_execution",
+                  "lr_batch_size")
         if self.learning_rate <= 0:
             raise RecipeError(
                 "train.learning_rate must be > 0. Received: "

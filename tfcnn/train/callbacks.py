@@ -1,0 +1,218 @@
+"""Training callbacks: backups, checkpoints and the NaN guard.
+
+- ``Backup``: the training state (weights, optimizer slots and step count)
+  every ``train.backup_steps`` steps and at every epoch end, written so that
+  a kill at any moment (``kill -9`` included) leaves a complete backup.
+  Keras' ``BackupAndRestore`` overwrites one ``.weights.h5`` in place (a kill
+  during the write corrupts it) and resumes at the start of the epoch; this
+  one writes a new file, then swaps a small pointer file atomically, and
+  ``restore`` gives back the exact step, which ``tfcnn.train.fit`` resumes
+  at.
+- ``Checkpoints``: ``checkpoints/last.keras`` after every epoch and
+  ``checkpoints/best.keras`` when the validation top-1 accuracy improves;
+  each is a whole model that ``tfcnn export`` accepts.
+- ``NanGuard``: stops training at the first non-finite loss; the backup and
+  checkpoints written before it are kept (both skip non-finite logs).
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import keras
+
+STATE_NAME = "state.json"
+
+
+class Backup(keras.callbacks.Callback):
+    """Crash-proof backup of the training state.
+
+    Every worker of a multi-worker run saves at the same steps (reading
+    some variables takes a collective); only the chief's ``backup_dir`` is
+    the run's, the others point at temporary folders.
+
+    Args:
+        backup_dir: str or Path, where this process writes its backups.
+        save_steps: int, also back up every this many steps within an
+            epoch; 0 backs up at epoch ends only. Defaults to 0.
+    """
+
+    def __init__(self, backup_dir, save_steps=0):
+        super().__init__()
+        if save_steps < 0:
+            raise ValueError(
+                f"save_steps must be >= 0. Received: save_steps={save_steps}")
+        self.backup_dir = Path(backup_dir)
+        self.save_steps = save_steps
+        self.steps_per_epoch = None  # set by the fit loop
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.save_steps or not _finite(logs):
+            return
+        step = self._global_step()
+        if step % self.save_steps == 0 and not self._at_epoch_end(step):
+            self.save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _finite(logs) and not self.model.stop_training:
+            self.save()
+
+    def save(self):
+        """Writes the state now: weights file first, then the pointer."""
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        step = self._global_step()
+        name = f"backup-{step:010d}.weights.h5"
+        tmp = self.backup_dir / f".{name}.tmp.weights.h5"
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, self.backup_dir / name)
+        epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
+        _write_json_atomically(self.backup_dir / STATE_NAME, {
+            "weights": name, "global_step": step, "epoch": epoch,
+            "step": step_in_epoch, "steps_per_epoch": self.steps_per_epoch})
+        for old in self.backup_dir.glob("backup-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    def _global_step(self):
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _at_epoch_end(self, step):
+        # on_epoch_end saves this step anyway.
+        return step % self.steps_per_epoch == 0
+
+
+def read_backup(backup_dir):
+    """The backup's state dict, or None when there is no complete backup.
+
+    Args:
+        backup_dir: str or Path.
+
+    Returns:
+        dict with ``weights`` (a Path), ``global_step``, ``epoch``, ``step``
+        and ``steps_per_epoch``, or None.
+    """
+    backup_dir = Path(backup_dir)
+    try:
+        state = json.loads((backup_dir / STATE_NAME).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    weights = backup_dir / state["weights"]
+    if not weights.is_file():
+        return None
+    state["weights"] = weights
+    return state
+
+
+def restore_backup(model, backup_dir):
+    """Loads a backup into a compiled model.
+
+    Args:
+        model: a compiled ``keras.Model`` (under its strategy's scope).
+        backup_dir: str or Path.
+
+    Returns:
+        the state dict of ``read_backup``, or None when there was nothing
+        to restore.
+    """
+    state = read_backup(backup_dir)
+    if state is None:
+        return None
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(state["weights"])
+    return state
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """``last.keras`` every epoch, ``best.keras`` on a better validation.
+
+    ``checkpoints/state.json`` records the epoch and metrics of each, so
+    that a restarted run keeps its best and never overwrites it with a
+    worse epoch.
+
+    Args:
+        directory: str or Path, the ``checkpoints`` folder.
+        monitor: str, the log key to maximise. Defaults to "val_accuracy";
+            when the logs lack it (no validation split), "accuracy".
+    """
+
+    def __init__(self, directory, monitor="val_accuracy"):
+        super().__init__()
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.state = _read_json(self.directory / STATE_NAME) or {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if not _finite(logs):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        metrics = {k: float(v) for k, v in logs.items()
+                   if isinstance(v, (int, float)) or hasattr(v, "__float__")}
+        _save_model_atomically(self.model, self.directory / "last.keras")
+        self.state["last"] = {"epoch": epoch + 1, "metrics": metrics}
+        monitor = self.monitor if self.monitor in logs else "accuracy"
+        value = metrics.get(monitor)
+        best = self.state.get("best")
+        if value is not None and (best is None or value > best["value"]):
+            _save_model_atomically(self.model, self.directory / "best.keras")
+            self.state["best"] = {"epoch": epoch + 1, "monitor": monitor,
+                                  "value": value, "metrics": metrics}
+        _write_json_atomically(self.directory / STATE_NAME, self.state)
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite loss.
+
+    Attributes:
+        diverged: None, or a dict with ``epoch``, ``step`` (0-based, within
+            the epoch) and ``loss`` of the first non-finite loss.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or self.diverged is not None:
+            return
+        loss = float(loss)
+        if not math.isfinite(loss):
+            self.diverged = {"epoch": self._epoch, "step": batch,
+                             "loss": loss}
+            self.model.stop_training = True
+
+
+def _finite(logs):
+    loss = (logs or {}).get("loss")
+    return loss is None or math.isfinite(float(loss))
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write_json_atomically(path, obj):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _save_model_atomically(model, path):
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)

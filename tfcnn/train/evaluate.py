@@ -1,0 +1,115 @@
+"""Evaluation of a trained model: loss, top-1 and top-5 accuracy.
+
+``evaluate(recipe)`` loads ``<train.model_dir>/model.keras`` (the TRAINING
+MODEL: at inference its crop layer takes the centre crop) and makes one pass
+over the evaluation split, every image counted once (the last batch is not
+dropped). With ``evaluate.ten_crop`` it also reports the AlexNet paper's
+10-crop figures (four corners and the centre, each with its mirror image,
+softmax averaged) through ``tfcnn.train.ten_crop``.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from tfcnn.errors import DataError
+
+
+def evaluate(recipe, verbose=True):
+    """Evaluates the trained model of a recipe on its evaluation split.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        verbose: bool, show Keras' progress bar and a summary line on
+            stderr. Defaults to True.
+
+    Returns:
+        JSON-ready dict: ``split``, ``num_examples``, ``loss``,
+        ``accuracy``, ``top5_accuracy``, ``model`` (path); with 10-crop also
+        ``ten_crop_accuracy``, ``ten_crop_top5_accuracy`` and
+        ``ten_crop_loss``.
+
+    Raises:
+        DataError: no trained model in ``train.model_dir``, or no split to
+            evaluate on.
+    """
+    from tfcnn.train import strategy as strategy_lib
+
+    strategy = strategy_lib.local_strategy()
+
+    import keras
+
+    from tfcnn.train import inputs as inputs_lib
+    from tfcnn.train import losses
+    from tfcnn.train import metrics as metrics_lib
+
+    model_path = Path(recipe.train.model_dir) / "model.keras"
+    if not model_path.is_file():
+        raise DataError(
+            f"no trained model at {model_path}: run `tfcnn train` first. "
+            f"Received: train.model_dir={recipe.train.model_dir!r}")
+    data = inputs_lib.evaluation_inputs(recipe)
+    with strategy.scope():
+        model = keras.saving.load_model(model_path, compile=False)
+        model.compile(loss=losses.CrossEntropy(),
+                      metrics=metrics_lib.build_metrics())
+    _check_classes(model, data, model_path)
+    results = model.evaluate(data.dataset, return_dict=True,
+                             verbose="auto" if verbose else 0)
+    metrics = {
+        "split": data.split,
+        "num_examples": int(data.num_examples),
+        "loss": float(results["loss"]),
+        "accuracy": float(results["accuracy"]),
+        "top5_accuracy": float(results["top5_accuracy"]),
+        "model": str(model_path),
+    }
+    if recipe.evaluate.ten_crop:
+        metrics.update(_ten_crop(model, data, recipe))
+    if verbose:
+        print(f"evaluate: {format_metrics(metrics)}", file=sys.stderr)
+    return metrics
+
+
+def format_metrics(metrics):
+    """One line for people: split, count, top-1, top-5 and loss.
+
+    Args:
+        metrics: dict from ``evaluate``.
+
+    Returns:
+        str, e.g. ``"test (360 images): top-1 97.50%, top-5 100.00%,
+        loss 0.0812"``.
+    """
+    text = (f"{metrics['split']} ({metrics['num_examples']} images): "
+            f"top-1 {metrics['accuracy']:.2%}, "
+            f"top-5 {metrics['top5_accuracy']:.2%}, "
+            f"loss {metrics['loss']:.4f}")
+    if "ten_crop_accuracy" in metrics:
+        text += (f"; 10-crop top-1 {metrics['ten_crop_accuracy']:.2%}, "
+                 f"top-5 {metrics['ten_crop_top5_accuracy']:.2%}")
+    return text
+
+
+def _check_classes(model, data, model_path):
+    classes_path = model_path.with_name("classes.json")
+    outputs = model.output_shape[-1]
+    if outputs != len(data.class_names):
+        raise DataError(
+            f"{model_path} predicts {outputs} classes but the {data.split} "
+            f"split has {len(data.class_names)}. Received: "
+            f"num_classes={len(data.class_names)}")
+    if classes_path.is_file():
+        saved = json.loads(classes_path.read_text()).get("class_names")
+        if saved is not None and list(saved) != list(data.class_names):
+            raise DataError(
+                f"{classes_path} lists other class names than the data "
+                f"being evaluated. Received: class_names="
+                f"{data.class_names[:5]}...")
+
+
+def _ten_crop(model, data, recipe):
+    from tfcnn.train import ten_crop
+
+    return ten_crop.evaluate_ten_crop(model, data.dataset,
+                                      crop_size=recipe.data.image_size)

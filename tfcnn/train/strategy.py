@@ -1,0 +1,187 @@
+"""Distribution strategies for training: which devices, which worker writes.
+
+``make_strategy(config)`` turns ``train.strategy`` into a ``tf.distribute``
+strategy:
+
+- ``auto``: ``MirroredStrategy`` over every visible GPU; on a machine
+  without GPUs, ``OneDeviceStrategy`` on the CPU.
+- ``mirrored``: ``MirroredStrategy`` over ``train.devices`` (all GPUs when
+  empty).
+- ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured by the
+  ``TF_CONFIG`` environment variable. Collective ops must be configured
+  before any other TensorFlow op runs, so ``tfcnn.train.fit.train`` creates
+  the strategy first thing.
+- ``one_device``: ``OneDeviceStrategy`` on the first GPU, else the CPU.
+
+The recipe's ``train.batch_size`` is the global batch: each of the ``R``
+replicas sees ``batch_size / R`` images per step, and ``batch_size`` must be
+a multiple of ``R``. Changing the number of replicas with the same recipe
+therefore changes nothing in the optimisation (same global batch, same
+learning rate); to keep the per-replica batch instead, raise
+``train.batch_size`` and turn on ``train.scale_lr`` (see
+``tfcnn.train.optimizers.effective_learning_rate``).
+
+Under ``multi_worker`` every worker runs the same ``fit`` (the collective
+all-reduce needs them all), but only the chief writes the run's files; the
+other workers write to throw-away folders (``worker_dir``).
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tfcnn.errors import RecipeError
+from tfcnn.recipe import Strategy
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """A strategy and this process's role in it.
+
+    Attributes:
+        strategy: the ``tf.distribute.Strategy``.
+        num_replicas: int, replicas in sync over all workers.
+        num_workers: int, worker processes (1 unless multi-worker).
+        is_chief: bool, whether this process writes checkpoints, summaries
+            and the trained model.
+        task: str, ``"chief"`` or ``"<task_type>_<task_id>"``.
+    """
+
+    strategy: tf.distribute.Strategy
+    num_replicas: int
+    num_workers: int
+    is_chief: bool
+    task: str
+
+
+def make_strategy(config):
+    """Creates the strategy of a ``TrainConfig`` and says who is chief.
+
+    Call it before any other TensorFlow op when ``config.strategy`` is
+    ``multi_worker``: collective ops can only be configured on a fresh
+    runtime.
+
+    Args:
+        config: ``tfcnn.recipe.TrainConfig``.
+
+    Returns:
+        a ``Placement``.
+
+    Raises:
+        RecipeError: no ``TF_CONFIG`` for ``multi_worker``, a device that
+            does not exist, or a batch size that is not a multiple of the
+            number of replicas.
+    """
+    kind = config.strategy
+    if kind is Strategy.MULTI_WORKER:
+        return _multi_worker(config)
+    if kind is Strategy.MIRRORED:
+        devices = list(config.devices) or _gpu_names() or None
+        _check_devices(devices)
+        strategy = tf.distribute.MirroredStrategy(devices)
+    elif kind is Strategy.ONE_DEVICE:
+        if config.devices:
+            _check_devices(config.devices[:1])
+            device = config.devices[0]
+        else:
+            device = (_gpu_names() or ["/cpu:0"])[0]
+        strategy = tf.distribute.OneDeviceStrategy(device)
+    else:
+        strategy = local_strategy()
+    placement = Placement(strategy, strategy.num_replicas_in_sync, 1, True,
+                          "chief")
+    check_batch_size(config.batch_size, placement.num_replicas)
+    return placement
+
+
+def local_strategy():
+    """``MirroredStrategy`` over this machine's GPUs, else the CPU alone."""
+    gpus = _gpu_names()
+    if gpus:
+        return tf.distribute.MirroredStrategy(gpus)
+    return tf.distribute.OneDeviceStrategy("/cpu:0")
+
+
+def check_batch_size(batch_size, num_replicas):
+    """Raises ``RecipeError`` unless the global batch splits evenly."""
+    if batch_size % num_replicas:
+        raise RecipeError(
+            f"train.batch_size must be a multiple of the {num_replicas} "
+            f"replicas (the batch is global and split evenly). "
+            f"Received: batch_size={batch_size}")
+
+
+def worker_dir(model_dir, placement):
+    """Where this process writes: ``model_dir`` for the chief.
+
+    Other workers get a fresh temporary folder, so that the files every
+    worker must write in step (backups, checkpoints) never collide with the
+    chief's. ``remove_worker_dir`` deletes it.
+    """
+    if placement.is_chief:
+        return str(model_dir)
+    return tempfile.mkdtemp(prefix=f"tfcnn-{placement.task}-")
+
+
+def remove_worker_dir(path, placement):
+    """Deletes a non-chief worker's temporary folder."""
+    if not placement.is_chief:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _multi_worker(config):
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw:
+        raise RecipeError(
+            "train.strategy = \"multi_worker\" needs the TF_CONFIG "
+            "environment variable (cluster and task). Received: TF_CONFIG "
+            "unset")
+    try:
+        tf_config = json.loads(raw)
+        cluster = tf_config["cluster"]
+        task_type = tf_config["task"]["type"]
+        task_id = int(tf_config["task"]["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise RecipeError(
+            f"TF_CONFIG must be JSON with cluster and task.type/index "
+            f"({error}). Received: TF_CONFIG={raw!r}") from None
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    is_chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in cluster)
+    num_workers = sum(len(cluster.get(kind, ()))
+                      for kind in ("chief", "worker"))
+    placement = Placement(strategy, strategy.num_replicas_in_sync,
+                          num_workers, is_chief,
+                          "chief" if is_chief else f"{task_type}_{task_id}")
+    check_batch_size(config.batch_size, placement.num_replicas)
+    return placement
+
+
+def _gpu_names():
+    return [f"/gpu:{i}"
+            for i in range(len(tf.config.list_logical_devices("GPU")))]
+
+
+def _check_devices(devices):
+    if not devices:
+        return
+    known = {d.name.lower() for d in tf.config.list_logical_devices()}
+    for device in devices:
+        if _full_name(device) not in known:
+            raise RecipeError(
+                f"train.devices names a device this machine does not have "
+                f"(known: {', '.join(sorted(known))}). Received: {device!r}")
+
+
+def _full_name(device):
+    # "/gpu:1" and "GPU:1" both mean "/job:localhost/replica:0/task:0/
+    # device:GPU:1" in tf.config.list_logical_devices().
+    name = device.lower().lstrip("/")
+    if name.startswith("job:"):
+        return "/" + name
+    name = name.removeprefix("device:")
+    return f"/job:localhost/replica:0/task:0/device:{name}"
