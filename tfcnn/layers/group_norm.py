@@ -25,7 +25,8 @@ class GroupNormalization(keras.layers.Layer):
     For a sample, a group ``g`` holds channels ``g * C/G ... (g+1) * C/G - 1``
     at every spatial position; ``y = gamma * (x - mean_g) /
     sqrt(var_g + epsilon) + beta`` with the biased variance. Statistics are
-    computed in float32 under any dtype policy.
+    computed in float32 under any dtype policy (float64 for float64
+    inputs).
 
     Args:
         groups: int, the number of groups G; must divide the channel count.
@@ -127,11 +128,13 @@ class GroupNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         channels = inputs.shape[conv_args.channel_axis(self.data_format)]
-        gamma = (tf.ones([channels]) if self.gamma is None
-                 else tf.convert_to_tensor(self.gamma))
-        beta = (tf.zeros([channels]) if self.beta is None
-                else tf.convert_to_tensor(self.beta))
-        outputs = group_norm(tf.cast(inputs, tf.float32), gamma, beta,
+        # float32 statistics for 16-bit inputs; float64 stays float64.
+        dtype = tf.float64 if inputs.dtype == tf.float64 else tf.float32
+        gamma = (tf.ones([channels], dtype) if self.gamma is None
+                 else tf.cast(self.gamma, dtype))
+        beta = (tf.zeros([channels], dtype) if self.beta is None
+                else tf.cast(self.beta, dtype))
+        outputs = group_norm(tf.cast(inputs, dtype), gamma, beta,
                              self.groups, self.epsilon,
                              channels_last=self.data_format == "channels_last")
         return tf.cast(outputs, self.compute_dtype)
@@ -167,9 +170,9 @@ def group_norm(x, gamma, beta, groups, epsilon, channels_last=True):
     """Group normalization of a float32 tensor, with a fused gradient.
 
     Args:
-        x: float32 tensor ``(N, ..., C)`` (or ``(N, C, ...)``).
-        gamma: float32 ``(C,)`` scale.
-        beta: float32 ``(C,)`` offset.
+        x: float tensor ``(N, ..., C)`` (or ``(N, C, ...)``).
+        gamma: ``(C,)`` scale, same dtype.
+        beta: ``(C,)`` offset, same dtype.
         groups: int, G, divides C.
         epsilon: float.
         channels_last: bool, where the channel axis is. Defaults to True.
@@ -208,7 +211,7 @@ def group_norm(x, gamma, beta, groups, epsilon, channels_last=True):
             # Per sample and channel: sum of dy and of dy * x_hat.
             sum_dy = tf.reduce_sum(dyg, spatial, keepdims=True)
             sum_dy_xhat = tf.reduce_sum(dyg * x_hat, spatial, keepdims=True)
-            count = tf.cast(tf.shape(xg)[spatial] * per_group, tf.float32)
+            count = tf.cast(tf.shape(xg)[spatial] * per_group, x.dtype)
             # Means over the group of d x_hat and of d x_hat * x_hat.
             mean_dxhat = tf.reduce_sum(g * sum_dy, within,
                                        keepdims=True) / count

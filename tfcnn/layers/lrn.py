@@ -19,6 +19,7 @@ hyperparameters ported from either side give the same numbers.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfcnn.layers import conv_args
@@ -32,14 +33,17 @@ class LocalResponseNormalization(keras.layers.Layer):
     """Local response normalization across or within channels.
 
     The defaults are AlexNet's (k=2, n=5, alpha=1e-4, beta=0.75). The
-    normalization is computed in float32 whatever the dtype policy, so
-    ``mixed_float16`` cannot overflow in the sum of squares.
+    normalization is computed in float32 (float64 for float64 inputs)
+    whatever the dtype policy, so ``mixed_float16`` cannot overflow in the
+    sum of squares.
 
-    Inter-channel LRN runs as a fused kernel: the channel-window sum is a
-    sum of shifted slices and the gradient is written out by hand (one
-    window sum backwards, as for the forward), which matches
-    ``tf.nn.local_response_normalization`` to float32 rounding and trains
-    faster than that op on CPU (see ``benchmarks/layers.py``).
+    Inter-channel LRN is not ``tf.nn.local_response_normalization`` but
+    the same formula with a hand-written gradient: the channel-window sum
+    is a banded C x C matrix product (a sum of shifted slices above 192
+    channels, or along axis 1 for channels_first), and the backward pass is
+    one more window sum. It matches the TF op to float32 rounding and runs
+    forward+backward in well under the op's time on CPU (whose gradient
+    kernel is a scalar loop); see ``benchmarks/layers.py``.
 
     Args:
         size: int, the window size n: channels for "inter_channel", pixels
@@ -121,7 +125,7 @@ class LocalResponseNormalization(keras.layers.Layer):
             ndim=4, axes={channel_axis: input_shape[channel_axis]})
 
     def call(self, inputs):
-        x = tf.cast(inputs, tf.float32)
+        x = tf.cast(inputs, _statistics_dtype(inputs.dtype))
         alpha = self.alpha
         if self.alpha_convention == "mean":
             alpha /= self.size if self.mode == "inter_channel" else (
@@ -170,10 +174,11 @@ def inter_channel_lrn(x, depth_radius, bias, alpha, beta, axis=-1):
     """Inter-channel LRN with a hand-written gradient, along any axis.
 
     Same numbers as ``tf.nn.local_response_normalization(x, depth_radius,
-    bias, alpha, beta)`` (which only takes the last axis).
+    bias, alpha, beta)`` (which only takes the last axis), to float32
+    rounding.
 
     Args:
-        x: float32 tensor.
+        x: float32 tensor with a defined channel dimension.
         depth_radius: int, half the window: the window is ``2 r + 1``.
         bias: float, k.
         alpha: float, scale of the window sum of squares.
@@ -183,48 +188,73 @@ def inter_channel_lrn(x, depth_radius, bias, alpha, beta, axis=-1):
     Returns:
         A tensor like ``x``.
     """
-    axis = axis % x.shape.rank
+    window = _channel_window(x.shape, depth_radius, axis)
 
     @tf.custom_gradient
     def lrn(a):
-        base = bias + alpha * _window_sum(tf.square(a), depth_radius, axis)
+        base = window(tf.square(a), alpha) + bias
         scale = _negative_power(base, beta)
         y = a * scale
 
         def grad(g):
-            # d b_c / d a_j = scale_c [c == j]
-            #                 - 2 alpha beta a_c a_j scale_c / base_c
-            # summed over the window: the window is symmetric, so its
-            # transpose is the same window sum.
-            inner = g * y / base
-            return g * scale - (2.0 * alpha * beta) * a * _window_sum(
-                inner, depth_radius, axis)
+            # d y_c / d a_j = scale_c [c == j]
+            #                 - 2 alpha beta a_j y_c / base_c  (|c - j| <= r)
+            # The window is symmetric, so the sum over c is the same window
+            # sum as in the forward pass.
+            return g * scale + a * window(g * y / base,
+                                          -2.0 * alpha * beta)
 
         return y, grad
 
     return lrn(x)
 
 
-def _window_sum(x, radius, axis):
-    """Sum over ``2 radius + 1`` neighbours along ``axis``, zeros outside.
+# Up to this many channels the window sum as a banded C x C matrix product
+# (one oneDNN GEMM, the scale folded into the band) beats 2r + 1 shifted
+# slices; above it the GEMM's C flops per element cost more (measured on CPU
+# at C = 96, 128, 192, 256 with benchmarks/layers.py shapes).
+_MAX_BANDED_CHANNELS = 192
 
-    A sum of shifted slices of the zero-padded tensor: 2r + 1 adds, fewer
-    operations than the banded (C x C) 1x1 convolution the sum also is, and
-    exact in float32, unlike a difference of cumulative sums.
+
+def _channel_window(shape, radius, axis):
+    """Returns ``f(t, coeff)``: coeff times the sum over the channel window.
+
+    The window holds the ``2 radius + 1`` channels around each channel
+    along ``axis``, with zeros beyond the first and last channel.
     """
-    if radius == 0:
-        return x
-    depth = x.shape[axis]
-    paddings = [[0, 0]] * x.shape.rank
-    paddings[axis] = [radius, radius]
-    padded = tf.pad(x, paddings)
-    index = [slice(None)] * x.shape.rank
-    total = None
-    for offset in range(2 * radius + 1):
-        index[axis] = slice(offset, offset + depth)
-        part = padded[tuple(index)]
-        total = part if total is None else total + part
-    return total
+    rank = len(shape)
+    axis = axis % rank
+    depth = shape[axis]
+    if axis == rank - 1 and depth <= _MAX_BANDED_CHANNELS:
+        index = np.arange(depth)
+        band = (np.abs(index[:, None] - index[None, :]) <= radius)
+        band = band.astype(np.float32)
+
+        def banded(t, coeff):
+            flat = tf.reshape(t, [-1, depth])
+            total = tf.matmul(flat, tf.constant(coeff * band, t.dtype))
+            return tf.reshape(total, tf.shape(t))
+
+        return banded
+
+    def shifted(t, coeff):
+        paddings = [[0, 0]] * rank
+        paddings[axis] = [radius, radius]
+        padded = tf.pad(t, paddings)
+        index = [slice(None)] * rank
+        total = None
+        for offset in range(2 * radius + 1):
+            index[axis] = slice(offset, offset + depth)
+            part = padded[tuple(index)]
+            total = part if total is None else total + part
+        return coeff * total
+
+    return shifted
+
+
+def _statistics_dtype(dtype):
+    """float64 for float64 inputs, else float32 (never a 16-bit type)."""
+    return tf.float64 if dtype == tf.float64 else tf.float32
 
 
 def _negative_power(base, beta):
