@@ -27,7 +27,9 @@ What is stored:
   for the reference schema still work.
 
 Conversions: CMYK to RGB (Pillow's conversion, Adobe-inverted CMYK
-included); 16-bit to 8-bit by ``round(v / 257)`` (full range to full range);
+included); 16-bit to 8-bit by keeping the high byte (``v >> 8``, what
+``tf.image.convert_image_dtype`` and so TensorFlow's PNG decoding at uint8
+do, and what Pillow does for 16-bit RGB);
 alpha composited over white (what a viewer shows; dropping alpha would
 expose whatever colour sits under transparent pixels); palette expanded;
 animated images keep their first frame (as ``tf.io.decode_image`` with
@@ -57,6 +59,12 @@ _JPEG_FORMATS = ("JPEG", "MPO")
 _PASSTHROUGH_MODES = ("RGB", "L")
 _ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA", "P")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# Leading bytes of formats Pillow reads, to tell a corrupt image from a file
+# that is no image at all.
+_SIGNATURES = (
+    (b"\xff\xd8", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"),
+    (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+    (b"RIFF", "WebP"))
 # Reduced-size decode for the JPEG integrity check: libjpeg's DCT scaling
 # still entropy-decodes every block, so truncation is detected.
 _JPEG_CHECK_SCALE = 8
@@ -119,6 +127,10 @@ def check_image_bytes(data, *, max_pixels=89_478_485):
         with _quiet_pillow():
             return _check(data, max_pixels)
     except UnidentifiedImageError:
+        kind = _format_from_signature(data)
+        if kind:
+            return CheckedImage(
+                skip_reason=f"corrupt {kind}: its header cannot be parsed")
         return CheckedImage(skip_reason="not an image (unrecognised format)")
     except (Exception, MemoryError) as error:  # noqa: BLE001
         # Any decoder failure is a property of this file, not of the run.
@@ -150,6 +162,13 @@ def _check(data, max_pixels):
     rgb.save(buffer, format="PNG")
     return CheckedImage(buffer.getvalue(), PNG, rgb.height, rgb.width,
                         note=note)
+
+
+def _format_from_signature(data):
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    return ""
 
 
 def _is_plain_png(image):
@@ -211,7 +230,7 @@ def _sixteen_to_eight(image):
     if array.min() < 0 or array.max() > 65535:
         raise ValueError(
             f"{image.mode} pixels outside [0, 65535]: no defined 8-bit range")
-    eight = np.round(array.astype(np.float64) / 257.0).astype(np.uint8)
+    eight = (array.astype(np.uint32) >> 8).astype(np.uint8)
     return Image.fromarray(eight, mode="L")
 
 

@@ -148,7 +148,8 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
         written = sum(s["count"] for s in data["splits"].values())
         resumed_text = f", {resumed} kept from an interrupted run" if (
             resumed) else ""
-        print(f"ingest: wrote {written} records in {len(shards)} shards "
+        plural = "" if len(shards) == 1 else "s"
+        print(f"ingest: wrote {written} records in {len(shards)} shard{plural} "
               f"({_split_summary(data)}) to {out}; skipped "
               f"{len(data['skipped'])} of {data['files_found']} files"
               f"{resumed_text} in {time.perf_counter() - started:.1f}s")

@@ -1,0 +1,299 @@
+"""Tests for tfcnn.data.ingest: folders to shards, bad files, resumption."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.data import image_files
+from tfcnn.data import features
+from tfcnn.data import ingest
+from tfcnn.data.manifest import Manifest
+from tfcnn.errors import DataError
+
+CLASSES = ("ant", "bee", "cat")
+
+
+def _make_folders(root, per_class=10, kinds=("rgb_jpeg",)):
+    """Writes ``per_class`` images per class; returns their relative paths."""
+    paths = []
+    for c, name in enumerate(CLASSES):
+        for i in range(per_class):
+            kind = kinds[i % len(kinds)]
+            rel = f"{name}/{i:03d}{image_files.extension(kind)}"
+            image_files.write_kind(root / rel, kind, seed=100 * c + i)
+            paths.append(rel)
+    return paths
+
+
+def _records(files):
+    parsed = []
+    for record in tf.data.TFRecordDataset([str(f) for f in files]):
+        example = tf.io.parse_single_example(record, features.FEATURE_SPEC)
+        parsed.append({key: value.numpy() for key, value in example.items()})
+    return parsed
+
+
+def _shard_digests(out):
+    manifest = Manifest.load(out)
+    return {s: [shard["sha256"] for shard in manifest.shards(s)]
+            for s in manifest.splits}
+
+
+def test_class_folders_to_shards(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    paths = _make_folders(src, per_class=10)
+    data = ingest.ingest(src, out, num_shards=2, workers=1, progress=False)
+
+    manifest = Manifest.load(out)
+    assert data == manifest.to_dict()
+    assert manifest.class_names == list(CLASSES)
+    assert manifest.count("train") == 27 and manifest.count("validation") == 3
+    # Stratified: one image of each class held out (round(0.1 * 10)).
+    assert manifest.class_counts("validation") == {c: 1 for c in CLASSES}
+    assert [Path(f).name for f in manifest.files("train")] == [
+        "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+    records = _records(manifest.files("train") + manifest.files("validation"))
+    assert sorted(r[features.IMAGE_FILENAME].decode() for r in records) == (
+        sorted(paths))
+    for r in records:
+        rel = r[features.IMAGE_FILENAME].decode()
+        # JPEGs are stored as their original bytes.
+        assert r[features.IMAGE_ENCODED] == (src / rel).read_bytes()
+        assert r[features.IMAGE_FORMAT] == b"jpeg"
+        assert CLASSES[r[features.LABEL]] == rel.split("/")[0]
+        assert r[features.LABEL_TEXT].decode() == rel.split("/")[0]
+        assert (r[features.IMAGE_HEIGHT], r[features.IMAGE_WIDTH]) == (
+            image_files.HEIGHT, image_files.WIDTH)
+    for split in manifest.splits:
+        for shard in manifest.shards(split):
+            assert shard["records"] == len(_records([out / shard["name"]]))
+    assert ingest.is_complete(out)
+    assert not [p for p in os.listdir(out) if p.startswith(".")]
+
+
+def test_every_bad_file_kind_is_converted_or_listed(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    kinds = sorted(image_files.GOOD_KINDS) + sorted(image_files.BAD_KINDS)
+    for i, kind in enumerate(kinds):
+        cls = CLASSES[i % 2]
+        image_files.write_kind(
+            src / cls / f"{kind}{image_files.extension(kind)}", kind, seed=i)
+    data = ingest.ingest(src, out, validation_fraction=0.0, workers=1,
+                         progress=False)
+
+    written = sum(split["count"] for split in data["splits"].values())
+    assert data["files_found"] == len(kinds)
+    assert written + len(data["skipped"]) == data["files_found"]
+    reasons = {Path(s["path"]).stem: s["reason"] for s in data["skipped"]}
+    assert set(reasons) == set(image_files.BAD_KINDS)
+    for kind, word in image_files.BAD_KINDS.items():
+        assert word in reasons[kind]
+    converted = {Path(c["path"]).stem for c in data["converted"]}
+    assert converted == {k for k, keep in image_files.GOOD_KINDS.items()
+                         if not keep}
+    for r in _records(Manifest.load(out).files("train")):
+        kind = Path(r[features.IMAGE_FILENAME].decode()).stem
+        image = tf.io.decode_image(r[features.IMAGE_ENCODED], channels=3,
+                                   expand_animations=False).numpy()
+        assert image.shape == (image_files.HEIGHT, image_files.WIDTH, 3)
+        if not image_files.GOOD_KINDS[kind]:
+            atol = 1 if kind in ("rgba_png", "la_png") else 0
+            np.testing.assert_allclose(
+                image.astype(int),
+                image_files.expected_pixels(kind, seed=kinds.index(kind)),
+                atol=atol, rtol=0)
+
+
+def test_split_folders_and_unknown_test_class(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src / "train", per_class=5)
+    for name in ("ant", "zebra"):
+        image_files.write_kind(src / "test" / name / "0.jpg", "rgb_jpeg")
+    data = ingest.ingest(src, out, validation_fraction=0.2, workers=1,
+                         progress=False)
+    manifest = Manifest.load(out)
+    assert manifest.class_names == list(CLASSES)
+    assert (manifest.count("train"), manifest.count("validation"),
+            manifest.count("test")) == (12, 3, 1)
+    assert [s["path"] for s in data["skipped"]] == ["test/zebra/0.jpg"]
+    assert "no training folder" in data["skipped"][0]["reason"]
+
+
+def test_validation_folder_is_used_as_is(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src / "train", per_class=4)
+    _make_folders(src / "validation", per_class=2)
+    ingest.ingest(src, out, workers=1, progress=False)
+    manifest = Manifest.load(out)
+    assert (manifest.count("train"), manifest.count("validation")) == (12, 6)
+    assert not manifest.has_split("test")
+
+
+def test_deterministic_for_a_seed_and_any_worker_count(tmp_path):
+    src = tmp_path / "src"
+    _make_folders(src, per_class=24)  # 72 files: more than one pool chunk
+    ingest.ingest(src, tmp_path / "a", num_shards=3, seed=7, workers=1,
+                  progress=False)
+    ingest.ingest(src, tmp_path / "b", num_shards=3, seed=7, workers=2,
+                  progress=False)
+    ingest.ingest(src, tmp_path / "c", num_shards=3, seed=8, workers=1,
+                  progress=False)
+    assert _shard_digests(tmp_path / "a") == _shard_digests(tmp_path / "b")
+    assert _shard_digests(tmp_path / "a") != _shard_digests(tmp_path / "c")
+
+
+def test_complete_output_is_not_rewritten(tmp_path, capsys):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=3)
+    ingest.ingest(src, out, workers=1, progress=False)
+    shard = Manifest.load(out).files("train")[0]
+    before = os.stat(shard).st_mtime_ns
+    ingest.ingest(src, out, workers=1)
+    assert "already complete" in capsys.readouterr().out
+    assert os.stat(shard).st_mtime_ns == before
+
+    with pytest.raises(DataError, match="overwrite"):
+        ingest.ingest(src, out, seed=1, workers=1, progress=False)
+    ingest.ingest(src, out, seed=1, workers=1, overwrite=True,
+                  progress=False)
+    assert Manifest.load(out).to_dict()["options"]["seed"] == 1
+
+
+def test_damaged_output_is_rewritten(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=3)
+    ingest.ingest(src, out, workers=1, progress=False)
+    shard = Path(Manifest.load(out).files("train")[0])
+    shard.write_bytes(shard.read_bytes()[:-10])
+    assert not ingest.is_complete(out)
+    ingest.ingest(src, out, workers=1, progress=False)
+    assert ingest.is_complete(out)
+
+
+def test_is_complete_false_without_manifest_or_shard(tmp_path):
+    assert not ingest.is_complete(tmp_path)
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=3)
+    ingest.ingest(src, out, workers=1, progress=False)
+    os.remove(Manifest.load(out).files("train")[0])
+    assert not ingest.is_complete(out)
+
+
+def test_stale_shards_and_temporaries_are_removed(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=3)
+    out.mkdir()
+    (out / "train-00000-of-00009.tfrecord").write_bytes(b"old plan")
+    (out / ".train-00000-of-00001.tfrecord.tmp").write_bytes(b"partial")
+    (out / "notes.txt").write_text("not ours")
+    ingest.ingest(src, out, workers=1, progress=False)
+    assert sorted(os.listdir(out)) == [
+        "manifest.json", "notes.txt", "train-00000-of-00001.tfrecord"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"validation_fraction": 1.0}, "validation_fraction"),
+    ({"workers": -1}, "workers"),
+    ({"max_pixels": 0}, "max_pixels"),
+    ({"num_shards": -2}, "num_shards"),
+])
+def test_bad_arguments(tmp_path, kwargs, match):
+    _make_folders(tmp_path / "src", per_class=2)
+    with pytest.raises((DataError, ValueError), match=match):
+        ingest.ingest(tmp_path / "src", tmp_path / "out", progress=False,
+                      **kwargs)
+
+
+def test_bad_sources(tmp_path):
+    with pytest.raises(DataError, match="source folder not found"):
+        ingest.ingest(tmp_path / "nope", tmp_path / "out", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no class folders"):
+        ingest.ingest(tmp_path / "empty", tmp_path / "out", progress=False)
+    _make_folders(tmp_path / "src", per_class=1)
+    with pytest.raises(DataError, match="inside src"):
+        ingest.ingest(tmp_path / "src", tmp_path / "src" / "out",
+                      progress=False)
+
+
+def test_summary_line_names_what_was_written(tmp_path, capsys):
+    _make_folders(tmp_path / "src", per_class=2)
+    image_files.write_kind(tmp_path / "src" / "ant" / "x.jpg", "zero_byte")
+    ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "wrote 6 records in 1 shard (train 6)" in line
+    assert "skipped 1 of 7 files" in line
+    assert str(tmp_path / "out") in line
+
+
+_KILLED_INGEST = textwrap.dedent("""
+    import sys
+    from tfcnn.data import ingest
+    ingest.ingest(sys.argv[1], sys.argv[2], num_shards=40, workers=1,
+                  validation_fraction=0.0, progress=False)
+""")
+
+
+@pytest.mark.slow
+def test_killed_ingest_resumes_without_duplicates(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    # RGBA PNGs are converted and re-encoded: slow enough to kill mid-way.
+    paths = _make_folders(src, per_class=100, kinds=("rgba_png",))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    process = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_INGEST, str(src), str(out)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if len(list(out.glob("train-*"))) >= 2:
+                break
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL, "ingest ended before kill"
+    assert not (out / "manifest.json").exists()
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("train-*")}
+    assert 2 <= len(kept) < 40
+
+    data = ingest.ingest(src, out, num_shards=40, workers=1,
+                         validation_fraction=0.0, progress=False)
+    assert ingest.is_complete(out)
+    manifest = Manifest.load(out)
+    names = [r[features.IMAGE_FILENAME].decode()
+             for r in _records(manifest.files("train"))]
+    assert len(names) == len(set(names)) == len(paths) == data["splits"][
+        "train"]["count"]
+    assert set(names) == set(paths)
+    assert sorted(os.listdir(out)) == sorted(
+        ["manifest.json"] + [Path(f).name for f in manifest.files("train")])
+    # Shards finished before the kill were kept, not rewritten.
+    for name, mtime in kept.items():
+        assert (out / name).stat().st_mtime_ns == mtime
+
+
+def test_cli_ingest_and_stats(tmp_path, capsys):
+    from tfcnn import cli
+
+    _make_folders(tmp_path / "src", per_class=2)
+    out = tmp_path / "out"
+    assert cli.main(["ingest", str(tmp_path / "src"), str(out),
+                     "--shards", "1", "--workers", "1"]) == 0
+    assert cli.main(["stats", str(out), "--size", "8"]) == 0
+    lines = capsys.readouterr().out
+    assert "wrote 6 records" in lines and "stats.npz" in lines
+    assert json.loads((out / "manifest.json").read_text())["stats"] == (
+        "stats.npz")
+    assert cli.main(["stats", str(tmp_path / "nowhere")]) == 2
