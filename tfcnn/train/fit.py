@@ -27,6 +27,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from tfcnn.errors import RecipeError
 from tfcnn.errors import TfcnnError
 
 TRAINING_STATE = "training.json"
@@ -103,15 +104,15 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
     backup.steps_per_epoch = data.steps_per_epoch
     checkpoints = callbacks_lib.Checkpoints(write_dir / "checkpoints")
     all_callbacks = [guard, backup, checkpoints,
-                     *_tensorboard_callbacks(recipe, model, data, write_dir,
-                                             placement),
+                     *_tensorboard_callbacks(recipe, data, write_dir),
                      *list(callbacks)]
     plateau = _plateau(config)
     if plateau is not None:
         all_callbacks.insert(3, plateau)
 
     # Every worker reads the chief's backup (model_dir on shared storage).
-    state = callbacks_lib.restore_backup(model, model_dir / "backup")
+    with placement.strategy.scope():
+        state = callbacks_lib.restore_backup(model, model_dir / "backup")
     resumed_from = None
     if state is None:
         checkpoints.state = {}
@@ -135,7 +136,8 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
                 raise
             _say(f"train: {type(error).__name__} ({error}); restarting fit "
                  f"from the backup ({attempt + 1}/{max_restarts})")
-            callbacks_lib.restore_backup(model, model_dir / "backup")
+            with placement.strategy.scope():
+                callbacks_lib.restore_backup(model, model_dir / "backup")
 
     if guard.diverged is not None:
         raise DivergedError(_diverged_message(guard.diverged, model_dir,
@@ -279,17 +281,41 @@ def _plateau(config):
     return optimizers.plateau_callback(config)
 
 
-def _tensorboard_callbacks(recipe, model, data, write_dir, placement):
+def _tensorboard_callbacks(recipe, data, write_dir):
     import keras
 
+    from tfcnn.train import inputs as inputs_lib
+    from tfcnn.train import summaries
+
     config = recipe.train
-    profile = 0
-    if config.profile_steps:
-        first, _, last = config.profile_steps.partition(",")
-        profile = (int(first), int(last or first))
-    return [keras.callbacks.TensorBoard(
-        log_dir=str(write_dir / "logs"), histogram_freq=config.histogram_freq,
-        write_graph=False, update_freq="epoch", profile_batch=profile)]
+    logs = write_dir / "logs"
+    profile = _profile_steps(config.profile_steps)
+    return [
+        keras.callbacks.TensorBoard(
+            log_dir=str(logs), histogram_freq=config.histogram_freq,
+            write_graph=False, update_freq="epoch", profile_batch=profile),
+        summaries.StepMonitor(logs / "train", config.batch_size,
+                              every_steps=min(100, data.steps_per_epoch)),
+        summaries.ImageSummaries(
+            logs, inputs_lib.sample_batch(data.train, 16), data.validation,
+            data.num_classes),
+    ]
+
+
+def _profile_steps(text):
+    """``"a,b"`` (or ``"a"``) -> the steps Keras' profiler traces."""
+    if not text:
+        return 0
+    first, _, last = text.partition(",")
+    try:
+        steps = (int(first), int(last or first))
+    except ValueError:
+        steps = None
+    if steps is None or not 0 < steps[0] <= steps[1]:
+        raise RecipeError(
+            "train.profile_steps must be \"first,last\" steps (1-based, "
+            f"first <= last) or empty. Received: {text!r}")
+    return steps
 
 
 def _diverged_message(diverged, model_dir, checkpoints):

@@ -196,7 +196,8 @@ class _Shards:
     def stats(self):
         from tfcnn.data import stats as stats_lib
 
-        return stats_lib.load_stats(self._manifest.data_dir)
+        return stats_lib.load_stats(self._manifest,
+                                    size=self._recipe.data.resize_size)
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None):
@@ -209,36 +210,35 @@ class _Shards:
             shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
             deterministic=None if not training else False,
-            drop_remainder=drop_remainder,
-            label_offset=self._label_offset())
-
-    def _label_offset(self):
-        # Manifest.from_shards already checked labels with the offset; our
-        # own shards store 0-based labels plus whatever the recipe adds.
-        return self._recipe.data.label_offset
+            drop_remainder=drop_remainder, label_offset=data.label_offset)
 
 
 class _Tfds:
-    """A tfds dataset prepared on disk, read by ``tfcnn.data.readers``."""
+    """A tfds dataset prepared on disk, read by ``tfcnn.data.readers``.
+
+    ``data.tfds_eval_split`` serves as the validation split during training
+    and as the evaluation split afterwards.
+    """
 
     def __init__(self, recipe):
         from tfcnn.data import readers
 
         self._recipe = recipe
         data = recipe.data
-        self.where = f"tfds:{data.tfds_name}"
+        self.where = f"tfds dataset {data.tfds_name}"
         self._splits = {"train": data.tfds_train_split,
                         "validation": data.tfds_eval_split,
                         "test": data.tfds_eval_split}
-        self._reader = readers.TfdsReader(
-            data.tfds_name, data_dir=data.tfds_data_dir or None)
-        self.class_names = self._reader.class_names
+        self._data_dir = data.tfds_data_dir or None
+        self._source = readers.describe_tfds(data.tfds_name,
+                                             data_dir=self._data_dir)
+        self.class_names = self._source.class_names
 
     def has(self, split):
-        return self._reader.has_split(self._splits[split])
+        return self._source.has_split(self._splits[split])
 
     def count(self, split):
-        return self._reader.count(self._splits[split])
+        return self._source.count(self._splits[split])
 
     def stats(self):
         return None
@@ -246,16 +246,17 @@ class _Tfds:
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None):
         from tfcnn.data import pipeline
+        from tfcnn.data import readers
 
         data = self._recipe.data
+        examples = readers.read_tfds(data.tfds_name, self._splits[split],
+                                     data_dir=self._data_dir)
         return pipeline.make_dataset(
-            self._reader.examples(self._splits[split], shuffle_files=training,
-                                  seed=data.seed),
-            size=data.resize_size, batch_size=batch_size, training=training,
-            seed=data.seed, shuffle_buffer=data.shuffle_buffer,
+            examples, size=data.resize_size, batch_size=batch_size,
+            training=training, seed=data.seed,
+            shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
-            drop_remainder=drop_remainder,
-            label_offset=data.label_offset)
+            drop_remainder=drop_remainder, label_offset=data.label_offset)
 
 
 def _source(recipe):

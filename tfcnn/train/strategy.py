@@ -169,19 +169,16 @@ def _gpu_names():
 def _check_devices(devices):
     if not devices:
         return
-    known = {d.name.lower() for d in tf.config.list_logical_devices()}
+    known = {_short_name(d.name) for d in tf.config.list_logical_devices()}
     for device in devices:
-        if _full_name(device) not in known:
+        if _short_name(device) not in known:
             raise RecipeError(
                 f"train.devices names a device this machine does not have "
                 f"(known: {', '.join(sorted(known))}). Received: {device!r}")
 
 
-def _full_name(device):
-    # "/gpu:1" and "GPU:1" both mean "/job:localhost/replica:0/task:0/
-    # device:GPU:1" in tf.config.list_logical_devices().
-    name = device.lower().lstrip("/")
-    if name.startswith("job:"):
-        return "/" + name
-    name = name.removeprefix("device:")
-    return f"/job:localhost/replica:0/task:0/device:{name}"
+def _short_name(device):
+    # "/gpu:1", "GPU:1", "/device:GPU:1" and
+    # "/job:localhost/replica:0/task:0/device:GPU:1" all mean "gpu:1".
+    name = device.lower().rsplit("/", 1)[-1]
+    return name.removeprefix("device:")

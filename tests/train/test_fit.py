@@ -1,0 +1,191 @@
+"""Tests of tfcnn.train.fit: the fit loop under strategies, NaN, resume."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.train.conftest import tiny_recipe
+from tfcnn.train import callbacks as callbacks_lib
+from tfcnn.train import fit
+from tfcnn.train import inputs
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny run shared by the tests that only read its outputs."""
+    recipe = tiny_recipe(tmp_path_factory.mktemp("trained") / "run",
+                         epochs=3)
+    summary = fit.train(recipe, verbose=0)
+    return recipe, summary
+
+
+def test_train_writes_the_run_and_learns(trained):
+    recipe, summary = trained
+    model_dir = tf.io.gfile.join(recipe.train.model_dir)
+    for name in ("model.keras", "classes.json", "recipe.toml",
+                 "training.json", "checkpoints/last.keras",
+                 "checkpoints/best.keras", "logs/train",
+                 "logs/validation"):
+        assert tf.io.gfile.exists(f"{model_dir}/{name}"), name
+    assert not tf.io.gfile.exists(f"{model_dir}/backup")
+    assert summary["epochs_run"] == 3 and summary["resumed_from"] is None
+    # 4 classes: chance is ln(4) = 1.386.
+    assert summary["metrics"]["val_loss"] < math.log(4) - 0.2
+    classes = json.loads(open(f"{model_dir}/classes.json").read())
+    assert classes == {"class_names": [f"class_{i}" for i in range(4)]}
+    assert fit.is_complete(recipe)
+    assert not fit.is_complete(recipe.replace(train={"epochs": 4}))
+
+
+def test_trained_model_keeps_the_contract(trained):
+    recipe, _ = trained
+    model = keras.saving.load_model(f"{recipe.train.model_dir}/model.keras")
+    assert model.inputs[0].dtype == "uint8"
+    assert tuple(model.input_shape) == (None, 20, 20, 3)
+    images = np.zeros((2, 20, 20, 3), np.uint8)
+    probabilities = keras.ops.convert_to_numpy(model(images))
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_mirrored_over_two_cpus_trains(make_recipe):
+    recipe = make_recipe(strategy="mirrored", devices=["/cpu:0", "/cpu:1"],
+                         epochs=3)
+    summary = fit.train(recipe, verbose=0)
+    assert summary["num_replicas"] == 2
+    assert summary["metrics"]["val_loss"] < math.log(4) - 0.2
+
+
+def _two_steps(recipe, strategy, initial_weights, batch):
+    with strategy.scope():
+        model = fit.build_training_model(recipe, 4)
+        fit.compile_model(model, recipe, steps_per_epoch=2)
+    model.set_weights(initial_weights)
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
+    return model.get_weights()
+
+
+def test_two_replicas_match_one_device(tmp_path):
+    # Guards against Keras-on-TF multi-replica bugs where gradients were not
+    # aggregated or were scaled twice (keras#19891, #21061).
+    recipe = tiny_recipe(tmp_path, weight_decay=5e-4, label_smoothing=0.1,
+                         momentum=0.9, learning_rate=0.1)
+    recipe = recipe.replace(augment={"crop": False})
+    keras.utils.set_random_seed(1)
+    initial = fit.build_training_model(recipe, 4).get_weights()
+    rng = np.random.default_rng(0)
+    batch = (rng.integers(0, 256, (16, 20, 20, 3)).astype(np.uint8),
+             rng.integers(0, 4, 16).astype(np.int32))
+    one = _two_steps(recipe, tf.distribute.OneDeviceStrategy("/cpu:0"),
+                     initial, batch)
+    two = _two_steps(recipe, tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"]), initial, batch)
+    moved = 0
+    for w0, w1, w2 in zip(initial, one, two):
+        np.testing.assert_allclose(w2, w1, rtol=1e-5, atol=1e-6)
+        moved += not np.allclose(w0, w1)
+    assert moved >= 8  # every kernel and bias of LeNet-5 changed
+
+
+class _Poison(keras.callbacks.Callback):
+    """Makes every weight NaN at the start of the second epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            for variable in self.model.trainable_variables:
+                variable.assign(tf.fill(variable.shape, math.nan))
+
+
+def test_nan_loss_stops_cleanly_and_keeps_last_good_state(make_recipe):
+    recipe = make_recipe(epochs=3, backup_steps=0)
+    with pytest.raises(fit.DivergedError, match=r"epoch 2, step 0"):
+        fit.train(recipe, verbose=0, callbacks=[_Poison()])
+    model_dir = recipe.train.model_dir
+    assert not fit.is_complete(recipe)
+    state = json.loads(open(f"{model_dir}/checkpoints/state.json").read())
+    assert state["last"]["epoch"] == 1
+    last = keras.saving.load_model(f"{model_dir}/checkpoints/last.keras")
+    assert all(np.isfinite(w).all() for w in last.get_weights())
+    backup = callbacks_lib.read_backup(f"{model_dir}/backup")
+    assert (backup["epoch"], backup["step"]) == (1, 0)
+
+
+class _Crash(keras.callbacks.Callback):
+    def __init__(self, at_step):
+        super().__init__()
+        self.at_step = at_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.at_step:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_rerun_resumes_inside_the_epoch_it_stopped_in(make_recipe):
+    # 64 images / 16 = 4 steps per epoch; backups every 2 steps. A crash
+    # after step 7 leaves the backup of global step 6: epoch 2, step 2.
+    recipe = make_recipe(epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        fit.train(recipe, verbose=0, callbacks=[_Crash(7)])
+    keras.backend.clear_session()
+    summary = fit.train(recipe, verbose=0)
+    assert summary["resumed_from"] == {"epoch": 1, "step": 2}
+    assert summary["epochs_run"] == 2  # the rest of epoch 2, then epoch 3
+    assert fit.is_complete(recipe)
+    model = keras.saving.load_model(f"{recipe.train.model_dir}/model.keras")
+    assert int(model.optimizer.iterations.numpy()) == 12
+
+
+def test_tensorboard_event_files_hold_the_promised_summaries(trained):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    recipe, _ = trained
+    expected = {
+        "train": {"epoch_loss": "scalars", "epoch_accuracy": "scalars",
+                  "epoch_top5_accuracy": "scalars",
+                  "epoch_learning_rate": "scalars",
+                  "learning_rate": "scalars",
+                  "images_per_second": "scalars",
+                  "input_wait_fraction": "scalars",
+                  "augmented_inputs": "images",
+                  "first_layer_filters": "images",
+                  "conv1/kernel/histogram": "histograms"},
+        "validation": {"epoch_loss": "scalars", "epoch_accuracy": "scalars",
+                       "epoch_top5_accuracy": "scalars",
+                       "confusion_matrix": "images"},
+    }
+    for run, tags in expected.items():
+        accumulator = event_accumulator.EventAccumulator(
+            f"{recipe.train.model_dir}/logs/{run}",
+            size_guidance={event_accumulator.TENSORS: 0})
+        accumulator.Reload()
+        for tag, plugin in tags.items():
+            metadata = accumulator.SummaryMetadata(tag)
+            assert metadata.plugin_data.plugin_name == plugin, tag
+            events = accumulator.Tensors(tag)
+            assert events, tag
+        if run == "train":
+            assert accumulator.Tags()["graph"]
+            wait = [tf.make_ndarray(e.tensor_proto)
+                    for e in accumulator.Tensors("input_wait_fraction")]
+            assert all(0.0 <= w <= 1.0 for w in wait)
+            rates = accumulator.Tensors("images_per_second")
+            assert all(tf.make_ndarray(e.tensor_proto) > 0 for e in rates)
+    confusion = event_accumulator.EventAccumulator(
+        f"{recipe.train.model_dir}/logs/validation",
+        size_guidance={event_accumulator.TENSORS: 0})
+    confusion.Reload()
+    # One confusion matrix per validation (3 epochs).
+    assert len(confusion.Tensors("confusion_matrix")) == 3
+
+
+def test_synthetic_inputs_are_global_batches(make_recipe):
+    data = inputs.training_inputs(make_recipe())
+    images, labels = next(iter(data.train))
+    assert images.dtype == tf.uint8 and images.shape == (16, 20, 20, 3)
+    assert labels.dtype == tf.int32 and labels.shape == (16,)
+    assert data.steps_per_epoch == 4 and data.num_classes == 4
