@@ -1,0 +1,185 @@
+"""Tests of versioned, verified, atomic publishing."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from tests.export import contract_model
+from tfcnn.errors import ExportError
+from tfcnn.export import layout
+from tfcnn.export import publish
+from tfcnn.export import serving
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """Version 1 of 'tiny', exported with the full verification."""
+    base = tmp_path_factory.mktemp("published")
+    reports = []
+    verify = publish.verify_saved_model
+
+    def keep_report(*args):
+        reports.append(verify(*args))
+        return reports[-1]
+
+    publish.verify_saved_model = keep_report
+    try:
+        path = publish.export_model(contract_model.build(), export_dir=base,
+                                    name="tiny", top_k=2,
+                                    class_names=contract_model.CLASS_NAMES)
+    finally:
+        publish.verify_saved_model = verify
+    return base, path, reports[0]
+
+
+def _entries(model_root):
+    return sorted(os.listdir(model_root))
+
+
+def test_first_export_is_version_1_with_warmup_and_metadata(published):
+    base, path, _ = published
+    assert path == base / "tiny" / "1"
+    assert (path / "saved_model.pb").is_file()
+    assert (path / "variables").is_dir()
+    assert (path / layout.WARMUP_FILE).stat().st_size > 0
+    metadata = json.loads((path / layout.METADATA_FILE).read_text())
+    assert metadata["class_names"] == contract_model.CLASS_NAMES
+    assert metadata["image_size"] == contract_model.SIZE
+    assert metadata["top_k"] == 2
+    assert oct(path.stat().st_mode & 0o777) == oct(0o755)
+
+
+def test_warmup_file_has_one_request_per_signature(published):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    _, path, _ = published
+    signatures = []
+    for record in tf.data.TFRecordDataset(str(path / layout.WARMUP_FILE)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        assert log.predict_log.request.model_spec.name == "tiny"
+        signatures.append(log.predict_log.request.model_spec.signature_name)
+    assert sorted(signatures) == sorted(serving.SIGNATURES)
+
+
+def test_saved_model_cli_lists_the_signatures(published):
+    _, path, _ = published
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    done = subprocess.run(
+        [cli, "show", "--dir", str(path), "--all"], capture_output=True,
+        text=True, check=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    for name in serving.SIGNATURES:
+        assert f"signature_def['{name}']" in done.stdout
+    assert "image_bytes" in done.stdout
+
+
+def test_verification_ran_without_tfcnn_and_matched_keras(published):
+    _, _, report = published
+    assert report["ok"] and report["tfcnn_imported"] is False
+    assert sorted(report["max_abs_diff"]) == sorted(serving.SIGNATURES)
+    assert max(report["max_abs_diff"].values()) <= publish.VERIFY_ATOL
+
+
+def test_versions_are_next_free_or_explicit_and_never_overwritten(
+        tmp_path):
+    model = contract_model.build()
+
+    def export(version=0):
+        return publish.export_model(model, export_dir=tmp_path, name="m",
+                                    version=version, verify=False)
+
+    assert export().name == "1"
+    assert export(5).name == "5"
+    assert export().name == "6"
+    before = (tmp_path / "m" / "5" / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(ExportError, match="already exists"):
+        export(5)
+    assert (tmp_path / "m" / "5" / "saved_model.pb").stat().st_mtime_ns \
+        == before
+    assert _entries(tmp_path / "m") == [".publish.lock", "1", "5", "6"]
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise ExportError("injected failure")
+
+    monkeypatch.setattr(publish, "verify_saved_model", fail)
+    with pytest.raises(ExportError, match="injected"):
+        publish.export_model(contract_model.build(), export_dir=tmp_path,
+                             name="m")
+    assert _entries(tmp_path / "m") == []
+
+
+@pytest.mark.slow
+def test_a_real_verification_failure_publishes_nothing(tmp_path,
+                                                       monkeypatch):
+    # A negative tolerance makes every comparison in the child fail.
+    monkeypatch.setattr(publish, "VERIFY_ATOL", -1.0)
+    with pytest.raises(ExportError, match="differ from Keras"):
+        publish.export_model(contract_model.build(), export_dir=tmp_path,
+                             name="m")
+    assert _entries(tmp_path / "m") == [] or _entries(tmp_path / "m") == [
+        ".publish.lock"]
+
+
+@pytest.mark.slow
+def test_export_from_a_training_model_dir_with_tfcnn_layers(tmp_path):
+    """model.keras + classes.json, with the real augment layers inside."""
+    from tfcnn import augment
+    from tfcnn import recipe
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((contract_model.SIZE, contract_model.SIZE, 3),
+                         dtype="uint8", name="image")
+    x = inputs
+    for layer in augment.build_preprocessing(recipe.AugmentConfig(),
+                                             crop_size=contract_model.CROP):
+        x = layer(x)
+    x = keras.layers.Conv2D(2, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(2, activation="softmax",
+                                 dtype="float32")(x)
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    keras.Model(inputs, outputs).save(model_dir / "model.keras")
+    (model_dir / "classes.json").write_text(
+        json.dumps({"class_names": ["left", "right"]}))
+
+    path = publish.export_model(str(model_dir), export_dir=tmp_path / "sm",
+                                name="run")
+    metadata = json.loads((path / layout.METADATA_FILE).read_text())
+    assert metadata["class_names"] == ["left", "right"]
+    assert metadata["top_k"] == 2
+    assert metadata["source"].endswith("model.keras")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"name": "../x"}, "Received: name="),
+    ({"name": "m", "version": -1}, "Received: version="),
+    ({"name": "m", "version": "2"}, "Received: version="),
+])
+def test_bad_arguments_are_refused_before_any_work(tmp_path, kwargs,
+                                                   match):
+    with pytest.raises(ValueError, match=match):
+        publish.export_model(contract_model.build(), export_dir=tmp_path,
+                             **kwargs)
+    assert not os.listdir(tmp_path)
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.keras"):
+        publish.export_model(tmp_path, export_dir=tmp_path / "sm",
+                             name="m")
+
+
+def test_bad_classes_json(tmp_path):
+    contract_model.build().save(tmp_path / "model.keras")
+    (tmp_path / "classes.json").write_text('{"class_names": [1, 2, 3]}')
+    with pytest.raises(ExportError, match="class_names"):
+        publish.export_model(tmp_path, export_dir=tmp_path / "sm",
+                             name="m", verify=False)

@@ -1,0 +1,83 @@
+"""Tests of ``tfcnn predict`` (library function and command)."""
+
+import json
+
+import pytest
+
+from tests.export import contract_model
+from tfcnn import cli
+from tfcnn.errors import DataError
+from tfcnn.serve import predict
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    paths = []
+    for i, data in enumerate(contract_model.encoded_images(3, fmt="jpeg")):
+        path = folder / f"img{i}.jpg"
+        path.write_bytes(data)
+        paths.append(str(path))
+    return paths
+
+
+def test_predict_with_a_model_dir_uses_the_newest_version(model_base,
+                                                         images):
+    result = predict.predict(model_base / "tiny", images, top_k=2)
+    assert result["version"] == 1
+    assert result["model_dir"].endswith("tiny/1")
+    assert [p["image"] for p in result["predictions"]] == images
+    first = result["predictions"][0]
+    assert first["class_names"][0] == "ant" and first["class_ids"][0] == 0
+    assert len(first["probabilities"]) == 2
+    assert first["probabilities"][0] >= first["probabilities"][1]
+    json.dumps(result)
+
+
+def test_top_k_is_limited_to_the_exported_k(model_base, images):
+    result = predict.predict(model_base / "tiny" / "1", images[:1], top_k=9)
+    assert result["top_k"] == 2
+    assert len(result["predictions"][0]["class_ids"]) == 2
+    one = predict.predict(model_base / "tiny", images[:1], top_k=1)
+    assert one["predictions"][0]["class_names"] == ["ant"]
+
+
+def test_format_predictions(model_base, images):
+    text = predict.format_predictions(
+        predict.predict(model_base / "tiny", images[:2], top_k=2))
+    lines = text.splitlines()
+    assert lines[0].startswith("model ")
+    assert lines[1] == images[0]
+    assert lines[2].lstrip().startswith("1. ant")
+
+
+def test_undecodable_image_names_the_file(model_base, images, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DataError, match="bad.jpg"):
+        predict.predict(model_base / "tiny", [images[0], str(bad)])
+
+
+def test_missing_model_or_image(model_base, images, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no SavedModel"):
+        predict.predict(tmp_path, images)
+    with pytest.raises(FileNotFoundError):
+        predict.predict(model_base / "tiny", [str(tmp_path / "no.png")])
+    with pytest.raises(ValueError, match="Received: top_k=0"):
+        predict.predict(model_base / "tiny", images, top_k=0)
+
+
+def test_command_prints_one_json_object(model_base, images, capsys):
+    assert cli.main(["predict", str(model_base / "tiny"), *images[:2],
+                     "--top-k", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [p["class_names"] for p in result["predictions"]] == [
+        ["ant"], ["ant"]]
+
+
+def test_command_text_output_and_errors(model_base, images, tmp_path,
+                                        capsys):
+    assert cli.main(["predict", str(model_base / "tiny"), images[0]]) == 0
+    assert "1. ant" in capsys.readouterr().out
+    assert cli.main(["predict", str(tmp_path), images[0]]) == 2
+    assert "no SavedModel" in capsys.readouterr().err
