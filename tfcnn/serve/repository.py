@@ -50,7 +50,8 @@ class ServedVersion:
 
     def input_specs(self, signature_name):
         """Returns ``{input name: tf.TensorSpec}`` of a signature."""
-        return dict(self.signatures[signature_name].structured_input_signature[1])
+        function = self.signatures[signature_name]
+        return dict(function.structured_input_signature[1])
 
 
 def _read_signature_def(path):
