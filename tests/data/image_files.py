@@ -133,6 +133,18 @@ def encode_kind(kind, seed=0):
     raise ValueError(f"unknown kind {kind!r}")
 
 
+def make_class_folders(root, classes, per_class=10, kinds=("rgb_jpeg",)):
+    """Writes ``per_class`` images per class; returns their relative paths."""
+    paths = []
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            kind = kinds[i % len(kinds)]
+            rel = f"{name}/{i:03d}{extension(kind)}"
+            write_kind(root / rel, kind, seed=100 * c + i)
+            paths.append(rel)
+    return paths
+
+
 def write_kind(path, kind, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode_kind(kind, seed))

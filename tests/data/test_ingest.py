@@ -23,15 +23,7 @@ CLASSES = ("ant", "bee", "cat")
 
 
 def _make_folders(root, per_class=10, kinds=("rgb_jpeg",)):
-    """Writes ``per_class`` images per class; returns their relative paths."""
-    paths = []
-    for c, name in enumerate(CLASSES):
-        for i in range(per_class):
-            kind = kinds[i % len(kinds)]
-            rel = f"{name}/{i:03d}{image_files.extension(kind)}"
-            image_files.write_kind(root / rel, kind, seed=100 * c + i)
-            paths.append(rel)
-    return paths
+    return image_files.make_class_folders(root, CLASSES, per_class, kinds)
 
 
 def _records(files):

@@ -1,0 +1,120 @@
+"""Tests for tfcnn.data.stats against a NumPy float64 computation."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.data import reference_shards
+from tfcnn.data import ingest
+from tfcnn.data import preprocess
+from tfcnn.data import stats as stats_lib
+from tfcnn.data.manifest import Manifest
+from tfcnn.errors import DataError
+
+SIZE = 16
+RTOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Ingested JPEGs of varied shapes (so the resize matters)."""
+    root = tmp_path_factory.mktemp("stats")
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        height, width = rng.integers(12, 48, 2)
+        path = root / "src" / f"c{i % 3}" / f"{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(reference_shards.jpeg(i, int(height), int(width)))
+    ingest.ingest(root / "src", root / "out", num_shards=2, workers=1,
+                  progress=False)
+    return root / "out"
+
+
+def _numpy_reference(data_dir, split="train"):
+    """float64 statistics of the decoded training images, by NumPy alone."""
+    from tfcnn.data import readers
+
+    images = np.stack([
+        preprocess.decode_and_resize(encoded, SIZE).numpy()
+        for encoded, _ in readers.read_shards(data_dir, split)
+    ]).astype(np.float64)
+    pixels = images.reshape(-1, 3)
+    covariance = np.cov(pixels, rowvar=False, bias=True)
+    return images, pixels, covariance
+
+
+def test_stats_match_numpy_float64(dataset):
+    stats = stats_lib.compute_stats(dataset, size=SIZE, progress=False)
+    images, pixels, covariance = _numpy_reference(dataset)
+    assert stats.num_images == len(images) == Manifest.load(
+        dataset).count("train")
+    assert stats.mean_image.shape == (SIZE, SIZE, 3)
+    assert stats.mean_image.dtype == np.float32
+    np.testing.assert_allclose(stats.mean_image, images.mean(axis=0),
+                               rtol=RTOL, atol=1e-4)
+    np.testing.assert_allclose(stats.channel_mean, pixels.mean(axis=0),
+                               rtol=RTOL)
+    np.testing.assert_allclose(stats.channel_std, pixels.std(axis=0),
+                               rtol=RTOL)
+    np.testing.assert_allclose(stats.covariance, covariance, rtol=RTOL)
+    values = np.linalg.eigvalsh(covariance)[::-1]
+    np.testing.assert_allclose(stats.eigenvalues, values, rtol=RTOL)
+    assert np.all(np.diff(stats.eigenvalues) <= 0)
+    # Columns are unit eigenvectors: C v = lambda v, V^T V = I.
+    vectors = stats.eigenvectors
+    np.testing.assert_allclose(covariance @ vectors,
+                               vectors * stats.eigenvalues, rtol=RTOL,
+                               atol=1e-6 * stats.eigenvalues[0])
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(3), atol=1e-10)
+    largest = np.abs(vectors).argmax(axis=0)
+    assert np.all(vectors[largest, np.arange(3)] > 0)
+
+
+def test_stats_are_saved_and_named_in_the_manifest(dataset):
+    stats = stats_lib.compute_stats(dataset, size=SIZE, progress=False)
+    manifest = Manifest.load(dataset)
+    assert manifest.stats_path == dataset / "stats.npz"
+    assert json.loads((dataset / "manifest.json").read_text())["stats"] == (
+        "stats.npz")
+    loaded = stats_lib.load_stats(dataset, size=SIZE)
+    for field in ("mean_image", "channel_mean", "channel_std", "covariance",
+                  "eigenvalues", "eigenvectors"):
+        np.testing.assert_array_equal(getattr(loaded, field),
+                                      getattr(stats, field))
+    assert (loaded.size, loaded.num_images, loaded.split) == (
+        SIZE, stats.num_images, "train")
+    assert not [p for p in os.listdir(dataset) if p.endswith(".tmp")]
+    # Recording the statistics does not make the ingest look incomplete.
+    assert ingest.is_complete(dataset)
+    with pytest.raises(DataError, match="--size 32"):
+        stats_lib.load_stats(dataset, size=32)
+
+
+def test_load_stats_is_none_before_compute(tmp_path):
+    assert stats_lib.load_stats(tmp_path) is None
+
+
+def test_stats_of_reference_shards(tmp_path):
+    reference_shards.write_reference_shards(tmp_path, "train", 2, 3)
+    manifest = Manifest.from_shards(tmp_path, num_classes=3, label_offset=-1)
+    stats = stats_lib.compute_stats(manifest, size=8, progress=False)
+    assert stats.num_images == 6
+    assert (tmp_path / "stats.npz").is_file()
+    assert not (tmp_path / "manifest.json").exists()
+    loaded = stats_lib.load_stats(tmp_path)
+    np.testing.assert_array_equal(loaded.covariance, stats.covariance)
+
+
+def test_stats_errors(dataset, tmp_path):
+    with pytest.raises(DataError, match="no manifest.json"):
+        stats_lib.compute_stats(tmp_path, size=SIZE, progress=False)
+    with pytest.raises(DataError, match="split='test'"):
+        stats_lib.compute_stats(dataset, size=SIZE, split="test",
+                                progress=False)
+    with pytest.raises(DataError, match="size=0"):
+        stats_lib.compute_stats(dataset, size=0, progress=False)
+    (tmp_path / "stats.npz").write_bytes(b"not an npz")
+    with pytest.raises(DataError, match="cannot read statistics"):
+        stats_lib.load_stats(tmp_path)
