@@ -17,6 +17,7 @@ from tfcnn.augment.mean import IMAGENET_MEAN
 from tfcnn.augment.mean import IMAGENET_STD
 from tfcnn.augment.mean import MeanSubtraction
 from tfcnn.augment.mix import mix_batches
+from tfcnn.augment.randaugment import RandAugment
 
 __all__ = [
     "IMAGENET_EIGENVALUES",
@@ -25,6 +26,7 @@ __all__ = [
     "IMAGENET_STD",
     "MeanSubtraction",
     "PCALighting",
+    "RandAugment",
     "RandomHorizontalFlip",
     "RandomOrCentreCrop",
     "build_preprocessing",

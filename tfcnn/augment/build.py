@@ -10,7 +10,7 @@ The lead's training model is::
 
 The order keeps AlexNet's arithmetic exact and the host's work small:
 
-1. ``RandAugment`` (optional) on the uint8 ``S x S`` image, which its
+1. ``RandAugment`` (optional; Keras', off at inference) on the uint8 ``S x S`` image, which its
    value-range-dependent ops need.
 2. ``PCALighting`` (training) in [0, 255] pixel units.
 3. ``MeanSubtraction``: the mean image is subtracted at ``S x S`` before the
@@ -30,6 +30,7 @@ from tfcnn.augment import crop as crop_lib
 from tfcnn.augment import flip as flip_lib
 from tfcnn.augment import lighting as lighting_lib
 from tfcnn.augment import mean as mean_lib
+from tfcnn.augment import randaugment as randaugment_lib
 from tfcnn.recipe import MeanMode
 
 
@@ -59,7 +60,7 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0):
             f"crop_size={crop_size!r}")
     layers = []
     if config.randaugment > 0:
-        layers.append(keras.layers.RandAugment(
+        layers.append(randaugment_lib.RandAugment(
             value_range=(0, 255), factor=config.randaugment,
             seed=seed + 3, name="randaugment"))
     if config.pca_lighting > 0:

@@ -98,12 +98,12 @@ class PCALighting(keras.layers.Layer):
             name="eigenvalues", shape=(3,), trainable=False,
             initializer=keras.initializers.Constant(
                 self.initial_eigenvalues),
-            dtype="float32")
+            dtype="float32", autocast=False)
         self.eigenvectors = self.add_weight(
             name="eigenvectors", shape=(3, 3), trainable=False,
             initializer=keras.initializers.Constant(
                 self.initial_eigenvectors),
-            dtype="float32")
+            dtype="float32", autocast=False)
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: 3})
 
     def call(self, inputs, training=False):

@@ -117,9 +117,10 @@ class MeanSubtraction(keras.layers.Layer):
             raise ValueError(
                 f"{name} must have shape {shape} to match the input. "
                 f"Received: {name}.shape={value.shape}")
+        # autocast=False: read in float32 under a mixed policy too.
         return self.add_weight(
             name=name, shape=shape, trainable=False, dtype="float32",
-            initializer=keras.initializers.Constant(value))
+            autocast=False, initializer=keras.initializers.Constant(value))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -5,6 +5,15 @@ live inside it; ``mix_batches`` maps Keras' ``MixUp``/``CutMix`` layers over
 the host batches instead and turns the labels into one-hot soft labels
 (train with ``CategoricalCrossentropy``). Mixed images are rounded back to
 uint8 so the host-to-device contract (uint8 ``[B, S, S, 3]``) holds.
+
+Mixing happens at the host size S, before the random crop, so a CutMix box
+may fall partly outside the crop the network sees; the label weights are
+those of the whole S x S image (the usual approximation when CutMix runs
+before cropping). The Keras layers' seed state doesn't carry over from one
+pass over a dataset to the next, so a finite dataset iterated once per
+epoch gets the same sequence of mixing weights each epoch (on differently
+shuffled images); build the pipeline with ``repeat=True`` for one unbroken
+random stream.
 """
 
 import keras
@@ -55,7 +64,8 @@ def mix_batches(dataset, config, num_classes, seed=0):
                        lambda: _apply(mixers[0], images, labels),
                        lambda: _apply(mixers[1], images, labels))
 
-    coins = tf.data.Dataset.random(seed=seed + 2)
+    coins = tf.data.Dataset.random(seed=seed + 2,
+                                   rerandomize_each_iteration=True)
     # Sequential: the Keras layers advance their seed state per batch, and
     # a fixed order keeps a seeded run reproducible.
     return tf.data.Dataset.zip(dataset, coins).map(mix)

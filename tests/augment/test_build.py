@@ -1,0 +1,158 @@
+"""Tests for tfcnn.augment.build: the preprocessing of the training model."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcnn import augment
+from tfcnn.recipe import AugmentConfig
+from tfcnn.recipe import MeanMode
+
+S, C = 12, 8
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, (4, S, S, 3), dtype=np.uint8)
+
+
+@dataclasses.dataclass
+class Stats:
+    """The fields of tfcnn.data.stats.DatasetStats that the builder reads."""
+
+    size: int = S
+    mean_image: np.ndarray = dataclasses.field(
+        default_factory=lambda: RNG.uniform(0, 255, (S, S, 3)).astype(
+            np.float32))
+    channel_mean: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.float32([100, 110, 120]))
+    channel_std: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.float32([50, 60, 70]))
+    eigenvalues: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.float32([5000, 300, 40]))
+    eigenvectors: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.linalg.qr(RNG.normal(size=(3, 3)))[0]
+        .astype(np.float32))
+
+
+def _model(config=AugmentConfig(), stats=None, seed=0):
+    inputs = keras.Input((S, S, 3), dtype="uint8", name="image")
+    x = inputs
+    for layer in augment.build_preprocessing(config, crop_size=C,
+                                             stats=stats, seed=seed):
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def test_default_layers_in_order():
+    layers = augment.build_preprocessing(AugmentConfig(), crop_size=C)
+    assert [type(layer).__name__ for layer in layers] == [
+        "PCALighting", "MeanSubtraction", "RandomOrCentreCrop",
+        "RandomHorizontalFlip"]
+
+
+@pytest.mark.parametrize("policy, dtype", [
+    ("float32", "float32"), ("mixed_float16", "float16"),
+    ("mixed_bfloat16", "bfloat16")])
+def test_output_shape_and_compute_dtype(policy, dtype):
+    keras.config.set_dtype_policy(policy)
+    model = _model()
+    for training in (True, False):
+        out = model(IMAGES, training=training)
+        assert out.shape == (4, C, C, 3)
+        assert out.dtype == dtype
+
+
+def test_inference_is_the_centre_crop_of_the_mean_subtracted_image():
+    stats = Stats()
+    model = _model(stats=stats)
+    expected = (IMAGES - stats.mean_image)[:, 2:10, 2:10]
+    np.testing.assert_allclose(model(IMAGES), expected, rtol=1e-6)
+    np.testing.assert_allclose(model(IMAGES), model(IMAGES))
+
+
+def test_training_crops_the_mean_at_the_same_offset_as_the_image():
+    # Without lighting and flip, a training output is some window of
+    # (image - mean image): the mean is subtracted before the crop.
+    stats = Stats()
+    config = AugmentConfig(pca_lighting=0.0, flip=False)
+    out = _model(config, stats)(IMAGES, training=True).numpy()
+    full = IMAGES - stats.mean_image
+    for image, crop in zip(full, out):
+        windows = [image[t:t + C, l:l + C] for t in range(S - C + 1)
+                   for l in range(S - C + 1)]
+        assert any(np.allclose(w, crop, atol=1e-4) for w in windows)
+
+
+def test_channel_mode_uses_the_stored_channel_statistics():
+    stats = Stats()
+    model = _model(AugmentConfig(mean=MeanMode.CHANNEL), stats)
+    expected = ((IMAGES - stats.channel_mean) / stats.channel_std)[
+        :, 2:10, 2:10]
+    np.testing.assert_allclose(model(IMAGES), expected, rtol=1e-5)
+
+
+def test_lighting_uses_the_dataset_pca_in_unit_pixel_scale():
+    stats = Stats()
+    layers = augment.build_preprocessing(AugmentConfig(pca_lighting=0.2),
+                                         crop_size=C, stats=stats)
+    lighting = layers[0]
+    assert isinstance(lighting, augment.PCALighting)
+    lighting.build((None, S, S, 3))
+    np.testing.assert_allclose(lighting.eigenvalues.numpy(),
+                               stats.eigenvalues / 255.0**2, rtol=1e-6)
+    np.testing.assert_allclose(lighting.eigenvectors.numpy(),
+                               stats.eigenvectors)
+    assert lighting.stddev == 0.2
+
+
+def test_switches_turn_layers_off():
+    config = AugmentConfig(crop=False, flip=False, pca_lighting=0.0,
+                           mean=MeanMode.NONE)
+    layers = augment.build_preprocessing(config, crop_size=C)
+    assert [type(layer).__name__ for layer in layers] == [
+        "MeanSubtraction", "Resizing"]
+    out = _model(config)(IMAGES, training=True)
+    assert out.shape == (4, C, C, 3)
+    assert float(tf.reduce_max(out)) <= 1.0
+
+
+def test_randaugment_runs_first_on_uint8_and_only_in_training():
+    config = AugmentConfig(randaugment=0.5, pca_lighting=0.0, flip=False)
+    layers = augment.build_preprocessing(config, crop_size=C)
+    assert isinstance(layers[0], keras.layers.RandAugment)
+    model = _model(config)
+    out = model(IMAGES, training=True)
+    assert out.shape == (4, C, C, 3)
+    plain = _model(AugmentConfig(pca_lighting=0.0, flip=False))
+    np.testing.assert_allclose(model(IMAGES), plain(IMAGES), rtol=1e-6)
+
+
+def test_saved_model_carries_the_statistics(tmp_path):
+    stats = Stats()
+    model = _model(stats=stats)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded(IMAGES), model(IMAGES), rtol=1e-6)
+    mean = loaded.get_layer("mean_subtraction").mean.numpy()
+    np.testing.assert_array_equal(mean, stats.mean_image)
+
+
+def test_each_replica_draws_its_own_augmentation():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = _model(AugmentConfig(pca_lighting=0.0), seed=4)
+
+    @tf.function
+    def step():
+        return strategy.run(lambda: model(IMAGES, training=True))
+
+    first, second = strategy.experimental_local_results(step())
+    # Same images on both replicas; different crops and flips.
+    assert first.shape == second.shape == (4, C, C, 3)
+    assert not np.allclose(first, second)
+
+
+def test_bad_crop_size():
+    with pytest.raises(ValueError, match="Received: crop_size=0"):
+        augment.build_preprocessing(AugmentConfig(), crop_size=0)

@@ -1,0 +1,95 @@
+"""Tests for tfcnn.augment.mean.MeanSubtraction."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.augment.layer_contract import assert_layer_contract
+from tfcnn.augment import IMAGENET_MEAN
+from tfcnn.augment import IMAGENET_STD
+from tfcnn.augment import MeanSubtraction
+
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)
+MEAN_IMAGE = RNG.uniform(0, 255, (4, 5, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode, num_weights", [
+    ("image", 1), ("channel", 2), ("none", 0)])
+def test_contract(tmp_path, mode, num_weights):
+    assert_layer_contract(MeanSubtraction(mode), IMAGES, (2, 4, 5, 3),
+                          num_weights=num_weights, tmp_path=tmp_path)
+
+
+def test_image_mode_subtracts_the_stored_mean_image(tmp_path):
+    layer = MeanSubtraction("image", mean=MEAN_IMAGE)
+    inputs = keras.Input((4, 5, 3), dtype="uint8")
+    model = keras.Model(inputs, layer(inputs))
+    expected = IMAGES.astype(np.float32) - MEAN_IMAGE
+    np.testing.assert_allclose(model(IMAGES), expected, rtol=1e-6)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded(IMAGES), expected, rtol=1e-6)
+
+
+def test_channel_mode_standardizes_with_the_stored_stats():
+    mean, std = [10.0, 20.0, 30.0], [2.0, 4.0, 8.0]
+    out = MeanSubtraction("channel", mean=mean, std=std)(IMAGES)
+    expected = (IMAGES - np.float32(mean)) / np.float32(std)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_defaults_are_imagenet_channel_statistics():
+    out = MeanSubtraction("image")(IMAGES)
+    np.testing.assert_allclose(out, IMAGES - np.float32(IMAGENET_MEAN),
+                               rtol=1e-6)
+    out = MeanSubtraction("channel")(IMAGES)
+    np.testing.assert_allclose(
+        out, (IMAGES - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD),
+        rtol=1e-5)
+
+
+def test_none_mode_scales_to_unit_range():
+    out = MeanSubtraction("none")(IMAGES)
+    np.testing.assert_allclose(out, IMAGES / 255.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["image", "channel", "none"])
+def test_invert_recovers_the_pixels(mode):
+    layer = MeanSubtraction(mode, mean=MEAN_IMAGE if mode == "image"
+                            else None)
+    out = layer(IMAGES)
+    np.testing.assert_allclose(layer.invert(out), IMAGES, atol=1e-3)
+
+
+def test_invert_after_a_centre_crop_uses_the_centre_of_the_mean():
+    layer = MeanSubtraction("image", mean=MEAN_IMAGE)
+    cropped = layer(IMAGES)[:, 1:3, 1:4]
+    np.testing.assert_allclose(layer.invert(cropped), IMAGES[:, 1:3, 1:4],
+                               atol=1e-3)
+
+
+@pytest.mark.parametrize("policy, dtype, rtol", [
+    ("mixed_float16", "float16", 2**-11), ("mixed_bfloat16", "bfloat16",
+                                           2**-8)])
+def test_output_in_the_compute_dtype(policy, dtype, rtol):
+    keras.config.set_dtype_policy(policy)
+    layer = MeanSubtraction("image", mean=MEAN_IMAGE)
+    out = layer(IMAGES)
+    assert out.dtype == dtype
+    # Subtracted in float32, rounded once at the end: within half an ulp.
+    expected = IMAGES.astype(np.float32) - MEAN_IMAGE
+    np.testing.assert_allclose(np.float32(out), expected, rtol=rtol,
+                               atol=1e-2)
+
+
+def test_mean_image_of_the_wrong_size():
+    with pytest.raises(ValueError, match=r"mean must have shape \(4, 5, 3\)"):
+        MeanSubtraction("image", mean=np.zeros((6, 6, 3)))(IMAGES)
+
+
+def test_bad_mode_and_std():
+    with pytest.raises(ValueError, match="Received: mode='pixel'"):
+        MeanSubtraction("pixel")
+    with pytest.raises(ValueError, match="std must be > 0"):
+        MeanSubtraction("channel", std=[1.0, 0.0, 1.0])

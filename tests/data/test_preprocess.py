@@ -1,0 +1,80 @@
+"""Tests for tfcnn.data.preprocess: decode and resize to the host size."""
+
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+
+from tests.data import shard_files
+from tfcnn.data import preprocess
+
+
+@pytest.mark.parametrize("height, width", [
+    (40, 60), (60, 40), (16, 16), (10, 12), (300, 17)])
+def test_resize_shorter_and_centre_crop_shape_and_dtype(height, width):
+    image = np.zeros((height, width, 3), np.float32)
+    out = preprocess.resize_shorter_and_centre_crop(image, 16)
+    assert out.shape == (16, 16, 3)
+    assert out.dtype == tf.uint8
+
+
+def test_resize_keeps_the_centre_of_the_longer_side():
+    # Left third 0, middle third 100, right third 200; the centre square
+    # of a 30x90 image is the middle third.
+    image = np.repeat(np.array([0, 100, 200], np.uint8), 30)
+    image = np.broadcast_to(image[None, :, None], (30, 90, 3))
+    out = preprocess.resize_shorter_and_centre_crop(image, 10).numpy()
+    # The antialiasing filter reaches one output pixel past each border.
+    np.testing.assert_array_equal(out[:, 1:-1], 100)
+    assert 0 < out[0, 0, 0] < 100 < out[0, -1, 0] < 200
+
+
+def test_decode_image_channels():
+    grey = np.full((4, 5, 1), 9, np.uint8)
+    out = preprocess.decode_image(tf.io.encode_png(grey))
+    assert out.shape == (4, 5, 3)
+    assert out.dtype == tf.uint8
+
+
+def test_decode_and_resize_png_is_decode_then_resize():
+    image = np.random.default_rng(0).integers(
+        0, 256, (37, 51, 3), dtype=np.uint8)
+    encoded = shard_files.encode(image, "png")
+    expected = preprocess.resize_shorter_and_centre_crop(image, 24)
+    np.testing.assert_array_equal(
+        preprocess.decode_and_resize(encoded, 24), expected)
+
+
+@pytest.mark.parametrize("height, width, size", [
+    (300, 451, 256),    # DCT ratio 1: the centre square decoded alone
+    (400, 600, 128),    # ratio 2
+    (512, 712, 96),     # ratio 4
+])
+def test_jpeg_fast_path_matches_the_plain_path(height, width, size):
+    photo = skimage.data.chelsea()[:height, :width]
+    photo = np.asarray(tf.image.resize(photo, [height, width]), np.uint8)
+    encoded = shard_files.encode(photo, "jpeg")
+    fast = preprocess.decode_and_resize(encoded, size).numpy()
+    plain = preprocess.resize_shorter_and_centre_crop(
+        preprocess.decode_image(encoded), size).numpy()
+    assert fast.shape == (size, size, 3)
+    assert fast.dtype == np.uint8
+    # The window may start one source pixel apart and DCT scaling filters
+    # differently: close on average, not bit-exact.
+    error = np.abs(fast.astype(float) - plain.astype(float))
+    assert error.mean() < 4.0
+
+
+def test_jpeg_at_the_host_size_is_not_resized():
+    image = shard_files.constant_image(77, 16, 20)
+    encoded = shard_files.encode(image, "jpeg")
+    out = preprocess.decode_jpeg_centre_square(encoded, 16).numpy()
+    np.testing.assert_allclose(out, 77, atol=2)
+
+
+def test_decode_and_resize_runs_in_a_graph():
+    encoded = shard_files.encode(shard_files.constant_image(5, 30, 40))
+    dataset = tf.data.Dataset.from_tensors(encoded).map(
+        lambda e: preprocess.decode_and_resize(e, 8))
+    assert dataset.element_spec.shape.as_list() == [8, 8, 3]
+    assert next(iter(dataset)).dtype == tf.uint8

@@ -1,0 +1,96 @@
+"""Tests for tfcnn.train.ten_crop: 10-crop evaluation of a training model."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcnn import augment
+from tfcnn.recipe import AugmentConfig
+from tfcnn.train import ten_crop
+
+S, C, K = 10, 6, 7
+RNG = np.random.default_rng(0)
+IMAGES = RNG.integers(0, 256, (3, S, S, 3), dtype=np.uint8)
+MEAN = RNG.uniform(0, 255, (S, S, 3)).astype(np.float32)
+
+
+class _Stats:
+    mean_image = MEAN
+    eigenvalues = np.float32([1.0, 0.5, 0.1])
+    eigenvectors = np.eye(3, dtype=np.float32)
+
+
+def _training_model():
+    network = keras.Sequential([
+        keras.Input((C, C, 3)), keras.layers.Flatten(),
+        keras.layers.Dense(K, activation="softmax")], name="network")
+    inputs = keras.Input((S, S, 3), dtype="uint8", name="image")
+    x = inputs
+    for layer in augment.build_preprocessing(AugmentConfig(), crop_size=C,
+                                             stats=_Stats()):
+        x = layer(x)
+    return keras.Model(inputs, network(x)), network
+
+
+def _numpy_views(images):
+    # Corners, centre (offset (S - C) // 2 = 2), then mirrors.
+    e = S - C
+    starts = [(0, 0), (0, e), (e, 0), (e, e), (e // 2, e // 2)]
+    views = [images[:, t:t + C, l:l + C] for t, l in starts]
+    return views + [v[:, :, ::-1] for v in views]
+
+
+def test_views_are_corners_centre_and_mirrors():
+    views = ten_crop.ten_crop_views(tf.constant(IMAGES), C)
+    for got, want in zip(views, _numpy_views(IMAGES)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_prediction_is_the_average_of_the_ten_views():
+    model, network = _training_model()
+    wrapper = ten_crop.ten_crop_model(model)
+    centred = IMAGES.astype(np.float32) - MEAN
+    expected = np.mean([network(view).numpy()
+                        for view in _numpy_views(centred)], axis=0)
+    got = wrapper(IMAGES).numpy()
+    assert got.shape == (3, K)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5)
+    # Not just the centre view.
+    assert not np.allclose(got, model(IMAGES).numpy(), atol=1e-6)
+
+
+def test_evaluate_reports_top1_and_top5():
+    model, _ = _training_model()
+    wrapper = ten_crop.ten_crop_model(model)
+    images = np.concatenate([IMAGES] * 4)
+    probabilities = wrapper(images).numpy()
+    labels = np.arange(len(images)) % K
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (images, labels.astype(np.int32))).batch(5)
+    metrics = ten_crop.evaluate_ten_crop(model, dataset)
+    ranks = (-probabilities).argsort(-1)
+    top1 = np.mean(ranks[:, 0] == labels)
+    top5 = np.mean([label in row[:5] for label, row in zip(labels, ranks)])
+    # Keras clips probabilities to [1e-7, 1 - 1e-7] before the log.
+    chosen = probabilities[np.arange(len(labels)), labels]
+    loss = -np.mean(np.log(np.clip(chosen, 1e-7, 1 - 1e-7)))
+    assert metrics == pytest.approx(
+        {"ten_crop_accuracy": top1, "ten_crop_top5_accuracy": top5,
+         "ten_crop_loss": loss}, rel=1e-5)
+
+
+def test_wrapper_survives_save_and_load(tmp_path):
+    model, _ = _training_model()
+    wrapper = ten_crop.ten_crop_model(model)
+    wrapper.save(tmp_path / "ten.keras")
+    loaded = keras.models.load_model(tmp_path / "ten.keras")
+    np.testing.assert_allclose(loaded(IMAGES), wrapper(IMAGES), rtol=1e-6)
+
+
+def test_model_without_the_crop_layer():
+    inputs = keras.Input((S, S, 3))
+    model = keras.Model(inputs, keras.layers.Flatten()(inputs))
+    with pytest.raises(ValueError, match="exactly one RandomOrCentreCrop"):
+        ten_crop.ten_crop_model(model)
