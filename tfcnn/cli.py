@@ -147,8 +147,10 @@ def _add_preview(subparsers):
 def _preview(args):
     from tfcnn.augment import preview
 
-    preview.write_preview(args.data, args.out, recipe_path=args.recipe,
-                          overrides=args.overrides, count=args.count)
+    path = preview.write_preview(args.data, args.out,
+                                 recipe_path=args.recipe,
+                                 overrides=args.overrides, count=args.count)
+    print(f"preview: wrote {path}")
 
 
 # train / evaluate -------------------------------------------------------------

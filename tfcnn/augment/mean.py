@@ -96,20 +96,6 @@ class MeanSubtraction(keras.layers.Layer):
                 images = images / tf.cast(self.std, "float32")
         return tf.cast(images, self.compute_dtype)
 
-    def invert(self, images):
-        """Maps outputs back to [0, 255] pixels (for display)."""
-        images = tf.cast(images, "float32")
-        if self.mode == "none":
-            return images * 255.0
-        if self.mode == "channel":
-            images = images * tf.cast(self.std, "float32")
-        mean = tf.cast(self.mean, "float32")
-        if self.mode == "image":
-            # Outputs may have been cropped after this layer: compare with
-            # the centre of the mean image.
-            mean = _centre(mean, tf.shape(images)[1:3])
-        return images + mean
-
     def _stat_weight(self, name, shape, value, default):
         if value is None:
             value = np.broadcast_to(np.asarray(default, "float32"), shape)
@@ -128,8 +114,3 @@ class MeanSubtraction(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
 
-
-def _centre(image, size):
-    top = (tf.shape(image)[0] - size[0]) // 2
-    left = (tf.shape(image)[1] - size[1]) // 2
-    return image[top:top + size[0], left:left + size[1]]

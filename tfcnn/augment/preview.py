@@ -1,0 +1,209 @@
+"""``tfcnn preview``: a grid of what the model sees in training.
+
+Reads a batch of training images through the real pipeline
+(``tfcnn.data.pipeline.make_dataset``), applies the recipe's MixUp/CutMix
+and the training model's preprocessing layers (``build_preprocessing``)
+with ``training=True``, adds the mean back for display, and lays the
+results out in a grid with each image's class name (or, after MixUp or
+CutMix, its two heaviest classes with their weights).
+
+``preview_image`` returns the grid as a uint8 ``[H, W, 3]`` array, ready
+for ``tf.summary.image("augmented", grid[None])``; ``write_preview`` saves
+it as a PNG.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from PIL import ImageDraw
+
+from tfcnn import recipe as recipe_lib
+from tfcnn.augment import build as build_lib
+from tfcnn.augment import mean as mean_lib
+from tfcnn.augment import mix as mix_lib
+from tfcnn.data import manifest as manifest_lib
+from tfcnn.data import pipeline
+from tfcnn.data import stats as stats_lib
+
+# Tiles narrower than this are enlarged (nearest neighbour) so the class
+# names under them stay readable, e.g. for 8x8 digits.
+_MIN_TILE = 96
+_CAPTION_HEIGHT = 14
+_PAD = 2
+# Records shuffled before the preview batch is drawn: enough to mix
+# classes, small enough to start in a second.
+_PREVIEW_SHUFFLE = 512
+
+
+def write_preview(data_dir, out, *, recipe_path=None, overrides=(),
+                  count=16):
+    """Writes a PNG grid of ``count`` augmented training images.
+
+    Args:
+        data_dir: str or Path, shard folder (with ``manifest.json``).
+        out: str or Path of the PNG to write.
+        recipe_path: str, Path or None; the recipe whose ``data`` and
+            ``augment`` sections to use. None: the default recipe.
+            Defaults to None.
+        overrides: iterable of ``"section.key=value"`` strings.
+            Defaults to ().
+        count: int, images in the grid. Defaults to 16.
+
+    Returns:
+        Path of the written file.
+
+    Raises:
+        DataError: an unreadable manifest or statistics file.
+        FileNotFoundError: no training shards in ``data_dir``.
+        RecipeError: a bad recipe or override.
+        ValueError: ``count`` < 1.
+    """
+    recipe = _load_recipe(recipe_path, overrides)
+    grid = preview_image(data_dir, recipe, count=count)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(out, format="PNG")
+    return out
+
+
+def preview_image(data_dir, recipe=None, *, count=16, seed=None):
+    """The preview grid as a uint8 ``[H, W, 3]`` array.
+
+    Args:
+        data_dir: str or Path, shard folder.
+        recipe: ``tfcnn.recipe.Recipe`` or None (defaults). Defaults to None.
+        count: int, images in the grid. Defaults to 16.
+        seed: int or None; None uses ``recipe.data.seed``. Defaults to None.
+
+    Returns:
+        ``np.ndarray`` uint8 ``[H, W, 3]``.
+    """
+    images, captions = augmented_examples(data_dir, recipe, count=count,
+                                          seed=seed)
+    return make_grid(images, captions)
+
+
+def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
+    """One batch as the model sees it in training, mean added back.
+
+    Args:
+        data_dir: str or Path, shard folder.
+        recipe: ``Recipe`` or None. Defaults to None.
+        count: int, images. Defaults to 16.
+        seed: int or None; None uses ``recipe.data.seed``. Defaults to None.
+
+    Returns:
+        ``(uint8 [N, C, C, 3] array, list of N captions)`` with ``N <=
+        count`` (fewer when the split is smaller).
+
+    Raises:
+        ValueError: ``count`` < 1.
+    """
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(
+            f"count must be a positive int. Received: count={count!r}")
+    recipe = recipe or recipe_lib.Recipe()
+    seed = recipe.data.seed if seed is None else seed
+    files, class_names, label_offset = _training_shards(
+        data_dir, recipe.data.label_offset)
+    size = recipe.data.resize_size
+    dataset = pipeline.make_dataset(
+        files, size=size, batch_size=count, training=True, seed=seed,
+        shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False,
+        label_offset=label_offset)
+    dataset = mix_lib.mix_batches(dataset, recipe.augment,
+                                  len(class_names), seed=seed)
+    images, labels = next(iter(dataset))
+    layers = build_lib.build_preprocessing(
+        recipe.augment, crop_size=recipe.data.image_size,
+        stats=stats_lib.load_stats(data_dir, size=size), seed=seed)
+    # Mean subtraction is linear and the crop and flip only move pixels, so
+    # "the mean added back" is the same chain without it: exact even where
+    # a random crop took a patch of the mean image away from its centre.
+    x = images
+    for layer in layers:
+        if isinstance(layer, mean_lib.MeanSubtraction):
+            x = tf.cast(x, "float32")
+        else:
+            x = layer(x, training=True)
+    pixels = tf.clip_by_value(tf.round(tf.cast(x, "float32")), 0.0, 255.0)
+    captions = [_caption(row, class_names) for row in labels.numpy()]
+    return tf.cast(pixels, tf.uint8).numpy(), captions
+
+
+def make_grid(images, captions, *, columns=None):
+    """Lays images out in a grid with a caption under each.
+
+    Args:
+        images: uint8 ``[N, H, W, 3]`` array.
+        captions: list of N str.
+        columns: int or None; None makes the grid about square.
+            Defaults to None.
+
+    Returns:
+        uint8 ``[rows * (h + caption), columns * w, 3]`` array (with
+        padding), where tiles smaller than 96 px are enlarged.
+    """
+    images = np.asarray(images, np.uint8)
+    count, height, width = images.shape[:3]
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    zoom = max(1, math.ceil(_MIN_TILE / max(height, width)))
+    tile_h, tile_w = height * zoom, width * zoom
+    cell_h, cell_w = tile_h + _CAPTION_HEIGHT + _PAD, tile_w + _PAD
+    canvas = Image.new("RGB", (columns * cell_w + _PAD,
+                               rows * cell_h + _PAD), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for index, (image, caption) in enumerate(zip(images, captions)):
+        top = _PAD + (index // columns) * cell_h
+        left = _PAD + (index % columns) * cell_w
+        tile = Image.fromarray(image).resize((tile_w, tile_h),
+                                             Image.NEAREST)
+        canvas.paste(tile, (left, top))
+        draw.text((left + 1, top + tile_h + 1),
+                  _fit(draw, caption, tile_w), fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def _load_recipe(recipe_path, overrides):
+    if recipe_path is not None:
+        return recipe_lib.load_recipe(recipe_path, overrides)
+    raw = {}
+    for override in overrides:
+        # The recipe module's own parser, so --set means the same here.
+        recipe_lib._apply_override(raw, override)  # noqa: SLF001
+    return recipe_lib.recipe_from_dict(raw)
+
+
+def _training_shards(data_dir, recipe_label_offset):
+    if not (Path(data_dir) / manifest_lib.MANIFEST_NAME).exists():
+        # Shards from other tools: no class names, so name classes by label.
+        files = pipeline.list_shards(data_dir, "train")
+        return files, [str(i) for i in range(1000)], recipe_label_offset
+    manifest = manifest_lib.Manifest.load(data_dir)
+    return (manifest.files("train"), manifest.class_names,
+            manifest.label_offset)
+
+
+def _caption(label, class_names):
+    order = np.argsort(-label)
+    first = order[0]
+    if label[first] > 0.999:
+        return _class_name(first, class_names)
+    return " / ".join(
+        f"{_class_name(i, class_names)} {label[i]:.2f}" for i in order[:2])
+
+
+def _class_name(index, class_names):
+    return class_names[index] if index < len(class_names) else str(index)
+
+
+def _fit(draw, text, width):
+    if draw.textlength(text) <= width - 2:
+        return text
+    while text and draw.textlength(text + "...") > width - 2:
+        text = text[:-1]
+    return text + "..."
