@@ -90,7 +90,8 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
             keras_model))]
     serving_model = serving.ServingModel(keras_model, class_names, top_k)
 
-    model_root = pathlib.Path(export_dir) / name
+    # Absolute: the verification child process runs in another directory.
+    model_root = pathlib.Path(export_dir).absolute() / name
     model_root.mkdir(parents=True, exist_ok=True)
     if version and (model_root / str(version)).exists():
         raise ExportError(_exists_message(model_root, version))
