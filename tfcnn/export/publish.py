@@ -182,14 +182,9 @@ def _load_model(model):
         path = path / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no Keras model file at {str(path)!r}")
-    # The model's custom layers register themselves when their packages
-    # are imported; load_model needs them registered.
-    import tfcnn.augment  # noqa: F401
-    import tfcnn.layers  # noqa: F401
-    import tfcnn.models  # noqa: F401
+    from tfcnn import saving
 
-    return keras.saving.load_model(path, compile=False), class_names, \
-        str(path)
+    return saving.load_model(path), class_names, str(path)
 
 
 def _read_class_names(path):

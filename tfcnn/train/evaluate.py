@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from tfcnn import saving
 from tfcnn.errors import DataError
 
 
@@ -50,7 +51,7 @@ def evaluate(recipe, verbose=True):
             f"Received: train.model_dir={recipe.train.model_dir!r}")
     data = inputs_lib.evaluation_inputs(recipe)
     with strategy.scope():
-        model = keras.saving.load_model(model_path, compile=False)
+        model = saving.load_model(model_path)
         model.compile(loss=losses.CrossEntropy(),
                       metrics=metrics_lib.build_metrics())
     _check_classes(model, data, model_path)
