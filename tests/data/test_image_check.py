@@ -1,5 +1,7 @@
 """Tests for tfcnn.data.image_check: every file kind ingest must handle."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -76,3 +78,17 @@ def test_check_images_keeps_order(tmp_path):
              for i, kind in enumerate(["rgb_jpeg", "zero_byte", "gray_png"])]
     results = image_check.check_images(paths)
     assert [r.skipped for r in results] == [False, True, False]
+
+
+def test_fifo_is_skipped_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    assert image_check.check_image(fifo).skip_reason == "not a regular file"
+
+
+def test_oversized_file_is_skipped_before_reading(tmp_path):
+    path = tmp_path / "huge.jpg"
+    with open(path, "wb") as f:
+        f.truncate(image_check.max_file_bytes(10) + 1)  # sparse: no disk
+    assert "larger than any image" in image_check.check_image(
+        path, max_pixels=10).skip_reason

@@ -130,9 +130,12 @@ def test_validation_folder_is_used_as_is(tmp_path):
     assert not manifest.has_split("test")
 
 
-def test_deterministic_for_a_seed_and_any_worker_count(tmp_path):
+def test_deterministic_for_a_seed_and_any_worker_count(tmp_path,
+                                                      monkeypatch):
     src = tmp_path / "src"
     _make_folders(src, per_class=24)  # 72 files: more than one pool chunk
+    # Use the process pool even for these few bytes.
+    monkeypatch.setattr(ingest, "_MIN_BYTES_PER_WORKER", 1)
     ingest.ingest(src, tmp_path / "a", num_shards=3, seed=7, workers=1,
                   progress=False)
     ingest.ingest(src, tmp_path / "b", num_shards=3, seed=7, workers=2,
@@ -205,6 +208,19 @@ def test_bad_arguments(tmp_path, kwargs, match):
                       **kwargs)
 
 
+def test_file_names_that_are_not_utf8(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=1)
+    name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 bytes, invalid UTF-8
+    image_files.write_kind(src / "ant" / name, "rgb_jpeg")
+    data = ingest.ingest(src, out, workers=1, progress=False)
+    assert data["splits"]["train"]["count"] == 4
+    filenames = {r[features.IMAGE_FILENAME]
+                 for r in _records(Manifest.load(out).files("train"))}
+    assert b"ant/caf\xe9.jpg" in filenames
+    assert ingest.is_complete(out)
+
+
 def test_bad_sources(tmp_path):
     with pytest.raises(DataError, match="source folder not found"):
         ingest.ingest(tmp_path / "nope", tmp_path / "out", progress=False)
@@ -215,6 +231,9 @@ def test_bad_sources(tmp_path):
     with pytest.raises(DataError, match="inside src"):
         ingest.ingest(tmp_path / "src", tmp_path / "src" / "out",
                       progress=False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="not a folder"):
+        ingest.ingest(tmp_path / "src", tmp_path / "file", progress=False)
 
 
 def test_summary_line_names_what_was_written(tmp_path, capsys):

@@ -105,10 +105,29 @@ def test_one_based_labels_without_offset_are_a_clear_error(tmp_path):
         Manifest.from_shards(tmp_path, num_classes=3, label_offset=-1)
 
 
-def test_from_shards_needs_class_information_and_shards(tmp_path):
-    with pytest.raises(DataError, match="exactly one of"):
+def test_from_shards_infers_classes_from_labels(tmp_path):
+    reference_shards.write_reference_shards(tmp_path, "train", 1, 4,
+                                            first_label=0)
+    manifest = Manifest.from_shards(tmp_path)
+    assert manifest.class_names == ["0", "1", "2"]
+    (tmp_path / "labels.txt").write_text("tench\ngoldfish\nshark\nray\n")
+    assert Manifest.from_shards(tmp_path).class_names == [
+        "tench", "goldfish", "shark", "ray"]
+
+
+def test_inferred_classes_reject_one_based_labels(tmp_path):
+    reference_shards.write_reference_shards(tmp_path, "train", 1, 4)
+    with pytest.raises(DataError, match="no record has label 0.*"
+                                        "label_offset=-1"):
         Manifest.from_shards(tmp_path)
+    manifest = Manifest.from_shards(tmp_path, label_offset=-1)
+    assert manifest.num_classes == 3
+
+
+def test_from_shards_argument_errors(tmp_path):
     with pytest.raises(DataError, match="no shards named"):
         Manifest.from_shards(tmp_path, num_classes=3)
+    with pytest.raises(DataError, match="at most one of"):
+        Manifest.from_shards(tmp_path, num_classes=3, class_names=["a"])
     with pytest.raises(DataError, match="num_classes must be a positive"):
         Manifest.from_shards(tmp_path, num_classes=0)

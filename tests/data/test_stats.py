@@ -108,7 +108,7 @@ def test_stats_of_reference_shards(tmp_path):
 
 
 def test_stats_errors(dataset, tmp_path):
-    with pytest.raises(DataError, match="no manifest.json"):
+    with pytest.raises(DataError, match="no manifest.json and no shards"):
         stats_lib.compute_stats(tmp_path, size=SIZE, progress=False)
     with pytest.raises(DataError, match="split='test'"):
         stats_lib.compute_stats(dataset, size=SIZE, split="test",

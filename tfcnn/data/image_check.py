@@ -45,6 +45,8 @@ before any pixel is decoded (decompression bombs).
 import contextlib
 import dataclasses
 import io
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -107,11 +109,25 @@ def check_image(path, *, max_pixels=89_478_485):
         a ``CheckedImage``. Never raises for a bad file.
     """
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            # A FIFO or device would block or never end.
+            return CheckedImage(skip_reason="not a regular file")
+        if info.st_size > max_file_bytes(max_pixels):
+            return CheckedImage(
+                skip_reason=f"{info.st_size} bytes: larger than any image of "
+                            f"at most max_pixels={max_pixels} pixels")
         with open(path, "rb") as f:
             data = f.read()
     except OSError as error:
         return CheckedImage(skip_reason=f"unreadable: {error.strerror}")
     return check_image_bytes(data, max_pixels=max_pixels)
+
+
+def max_file_bytes(max_pixels):
+    """The largest file that can hold an image of ``max_pixels`` pixels:
+    16-bit RGBA uncompressed, plus 16 MiB of metadata."""
+    return 8 * max_pixels + 16 * 2**20
 
 
 def check_images(paths, max_pixels=89_478_485):

@@ -49,6 +49,10 @@ JOURNAL_NAME = ".ingest-journal.jsonl"
 # inter-process round trip, small enough to keep all workers busy.
 _CHUNK = 16
 _INFLIGHT_PER_WORKER = 4
+# Starting a worker process costs about a second (a fresh interpreter that
+# imports NumPy and Pillow), about what one core takes to check ~16 MB of
+# JPEGs; smaller jobs are checked in this process.
+_MIN_BYTES_PER_WORKER = 16 * 2**20
 
 
 class _Shard:
@@ -79,8 +83,9 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
         max_pixels: int, images with more pixels are skipped before decoding
             (decompression bombs). Defaults to 89,478,485 (Pillow's limit).
         workers: int, processes that check and convert images; 0 uses every
-            core available to this process, 1 runs in this process.
-            Defaults to 0.
+            core available to this process, 1 runs in this process. Jobs of
+            less than ~16 MB per worker use fewer workers (starting one
+            costs about a second). Defaults to 0.
         overwrite: bool, rewrite a complete output. Defaults to False.
         progress: bool, show a progress bar and print a summary line.
             Defaults to True.
@@ -100,6 +105,8 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
         raise DataError(
             f"out must not be inside src (ingest would read its own shards). "
             f"Received: out={out}, src={tree.root}")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"out exists and is not a folder. Received: out={out}")
     if workers < 0:
         raise DataError(f"workers must be >= 0. Received: workers={workers}")
     if max_pixels < 1:
@@ -224,7 +231,7 @@ def _fingerprint(shards, options):
     for shard in shards:
         digest.update(shard.name.encode() + b"\0")
         for f in shard.files:
-            digest.update(f"{f.relpath}\0{f.size}\0".encode())
+            digest.update(os.fsencode(f.relpath) + f"\0{f.size}\0".encode())
     return digest.hexdigest()
 
 
@@ -330,8 +337,11 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar):
     from tfcnn.data import features
 
     labels = {name: i for i, name in enumerate(tree.class_names)}
-    paths = [str(tree.root / f.relpath) for s in shards for f in s.files]
-    checked = _check_in_order(paths, max_pixels, workers)
+    files = [f for s in shards for f in s.files]
+    workers = min(workers or _available_cores(),
+                  sum(f.size for f in files) // _MIN_BYTES_PER_WORKER)
+    checked = _check_in_order([str(tree.root / f.relpath) for f in files],
+                              max_pixels, workers)
     try:
         for shard in shards:
             final = out / shard.name
@@ -352,8 +362,11 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar):
                     writer.write(features.make_example(
                         image.encoded, image_format=image.image_format,
                         height=image.height, width=image.width,
-                        label=labels[f.class_name], text=f.class_name,
-                        filename=f.relpath).SerializeToString())
+                        label=labels[f.class_name],
+                        # fsencode: names that are not valid UTF-8 keep
+                        # their bytes instead of failing to encode.
+                        text=os.fsencode(f.class_name),
+                        filename=os.fsencode(f.relpath)).SerializeToString())
                     counts[f.class_name] += 1
             size, digest = sharding.publish(tmp, final)
             yield shard, {"records": sum(counts.values()), "bytes": size,
@@ -369,8 +382,7 @@ def _check_in_order(paths, max_pixels, workers):
     With more than one worker, chunks of paths go to a process pool with a
     bounded number in flight (memory stays flat on a million files).
     """
-    workers = workers or _available_cores()
-    if workers == 1 or len(paths) <= _CHUNK:
+    if workers <= 1 or len(paths) <= _CHUNK:
         for path in paths:
             yield image_check.check_image(path, max_pixels=max_pixels)
         return

@@ -25,6 +25,8 @@ from tfcnn.errors import DataError
 
 MANIFEST_NAME = features.MANIFEST_NAME
 STATS_NAME = "stats.npz"
+# A class-name file beside shards without a manifest: one name per line.
+LABELS_FILE_NAME = "labels.txt"
 FORMAT = "tfcnn.manifest"
 VERSION = 1
 SCHEMA_NAME = "imagenet-tfrecord"
@@ -82,10 +84,18 @@ class Manifest:
         """Describes shards that have no ``manifest.json``.
 
         Finds ``<split>-*`` shard files (``train-00000-of-01024`` with or
-        without ``.tfrecord``), counts their records and checks every label:
-        ``label + label_offset`` must lie in ``[0, num_classes)``. The
-        reference ImageNet tools write labels 1..1000 (0 was kept for a
-        background class), so their shards need ``label_offset=-1``.
+        without ``.tfrecord``), counts their records and checks every label
+        in the same pass: ``label + label_offset`` must lie in
+        ``[0, num_classes)``. The reference ImageNet tools write labels
+        1..1000 (0 was kept for a background class), so their shards need
+        ``label_offset=-1``.
+
+        The classes come from, in this order: ``num_classes``,
+        ``labels_file`` or ``class_names`` (at most one of them),
+        ``LABELS_FILE_NAME`` (``labels.txt``) beside the shards, or else the
+        largest label (names "0", "1", ...). In that last case labels that
+        never reach 0 are taken for 1-based labels without an offset, and
+        rejected.
 
         Args:
             data_dir: str or Path, folder of shards.
@@ -101,33 +111,28 @@ class Manifest:
             a ``Manifest`` (not written to disk).
 
         Raises:
-            DataError: no shards, no class information, or a label outside
-                the class count (naming the shard, the label and the fix).
+            DataError: no shards, conflicting class information, or a label
+                outside the class count (naming the shard, the label and the
+                usual fix).
         """
-        data_dir = Path(data_dir)
-        names = _class_names(num_classes, labels_file, class_names)
-        found = {}
-        for split in splits or image_folders.SPLITS:
-            files = sorted(
-                p for p in data_dir.glob(f"{split}-*")
-                if sharding.is_shard_filename(p.name) and p.is_file())
-            if files:
-                found[split] = files
-        if not found:
-            raise DataError(
-                f"no shards named train-*, validation-* or test-* in "
-                f"{data_dir}. Received: data_dir={data_dir}")
         from tfcnn.data import readers  # TensorFlow only when needed
 
-        split_data = {}
-        for split, files in found.items():
-            shards = []
-            for path in files:
-                count = readers.scan_labels(path, len(names), label_offset)
-                shards.append({"name": path.name, "records": count,
-                               "bytes": path.stat().st_size})
-            split_data[split] = {
-                "count": sum(s["records"] for s in shards), "shards": shards}
+        data_dir = Path(data_dir)
+        if labels_file is None and num_classes is None and (
+                class_names is None) and (
+                data_dir / LABELS_FILE_NAME).is_file():
+            labels_file = data_dir / LABELS_FILE_NAME
+        names = _class_names(num_classes, labels_file, class_names)
+        found = _find_shards(data_dir, splits or image_folders.SPLITS)
+        scans = {split: [(path, readers.scan_shard(path)) for path in files]
+                 for split, files in found.items()}
+        names = _check_labels(scans, names, label_offset)
+        split_data = {
+            split: {"count": sum(scan.records for _, scan in shards),
+                    "shards": [{"name": path.name, "records": scan.records,
+                                "bytes": path.stat().st_size}
+                               for path, scan in shards]}
+            for split, shards in scans.items()}
         data = {
             "format": FORMAT, "version": VERSION,
             "source": str(data_dir.resolve()),
@@ -296,12 +301,79 @@ def schema_description():
     }
 
 
+def describe(data_dir, **from_shards_kwargs):
+    """``Manifest.load`` when ``manifest.json`` exists, else ``from_shards``.
+
+    Args:
+        data_dir: str or Path, a shard folder.
+        **from_shards_kwargs: passed to ``Manifest.from_shards``
+            (``num_classes``, ``labels_file``, ``label_offset``, ...).
+
+    Returns:
+        a ``Manifest``.
+    """
+    if (Path(data_dir) / MANIFEST_NAME).exists():
+        return Manifest.load(data_dir)
+    return Manifest.from_shards(data_dir, **from_shards_kwargs)
+
+
+def _find_shards(data_dir, splits):
+    found = {}
+    for split in splits:
+        files = sorted(p for p in data_dir.glob(f"{split}-*")
+                       if sharding.is_shard_filename(p.name) and p.is_file())
+        if files:
+            found[split] = files
+    if not found:
+        raise DataError(
+            f"no {MANIFEST_NAME} and no shards named train-*, validation-* "
+            f"or test-* in {data_dir} (run `tfcnn ingest` first?). "
+            f"Received: data_dir={data_dir}")
+    return found
+
+
+def _check_labels(scans, names, label_offset):
+    """Checks every shard's label range; returns the class names (inferred
+    from the largest label when ``names`` is None)."""
+    from tfcnn.data.readers import OFFSET_HINT
+
+    ranges = [(path, scan.min_label + label_offset,
+               scan.max_label + label_offset)
+              for shards in scans.values() for path, scan in shards
+              if scan.records]
+    if not ranges:
+        first_shard = next(iter(scans.values()))[0][0]
+        raise DataError(f"the shards in {first_shard.parent} hold no records")
+    inferred = names is None
+    if inferred:
+        lowest = min(low for _, low, _ in ranges)
+        if lowest > 0:
+            raise DataError(
+                f"no record has label 0 after label_offset={label_offset} "
+                f"(the smallest is {lowest}): {OFFSET_HINT}, or give "
+                "num_classes or labels_file. Received: "
+                f"label_offset={label_offset}")
+        names = [str(i) for i in range(max(h for _, _, h in ranges) + 1)]
+    for path, low, high in ranges:
+        for label in (low, high):
+            if not 0 <= label < len(names):
+                hint = (f"; {OFFSET_HINT}" if label == len(names) else "")
+                raise DataError(
+                    f"{path}: label {label - label_offset} with "
+                    f"label_offset={label_offset} falls outside "
+                    f"[0, {len(names)}) for {len(names)} classes{hint}. "
+                    f"Received: label_offset={label_offset}")
+    return names
+
+
 def _class_names(num_classes, labels_file, class_names):
     given = sum(x is not None for x in (num_classes, labels_file,
                                          class_names))
-    if given != 1:
+    if given == 0:
+        return None
+    if given > 1:
         raise DataError(
-            "describe shards without a manifest with exactly one of "
+            "describe shards without a manifest with at most one of "
             "num_classes, labels_file or class_names. Received: "
             f"num_classes={num_classes}, labels_file={labels_file}, "
             f"class_names={'...' if class_names else class_names}")

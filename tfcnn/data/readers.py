@@ -30,9 +30,9 @@ from tfcnn.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 _LABEL_SPEC = {features.LABEL: features.FEATURE_SPEC[features.LABEL]}
-_OFFSET_HINT = ("if the labels are 1-based (TensorFlow's reference ImageNet "
-                "tools store 1..1000), use label_offset=-1 "
-                "(data.label_offset)")
+OFFSET_HINT = ("if the labels are 1-based (TensorFlow's reference ImageNet "
+               "tools store 1..1000), use label_offset=-1 "
+               "(data.label_offset)")
 
 
 def read_shards(data, split, *, size=None, shuffle_files=False, seed=0):
@@ -109,7 +109,7 @@ def _parser(num_classes, label_offset, size):
             check = tf.debugging.Assert(inside, [
                 "label outside the class count in", path, "stored label",
                 stored, f"label_offset {label_offset}, classes "
-                f"{num_classes}; {_OFFSET_HINT}"])
+                f"{num_classes}; {OFFSET_HINT}"])
             with tf.control_dependencies([check]):
                 label = tf.identity(label)
         image = example[features.IMAGE_ENCODED]
@@ -120,44 +120,47 @@ def _parser(num_classes, label_offset, size):
     return parse
 
 
-def scan_labels(path, num_classes, label_offset=0):
-    """Counts the records of one shard and checks all its labels.
+@dataclasses.dataclass(frozen=True)
+class ShardScan:
+    """What one pass over a shard found.
+
+    Attributes:
+        records: int.
+        min_label: int or None (None for an empty shard), as stored.
+        max_label: int or None, as stored.
+    """
+
+    records: int
+    min_label: int | None
+    max_label: int | None
+
+
+def scan_shard(path):
+    """Counts the records of one shard and finds its stored label range.
 
     Args:
         path: str or Path of a shard.
-        num_classes: int.
-        label_offset: int added to stored labels. Defaults to 0.
 
     Returns:
-        int, the number of records.
+        a ``ShardScan``.
 
     Raises:
-        DataError: the shard is unreadable, a record has no label, or a
-            label falls outside ``[0, num_classes)`` (naming the shard, the
-            label and the usual fix).
+        DataError: the shard is unreadable or a record has no label.
     """
     dataset = tf.data.TFRecordDataset(str(path)).batch(4096).map(
         lambda batch: tf.io.parse_example(batch, _LABEL_SPEC)[features.LABEL])
-    count, low, high = 0, None, None
+    records, low, high = 0, None, None
     try:
         for labels in dataset.as_numpy_iterator():
             if labels.size:
-                count += labels.size
-                low = min(low, int(labels.min())) if low is not None else (
-                    int(labels.min()))
-                high = max(high, int(labels.max())) if high is not None else (
-                    int(labels.max()))
+                records += labels.size
+                low = min(int(labels.min()), low if low is not None else (
+                    int(labels.min())))
+                high = max(int(labels.max()), high if high is not None else (
+                    int(labels.max())))
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
         raise DataError(f"cannot read shard {path}: {error.message}") from None
-    for stored in (low, high):
-        if stored is not None and not 0 <= stored + label_offset < num_classes:
-            hint = (f"; {_OFFSET_HINT}" if stored + label_offset == num_classes
-                    else "")
-            raise DataError(
-                f"{path}: label {stored} with label_offset={label_offset} "
-                f"falls outside [0, {num_classes}) for {num_classes} classes"
-                f"{hint}. Received: label_offset={label_offset}")
-    return count
+    return ShardScan(records, low, high)
 
 
 # tfds ------------------------------------------------------------------------
@@ -199,13 +202,14 @@ class TfdsSource:
         return self.counts[split]
 
 
-def describe_tfds(name, *, data_dir):
+def describe_tfds(name, *, data_dir=None):
     """Describes a tfds dataset that is already prepared in ``data_dir``.
 
     Args:
         name: str, the tfds dataset name.
-        data_dir: str or Path, the tfds data folder (``tfds build
-            --data_dir``).
+        data_dir: str, Path or None, the tfds data folder (``tfds build
+            --data_dir``); None is tfds' default (``$TFDS_DATA_DIR`` or
+            ``~/tensorflow_datasets``). Defaults to None.
 
     Returns:
         a ``TfdsSource``.
@@ -218,14 +222,14 @@ def describe_tfds(name, *, data_dir):
     info = builder.info
     image_key, label_key = _supervised_keys(info, name)
     return TfdsSource(
-        name=name, data_dir=str(data_dir),
+        name=name, data_dir=str(data_dir or ""),
         class_names=list(info.features[label_key].names),
         image_key=image_key, label_key=label_key,
         counts={split: int(info.splits[split].num_examples)
                 for split in info.splits})
 
 
-def read_tfds(name, split, *, data_dir, size=None):
+def read_tfds(name, split, *, data_dir=None, size=None):
     """Reads a split of a tfds dataset prepared on disk.
 
     The image feature is not decoded by tfds (``SkipDecoding``): the reader
@@ -237,7 +241,8 @@ def read_tfds(name, split, *, data_dir, size=None):
         name: str, the tfds dataset name.
         split: str, a tfds split (``"train"``, ``"test"``,
             ``"train[:90%]"``, ...).
-        data_dir: str or Path, the tfds data folder.
+        data_dir: str, Path or None, the tfds data folder; None is tfds'
+            default. Defaults to None.
         size: int or None, decode and resize to ``size x size``.
             Defaults to None (encoded bytes).
 
@@ -272,7 +277,7 @@ def read_tfds(name, split, *, data_dir, size=None):
 def _tfds_builder(name, data_dir):
     import tensorflow_datasets as tfds
 
-    data_dir = str(Path(data_dir).expanduser())
+    data_dir = str(Path(data_dir).expanduser()) if data_dir else None
     try:
         builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
     except Exception as error:  # noqa: BLE001 (tfds raises many kinds)
@@ -282,9 +287,9 @@ def _tfds_builder(name, data_dir):
     info_file = os.path.join(builder.data_dir, "dataset_info.json")
     if not tf.io.gfile.exists(info_file):
         raise DataError(
-            f"tfds dataset {name!r} is not prepared in {data_dir} (no "
-            f"{info_file}); tfcnn never downloads: prepare it first "
-            f"(tfds build {name} --data_dir {data_dir}). "
+            f"tfds dataset {name!r} is not prepared in {builder.data_dir} "
+            f"(no dataset_info.json); tfcnn never downloads: prepare it "
+            f"first (tfds build {name} --data_dir DIR). "
             f"Received: data_dir={data_dir}")
     return builder
 

@@ -77,9 +77,11 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
     """Computes the statistics of a split and saves them beside the shards.
 
     Args:
-        data_dir: str or Path of a shard folder with ``manifest.json``, or a
-            ``Manifest`` (e.g. ``Manifest.from_shards`` for shards from other
-            tools; then ``stats.npz`` is written but no manifest).
+        data_dir: str or Path of a shard folder, or a ``Manifest``. A folder
+            without ``manifest.json`` (shards from other tools) is described
+            by ``manifest.describe``; pass ``Manifest.from_shards(...,
+            label_offset=-1)`` for 1-based labels. Without a manifest file,
+            ``stats.npz`` is written but no manifest.
         size: int, the host size S. Defaults to 256.
         progress: bool, show a progress bar and print a summary line.
             Defaults to True.
@@ -90,7 +92,7 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
         a ``DatasetStats``.
 
     Raises:
-        DataError: no manifest, no such split, or the split has no images.
+        DataError: no shards, no such split, or the split has no images.
     """
     import tensorflow as tf
 
@@ -100,7 +102,7 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
         raise DataError(f"size must be a positive integer. Received: "
                         f"size={size!r}")
     manifest = data_dir if isinstance(data_dir, manifest_lib.Manifest) else (
-        manifest_lib.Manifest.load(data_dir))
+        manifest_lib.describe(data_dir))
     if not manifest.has_split(split):
         raise DataError(
             f"no {split} images in {manifest.data_dir} to compute statistics "
