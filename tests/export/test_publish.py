@@ -9,9 +9,11 @@ import keras
 import pytest
 
 from tests.export import contract_model
+from tfcnn import cli
 from tfcnn.errors import ExportError
 from tfcnn.export import layout
 from tfcnn.export import publish
+from tfcnn.export import selfcheck
 from tfcnn.export import serving
 
 
@@ -66,6 +68,7 @@ def test_warmup_file_has_one_request_per_signature(published):
     assert sorted(signatures) == sorted(serving.SIGNATURES)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_the_signatures(published):
     _, path, _ = published
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -85,8 +88,18 @@ def test_verification_ran_without_tfcnn_and_matched_keras(published):
     assert max(report["max_abs_diff"].values()) <= publish.VERIFY_ATOL
 
 
+@pytest.fixture
+def quick_write(monkeypatch):
+    """Replaces the SavedModel writing by a stub: versioning tests only."""
+
+    def write(serving_model, directory, **kwargs):
+        (directory / "saved_model.pb").write_bytes(b"stub")
+
+    monkeypatch.setattr(publish, "_write", write)
+
+
 def test_versions_are_next_free_or_explicit_and_never_overwritten(
-        tmp_path):
+        tmp_path, quick_write):
     model = contract_model.build()
 
     def export(version=0):
@@ -104,32 +117,67 @@ def test_versions_are_next_free_or_explicit_and_never_overwritten(
     assert _entries(tmp_path / "m") == [".publish.lock", "1", "5", "6"]
 
 
-def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
-    def fail(*args, **kwargs):
-        raise ExportError("injected failure")
+@pytest.mark.parametrize("stage,error", [
+    ("_write", OSError), ("verify_saved_model", ExportError),
+    ("verify_saved_model", KeyboardInterrupt)])
+def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch,
+                                              quick_write, stage, error):
+    write = publish._write
 
-    monkeypatch.setattr(publish, "verify_saved_model", fail)
-    with pytest.raises(ExportError, match="injected"):
+    def fail(serving_model, directory, **kwargs):
+        write(serving_model, directory)  # half-written, then it fails
+        raise error("injected failure")
+
+    monkeypatch.setattr(publish, stage, fail)
+    with pytest.raises(error, match="injected"):
         publish.export_model(contract_model.build(), export_dir=tmp_path,
                              name="m")
     assert _entries(tmp_path / "m") == []
 
 
-@pytest.mark.slow
-def test_a_real_verification_failure_publishes_nothing(tmp_path,
-                                                       monkeypatch):
-    # A negative tolerance makes every comparison in the child fail.
+def test_the_check_reports_answers_that_differ(published, tmp_path,
+                                              monkeypatch):
+    _, path, _ = published
+    # A negative tolerance makes every comparison fail; run the check in
+    # this process (the child process is exercised by the fixture).
     monkeypatch.setattr(publish, "VERIFY_ATOL", -1.0)
-    with pytest.raises(ExportError, match="differ from Keras"):
-        publish.export_model(contract_model.build(), export_dir=tmp_path,
-                             name="m")
-    assert _entries(tmp_path / "m") == [] or _entries(tmp_path / "m") == [
-        ".publish.lock"]
+    model = serving.ServingModel(contract_model.build(),
+                                 contract_model.CLASS_NAMES, top_k=2)
+    publish._write_cases(model, str(tmp_path))
+    report = selfcheck.run(str(path), str(tmp_path))
+    assert not report["ok"]
+    assert len([p for p in report["problems"] if "differ from Keras" in p]) \
+        == 2 * len(serving.SIGNATURES)
+
+
+@pytest.mark.parametrize("stdout,returncode,match", [
+    ('{"ok": false, "problems": ["x: differ"]}\n', 1, "x: differ"),
+    ("", 1, "failed to load or run without tfcnn.*boom"),
+])
+def test_a_failed_check_raises_export_error(published, monkeypatch, stdout,
+                                            returncode, match):
+    _, path, _ = published
+
+    def child(args, **kwargs):
+        assert args[1] == "-I" and args[2] == selfcheck.__file__
+        return subprocess.CompletedProcess(args, returncode, stdout,
+                                           "Traceback\nboom\n")
+
+    monkeypatch.setattr(publish.subprocess, "run", child)
+    model = serving.ServingModel(contract_model.build(),
+                                 contract_model.CLASS_NAMES, top_k=2)
+    with pytest.raises(ExportError, match=match):
+        publish.verify_saved_model(model, path)
 
 
 @pytest.mark.slow
-def test_export_from_a_training_model_dir_with_tfcnn_layers(tmp_path):
-    """model.keras + classes.json, with the real augment layers inside."""
+def test_export_command_on_a_training_model_dir_with_tfcnn_layers(
+        tmp_path):
+    """model.keras + classes.json, with the real augment layers inside.
+
+    The check in the fresh process proves the SavedModel runs tfcnn's own
+    layers without tfcnn.
+    """
     from tfcnn import augment
     from tfcnn import recipe
 
@@ -150,8 +198,9 @@ def test_export_from_a_training_model_dir_with_tfcnn_layers(tmp_path):
     (model_dir / "classes.json").write_text(
         json.dumps({"class_names": ["left", "right"]}))
 
-    path = publish.export_model(str(model_dir), export_dir=tmp_path / "sm",
-                                name="run")
+    assert cli.main(["export", str(model_dir), "--name", "run",
+                     "--dir", str(tmp_path / "sm")]) == 0
+    path = tmp_path / "sm" / "run" / "1"
     metadata = json.loads((path / layout.METADATA_FILE).read_text())
     assert metadata["class_names"] == ["left", "right"]
     assert metadata["top_k"] == 2
