@@ -34,3 +34,56 @@ def make_recipe(tmp_path):
         return tiny_recipe(tmp_path / "run", **train)
 
     return make
+
+
+DRIVER = '''\
+import sys
+import time
+
+import keras
+
+from tfcnn.recipe import load_recipe
+from tfcnn.train import fit
+
+
+class Slow(keras.callbacks.Callback):
+    """Gives the test time to kill the run mid-epoch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(float(sys.argv[2]))
+
+
+fit.train(load_recipe(sys.argv[1]), verbose=2, callbacks=[Slow()])
+'''
+
+
+def write_run_files(directory, recipe):
+    """Writes ``recipe.toml`` and a driver script that trains it.
+
+    The driver is ``python train.py recipe.toml SLEEP``: ``fit.train`` with
+    a callback that sleeps SLEEP seconds after each step.
+
+    Returns:
+        (driver path, recipe path).
+    """
+    from tfcnn import recipe as recipe_lib
+
+    recipe_path = directory / "recipe.toml"
+    recipe_path.write_text(recipe_lib.dump_toml(recipe))
+    driver = directory / "train.py"
+    driver.write_text(DRIVER)
+    return driver, recipe_path
+
+
+def subprocess_env(**extra):
+    """The environment of a training subprocess: quiet, tfcnn importable."""
+    import os
+    from pathlib import Path
+
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="1",
+               CUDA_VISIBLE_DEVICES="", **extra)
+    return env

@@ -12,6 +12,7 @@ from tests.train.conftest import tiny_recipe
 from tfcnn.train import callbacks as callbacks_lib
 from tfcnn.train import fit
 from tfcnn.train import inputs
+from tfcnn.train import losses  # noqa: F401 - registers CrossEntropy
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,8 @@ def test_train_writes_the_run_and_learns(trained):
 def test_trained_model_keeps_the_contract(trained):
     recipe, _ = trained
     model = keras.saving.load_model(f"{recipe.train.model_dir}/model.keras")
+    # Saved without compile settings: loading needs no tfcnn.train loss.
+    assert not model.compiled
     assert model.inputs[0].dtype == "uint8"
     assert tuple(model.input_shape) == (None, 20, 20, 3)
     images = np.zeros((2, 20, 20, 3), np.uint8)
@@ -136,8 +139,9 @@ def test_rerun_resumes_inside_the_epoch_it_stopped_in(make_recipe):
     assert summary["resumed_from"] == {"epoch": 1, "step": 2}
     assert summary["epochs_run"] == 2  # the rest of epoch 2, then epoch 3
     assert fit.is_complete(recipe)
-    model = keras.saving.load_model(f"{recipe.train.model_dir}/model.keras")
-    assert int(model.optimizer.iterations.numpy()) == 12
+    last = keras.saving.load_model(
+        f"{recipe.train.model_dir}/checkpoints/last.keras")
+    assert int(last.optimizer.iterations.numpy()) == 12
 
 
 def test_tensorboard_event_files_hold_the_promised_summaries(trained):
@@ -189,3 +193,54 @@ def test_synthetic_inputs_are_global_batches(make_recipe):
     assert images.dtype == tf.uint8 and images.shape == (16, 20, 20, 3)
     assert labels.dtype == tf.int32 and labels.shape == (16,)
     assert data.steps_per_epoch == 4 and data.num_classes == 4
+
+
+@pytest.mark.slow
+def test_run_killed_with_sigkill_resumes_from_its_backup(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.train.conftest import subprocess_env
+    from tests.train.conftest import write_run_files
+
+    # 96 images / 16 = 6 steps per epoch, a backup every 2 steps.
+    recipe = tiny_recipe(tmp_path / "run", epochs=3)
+    recipe = recipe.replace(data={"synthetic_images": 96})
+    driver, recipe_path = write_run_files(tmp_path, recipe)
+    command = [sys.executable, str(driver), str(recipe_path), "0.25"]
+    backup_dir = tmp_path / "run" / "backup"
+    process = subprocess.Popen(command, env=subprocess_env(),
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            state = callbacks_lib.read_backup(backup_dir)
+            if state is not None and state["global_step"] >= 8:
+                break  # inside the second epoch
+            assert process.poll() is None, "run ended before the kill"
+            assert time.monotonic() < deadline, "no backup in 120 s"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    state = callbacks_lib.read_backup(backup_dir)
+    assert state["epoch"] >= 1 and state["global_step"] < 18
+
+    rerun = subprocess.run(command, env=subprocess_env(), timeout=120,
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert (f"at epoch {state['epoch'] + 1}, step {state['step']} "
+            f"(global step {state['global_step']})") in rerun.stderr
+    record = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert record["complete"] and record["epochs_completed"] == 3
+    assert record["resumed_from"] == {"epoch": state["epoch"],
+                                      "step": state["step"]}
+    assert record["epochs_run"] == 3 - state["epoch"]
+    last = keras.saving.load_model(tmp_path / "run/checkpoints/last.keras")
+    assert int(last.optimizer.iterations.numpy()) == 18

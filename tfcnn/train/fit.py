@@ -89,6 +89,7 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
     with placement.strategy.scope():
         model = build_training_model(recipe, data.num_classes, data.stats)
         compile_model(model, recipe, data.steps_per_epoch, data.dense_labels)
+        _build_before_fit(model, data.train)
 
     if placement.is_chief:
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -142,10 +143,8 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
     if guard.diverged is not None:
         raise DivergedError(_diverged_message(guard.diverged, model_dir,
                                               checkpoints))
-    model_path = write_dir / MODEL_NAME
-    tmp = write_dir / f".{MODEL_NAME}.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, model_path)
+    if placement.is_chief:
+        save_inference_model(model, model_dir / MODEL_NAME)
     metrics = {k: v[-1] for k, v in history.items() if v}
     summary = {
         "epochs": config.epochs,
@@ -191,6 +190,28 @@ def is_complete(recipe):
         return False
     return bool(state.get("complete")) and (
         state.get("epochs_completed", 0) >= recipe.train.epochs)
+
+
+def save_inference_model(model, path):
+    """Saves the trained model without optimizer or compile settings.
+
+    The file then loads wherever tfcnn's layers are registered, with or
+    without ``tfcnn.train`` (whose loss a compiled model would name). The
+    write is atomic: a temporary file renamed into place.
+
+    Args:
+        model: the trained TRAINING MODEL.
+        path: str or Path ending in ``.keras``.
+    """
+    import keras
+
+    path = Path(path)
+    # From the config alone: clone_model would copy the compile settings.
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    clone.save(tmp)
+    os.replace(tmp, path)
 
 
 def build_training_model(recipe, num_classes, stats=None):
@@ -246,6 +267,27 @@ def compile_model(model, recipe, steps_per_epoch, dense_labels=False):
         metrics=metrics.build_metrics(dense_labels),
         jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution)
+
+
+def _build_before_fit(model, dataset):
+    """Builds the model's, loss's, metrics' and optimizer's state up front.
+
+    Call it under the strategy's scope. ``fit`` would build them from its
+    first distributed batch, which it first averages over the replicas with
+    ``strategy.reduce``; under ``MultiWorkerMirroredStrategy`` that reduce
+    fails on the uint8 images (Keras 3.15: "Attempt to convert a value
+    (PerReplica...) to a Tensor"). Only the shapes and dtypes of a batch
+    matter, so a local one serves, and ``fit``'s own step is skipped.
+    """
+    batch = next(iter(dataset.take(1)))
+    model._symbolic_build(data_batch=batch)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model._maybe_symbolic_build = _already_built
+
+
+def _already_built(iterator=None, data_batch=None):
+    del iterator, data_batch  # built by _build_before_fit
 
 
 def _fit_from(model, data, epochs, fit_args, history):

@@ -150,6 +150,7 @@ def _multi_worker(config):
             f"TF_CONFIG must be JSON with cluster and task.type/index "
             f"({error}). Received: TF_CONFIG={raw!r}") from None
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    _fix_keras_multi_worker_mean()
     is_chief = task_type == "chief" or (
         task_type == "worker" and task_id == 0 and "chief" not in cluster)
     num_workers = sum(len(cluster.get(kind, ()))
@@ -159,6 +160,41 @@ def _multi_worker(config):
                           "chief" if is_chief else f"{task_type}_{task_id}")
     check_batch_size(config.batch_size, placement.num_replicas)
     return placement
+
+
+def _fix_keras_multi_worker_mean():
+    """Makes Keras average scalar step outputs over all workers correctly.
+
+    Keras 3.15's ``reduce_per_replica`` reduces the step's logs (loss and
+    metric scalars) under ``MultiWorkerMirroredStrategy`` with
+    ``strategy.reduce("MEAN", v, axis=0)``, which fails on a scalar
+    ("Invalid reduction dimension 0 for input with 0 dimensions"), so
+    ``fit`` could not run at all. Scalars are averaged with ``axis=None``
+    (the mean over replicas) instead; everything else keeps Keras' code.
+    Idempotent.
+    """
+    from keras.src.backend.tensorflow import trainer
+
+    keras_reduce = trainer.reduce_per_replica
+    if getattr(keras_reduce, "_tfcnn_fixed", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not isinstance(
+                strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return keras_reduce(values, strategy, reduction)
+
+        def reduce(value):
+            parts = getattr(value, "values", (value,))
+            if all(getattr(p, "shape", None) is not None
+                   and p.shape.rank == 0 for p in parts):
+                return strategy.reduce("MEAN", value, axis=None)
+            return keras_reduce(value, strategy, reduction)
+
+        return tf.nest.map_structure(reduce, values)
+
+    reduce_per_replica._tfcnn_fixed = True
+    trainer.reduce_per_replica = reduce_per_replica
 
 
 def _gpu_names():
