@@ -3,6 +3,8 @@
 import base64
 import inspect
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -188,3 +190,15 @@ def test_serve_refuses_a_missing_base_dir(tmp_path):
 def test_bad_max_body_bytes(tmp_path):
     with pytest.raises(ValueError, match="Received: max_body_bytes=0"):
         server_lib.create_app(tmp_path, max_body_bytes=0)
+
+
+def test_serving_imports_no_heavy_tfcnn_module():
+    code = ("import sys, tfcnn.serve.server, tfcnn.serve.predict; "
+            "print(' '.join(m for m in sys.modules if m.startswith('tfcnn')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, check=True)
+    loaded = set(done.stdout.split())
+    allowed = {"tfcnn", "tfcnn.errors", "tfcnn.export",
+               "tfcnn.export.layout"}
+    assert {m for m in loaded if not m.startswith("tfcnn.serve")} <= allowed
+    assert "tfcnn.serve.server" in loaded
