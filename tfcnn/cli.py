@@ -115,16 +115,25 @@ def _add_stats(subparsers):
         description="One streaming pass over the training shards: the mean "
                     "image, per-channel mean and std, and the RGB covariance "
                     "with its eigen-decomposition, saved beside the shards.")
-    p.add_argument("data", help="shard folder (with manifest.json)")
+    p.add_argument("data", help="shard folder (with manifest.json, or "
+                                "train-* shards from other tools)")
     p.add_argument("--size", type=int, default=256,
                    help="side of the mean image (the host resize size)")
+    p.add_argument("--split", default="train",
+                   help="split to describe (default train)")
+    p.add_argument("--label-offset", type=int, default=0,
+                   help="shards without manifest.json: added to stored "
+                        "labels (-1 for the reference ImageNet tools)")
     p.set_defaults(handler=_stats)
 
 
 def _stats(args):
+    from tfcnn.data import manifest
     from tfcnn.data import stats
 
-    stats.compute_stats(args.data, size=args.size)
+    stats.compute_stats(
+        manifest.describe(args.data, label_offset=args.label_offset),
+        size=args.size, split=args.split)
 
 
 # preview --------------------------------------------------------------------

@@ -118,3 +118,14 @@ def test_stats_errors(dataset, tmp_path):
     (tmp_path / "stats.npz").write_bytes(b"not an npz")
     with pytest.raises(DataError, match="cannot read statistics"):
         stats_lib.load_stats(tmp_path)
+
+
+def test_cli_stats_of_reference_shards(tmp_path, capsys):
+    from tfcnn import cli
+
+    reference_shards.write_reference_shards(tmp_path, "train", 1, 3)
+    assert cli.main(["stats", str(tmp_path), "--size", "8"]) == 2
+    assert "label_offset=-1" in capsys.readouterr().err
+    assert cli.main(["stats", str(tmp_path), "--size", "8",
+                     "--label-offset", "-1"]) == 0
+    assert stats_lib.load_stats(tmp_path, size=8).num_images == 3

@@ -144,8 +144,7 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
     with _progress_bar(total, progress) as bar:
         bar.update(total - sum(len(s.files) for s in pending))
         for shard, result in _write_shards(tree, out, pending, max_pixels,
-                                           workers, bar):
-            journal.append(shard.name, result)
+                                           workers, bar, journal):
             results[shard.name] = result
 
     data = _manifest_data(tree, shards, results, options, fingerprint)
@@ -194,7 +193,7 @@ def is_complete(out, *, verify_sha256=True):
     return True
 
 
-# Planning ---------------------------------------------------------------------
+# Planning ------------------------------------------------------------------
 
 def _plan(tree, validation_fraction, num_shards, seed):
     splits = dict(tree.splits)
@@ -235,7 +234,7 @@ def _fingerprint(shards, options):
     return digest.hexdigest()
 
 
-# Existing output ----------------------------------------------------------------
+# Existing output ----------------------------------------------------------
 
 def _existing_output(out, fingerprint):
     """Returns the manifest of a complete output of this very ingest, None
@@ -325,11 +324,14 @@ def _json_or_none(line):
         return None
 
 
-# Writing ---------------------------------------------------------------------
+# Writing -------------------------------------------------------------------
 
-def _write_shards(tree, out, shards, max_pixels, workers, bar):
+def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
     """Checks the files of ``shards`` in parallel and writes each shard.
 
+    Each shard is recorded in the journal before its rename, so a shard
+    under its final name is always in the journal (a kill in between
+    leaves a journal entry whose file is missing: that shard is redone).
     Yields ``(shard, result)`` after each shard is published.
     """
     import tensorflow as tf
@@ -368,10 +370,16 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar):
                         text=os.fsencode(f.class_name),
                         filename=os.fsencode(f.relpath)).SerializeToString())
                     counts[f.class_name] += 1
-            size, digest = sharding.publish(tmp, final)
-            yield shard, {"records": sum(counts.values()), "bytes": size,
-                          "sha256": digest, "class_counts": dict(counts),
-                          "skipped": skipped, "converted": converted}
+            result = {"records": sum(counts.values()),
+                      "class_counts": dict(counts), "skipped": skipped,
+                      "converted": converted}
+
+            def record(size, digest, name=shard.name, result=result):
+                result.update(bytes=size, sha256=digest)
+                journal.append(name, result)
+
+            sharding.publish(tmp, final, before_rename=record)
+            yield shard, result
     finally:
         checked.close()
 

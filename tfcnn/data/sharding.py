@@ -83,14 +83,24 @@ def file_sha256(path, chunk=2**22):
     return digest.hexdigest()
 
 
-def publish(tmp_path, final_path):
+def publish(tmp_path, final_path, before_rename=None):
     """Flushes ``tmp_path`` to disk and renames it to ``final_path``.
+
+    Args:
+        tmp_path: Path of the complete temporary file.
+        final_path: Path it is renamed to.
+        before_rename: callable ``(bytes, sha256)`` or None, called after
+            the file is hashed and before it becomes visible (ingest records
+            the shard in its journal there, so that no visible shard is
+            ever missing from the journal).
 
     Returns:
         ``(bytes, sha256)`` of the published file.
     """
     size = os.path.getsize(tmp_path)
     digest = file_sha256(tmp_path)
+    if before_rename is not None:
+        before_rename(size, digest)
     atomic_files.replace_durably(tmp_path, final_path)
     return size, digest
 
