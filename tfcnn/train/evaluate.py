@@ -66,7 +66,11 @@ def evaluate(recipe, verbose=True):
         "model": str(model_path),
     }
     if recipe.evaluate.ten_crop:
-        metrics.update(_ten_crop(model, data, recipe))
+        from tfcnn.train import ten_crop
+
+        with strategy.scope():
+            metrics.update(ten_crop.evaluate_ten_crop(
+                model, data.dataset, verbose="auto" if verbose else 0))
     if verbose:
         print(f"evaluate: {format_metrics(metrics)}", file=sys.stderr)
     return metrics
@@ -107,10 +111,3 @@ def _check_classes(model, data, model_path):
                 f"{classes_path} lists other class names than the data "
                 f"being evaluated. Received: class_names="
                 f"{data.class_names[:5]}...")
-
-
-def _ten_crop(model, data, recipe):
-    from tfcnn.train import ten_crop
-
-    return ten_crop.evaluate_ten_crop(model, data.dataset,
-                                      crop_size=recipe.data.image_size)
