@@ -13,6 +13,8 @@ index of its class name. Files are found recursively inside each class
 folder; names starting with ``.`` (``.DS_Store``, editor and temporary files)
 are ignored, every other file counts as found, whatever its extension, so a
 file that is not an image is reported as skipped instead of disappearing.
+Files outside any class folder, and files in a validation or test class
+folder that has no training folder, are found and rejected with a reason.
 When there is no validation folder, ``split_validation`` holds out a
 stratified, seeded fraction of each training class.
 """
@@ -54,21 +56,23 @@ class SourceTree:
         root: Path, the source folder (absolute).
         class_names: tuple of str, sorted; label = index.
         splits: dict split -> list of ``SourceFile`` (sorted by path).
-        unknown_class: list of ``SourceFile`` in validation/test class
-            folders that have no training folder (they are skipped).
+        rejected: list of ``(SourceFile, split, reason)`` for files found
+            that cannot get a label: in a validation/test class folder with
+            no training folder, or outside any class folder. Ingest lists
+            them as skipped.
         has_validation_folder: bool.
     """
 
     root: Path
     class_names: tuple
     splits: dict
-    unknown_class: list
+    rejected: list
     has_validation_folder: bool
 
     @property
     def num_files(self):
         return (sum(len(files) for files in self.splits.values())
-                + len(self.unknown_class))
+                + len(self.rejected))
 
 
 def find_images(src):
@@ -97,17 +101,23 @@ def find_images(src):
             "<class>/<image files> or train/<class>/<image files>. "
             f"Received: src={src}")
     known = set(class_names)
-    splits, unknown = {}, []
+    splits, rejected = {}, []
+    outside = "not in a class folder"
+    if split_layout:
+        rejected += [(f, "", outside) for f in _top_files(root, root)]
     for split, split_root in split_roots.items():
         found = []
+        rejected += [(f, split, outside)
+                     for f in _top_files(root, split_root)]
         for class_name in _visible_dirs(split_root):
             files = _files_under(root, split_root / class_name, class_name)
             if class_name in known:
                 found.extend(files)
             else:
-                unknown.extend(files)
+                reason = f"class folder {class_name!r} has no training folder"
+                rejected += [(f, split, reason) for f in files]
         splits[split] = sorted(found, key=lambda f: f.relpath)
-    return SourceTree(root, class_names, splits, unknown,
+    return SourceTree(root, class_names, splits, rejected,
                       VALIDATION in split_roots)
 
 
@@ -149,6 +159,21 @@ def _visible_dirs(folder):
                   if entry.is_dir() and not entry.name.startswith("."))
 
 
+def _top_files(root, folder):
+    """Visible files directly in ``folder`` (not in any class folder)."""
+    return [SourceFile(Path(entry.path).relative_to(root).as_posix(), "",
+                       _size(Path(entry.path)))
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name)
+            if not entry.name.startswith(".") and not entry.is_dir()]
+
+
+def _size(path):
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # a dangling link: found, and skipped when read
+
+
 def _files_under(root, folder, class_name):
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
@@ -157,10 +182,6 @@ def _files_under(root, folder, class_name):
             if name.startswith("."):
                 continue
             path = Path(dirpath) / name
-            try:
-                size = path.stat().st_size
-            except OSError:
-                size = 0  # a dangling link: found, and skipped when read
             found.append(SourceFile(path.relative_to(root).as_posix(),
-                                    class_name, size))
+                                    class_name, _size(path)))
     return found

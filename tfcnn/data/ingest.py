@@ -451,11 +451,8 @@ def _manifest_data(tree, shards, results, options, fingerprint):
     for entry in splits.values():
         entry["class_counts"] = {name: entry["class_counts"].get(name, 0)
                                  for name in tree.class_names}
-    for f in tree.unknown_class:
-        skipped.append({"path": f.relpath,
-                        "split": f.relpath.split("/", 1)[0],
-                        "reason": f"class folder {f.class_name!r} has no "
-                                  "training folder"})
+    for f, split, reason in tree.rejected:
+        skipped.append({"path": f.relpath, "split": split, "reason": reason})
     return {
         "format": manifest_lib.FORMAT,
         "version": manifest_lib.VERSION,
