@@ -2,11 +2,12 @@
 
 ``assert_layer_contract`` is modelled on Keras' ``run_layer_test`` and adds
 a training step and a ``.keras`` file round trip. ``assert_mixed_precision``
-and ``assert_mirrored_step`` check the dtype policies and MirroredStrategy
-over the two logical CPUs that ``tests/conftest.py`` sets up. Other rooms
-may reuse these for their own layers.
+checks the dtype policies, and ``assert_mirrored_step`` a model (of one or
+several layers) under MirroredStrategy over the two logical CPUs that
+``tests/conftest.py`` sets up. Other rooms may reuse these.
 """
 
+import functools
 import json
 import os
 import tempfile
@@ -135,27 +136,25 @@ def assert_mixed_precision(cls, init_kwargs, input_shape, policy,
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(grad)))
 
 
-def assert_mirrored_step(cls, init_kwargs, input_shape, seed=0):
+def assert_mirrored_step(build_model, input_shape, seed=0):
     """One SGD step under MirroredStrategy equals the same step on one device.
 
     Uses the two logical CPU devices from ``tests/conftest.py``; the batch
     is split between the replicas and the gradients all-reduced, so the
-    updated weights, and the predictions after the step, must match a
-    single-device step.
+    predictions and weights after the step must match a single-device step.
 
     Args:
-        cls: the layer class (with trainable weights).
-        init_kwargs: dict, constructor arguments.
+        build_model: callable returning an uncompiled Keras model; called
+            once per strategy, inside its scope, after seeding.
         input_shape: tuple of ints, batch first, batch even.
         seed: int, the seed of input, target and initial weights.
     """
     x = random_input(input_shape, seed=seed)
     results = []
-    for strategy in (tf.distribute.get_strategy(),
-                     tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+    for strategy in (tf.distribute.get_strategy(), _mirrored_strategy()):
         keras.utils.set_random_seed(seed)
         with strategy.scope():
-            model = _model(cls, init_kwargs, input_shape)
+            model = build_model()
             model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         target = random_input((input_shape[0],) + model.output_shape[1:],
                               seed=seed + 1)
@@ -167,6 +166,16 @@ def assert_mirrored_step(cls, init_kwargs, input_shape, seed=0):
                           for w in model.weights])
     for single, mirrored in zip(*results):
         np.testing.assert_allclose(mirrored, single, rtol=1e-5, atol=1e-6)
+
+
+@functools.lru_cache(maxsize=None)
+def _mirrored_strategy():
+    # One instance per process, reducing through one device: several
+    # MirroredStrategy objects with collective all-reduce in one process
+    # reuse collective instance keys and abort each other's reductions.
+    return tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"],
+        cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
 def _model(cls, init_kwargs, input_shape):
