@@ -210,7 +210,12 @@ class _Shards:
             shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
             deterministic=None if not training else False,
-            drop_remainder=drop_remainder, label_offset=data.label_offset)
+            drop_remainder=drop_remainder, label_offset=self._label_offset())
+
+    def _label_offset(self):
+        # A manifest describing reference shards records their offset (-1
+        # for labels 1..1000); otherwise the recipe's applies.
+        return self._manifest.label_offset or self._recipe.data.label_offset
 
 
 class _Tfds:

@@ -209,4 +209,7 @@ def _step_boundaries(config, steps_per_epoch):
         raise RecipeError(
             "train.step_epochs must be increasing positive epochs. "
             f"Received: step_epochs={list(config.step_epochs)}")
-    return [int(math.floor(e * steps_per_epoch)) for e in epochs]
+    # PiecewiseConstantDecay switches after a boundary; the optimizer asks
+    # for the rate at ``iterations`` = steps done, so the first step of
+    # epoch e (iterations = e * steps_per_epoch) gets the new rate.
+    return [int(math.floor(e * steps_per_epoch)) - 1 for e in epochs]
