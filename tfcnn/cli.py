@@ -226,8 +226,10 @@ def _add_export(subparsers):
 def _export(args):
     from tfcnn import export
 
-    export.export_model(args.model, export_dir=args.dir, name=args.name,
-                        version=args.version, top_k=args.top_k)
+    path = export.export_model(args.model, export_dir=args.dir,
+                               name=args.name, version=args.version,
+                               top_k=args.top_k)
+    print(f"published SavedModel {path}")
 
 
 def _add_predict(subparsers):
@@ -264,6 +266,8 @@ def _add_serve(subparsers):
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--max-body-mb", type=float, default=32.0,
                    help="reject request bodies larger than this")
+    p.add_argument("--poll-seconds", type=float, default=1.0,
+                   help="how often to look for new versions (default 1)")
     p.set_defaults(handler=_serve)
 
 
@@ -271,7 +275,8 @@ def _serve(args):
     from tfcnn.serve import server
 
     server.serve(args.model_base, host=args.host, port=args.port,
-                 max_body_bytes=int(args.max_body_mb * 2**20))
+                 max_body_bytes=int(args.max_body_mb * 2**20),
+                 poll_seconds=args.poll_seconds)
 
 
 # run / models -----------------------------------------------------------------

@@ -232,3 +232,11 @@ def test_bad_classes_json(tmp_path):
     with pytest.raises(ExportError, match="class_names"):
         publish.export_model(tmp_path, export_dir=tmp_path / "sm",
                              name="m", verify=False)
+
+
+def test_export_command_reports_a_bad_name_in_one_line(tmp_path, capsys):
+    contract_model.build().save(tmp_path / "model.keras")
+    assert cli.main(["export", str(tmp_path), "--name", "../up",
+                     "--dir", str(tmp_path / "sm")]) == 2
+    assert capsys.readouterr().err.startswith(
+        "tfcnn export: error: name must be")

@@ -81,3 +81,12 @@ def test_command_text_output_and_errors(model_base, images, tmp_path,
     assert "1. ant" in capsys.readouterr().out
     assert cli.main(["predict", str(tmp_path), images[0]]) == 2
     assert "no SavedModel" in capsys.readouterr().err
+
+
+def test_command_reports_bad_arguments_in_one_line(model_base, images,
+                                                   capsys):
+    assert cli.main(["predict", str(model_base / "tiny"), images[0],
+                     "--top-k", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfcnn predict: error: top_k must be")
+    assert "Traceback" not in err

@@ -199,6 +199,6 @@ def test_serving_imports_no_heavy_tfcnn_module():
                           text=True, check=True)
     loaded = set(done.stdout.split())
     allowed = {"tfcnn", "tfcnn.errors", "tfcnn.export",
-               "tfcnn.export.layout"}
+               "tfcnn.export.arguments", "tfcnn.export.layout"}
     assert {m for m in loaded if not m.startswith("tfcnn.serve")} <= allowed
     assert "tfcnn.serve.server" in loaded

@@ -11,6 +11,8 @@ import os
 import pathlib
 import re
 
+from tfcnn.export import arguments
+
 SAVED_MODEL_FILE = "saved_model.pb"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 METADATA_FILE = os.path.join("assets.extra", "tfcnn_export.json")
@@ -20,17 +22,18 @@ _VERSION = re.compile(r"[1-9][0-9]{0,18}")
 
 
 def check_model_name(name):
-    """Returns ``name`` if it is a safe model name, else raises ValueError.
+    """Returns ``name`` if it is a safe model name; raises otherwise.
 
     A model name is one path component: letters, digits, ``_``, ``.`` and
     ``-``, starting with a letter or digit, so it can't name a parent
     directory or a hidden one.
 
     Raises:
-        ValueError: the name is not one safe path component.
+        ArgumentError: (a ValueError) the name is not one safe path
+            component.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(
+        raise arguments.ArgumentError(
             "name must be 1-128 letters, digits, '_', '.' or '-', starting "
             f"with a letter or digit. Received: name={name!r}")
     return name

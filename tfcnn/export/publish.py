@@ -28,6 +28,7 @@ import tensorflow as tf
 from tfcnn.data import features
 from tfcnn.data import preprocess
 from tfcnn.errors import ExportError
+from tfcnn.export import arguments
 from tfcnn.export import layout
 from tfcnn.export import selfcheck
 from tfcnn.export import serving
@@ -69,7 +70,8 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
         ExportError: the version exists, or the check failed (nothing is
             published then).
         FileNotFoundError: ``model`` names no model file.
-        ValueError: a bad argument (named in the message).
+        ArgumentError: (a ValueError) a bad argument (named in the
+            message).
 
     Example:
 
@@ -80,8 +82,9 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     layout.check_model_name(name)
     if isinstance(version, bool) or not isinstance(version, int) \
             or version < 0:
-        raise ValueError("version must be an int >= 0 (0: the next free "
-                         f"one). Received: version={version!r}")
+        raise arguments.ArgumentError(
+            "version must be an int >= 0 (0: the next free one). "
+            f"Received: version={version!r}")
     keras_model, file_class_names, source = _load_model(model)
     if class_names is None:
         class_names = file_class_names
@@ -170,7 +173,7 @@ def _load_model(model):
     if isinstance(model, keras.Model):
         return model, None, None
     if not isinstance(model, (str, os.PathLike)):
-        raise ValueError(
+        raise arguments.ArgumentError(
             "model must be a keras.Model, a .keras file or a training "
             f"model_dir. Received: model={model!r}")
     path = pathlib.Path(model)

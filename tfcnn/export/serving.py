@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tfcnn.data import features
 from tfcnn.data import preprocess
+from tfcnn.export import arguments
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_IMAGES = "predict_images"
@@ -46,16 +47,17 @@ def image_size(model):
         model: a ``keras.Model`` with one image input.
 
     Raises:
-        ValueError: the model does not take one square RGB image.
+        ArgumentError: (a ValueError) the model does not take one square
+            RGB image.
     """
     if len(model.inputs) != 1:
-        raise ValueError(
+        raise arguments.ArgumentError(
             "the model must have exactly one image input. "
             f"Received: model.inputs={model.inputs}")
     shape = tuple(model.inputs[0].shape)
     if (len(shape) != 4 or shape[1] is None or shape[1] != shape[2]
             or shape[3] != 3):
-        raise ValueError(
+        raise arguments.ArgumentError(
             "the model input must be [batch, S, S, 3] with a known S. "
             f"Received: input_shape={shape}")
     return int(shape[1])
@@ -65,7 +67,7 @@ def num_classes(model):
     """Returns ``K`` of a model whose output is ``[B, K]`` probabilities."""
     shape = tuple(model.outputs[0].shape)
     if len(model.outputs) != 1 or len(shape) != 2 or shape[1] is None:
-        raise ValueError(
+        raise arguments.ArgumentError(
             "the model must have one [batch, num_classes] output. "
             f"Received: output_shape={shape}")
     return int(shape[1])
@@ -94,14 +96,11 @@ class ServingModel:
         self.num_classes = num_classes(model)
         class_names = [str(name) for name in class_names]
         if len(class_names) != self.num_classes:
-            raise ValueError(
+            raise arguments.ArgumentError(
                 f"class_names must have one name per model output "
                 f"({self.num_classes}). "
                 f"Received: len(class_names)={len(class_names)}")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) \
-                or top_k < 1:
-            raise ValueError(
-                f"top_k must be a positive int. Received: top_k={top_k!r}")
+        arguments.check_positive_int(top_k, "top_k")
         self.class_names = class_names
         self.top_k = min(top_k, self.num_classes)
 

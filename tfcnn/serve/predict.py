@@ -8,6 +8,7 @@ on the files' encoded bytes, so the answer is the one the server gives.
 import os
 
 from tfcnn.errors import DataError
+from tfcnn.export import arguments
 from tfcnn.export import layout
 
 _BATCH = 32
@@ -33,7 +34,7 @@ def predict(model_dir, image_paths, top_k=5):
     Raises:
         FileNotFoundError: no SavedModel in ``model_dir`` or a missing image.
         DataError: an image file can't be decoded (named in the message).
-        ValueError: ``top_k`` is not a positive int.
+        ArgumentError: (a ValueError) ``top_k`` is not a positive int.
 
     Example:
 
@@ -41,12 +42,11 @@ def predict(model_dir, image_paths, top_k=5):
     >>> result["predictions"][0]["class_names"]
     ['7']
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(
-            f"top_k must be a positive int. Received: top_k={top_k!r}")
+    arguments.check_positive_int(top_k, "top_k")
     image_paths = [os.fspath(path) for path in image_paths]
     if not image_paths:
-        raise ValueError("image_paths must name at least one image. "
+        raise arguments.ArgumentError(
+            "image_paths must name at least one image. "
                          "Received: image_paths=[]")
     version_dir, version = layout.resolve_version_dir(model_dir)
     encoded = []

@@ -18,6 +18,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
+from tfcnn.export import arguments
 from tfcnn.export import layout
 
 _log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class ModelRepository:
 
     def __init__(self, base_dir, poll_seconds=1.0):
         if not poll_seconds > 0:
-            raise ValueError("poll_seconds must be > 0. "
+            raise arguments.ArgumentError("poll_seconds must be > 0. "
                              f"Received: poll_seconds={poll_seconds!r}")
         self.base_dir = base_dir
         self.poll_seconds = poll_seconds

@@ -179,6 +179,8 @@ def _strings(value):
 def _numbers(value, dtype):
     """Returns a NumPy array of ``dtype`` from nested JSON lists."""
     array = np.array(value)  # ValueError on ragged nesting
+    if array.size == 0 and array.dtype.kind == "f":
+        return array.astype(dtype)  # NumPy makes [] float64
     kind = array.dtype.kind
     if dtype == np.bool_:
         if kind != "b":

@@ -22,6 +22,7 @@ run in Starlette's thread pool, so requests are served concurrently.
 import contextlib
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tfcnn.export import arguments
 from tfcnn.export import layout
 from tfcnn.serve import repository as repository_lib
 from tfcnn.serve import rest
@@ -73,10 +75,7 @@ def create_app(base_dir, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES,
         a ``starlette.applications.Starlette``; ``app.state.repository`` is
         its ``ModelRepository``.
     """
-    if isinstance(max_body_bytes, bool) or not isinstance(
-            max_body_bytes, int) or max_body_bytes < 1:
-        raise ValueError("max_body_bytes must be a positive int. "
-                         f"Received: max_body_bytes={max_body_bytes!r}")
+    arguments.check_positive_int(max_body_bytes, "max_body_bytes")
     models = repository_lib.ModelRepository(base_dir, poll_seconds)
 
     @contextlib.asynccontextmanager
@@ -263,8 +262,6 @@ def serve(base_dir, host="127.0.0.1", port=8501,
 
 
 def _check_base_dir(base_dir):
-    import os
-
     if not os.path.isdir(base_dir):
         raise NotADirectoryError(
             f"the model base directory {str(base_dir)!r} does not exist")
