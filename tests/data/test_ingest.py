@@ -308,3 +308,17 @@ def test_cli_ingest_and_stats(tmp_path, capsys):
     assert json.loads((out / "manifest.json").read_text())["stats"] == (
         "stats.npz")
     assert cli.main(["stats", str(tmp_path / "nowhere")]) == 2
+
+
+def test_concurrent_ingest_into_one_folder_is_refused(tmp_path):
+    import fcntl
+
+    _make_folders(tmp_path / "src", per_class=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ingest.LOCK_NAME, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(DataError, match="another ingest is writing"):
+            ingest.ingest(tmp_path / "src", out, workers=1, progress=False)
+    ingest.ingest(tmp_path / "src", out, workers=1, progress=False)
+    assert not (out / ingest.LOCK_NAME).exists()

@@ -29,6 +29,7 @@ What it guarantees:
 
 import collections
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -45,6 +46,7 @@ from tfcnn.data import sharding
 from tfcnn.errors import DataError
 
 JOURNAL_NAME = ".ingest-journal.jsonl"
+LOCK_NAME = ".ingest.lock"
 # Files per task sent to a worker process: large enough to amortise the
 # inter-process round trip, small enough to keep all workers busy.
 _CHUNK = 16
@@ -100,65 +102,42 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
     """
     started = time.perf_counter()
     tree = image_folders.find_images(src)
-    out = Path(out).expanduser().resolve()
-    if out == tree.root or tree.root in out.parents:
-        raise DataError(
-            f"out must not be inside src (ingest would read its own shards). "
-            f"Received: out={out}, src={tree.root}")
-    if out.exists() and not out.is_dir():
-        raise DataError(f"out exists and is not a folder. Received: out={out}")
-    if workers < 0:
-        raise DataError(f"workers must be >= 0. Received: workers={workers}")
-    if max_pixels < 1:
-        raise DataError(
-            f"max_pixels must be >= 1. Received: max_pixels={max_pixels}")
+    out = _check_arguments(tree, out, workers, max_pixels)
     shards = _plan(tree, validation_fraction, num_shards, seed)
     options = {"validation_fraction": validation_fraction,
                "num_shards": num_shards, "seed": seed,
                "max_pixels": max_pixels}
     fingerprint = _fingerprint(shards, options)
     out.mkdir(parents=True, exist_ok=True)
-
-    if overwrite:
-        _clear(out)
-    elif (out / manifest_lib.MANIFEST_NAME).exists():
-        done = _existing_output(out, fingerprint)
+    with _exclusive(out):
+        done = None if overwrite else _existing_output(out, fingerprint)
         if done is not None:
             if progress:
                 print(f"ingest: {out} is already complete "
                       f"({_split_summary(done)}); nothing written "
                       "(overwrite=True rewrites it)")
             return done
-        # A manifest whose shards are damaged: start over cleanly.
-        _clear(out)
-
-    journal = _Journal(out / JOURNAL_NAME, fingerprint)
-    finished = journal.verified(out, {s.name for s in shards})
-    sharding.remove_stale(out, set(finished), own_files=(
-        manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME, JOURNAL_NAME))
-    pending = [s for s in shards if s.name not in finished]
-    resumed = len(shards) - len(pending)
-
-    results = dict(finished)
-    total = tree.num_files
-    with _progress_bar(total, progress) as bar:
-        bar.update(total - sum(len(s.files) for s in pending))
-        for shard, result in _write_shards(tree, out, pending, max_pixels,
-                                           workers, bar, journal):
-            results[shard.name] = result
-
-    data = _manifest_data(tree, shards, results, options, fingerprint)
-    manifest_lib.write(out, data)
-    journal.remove()
+        if overwrite or (out / manifest_lib.MANIFEST_NAME).exists():
+            # Asked to, or a manifest whose shards are damaged: start over.
+            _clear(out)
+        journal = _Journal(out / JOURNAL_NAME, fingerprint)
+        finished = journal.verified(out, {s.name for s in shards})
+        sharding.remove_stale(out, set(finished), own_files=(
+            manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME,
+            JOURNAL_NAME))
+        pending = [s for s in shards if s.name not in finished]
+        results = dict(finished)
+        with _progress_bar(tree.num_files, progress) as bar:
+            bar.update(tree.num_files - sum(len(s.files) for s in pending))
+            for shard, result in _write_shards(tree, out, pending, max_pixels,
+                                               workers, bar, journal):
+                results[shard.name] = result
+        data = _manifest_data(tree, shards, results, options, fingerprint)
+        manifest_lib.write(out, data)
+        journal.remove()
     if progress:
-        written = sum(s["count"] for s in data["splits"].values())
-        resumed_text = f", {resumed} kept from an interrupted run" if (
-            resumed) else ""
-        plural = "" if len(shards) == 1 else "s"
-        print(f"ingest: wrote {written} records in {len(shards)} shard{plural} "
-              f"({_split_summary(data)}) to {out}; skipped "
-              f"{len(data['skipped'])} of {data['files_found']} files"
-              f"{resumed_text} in {time.perf_counter() - started:.1f}s")
+        print(_summary(data, out, len(shards) - len(pending),
+                       time.perf_counter() - started))
     return data
 
 
@@ -194,6 +173,23 @@ def is_complete(out, *, verify_sha256=True):
 
 
 # Planning ------------------------------------------------------------------
+
+def _check_arguments(tree, out, workers, max_pixels):
+    """Validates the arguments that planning does not; returns ``out``."""
+    out = Path(out).expanduser().resolve()
+    if out == tree.root or tree.root in out.parents:
+        raise DataError(
+            f"out must not be inside src (ingest would read its own shards). "
+            f"Received: out={out}, src={tree.root}")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"out exists and is not a folder. Received: out={out}")
+    if workers < 0:
+        raise DataError(f"workers must be >= 0. Received: workers={workers}")
+    if max_pixels < 1:
+        raise DataError(
+            f"max_pixels must be >= 1. Received: max_pixels={max_pixels}")
+    return out
+
 
 def _plan(tree, validation_fraction, num_shards, seed):
     splits = dict(tree.splits)
@@ -236,9 +232,39 @@ def _fingerprint(shards, options):
 
 # Existing output ----------------------------------------------------------
 
+@contextlib.contextmanager
+def _exclusive(out):
+    """Holds an advisory lock on ``out`` so two ingests never interleave."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks
+        yield
+        return
+    path = out / LOCK_NAME
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataError(
+                f"another ingest is writing {out} (it holds {path}); wait "
+                f"for it to finish. Received: out={out}") from None
+        try:
+            yield
+        finally:
+            # Unlinked while still held; a killed run leaves the file, but
+            # the kernel drops its lock, so the next run takes it.
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+
+
 def _existing_output(out, fingerprint):
     """Returns the manifest of a complete output of this very ingest, None
-    for a damaged one, and raises for a complete output of another."""
+    when there is none or it is damaged, and raises for a complete output
+    of other files or options."""
+    if not (out / manifest_lib.MANIFEST_NAME).exists():
+        return None
     try:
         data = manifest_lib.Manifest.load(out).to_dict()
     except DataError:
@@ -470,6 +496,16 @@ def _manifest_data(tree, shards, results, options, fingerprint):
         "converted": sorted(converted, key=lambda s: s["path"]),
         "stats": None,
     }
+
+
+def _summary(data, out, resumed, seconds):
+    written = sum(s["count"] for s in data["splits"].values())
+    shards = sum(len(s["shards"]) for s in data["splits"].values())
+    kept = f", {resumed} kept from an interrupted run" if resumed else ""
+    return (f"ingest: wrote {written} records in {shards} "
+            f"shard{'' if shards == 1 else 's'} ({_split_summary(data)}) to "
+            f"{out}; skipped {len(data['skipped'])} of "
+            f"{data['files_found']} files{kept} in {seconds:.1f}s")
 
 
 def _split_summary(data):
