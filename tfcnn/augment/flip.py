@@ -52,11 +52,18 @@ class RandomHorizontalFlip(keras.layers.Layer):
         coins = tf.random.stateless_uniform(
             tf.reshape(batch, [1]),
             seed=seeding.replica_seed(self.seed_generator))
-        flip = tf.reshape(coins < self.rate, [-1, 1, 1, 1])
-        return tf.where(flip, tf.reverse(inputs, axis=[2]), inputs)
+        return _flip_where(inputs, coins < self.rate)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+# XLA fuses the reverse into the select: one pass instead of TF's slow
+# broadcasting select on CPU. Training only, as in crop.py.
+@tf.function(jit_compile=True)
+def _flip_where(images, flip):
+    flip = tf.reshape(flip, [-1, 1, 1, 1])
+    return tf.where(flip, tf.reverse(images, axis=[2]), images)

@@ -1,11 +1,18 @@
 """Mean subtraction with the dataset's statistics stored in the model.
 
-AlexNet subtracts the mean image of the training set (Caffe crops the mean
-at the same offset as the image, i.e. subtracts it before cropping, which is
-what placing this layer before the crop does); the per-channel mode
-subtracts the channel means and divides by the channel standard deviations
-(the torchvision/timm convention). The statistics are non-trainable weights,
-so training, evaluation and the exported model use the same numbers.
+AlexNet subtracts the mean image of the training set. The mean image is
+computed at the host size S (256) but the layer runs after the crop (on C x
+C = 224, so the crop and flip move uint8 bytes and every float op touches
+23% fewer pixels); it subtracts the centre C x C of the mean image from
+every crop, as Krizhevsky's cuda-convnet did (its data provider crops
+``data_mean`` to the centre once and subtracts it from each random crop).
+Caffe instead subtracts the mean at the crop's own offset; on real data the
+mean image is smooth and the two differ by a fraction of a grey level.
+
+The per-channel mode subtracts the channel means and divides by the channel
+standard deviations (the torchvision/timm convention). The statistics are
+non-trainable weights, so training, evaluation and the exported model use
+the same numbers.
 """
 
 import keras
@@ -23,8 +30,9 @@ MODES = ("image", "channel", "none")
 class MeanSubtraction(keras.layers.Layer):
     """Subtracts the mean image or the channel mean; casts to compute dtype.
 
-    * ``"image"``: ``x - mean_image`` (AlexNet); ``mean`` is ``(H, W, C)``
-      at the input size (the host size S).
+    * ``"image"``: ``x - centre(mean_image)`` (AlexNet); the stored mean
+      image is ``mean_size x mean_size`` and its centre ``H x W`` is
+      subtracted from ``H x W`` inputs.
     * ``"channel"``: ``(x - mean) / std`` with ``(C,)`` statistics.
     * ``"none"``: ``x / 255``, pixels in [0, 1].
 
@@ -34,17 +42,21 @@ class MeanSubtraction(keras.layers.Layer):
     Args:
         mode: str, one of ``"image"``, ``"channel"``, ``"none"``.
             Defaults to ``"image"``.
-        mean: array or None: ``(H, W, C)`` mean image for ``"image"``,
+        mean: array or None: ``(S, S, C)`` mean image for ``"image"``,
             ``(C,)`` channel mean for ``"channel"``, in [0, 255]. None uses
             ``IMAGENET_MEAN`` (broadcast to an image in mode ``"image"``).
             Not part of the config: the saved weights carry it.
             Defaults to None.
         std: array or None, ``(C,)`` channel std for ``"channel"``. None
             uses ``IMAGENET_STD``. Defaults to None.
+        mean_size: int or None, side S of the stored mean image (mode
+            ``"image"``); None: the side of ``mean``, else the input's.
+            Defaults to None.
         **kwargs: base layer arguments.
 
     Call arguments:
-        inputs: ``[B, H, W, C]`` images in [0, 255], any dtype.
+        inputs: ``[B, H, W, C]`` images in [0, 255], any dtype, with
+            ``H, W <= mean_size`` in mode ``"image"``.
 
     Input shape:
         ``(batch, height, width, channels)``.
@@ -53,7 +65,8 @@ class MeanSubtraction(keras.layers.Layer):
         Same as the input, in the compute dtype.
     """
 
-    def __init__(self, mode="image", mean=None, std=None, **kwargs):
+    def __init__(self, mode="image", mean=None, std=None, mean_size=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(
@@ -68,18 +81,16 @@ class MeanSubtraction(keras.layers.Layer):
             raise ValueError(
                 "std must be > 0 in every channel. Received: "
                 f"std={self.initial_std.tolist()}")
+        if (mode == "image" and self.initial_mean is not None
+                and mean_size is None):
+            mean_size = _square_side(self.initial_mean)
+        self.mean_size = mean_size
 
     def build(self, input_shape):
         channels = input_shape[-1]
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
         if self.mode == "image":
-            shape = tuple(input_shape[1:])
-            if None in shape:
-                raise ValueError(
-                    "mode='image' needs a static input height and width. "
-                    f"Received: input_shape={input_shape}")
-            self.mean = self._stat_weight("mean", shape, self.initial_mean,
-                                          IMAGENET_MEAN)
+            self._build_mean_image(input_shape)
         elif self.mode == "channel":
             self.mean = self._stat_weight("mean", (channels,),
                                           self.initial_mean, IMAGENET_MEAN)
@@ -90,11 +101,36 @@ class MeanSubtraction(keras.layers.Layer):
         images = tf.cast(inputs, "float32")
         if self.mode == "none":
             images = images / 255.0
+        elif self.mode == "channel":
+            images = (images - self.mean) / self.std
         else:
-            images = images - tf.cast(self.mean, "float32")
-            if self.mode == "channel":
-                images = images / tf.cast(self.std, "float32")
+            images = images - self._centre_of_mean(tf.shape(images)[1:3])
         return tf.cast(images, self.compute_dtype)
+
+    def _build_mean_image(self, input_shape):
+        height, width = input_shape[1:3]
+        if height is None or width is None:
+            raise ValueError(
+                "mode='image' needs a static input height and width. "
+                f"Received: input_shape={input_shape}")
+        if self.mean_size is None:
+            if height != width:
+                raise ValueError(
+                    "mode='image' without mean_size needs square inputs. "
+                    f"Received: input_shape={input_shape}")
+            self.mean_size = height
+        if max(height, width) > self.mean_size:
+            raise ValueError(
+                f"inputs larger than the {self.mean_size}x{self.mean_size} "
+                f"mean image. Received: input_shape={input_shape}")
+        shape = (self.mean_size, self.mean_size, input_shape[-1])
+        self.mean = self._stat_weight("mean", shape, self.initial_mean,
+                                      IMAGENET_MEAN)
+
+    def _centre_of_mean(self, size):
+        top = (self.mean_size - size[0]) // 2
+        left = (self.mean_size - size[1]) // 2
+        return self.mean[top:top + size[0], left:left + size[1], :]
 
     def _stat_weight(self, name, shape, value, default):
         if value is None:
@@ -112,5 +148,13 @@ class MeanSubtraction(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode,
+                "mean_size": self.mean_size}
 
+
+def _square_side(mean):
+    if mean.ndim != 3 or mean.shape[0] != mean.shape[1]:
+        raise ValueError(
+            "mean must be a square (S, S, C) mean image in mode 'image'. "
+            f"Received: mean.shape={mean.shape}")
+    return int(mean.shape[0])
