@@ -28,11 +28,10 @@ What it guarantees:
 """
 
 import collections
-import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -43,6 +42,7 @@ from tfcnn.data import image_check
 from tfcnn.data import image_folders
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import sharding
+from tfcnn.data import worker_pool
 from tfcnn.errors import DataError
 
 JOURNAL_NAME = ".ingest-journal.jsonl"
@@ -413,35 +413,25 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
 def _check_in_order(paths, max_pixels, workers):
     """Yields ``image_check.check_image`` of each path, in order.
 
-    With more than one worker, chunks of paths go to a process pool with a
-    bounded number in flight (memory stays flat on a million files).
+    With more than one worker, chunks of paths go to worker processes
+    (``tfcnn.data.worker_pool``); a file that kills its worker is skipped.
     """
     if workers <= 1 or len(paths) <= _CHUNK:
         for path in paths:
             yield image_check.check_image(path, max_pixels=max_pixels)
         return
-    chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-    # spawn, not fork: this process has TensorFlow's threads running, and a
-    # forked child of a multithreaded process can deadlock.
-    pool = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        inflight = collections.deque()
-        todo = iter(chunks)
-        for chunk in todo:
-            inflight.append(pool.submit(image_check.check_images, chunk,
-                                        max_pixels))
-            if len(inflight) >= workers * _INFLIGHT_PER_WORKER:
-                break
-        while inflight:
-            results = inflight.popleft().result()
-            for chunk in todo:
-                inflight.append(pool.submit(image_check.check_images, chunk,
-                                        max_pixels))
-                break
-            yield from results
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    yield from worker_pool.map_in_order(
+        functools.partial(image_check.check_images, max_pixels=max_pixels),
+        (paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)),
+        workers=workers, on_crash=_crashed,
+        inflight_per_worker=_INFLIGHT_PER_WORKER)
+
+
+def _crashed(path):
+    del path
+    return image_check.CheckedImage(
+        skip_reason="the image decoder crashed on it (its worker process "
+                    "died)")
 
 
 def _available_cores():

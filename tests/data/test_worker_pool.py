@@ -1,0 +1,20 @@
+"""Tests for tfcnn.data.worker_pool."""
+
+from tests.data import crashing_worker
+from tfcnn.data import worker_pool
+
+
+def test_results_in_order_and_a_crash_costs_one_item():
+    chunks = [[1, 2], [3, "die", 4], [5], [6, 7], [8]]
+    results = list(worker_pool.map_in_order(
+        crashing_worker.double_or_die, chunks, workers=2,
+        on_crash=lambda item: f"crashed on {item}", inflight_per_worker=1))
+    assert results == [2, 4, 6, "crashed on die", 8, 10, 12, 14, 16]
+
+
+def test_bounded_submission_over_a_generator():
+    chunks = ([i] for i in range(40))
+    results = list(worker_pool.map_in_order(
+        crashing_worker.double_or_die, chunks, workers=2,
+        on_crash=lambda item: None))
+    assert results == [2 * i for i in range(40)]
