@@ -129,3 +129,21 @@ def test_cli_stats_of_reference_shards(tmp_path, capsys):
     assert cli.main(["stats", str(tmp_path), "--size", "8",
                      "--label-offset", "-1"]) == 0
     assert stats_lib.load_stats(tmp_path, size=8).num_images == 3
+
+
+def test_undecodable_records_are_left_out_and_counted(tmp_path, capsys):
+    written = reference_shards.write_reference_shards(tmp_path, "train", 1, 3)
+    # A fourth record whose image bytes are not an image at all.
+    import tensorflow as tf
+
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[b"not an image"])),
+        "image/class/label": tf.train.Feature(
+            int64_list=tf.train.Int64List(value=[1]))}))
+    with tf.io.TFRecordWriter(str(tmp_path / "train-00000-of-00002")) as w:
+        w.write(example.SerializeToString())
+    manifest = Manifest.from_shards(tmp_path, num_classes=3, label_offset=-1)
+    stats = stats_lib.compute_stats(manifest, size=8)
+    assert stats.num_images == len(written)
+    assert "1 records that do not decode left out" in capsys.readouterr().out

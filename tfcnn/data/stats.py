@@ -19,6 +19,10 @@ pixel units squared; the square root of an eigenvalue is the standard
 deviation along that principal axis). The covariance is the population
 covariance (divided by the pixel count, not count - 1).
 
+A record whose image does not decode (possible in shards written by other
+tools) is left out and counted in the summary line; ``num_images`` says how
+many images the statistics describe.
+
 Precision: the accumulators are exact integers (int64 sums of uint8 values
 and of their pairwise products), so the result does not depend on the order
 of the pass or the size of the dataset; only the final divisions and the
@@ -107,9 +111,12 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
         raise DataError(
             f"no {split} images in {manifest.data_dir} to compute statistics "
             f"from. Received: split={split!r}")
-    dataset = readers.read_shards(manifest, split, size=size).batch(
-        batch_size).map(_batch_sums, num_parallel_calls=tf.data.AUTOTUNE
-                        ).prefetch(2)
+    # Labels play no part here, so they are not checked; a record that does
+    # not decode (possible in shards from other tools, never in ours) is
+    # left out and counted instead of ending the pass.
+    images = readers.read_tfrecords(manifest.files(split), size=size)
+    dataset = images.ignore_errors().batch(batch_size).map(
+        _batch_sums, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
     image_sum = np.zeros((size, size, 3), np.int64)
     cross = np.zeros((3, 3), np.int64)
@@ -134,10 +141,13 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
         # Re-read: the manifest on disk is the one to amend.
         manifest_lib.Manifest.load(manifest.data_dir).with_stats(
             manifest_lib.STATS_NAME).save()
+    left_out = manifest.count(split) - num_images
     if progress:
         mean = ", ".join(f"{v:.1f}" for v in stats.channel_mean)
-        print(f"stats: {num_images} {split} images at {size}x{size}: RGB "
-              f"mean ({mean}), eigenvalues "
+        undecodable = (f" ({left_out} records that do not decode left out)"
+                       if left_out else "")
+        print(f"stats: {num_images} {split} images at {size}x{size}"
+              f"{undecodable}: RGB mean ({mean}), eigenvalues "
               f"{np.array2string(stats.eigenvalues, precision=1)}; "
               f"wrote {path}")
     return stats
