@@ -11,8 +11,10 @@ What it guarantees:
 
 - **Every file is accounted for.** A file is either written as one record or
   listed in the manifest's ``skipped`` with its reason (corrupt, truncated,
-  empty, not an image, over ``max_pixels``, ...); records written + files
-  skipped = files found. One bad file never stops the run.
+  empty, not an image, over ``max_pixels``, outside any class folder, ...);
+  records written + files skipped = files found. One bad file never stops
+  the run, not even one that crashes the native decoder in its worker
+  process (``tfcnn.data.worker_pool``).
 - **Stored bytes.** RGB and grayscale JPEGs keep their original bytes; other
   files are converted to 8-bit RGB and stored as lossless PNG (see
   ``tfcnn.data.image_check`` for why and for each conversion).
@@ -24,7 +26,12 @@ What it guarantees:
   keeps the shards it finished, removes temporaries and strays, and writes
   the rest: no duplicates. ``manifest.json`` is written last, so its
   presence means the output is complete. A complete output is never
-  rewritten unless ``overwrite=True``.
+  rewritten unless ``overwrite=True``. An advisory lock
+  (``OUT/.ingest.lock``) keeps two ingests from writing one folder.
+
+Files are checked by all cores (spawned worker processes, chunks of 16
+files, results consumed in order by this process, which writes the shards)
+with a progress bar; the run ends with one summary line.
 """
 
 import collections
