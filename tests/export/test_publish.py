@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import keras
 import pytest
@@ -115,6 +116,22 @@ def test_versions_are_next_free_or_explicit_and_never_overwritten(
     assert (tmp_path / "m" / "5" / "saved_model.pb").stat().st_mtime_ns \
         == before
     assert _entries(tmp_path / "m") == [".publish.lock", "1", "5", "6"]
+
+
+def test_concurrent_exports_get_distinct_versions(tmp_path, quick_write):
+    model = contract_model.build()
+    paths = []
+
+    def export():
+        paths.append(publish.export_model(model, export_dir=tmp_path,
+                                          name="m", verify=False).name)
+
+    threads = [threading.Thread(target=export) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(paths) == ["1", "2", "3", "4"]
 
 
 @pytest.mark.parametrize("stage,error", [
