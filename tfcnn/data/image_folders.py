@@ -13,8 +13,10 @@ index of its class name. Files are found recursively inside each class
 folder; names starting with ``.`` (``.DS_Store``, editor and temporary files)
 are ignored, every other file counts as found, whatever its extension, so a
 file that is not an image is reported as skipped instead of disappearing.
-Files outside any class folder, and files in a validation or test class
+Files directly in a split folder, and files in a validation or test class
 folder that has no training folder, are found and rejected with a reason.
+Files directly in the source folder itself (a README, a licence, the
+metadata another tool wrote) are not part of the dataset and are ignored.
 When there is no validation folder, ``split_validation`` holds out a
 stratified, seeded fraction of each training class.
 """
@@ -58,7 +60,7 @@ class SourceTree:
         splits: dict split -> list of ``SourceFile`` (sorted by path).
         rejected: list of ``(SourceFile, split, reason)`` for files found
             that cannot get a label: in a validation/test class folder with
-            no training folder, or outside any class folder. Ingest lists
+            no training folder, or directly in a split folder. Ingest lists
             them as skipped.
         has_validation_folder: bool.
     """
@@ -102,13 +104,11 @@ def find_images(src):
             f"Received: src={src}")
     known = set(class_names)
     splits, rejected = {}, []
-    outside = "not in a class folder"
-    if split_layout:
-        rejected += [(f, "", outside) for f in _top_files(root, root)]
     for split, split_root in split_roots.items():
         found = []
-        rejected += [(f, split, outside)
-                     for f in _top_files(root, split_root)]
+        if split_root != root:
+            rejected += [(f, split, "not in a class folder")
+                         for f in _top_files(root, split_root)]
         for class_name in _visible_dirs(split_root):
             files = _files_under(root, split_root / class_name, class_name)
             if class_name in known:
