@@ -193,7 +193,14 @@ def _is_plain_png(image):
     if "transparency" in image.info or getattr(image, "is_animated", False):
         return False
     # 16-bit RGB PNGs open as mode RGB; the raw mode tells the bit depth.
-    return all(tile.args == image.mode for tile in image.tile)
+    return all(_raw_mode(tile) == image.mode for tile in image.tile)
+
+
+def _raw_mode(tile):
+    # Pillow < 11 keeps tiles as plain tuples (codec, extents, offset,
+    # args); args is the raw mode or a tuple starting with it.
+    args = tile[3]
+    return args[0] if isinstance(args, tuple) else args
 
 
 def to_rgb8(image):
