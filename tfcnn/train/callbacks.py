@@ -18,6 +18,7 @@
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import keras
@@ -156,7 +157,10 @@ class Checkpoints(keras.callbacks.Callback):
         value = metrics.get(monitor)
         best = self.state.get("best")
         if value is not None and (best is None or value > best["value"]):
-            _save_model_atomically(self.model, self.directory / "best.keras")
+            # The same model as last.keras: copy the file, don't re-save.
+            tmp = self.directory / ".best.tmp.keras"
+            shutil.copyfile(self.directory / "last.keras", tmp)
+            os.replace(tmp, self.directory / "best.keras")
             self.state["best"] = {"epoch": epoch + 1, "monitor": monitor,
                                   "value": value, "metrics": metrics}
         _write_json_atomically(self.directory / STATE_NAME, self.state)

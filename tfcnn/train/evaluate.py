@@ -55,7 +55,8 @@ def evaluate(recipe, verbose=True):
         model.compile(loss=losses.CrossEntropy(),
                       metrics=metrics_lib.build_metrics())
     _check_classes(model, data, model_path)
-    results = model.evaluate(data.dataset, return_dict=True,
+    results = model.evaluate(data.dataset, steps=data.steps,
+                             return_dict=True,
                              verbose="auto" if verbose else 0)
     metrics = {
         "split": data.split,
@@ -70,7 +71,8 @@ def evaluate(recipe, verbose=True):
 
         with strategy.scope():
             metrics.update(ten_crop.evaluate_ten_crop(
-                model, data.dataset, verbose="auto" if verbose else 0))
+                model, data.dataset, steps=data.steps,
+                verbose="auto" if verbose else 0))
     if verbose:
         print(f"evaluate: {format_metrics(metrics)}", file=sys.stderr)
     return metrics

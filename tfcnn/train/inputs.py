@@ -20,6 +20,7 @@ computed from the manifest's counts, never stored in the recipe.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -67,12 +68,19 @@ class EvalInputs:
         num_examples: int.
         split: str, the split's name.
         class_names: list of str.
+        batch_size: int.
+        steps: int, batches in one pass (the last one may be partial).
     """
 
     dataset: tf.data.Dataset
     num_examples: int
     split: str
     class_names: list
+    batch_size: int
+
+    @property
+    def steps(self):
+        return math.ceil(self.num_examples / self.batch_size)
 
 
 def training_inputs(recipe, *, num_workers=1):
@@ -115,6 +123,9 @@ def training_inputs(recipe, *, num_workers=1):
                 "validation", batch_size=train.batch_size, training=False,
                 repeat=True, drop_remainder=True)
         else:
+            # Every image once; the count of batches spares Keras a pass
+            # that runs into the end of the data (and warns about it).
+            validation_steps = math.ceil(n_val / train.batch_size)
             validation = source.dataset(
                 "validation", batch_size=train.batch_size, training=False)
         if dense:
@@ -144,7 +155,7 @@ def evaluation_inputs(recipe, split=None, batch_size=None):
         dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(
             batch_size)
         return EvalInputs(dataset, len(labels), split,
-                          _synthetic_names(recipe.data))
+                          _synthetic_names(recipe.data), batch_size)
     source = _source(recipe)
     if split is None:
         split = recipe.data.eval_split
@@ -155,7 +166,8 @@ def evaluation_inputs(recipe, split=None, batch_size=None):
             f"{source.where} has no {split!r} split to evaluate on. "
             f"Received: data.eval_split={recipe.data.eval_split!r}")
     dataset = source.dataset(split, batch_size=batch_size, training=False)
-    return EvalInputs(dataset, source.count(split), split, source.class_names)
+    return EvalInputs(dataset, source.count(split), split,
+                      source.class_names, batch_size)
 
 
 def sample_batch(dataset, count):
