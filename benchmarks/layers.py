@@ -125,11 +125,11 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="a quarter of the batch, 5 repeats")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed repeats per case (default 11, quick 5)")
+                        help="timed repeats per case (default 7, quick 5)")
     parser.add_argument("--cases", nargs="*", default=list(CASES),
                         choices=list(CASES))
     args = parser.parse_args()
-    repeats = args.repeats or (5 if args.quick else 11)
+    repeats = args.repeats or (5 if args.quick else 7)
     results = {name: run_case(name, repeats, args.quick)
                for name in args.cases}
     references = {

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tests import layer_contract
 from tfcnn.layers import DilatedConv2D
+from tfcnn.layers import IdentityKernel
 
 
 def dilate_kernel(kernel, rates):
@@ -120,6 +121,16 @@ def test_mixed_precision(policy):
         DilatedConv2D, {"filters": 4, "kernel_size": 3}, (2, 8, 8, 3),
         policy)
 
+
+
+@pytest.mark.parametrize("kernel_size,rate", [(3, 2), (3, 16), (2, 1),
+                                              (4, 1), ((1, 5), (1, 2))])
+def test_identity_kernel_passes_input_through(kernel_size, rate):
+    x = layer_contract.random_input((2, 9, 8, 4))
+    layer = DilatedConv2D(4, kernel_size, dilation_rate=rate,
+                          kernel_initializer="identity")
+    assert isinstance(layer.kernel_initializer, IdentityKernel)
+    np.testing.assert_array_equal(layer(x).numpy(), x)
 
 
 @pytest.mark.parametrize("kwargs,match", [

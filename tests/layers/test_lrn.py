@@ -5,6 +5,7 @@ Caffe conventions), ``tf.nn.local_response_normalization``, and numerical
 gradients.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -197,6 +198,8 @@ def test_inter_channel_lrn_along_axis_matches_last_axis():
     ({"mode": "across"}, "Received: mode='across'"),
     ({"alpha_convention": "caffe"}, "Received: alpha_convention='caffe'"),
     ({"beta": -1.0}, "Received: beta=-1.0"),
+    ({"bias": 0.0}, "Received: bias=0.0"),
+    ({"alpha": -1e-4}, "Received: alpha=-0.0001"),
     ({"data_format": "NHWC"}, "Received: data_format='nhwc'"),
 ])
 def test_bad_arguments_are_rejected(kwargs, match):
@@ -207,3 +210,8 @@ def test_bad_arguments_are_rejected(kwargs, match):
 def test_input_must_be_4d():
     with pytest.raises(ValueError, match="expected ndim=4"):
         LocalResponseNormalization()(np.ones((2, 3, 4), np.float32))
+
+
+def test_channel_dimension_must_be_defined():
+    with pytest.raises(ValueError, match="defined channel dimension"):
+        LocalResponseNormalization()(keras.Input((4, 4, None)))

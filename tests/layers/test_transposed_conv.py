@@ -11,9 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests import layer_contract
-from tfcnn.layers import BilinearUpsampling
 from tfcnn.layers import TransposedConv2D
-from tfcnn.layers import transposed_conv
 
 
 def conv_matrix(kernel, in_size, strides, pads):
@@ -138,32 +136,6 @@ def test_bilinear_initializer_upsamples_bilinearly(factor):
     inner = (slice(None), slice(factor, -factor), slice(factor, -factor))
     np.testing.assert_allclose(y[inner], expected[inner], rtol=1e-5,
                                atol=1e-5)
-
-
-def test_bilinear_filter_values():
-    np.testing.assert_allclose(transposed_conv.bilinear_filter(4),
-                               [0.25, 0.75, 0.75, 0.25])
-    np.testing.assert_allclose(transposed_conv.bilinear_filter(5),
-                               [1 / 3, 2 / 3, 1, 2 / 3, 1 / 3])
-
-
-def test_bilinear_initializer_is_per_channel_and_registered():
-    kernel = BilinearUpsampling()((4, 4, 3, 2)).numpy()
-    assert np.count_nonzero(kernel[:, :, 2, :]) == 0   # no third input
-    assert np.count_nonzero(kernel[:, :, 0, 1]) == 0   # no cross talk
-    np.testing.assert_allclose(kernel[:, :, 1, 1],
-                               np.outer([.25, .75, .75, .25],
-                                        [.25, .75, .75, .25]))
-    restored = keras.initializers.deserialize(
-        keras.initializers.serialize(BilinearUpsampling()))
-    assert isinstance(restored, BilinearUpsampling)
-    layer = TransposedConv2D(2, 4, kernel_initializer="bilinear")
-    assert isinstance(layer.kernel_initializer, BilinearUpsampling)
-
-
-def test_bilinear_initializer_needs_4d_shape():
-    with pytest.raises(ValueError, match=r"Received: shape=\(3, 3\)"):
-        BilinearUpsampling()((3, 3))
 
 
 def test_channels_first_equals_channels_last():

@@ -6,13 +6,11 @@ exponentially (to 67 x 67 with the default rates) while the resolution and
 the channel count stay fixed, which is what dense prediction needs.
 """
 
-import keras
-
 from tfcnn.layers.dilated_conv import DilatedConv2D
 
 
 def context_module(x, channels, rates=(1, 1, 2, 4, 8, 16, 1),
-                   name="context", kernel_initializer="glorot_uniform"):
+                   name="context", kernel_initializer="identity"):
     """Applies the context module to ``x``.
 
     Layer names are ``f"{name}_{i}_conv"`` for ``i = 1 ... len(rates) + 1``
@@ -26,7 +24,9 @@ def context_module(x, channels, rates=(1, 1, 2, 4, 8, 16, 1),
             Defaults to the paper's (1, 1, 2, 4, 8, 16, 1).
         name: str, prefix of the layer names. Defaults to "context".
         kernel_initializer: initializer of every kernel. Defaults to
-            "glorot_uniform".
+            "identity" (``tfcnn.layers.IdentityKernel``, the paper's: the
+            untrained module passes ``relu(x)`` through, which is what
+            lets it train; random initialization did not, per the paper).
 
     Returns:
         The output tensor, same spatial size as ``x``, ``channels``
@@ -48,7 +48,8 @@ def context_module(x, channels, rates=(1, 1, 2, 4, 8, 16, 1),
                           activation="relu",
                           kernel_initializer=kernel_initializer,
                           name=f"{name}_{i}_conv")(x)
-    # The paper's last layer is a 1x1 convolution without truncation.
-    return keras.layers.Conv2D(channels, 1,
-                               kernel_initializer=kernel_initializer,
-                               name=f"{name}_{len(rates) + 1}_conv")(x)
+    # The paper's last layer is a 1x1 convolution without truncation
+    # (a DilatedConv2D with rate 1, so "identity" means the same here).
+    return DilatedConv2D(channels, 1, dilation_rate=1,
+                         kernel_initializer=kernel_initializer,
+                         name=f"{name}_{len(rates) + 1}_conv")(x)

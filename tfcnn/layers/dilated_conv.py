@@ -8,11 +8,14 @@ The output side length is ``r`` for "same" padding and
 This is ``keras.layers.Conv2D`` with dilation 2 and "same" padding as
 defaults, the effective kernel size exposed, and the arguments checked (a
 dilated convolution has stride 1). The math is Keras' own.
+``kernel_initializer="identity"`` gives ``IdentityKernel``, the
+initialization Yu & Koltun's context module trains from.
 """
 
 import keras
 
 from tfcnn.layers import conv_args
+from tfcnn.layers.initializers import IdentityKernel
 
 
 @keras.saving.register_keras_serializable(package="tfcnn")
@@ -30,8 +33,8 @@ class DilatedConv2D(keras.layers.Conv2D):
             ``keras.config.image_data_format()``.
         activation: activation function. Defaults to None.
         use_bias: bool. Defaults to True.
-        kernel_initializer: kernel initializer. Defaults to
-            "glorot_uniform".
+        kernel_initializer: kernel initializer, or "identity" for
+            ``IdentityKernel()``. Defaults to "glorot_uniform".
         bias_initializer: bias initializer. Defaults to "zeros".
         kernel_regularizer: optional kernel regularizer.
         bias_regularizer: optional bias regularizer.
@@ -80,6 +83,9 @@ class DilatedConv2D(keras.layers.Conv2D):
             raise ValueError(
                 "Argument `padding` must be 'same' or 'valid'. "
                 f"Received: padding={padding!r}")
+        if (isinstance(kernel_initializer, str)
+                and kernel_initializer.lower() == "identity"):
+            kernel_initializer = IdentityKernel()
         super().__init__(
             filters=filters, kernel_size=kernel_size, strides=1,
             padding=padding, data_format=conv_args.data_format(data_format),

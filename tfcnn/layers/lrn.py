@@ -50,9 +50,10 @@ class LocalResponseNormalization(keras.layers.Layer):
             per side for "intra_channel". Must be odd, so the window is
             centred (TF's ``depth_radius`` is ``(size - 1) // 2``). Defaults
             to 5.
-        bias: float, k, added to the scaled sum. Defaults to 2.0.
-        alpha: float, the scale of the sum of squares. Defaults to 1e-4.
-        beta: float, the exponent. Defaults to 0.75.
+        bias: float > 0, k, added to the scaled sum. Defaults to 2.0.
+        alpha: float >= 0, the scale of the sum of squares. Defaults to
+            1e-4.
+        beta: float >= 0, the exponent. Defaults to 0.75.
         mode: "inter_channel" (across neighbouring channels, AlexNet) or
             "intra_channel" (over a spatial window inside each channel).
             Defaults to "inter_channel".
@@ -60,7 +61,8 @@ class LocalResponseNormalization(keras.layers.Layer):
             paper, ``tf.nn.local_response_normalization``) or "mean"
             (``alpha`` multiplies the window mean, i.e. ``alpha / size``
             across channels and ``alpha / size ** 2`` within a channel:
-            Caffe, PyTorch). Defaults to "sum".
+            Caffe, PyTorch). Caffe's WITHIN_CHANNEL also fixes k = 1, so
+            port it with ``bias=1.0``. Defaults to "sum".
         data_format: "channels_last" or "channels_first". Defaults to
             ``keras.config.image_data_format()``.
         **kwargs: base layer keyword arguments (``name``, ``dtype``).
@@ -72,6 +74,12 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     Output shape:
         Same as the input.
+
+    Raises:
+        ValueError: for an even or non-positive ``size``, a non-positive
+            ``bias``, a negative ``alpha`` or ``beta``, an unknown
+            ``mode`` or ``alpha_convention``, or (when built) an input that
+            is not 4D or has no defined channel dimension.
 
     Reference:
         - [Krizhevsky et al., 2012](https://papers.nips.cc/paper/4824),
@@ -102,6 +110,13 @@ class LocalResponseNormalization(keras.layers.Layer):
                 "Argument `alpha_convention` must be one of "
                 f"{_ALPHA_CONVENTIONS}. "
                 f"Received: alpha_convention={alpha_convention!r}")
+        if not bias > 0:
+            # k + alpha * S must stay positive for an all-zero window.
+            raise ValueError(
+                f"Argument `bias` must be > 0. Received: bias={bias}")
+        if alpha < 0:
+            raise ValueError(
+                f"Argument `alpha` must be >= 0. Received: alpha={alpha}")
         if beta < 0:
             raise ValueError(
                 f"Argument `beta` must be >= 0. Received: beta={beta}")
@@ -146,9 +161,9 @@ class LocalResponseNormalization(keras.layers.Layer):
         # the image with zeros outside; a SAME pool would divide by the
         # clipped window size instead.
         padded = tf.pad(tf.square(x), [[0, 0], [r, r], [r, r], [0, 0]])
-        window_sum = tf.nn.avg_pool2d(
-            padded, self.size, 1, "VALID") * float(self.size ** 2)
-        y = x * tf.pow(self.bias + alpha * window_sum, -self.beta)
+        window_mean = tf.nn.avg_pool2d(padded, self.size, 1, "VALID")
+        base = self.bias + (alpha * self.size ** 2) * window_mean
+        y = x * _negative_power(base, self.beta)
         if self.data_format == "channels_first":
             y = tf.transpose(y, (0, 3, 1, 2))
         return y

@@ -1,4 +1,4 @@
-"""Transposed 2D convolution and the bilinear-upsampling initializer.
+"""Transposed 2D convolution (multiplication by the transposed W_S).
 
 A convolution of an r x r input with an a x a kernel, stride s and zero
 padding p is a multiplication ``Y_S = W_S X_S`` of the serialized input by a
@@ -12,68 +12,16 @@ sparse matrix ``W_S`` (seed 000). The transposed convolution multiplies by
 as in the seeds' formula and PyTorch's ``ConvTranspose2d(padding=p,
 output_padding=...)``, so ported weights give the same numbers.
 
-``BilinearUpsampling`` fills the kernel so that an untrained layer upsamples
-each channel bilinearly, as the FCN of Long, Shelhamer & Darrell does
-(kernel size ``2 f - f % 2`` for a factor ``f = stride``).
+``kernel_initializer="bilinear"`` (``tfcnn.layers.BilinearUpsampling``)
+fills the kernel so that an untrained layer upsamples each channel
+bilinearly, as the FCN of Long, Shelhamer & Darrell does (kernel size
+``2 f - f % 2`` for a factor ``f = stride``).
 """
 
 import keras
-import numpy as np
 
 from tfcnn.layers import conv_args
-
-
-@keras.saving.register_keras_serializable(package="tfcnn")
-class BilinearUpsampling(keras.initializers.Initializer):
-    """Kernel initializer: bilinear interpolation, channel by channel.
-
-    For a transposed-convolution kernel of shape
-    ``(kh, kw, out_channels, in_channels)`` it puts the separable bilinear
-    filter ``w[i] = 1 - |i - c| / f`` (``f = ceil(k / 2)``,
-    ``c = f - 1`` for odd ``k`` and ``f - 0.5`` for even ``k``) at
-    ``[:, :, j, j]`` for ``j < min(out_channels, in_channels)`` and zeros
-    elsewhere. With ``kernel_size = 2 * stride - stride % 2`` and "same"
-    padding, the layer output equals
-    ``tf.image.resize(x, ..., "bilinear")`` (half-pixel centres) away from
-    the border; at the border the transposed convolution sees zeros where
-    the resize repeats the edge pixel.
-
-    Example:
-
-    >>> init = BilinearUpsampling()
-    >>> init((4, 4, 1, 1))[:, 0, 0, 0].numpy()
-    array([0.0625, 0.1875, 0.1875, 0.0625], dtype=float32)
-    """
-
-    def __call__(self, shape, dtype=None):
-        if len(shape) != 4:
-            raise ValueError(
-                "BilinearUpsampling needs a 4D kernel shape (kh, kw, out, "
-                f"in). Received: shape={tuple(shape)}")
-        kh, kw, out_channels, in_channels = shape
-        taps = np.outer(bilinear_filter(kh), bilinear_filter(kw))
-        kernel = np.zeros(shape, dtype=np.float32)
-        for j in range(min(out_channels, in_channels)):
-            kernel[:, :, j, j] = taps
-        return keras.ops.convert_to_tensor(
-            kernel, dtype=dtype or keras.config.floatx())
-
-    def get_config(self):
-        return {}
-
-
-def bilinear_filter(size):
-    """The 1D bilinear-interpolation filter of length ``size`` (FCN's).
-
-    Args:
-        size: int, the kernel length ``2 f - f % 2`` for a factor ``f``.
-
-    Returns:
-        float64 NumPy array of length ``size``.
-    """
-    factor = (size + 1) // 2
-    centre = factor - 1 if size % 2 == 1 else factor - 0.5
-    return 1.0 - np.abs(np.arange(size) - centre) / factor
+from tfcnn.layers.initializers import BilinearUpsampling
 
 
 @keras.saving.register_keras_serializable(package="tfcnn")
