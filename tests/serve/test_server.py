@@ -192,6 +192,7 @@ def test_bad_max_body_bytes(tmp_path):
         server_lib.create_app(tmp_path, max_body_bytes=0)
 
 
+@pytest.mark.slow
 def test_serving_imports_no_heavy_tfcnn_module():
     code = ("import sys, tfcnn.serve.server, tfcnn.serve.predict; "
             "print(' '.join(m for m in sys.modules if m.startswith('tfcnn')))")
