@@ -177,14 +177,17 @@ def test_a_failed_check_raises_export_error(published, monkeypatch, stdout,
 
     def child(args, **kwargs):
         assert args[1] == "-I" and args[2] == selfcheck.__file__
+        # The child runs in another directory: the path must be absolute.
+        assert args[3] == str(path.absolute())
         return subprocess.CompletedProcess(args, returncode, stdout,
                                            "Traceback\nboom\n")
 
     monkeypatch.setattr(publish.subprocess, "run", child)
     model = serving.ServingModel(contract_model.build(),
                                  contract_model.CLASS_NAMES, top_k=2)
+    monkeypatch.chdir(path.parent)
     with pytest.raises(ExportError, match=match):
-        publish.verify_saved_model(model, path)
+        publish.verify_saved_model(model, path.name)
 
 
 @pytest.mark.slow

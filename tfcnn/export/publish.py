@@ -146,7 +146,7 @@ def verify_saved_model(serving_model, saved_model_dir):
         try:
             done = subprocess.run(
                 [sys.executable, "-I", selfcheck.__file__,
-                 str(saved_model_dir), cases_dir],
+                 os.path.abspath(saved_model_dir), cases_dir],
                 capture_output=True, text=True, env=env, cwd=cases_dir,
                 timeout=VERIFY_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
