@@ -49,19 +49,19 @@ def test_layer_contract(padding, expected):
         expected_num_weights=2)
 
 
-@pytest.mark.parametrize("kernel_size,rate", [
-    (3, 1), (3, 2), (3, 3), ((2, 3), (2, 4)), (1, 5), (4, 2), (2, 1)])
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_matches_convolution_with_dilated_kernel(kernel_size, rate,
-                                                 padding):
-    x = layer_contract.random_input((2, 13, 12, 3))
-    layer = DilatedConv2D(5, kernel_size, dilation_rate=rate,
-                          padding=padding, bias_initializer="he_normal")
-    y = layer(x).numpy()
-    kernel, bias = (w.numpy() for w in layer.weights)
-    expected = ordinary_conv(
-        x, dilate_kernel(kernel, layer.dilation_rate), padding) + bias
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+def test_matches_convolution_with_dilated_kernel(padding):
+    for kernel_size, rate in [
+        (3, 1), (3, 2), (3, 3), ((2, 3), (2, 4)), (1, 5), (4, 2), (2, 1)]:
+        x = layer_contract.random_input((2, 13, 12, 3))
+        layer = DilatedConv2D(5, kernel_size, dilation_rate=rate,
+                              padding=padding, bias_initializer="he_normal")
+        y = layer(x).numpy()
+        kernel, bias = (w.numpy() for w in layer.weights)
+        expected = ordinary_conv(
+            x, dilate_kernel(kernel, layer.dilation_rate), padding) + bias
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5,
+                                   err_msg=f"{kernel_size=} {rate=}")
 
 
 def test_matches_numpy_loops():
@@ -81,18 +81,18 @@ def test_matches_numpy_loops():
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("size,a,d", [
-    (16, 3, 1), (16, 3, 2), (17, 3, 4), (20, 5, 2), (9, 2, 8), (8, 4, 2)])
-def test_output_size_follows_the_seed_formula(size, a, d):
-    effective = a + (a - 1) * (d - 1)
-    for padding, expected in [("same", size),
-                              ("valid", size - effective + 1)]:
-        layer = DilatedConv2D(2, a, dilation_rate=d, padding=padding)
-        assert layer.effective_kernel_size == (effective, effective)
-        shape = layer(np.zeros((1, size, size, 1), np.float32)).shape
-        assert tuple(shape) == (1, expected, expected, 2)
-        assert layer.compute_output_shape((None, size, size, 1)) == (
-            None, expected, expected, 2)
+def test_output_size_follows_the_seed_formula():
+    for size, a, d in [
+        (16, 3, 1), (16, 3, 2), (17, 3, 4), (20, 5, 2), (9, 2, 8), (8, 4, 2)]:
+        effective = a + (a - 1) * (d - 1)
+        for padding, expected in [("same", size),
+                                  ("valid", size - effective + 1)]:
+            layer = DilatedConv2D(2, a, dilation_rate=d, padding=padding)
+            assert layer.effective_kernel_size == (effective, effective)
+            shape = layer(np.zeros((1, size, size, 1), np.float32)).shape
+            assert tuple(shape) == (1, expected, expected, 2)
+            assert layer.compute_output_shape((None, size, size, 1)) == (
+                None, expected, expected, 2)
 
 
 def test_channels_first_equals_channels_last():
@@ -122,23 +122,22 @@ def test_mixed_precision(policy):
         policy)
 
 
+def test_identity_kernel_passes_input_through():
+    for kernel_size, rate in [(3, 2), (3, 16), (2, 1), (4, 1),
+                              ((1, 5), (1, 2))]:
+        x = layer_contract.random_input((2, 9, 8, 4))
+        layer = DilatedConv2D(4, kernel_size, dilation_rate=rate,
+                              kernel_initializer="identity")
+        assert isinstance(layer.kernel_initializer, IdentityKernel)
+        np.testing.assert_array_equal(layer(x).numpy(), x)
 
-@pytest.mark.parametrize("kernel_size,rate", [(3, 2), (3, 16), (2, 1),
-                                              (4, 1), ((1, 5), (1, 2))])
-def test_identity_kernel_passes_input_through(kernel_size, rate):
-    x = layer_contract.random_input((2, 9, 8, 4))
-    layer = DilatedConv2D(4, kernel_size, dilation_rate=rate,
-                          kernel_initializer="identity")
-    assert isinstance(layer.kernel_initializer, IdentityKernel)
-    np.testing.assert_array_equal(layer(x).numpy(), x)
 
-
-@pytest.mark.parametrize("kwargs,match", [
-    ({"dilation_rate": 0}, "Received: dilation_rate=0"),
-    ({"dilation_rate": (2, 0)}, r"Received: dilation_rate=\(2, 0\)"),
-    ({"strides": 2}, "Received: strides=2"),
-    ({"padding": "causal"}, "Received: padding='causal'"),
-])
-def test_bad_arguments_are_rejected(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        DilatedConv2D(4, 3, **kwargs)
+def test_bad_arguments_are_rejected():
+    for kwargs, match in [
+        ({"dilation_rate": 0}, "Received: dilation_rate=0"),
+        ({"dilation_rate": (2, 0)}, r"Received: dilation_rate=\(2, 0\)"),
+        ({"strides": 2}, "Received: strides=2"),
+        ({"padding": "causal"}, "Received: padding='causal'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            DilatedConv2D(4, 3, **kwargs)

@@ -54,14 +54,14 @@ def test_layer_contract(kwargs, num_weights):
         expected_num_weights=num_weights)
 
 
-@pytest.mark.parametrize("groups", [1, 2, 4, 8])
-def test_matches_numpy_float64(groups):
-    x = layer_contract.random_input((2, 5, 4, 8), scale=3.0) + 2.0
-    gamma, beta = _params(8)
-    got = _layer(groups, gamma, beta)(x).numpy()
-    np.testing.assert_allclose(
-        got, numpy_group_norm(x, gamma, beta, groups, 1e-5), rtol=1e-5,
-        atol=1e-5)
+def test_matches_numpy_float64():
+    for groups in [1, 2, 4, 8]:
+        x = layer_contract.random_input((2, 5, 4, 8), scale=3.0) + 2.0
+        gamma, beta = _params(8)
+        got = _layer(groups, gamma, beta)(x).numpy()
+        np.testing.assert_allclose(
+            got, numpy_group_norm(x, gamma, beta, groups, 1e-5), rtol=1e-5,
+            atol=1e-5, err_msg=f"{groups=}")
 
 
 @pytest.mark.parametrize("groups,channels", [(32, 64), (4, 12), (3, 3)])
@@ -171,7 +171,6 @@ def test_mixed_precision(policy):
         numpy_group_norm(x, 1.0, 0.0, 2, 1e-5), atol=0.2)
 
 
-
 def test_channels_not_divisible_by_groups():
     with pytest.raises(ValueError, match="must be a multiple"):
         GroupNormalization(groups=32)(np.ones((1, 2, 2, 48), np.float32))
@@ -182,10 +181,10 @@ def test_undefined_channels_are_rejected():
         GroupNormalization(groups=2)(keras.Input((4, 4, None)))
 
 
-@pytest.mark.parametrize("groups", [0, -1, 2.0, True])
-def test_bad_groups_are_rejected(groups):
-    with pytest.raises(ValueError, match="Received: groups="):
-        GroupNormalization(groups=groups)
+def test_bad_groups_are_rejected():
+    for groups in [0, -1, 2.0, True]:
+        with pytest.raises(ValueError, match="Received: groups="):
+            GroupNormalization(groups=groups)
 
 
 def test_bad_epsilon_is_rejected():

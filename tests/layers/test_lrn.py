@@ -76,19 +76,20 @@ def test_defaults_are_alexnet():
     assert layer.alpha_convention == "sum"
 
 
-@pytest.mark.parametrize("size,beta,channels", [
-    (5, 0.75, 16),    # AlexNet; banded matrix path
-    (3, 0.5, 7),
-    (7, 1.0, 12),
-    (1, 0.6, 5),      # window of one channel; general power
-    (5, 0.75, 200),   # above the banded threshold: shifted slices
-])
-def test_inter_channel_matches_numpy_float64(size, beta, channels):
-    x = _input((2, 4, 3, channels))
-    layer = LocalResponseNormalization(size=size, bias=1.5, alpha=1e-2,
-                                       beta=beta)
-    np.testing.assert_allclose(
-        layer(x).numpy(), numpy_inter(x, size, 1.5, 1e-2, beta), rtol=1e-5)
+def test_inter_channel_matches_numpy_float64():
+    for size, beta, channels in [
+        (5, 0.75, 16),    # AlexNet; banded matrix path
+        (3, 0.5, 7),
+        (7, 1.0, 12),
+        (1, 0.6, 5),      # window of one channel; general power
+        (5, 0.75, 200),   # above the banded threshold: shifted slices
+    ]:
+        x = _input((2, 4, 3, channels))
+        layer = LocalResponseNormalization(size=size, bias=1.5, alpha=1e-2,
+                                           beta=beta)
+        np.testing.assert_allclose(
+            layer(x).numpy(), numpy_inter(x, size, 1.5, 1e-2, beta),
+            rtol=1e-5, err_msg=f"{size=} {beta=} {channels=}")
 
 
 @pytest.mark.parametrize("channels", [96, 256])
@@ -181,7 +182,6 @@ def test_mixed_precision_does_not_overflow(policy, mode):
         input_scale=300.0)
 
 
-
 def test_inter_channel_lrn_along_axis_matches_last_axis():
     x = _input((2, 5, 3, 4))
     along_1 = lrn.inter_channel_lrn(tf.constant(x), 1, 1.0, 0.1, 0.75,
@@ -192,19 +192,19 @@ def test_inter_channel_lrn_along_axis_matches_last_axis():
                                np.moveaxis(moved.numpy(), -1, 1), rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"size": 4}, "Received: size=4"),
-    ({"size": 0}, "Received: size=0"),
-    ({"mode": "across"}, "Received: mode='across'"),
-    ({"alpha_convention": "caffe"}, "Received: alpha_convention='caffe'"),
-    ({"beta": -1.0}, "Received: beta=-1.0"),
-    ({"bias": 0.0}, "Received: bias=0.0"),
-    ({"alpha": -1e-4}, "Received: alpha=-0.0001"),
-    ({"data_format": "NHWC"}, "Received: data_format='nhwc'"),
-])
-def test_bad_arguments_are_rejected(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        LocalResponseNormalization(**kwargs)
+def test_bad_arguments_are_rejected():
+    for kwargs, match in [
+        ({"size": 4}, "Received: size=4"),
+        ({"size": 0}, "Received: size=0"),
+        ({"mode": "across"}, "Received: mode='across'"),
+        ({"alpha_convention": "caffe"}, "Received: alpha_convention='caffe'"),
+        ({"beta": -1.0}, "Received: beta=-1.0"),
+        ({"bias": 0.0}, "Received: bias=0.0"),
+        ({"alpha": -1e-4}, "Received: alpha=-0.0001"),
+        ({"data_format": "NHWC"}, "Received: data_format='nhwc'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            LocalResponseNormalization(**kwargs)
 
 
 def test_input_must_be_4d():

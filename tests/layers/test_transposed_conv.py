@@ -54,72 +54,73 @@ def test_layer_contract(kwargs, expected):
         expected_num_weights=2)
 
 
-@pytest.mark.parametrize("size,kernel_size,strides,padding,output_padding", [
-    (4, 3, 1, "valid", None),
-    (3, 3, 2, "valid", None),
-    (3, 3, 2, 1, 1),
-    (4, 4, 2, "same", None),        # "same" with a - s even: p = (a - s)/2
-    (3, (3, 2), (2, 1), (1, 0), (1, 0)),
-    (3, 5, 3, 2, 2),
-    (2, 2, 2, 0, 1),
-])
-def test_is_multiplication_by_transposed_conv_matrix(
-        size, kernel_size, strides, padding, output_padding):
-    channels, filters = 2, 3
-    x = layer_contract.random_input((1, size, size, channels))
-    layer = TransposedConv2D(filters, kernel_size, strides=strides,
-                             padding=padding, output_padding=output_padding,
-                             use_bias=False)
-    y = layer(x).numpy()
-    kernel = layer.kernel.numpy().astype(np.float64)
-    kh, kw = layer.kernel_size
-    sh, sw = layer.strides
-    if padding == "same":
-        pads = ((kh - sh) // 2, (kw - sw) // 2)
-    elif padding == "valid":
-        pads = (0, 0)
-    else:
-        pads = layer.explicit_padding
-    out_pad = layer.output_padding or (0, 0)
-    # The seeds' formula r = (o - 1) s + a - 2 p + output_padding.
-    out_size = tuple((size - 1) * s + a - 2 * p + op for s, a, p, op in
-                     zip((sh, sw), (kh, kw), pads, out_pad))
-    assert y.shape == (1,) + out_size + (filters,)
-    w_s, forward_size = conv_matrix(kernel, out_size, (sh, sw), pads)
-    assert forward_size == (size, size)
-    expected = (w_s.T @ x.astype(np.float64).ravel()).reshape(y.shape)
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+def test_is_multiplication_by_transposed_conv_matrix():
+    for size, kernel_size, strides, padding, output_padding in [
+        (4, 3, 1, "valid", None),
+        (3, 3, 2, "valid", None),
+        (3, 3, 2, 1, 1),
+        (4, 4, 2, "same", None),    # "same", a - s even: p = (a - s) / 2
+        (3, (3, 2), (2, 1), (1, 0), (1, 0)),
+        (3, 5, 3, 2, 2),
+        (2, 2, 2, 0, 1),
+    ]:
+        channels, filters = 2, 3
+        x = layer_contract.random_input((1, size, size, channels))
+        layer = TransposedConv2D(filters, kernel_size, strides=strides,
+                                 padding=padding,
+                                 output_padding=output_padding,
+                                 use_bias=False)
+        y = layer(x).numpy()
+        kernel = layer.kernel.numpy().astype(np.float64)
+        kh, kw = layer.kernel_size
+        sh, sw = layer.strides
+        if padding == "same":
+            pads = ((kh - sh) // 2, (kw - sw) // 2)
+        elif padding == "valid":
+            pads = (0, 0)
+        else:
+            pads = layer.explicit_padding
+        out_pad = layer.output_padding or (0, 0)
+        # The seeds' formula r = (o - 1) s + a - 2 p + output_padding.
+        out_size = tuple((size - 1) * s + a - 2 * p + op for s, a, p, op in
+                         zip((sh, sw), (kh, kw), pads, out_pad))
+        assert y.shape == (1,) + out_size + (filters,)
+        w_s, forward_size = conv_matrix(kernel, out_size, (sh, sw), pads)
+        assert forward_size == (size, size)
+        expected = (w_s.T @ x.astype(np.float64).ravel()).reshape(y.shape)
+        np.testing.assert_allclose(
+            y, expected, rtol=1e-5, atol=1e-6,
+            err_msg=f"{kernel_size=} {strides=} {padding=} {output_padding=}")
 
 
-@pytest.mark.parametrize("kernel_size,strides,padding,output_padding", [
-    (3, 2, "same", None), (3, 2, "same", 1), (4, 2, "same", None),
-    (3, 2, "valid", 1), (5, 3, "valid", None), ((2, 3), (1, 2), "same",
-                                                None)])
-def test_matches_keras_conv2d_transpose(kernel_size, strides, padding,
-                                        output_padding):
-    x = layer_contract.random_input((2, 5, 6, 3))
-    kwargs = dict(filters=4, kernel_size=kernel_size, strides=strides,
-                  padding=padding, output_padding=output_padding,
-                  bias_initializer="he_normal")
-    ours = TransposedConv2D(**kwargs)
-    y = ours(x)
-    reference = keras.layers.Conv2DTranspose(**kwargs)
-    reference.build(x.shape)
-    reference.set_weights(ours.get_weights())
-    np.testing.assert_allclose(y.numpy(), reference(x).numpy(), rtol=1e-5,
-                               atol=1e-6)
+def test_matches_keras_conv2d_transpose():
+    for kernel_size, strides, padding, output_padding in [
+        (3, 2, "same", None), (3, 2, "same", 1), (4, 2, "same", None),
+        (3, 2, "valid", 1), (5, 3, "valid", None),
+        ((2, 3), (1, 2), "same", None)]:
+        x = layer_contract.random_input((2, 5, 6, 3))
+        kwargs = dict(filters=4, kernel_size=kernel_size, strides=strides,
+                      padding=padding, output_padding=output_padding,
+                      bias_initializer="he_normal")
+        ours = TransposedConv2D(**kwargs)
+        y = ours(x)
+        reference = keras.layers.Conv2DTranspose(**kwargs)
+        reference.build(x.shape)
+        reference.set_weights(ours.get_weights())
+        np.testing.assert_allclose(y.numpy(), reference(x).numpy(),
+                                   rtol=1e-5, atol=1e-6, err_msg=str(kwargs))
 
 
-@pytest.mark.parametrize("o,a,s,p,op", [
-    (7, 3, 1, 0, 0), (7, 3, 2, 1, 1), (5, 4, 2, 1, 0), (6, 5, 3, 2, 2),
-    (1, 3, 2, 0, 1), (8, 16, 8, 4, 0)])
-def test_output_size_follows_the_seed_formula(o, a, s, p, op):
-    layer = TransposedConv2D(2, a, strides=s, padding=p, output_padding=op)
-    expected = (o - 1) * s + a - 2 * p + op
-    y = layer(np.zeros((1, o, o, 1), np.float32))
-    assert tuple(y.shape) == (1, expected, expected, 2)
-    assert layer.compute_output_shape((None, o, o, 1)) == (
-        None, expected, expected, 2)
+def test_output_size_follows_the_seed_formula():
+    for o, a, s, p, op in [
+        (7, 3, 1, 0, 0), (7, 3, 2, 1, 1), (5, 4, 2, 1, 0), (6, 5, 3, 2, 2),
+        (1, 3, 2, 0, 1), (8, 16, 8, 4, 0)]:
+        layer = TransposedConv2D(2, a, strides=s, padding=p, output_padding=op)
+        expected = (o - 1) * s + a - 2 * p + op
+        y = layer(np.zeros((1, o, o, 1), np.float32))
+        assert tuple(y.shape) == (1, expected, expected, 2)
+        assert layer.compute_output_shape((None, o, o, 1)) == (
+            None, expected, expected, 2)
 
 
 @pytest.mark.parametrize("factor", [2, 3, 4])
@@ -172,13 +173,12 @@ def test_mixed_precision(policy):
         (2, 5, 5, 3), policy)
 
 
-
-@pytest.mark.parametrize("kwargs,match", [
-    ({"padding": -1}, "Received: padding=-1"),
-    ({"padding": (1, 2, 3)}, r"Received: padding=\(1, 2, 3\)"),
-    ({"strides": 2, "output_padding": 2}, "strictly less"),
-    ({"padding": "full"}, "full"),
-])
-def test_bad_arguments_are_rejected(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        TransposedConv2D(4, 3, **kwargs)
+def test_bad_arguments_are_rejected():
+    for kwargs, match in [
+        ({"padding": -1}, "Received: padding=-1"),
+        ({"padding": (1, 2, 3)}, r"Received: padding=\(1, 2, 3\)"),
+        ({"strides": 2, "output_padding": 2}, "strictly less"),
+        ({"padding": "full"}, "full"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            TransposedConv2D(4, 3, **kwargs)
