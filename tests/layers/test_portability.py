@@ -1,8 +1,8 @@
-"""All tfcnn layers together: MirroredStrategy and a SavedModel without tfcnn.
+"""Every tfcnn layer at once: MirroredStrategy, XLA, SavedModel sans tfcnn.
 
 One small model holds every layer (both LRN modes, explicit and "same"
-transposed padding, the bilinear initializer), so the strategy and the
-export are each checked once for all of them.
+transposed padding, the bilinear initializer), so the strategy, XLA
+compilation and the export are each checked once for all of them.
 """
 
 import os
@@ -62,6 +62,24 @@ def all_layers_model(input_shape=(None, None, 4)):
 def test_mirrored_strategy_step_matches_single_device():
     layer_contract.assert_mirrored_step(
         lambda: all_layers_model((6, 6, 4)), (4, 6, 6, 4))
+
+
+@pytest.mark.slow
+def test_xla_compiled_step_matches_eager_graph_step():
+    # Keras compiles with XLA by default ("auto") where it can, e.g. on GPU;
+    # the hand-written gradients must compile and give the same step.
+    x = layer_contract.random_input((2, 6, 6, 4))
+    target = layer_contract.random_input((2, 24, 24, 3), seed=1)
+    weights = []
+    for jit_compile in (False, True):
+        keras.utils.set_random_seed(0)
+        model = all_layers_model((6, 6, 4))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse",
+                      jit_compile=jit_compile)
+        model.fit(x, target, batch_size=2, epochs=1, verbose=0)
+        weights.append(model.get_weights())
+    for plain, compiled in zip(*weights):
+        np.testing.assert_allclose(compiled, plain, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow
