@@ -167,9 +167,7 @@ def test_gradient_is_numerically_correct(mode, data_format):
     layer = LocalResponseNormalization(mode=mode, alpha=0.05, beta=0.75,
                                        data_format=data_format,
                                        dtype="float64")
-    theoretical, numerical = tf.test.compute_gradient(tf.function(layer), [x])
-    np.testing.assert_allclose(theoretical[0], numerical[0], rtol=1e-6,
-                               atol=1e-7)
+    layer_contract.assert_numerical_gradient(layer, [x])
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
