@@ -37,7 +37,14 @@ class _Pool:
             self._workers, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, function, chunk):
-        return self._executor.submit(function, chunk)
+        """A future of ``function(chunk)``; already failed with
+        ``BrokenProcessPool`` when the pool broke before the submission."""
+        try:
+            return self._executor.submit(function, chunk)
+        except BrokenProcessPool as error:
+            future = concurrent.futures.Future()
+            future.set_exception(error)
+            return future
 
     def restart(self):
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -84,6 +91,8 @@ def map_in_order(function, chunks, *, workers, on_crash,
             try:
                 results = future.result()
             except BrokenProcessPool:
+                # This chunk may be the culprit or a bystander; alone in a
+                # fresh pool, item by item, it finishes either way.
                 pool.restart()
                 results = [_one(pool, function, item, on_crash)
                            for item in chunk]
