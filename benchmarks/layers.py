@@ -36,6 +36,13 @@ CASES = {
         lambda: (lambda x: tf.nn.local_response_normalization(
             x, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75)),
     ),
+    # AlexNet's second LRN (after conv2): 256 channels, the slices path.
+    "lrn_conv2": (
+        (32, 27, 27, 256),
+        lambda: tfcnn.layers.LocalResponseNormalization(),
+        lambda: (lambda x: tf.nn.local_response_normalization(
+            x, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75)),
+    ),
     "group_norm": (
         (32, 56, 56, 256),
         lambda: tfcnn.layers.GroupNormalization(groups=32),
@@ -93,10 +100,10 @@ def run_case(name, repeats, quick):
         shape = (max(2, shape[0] // 4),) + shape[1:]
     rng = np.random.default_rng(0)
     # LRN inputs are post-ReLU conv activations in AlexNet: positive, ~10.
-    scale = 10.0 if name == "lrn" else 1.0
-    x = tf.constant(np.abs(rng.standard_normal(shape)) * scale
-                    if name == "lrn" else rng.standard_normal(shape),
-                    tf.float32)
+    x = rng.standard_normal(shape)
+    if name.startswith("lrn"):
+        x = np.abs(x) * 10.0
+    x = tf.constant(x, tf.float32)
     candidate, reference = make_candidate(), make_reference()
     y_candidate = candidate(x)
     if hasattr(reference, "build") and hasattr(candidate, "weights"):
@@ -134,6 +141,7 @@ def main():
                for name in args.cases}
     references = {
         "lrn": "tf.nn.local_response_normalization",
+        "lrn_conv2": "tf.nn.local_response_normalization",
         "group_norm": "keras.layers.GroupNormalization",
         "transposed_conv": "keras.layers.Conv2DTranspose",
         "dilated_conv": "keras.layers.Conv2D(dilation_rate=2)",
