@@ -180,3 +180,9 @@ def test_bad_arguments_are_rejected():
     ]:
         with pytest.raises(ValueError, match=match):
             TransposedConv2D(4, 3, **kwargs)
+
+
+def test_padding_that_removes_the_output_is_rejected():
+    # (1 - 1) * 1 + 3 - 2 * 2 = -1 rows.
+    with pytest.raises(ValueError, match=r"Received: padding=\(2, 2\)"):
+        TransposedConv2D(2, 3, padding=2)(np.ones((1, 1, 1, 1), np.float32))

@@ -66,8 +66,9 @@ class TransposedConv2D(keras.layers.Conv2DTranspose):
         4D tensor ``(batch, new_rows, new_cols, filters)``.
 
     Raises:
-        ValueError: for a negative padding, or an output padding not
-            smaller than the stride.
+        ValueError: for a negative padding, an output padding not smaller
+            than the stride, or (when built) a padding that leaves no
+            output.
 
     Reference:
         - [Dumoulin & Visin, 2016](https://arxiv.org/abs/1603.07285)
@@ -111,6 +112,16 @@ class TransposedConv2D(keras.layers.Conv2DTranspose):
             activity_regularizer=activity_regularizer,
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint, **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        shape = self.compute_output_shape(input_shape)
+        if any(shape[axis] is not None and shape[axis] < 1
+               for axis in self._spatial_axes()):
+            raise ValueError(
+                "The padding removes the whole output: (o - 1) s + a - 2 p "
+                f"+ output_padding < 1 for input shape {input_shape}. "
+                f"Received: padding={self.explicit_padding}")
 
     def call(self, inputs):
         outputs = super().call(inputs)
