@@ -83,7 +83,9 @@ def _ingest(recipe, force):
     src, out = Path(recipe.data.path), recipe.data.shard_dir
     if not src.is_dir():
         raise DataError(f"data.path: image folder not found: {src}")
-    if ingest.is_complete(out) and not force:
+    # Shards are renamed into place only when complete, so sizes and record
+    # counts suffice here; hashing every shard on each run would not scale.
+    if ingest.is_complete(out, verify_sha256=False) and not force:
         return StageReport("ingest", True, f"{out} is complete")
     ingest.ingest(
         src, out, validation_fraction=recipe.data.validation_fraction,
@@ -93,6 +95,7 @@ def _ingest(recipe, force):
 
 
 def _stats(recipe, force):
+    from tfcnn.data import manifest as manifest_lib
     from tfcnn.data import stats
 
     if recipe.augment.mean is MeanMode.NONE and recipe.augment.pca_lighting == 0:
@@ -103,7 +106,11 @@ def _stats(recipe, force):
             and not force):
         return StageReport("stats", True,
                            f"{data_dir} has stats at {existing.size}px")
-    result = stats.compute_stats(data_dir, size=recipe.data.resize_size)
+    # Shards from other tools have no manifest.json; describe them (their
+    # labels may be 1-based) instead.
+    manifest = manifest_lib.describe(
+        data_dir, label_offset=recipe.data.label_offset)
+    result = stats.compute_stats(manifest, size=recipe.data.resize_size)
     return StageReport(
         "stats", False,
         f"mean image and RGB PCA of {result.num_images} training images "
