@@ -80,12 +80,16 @@ def fwd_bwd_step(fn, x, upstream):
 
 
 def time_pair(candidate, reference, repeats):
-    """Median seconds of each step, run alternately after a warm-up."""
+    """Median seconds of each step, interleaved, after a warm-up."""
     for step in (candidate, reference):
         tf.nest.map_structure(lambda t: t.numpy(), step())
     times = ([], [])
-    for _ in range(repeats):
-        for i, step in enumerate((candidate, reference)):
+    for repeat in range(repeats):
+        # Alternate which goes first, so neither always runs right after
+        # the other's memory traffic (or a neighbour's burst).
+        order = (0, 1) if repeat % 2 == 0 else (1, 0)
+        for i in order:
+            step = (candidate, reference)[i]
             start = time.perf_counter()
             out = step()
             # Fetching one value waits for the whole step.
@@ -132,11 +136,11 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="a quarter of the batch, 5 repeats")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed repeats per case (default 7, quick 5)")
+                        help="timed repeats per case (default 9, quick 5)")
     parser.add_argument("--cases", nargs="*", default=list(CASES),
                         choices=list(CASES))
     args = parser.parse_args()
-    repeats = args.repeats or (5 if args.quick else 7)
+    repeats = args.repeats or (5 if args.quick else 9)
     results = {name: run_case(name, repeats, args.quick)
                for name in args.cases}
     references = {
