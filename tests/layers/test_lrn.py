@@ -60,10 +60,12 @@ def _input(shape, seed=0, scale=5.0):
     return layer_contract.random_input(shape, seed=seed, scale=scale)
 
 
-@pytest.mark.parametrize("mode", ["inter_channel", "intra_channel"])
-def test_layer_contract(mode):
+@pytest.mark.parametrize("kwargs", [
+    {"mode": "inter_channel"}, {"mode": "intra_channel"},
+    {"implementation": "tf_op"}])
+def test_layer_contract(kwargs):
     layer_contract.assert_layer_contract(
-        LocalResponseNormalization, {"mode": mode, "alpha": 1e-2},
+        LocalResponseNormalization, {"alpha": 1e-2, **kwargs},
         input_shape=(2, 5, 6, 8), expected_output_shape=(2, 5, 6, 8),
         expected_num_weights=0)
 
@@ -146,6 +148,25 @@ def test_mean_convention_within_channel_divides_by_window_area():
         layer(x).numpy(), numpy_intra(x, 3, 1.0, 0.01, 0.75), rtol=1e-5)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_tf_op_implementation_matches_custom(data_format):
+    x = _input((2, 5, 4, 12), scale=20.0)
+    if data_format == "channels_first":
+        x = np.transpose(x, (0, 3, 1, 2))
+    layers = [LocalResponseNormalization(alpha=1e-3, data_format=data_format,
+                                         implementation=implementation)
+              for implementation in ("custom", "tf_op")]
+    xt = tf.constant(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+        outputs = [layer(xt) for layer in layers]
+    np.testing.assert_allclose(outputs[1].numpy(), outputs[0].numpy(),
+                               rtol=1e-5)
+    grads = [tape.gradient(y, xt).numpy() for y in outputs]
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5,
+                               atol=1e-5 * np.abs(grads[0]).max())
+
+
 @pytest.mark.parametrize("mode", ["inter_channel", "intra_channel"])
 def test_channels_first_equals_channels_last(mode):
     x = _input((2, 4, 5, 6))
@@ -171,12 +192,14 @@ def test_gradient_is_numerically_correct(mode, data_format):
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("mode", ["inter_channel", "intra_channel"])
-def test_mixed_precision_does_not_overflow(policy, mode):
+@pytest.mark.parametrize("kwargs", [
+    {"mode": "inter_channel"}, {"mode": "intra_channel"},
+    {"implementation": "tf_op"}])
+def test_mixed_precision_does_not_overflow(policy, kwargs):
     # 300 ** 2 * 5 is far above float16's maximum (65504): the sum of
     # squares must be taken in float32.
     layer_contract.assert_mixed_precision(
-        LocalResponseNormalization, {"mode": mode}, (2, 4, 4, 8), policy,
+        LocalResponseNormalization, kwargs, (2, 4, 4, 8), policy,
         input_scale=300.0)
 
 
@@ -200,6 +223,9 @@ def test_bad_arguments_are_rejected():
         ({"bias": 0.0}, "Received: bias=0.0"),
         ({"alpha": -1e-4}, "Received: alpha=-0.0001"),
         ({"data_format": "NHWC"}, "Received: data_format='nhwc'"),
+        ({"implementation": "cudnn"}, "Received: implementation='cudnn'"),
+        ({"implementation": "tf_op", "mode": "intra_channel"},
+         "Received: implementation='tf_op'"),
     ]:
         with pytest.raises(ValueError, match=match):
             LocalResponseNormalization(**kwargs)

@@ -26,6 +26,7 @@ from tfcnn.layers import conv_args
 
 _MODES = ("inter_channel", "intra_channel")
 _ALPHA_CONVENTIONS = ("sum", "mean")
+_IMPLEMENTATIONS = ("custom", "tf_op")
 
 
 @keras.saving.register_keras_serializable(package="tfcnn")
@@ -44,6 +45,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     one more window sum. It matches the TF op to float32 rounding and runs
     forward+backward in well under the op's time on CPU (whose gradient
     kernel is a scalar loop); see ``benchmarks/layers.py``.
+    ``implementation="tf_op"`` calls the TF op instead (for example to get
+    cuDNN's LRN on a GPU).
 
     Args:
         size: int, the window size n: channels for "inter_channel", pixels
@@ -65,6 +68,10 @@ class LocalResponseNormalization(keras.layers.Layer):
             port it with ``bias=1.0``. Defaults to "sum".
         data_format: "channels_last" or "channels_first". Defaults to
             ``keras.config.image_data_format()``.
+        implementation: "custom" (the banded-matrix version with its
+            hand-written gradient) or "tf_op"
+            (``tf.nn.local_response_normalization``; inter-channel only,
+            channels_first by transposing). Defaults to "custom".
         **kwargs: base layer keyword arguments (``name``, ``dtype``).
 
     Input shape:
@@ -78,8 +85,9 @@ class LocalResponseNormalization(keras.layers.Layer):
     Raises:
         ValueError: for an even or non-positive ``size``, a non-positive
             ``bias``, a negative ``alpha`` or ``beta``, an unknown
-            ``mode`` or ``alpha_convention``, or (when built) an input that
-            is not 4D or has no defined channel dimension.
+            ``mode``, ``alpha_convention`` or ``implementation``, "tf_op"
+            with "intra_channel", or (when built) an input that is not 4D
+            or has no defined channel dimension.
 
     Reference:
         - [Krizhevsky et al., 2012](https://papers.nips.cc/paper/4824),
@@ -94,7 +102,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def __init__(self, size=5, bias=2.0, alpha=1e-4, beta=0.75,
                  mode="inter_channel", alpha_convention="sum",
-                 data_format=None, **kwargs):
+                 data_format=None, implementation="custom", **kwargs):
         super().__init__(**kwargs)
         if (not isinstance(size, int) or isinstance(size, bool) or size < 1
                 or size % 2 == 0):
@@ -110,6 +118,16 @@ class LocalResponseNormalization(keras.layers.Layer):
                 "Argument `alpha_convention` must be one of "
                 f"{_ALPHA_CONVENTIONS}. "
                 f"Received: alpha_convention={alpha_convention!r}")
+        if implementation not in _IMPLEMENTATIONS:
+            raise ValueError(
+                "Argument `implementation` must be one of "
+                f"{_IMPLEMENTATIONS}. "
+                f"Received: implementation={implementation!r}")
+        if implementation == "tf_op" and mode != "inter_channel":
+            raise ValueError(
+                "The TF op computes inter-channel LRN only; use "
+                "implementation='custom' for mode='intra_channel'. "
+                f"Received: implementation={implementation!r}")
         if not bias > 0:
             # k + alpha * S must stay positive for an all-zero window.
             raise ValueError(
@@ -126,6 +144,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.beta = float(beta)
         self.mode = mode
         self.alpha_convention = alpha_convention
+        self.implementation = implementation
         self.data_format = conv_args.data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
         self.supports_masking = True
@@ -145,13 +164,27 @@ class LocalResponseNormalization(keras.layers.Layer):
         if self.alpha_convention == "mean":
             alpha /= self.size if self.mode == "inter_channel" else (
                 self.size ** 2)
-        if self.mode == "inter_channel":
+        if self.implementation == "tf_op":
+            y = self._tf_op(x, alpha)
+        elif self.mode == "inter_channel":
             axis = 3 if self.data_format == "channels_last" else 1
             y = inter_channel_lrn(x, self.size // 2, self.bias, alpha,
                                   self.beta, axis=axis)
         else:
             y = self._intra_channel(x, alpha)
         return tf.cast(y, self.compute_dtype)
+
+    def _tf_op(self, x, alpha):
+        # The op has float32 and 16-bit kernels only.
+        x = tf.cast(x, tf.float32)
+        if self.data_format == "channels_first":
+            x = tf.transpose(x, (0, 2, 3, 1))
+        y = tf.nn.local_response_normalization(
+            x, depth_radius=self.size // 2, bias=self.bias, alpha=alpha,
+            beta=self.beta)
+        if self.data_format == "channels_first":
+            y = tf.transpose(y, (0, 3, 1, 2))
+        return y
 
     def _intra_channel(self, x, alpha):
         if self.data_format == "channels_first":
@@ -181,6 +214,7 @@ class LocalResponseNormalization(keras.layers.Layer):
             "mode": self.mode,
             "alpha_convention": self.alpha_convention,
             "data_format": self.data_format,
+            "implementation": self.implementation,
         })
         return config
 
