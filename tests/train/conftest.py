@@ -22,8 +22,19 @@ def tiny_recipe(model_dir, **train):
         "model": {"name": "lenet5", "options": {"activation": "relu"}},
         "train": {"epochs": 2, "batch_size": 16, "learning_rate": 0.05,
                   "model_dir": str(model_dir), "backup_steps": 2,
-                  "histogram_freq": 1, **train},
+                  "histogram_freq": 0, **train},
     })
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One tiny 3-epoch run (with histograms) shared by the tests that only
+    read its outputs: ``(recipe, summary)``."""
+    from tfcnn.train import fit
+
+    recipe = tiny_recipe(tmp_path_factory.mktemp("trained") / "run",
+                         epochs=3, histogram_freq=1, profile_steps="2,3")
+    return recipe, fit.train(recipe, verbose=0)
 
 
 @pytest.fixture

@@ -7,15 +7,11 @@ import pytest
 from tests.train.conftest import tiny_recipe
 from tfcnn.errors import DataError
 from tfcnn.train import evaluate
-from tfcnn.train import fit
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    recipe = tiny_recipe(tmp_path_factory.mktemp("evaluate") / "run",
-                         epochs=2)
-    fit.train(recipe, verbose=0)
-    return recipe
+@pytest.fixture
+def trained(trained_run):
+    return trained_run[0]
 
 
 def test_evaluate_reports_json_ready_metrics(trained):

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,13 +16,9 @@ from tfcnn.train import inputs
 from tfcnn.train import losses  # noqa: F401 - registers CrossEntropy
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One tiny run shared by the tests that only read its outputs."""
-    recipe = tiny_recipe(tmp_path_factory.mktemp("trained") / "run",
-                         epochs=3)
-    summary = fit.train(recipe, verbose=0)
-    return recipe, summary
+@pytest.fixture
+def trained(trained_run):
+    return trained_run
 
 
 def test_train_writes_the_run_and_learns(trained):
@@ -105,7 +102,7 @@ class _Poison(keras.callbacks.Callback):
 
 
 def test_nan_loss_stops_cleanly_and_keeps_last_good_state(make_recipe):
-    recipe = make_recipe(epochs=3, backup_steps=0)
+    recipe = make_recipe(epochs=2, backup_steps=0)
     with pytest.raises(fit.DivergedError, match=r"epoch 2, step 0"):
         fit.train(recipe, verbose=0, callbacks=[_Poison()])
     model_dir = recipe.train.model_dir
@@ -131,17 +128,17 @@ class _Crash(keras.callbacks.Callback):
 def test_rerun_resumes_inside_the_epoch_it_stopped_in(make_recipe):
     # 64 images / 16 = 4 steps per epoch; backups every 2 steps. A crash
     # after step 7 leaves the backup of global step 6: epoch 2, step 2.
-    recipe = make_recipe(epochs=3)
+    recipe = make_recipe(epochs=2)
     with pytest.raises(KeyboardInterrupt):
         fit.train(recipe, verbose=0, callbacks=[_Crash(7)])
     keras.backend.clear_session()
     summary = fit.train(recipe, verbose=0)
     assert summary["resumed_from"] == {"epoch": 1, "step": 2}
-    assert summary["epochs_run"] == 2  # the rest of epoch 2, then epoch 3
+    assert summary["epochs_run"] == 1  # the last 2 steps of epoch 2
     assert fit.is_complete(recipe)
     last = keras.saving.load_model(
         f"{recipe.train.model_dir}/checkpoints/last.keras")
-    assert int(last.optimizer.iterations.numpy()) == 12
+    assert int(last.optimizer.iterations.numpy()) == 8
 
 
 def test_tensorboard_event_files_hold_the_promised_summaries(trained):
@@ -179,6 +176,9 @@ def test_tensorboard_event_files_hold_the_promised_summaries(trained):
             assert all(0.0 <= w <= 1.0 for w in wait)
             rates = accumulator.Tensors("images_per_second")
             assert all(tf.make_ndarray(e.tensor_proto) > 0 for e in rates)
+    traces = list(Path(recipe.train.model_dir).glob(
+        "logs/train/plugins/profile/*/*.xplane.pb"))
+    assert traces, "no profiler trace of steps 2-3"
     confusion = event_accumulator.EventAccumulator(
         f"{recipe.train.model_dir}/logs/validation",
         size_guidance={event_accumulator.TENSORS: 0})
@@ -244,3 +244,17 @@ def test_run_killed_with_sigkill_resumes_from_its_backup(tmp_path):
     assert record["epochs_run"] == 3 - state["epoch"]
     last = keras.saving.load_model(tmp_path / "run/checkpoints/last.keras")
     assert int(last.optimizer.iterations.numpy()) == 18
+
+
+@pytest.mark.slow
+def test_speed_options_mixed_bfloat16_xla_steps_per_execution(make_recipe):
+    recipe = make_recipe(epochs=1, precision="mixed_bfloat16",
+                         jit_compile=True, steps_per_execution=2)
+    summary = fit.train(recipe, verbose=0)
+    assert math.isfinite(summary["metrics"]["loss"])
+    assert keras.config.dtype_policy().name == "float32"  # restored
+    model = keras.saving.load_model(f"{recipe.train.model_dir}/model.keras")
+    network = model.get_layer("lenet5")
+    assert network.get_layer("conv1").compute_dtype == "bfloat16"
+    probabilities = model(np.zeros((1, 20, 20, 3), np.uint8))
+    assert keras.ops.convert_to_numpy(probabilities).dtype == np.float32

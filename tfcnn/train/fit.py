@@ -20,7 +20,6 @@ transient failure of a collective (a worker lost under
 ``max_restarts`` times in-process.
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -75,12 +74,25 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
 
     import keras
 
+    config = recipe.train
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision.value)
+    try:
+        return _train(recipe, placement, callbacks, verbose, max_restarts)
+    finally:
+        # The model keeps its layers' policies; the caller keeps theirs.
+        keras.config.set_dtype_policy(policy)
+
+
+def _train(recipe, placement, callbacks, verbose, max_restarts):
+    import keras
+
     from tfcnn import recipe as recipe_lib
     from tfcnn.train import callbacks as callbacks_lib
     from tfcnn.train import inputs as inputs_lib
+    from tfcnn.train import strategy as strategy_lib
 
     config = recipe.train
-    keras.config.set_dtype_policy(config.precision.value)
     keras.utils.set_random_seed(config.seed)
     model_dir = Path(config.model_dir)
     write_dir = Path(strategy_lib.worker_dir(model_dir, placement))
@@ -241,8 +253,9 @@ def build_training_model(recipe, num_classes, stats=None):
         x = layer(x)
     options = dict(recipe.model.options)
     options["classifier_activation"] = None
-    network = tfcnn.models.build(recipe.model.name, input_shape=(crop, crop, 3),
-                                 num_classes=num_classes, **options)
+    network = tfcnn.models.build(
+        recipe.model.name, input_shape=(crop, crop, 3),
+        num_classes=num_classes, **options)
     x = network(x)
     # Softmax in float32 whatever the compute dtype (mixed precision).
     outputs = keras.layers.Activation("softmax", dtype="float32",
@@ -340,7 +353,7 @@ def _tensorboard_callbacks(recipe, data, write_dir):
                               every_steps=min(100, data.steps_per_epoch)),
         summaries.ImageSummaries(
             logs, inputs_lib.sample_batch(data.train, 16), data.validation,
-            data.num_classes),
+            data.num_classes, validation_steps=data.validation_steps),
     ]
 
 

@@ -76,8 +76,9 @@ class StepMonitor(keras.callbacks.Callback):
             if self._timed:
                 tf.summary.scalar("input_wait_fraction",
                                   min(1.0, self._wait / elapsed))
-            tf.summary.scalar("learning_rate", float(
-                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+            rate = self.model.optimizer.learning_rate
+            tf.summary.scalar("learning_rate",
+                              float(keras.ops.convert_to_numpy(rate)))
         self._reset()
 
     def _reset(self):
@@ -131,18 +132,22 @@ class ImageSummaries(keras.callbacks.Callback):
             augmentation (16 is plenty).
         validation: ``tf.data.Dataset`` of validation batches, or None.
         num_classes: int.
-        max_batches: int, validation batches the confusion matrix counts.
-            Defaults to 50.
+        max_batches: int, validation batches the confusion matrix counts
+            at most (fewer when ``validation_steps`` is smaller). Defaults
+            to 50.
+        validation_steps: int or None, batches in one validation pass
+            (needed when ``validation`` repeats). Defaults to None.
     """
 
     def __init__(self, log_dir, sample_images, validation, num_classes,
-                 max_batches=50):
+                 max_batches=50, validation_steps=None):
         super().__init__()
         self.log_dir = str(log_dir)
         self.sample_images = sample_images
         self.validation = validation
         self.num_classes = num_classes
-        self.max_batches = max_batches
+        self.max_batches = min(max_batches,
+                               validation_steps or max_batches)
         self._writers = None
         self._predict = None
 
