@@ -28,11 +28,18 @@ def test_resize_keeps_the_centre_of_the_longer_side():
     np.testing.assert_array_equal(out, np.full((10, 10, 3), 100))
 
 
-def test_shrinking_averages_the_covered_pixels():
+def test_shrinking_2x_averages_the_covered_pixels():
     # Halving: each output pixel is the mean of a 2x2 block (box filter).
     image = np.random.default_rng(1).integers(0, 256, (8, 8, 3))
     expected = image.reshape(4, 2, 4, 2, 3).mean(axis=(1, 3))
     out = preprocess.resize_square(image.astype(np.uint8), 4).numpy()
+    np.testing.assert_allclose(out, np.round(expected), atol=1)
+
+
+def test_shrinking_less_than_2x_is_bilinear():
+    image = np.random.default_rng(2).integers(0, 256, (15, 15, 3))
+    expected = tf.image.resize(image, [10, 10]).numpy()
+    out = preprocess.resize_square(image.astype(np.uint8), 10).numpy()
     np.testing.assert_allclose(out, np.round(expected), atol=1)
 
 

@@ -16,8 +16,8 @@ skips the decoding and resizing of pixels that the centre crop throws away.
 
 import tensorflow as tf
 
-# DCT scaling factors of libjpeg, largest first.
-_JPEG_RATIOS = (8, 4, 2)
+# DCT scaling factors of libjpeg.
+_JPEG_RATIOS = (1, 2, 4, 8)
 
 
 def resize_shorter_and_centre_crop(image, size):
@@ -44,10 +44,13 @@ def resize_shorter_and_centre_crop(image, size):
 def resize_square(image, size):
     """Resizes a square image to ``size x size`` uint8.
 
-    Shrinking uses area averaging (a box filter over the source pixels each
-    output pixel covers): anti-aliased like ``antialias=True`` at about half
-    its cost on the host. Enlarging (images smaller than ``size``) is
-    bilinear. An image already at ``size`` is only cast.
+    Bilinear, except when shrinking by 2x or more, where area averaging (a
+    box filter over the source pixels each output pixel covers) keeps
+    detail from aliasing. Bilinear below 2x costs a third of
+    ``antialias=True`` and differs from it only in fine texture; large
+    JPEGs never get here with more than 2x to go, because the decoder's DCT
+    scaling has already done the rest. An image already at ``size`` is only
+    cast.
 
     Args:
         image: ``[N, N, C]`` tensor.
@@ -57,11 +60,13 @@ def resize_square(image, size):
         ``[size, size, C]`` uint8 tensor.
     """
     side = tf.shape(image)[0]
-    image = tf.case([
-        (side > size, lambda: tf.image.resize(image, [size, size],
-                                              method="area")),
-        (side < size, lambda: tf.image.resize(image, [size, size])),
-    ], default=lambda: tf.cast(image, tf.float32))
+    method = (tf.cast(side != size, tf.int32)
+              + tf.cast(side >= 2 * size, tf.int32))
+    image = tf.switch_case(method, [
+        lambda: tf.cast(image, tf.float32),
+        lambda: tf.image.resize(image, [size, size]),
+        lambda: tf.image.resize(image, [size, size], method="area"),
+    ])
     return _to_uint8(image, size)
 
 
@@ -107,12 +112,11 @@ def decode_jpeg_centre_square(encoded, size):
     side = tf.minimum(shape[0], shape[1])
     # The largest DCT ratio whose scaled square is still >= size; ratio is
     # an op attribute, not a tensor, hence one branch per ratio.
-    branches = [
-        (side >= ratio * size,
-         lambda ratio=ratio: _decode_centre(encoded, shape, ratio))
-        for ratio in _JPEG_RATIOS]
-    image = tf.case(branches, default=lambda: _decode_centre(
-        encoded, shape, 1), exclusive=False)
+    index = tf.add_n([tf.cast(side >= ratio * size, tf.int32)
+                      for ratio in _JPEG_RATIOS[1:]])
+    image = tf.switch_case(index, [
+        lambda ratio=ratio: _decode_centre(encoded, shape, ratio)
+        for ratio in _JPEG_RATIOS])
     return resize_square(image, size)
 
 
@@ -129,5 +133,6 @@ def _decode_centre(encoded, shape, ratio):
 
 
 def _to_uint8(image, size):
-    image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+    # One op: +0.5 and truncation rounds the non-negative resize output.
+    image = tf.saturate_cast(image + 0.5, tf.uint8)
     return tf.ensure_shape(image, [size, size, None])
