@@ -1,7 +1,8 @@
 """Model zoo. Every model module is imported here so that it registers itself.
 
 >>> import tfcnn.models
->>> model = tfcnn.models.build("lenet5", input_shape=(28, 28, 1), num_classes=10)
+>>> model = tfcnn.models.build("lenet5", input_shape=(28, 28, 1),
+...                            num_classes=10)
 """
 
 from tfcnn.models import alexnet  # noqa: F401  (alexnet, alexnet_one_tower)
@@ -13,10 +14,11 @@ from tfcnn.models import lenet  # noqa: F401  (registers lenet5)
 from tfcnn.models import resnet  # noqa: F401  (resnet18 ... 152, resnet50_gn)
 from tfcnn.models import vgg  # noqa: F401  (vgg11, vgg13, vgg16, vgg19)
 from tfcnn.models.registry import build
+from tfcnn.models.registry import describe
 from tfcnn.models.registry import get_builder
 from tfcnn.models.registry import list_models
 from tfcnn.models.registry import register_model
 from tfcnn.models.registry import register_variant
 
-__all__ = ["build", "get_builder", "list_models", "register_model",
-           "register_variant"]
+__all__ = ["build", "describe", "get_builder", "list_models",
+           "register_model", "register_variant"]

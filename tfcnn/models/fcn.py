@@ -29,11 +29,11 @@ Reference: https://arxiv.org/abs/1411.4038
 import keras
 
 from tfcnn import layers as tfcnn_layers
+from tfcnn.blocks.conv_norm_act import conv_norm_act
 from tfcnn.models import validation
 from tfcnn.models.registry import register_variant
-from tfcnn.models.vgg import vgg_features
 from tfcnn.models.vgg import check_vgg_options
-from tfcnn.blocks.conv_norm_act import conv_norm_act
+from tfcnn.models.vgg import vgg_features
 
 STRIDES = (32, 16, 8)
 

@@ -96,7 +96,7 @@ def resnet(depth, input_shape=(224, 224, 3), num_classes=1000,
            name=None, shortcut="B", norm="batch", norm_groups=32,
            width_multiplier=1.0, zero_init_residual=False,
            stride_on_3x3=False, output_stride=32):
-    """Builds a ResNet (registered as "resnet18" ... "resnet152", "resnet50_gn").
+    """Builds a ResNet ("resnet18" ... "resnet152" and "resnet50_gn").
 
     Args:
         depth: int, 18, 34, 50, 101 or 152.

@@ -9,6 +9,7 @@ def check_common(input_shape, num_classes, pooling, min_size=(32, 32)):
     Raises:
         ValueError: naming the argument and the received value.
     """
+    check_channels_last()
     if len(input_shape) != 3:
         raise ValueError(
             f"input_shape must be (height, width, channels). "
@@ -25,11 +26,29 @@ def check_common(input_shape, num_classes, pooling, min_size=(32, 32)):
             f"Received: num_classes={num_classes}")
     if pooling not in (None, "avg", "max"):
         raise ValueError(
-            f"pooling must be None, 'avg' or 'max'. Received: pooling={pooling}")
+            f"pooling must be None, 'avg' or 'max'. "
+            f"Received: pooling={pooling}")
+
+
+def check_channels_last():
+    """Checks that Keras builds channels-last layers.
+
+    Every model takes ``(H, W, C)`` inputs; its layers read their data
+    format from ``keras.config.image_data_format()``.
+
+    Raises:
+        ValueError: the global data format is "channels_first".
+    """
+    data_format = keras.config.image_data_format()
+    if data_format != "channels_last":
+        raise ValueError(
+            "tfcnn models are channels_last; call "
+            "keras.config.set_image_data_format('channels_last') first. "
+            f"Received: image_data_format={data_format!r}")
 
 
 def classifier_output(logits, classifier_activation):
-    """Applies the classifier activation in float32 (safe under mixed precision)."""
+    """Applies the classifier activation in float32 (mixed-precision safe)."""
     return keras.layers.Activation(
         classifier_activation or "linear", dtype="float32",
         name="predictions")(logits)
@@ -137,4 +156,5 @@ def check_dropout(dropout):
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
             or not 0 <= dropout < 1:
         raise ValueError(
-            f"dropout must be a number in [0, 1). Received: dropout={dropout!r}")
+            f"dropout must be a number in [0, 1). "
+            f"Received: dropout={dropout!r}")

@@ -14,12 +14,12 @@ last two poolings removed, later convolutions dilated instead).
 Reference: https://arxiv.org/abs/1409.1556
 """
 
+import keras
+
 from tfcnn.blocks.conv_norm_act import conv_norm_act
 from tfcnn.blocks.conv_norm_act import scaled
 from tfcnn.models import validation
 from tfcnn.models.registry import register_variant
-
-import keras
 
 # Convolutions per block for each depth (the paper's Table 1, columns
 # A, B, D and E); the blocks have 64, 128, 256, 512 and 512 filters.
