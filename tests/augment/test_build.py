@@ -161,3 +161,17 @@ def test_each_replica_draws_its_own_augmentation():
 def test_bad_crop_size():
     with pytest.raises(ValueError, match="Received: crop_size=0"):
         augment.build_preprocessing(AugmentConfig(), crop_size=0)
+
+
+def test_exported_saved_model_serves_without_tfcnn(tmp_path):
+    # The served graph holds the inference branch only: centre crop and
+    # mean subtraction, no random ops and no XLA.
+    stats = Stats()
+    model = _model(stats=stats)
+    model.export(str(tmp_path / "served"), verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    np.testing.assert_allclose(served.serve(tf.constant(IMAGES)),
+                               model(IMAGES), rtol=1e-6)
+    graph = (tmp_path / "served" / "saved_model.pb").read_bytes()
+    for op in (b"_XlaMustCompile", b"StatelessRandom", b"GatherV2"):
+        assert op not in graph

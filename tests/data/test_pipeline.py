@@ -162,3 +162,26 @@ def test_bad_arguments(shards, kwargs, message):
 def test_no_files():
     with pytest.raises(ValueError, match="no shard files"):
         pipeline.make_dataset([], size=SIZE, batch_size=2, training=True)
+
+
+def test_fit_under_a_strategy_on_per_replica_batches(shards):
+    import keras
+
+    from tfcnn import augment
+    from tfcnn.recipe import AugmentConfig
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    dataset = pipeline.make_distributed_dataset(
+        strategy, shards, size=SIZE, batch_size=4, training=True,
+        repeat=True)
+    with strategy.scope():
+        x = inputs = keras.Input((SIZE, SIZE, 3), dtype="uint8")
+        for layer in augment.build_preprocessing(AugmentConfig(),
+                                                 crop_size=12):
+            x = layer(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inputs, keras.layers.Dense(3)(x))
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True))
+    history = model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
