@@ -183,12 +183,6 @@ def list_shards(data_dir, split):
     return files
 
 
-def parse_and_resize(serialized, size, label_offset=0):
-    """Parses one serialized Example to ``(uint8 [S, S, 3], int32 label)``."""
-    return _example_from_record(serialized, size=size,
-                                label_offset=label_offset)
-
-
 def _read_shards(files, *, training, seed, input_context, deterministic):
     files = [str(f) for f in files]
     if not files:
