@@ -258,3 +258,33 @@ def test_speed_options_mixed_bfloat16_xla_steps_per_execution(make_recipe):
     assert network.get_layer("conv1").compute_dtype == "bfloat16"
     probabilities = model(np.zeros((1, 20, 20, 3), np.uint8))
     assert keras.ops.convert_to_numpy(probabilities).dtype == np.float32
+
+
+class _LosePeerOnce(keras.callbacks.Callback):
+    """Raises what a collective raises when a worker dies, once."""
+
+    def __init__(self, at_step):
+        super().__init__()
+        self.at_step = at_step
+        self.raised = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step == self.at_step and not self.raised:
+            self.raised = True
+            raise tf.errors.UnavailableError(None, None, "peer lost")
+
+
+def test_collective_failure_restarts_fit_from_the_backup(make_recipe,
+                                                         capfd):
+    recipe = make_recipe(epochs=2)
+    lose = _LosePeerOnce(at_step=5)
+    summary = fit.train(recipe, verbose=0, callbacks=[lose])
+    assert lose.raised
+    assert "UnavailableError" in capfd.readouterr().err
+    assert fit.is_complete(recipe)
+    last = keras.saving.load_model(
+        f"{recipe.train.model_dir}/checkpoints/last.keras")
+    # Restored at the backup of step 4, then ran to the end: 8 steps.
+    assert int(last.optimizer.iterations.numpy()) == 8
+    assert summary["metrics"]
