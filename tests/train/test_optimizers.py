@@ -106,3 +106,19 @@ def test_adamw_decays_in_the_optimizer_not_the_loss():
     optimizer = optimizers.build_optimizer(config, 10)
     assert isinstance(optimizer, keras.optimizers.AdamW)
     assert optimizer.weight_decay == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("name", ["alexnet_imagenet", "resnet50_gn_imagenet",
+                                  "vgg16_imagenet"])
+def test_paper_recipes_build_their_optimizers(name):
+    from pathlib import Path
+
+    from tfcnn.recipe import load_recipe
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_recipe(root / "pipelines" / f"{name}.toml").train
+    optimizer = optimizers.build_optimizer(config, steps_per_epoch=100)
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert optimizer.momentum == pytest.approx(0.9)
+    # Each recipe's rate is tuned for its own batch: scaling is neutral.
+    assert optimizers.effective_learning_rate(config) == config.learning_rate

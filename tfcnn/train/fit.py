@@ -177,9 +177,10 @@ def _train(recipe, placement, callbacks, verbose, max_restarts):
             "epochs": config.epochs, "epochs_completed": config.epochs,
             "complete": True, **summary}, indent=2, default=float))
         shutil.rmtree(model_dir / "backup", ignore_errors=True)
+        epochs = f"{config.epochs} epoch" + "s" * (config.epochs != 1)
         _say(f"train: wrote {MODEL_NAME}, {CLASSES_NAME}, {RECIPE_NAME}, "
-             f"checkpoints/ and logs/ in {model_dir} ({config.epochs} "
-             f"epochs, {_format_logs(metrics)})")
+             f"checkpoints/ and logs/ in {model_dir} ({epochs}, "
+             f"{_format_logs(metrics)})")
     strategy_lib.remove_worker_dir(write_dir, placement)
     return summary
 
