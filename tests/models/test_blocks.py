@@ -60,11 +60,10 @@ def test_zero_gamma_starts_the_normalization_at_zero():
     np.testing.assert_array_equal(gamma, 0.0)
 
 
-@pytest.mark.parametrize("channels, multiplier, expected", [
-    (64, 1.0, 64), (64, 1 / 16, 4), (16, 1 / 32, 1), (100, 0.25, 25)])
-def test_scaled_rounds_and_keeps_one_channel(channels, multiplier,
-                                             expected):
-    assert conv_norm_act.scaled(channels, multiplier) == expected
+def test_scaled_rounds_and_keeps_one_channel():
+    for channels, multiplier, expected in [
+            (64, 1.0, 64), (64, 1 / 16, 4), (16, 1 / 32, 1), (100, 0.25, 25)]:
+        assert conv_norm_act.scaled(channels, multiplier) == expected
 
 
 @pytest.mark.parametrize("block, filters, out_channels", [

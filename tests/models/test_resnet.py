@@ -17,6 +17,9 @@ REFERENCE_TRAINABLE = {
     "resnet50": 25_557_032,
     "resnet101": 44_549_160,
 }
+# keras.applications' ResNet-50/101 (v1) count the same weights plus a
+# bias in every convolution.
+KERAS_APPLICATIONS = {"resnet50": 25_636_712, "resnet101": 44_707_176}
 TINY = dict(input_shape=(32, 32, 3), width_multiplier=1 / 16, num_classes=4)
 
 
@@ -37,6 +40,10 @@ def test_trainable_parameters_match_the_reference(name):
     moving = 2 * _norm_channels(model, keras.layers.BatchNormalization)
     assert _count(model.non_trainable_weights) == moving
     assert model.get_layer("conv5_block1_out").output.shape[1:3] == (7, 7)
+    if name in KERAS_APPLICATIONS:
+        biases = sum(layer.filters for layer in model.layers
+                     if isinstance(layer, keras.layers.Conv2D))
+        assert model.count_params() + biases == KERAS_APPLICATIONS[name]
 
 
 def test_resnet50_gn_has_the_same_weights_and_no_moving_statistics():

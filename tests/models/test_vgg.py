@@ -2,7 +2,6 @@
 
 import keras
 import numpy as np
-import pytest
 
 import tfcnn.layers
 import tfcnn.models
@@ -41,14 +40,14 @@ def test_vgg19_matches_the_paper():
     assert len(_kernels(model, keras.layers.Conv2D)) == 16
 
 
-@pytest.mark.parametrize("depth, convs", [(11, 8), (13, 10), (16, 13),
-                                          (19, 16)])
-def test_configurations_have_the_papers_depth(depth, convs):
-    model = zoo_cases.build_shapes_only(
-        f"vgg{depth}", input_shape=(32, 32, 3), width_multiplier=1 / 16,
-        fc_units=8, num_classes=2)
-    # depth = convolutions + 3 fully connected layers.
-    assert len(_kernels(model, keras.layers.Conv2D)) == convs == depth - 3
+def test_configurations_have_the_papers_depth():
+    for depth in (11, 13, 16, 19):
+        model = zoo_cases.build_shapes_only(
+            f"vgg{depth}", input_shape=(32, 32, 3), width_multiplier=1 / 16,
+            fc_units=8, num_classes=2)
+        # depth = weight layers = convolutions + 3 fully connected.
+        assert len(_kernels(model, keras.layers.Conv2D)) == depth - 3
+        assert len(_kernels(model, keras.layers.Dense)) == 3
 
 
 def test_batch_norm_variant_normalizes_every_convolution():
