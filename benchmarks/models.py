@@ -105,7 +105,7 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats and a smaller batch")
     args = parser.parse_args()
-    repeats = 3 if args.quick else 5
+    repeats = 3 if args.quick else 7
     batch_size = 2 if args.quick else 8
 
     builds = build_costs(repeats)

@@ -85,6 +85,11 @@ def test_bad_options_are_named_in_the_error():
             pytest.fail(f"{name}({options}) raised no ValueError")
 
 
+def test_the_model_name_is_an_option():
+    model = tfcnn.models.build("lenet5", name="digits")
+    assert model.name == "digits"
+
+
 def test_duplicate_registration_raises():
     with pytest.raises(KeyError, match="already registered"):
         tfcnn.models.register_model("vgg16")(lambda: None)

@@ -96,11 +96,12 @@ def get_builder(name):
             f"{', '.join(list_models())}") from None
 
 
-def build(name, input_shape=None, num_classes=None, **options):
+def build(name, /, input_shape=None, num_classes=None, **options):
     """Builds the model registered as ``name``.
 
     Args:
-        name: str, a name from ``list_models()``.
+        name: str, a name from ``list_models()`` (positional only, so that
+            ``name=...`` among the options names the Keras model).
         input_shape: tuple ``(H, W, C)``; None uses the builder's default.
         num_classes: int; None uses the builder's default.
         **options: builder-specific keyword arguments.
@@ -125,7 +126,7 @@ def build(name, input_shape=None, num_classes=None, **options):
     return builder(**kwargs)
 
 
-def describe(name, input_shape=None, num_classes=None, **options):
+def describe(name, /, input_shape=None, num_classes=None, **options):
     """Builds ``name`` without initializing its weights and describes it.
 
     The model is built inside a ``keras.StatelessScope`` that does not
