@@ -19,10 +19,11 @@ on ~2,000 JPEGs of about 500x375 made from scikit-image's photos, in
 shards (and the same files in class folders for (c)). On this CPU-only
 machine the "on-device" layers run on the same cores as tf.data, so (b) is
 charged for them; on a GPU they overlap with the host. Each figure is the
-median of several timed epochs after a warm-up epoch; all run in this
-process, side by side, round-robin. The 1-to-2-core scaling runs (a) and (b) in
-subprocesses pinned to 1 and then 2 CPUs (``sched_setaffinity`` and
-TensorFlow's thread pools set to the same count).
+median of several timed slices of 8 batches (after 2 untimed ones, on a
+fresh iterator); all run in this process, side by side, round-robin. The
+1-to-2-core scaling runs (a) and (b) in subprocesses pinned to 1 and then 2
+CPUs (``sched_setaffinity`` and TensorFlow's thread pools set to the same
+count).
 
 Run: ``python benchmarks/pipeline.py [--quick] [--data DIR]``. The last
 line printed is one JSON object with every figure.
@@ -56,7 +57,7 @@ def main():
         print(json.dumps(results))
         return
     count = 400 if args.quick else 2000
-    repeats = 2 if args.quick else 3
+    repeats = 3 if args.quick else 7
     _make_data(data, count)
     results = _measure(data, repeats, ("a0", "a", "b", "c"), None)
     scaling = {}
@@ -163,13 +164,13 @@ def _measure(data, repeats, which, threads):
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     candidates = _candidates(data, threads)
     for name in which:
-        _epoch(*candidates[name])  # warm-up: traces, fills the OS cache
-    # Round-robin, so load from other users of the machine hits every
-    # candidate alike; the median of each is reported.
+        _timed_slice(*candidates[name])  # warm-up: traces, fills OS cache
+    # Short slices, round-robin, so bursts of load from other users of the
+    # machine hit every candidate alike; the median of each is reported.
     rates = {name: [] for name in which}
     for _ in range(repeats):
         for name in which:
-            rates[name].append(_epoch(*candidates[name]))
+            rates[name].append(_timed_slice(*candidates[name]))
     results = {}
     for name in which:
         results[name] = statistics.median(rates[name])
@@ -195,7 +196,8 @@ def _candidates(data, threads):
     def ours():
         return pipeline.make_dataset(
             files, size=SIZE, batch_size=BATCH, training=True,
-            shuffle_buffer=1000, deterministic=False).with_options(options)
+            shuffle_buffer=1000, deterministic=False,
+            repeat=True).with_options(options)
 
     def naive_decode(serialized):
         # The usual recipe: decode everything, bilinear resize of the
@@ -214,7 +216,7 @@ def _candidates(data, threads):
                 tf.cast(example["image/class/label"], tf.int32))
 
     naive = (tf.data.TFRecordDataset(files, num_parallel_reads=len(files))
-             .shuffle(1000, seed=0)
+             .shuffle(1000, seed=0).repeat()
              .map(naive_decode, num_parallel_calls=tf.data.AUTOTUNE,
                   deterministic=False)
              .batch(BATCH).with_options(options)
@@ -234,8 +236,8 @@ def _candidates(data, threads):
     keras_model = keras.Model(keras_inputs, y)
     typical = keras.utils.image_dataset_from_directory(
         data / "folders", image_size=(SIZE, SIZE), batch_size=BATCH,
-        shuffle=True, seed=0, verbose=False).with_options(options).prefetch(
-            tf.data.AUTOTUNE)
+        shuffle=True, seed=0, verbose=False).repeat().with_options(
+            options).prefetch(tf.data.AUTOTUNE)
 
     def run_model(model):
         @tf.function
@@ -252,10 +254,21 @@ def _candidates(data, threads):
     }
 
 
-def _epoch(dataset, step):
+def _timed_slice(dataset, step, warm=2, timed=8):
+    """images/s over ``timed`` batches of a fresh iterator, after ``warm``.
+
+    A fresh iterator per slice, so no candidate prefetches in the
+    background while another one is timed.
+    """
+    batches = iter(dataset)
+    for _ in range(warm):
+        images, _ = next(batches)
+        if step is not None:
+            step(images).numpy()
     count = 0
     start = time.perf_counter()
-    for images, labels in dataset:
+    for _ in range(timed):
+        images, labels = next(batches)
         if step is not None:
             step(images).numpy()
         count += int(labels.shape[0])
