@@ -50,6 +50,7 @@ import tensorflow as tf  # noqa: E402
 from tfcnn import recipe as recipe_lib  # noqa: E402
 from tfcnn.train import fit  # noqa: E402
 from tfcnn.train import inputs  # noqa: E402
+from tfcnn.train import summaries  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -120,18 +121,20 @@ def recipe_for(name, model_dir, *, source, batch, steps, classes, size,
     })
 
 
-def alternate(models_and_data, *, batch, steps, rounds):
+def alternate(models_and_data, *, batch, steps, rounds, callbacks=()):
     """Interleaved ``fit`` windows; images/s of each (model, data) pair.
 
     Every pair runs one untimed warm-up window (tracing, compilation),
     then ``rounds`` timed windows, the pairs taking turns so that a change
-    in the machine's load hits them alike.
+    in the machine's load hits them alike. ``callbacks`` run in every
+    window.
     """
     timers = [EpochTimer(batch) for _ in models_and_data]
     for round_ in range(rounds + 1):
         for (model, dataset), timer in zip(models_and_data, timers):
             model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0,
-                      shuffle=False, callbacks=[timer] if round_ else [])
+                      shuffle=False, callbacks=[
+                          *callbacks, *([timer] if round_ else [])])
             # Free the window's iterator now: a pipeline's threads left
             # running would slow the next window down.
             gc.collect()
@@ -160,9 +163,13 @@ def pipeline_rates(name, tmp, shards, *, batch, steps, rounds, classes,
         fit.compile_model(model, real, steps)
     finally:
         keras.config.set_dtype_policy(policy)
+    # tfcnn train's step-time monitor: its timed iterator is the path
+    # every training step takes.
+    monitor = summaries.StepMonitor(Path(tmp) / "logs", batch,
+                                    every_steps=steps)
     real_rates, synthetic_rates = alternate(
         [(model, real_data.train), (model, synthetic_data.train)],
-        batch=batch, steps=steps, rounds=rounds)
+        batch=batch, steps=steps, rounds=rounds, callbacks=[monitor])
     keras.backend.clear_session()
     return median(real_rates), median(synthetic_rates)
 

@@ -46,6 +46,9 @@ class DivergedError(TfcnnError, ArithmeticError):
 def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
     """Trains a recipe's model; resumes from its backup if one exists.
 
+    The backup is deleted once the model is saved, so running a finished
+    recipe again trains it afresh (``is_complete`` tells beforehand).
+
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
         verbose: Keras ``fit`` verbosity ("auto", 0, 1 or 2). Defaults to
