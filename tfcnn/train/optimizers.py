@@ -129,8 +129,9 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         schedule = self.schedule
-        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-            schedule = keras.optimizers.schedules.serialize(schedule)
+        schedules = keras.optimizers.schedules
+        if isinstance(schedule, schedules.LearningRateSchedule):
+            schedule = schedules.serialize(schedule)
         return {"schedule": schedule, "warmup_steps": self.warmup_steps}
 
     @classmethod
