@@ -22,8 +22,12 @@ class _Stats:
 
 
 def _training_model():
+    # Scaled inputs keep the softmax away from saturation, where tied
+    # probabilities would make top-5 depend on tie-breaking.
+    keras.utils.set_random_seed(0)
     network = keras.Sequential([
-        keras.Input((C, C, 3)), keras.layers.Flatten(),
+        keras.Input((C, C, 3)), keras.layers.Rescaling(1 / 255.0),
+        keras.layers.Flatten(),
         keras.layers.Dense(K, activation="softmax")], name="network")
     inputs = keras.Input((S, S, 3), dtype="uint8", name="image")
     x = inputs
