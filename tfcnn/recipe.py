@@ -90,6 +90,10 @@ class DataConfig:
     seed: int = 0
     # added to stored labels: -1 for shards with 1-based labels
     label_offset: int = 0
+    # shards without manifest.json: class names, one per line in label order
+    # (e.g. imagenet_lsvrc_2015_synsets.txt); empty: labels.txt beside the
+    # shards, else the class count is read off the largest label
+    labels_file: str = ""
     # split that `evaluate` reports: "test" when it exists, else "validation"
     eval_split: str = "test"
     # tfds: dataset name, training and evaluation splits, data_dir

@@ -95,7 +95,6 @@ def _ingest(recipe, force):
 
 
 def _stats(recipe, force):
-    from tfcnn.data import manifest as manifest_lib
     from tfcnn.data import stats
 
     if recipe.augment.mean is MeanMode.NONE and recipe.augment.pca_lighting == 0:
@@ -106,11 +105,8 @@ def _stats(recipe, force):
             and not force):
         return StageReport("stats", True,
                            f"{data_dir} has stats at {existing.size}px")
-    # Shards from other tools have no manifest.json; describe them (their
-    # labels may be 1-based) instead.
-    manifest = manifest_lib.describe(
-        data_dir, label_offset=recipe.data.label_offset)
-    result = stats.compute_stats(manifest, size=recipe.data.resize_size)
+    result = stats.compute_stats(_describe(recipe),
+                                 size=recipe.data.resize_size)
     return StageReport(
         "stats", False,
         f"mean image and RGB PCA of {result.num_images} training images "
@@ -188,12 +184,11 @@ def _held_out_image(recipe):
 
     from tfcnn.data import decode
     from tfcnn.data import features
-    from tfcnn.data import manifest as manifest_lib
 
     if recipe.data.source not in (Source.DIGITS, Source.FOLDER,
                                   Source.TFRECORD):
         return None, None
-    manifest = manifest_lib.Manifest.load(recipe.data.shard_dir)
+    manifest = _describe(recipe)
     split = recipe.data.eval_split
     if not manifest.has_split(split):
         split = "validation"
@@ -206,6 +201,16 @@ def _held_out_image(recipe):
     path.write_bytes(example[features.IMAGE_ENCODED].numpy())
     label = int(example[features.LABEL].numpy()) + recipe.data.label_offset
     return str(path), manifest.class_names[label]
+
+
+def _describe(recipe):
+    """The shard folder's manifest; shards from other tools have none, so
+    they are described from their files (their labels may be 1-based)."""
+    from tfcnn.data import manifest as manifest_lib
+
+    return manifest_lib.describe(
+        recipe.data.shard_dir, label_offset=recipe.data.label_offset,
+        labels_file=recipe.data.labels_file or None)
 
 
 def _sha256(path):

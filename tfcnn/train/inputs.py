@@ -190,7 +190,8 @@ class _Shards:
         if (recipe.data.source is Source.TFRECORD
                 and not (directory / manifest_lib.MANIFEST_NAME).is_file()):
             self._manifest = manifest_lib.Manifest.from_shards(
-                directory, label_offset=recipe.data.label_offset)
+                directory, label_offset=recipe.data.label_offset,
+                labels_file=recipe.data.labels_file or None)
         else:
             self._manifest = manifest_lib.Manifest.load(directory)
         self.class_names = self._manifest.class_names
