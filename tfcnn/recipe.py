@@ -12,6 +12,7 @@ Recipes hold choices, never derived numbers: steps per epoch, class counts
 and schedule boundaries are computed from the dataset's manifest.
 """
 
+import copy
 import dataclasses
 import enum
 import inspect
@@ -307,13 +308,20 @@ def load_recipe(path, overrides=()):
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise RecipeError(f"{path}: invalid TOML: {error}") from None
+    return recipe_from_dict(raw, overrides)
+
+
+def recipe_from_dict(raw, overrides=()):
+    """Builds a ``Recipe`` from nested plain values (parsed TOML).
+
+    Args:
+        raw: dict of sections, as ``tomllib`` returns them.
+        overrides: iterable of ``"section.key=value"`` strings applied first
+            (``--set``). Defaults to none.
+    """
+    raw = copy.deepcopy(raw)
     for override in overrides:
         _apply_override(raw, override)
-    return recipe_from_dict(raw)
-
-
-def recipe_from_dict(raw):
-    """Builds a ``Recipe`` from nested plain values (parsed TOML)."""
     return _build(Recipe, raw, "")
 
 

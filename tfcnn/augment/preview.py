@@ -171,11 +171,7 @@ def make_grid(images, captions, *, columns=None):
 def _load_recipe(recipe_path, overrides):
     if recipe_path is not None:
         return recipe_lib.load_recipe(recipe_path, overrides)
-    raw = {}
-    for override in overrides:
-        # The recipe module's own parser, so --set means the same here.
-        recipe_lib._apply_override(raw, override)  # noqa: SLF001
-    return recipe_lib.recipe_from_dict(raw)
+    return recipe_lib.recipe_from_dict({}, overrides)
 
 
 def _training_shards(data_dir, recipe_label_offset):
