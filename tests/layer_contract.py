@@ -15,6 +15,7 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+from tfcnn.train.strategy import mirrored
 
 
 def random_input(shape, seed=0, scale=1.0):
@@ -186,12 +187,7 @@ def assert_mirrored_step(build_model, input_shape, seed=0):
 
 @functools.lru_cache(maxsize=None)
 def _mirrored_strategy():
-    # One instance per process, reducing through one device: several
-    # MirroredStrategy objects with collective all-reduce in one process
-    # reuse collective instance keys and abort each other's reductions.
-    return tf.distribute.MirroredStrategy(
-        ["/cpu:0", "/cpu:1"],
-        cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return mirrored(["/cpu:0", "/cpu:1"])
 
 
 def _model(cls, init_kwargs, input_shape):

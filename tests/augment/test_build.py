@@ -10,6 +10,7 @@ import tensorflow as tf
 from tfcnn import augment
 from tfcnn.recipe import AugmentConfig
 from tfcnn.recipe import MeanMode
+from tfcnn.train.strategy import mirrored
 
 S, C = 12, 8
 RNG = np.random.default_rng(0)
@@ -144,7 +145,7 @@ def test_saved_model_carries_the_statistics(tmp_path):
 
 
 def test_each_replica_draws_its_own_augmentation():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = _model(AugmentConfig(pca_lighting=0.0), seed=4)
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tests.data import shard_files
 from tfcnn.data import pipeline
+from tfcnn.train.strategy import mirrored
 
 SIZE = 16
 
@@ -119,7 +120,7 @@ def test_input_context_shards_files_and_batches_per_replica(shards):
 
 
 def test_per_replica_batches_partition_the_global_batch(shards):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored(["/cpu:0", "/cpu:1"])
     dataset = pipeline.make_distributed_dataset(
         strategy, shards, size=SIZE, batch_size=4, training=False,
         drop_remainder=True)
@@ -135,7 +136,7 @@ def test_per_replica_batches_partition_the_global_batch(shards):
 
 
 def test_distributed_batch_must_split_evenly(shards):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored(["/cpu:0", "/cpu:1"])
     with pytest.raises(ValueError, match="multiple of the 2 replicas"):
         pipeline.make_distributed_dataset(strategy, shards, size=SIZE,
                                           batch_size=5, training=True)
@@ -170,7 +171,7 @@ def test_fit_under_a_strategy_on_per_replica_batches(shards):
     from tfcnn import augment
     from tfcnn.recipe import AugmentConfig
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored(["/cpu:0", "/cpu:1"])
     dataset = pipeline.make_distributed_dataset(
         strategy, shards, size=SIZE, batch_size=4, training=True,
         repeat=True)

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 import tfcnn.models
 from tests.models import zoo_cases
+from tfcnn.train.strategy import mirrored
 
 MODELS = tfcnn.models.list_models()
 
@@ -154,11 +155,7 @@ def test_saved_model_export_serves_any_batch_size(name, options, tmp_path):
 
 
 def _mirrored():
-    # ReductionToOneDevice: MirroredStrategy objects with collective
-    # all-reduce in one process reuse instance keys and abort each other.
-    return tf.distribute.MirroredStrategy(
-        ["/cpu:0", "/cpu:1"],
-        cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return mirrored(["/cpu:0", "/cpu:1"])
 
 
 @pytest.mark.parametrize("name, options", zoo_cases.PORTABLE)

@@ -14,6 +14,7 @@ from tfcnn.train import callbacks as callbacks_lib
 from tfcnn.train import fit
 from tfcnn.train import inputs
 from tfcnn.train import losses  # noqa: F401 - registers CrossEntropy
+from tfcnn.train.strategy import mirrored
 
 
 @pytest.fixture
@@ -83,8 +84,7 @@ def test_two_replicas_match_one_device(tmp_path):
              rng.integers(0, 4, 16).astype(np.int32))
     one = _two_steps(recipe, tf.distribute.OneDeviceStrategy("/cpu:0"),
                      initial, batch)
-    two = _two_steps(recipe, tf.distribute.MirroredStrategy(
-        ["/cpu:0", "/cpu:1"]), initial, batch)
+    two = _two_steps(recipe, mirrored(["/cpu:0", "/cpu:1"]), initial, batch)
     moved = 0
     for w0, w1, w2 in zip(initial, one, two):
         np.testing.assert_allclose(w2, w1, rtol=1e-5, atol=1e-6)

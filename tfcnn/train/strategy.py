@@ -82,7 +82,7 @@ def make_strategy(config):
     if kind is Strategy.MIRRORED:
         devices = list(config.devices) or _gpu_names() or None
         _check_devices(devices)
-        strategy = tf.distribute.MirroredStrategy(devices)
+        strategy = mirrored(devices)
     elif kind is Strategy.ONE_DEVICE:
         if config.devices:
             _check_devices(config.devices[:1])
@@ -102,8 +102,29 @@ def local_strategy():
     """``MirroredStrategy`` over this machine's GPUs, else the CPU alone."""
     gpus = _gpu_names()
     if gpus:
-        return tf.distribute.MirroredStrategy(gpus)
+        return mirrored(gpus)
     return tf.distribute.OneDeviceStrategy("/cpu:0")
+
+
+def mirrored(devices=None):
+    """``MirroredStrategy`` over ``devices`` with a fitting all-reduce.
+
+    GPUs keep TensorFlow's default (NCCL). Replicas that are all CPU
+    devices (logical CPUs, as in tests) reduce through one device: between
+    CPUs of one process collective all-reduce gains nothing, and several
+    such strategies in one process reuse collective instance keys and abort
+    each other's reductions ("Shape mismatch in the collective instance").
+
+    Args:
+        devices: list of device names, or None for every visible GPU.
+
+    Returns:
+        a ``tf.distribute.MirroredStrategy``.
+    """
+    if devices and all("cpu" in d.lower() for d in devices):
+        return tf.distribute.MirroredStrategy(
+            devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return tf.distribute.MirroredStrategy(devices)
 
 
 def check_batch_size(batch_size, num_replicas):
