@@ -56,6 +56,44 @@ def test_decode_image_channels():
     assert out.dtype == tf.uint8
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_alpha_composited_over_white_as_ingest_stores_it(mode):
+    # Serving decodes an uploaded PNG with transparency to what ingest
+    # stored for the same file in training: composited over white.
+    import io
+
+    from PIL import Image
+
+    from tfcnn.data import image_check
+
+    rng = np.random.default_rng(0)
+    channels = len(mode)
+    pixels = rng.integers(0, 256, (6, 7, channels), dtype=np.uint8)
+    pixels[0, :, -1] = 0      # fully transparent: white, whatever the colour
+    pixels[1, :, -1] = 255    # opaque: the colour itself
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.squeeze() if channels == 1 else pixels,
+                    mode).save(buffer, "PNG")
+    encoded = buffer.getvalue()
+
+    served = preprocess.decode_image(encoded).numpy()
+    stored = image_check.check_image_bytes(encoded)
+    ingested = tf.io.decode_png(stored.encoded, channels=3).numpy()
+
+    assert stored.note and "alpha" in stored.note
+    np.testing.assert_array_equal(served[0], 255)
+    colour = pixels[1, :, :-1]
+    np.testing.assert_array_equal(
+        served[1], np.broadcast_to(colour, (7, 3)))
+    assert np.abs(served.astype(int) - ingested).max() <= 1
+
+
+def test_decode_image_keeps_opaque_rgb_exactly():
+    image = np.random.default_rng(1).integers(0, 256, (5, 6, 3), np.uint8)
+    out = preprocess.decode_image(tf.io.encode_png(image)).numpy()
+    np.testing.assert_array_equal(out, image)
+
+
 def test_decode_and_resize_png_is_decode_then_resize():
     image = np.random.default_rng(0).integers(
         0, 256, (37, 51, 3), dtype=np.uint8)

@@ -71,9 +71,30 @@ def resize_square(image, size):
 
 
 def decode_image(encoded):
-    """Decodes JPEG/PNG/GIF/BMP bytes to a ``[H, W, 3]`` uint8 tensor."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    return tf.ensure_shape(image, [None, None, 3])
+    """Decodes JPEG/PNG/GIF/BMP bytes to a ``[H, W, 3]`` uint8 tensor.
+
+    Grey images are expanded to RGB, and an alpha channel (grey + alpha,
+    RGBA) is composited over white, as ``tfcnn ingest`` does when it
+    converts such files: a served PNG with transparency looks like the
+    training images did, not like the arbitrary colours a decoder leaves
+    under transparent pixels (``channels=3`` would just drop alpha).
+    Animated images keep their first frame.
+    """
+    image = tf.io.decode_image(encoded, expand_animations=False)
+    return _composite_over_white(image)
+
+
+def _composite_over_white(image):
+    # image: [H, W, C] uint8, C in 1 (grey), 2 (grey + alpha), 3 (RGB),
+    # 4 (RGBA). Branch-free: without alpha, alpha is 255 and the colour
+    # passes through unchanged.
+    channels = tf.shape(image)[-1]
+    has_alpha = tf.equal(channels % 2, 0)
+    colour = image[..., :channels - tf.cast(has_alpha, tf.int32)]
+    colour = tf.broadcast_to(colour, tf.concat([tf.shape(image)[:2], [3]], 0))
+    alpha = tf.where(has_alpha, tf.cast(image[..., -1:], tf.float32), 255.0)
+    white = 255.0 - (255.0 - tf.cast(colour, tf.float32)) * (alpha / 255.0)
+    return tf.ensure_shape(_round_to_uint8(white), [None, None, 3])
 
 
 def decode_and_resize(encoded, size):
@@ -142,6 +163,9 @@ def _decode_centre(encoded, shape, ratio):
 
 
 def _to_uint8(image, size):
-    # One op: +0.5 and truncation rounds the non-negative resize output.
-    image = tf.saturate_cast(image + 0.5, tf.uint8)
-    return tf.ensure_shape(image, [size, size, None])
+    return tf.ensure_shape(_round_to_uint8(image), [size, size, None])
+
+
+def _round_to_uint8(image):
+    # One op: +0.5 and truncation rounds non-negative floats.
+    return tf.saturate_cast(image + 0.5, tf.uint8)
