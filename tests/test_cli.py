@@ -61,6 +61,35 @@ def test_unknown_model_name(capsys, tmp_path):
     assert "lenet7" in line and "lenet5" in line  # lists the known names
 
 
+def _synthetic_recipe(tmp_path, model, image_size=32):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        f'[data]\nsource = "synthetic"\nimage_size = {image_size}\n'
+        f'resize_size = {image_size}\nsynthetic_classes = 3\n'
+        f'synthetic_images = 8\n[model]\n{model}\n'
+        f'[train]\nepochs = 1\nbatch_size = 4\n'
+        f'model_dir = "{tmp_path / "run"}"\n')
+    return recipe
+
+
+def test_rejected_model_option_value_or_input_size(capsys, tmp_path):
+    recipe = _synthetic_recipe(
+        tmp_path, 'name = "resnet18"\noptions = {shortcut = "D"}')
+    line = _error_line(capsys, ["train", str(recipe)])
+    assert "resnet18" in line and "shortcut" in line
+    recipe = _synthetic_recipe(tmp_path, 'name = "googlenet"', image_size=28)
+    line = _error_line(capsys, ["train", str(recipe)])
+    assert "googlenet" in line and "32x32" in line
+
+
+def test_multi_output_model_is_refused_by_name(capsys, tmp_path):
+    recipe = _synthetic_recipe(
+        tmp_path, 'name = "googlenet"\noptions = {aux_classifiers = true}',
+        image_size=96)
+    line = _error_line(capsys, ["train", str(recipe)])
+    assert "model.options" in line and "3 outputs" in line
+
+
 def test_keys_lists_every_key(capsys):
     assert cli.main(["keys"]) == 0
     out = capsys.readouterr().out

@@ -30,5 +30,9 @@ class ModelOptionError(TfcnnError, TypeError):
     """A model builder does not take the requested option."""
 
 
+class ModelValueError(TfcnnError, ValueError):
+    """A model builder rejects an option's value or the input shape."""
+
+
 class ExportError(TfcnnError, RuntimeError):
     """An export failed verification or would overwrite a published version."""

@@ -8,6 +8,7 @@ include_top=True, pooling=None, classifier_activation="softmax", name=...,
 import inspect
 
 from tfcnn.errors import ModelOptionError
+from tfcnn.errors import ModelValueError
 from tfcnn.errors import UnknownModelError
 
 _REGISTRY = {}
@@ -110,6 +111,8 @@ def build(name, /, input_shape=None, num_classes=None, **options):
         UnknownModelError: (a KeyError) unknown model name.
         ModelOptionError: (a TypeError) an option the builder does not
             take (named in the message).
+        ModelValueError: (a ValueError) the builder rejects an option's
+            value or the input shape (named in the message).
     """
     builder = get_builder(name)
     params = inspect.signature(builder).parameters
@@ -123,7 +126,14 @@ def build(name, /, input_shape=None, num_classes=None, **options):
         kwargs["input_shape"] = tuple(input_shape)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
-    return builder(**kwargs)
+    try:
+        return builder(**kwargs)
+    except ModelValueError:
+        raise
+    except ValueError as error:
+        # The builders validate their arguments with ValueErrors; name the
+        # model, so that the command line can show them as one line.
+        raise ModelValueError(f"model {name!r}: {error}") from error
 
 
 def describe(name, /, input_shape=None, num_classes=None, **options):

@@ -260,6 +260,12 @@ def build_training_model(recipe, num_classes, stats=None):
     network = tfcnn.models.build(
         recipe.model.name, input_shape=(crop, crop, 3),
         num_classes=num_classes, **options)
+    if len(network.outputs) != 1:
+        raise RecipeError(
+            f"model.options: {recipe.model.name!r} built with "
+            f"{dict(recipe.model.options)} has {len(network.outputs)} "
+            "outputs; tfcnn train trains one classifier output (for "
+            "GoogLeNet, leave aux_classifiers off)")
     x = network(x)
     # Softmax in float32 whatever the compute dtype (mixed precision).
     outputs = keras.layers.Activation("softmax", dtype="float32",
