@@ -21,15 +21,6 @@ tf.config.set_logical_device_configuration(
      tf.config.LogicalDeviceConfiguration()])
 
 
-def pytest_collection_modifyitems(config, items):
-    if tf.config.list_physical_devices("GPU"):
-        return
-    skip_gpu = pytest.mark.skip(reason="needs a GPU; none is visible")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip_gpu)
-
-
 @pytest.fixture(autouse=True)
 def _reset_keras_state():
     """Each test starts with float32 policy and fresh layer name counters."""
