@@ -128,8 +128,6 @@ def build(name, /, input_shape=None, num_classes=None, **options):
         kwargs["num_classes"] = num_classes
     try:
         return builder(**kwargs)
-    except ModelValueError:
-        raise
     except ValueError as error:
         # The builders validate their arguments with ValueErrors; name the
         # model, so that the command line can show them as one line.
