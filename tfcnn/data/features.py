@@ -37,21 +37,24 @@ def shard_name(split, index, num_shards):
 def make_example(encoded, *, image_format, height, width, label, text,
                  filename):
     """Builds one ``tf.train.Example`` in the schema above."""
-
-    def _bytes(value):
-        if isinstance(value, str):
-            value = value.encode("utf-8")
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    def _int(value):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
     return tf.train.Example(features=tf.train.Features(feature={
-        IMAGE_ENCODED: _bytes(encoded),
-        IMAGE_FORMAT: _bytes(image_format),
-        IMAGE_HEIGHT: _int(height),
-        IMAGE_WIDTH: _int(width),
-        IMAGE_FILENAME: _bytes(filename),
-        LABEL: _int(label),
-        LABEL_TEXT: _bytes(text),
+        IMAGE_ENCODED: bytes_feature(encoded),
+        IMAGE_FORMAT: bytes_feature(image_format),
+        IMAGE_HEIGHT: int64_feature(height),
+        IMAGE_WIDTH: int64_feature(width),
+        IMAGE_FILENAME: bytes_feature(filename),
+        LABEL: int64_feature(label),
+        LABEL_TEXT: bytes_feature(text),
     }))
+
+
+def bytes_feature(value):
+    """A ``tf.train.Feature`` of one bytes value (str is UTF-8 encoded)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def int64_feature(value):
+    """A ``tf.train.Feature`` of one integer."""
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))

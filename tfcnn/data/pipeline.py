@@ -45,7 +45,7 @@ _READ_BUFFER = 8 * 2**20
 def make_dataset(source, *, size, batch_size, training, seed=0,
                  shuffle_buffer=0, cache=False, repeat=False,
                  deterministic=None, drop_remainder=None, input_context=None,
-                 label_offset=0):
+                 label_offset=0, element_fn=None):
     """Builds the host input pipeline: batches of uint8 images and labels.
 
     Args:
@@ -77,9 +77,16 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
             per replica. Defaults to None.
         label_offset: int added to stored labels (-1 for shards with 1-based
             labels). Defaults to 0.
+        element_fn: callable or None, what each source element becomes
+            before batching, called with ``size=size``: for shard files it
+            gets the serialized record, for a dataset source the element
+            (unpacked). None decodes classification examples; semantic
+            segmentation passes ``tfcnn.data.segmentation_pipeline.
+            decode_record``. Defaults to None.
 
     Returns:
-        ``tf.data.Dataset`` of ``(uint8 [B, size, size, 3], int32 [B])``.
+        ``tf.data.Dataset`` of ``(uint8 [B, size, size, 3], int32 [B])``,
+        or of ``element_fn``'s elements, batched.
 
     Raises:
         ValueError: bad ``size``, ``batch_size``, ``shuffle_buffer`` or an
@@ -108,6 +115,8 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
                                deterministic=deterministic)
         to_example = functools.partial(
             _example_from_record, size=size, label_offset=label_offset)
+    if element_fn is not None:
+        to_example = functools.partial(element_fn, size=size)
 
     if training and not cache:
         # Shuffling encoded records holds ~2x fewer bytes than decoded ones.

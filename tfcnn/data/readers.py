@@ -80,12 +80,7 @@ def read_tfrecords(files, *, num_classes=None, label_offset=0, size=None,
     Raises:
         DataError: ``files`` is empty or a file is missing.
     """
-    files = [str(f) for f in files]
-    if not files:
-        raise DataError("no shard files to read. Received: files=[]")
-    missing = [f for f in files if not os.path.isfile(f)]
-    if missing:
-        raise DataError(f"shard file not found: {missing[0]}")
+    files = existing_files(files)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_files:
         dataset = dataset.shuffle(len(files), seed=seed)
@@ -96,6 +91,21 @@ def read_tfrecords(files, *, num_classes=None, label_offset=0, size=None,
         deterministic=True)
     parse = _parser(num_classes, label_offset, size)
     return dataset.map(parse, num_parallel_calls=AUTOTUNE)
+
+
+def existing_files(files):
+    """``files`` as a list of str, checked to be non-empty and present.
+
+    Raises:
+        DataError: ``files`` is empty or a file is missing.
+    """
+    files = [str(f) for f in files]
+    if not files:
+        raise DataError("no shard files to read. Received: files=[]")
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise DataError(f"shard file not found: {missing[0]}")
+    return files
 
 
 def _parser(num_classes, label_offset, size):

@@ -1,0 +1,88 @@
+"""Tests for tfcnn.data.segmentation_pipeline: host decoding and batches."""
+
+import io
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tfcnn.data import segmentation_features as features
+from tfcnn.data import segmentation_pipeline
+
+
+def _png(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _blocky_pair(height, width, seed, block=8):
+    """An image whose red channel is 20 * class, and its mask."""
+    rng = np.random.default_rng(seed)
+    classes = rng.integers(0, 5, (height // block + 1, width // block + 1))
+    mask = np.kron(classes, np.ones((block, block), int))[:height, :width]
+    mask = mask.astype(np.uint8)
+    mask[0, :] = features.IGNORE_VALUE
+    image = np.stack([mask * 20, mask, 255 - mask], -1).astype(np.uint8)
+    return image, mask
+
+
+def _write_shard(path, pairs):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i, (image, mask) in enumerate(pairs):
+            writer.write(features.make_example(
+                _png(image), image_format="png", height=image.shape[0],
+                width=image.shape[1], mask_png=_png(mask),
+                filename=f"{i}.png").SerializeToString())
+
+
+def test_batches_are_uint8_and_masks_keep_only_source_values(tmp_path):
+    pairs = [_blocky_pair(48, 72, seed) for seed in range(5)]
+    _write_shard(tmp_path / "train-00000-of-00001.tfrecord", pairs)
+    dataset = segmentation_pipeline.make_segmentation_dataset(
+        [tmp_path / "train-00000-of-00001.tfrecord"], size=20, batch_size=2,
+        training=True, seed=1)
+    batches = list(dataset)
+    assert len(batches) == 2  # training drops the partial batch
+    for images, masks in batches:
+        assert images.dtype == tf.uint8 and images.shape == (2, 20, 20, 3)
+        assert masks.dtype == tf.uint8 and masks.shape == (2, 20, 20)
+        values = set(np.unique(masks.numpy()))
+        assert values <= {0, 1, 2, 3, 4, features.IGNORE_VALUE}
+
+
+def test_image_and_mask_get_the_same_crop_and_scale():
+    image, mask = _blocky_pair(64, 96, seed=3)
+    out_image, out_mask = segmentation_pipeline.resize_pair(
+        tf.constant(image), tf.constant(mask), 32)
+    out_image, out_mask = out_image.numpy(), out_mask.numpy()
+    # Nearest neighbour of the centre 64x64 square at 2x: pixel (i, j)
+    # comes from source pixel (2i + 1, 16 + 2j + 1).
+    expected = mask[1::2, 16 + 1:16 + 64:2]
+    np.testing.assert_array_equal(out_mask, expected)
+    # Where the mask is a class (not void), the image's green channel
+    # averaged over a constant 2x2 block equals it.
+    inside = expected != features.IGNORE_VALUE
+    block = image[:, 16:80, 1].reshape(32, 2, 32, 2)
+    constant = (block.min((1, 3)) == block.max((1, 3))) & inside
+    np.testing.assert_array_equal(out_image[..., 1][constant],
+                                  expected[constant])
+
+
+def test_read_segmentation_shards_keeps_the_own_size(tmp_path):
+    pairs = [_blocky_pair(30, 50, 0), _blocky_pair(41, 17, 1)]
+    path = tmp_path / "validation-00000-of-00001.tfrecord"
+    _write_shard(path, pairs)
+    read = list(segmentation_pipeline.read_segmentation_shards([path]))
+    for (image, mask), (source_image, source_mask) in zip(read, pairs):
+        np.testing.assert_array_equal(image.numpy(), source_image)
+        np.testing.assert_array_equal(mask.numpy(), source_mask)
+
+
+def test_dataset_source_of_arrays():
+    image, mask = _blocky_pair(40, 40, 0)
+    source = tf.data.Dataset.from_tensors((image, mask[..., None]))
+    (images, masks), = segmentation_pipeline.make_segmentation_dataset(
+        source, size=20, batch_size=1, training=False)
+    assert images.shape == (1, 20, 20, 3) and masks.shape == (1, 20, 20)
+    np.testing.assert_array_equal(masks[0].numpy(), mask[1::2, 1::2])

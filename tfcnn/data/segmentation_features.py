@@ -1,0 +1,85 @@
+"""The TFRecord schema of segmentation shards: TF Model Garden's keys.
+
+Model Garden's segmentation reader (``official/vision/dataloaders/
+segmentation_input.py``) parses ``image/encoded``, ``image/height``,
+``image/width`` and ``image/segmentation/class/encoded``, decodes the image
+with ``tf.io.decode_image(..., channels=3)`` and the mask with
+``tf.io.decode_image(..., channels=1)``, and reshapes both to the stored
+height and width. ``tfcnn ingest`` writes exactly these keys (plus the
+formats and the file name, as DeepLab's ``build_data.py`` does), with the
+mask as a single-channel 8-bit PNG whose pixel value is the class id and
+``IGNORE_VALUE`` (255, Pascal VOC's "void") marks pixels that count in
+neither loss nor metrics. So Model Garden reads tfcnn's shards and tfcnn
+reads Model Garden's.
+"""
+
+import tensorflow as tf
+
+from tfcnn.data import features
+
+# The image keys are those of the classification schema.
+IMAGE_ENCODED = features.IMAGE_ENCODED
+IMAGE_FORMAT = features.IMAGE_FORMAT
+IMAGE_HEIGHT = features.IMAGE_HEIGHT
+IMAGE_WIDTH = features.IMAGE_WIDTH
+IMAGE_FILENAME = features.IMAGE_FILENAME
+MASK_ENCODED = "image/segmentation/class/encoded"
+MASK_FORMAT = "image/segmentation/class/format"
+
+# Pascal VOC's "void" (object boundaries and ambiguous pixels); also Model
+# Garden's default ``ignore_label``.
+IGNORE_VALUE = 255
+SCHEMA_NAME = "model-garden-segmentation-tfrecord"
+
+FEATURE_SPEC = {
+    **{key: features.FEATURE_SPEC[key] for key in (
+        IMAGE_ENCODED, IMAGE_FORMAT, IMAGE_HEIGHT, IMAGE_WIDTH,
+        IMAGE_FILENAME)},
+    MASK_ENCODED: tf.io.FixedLenFeature([], tf.string),
+    MASK_FORMAT: tf.io.FixedLenFeature([], tf.string, default_value="png"),
+}
+
+
+def make_example(encoded, *, image_format, height, width, mask_png,
+                 filename):
+    """Builds one segmentation ``tf.train.Example``.
+
+    Args:
+        encoded: bytes, the encoded image (JPEG or PNG).
+        image_format: str, ``"jpeg"`` or ``"png"``.
+        height: int, image rows (the mask has the same).
+        width: int, image columns.
+        mask_png: bytes, a single-channel 8-bit PNG of class ids.
+        filename: str or bytes, the image's path relative to the source.
+
+    Returns:
+        ``tf.train.Example``.
+    """
+    return tf.train.Example(features=tf.train.Features(feature={
+        IMAGE_ENCODED: features.bytes_feature(encoded),
+        IMAGE_FORMAT: features.bytes_feature(image_format),
+        IMAGE_HEIGHT: features.int64_feature(height),
+        IMAGE_WIDTH: features.int64_feature(width),
+        IMAGE_FILENAME: features.bytes_feature(filename),
+        MASK_ENCODED: features.bytes_feature(mask_png),
+        MASK_FORMAT: features.bytes_feature("png"),
+    }))
+
+
+def decode(serialized):
+    """Parses one serialized segmentation Example into a dict of tensors.
+
+    Args:
+        serialized: scalar string tensor.
+
+    Returns:
+        dict keyed by the constants of this module.
+    """
+    return tf.io.parse_single_example(serialized, FEATURE_SPEC)
+
+
+def schema_description():
+    """The schema as stored in the manifest (feature key -> type)."""
+    return {"name": SCHEMA_NAME,
+            "features": {key: spec.dtype.name
+                         for key, spec in FEATURE_SPEC.items()}}

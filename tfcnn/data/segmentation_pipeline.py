@@ -1,0 +1,151 @@
+"""The host input pipeline of semantic segmentation: image and mask batches.
+
+The dataset element, for training and validation at the host size ``S``::
+
+    (image uint8 [B, S, S, 3], mask uint8 [B, S, S])
+
+where ``mask[b, i, j]`` is the class id of pixel ``(i, j)`` of image ``b``
+(an index into the manifest's ``class_names``) or ``IGNORE_VALUE`` (255,
+Pascal VOC's "void"), which counts in neither loss nor metrics. Both cross
+to the device as uint8, as classification batches do (``tfcnn.data.
+pipeline``); the random scale, crop and flip then move image and mask
+together on the device (``tfcnn.augment.segmentation``).
+
+On the host the image is decoded and its shorter side resized to ``S``
+(bilinear, or area averaging when shrinking 2x or more, as
+``tfcnn.data.preprocess.resize_square`` does), keeping the centre square;
+the mask gets the very same crop and is resized by **nearest neighbour
+only**: a class id is never interpolated, so every mask pixel is a class id
+of the source mask or the ignore value.
+
+``read_segmentation_shards`` yields single examples at their own size,
+``(uint8 [H, W, 3], uint8 [H, W])``, for evaluation at the images' own
+resolution.
+"""
+
+import tensorflow as tf
+
+from tfcnn.data import pipeline
+from tfcnn.data import preprocess
+from tfcnn.data import readers
+from tfcnn.data import segmentation_features as features
+
+IGNORE_VALUE = features.IGNORE_VALUE
+
+
+def make_segmentation_dataset(source, *, size, batch_size, training,
+                              **kwargs):
+    """Builds the host pipeline of image and mask batches.
+
+    Shuffling, sharding per input pipeline, caching, batching and
+    prefetching are those of ``tfcnn.data.pipeline.make_dataset``; only
+    the decoding differs.
+
+    Args:
+        source: list of shard paths in the schema of ``tfcnn.data.
+            segmentation_features`` (written by ``tfcnn ingest``, or by
+            Model Garden's tools), or a ``tf.data.Dataset`` of per-example
+            ``(image, mask)`` pairs: encoded bytes (scalar strings) or
+            uint8 arrays ``[H, W, 3]`` and ``[H, W]`` (or ``[H, W, 1]``).
+        size: int, host size S.
+        batch_size: int, the global batch size.
+        training: bool, shuffle and drop the last partial batch.
+        **kwargs: the other keyword arguments of ``make_dataset`` (seed,
+            shuffle_buffer, cache, repeat, deterministic, drop_remainder,
+            input_context).
+
+    Returns:
+        ``tf.data.Dataset`` of ``(uint8 [B, S, S, 3], uint8 [B, S, S])``.
+    """
+    element_fn = (_pair_from_dataset if isinstance(source, tf.data.Dataset)
+                  else decode_record)
+    return pipeline.make_dataset(source, size=size, batch_size=batch_size,
+                                 training=training, element_fn=element_fn,
+                                 **kwargs)
+
+
+def decode_record(serialized, *, size):
+    """One serialized segmentation record to ``(image, mask)`` at ``S x S``.
+
+    Args:
+        serialized: scalar string tensor.
+        size: int, host size S.
+
+    Returns:
+        ``(uint8 [S, S, 3], uint8 [S, S])``.
+    """
+    example = features.decode(serialized)
+    return resize_pair(preprocess.decode_image(
+        example[features.IMAGE_ENCODED]),
+        decode_mask(example[features.MASK_ENCODED]), size)
+
+
+def decode_mask(encoded):
+    """Decodes a mask PNG (one channel of class ids) to uint8 ``[H, W]``.
+
+    As Model Garden's reader does: ``tf.io.decode_image(..., channels=1)``.
+    """
+    mask = tf.io.decode_image(encoded, channels=1, expand_animations=False)
+    return tf.ensure_shape(mask[..., 0], [None, None])
+
+
+def resize_pair(image, mask, size):
+    """Resizes image and mask alike: shorter side to ``size``, centre square.
+
+    The image is resized by ``preprocess.resize_square`` (bilinear, area
+    averaging from 2x down); the mask by nearest neighbour only.
+
+    Args:
+        image: uint8 ``[H, W, 3]``.
+        mask: uint8 ``[H, W]`` with the image's height and width.
+        size: int.
+
+    Returns:
+        ``(uint8 [size, size, 3], uint8 [size, size])``.
+    """
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    top = (shape[0] - side) // 2
+    left = (shape[1] - side) // 2
+    image = preprocess.resize_square(
+        image[top:top + side, left:left + side, :], size)
+    mask = mask[top:top + side, left:left + side]
+    mask = tf.image.resize(mask[..., None], [size, size],
+                           method="nearest")[..., 0]
+    return image, tf.ensure_shape(tf.cast(mask, tf.uint8), [size, size])
+
+
+def read_segmentation_shards(files, *, deterministic=True):
+    """Single examples at their own size, in shard order.
+
+    Args:
+        files: sequence of shard paths.
+        deterministic: bool, keep the record order. Defaults to True.
+
+    Returns:
+        ``tf.data.Dataset`` of ``(uint8 [H, W, 3], uint8 [H, W])``.
+
+    Raises:
+        DataError: ``files`` is empty or a file is missing.
+    """
+    files = readers.existing_files(files)
+
+    def parse(serialized):
+        example = features.decode(serialized)
+        return (preprocess.decode_image(example[features.IMAGE_ENCODED]),
+                decode_mask(example[features.MASK_ENCODED]))
+
+    return tf.data.TFRecordDataset(files).map(
+        parse, num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic)
+
+
+def _pair_from_dataset(image, mask, *, size):
+    if image.dtype == tf.string:
+        image = preprocess.decode_image(image)
+    if mask.dtype == tf.string:
+        mask = decode_mask(mask)
+    elif mask.shape.rank == 3:
+        mask = mask[..., 0]
+    return resize_pair(tf.cast(image, tf.uint8), tf.cast(mask, tf.uint8),
+                       size)
