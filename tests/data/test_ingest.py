@@ -187,12 +187,41 @@ def test_stale_shards_and_temporaries_are_removed(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     _make_folders(src, per_class=3)
     out.mkdir()
+    # A shard of an earlier plan, recorded in that plan's journal.
     (out / "train-00000-of-00009.tfrecord").write_bytes(b"old plan")
+    (out / ingest.JOURNAL_NAME).write_text(
+        '{"fingerprint": "an earlier plan"}\n'
+        '{"name": "train-00000-of-00009.tfrecord", "records": 1}\n')
     (out / ".train-00000-of-00001.tfrecord.tmp").write_bytes(b"partial")
     (out / "notes.txt").write_text("not ours")
     ingest.ingest(src, out, workers=1, progress=False)
     assert sorted(os.listdir(out)) == [
         "manifest.json", "notes.txt", "train-00000-of-00001.tfrecord"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_other_tools_shards_are_never_deleted(tmp_path, overwrite):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=3)
+    out.mkdir()
+    theirs = out / "train-00000-of-01024"
+    theirs.write_bytes(b"another tool's records")
+    with pytest.raises(DataError, match="train-00000-of-01024.*no tfcnn "
+                                        "ingest wrote"):
+        ingest.ingest(src, out, workers=1, progress=False,
+                      overwrite=overwrite)
+    assert theirs.read_bytes() == b"another tool's records"
+    assert sorted(os.listdir(out)) == ["train-00000-of-01024"]
+
+
+def test_overwrite_replaces_only_its_own_shards(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=3)
+    ingest.ingest(src, out, num_shards=2, workers=1, progress=False)
+    ingest.ingest(src, out, num_shards=1, workers=1, overwrite=True,
+                  progress=False)
+    assert sorted(os.listdir(out)) == [
+        "manifest.json", "train-00000-of-00001.tfrecord"]
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -60,18 +60,21 @@ def test_publish_renames_after_hashing(tmp_path):
 
 def test_remove_stale_touches_only_our_files(tmp_path):
     for name in ("train-00000-of-00002.tfrecord", "train-00001-of-00002",
-                 ".train-00000-of-00002.tfrecord.tmp", ".manifest.json.tmp",
-                 ".notes.tmp", "notes.txt", "manifest.json"):
+                 "train-00000-of-01024", ".train-00000-of-00002.tfrecord.tmp",
+                 ".manifest.json.tmp", ".notes.tmp", "notes.txt",
+                 "manifest.json"):
         (tmp_path / name).write_bytes(b"")
     removed = sharding.remove_stale(
         tmp_path, {"train-00000-of-00002.tfrecord"},
+        owned={"train-00000-of-00002.tfrecord", "train-00001-of-00002"},
         own_files=("manifest.json",))
     assert sorted(removed) == [".manifest.json.tmp",
                                ".train-00000-of-00002.tfrecord.tmp",
                                "train-00001-of-00002"]
+    # Another tool's shard is not ours to delete, whatever its name.
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".notes.tmp", "manifest.json", "notes.txt",
-        "train-00000-of-00002.tfrecord"]
+        "train-00000-of-00002.tfrecord", "train-00000-of-01024"]
 
 
 def test_write_bytes_atomic_replaces(tmp_path):

@@ -124,12 +124,14 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
                       f"({_split_summary(done)}); nothing written "
                       "(overwrite=True rewrites it)")
             return done
+        owned = _owned_shards(out)
+        _refuse_foreign_shards(out, owned)
         if overwrite or (out / manifest_lib.MANIFEST_NAME).exists():
             # Asked to, or a manifest whose shards are damaged: start over.
-            _clear(out)
+            _clear(out, owned)
         journal = _Journal(out / JOURNAL_NAME, fingerprint)
         finished = journal.verified(out, {s.name for s in shards})
-        sharding.remove_stale(out, set(finished), own_files=(
+        sharding.remove_stale(out, set(finished), owned, own_files=(
             manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME,
             JOURNAL_NAME))
         pending = [s for s in shards if s.name not in finished]
@@ -286,14 +288,55 @@ def _existing_output(out, fingerprint):
     return data
 
 
-def _clear(out):
+def _owned_shards(out):
+    """Shard names that an ingest wrote into ``out``: those its manifest
+    lists and those its journal recorded (of any plan)."""
+    names = set()
+    manifest = _json_or_none(_read_or_empty(out / manifest_lib.MANIFEST_NAME))
+    if isinstance(manifest, dict) and manifest.get(
+            "format") == manifest_lib.FORMAT:
+        for entry in (manifest.get("splits") or {}).values():
+            names.update(shard.get("name") for shard in entry.get(
+                "shards", ()) if isinstance(shard, dict))
+    for line in _read_or_empty(out / JOURNAL_NAME).splitlines()[1:]:
+        entry = _json_or_none(line)
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            names.add(entry["name"])
+    return names
+
+
+def _refuse_foreign_shards(out, owned):
+    """Raises ``DataError`` when ``out`` holds shards no ingest of ours
+    wrote (another tool's): ingest deletes and replaces its own files only,
+    with or without ``overwrite``."""
+    foreign = sorted(
+        entry.name for entry in os.scandir(out)
+        if sharding.is_shard_filename(entry.name) and entry.is_file()
+        and entry.name not in owned)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise DataError(
+            f"{out} holds {foreign[0]}{more}, which no tfcnn ingest wrote "
+            "there (not in its manifest.json or journal); ingest only "
+            "replaces its own files, so move them or write to another "
+            f"folder. Received: out={out}")
+
+
+def _read_or_empty(path):
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _clear(out, owned):
     for name in (manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME,
                  JOURNAL_NAME):
         try:
             os.remove(out / name)
         except FileNotFoundError:
             pass
-    sharding.remove_stale(out, set(), own_files=(
+    sharding.remove_stale(out, set(), owned, own_files=(
         manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME))
 
 

@@ -105,16 +105,18 @@ def publish(tmp_path, final_path, before_rename=None):
     return size, digest
 
 
-def remove_stale(out, keep, own_files=()):
-    """Deletes temporary files and shard files not named in ``keep``.
+def remove_stale(out, keep, owned, own_files=()):
+    """Deletes temporary files and our shard files not named in ``keep``.
 
-    Only names that are ours (shard names, and the hidden temporaries of
-    shards and of ``own_files``) are touched; anything else in ``out`` is
-    left alone.
+    Only what is ours is touched: shard files named in ``owned`` (what an
+    earlier ingest recorded in its manifest or journal) and the hidden
+    temporaries of shards and of ``own_files``. Anything else in ``out``,
+    other tools' shards included, is left alone.
 
     Args:
         out: Path, the output folder.
         keep: set of shard file names to keep.
+        owned: set of shard file names that an ingest wrote into ``out``.
         own_files: names (``manifest.json``, ...) whose temporaries are ours.
 
     Returns:
@@ -126,7 +128,7 @@ def remove_stale(out, keep, own_files=()):
         stem = name[1:-len(atomic_files.TMP_SUFFIX)]
         ours_tmp = atomic_files.is_temporary_name(name) and (
             is_shard_filename(stem) or stem in own_files)
-        stale = is_shard_filename(name) and name not in keep
+        stale = name in owned and name not in keep
         if entry.is_file() and (ours_tmp or stale):
             os.remove(entry.path)
             removed.append(name)
