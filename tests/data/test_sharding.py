@@ -1,10 +1,10 @@
-"""Tests for tfcnn.data.sharding and tfcnn.data.atomic_files."""
+"""Tests for tfcnn.data.sharding and tfcnn.atomic_files."""
 
 import hashlib
 
 import pytest
 
-from tfcnn.data import atomic_files
+from tfcnn import atomic_files
 from tfcnn.data import sharding
 
 

@@ -44,7 +44,7 @@ import sys
 import time
 from pathlib import Path
 
-from tfcnn.data import atomic_files
+from tfcnn import atomic_files
 from tfcnn.data import image_check
 from tfcnn.data import image_folders
 from tfcnn.data import manifest as manifest_lib

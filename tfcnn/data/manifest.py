@@ -14,7 +14,7 @@ labels against the class count in the same pass (it reads every record's
 label once: minutes for all of ImageNet). ``describe(data_dir)`` loads
 ``manifest.json`` where there is one and describes the shards otherwise.
 
-Every write is atomic (``tfcnn.data.atomic_files``): a reader sees the old
+Every write is atomic (``tfcnn.atomic_files``): a reader sees the old
 manifest or the new one, never half of one.
 """
 
@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import Path
 
-from tfcnn.data import atomic_files
+from tfcnn import atomic_files
 from tfcnn.data import features
 from tfcnn.data import image_folders
 from tfcnn.data import sharding

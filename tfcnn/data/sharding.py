@@ -13,7 +13,7 @@ import os
 import random
 import re
 
-from tfcnn.data import atomic_files
+from tfcnn import atomic_files
 
 SHARD_SUFFIX = ".tfrecord"
 # The reference tools aim at shards of ~100-200 MB: big enough to read

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcnn.data import atomic_files
+from tfcnn import atomic_files
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.errors import DataError
 

@@ -17,11 +17,12 @@
 
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 
 import keras
+
+from tfcnn import atomic_files
 
 STATE_NAME = "state.json"
 
@@ -64,11 +65,11 @@ class Backup(keras.callbacks.Callback):
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         step = self._global_step()
         name = f"backup-{step:010d}.weights.h5"
-        tmp = self.backup_dir / f".{name}.tmp.weights.h5"
-        self.model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, self.backup_dir / name)
+        with atomic_files.replacing(self.backup_dir / name,
+                                    suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp, overwrite=True)
         epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
-        _write_json_atomically(self.backup_dir / STATE_NAME, {
+        atomic_files.write_json_atomic(self.backup_dir / STATE_NAME, {
             "weights": name, "global_step": step, "epoch": epoch,
             "step": step_in_epoch, "steps_per_epoch": self.steps_per_epoch})
         for old in self.backup_dir.glob("backup-*.weights.h5"):
@@ -151,19 +152,21 @@ class Checkpoints(keras.callbacks.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         metrics = {k: float(v) for k, v in logs.items()
                    if isinstance(v, (int, float)) or hasattr(v, "__float__")}
-        _save_model_atomically(self.model, self.directory / "last.keras")
+        with atomic_files.replacing(self.directory / "last.keras",
+                                    suffix=".keras") as tmp:
+            self.model.save(tmp)
         self.state["last"] = {"epoch": epoch + 1, "metrics": metrics}
         monitor = self.monitor if self.monitor in logs else "accuracy"
         value = metrics.get(monitor)
         best = self.state.get("best")
         if value is not None and (best is None or value > best["value"]):
             # The same model as last.keras: copy the file, don't re-save.
-            tmp = self.directory / ".best.tmp.keras"
-            shutil.copyfile(self.directory / "last.keras", tmp)
-            os.replace(tmp, self.directory / "best.keras")
+            with atomic_files.replacing(self.directory / "best.keras") as tmp:
+                shutil.copyfile(self.directory / "last.keras", tmp)
             self.state["best"] = {"epoch": epoch + 1, "monitor": monitor,
                                   "value": value, "metrics": metrics}
-        _write_json_atomically(self.directory / STATE_NAME, self.state)
+        atomic_files.write_json_atomic(self.directory / STATE_NAME,
+                                       self.state)
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -203,20 +206,3 @@ def _read_json(path):
         return json.loads(Path(path).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-
-
-def _write_json_atomically(path, obj):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _save_model_atomically(model, path):
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)

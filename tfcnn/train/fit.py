@@ -20,12 +20,13 @@ transient failure of a collective (a worker lost under
 ``max_restarts`` times in-process.
 """
 
+import dataclasses
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
+from tfcnn import atomic_files
 from tfcnn.errors import RecipeError
 from tfcnn.errors import TfcnnError
 
@@ -33,10 +34,9 @@ TRAINING_STATE = "training.json"
 MODEL_NAME = "model.keras"
 CLASSES_NAME = "classes.json"
 RECIPE_NAME = "recipe.toml"
-
-# Errors of a lost or restarted peer: worth a restart from the backup.
-_RETRYABLE = ("UnavailableError", "AbortedError", "DeadlineExceededError",
-              "CancelledError")
+BACKUP_NAME = "backup"
+CHECKPOINTS_NAME = "checkpoints"
+LOGS_NAME = "logs"
 
 
 class DivergedError(TfcnnError, ArithmeticError):
@@ -77,9 +77,8 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
 
     import keras
 
-    config = recipe.train
     policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.precision.value)
+    keras.config.set_dtype_policy(recipe.train.precision.value)
     try:
         return _train(recipe, placement, callbacks, verbose, max_restarts)
     finally:
@@ -87,11 +86,10 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
         keras.config.set_dtype_policy(policy)
 
 
-def _train(recipe, placement, callbacks, verbose, max_restarts):
+def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
+    """The classification run: the steps below, in order."""
     import keras
 
-    from tfcnn import recipe as recipe_lib
-    from tfcnn.train import callbacks as callbacks_lib
     from tfcnn.train import inputs as inputs_lib
     from tfcnn.train import strategy as strategy_lib
 
@@ -105,59 +103,203 @@ def _train(recipe, placement, callbacks, verbose, max_restarts):
         model = build_training_model(recipe, data.num_classes, data.stats)
         compile_model(model, recipe, data.steps_per_epoch, data.dense_labels)
         _build_before_fit(model, data.train)
-
     if placement.is_chief:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        _write_text(model_dir / CLASSES_NAME,
-                    json.dumps({"class_names": data.class_names}, indent=2))
-        _write_text(model_dir / RECIPE_NAME, recipe_lib.dump_toml(recipe))
-        _write_text(model_dir / TRAINING_STATE, json.dumps({
-            "epochs": config.epochs, "epochs_completed": 0,
-            "complete": False}, indent=2))
+        prepare_run_folder(recipe, data.class_names)
+    callbacks = build_callbacks(recipe, data, write_dir, extra_callbacks)
+    resumed_from = resume_from_backup(model, model_dir, placement,
+                                      callbacks)
+    history = fit_with_restarts(model, data, config.epochs, callbacks,
+                                placement, model_dir, verbose=verbose,
+                                max_restarts=max_restarts)
+    return finish_run(recipe, model, data, callbacks, placement, history,
+                      resumed_from, write_dir)
 
-    guard = callbacks_lib.NanGuard()
-    backup = callbacks_lib.Backup(write_dir / "backup", config.backup_steps)
+
+def prepare_run_folder(recipe, class_names):
+    """Creates ``train.model_dir`` with its class names, recipe and state.
+
+    Call it on the chief only. ``training.json`` starts incomplete, so
+    ``is_complete`` is False until ``finish_run`` rewrites it.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        class_names: list of str, the label names in label order.
+    """
+    from tfcnn import recipe as recipe_lib
+
+    model_dir = Path(recipe.train.model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    atomic_files.write_json_atomic(model_dir / CLASSES_NAME,
+                                   {"class_names": list(class_names)})
+    atomic_files.write_text_atomic(model_dir / RECIPE_NAME,
+                                   recipe_lib.dump_toml(recipe))
+    atomic_files.write_json_atomic(model_dir / TRAINING_STATE, {
+        "epochs": recipe.train.epochs, "epochs_completed": 0,
+        "complete": False})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingCallbacks:
+    """The callbacks of a run, by role.
+
+    Attributes:
+        guard: ``NanGuard``; first, so it stops a diverged step before
+            the backup and checkpoints see it.
+        backup: ``Backup`` of the training state.
+        checkpoints: ``Checkpoints`` (last and best).
+        plateau: ``ReduceLROnPlateau`` or None; after the checkpoints, so
+            an epoch is saved with the learning rate it ran at.
+        tensorboard: tuple of the TensorBoard callbacks.
+        extra: tuple of the caller's callbacks, last.
+    """
+
+    guard: object
+    backup: object
+    checkpoints: object
+    plateau: object
+    tensorboard: tuple
+    extra: tuple
+
+    def as_list(self):
+        """The callbacks in the order ``fit`` calls them."""
+        plateau = () if self.plateau is None else (self.plateau,)
+        return [self.guard, self.backup, self.checkpoints, *plateau,
+                *self.tensorboard, *self.extra]
+
+
+def build_callbacks(recipe, data, write_dir, extra=()):
+    """The run's callbacks, writing under ``write_dir``.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        data: ``tfcnn.train.inputs.TrainingInputs``.
+        write_dir: Path, this process's folder (``train.model_dir`` on the
+            chief; see ``tfcnn.train.strategy.worker_dir``).
+        extra: more ``keras.callbacks.Callback`` objects. Defaults to none.
+
+    Returns:
+        ``TrainingCallbacks``.
+    """
+    from tfcnn.train import callbacks as callbacks_lib
+    from tfcnn.train import optimizers
+
+    config = recipe.train
+    backup = callbacks_lib.Backup(write_dir / BACKUP_NAME,
+                                  config.backup_steps)
     backup.steps_per_epoch = data.steps_per_epoch
-    checkpoints = callbacks_lib.Checkpoints(write_dir / "checkpoints")
-    all_callbacks = [guard, backup, checkpoints,
-                     *_tensorboard_callbacks(recipe, data, write_dir),
-                     *list(callbacks)]
-    plateau = _plateau(config)
-    if plateau is not None:
-        all_callbacks.insert(3, plateau)
+    return TrainingCallbacks(
+        guard=callbacks_lib.NanGuard(),
+        backup=backup,
+        checkpoints=callbacks_lib.Checkpoints(write_dir / CHECKPOINTS_NAME),
+        plateau=optimizers.plateau_callback(config),
+        tensorboard=tuple(_tensorboard_callbacks(recipe, data, write_dir)),
+        extra=tuple(extra))
 
-    # Every worker reads the chief's backup (model_dir on shared storage).
+
+def resume_from_backup(model, model_dir, placement, callbacks):
+    """Loads the run's backup into the compiled model, if there is one.
+
+    Every worker reads the chief's backup (``model_dir`` on shared
+    storage). Without a backup the run starts afresh, so checkpoints of an
+    earlier, finished run do not count as this run's best.
+
+    Args:
+        model: the compiled TRAINING MODEL.
+        model_dir: Path, ``train.model_dir``.
+        placement: ``tfcnn.train.strategy.Placement``.
+        callbacks: ``TrainingCallbacks``.
+
+    Returns:
+        ``{"epoch", "step"}`` the run resumes at, or None.
+    """
+    from tfcnn.train import callbacks as callbacks_lib
+
+    backup_dir = model_dir / BACKUP_NAME
     with placement.strategy.scope():
-        state = callbacks_lib.restore_backup(model, model_dir / "backup")
-    resumed_from = None
+        state = callbacks_lib.restore_backup(model, backup_dir)
     if state is None:
-        checkpoints.state = {}
-    else:
-        resumed_from = {"epoch": state["epoch"], "step": state["step"]}
-        _say(f"train: resuming from {model_dir / 'backup'} at epoch "
-             f"{state['epoch'] + 1}, step {state['step']} "
-             f"(global step {state['global_step']})")
+        callbacks.checkpoints.state = {}
+        return None
+    _say(f"train: resuming from {backup_dir} at epoch "
+         f"{state['epoch'] + 1}, step {state['step']} "
+         f"(global step {state['global_step']})")
+    return {"epoch": state["epoch"], "step": state["step"]}
+
+
+def retryable_errors():
+    """Errors of a lost or restarted peer: worth a restart from the backup.
+
+    Returns:
+        tuple of ``tf.errors.OpError`` subclasses.
+    """
+    import tensorflow as tf
+
+    return (tf.errors.UnavailableError, tf.errors.AbortedError,
+            tf.errors.DeadlineExceededError, tf.errors.CancelledError)
+
+
+def fit_with_restarts(model, data, epochs, callbacks, placement, model_dir,
+                      *, verbose="auto", max_restarts=2):
+    """Fits to ``train.epochs``, restarting from the backup on a lost peer.
+
+    Args:
+        model: the compiled TRAINING MODEL, restored from its backup.
+        data: ``tfcnn.train.inputs.TrainingInputs``.
+        epochs: int, ``train.epochs``.
+        callbacks: ``TrainingCallbacks``.
+        placement: ``tfcnn.train.strategy.Placement``.
+        model_dir: Path, ``train.model_dir`` (whose backup a restart loads).
+        verbose: Keras ``fit`` verbosity. Defaults to "auto".
+        max_restarts: int, restarts after one of ``retryable_errors()``;
+            the next such error is raised. Defaults to 2.
+
+    Returns:
+        dict, the merged Keras history of every ``fit`` call.
+    """
+    from tfcnn.train import callbacks as callbacks_lib
 
     fit_args = dict(validation_data=data.validation, shuffle=False,
                     validation_steps=data.validation_steps,
-                    callbacks=all_callbacks, verbose=verbose)
+                    callbacks=callbacks.as_list(), verbose=verbose)
     history = {}
+    retryable = retryable_errors()
     for attempt in range(max_restarts + 1):
         try:
-            _fit_from(model, data, config.epochs, fit_args, history)
+            _fit_from(model, data, epochs, fit_args, history,
+                      callbacks.guard)
             break
-        except Exception as error:  # noqa: BLE001 - filtered by name below
-            if (type(error).__name__ not in _RETRYABLE
-                    or attempt == max_restarts):
+        except retryable as error:
+            if attempt == max_restarts:
                 raise
             _say(f"train: {type(error).__name__} ({error}); restarting fit "
                  f"from the backup ({attempt + 1}/{max_restarts})")
             with placement.strategy.scope():
-                callbacks_lib.restore_backup(model, model_dir / "backup")
+                callbacks_lib.restore_backup(model, model_dir / BACKUP_NAME)
+    return history
 
-    if guard.diverged is not None:
-        raise DivergedError(_diverged_message(guard.diverged, model_dir,
-                                              checkpoints))
+
+def finish_run(recipe, model, data, callbacks, placement, history,
+               resumed_from, write_dir):
+    """Saves the model, records the run, and returns its summary.
+
+    On the chief: ``model.keras``, a complete ``training.json``, and the
+    backup deleted; every worker then removes its temporary folder.
+
+    Raises:
+        DivergedError: the NaN guard stopped the run (nothing is saved;
+            the backup and checkpoints written before are kept).
+
+    Returns:
+        dict, see ``train``.
+    """
+    from tfcnn.train import strategy as strategy_lib
+
+    config = recipe.train
+    model_dir = Path(config.model_dir)
+    checkpoints = callbacks.checkpoints
+    if callbacks.guard.diverged is not None:
+        raise DivergedError(_diverged_message(callbacks.guard.diverged,
+                                              model_dir, checkpoints))
     if placement.is_chief:
         save_inference_model(model, model_dir / MODEL_NAME)
     metrics = {k: v[-1] for k, v in history.items() if v}
@@ -172,14 +314,14 @@ def _train(recipe, placement, callbacks, verbose, max_restarts):
         "paths": {"model": str(model_dir / MODEL_NAME),
                   "classes": str(model_dir / CLASSES_NAME),
                   "recipe": str(model_dir / RECIPE_NAME),
-                  "checkpoints": str(model_dir / "checkpoints"),
-                  "logs": str(model_dir / "logs")},
+                  "checkpoints": str(model_dir / CHECKPOINTS_NAME),
+                  "logs": str(model_dir / LOGS_NAME)},
     }
     if placement.is_chief:
-        _write_text(model_dir / TRAINING_STATE, json.dumps({
+        atomic_files.write_json_atomic(model_dir / TRAINING_STATE, {
             "epochs": config.epochs, "epochs_completed": config.epochs,
-            "complete": True, **summary}, indent=2, default=float))
-        shutil.rmtree(model_dir / "backup", ignore_errors=True)
+            "complete": True, **summary}, default=float)
+        shutil.rmtree(model_dir / BACKUP_NAME, ignore_errors=True)
         epochs = f"{config.epochs} epoch" + "s" * (config.epochs != 1)
         _say(f"train: wrote {MODEL_NAME}, {CLASSES_NAME}, {RECIPE_NAME}, "
              f"checkpoints/ and logs/ in {model_dir} ({epochs}, "
@@ -225,9 +367,8 @@ def save_inference_model(model, path):
     # From the config alone: clone_model would copy the compile settings.
     clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    clone.save(tmp)
-    os.replace(tmp, path)
+    with atomic_files.replacing(path, suffix=".keras") as tmp:
+        clone.save(tmp)
 
 
 def build_training_model(recipe, num_classes, stats=None):
@@ -313,7 +454,7 @@ def _already_built(iterator=None, data_batch=None):
     del iterator, data_batch  # built by _build_before_fit
 
 
-def _fit_from(model, data, epochs, fit_args, history):
+def _fit_from(model, data, epochs, fit_args, history, guard):
     """Fits from the optimizer's step count to ``epochs``.
 
     A run restored in the middle of an epoch first finishes that epoch
@@ -321,7 +462,6 @@ def _fit_from(model, data, epochs, fit_args, history):
     """
     steps = data.steps_per_epoch
     epoch, step = divmod(int(model.optimizer.iterations.numpy()), steps)
-    guard = fit_args["callbacks"][0]
     if step and epoch < epochs:
         _merge(history, model.fit(data.train, initial_epoch=epoch,
                                   epochs=epoch + 1,
@@ -340,12 +480,6 @@ def _merge(history, result):
         history.setdefault(key, []).extend(float(v) for v in values)
 
 
-def _plateau(config):
-    from tfcnn.train import optimizers
-
-    return optimizers.plateau_callback(config)
-
-
 def _tensorboard_callbacks(recipe, data, write_dir):
     import keras
 
@@ -353,7 +487,7 @@ def _tensorboard_callbacks(recipe, data, write_dir):
     from tfcnn.train import summaries
 
     config = recipe.train
-    logs = write_dir / "logs"
+    logs = write_dir / LOGS_NAME
     profile = _profile_steps(config.profile_steps)
     return [
         keras.callbacks.TensorBoard(
@@ -398,12 +532,6 @@ def _format_logs(logs):
     keys = ("loss", "accuracy", "val_loss", "val_accuracy",
             "val_top5_accuracy")
     return ", ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)
-
-
-def _write_text(path, text):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _say(message):
