@@ -54,6 +54,17 @@ TINY = {
                    fc_units=16, dropout=0.0, zero_init_scores=False),
     "fcn8s": dict(input_shape=(32, 32, 3), width_multiplier=1 / 16,
                   fc_units=16, dropout=0.0, zero_init_scores=False),
+    "fcn8s_resnet18": dict(input_shape=(32, 32, 3), width_multiplier=1 / 16,
+                           zero_init_scores=False),
+    "fcn8s_resnet50": dict(input_shape=(32, 32, 3), width_multiplier=1 / 16,
+                           zero_init_scores=False),
+    "fcn8s_small": dict(input_shape=(32, 32, 3), widths=(4, 4, 8, 8, 8)),
+    "deeplabv3_resnet18": dict(input_shape=(32, 32, 3),
+                               width_multiplier=1 / 16, aspp_filters=8,
+                               dropout=0.0),
+    "deeplabv3_resnet50": dict(input_shape=(32, 32, 3),
+                               width_multiplier=1 / 16, aspp_filters=8,
+                               dropout=0.0, output_stride=8),
     "dilation8": dict(input_shape=(32, 32, 3), width_multiplier=1 / 16,
                       fc_units=16, dropout=0.0),
     "cnn1d": dict(input_shape=(24, 2), width_multiplier=1 / 16),
@@ -72,7 +83,8 @@ DEEP = ("resnet101", "resnet152")
 # resnet50_gn (bottleneck blocks, group norm, option B) cover resnet34/50.
 TRAINED = tuple(name for name in TINY
                 if name not in ("vgg11", "vgg13", "vgg19", "resnet34",
-                                "resnet50")
+                                "resnet50", "fcn8s_resnet50",
+                                "deeplabv3_resnet50")
                 and name not in DEEP)
 
 # SavedModel export and strategy scope: LRN and grouped convolution; group
@@ -83,9 +95,12 @@ PORTABLE = (
     ("resnet18", dict(norm="group", norm_groups=2, shortcut="A")),
     ("fcn8s", {}),
     ("dilation8", {}),
+    ("deeplabv3_resnet18", {}),
 )
 
-DENSE = ("fcn32s", "fcn16s", "fcn8s", "dilation8")
+DENSE = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_resnet18", "fcn8s_resnet50",
+         "fcn8s_small", "deeplabv3_resnet18", "deeplabv3_resnet50",
+         "dilation8")
 
 
 def tiny_options(name):

@@ -1,5 +1,9 @@
 """Custom Keras layers: LRN, group norm, dilated and transposed convolution.
 
+For dense prediction at any input size: ``PadToMultiple`` and ``CropLike``
+(pad an image to a model's stride, crop its scores back) and ``ResizeLike``
+(resize to a tensor's size known only at run time).
+
 Plus two kernel initializers: ``BilinearUpsampling`` ("bilinear" for
 ``TransposedConv2D``) and ``IdentityKernel`` ("identity" for
 ``DilatedConv2D``).
@@ -11,18 +15,24 @@ Each layer is registered for serialization under the package "tfcnn", so a
 >>> lrn = tfcnn.layers.LocalResponseNormalization()  # AlexNet's constants
 """
 
+from tfcnn.layers.crop_like import CropLike
 from tfcnn.layers.dilated_conv import DilatedConv2D
 from tfcnn.layers.group_norm import GroupNormalization
 from tfcnn.layers.initializers import BilinearUpsampling
 from tfcnn.layers.initializers import IdentityKernel
 from tfcnn.layers.lrn import LocalResponseNormalization
+from tfcnn.layers.pad_to_multiple import PadToMultiple
+from tfcnn.layers.resize_like import ResizeLike
 from tfcnn.layers.transposed_conv import TransposedConv2D
 
 __all__ = [
     "BilinearUpsampling",
+    "CropLike",
     "DilatedConv2D",
     "GroupNormalization",
     "IdentityKernel",
     "LocalResponseNormalization",
+    "PadToMultiple",
+    "ResizeLike",
     "TransposedConv2D",
 ]

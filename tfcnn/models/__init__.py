@@ -7,8 +7,9 @@
 
 from tfcnn.models import alexnet  # noqa: F401  (alexnet, alexnet_one_tower)
 from tfcnn.models import cnn1d  # noqa: F401  (cnn1d, textcnn)
+from tfcnn.models import deeplab  # noqa: F401  (deeplabv3_resnet18/50)
 from tfcnn.models import dilated  # noqa: F401  (dilation8)
-from tfcnn.models import fcn  # noqa: F401  (fcn32s, fcn16s, fcn8s)
+from tfcnn.models import fcn  # noqa: F401  (fcn32s/16s/8s, fcn8s_*)
 from tfcnn.models import googlenet  # noqa: F401  (googlenet)
 from tfcnn.models import lenet  # noqa: F401  (registers lenet5)
 from tfcnn.models import resnet  # noqa: F401  (resnet18 ... 152, resnet50_gn)

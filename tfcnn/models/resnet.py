@@ -91,6 +91,30 @@ def resnet_features(x, depth, *, shortcut="B", norm="batch", norm_groups=32,
     return endpoints
 
 
+def check_resnet_options(depth, *, shortcut="B", norm="batch",
+                         norm_groups=32, width_multiplier=1.0,
+                         output_stride=32):
+    """Validates the backbone arguments of ``resnet_features``.
+
+    The classifier and the dense-prediction models built on the ResNet
+    features (``tfcnn.models.deeplab``, ``tfcnn.models.fcn``) share it.
+
+    Raises:
+        ValueError: naming the argument and the received value.
+    """
+    validation.check_choice("depth", depth, tuple(RESNET_SPECS))
+    check_shortcut(shortcut)
+    validation.check_choice("norm", norm, ("batch", "group"))
+    check_norm(norm, norm_groups)
+    validation.check_positive("width_multiplier", width_multiplier)
+    validation.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+    if norm == "group" and scaled(64, width_multiplier) % norm_groups:
+        raise ValueError(
+            f"norm_groups must divide the stem's "
+            f"{scaled(64, width_multiplier)} channels. "
+            f"Received: norm_groups={norm_groups}")
+
+
 def resnet(depth, input_shape=(224, 224, 3), num_classes=1000,
            include_top=True, pooling=None, classifier_activation="softmax",
            name=None, shortcut="B", norm="batch", norm_groups=32,
@@ -137,18 +161,11 @@ def resnet(depth, input_shape=(224, 224, 3), num_classes=1000,
     >>> model = resnet(50, input_shape=(64, 64, 3), num_classes=10,
     ...                norm="group", norm_groups=2, width_multiplier=0.0625)
     """
-    validation.check_choice("depth", depth, tuple(RESNET_SPECS))
     validation.check_common(input_shape, num_classes, pooling)
-    check_shortcut(shortcut)
-    validation.check_choice("norm", norm, ("batch", "group"))
-    check_norm(norm, norm_groups)
-    validation.check_positive("width_multiplier", width_multiplier)
-    validation.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
-    if norm == "group" and scaled(64, width_multiplier) % norm_groups:
-        raise ValueError(
-            f"norm_groups must divide the stem's "
-            f"{scaled(64, width_multiplier)} channels. "
-            f"Received: norm_groups={norm_groups}")
+    check_resnet_options(depth, shortcut=shortcut, norm=norm,
+                         norm_groups=norm_groups,
+                         width_multiplier=width_multiplier,
+                         output_stride=output_stride)
     inputs = keras.Input(shape=input_shape, name="image")
     x = resnet_features(
         inputs, depth, shortcut=shortcut, norm=norm, norm_groups=norm_groups,
