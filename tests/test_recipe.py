@@ -1,6 +1,8 @@
 """Tests for tfcnn.recipe: parsing, validation, overrides, shipped recipes."""
 
 import dataclasses
+import enum
+import random
 import tomllib
 from pathlib import Path
 
@@ -118,6 +120,73 @@ def test_dump_toml_round_trips():
     again = recipe_lib.recipe_from_dict(
         tomllib.loads(recipe_lib.dump_toml(recipe)))
     assert again == recipe
+
+
+def _random_text(rng):
+    # Control characters, quotes, backslashes, DEL, non-ASCII, TOML syntax.
+    alphabet = ("ab \n\r\t\x00\x01\x1f\x7f\"'\\[]{}=#.,:"
+                "\u00e9\u4e2d\U0001f600")
+    return "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
+
+
+def _random_value(field_type, default, rng):
+    """A random value that the field's type and validation accept."""
+    if isinstance(default, enum.Enum):
+        return rng.choice(list(type(default))).value
+    if field_type is bool:
+        return rng.random() < 0.5
+    if field_type is str:
+        return _random_text(rng)
+    if field_type is tuple:
+        return [_random_text(rng) for _ in range(rng.randrange(3))]
+    if field_type is dict:
+        return {_random_text(rng) or "k": rng.choice(
+            [rng.randrange(-5, 5), rng.random(), _random_text(rng), True,
+             [1, 2], {"nested key": _random_text(rng)}])
+            for _ in range(rng.randrange(3))}
+    if field_type is float:
+        return rng.choice([default, default * rng.random(), 1e-12, 1e12])
+    if field_type is int:
+        return rng.choice([default, default + 1, default * 3])
+    raise AssertionError(f"no generator for {field_type}")
+
+
+def test_every_dumped_recipe_parses_back_to_itself():
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(300):
+        raw = {}
+        for section in dataclasses.fields(recipe_lib.Recipe):
+            defaults = section.type()
+            raw[section.name] = {
+                f.name: _random_value(f.type, getattr(defaults, f.name), rng)
+                for f in dataclasses.fields(section.type)
+                if rng.random() < 0.5}
+        try:
+            recipe = recipe_lib.recipe_from_dict(raw)
+        except RecipeError:
+            continue  # a combination the validation refuses
+        text = recipe_lib.dump_toml(recipe)
+        assert recipe_lib.recipe_from_dict(tomllib.loads(text)) == recipe, (
+            text)
+        checked += 1
+    assert checked > 80
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[train]\nlearning_rate = nan\n", "learning_rate must be a finite"),
+    ("[train]\nlearning_rate = inf\n", "learning_rate must be a finite"),
+    ("[train]\nepochs = 10000000000\n", "epochs must be at most"),
+    ("[augment]\npca_lighting = -nan\n", "pca_lighting must be a finite"),
+])
+def test_non_finite_and_absurd_numbers_are_refused(tmp_path, text, match):
+    with pytest.raises(RecipeError, match=match):
+        recipe_lib.load_recipe(_write(tmp_path, text))
+
+
+def test_python_api_refuses_a_nan_learning_rate():
+    with pytest.raises(RecipeError, match="learning_rate"):
+        recipe_lib.TrainConfig(learning_rate=float("nan"))
 
 
 def test_replace_changes_one_key():

@@ -16,6 +16,8 @@ import copy
 import dataclasses
 import enum
 import inspect
+import json
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -216,10 +218,16 @@ class TrainConfig:
     def __post_init__(self):
         _positive(self, "epochs", "batch_size", "steps_per_execution",
                   "lr_batch_size")
-        if self.learning_rate <= 0:
+        if not (math.isfinite(self.learning_rate)
+                and self.learning_rate > 0):
             raise RecipeError(
-                "train.learning_rate must be > 0. Received: "
+                "train.learning_rate must be a finite number > 0. Received: "
                 f"{self.learning_rate}")
+        if self.epochs > MAX_EPOCHS:
+            raise RecipeError(
+                f"train.epochs must be at most {MAX_EPOCHS:,} (a typo? "
+                "ImageNet recipes run 90-600). Received: "
+                f"{self.epochs}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise RecipeError(
                 "train.label_smoothing must be in [0, 1). Received: "
@@ -274,11 +282,15 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
 
+# More passes than any published recipe needs: a larger count is a typo.
+MAX_EPOCHS = 100_000
+
+
 def _positive(config, *names):
     section = _SECTION_OF[type(config)]
     for name in names:
         value = getattr(config, name)
-        if value <= 0:
+        if not value > 0:  # NaN too
             raise RecipeError(
                 f"{section}.{name} must be > 0. Received: {value}")
 
@@ -357,8 +369,9 @@ def dump_toml(recipe):
         lines += [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
         lines.append("")
         for name, table in tables.items():
-            lines.append(f"[{section}.{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            lines.append(f"[{section}.{_toml_key(name)}]")
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}"
+                      for k, v in table.items()]
             lines.append("")
     return "\n".join(lines)
 
@@ -414,13 +427,31 @@ def _toml_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(
-            f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+            f"{_toml_key(k)} = {_toml_value(v)}"
+            for k, v in value.items()) + "}"
     return repr(value)
+
+
+def _toml_string(text):
+    # JSON's escapes (\n, \t, \", \\, \uXXXX for other control
+    # characters) are all TOML basic-string escapes; TOML also forbids a raw
+    # DEL, which JSON leaves as it is.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_key(key):
+    key = str(key)
+    if key and _BARE_KEY.fullmatch(key):
+        return key
+    return _toml_string(key)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _type_name(tp):
@@ -494,6 +525,9 @@ def _convert(tp, value, key):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{key} must be a number. Received: {value!r}")
+        if not math.isfinite(value):
+            raise RecipeError(
+                f"{key} must be a finite number. Received: {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
