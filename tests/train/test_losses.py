@@ -46,3 +46,40 @@ def test_loss_config_round_trips():
 def test_bad_smoothing_is_named():
     with pytest.raises(ValueError, match="label_smoothing=1.5"):
         losses.CrossEntropy(label_smoothing=1.5)
+
+
+def _pixels(seed=0, shape=(2, 5, 6), classes=4):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(*shape, classes))
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    labels = rng.integers(0, classes, shape)
+    return probabilities.astype(np.float32), labels.astype(np.uint8)
+
+
+def test_pixel_loss_is_the_mean_over_non_void_pixels():
+    probabilities, labels = _pixels()
+    void = np.zeros(labels.shape, bool)
+    void[0, :2] = void[1, :, 4:] = True
+    labels[void] = 255
+    valid = ~void
+    picked = np.take_along_axis(
+        probabilities, np.where(valid, labels, 0)[..., None].astype(int),
+        -1)[..., 0]
+    expected = -np.log(picked[valid].astype(np.float64)).mean()
+    loss = losses.PixelCrossEntropy()
+    assert float(loss(labels, probabilities)) == pytest.approx(expected,
+                                                               rel=1e-5)
+    # Void pixels change nothing, whatever is predicted there.
+    other = probabilities.copy()
+    other[void] = np.roll(other[void], 1, axis=-1)
+    assert float(loss(labels, other)) == pytest.approx(expected, rel=1e-5)
+    # Class weights: the weighted mean.
+    weights = np.array([0.5, 1.0, 2.0, 4.0])
+    w = weights[np.where(valid, labels, 0)][valid]
+    weighted = losses.PixelCrossEntropy(class_weights=weights)
+    assert float(weighted(labels, probabilities)) == pytest.approx(
+        (w * -np.log(picked[valid])).sum() / w.sum(), rel=1e-5)
+    restored = losses.PixelCrossEntropy.from_config(weighted.get_config())
+    assert restored.class_weights == list(weights)
+    # All void: zero, not NaN.
+    assert float(loss(np.full_like(labels, 255), probabilities)) == 0.0
