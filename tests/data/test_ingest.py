@@ -351,3 +351,66 @@ def test_concurrent_ingest_into_one_folder_is_refused(tmp_path):
             ingest.ingest(tmp_path / "src", out, workers=1, progress=False)
     ingest.ingest(tmp_path / "src", out, workers=1, progress=False)
     assert not (out / ingest.LOCK_NAME).exists()
+
+
+def test_unreadable_folder_is_listed_as_skipped(tmp_path, monkeypatch):
+    # Tests run as root, which ignores permission bits, so the listing is
+    # refused by a stand-in for os.scandir (what os.walk calls).
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=10)
+    hidden = src / "bee" / "more"
+    image_files.write_kind(hidden / "x.jpg", "rgb_jpeg")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(hidden):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    data = ingest.ingest(src, out, workers=1, progress=False)
+    reasons = {s["path"]: s["reason"] for s in data["skipped"]}
+    assert "cannot list this folder (Permission denied)" in reasons[
+        "bee/more/"]
+    written = sum(s["count"] for s in data["splits"].values())
+    assert written + len(data["skipped"]) == data["files_found"]
+
+
+def test_symlink_loop_is_listed_as_skipped(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=10)
+    (src / "ant" / "loop").symlink_to(src / "ant", target_is_directory=True)
+    linked = tmp_path / "elsewhere"
+    image_files.write_kind(linked / "y.jpg", "rgb_jpeg")
+    (src / "cat" / "linked").symlink_to(linked, target_is_directory=True)
+    data = ingest.ingest(src, out, workers=1, progress=False)
+    reasons = {s["path"]: s["reason"] for s in data["skipped"]}
+    assert "already walked (a loop" in reasons["ant/loop/"]
+    # A link to a folder outside the tree is followed, once.
+    assert data["splits"]["train"]["class_counts"]["cat"] + data["splits"][
+        "validation"]["class_counts"]["cat"] == 11
+    written = sum(s["count"] for s in data["splits"].values())
+    assert written + len(data["skipped"]) == data["files_found"]
+
+
+def test_class_folder_without_files_is_an_error(tmp_path):
+    src = tmp_path / "src"
+    _make_folders(src, per_class=3)
+    (src / "dog").mkdir()
+    with pytest.raises(DataError, match="dog has no files"):
+        ingest.ingest(src, tmp_path / "out", workers=1, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_class_without_usable_images_and_empty_validation_warn(tmp_path,
+                                                               capsys):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=3)
+    image_files.write_kind(src / "dog" / "bad.jpg", "truncated_jpeg")
+    data = ingest.ingest(src, out, workers=1)
+    err = capsys.readouterr().err
+    assert any("'dog' has no usable training image" in w
+               for w in data["warnings"])
+    assert any("validation split is empty" in w for w in data["warnings"])
+    assert "ingest: warning: class 'dog' has no usable" in err
+    assert Manifest.load(out).to_dict()["warnings"] == data["warnings"]

@@ -110,8 +110,16 @@ def find_images(src):
             rejected += [(f, split, "not in a class folder")
                          for f in _top_files(root, split_root)]
         for class_name in _visible_dirs(split_root):
-            files = _files_under(root, split_root / class_name, class_name)
+            files, problems = _files_under(root, split_root / class_name,
+                                           class_name)
+            rejected += [(f, split, reason) for f, reason in problems]
             if class_name in known:
+                if split == TRAIN and not files and not problems:
+                    raise DataError(
+                        f"class folder {split_root / class_name} has no "
+                        "files: a class without training images cannot be "
+                        "learned; add images or remove the folder. "
+                        f"Received: src={src}")
                 found.extend(files)
             else:
                 reason = f"class folder {class_name!r} has no training folder"
@@ -175,13 +183,46 @@ def _size(path):
 
 
 def _files_under(root, folder, class_name):
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    """Files below a class folder, and the folders that could not be walked.
+
+    Linked folders are followed, each real folder once: a link back to an
+    ancestor (a loop) or to a folder already walked is reported instead of
+    walked again, as is a folder that cannot be listed, so that no file
+    disappears without a word.
+
+    Returns:
+        ``(files, problems)``: lists of ``SourceFile`` and of
+        ``(SourceFile, reason)`` for each folder not walked.
+    """
+    found, problems = [], []
+    visited = {os.path.realpath(folder)}
+
+    def folder_problem(path, reason):
+        relpath = Path(path).relative_to(root).as_posix() + "/"
+        problems.append((SourceFile(relpath, class_name, 0), reason))
+
+    def unreadable(error):
+        folder_problem(error.filename,
+                       f"cannot list this folder ({error.strerror}); the "
+                       "files in it are not counted")
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable,
+                                                followlinks=True):
+        kept = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if real in visited:
+                folder_problem(os.path.join(dirpath, name),
+                               "link to a folder already walked (a loop, "
+                               "or a second link to it); not walked again")
+            else:
+                visited.add(real)
+                kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             path = Path(dirpath) / name
             found.append(SourceFile(path.relative_to(root).as_posix(),
                                     class_name, _size(path)))
-    return found
+    return found, problems

@@ -147,6 +147,8 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
     if progress:
         print(_summary(data, out, len(shards) - len(pending),
                        time.perf_counter() - started))
+        for warning in data["warnings"]:
+            print(f"ingest: warning: {warning}", file=sys.stderr)
     return data
 
 
@@ -519,7 +521,7 @@ def _manifest_data(tree, shards, results, options, fingerprint):
                                  for name in tree.class_names}
     for f, split, reason in tree.rejected:
         skipped.append({"path": f.relpath, "split": split, "reason": reason})
-    return {
+    data = {
         "format": manifest_lib.FORMAT,
         "version": manifest_lib.VERSION,
         "source": str(tree.root),
@@ -536,6 +538,29 @@ def _manifest_data(tree, shards, results, options, fingerprint):
         "converted": sorted(converted, key=lambda s: s["path"]),
         "stats": None,
     }
+    data["warnings"] = _warnings(data, tree, options)
+    return data
+
+
+def _warnings(data, tree, options):
+    """What a user must hear although nothing failed: classes left without
+    a training image, a validation split left empty."""
+    warnings = []
+    train = data["splits"].get(image_folders.TRAIN, {})
+    for name, count in train.get("class_counts", {}).items():
+        if count == 0:
+            warnings.append(
+                f"class {name!r} has no usable training image (every file "
+                "of it was skipped, see 'skipped'): it cannot be learned")
+    wanted = tree.has_validation_folder or options["validation_fraction"] > 0
+    if wanted and not data["splits"].get(image_folders.VALIDATION, {}).get(
+            "count"):
+        warnings.append(
+            "the validation split is empty (too few images per class for "
+            f"validation_fraction={options['validation_fraction']}, or "
+            "every validation file was skipped): training will run without "
+            "validation")
+    return warnings
 
 
 def _summary(data, out, resumed, seconds):
