@@ -86,3 +86,27 @@ def test_dataset_source_of_arrays():
         source, size=20, batch_size=1, training=False)
     assert images.shape == (1, 20, 20, 3) and masks.shape == (1, 20, 20)
     np.testing.assert_array_equal(masks[0].numpy(), mask[1::2, 1::2])
+
+
+def test_pipeline_on_shards_written_by_ingest(tmp_path):
+    from tests.data import segmentation_files
+    from tfcnn.data import ingest
+    from tfcnn.data.manifest import Manifest
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    masks = segmentation_files.make_pairs(src, 6, num_classes=4)
+    ingest.ingest(src, out, workers=1, progress=False,
+                  validation_fraction=0.0)
+    files = Manifest.load(out).files("train")
+    # At S = 24 the 24x32 pairs keep their centre 24x24 square unscaled.
+    dataset = segmentation_pipeline.make_segmentation_dataset(
+        files, size=24, batch_size=3, training=False)
+    images, masks_out = (np.concatenate(parts) for parts in zip(
+        *[(i.numpy(), m.numpy()) for i, m in dataset]))
+    expected = [mask[:, 4:28] for mask in masks.values()]
+    matches = [[np.array_equal(e, m) for e in expected] for m in masks_out]
+    # Every source mask comes out exactly once, with its own image.
+    assert sorted(row.index(True) for row in matches) == list(range(6))
+    for image, mask in zip(images, masks_out):
+        np.testing.assert_array_equal(
+            image[..., 1], segmentation_files.image_for(mask)[..., 1])

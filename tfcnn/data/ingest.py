@@ -48,6 +48,7 @@ from tfcnn import atomic_files
 from tfcnn.data import image_check
 from tfcnn.data import image_folders
 from tfcnn.data import manifest as manifest_lib
+from tfcnn.data import segmentation_folders
 from tfcnn.data import sharding
 from tfcnn.data import worker_pool
 from tfcnn.errors import DataError
@@ -77,9 +78,15 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
            max_pixels=89_478_485, workers=0, overwrite=False, progress=True):
     """Writes the images under ``src`` as TFRecord shards in ``out``.
 
+    A source laid out for semantic segmentation (Pascal VOC, or
+    ``images/`` and ``masks/`` folders) is written in TF Model Garden's
+    segmentation schema instead (``tfcnn.data.segmentation_ingest``), with
+    the same guarantees and arguments.
+
     Args:
         src: str or Path, class folders (``SRC/<class>/*``) or split folders
-            (``SRC/train/<class>/*``, optional ``validation/`` and ``test/``).
+            (``SRC/train/<class>/*``, optional ``validation/`` and ``test/``),
+            or a segmentation source (``tfcnn.data.segmentation_folders``).
         out: str or Path, output folder (created); must not lie inside
             ``src``.
         validation_fraction: float in [0, 1), the stratified fraction of each
@@ -107,6 +114,13 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
             an argument is out of range, or ``out`` holds a complete ingest
             of other files or options and ``overwrite`` is False.
     """
+    if segmentation_folders.is_segmentation_source(src):
+        from tfcnn.data import segmentation_ingest
+
+        return segmentation_ingest.ingest_segmentation(
+            src, out, validation_fraction=validation_fraction,
+            num_shards=num_shards, seed=seed, max_pixels=max_pixels,
+            workers=workers, overwrite=overwrite, progress=progress)
     started = time.perf_counter()
     tree = image_folders.find_images(src)
     out = _check_arguments(tree, out, workers, max_pixels)

@@ -167,6 +167,22 @@ class Manifest:
         return len(self._data["class_names"])
 
     @property
+    def task(self):
+        """``"classification"`` or ``"segmentation"`` (what ingest wrote)."""
+        return self._data.get("task", "classification")
+
+    @property
+    def ignore_value(self):
+        """int, the mask value of pixels left out of loss and metrics
+        (segmentation), or None."""
+        return self._data.get("ignore_value")
+
+    def pixel_counts(self, split):
+        """dict class name -> pixels of that class in ``split``'s masks
+        (segmentation; {} if not recorded)."""
+        return dict(self._split(split).get("pixel_counts", {}))
+
+    @property
     def label_offset(self):
         """int added to stored labels by the readers (0 for our shards)."""
         return int(self._data.get("label_offset", 0))

@@ -1,0 +1,207 @@
+"""Tests for segmentation ingest: VOC and images/masks folders to shards."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tests.data import segmentation_files
+from tfcnn import cli
+from tfcnn.data import ingest
+from tfcnn.data import segmentation_features as features
+from tfcnn.data import segmentation_ingest
+from tfcnn.data import segmentation_masks
+from tfcnn.data.manifest import Manifest
+from tfcnn.errors import DataError
+
+VOID = segmentation_masks.IGNORE_VALUE
+
+
+def _records(files):
+    """Decodes every record the way TF Model Garden's reader does."""
+    out = {}
+    for record in tf.data.TFRecordDataset([str(f) for f in files]):
+        example = tf.io.parse_single_example(record, {
+            "image/encoded": tf.io.FixedLenFeature((), tf.string),
+            "image/height": tf.io.FixedLenFeature((), tf.int64),
+            "image/width": tf.io.FixedLenFeature((), tf.int64),
+            "image/segmentation/class/encoded":
+                tf.io.FixedLenFeature((), tf.string),
+            "image/filename": tf.io.FixedLenFeature((), tf.string)})
+        height, width = example["image/height"], example["image/width"]
+        mask = tf.io.decode_image(
+            example["image/segmentation/class/encoded"], channels=1)
+        image = tf.io.decode_image(example["image/encoded"], channels=3)
+        out[example["image/filename"].numpy().decode()] = (
+            tf.reshape(image, (height, width, 3)).numpy(),
+            tf.reshape(mask, (height, width)).numpy())
+    return out
+
+
+def test_voc_layout_to_model_garden_shards(tmp_path):
+    src, out = tmp_path / "VOC2012", tmp_path / "shards"
+    stems = segmentation_files.make_voc(src)
+    # A detection-only JPEG listed nowhere is not part of the dataset.
+    Image.new("RGB", (8, 8)).save(src / "JPEGImages" / "2009_000001.jpg")
+    data = ingest.ingest(src, out, workers=1, progress=False)
+
+    manifest = Manifest.load(out)
+    assert data == manifest.to_dict()
+    assert manifest.task == "segmentation"
+    assert manifest.ignore_value == VOID
+    assert manifest.class_names == list(segmentation_masks.VOC_CLASSES)
+    assert manifest.count("train") == 4 and manifest.count("validation") == 2
+    assert data["files_found"] == 6 and data["skipped"] == []
+    records = _records(manifest.files("train") + manifest.files(
+        "validation"))
+    assert len(records) == 6
+    expected_pixels = np.zeros(256, int)
+    for seed, stem in enumerate(stems["train"] + stems["val"]):
+        image, mask = records[f"JPEGImages/{stem}.jpg"]
+        source = segmentation_files.mask_array(seed, 21)
+        np.testing.assert_array_equal(mask, source)  # palette index = id
+        assert image.shape == source.shape + (3,)
+        if stem in stems["train"]:
+            expected_pixels += np.bincount(source.ravel(), minlength=256)
+    pixel_counts = manifest.pixel_counts("train")
+    assert [pixel_counts[n] for n in manifest.class_names] == (
+        expected_pixels[:21].tolist())
+    assert data["splits"]["train"]["ignored_pixels"] == expected_pixels[VOID]
+    assert ingest.is_complete(out)
+
+
+def test_bad_pairs_are_skipped_and_listed(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    segmentation_files.make_pairs(src, 6, num_classes=3)
+    (src / "classes.txt").write_text("background\ncat\ndog\n")
+    masks = src / "masks"
+    # A mask of another size, an id that is no class, an image without a
+    # mask, a mask without an image, a mask that is not an image.
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(masks / "img_000.png")
+    Image.fromarray(np.full((24, 32), 7, np.uint8)).save(
+        masks / "img_001.png")
+    (masks / "img_002.png").unlink()
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(masks / "orphan.png")
+    (masks / "img_003.png").write_bytes(b"not a png")
+    data = ingest.ingest(src, out, workers=1, progress=False,
+                         validation_fraction=0.0)
+
+    reasons = {s["path"]: s["reason"] for s in data["skipped"]}
+    assert set(reasons) == {"images/img_000.png", "images/img_001.png",
+                            "images/img_002.png", "masks/orphan.png",
+                            "images/img_003.png"}
+    assert "mask is 5x5 but the image is 32x24" in reasons[
+        "images/img_000.png"]
+    assert "mask value 7 is not a class id (< 3)" in reasons[
+        "images/img_001.png"]
+    assert reasons["images/img_002.png"] == "image without a mask"
+    assert reasons["masks/orphan.png"] == "mask without an image"
+    assert reasons["images/img_003.png"].startswith("mask: corrupt")
+    manifest = Manifest.load(out)
+    assert manifest.class_names == ["background", "cat", "dog"]
+    # Records written + files skipped = files found.
+    assert manifest.count("train") + len(reasons) == data["files_found"] == 7
+
+
+def test_colour_masks_map_through_the_voc_palette(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    segmentation_files.make_pairs(src, 3, num_classes=3)
+    ids = segmentation_files.mask_array(0, 3)
+    colours = segmentation_masks.voc_palette()[ids]
+    colours[ids == VOID] = segmentation_masks.VOID_COLOUR
+    Image.fromarray(colours).save(src / "masks" / "img_000.png")
+    off = colours.copy()
+    off[5, 5] = (1, 2, 3)
+    Image.fromarray(off).save(src / "masks" / "img_001.png")
+    data = ingest.ingest(src, out, workers=1, progress=False,
+                         validation_fraction=0.0)
+
+    records = _records(Manifest.load(out).files("train"))
+    np.testing.assert_array_equal(records["images/img_000.png"][1], ids)
+    assert [c["path"] for c in data["converted"]] == ["images/img_000.png"]
+    assert "colour (1, 2, 3) is not in the colour table" in (
+        data["skipped"][0]["reason"])
+    # Without classes.txt the classes are the ids the masks hold.
+    assert data["class_names"] == ["0", "1", "2"]
+
+
+def test_split_folders_and_seeded_validation(tmp_path):
+    src = tmp_path / "src"
+    segmentation_files.make_pairs(src, 6, split="train")
+    segmentation_files.make_pairs(src, 2, split="val")
+    data = ingest.ingest(src, tmp_path / "a", workers=1, progress=False)
+    assert {s: e["count"] for s, e in data["splits"].items()} == {
+        "train": 6, "validation": 2}
+
+    flat = tmp_path / "flat"
+    segmentation_files.make_pairs(flat, 10)
+    first = ingest.ingest(flat, tmp_path / "b", workers=1, progress=False,
+                          validation_fraction=0.3, seed=4)
+    again = ingest.ingest(flat, tmp_path / "c", workers=1, progress=False,
+                          validation_fraction=0.3, seed=4)
+    assert first["splits"]["validation"]["count"] == 3
+    files = [_records(Manifest.load(tmp_path / d).files("validation"))
+             for d in ("b", "c")]
+    assert sorted(files[0]) == sorted(files[1])
+
+
+def test_interrupted_ingest_resumes_without_duplicates(tmp_path,
+                                                       monkeypatch):
+    src, out = tmp_path / "src", tmp_path / "out"
+    segmentation_files.make_pairs(src, 8)
+    real = segmentation_ingest._check_in_order
+
+    def interrupted(pairs, *args):
+        for i, result in enumerate(real(pairs, *args)):
+            if i == 5:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(segmentation_ingest, "_check_in_order", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest.ingest(src, out, num_shards=4, workers=1, progress=False,
+                      validation_fraction=0.0)
+    assert not (out / "manifest.json").exists()
+    kept = sorted(p.name for p in out.glob("train-*"))
+    assert len(kept) == 2  # two shards of two pairs were finished
+    monkeypatch.setattr(segmentation_ingest, "_check_in_order", real)
+    data = ingest.ingest(src, out, num_shards=4, workers=1, progress=False,
+                         validation_fraction=0.0)
+    records = _records(Manifest.load(out).files("train"))
+    assert data["splits"]["train"]["count"] == len(records) == 8
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_worker_processes_write_the_same_shards(tmp_path):
+    src = tmp_path / "src"
+    segmentation_files.make_pairs(src, 40)
+    one = ingest.ingest(src, tmp_path / "one", workers=1, progress=False)
+    monkey = segmentation_ingest.ingest_lib
+    minimum = monkey._MIN_BYTES_PER_WORKER
+    try:
+        monkey._MIN_BYTES_PER_WORKER = 1
+        two = ingest.ingest(src, tmp_path / "two", workers=2,
+                            progress=False)
+    finally:
+        monkey._MIN_BYTES_PER_WORKER = minimum
+    digests = [[s["sha256"] for s in d["splits"]["train"]["shards"]]
+               for d in (one, two)]
+    assert digests[0] == digests[1]
+
+
+def test_cli_ingest_and_bad_classes_file(tmp_path, capsys):
+    src = tmp_path / "src"
+    segmentation_files.make_pairs(src, 4)
+    assert cli.main(["ingest", str(src), str(tmp_path / "out"),
+                     "--validation-fraction", "0.25"]) == 0
+    manifest = json.loads((tmp_path / "out/manifest.json").read_text())
+    assert manifest["task"] == "segmentation"
+    assert manifest["schema"]["features"][features.MASK_ENCODED] == "string"
+    (src / "classes.txt").write_text("a\n\nb\n")
+    assert cli.main(["ingest", str(src), str(tmp_path / "out2")]) == 2
+    assert "classes.txt must name one class per line" in (
+        capsys.readouterr().err)
+    with pytest.raises(DataError, match="not a segmentation source"):
+        segmentation_ingest.ingest_segmentation(tmp_path, tmp_path / "x")

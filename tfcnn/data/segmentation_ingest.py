@@ -1,0 +1,278 @@
+"""Image/mask pairs to TFRecord shards in TF Model Garden's segmentation schema.
+
+``tfcnn.data.ingest.ingest(src, out)`` hands a source laid out for
+semantic segmentation (Pascal VOC, or images/masks folders: see
+``tfcnn.data.segmentation_folders``) to ``ingest_segmentation``, which
+keeps every guarantee of classification ingest, with the same machinery
+(``tfcnn.data.ingest``: lock, journal, resume, atomic shard renames,
+manifest written last): every pair is written as one record or listed in
+the manifest's ``skipped`` with its reason (a bad image, a bad mask, a
+mask of another size, an id that is no class, an image without a mask or
+the reverse), nothing half-written is ever visible, and a killed run
+resumes.
+
+Each record holds the image (as classification ingest stores it: a JPEG's
+own bytes, anything else as lossless PNG) and its mask as a one-channel
+PNG of class ids (``tfcnn.data.segmentation_features``). The manifest
+records ``task: "segmentation"``, the ``ignore_value``, and per split the
+pixel count of each class (``pixel_counts``), the pixels ignored, and the
+number of images showing each class (``class_counts``).
+"""
+
+import functools
+import time
+
+from tfcnn.data import atomic_files
+from tfcnn.data import image_folders
+from tfcnn.data import ingest as ingest_lib
+from tfcnn.data import manifest as manifest_lib
+from tfcnn.data import segmentation_features
+from tfcnn.data import segmentation_folders
+from tfcnn.data import segmentation_masks
+from tfcnn.data import sharding
+from tfcnn.data import worker_pool
+
+TASK = "segmentation"
+IGNORE_VALUE = segmentation_masks.IGNORE_VALUE
+
+
+def ingest_segmentation(src, out, *, validation_fraction=0.1, num_shards=0,
+                        seed=0, max_pixels=89_478_485, workers=0,
+                        overwrite=False, progress=True):
+    """Writes the image/mask pairs under ``src`` as shards in ``out``.
+
+    Args:
+        src: str or Path, a VOC or images/masks folder.
+        out: str or Path, output folder (created); not inside ``src``.
+        validation_fraction: float in [0, 1), the seeded random fraction of
+            the training pairs held out when ``src`` has no validation
+            split. Defaults to 0.1.
+        num_shards: int, shards per split; 0 picks one per ~128 MB.
+            Defaults to 0.
+        seed: int, seeds the validation split and the shard assignment.
+            Defaults to 0.
+        max_pixels: int, larger images are skipped before decoding.
+            Defaults to 89,478,485.
+        workers: int, checking processes; 0 uses every core, 1 this
+            process. Defaults to 0.
+        overwrite: bool, rewrite a complete output. Defaults to False.
+        progress: bool, progress bar and summary line. Defaults to True.
+
+    Returns:
+        dict, the manifest.
+
+    Raises:
+        DataError: as ``tfcnn.data.ingest.ingest``, or a bad
+            ``classes.txt``.
+    """
+    started = time.perf_counter()
+    tree = segmentation_folders.find_pairs(src)
+    out = ingest_lib._check_arguments(tree, out, workers, max_pixels)
+    shards = _plan(tree, validation_fraction, num_shards, seed)
+    options = {"task": TASK, "validation_fraction": validation_fraction,
+               "num_shards": num_shards, "seed": seed,
+               "max_pixels": max_pixels,
+               "class_names": list(tree.class_names or [])}
+    fingerprint = ingest_lib._fingerprint(shards, options)
+    out.mkdir(parents=True, exist_ok=True)
+    with ingest_lib._exclusive(out):
+        done = None if overwrite else ingest_lib._existing_output(
+            out, fingerprint)
+        if done is not None:
+            if progress:
+                print(f"ingest: {out} is already complete "
+                      f"({ingest_lib._split_summary(done)}); nothing written "
+                      "(overwrite=True rewrites it)")
+            return done
+        if overwrite or (out / manifest_lib.MANIFEST_NAME).exists():
+            ingest_lib._clear(out)
+        journal = ingest_lib._Journal(out / ingest_lib.JOURNAL_NAME,
+                                      fingerprint)
+        finished = journal.verified(out, {s.name for s in shards})
+        sharding.remove_stale(out, set(finished), own_files=(
+            manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME,
+            ingest_lib.JOURNAL_NAME))
+        pending = [s for s in shards if s.name not in finished]
+        results = dict(finished)
+        with ingest_lib._progress_bar(tree.num_files, progress) as bar:
+            bar.update(tree.num_files - sum(len(s.files) for s in pending))
+            for shard, result in _write_shards(tree, out, pending,
+                                               max_pixels, workers, bar,
+                                               journal):
+                results[shard.name] = result
+        data = _manifest_data(tree, shards, results, options, fingerprint)
+        manifest_lib.write(out, data)
+        journal.remove()
+    if progress:
+        print(ingest_lib._summary(data, out, len(shards) - len(pending),
+                                  time.perf_counter() - started))
+    return data
+
+
+def _plan(tree, validation_fraction, num_shards, seed):
+    splits = dict(tree.splits)
+    ingest_lib._check_fraction(validation_fraction)
+    if not tree.has_validation:
+        # One stratum: a pair shows several classes, so there is no class
+        # to stratify by; the seeded choice is that of classification.
+        held = [image_folders.SourceFile(p.relpath, "", p.size)
+                for p in splits.get(segmentation_folders.TRAIN, [])]
+        by_path = {p.relpath: p for p in splits.get(
+            segmentation_folders.TRAIN, [])}
+        train, validation = image_folders.split_validation(
+            held, validation_fraction, seed)
+        splits[segmentation_folders.TRAIN] = [by_path[f.relpath]
+                                              for f in train]
+        splits[segmentation_folders.VALIDATION] = [by_path[f.relpath]
+                                                   for f in validation]
+    shards = []
+    for split in image_folders.SPLITS:
+        pairs = splits.get(split)
+        if not pairs:
+            continue
+        count = sharding.num_shards_for(sum(p.size for p in pairs),
+                                        len(pairs), num_shards)
+        for index, members in enumerate(
+                sharding.assign_shards(pairs, count, seed, split)):
+            shards.append(ingest_lib._Shard(split, index, count, members))
+    return shards
+
+
+def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
+    """Checks the pairs of ``shards`` in parallel and writes each shard;
+    yields ``(shard, result)`` once it is published (see
+    ``tfcnn.data.ingest._write_shards`` for the journal's order)."""
+    import tensorflow as tf
+
+    num_classes = len(tree.class_names) if tree.class_names else None
+    pairs = [p for s in shards for p in s.files]
+    workers = min(workers or ingest_lib._available_cores(),
+                  sum(p.size for p in pairs)
+                  // ingest_lib._MIN_BYTES_PER_WORKER)
+    checked = _check_in_order(
+        [(str(tree.root / p.relpath), str(tree.root / p.mask_relpath))
+         for p in pairs], num_classes, max_pixels, workers)
+    try:
+        for shard in shards:
+            final = out / shard.name
+            tmp = atomic_files.temporary_path(final)
+            histogram = [0] * 256
+            images_with = [0] * 256
+            records = 0
+            skipped, converted = [], []
+            with tf.io.TFRecordWriter(str(tmp)) as writer:
+                for pair in shard.files:
+                    result = next(checked)
+                    bar.update(1)
+                    where = {"path": pair.relpath, "split": shard.split}
+                    if result.skipped:
+                        skipped.append({**where,
+                                        "reason": result.skip_reason})
+                        continue
+                    if result.note:
+                        converted.append({**where, "note": result.note})
+                    image = result.image
+                    writer.write(segmentation_features.make_example(
+                        image.encoded, image_format=image.image_format,
+                        height=image.height, width=image.width,
+                        mask_png=result.mask_png,
+                        filename=pair.relpath).SerializeToString())
+                    records += 1
+                    for value, count in enumerate(result.histogram):
+                        histogram[value] += count
+                        images_with[value] += count > 0
+            result = {"records": records, "histogram": histogram,
+                      "images_with": images_with, "skipped": skipped,
+                      "converted": converted}
+
+            def record(size, digest, name=shard.name, result=result):
+                result.update(bytes=size, sha256=digest)
+                journal.append(name, result)
+
+            sharding.publish(tmp, final, before_rename=record)
+            yield shard, result
+    finally:
+        checked.close()
+
+
+def _check_in_order(pairs, num_classes, max_pixels, workers):
+    check = functools.partial(segmentation_masks.check_pairs,
+                              num_classes=num_classes, max_pixels=max_pixels)
+    if workers <= 1 or len(pairs) <= ingest_lib._CHUNK:
+        for pair in pairs:
+            yield check([pair])[0]
+        return
+    chunk = ingest_lib._CHUNK
+    yield from worker_pool.map_in_order(
+        check, (pairs[i:i + chunk] for i in range(0, len(pairs), chunk)),
+        workers=workers, on_crash=_crashed,
+        inflight_per_worker=ingest_lib._INFLIGHT_PER_WORKER)
+
+
+def _crashed(pair):
+    del pair
+    return segmentation_masks.CheckedPair(
+        skip_reason="the image decoder crashed on it (its worker process "
+                    "died)")
+
+
+def _manifest_data(tree, shards, results, options, fingerprint):
+    totals = {}
+    skipped, converted = [], []
+    for shard in shards:
+        result = results[shard.name]
+        entry = totals.setdefault(shard.split, {
+            "count": 0, "histogram": [0] * 256, "images_with": [0] * 256,
+            "shards": []})
+        entry["count"] += result["records"]
+        for value in range(256):
+            entry["histogram"][value] += result["histogram"][value]
+            entry["images_with"][value] += result["images_with"][value]
+        entry["shards"].append({"name": shard.name,
+                                "records": result["records"],
+                                "bytes": result["bytes"],
+                                "sha256": result["sha256"]})
+        skipped.extend(result["skipped"])
+        converted.extend(result["converted"])
+    class_names = list(tree.class_names or _names_from_ids(totals))
+    splits = {}
+    for split, entry in totals.items():
+        splits[split] = {
+            "count": entry["count"],
+            "class_counts": {name: entry["images_with"][i]
+                             for i, name in enumerate(class_names)},
+            "pixel_counts": {name: entry["histogram"][i]
+                             for i, name in enumerate(class_names)},
+            "ignored_pixels": entry["histogram"][IGNORE_VALUE],
+            "shards": entry["shards"]}
+    for relpath, split, reason in tree.rejected:
+        skipped.append({"path": relpath, "split": split, "reason": reason})
+    return {
+        "format": manifest_lib.FORMAT,
+        "version": manifest_lib.VERSION,
+        "task": TASK,
+        "source": str(tree.root),
+        "layout": tree.layout.value,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "schema": segmentation_features.schema_description(),
+        "options": options,
+        "fingerprint": fingerprint,
+        "class_names": class_names,
+        "labels": {name: i for i, name in enumerate(class_names)},
+        "label_offset": 0,
+        "ignore_value": IGNORE_VALUE,
+        "files_found": tree.num_files,
+        "splits": splits,
+        "skipped": sorted(skipped, key=lambda s: s["path"]),
+        "converted": sorted(converted, key=lambda s: s["path"]),
+        "stats": None,
+    }
+
+
+def _names_from_ids(totals):
+    """Class names "0".."k" up to the largest id any mask holds."""
+    largest = max((value for entry in totals.values()
+                   for value in range(IGNORE_VALUE)
+                   if entry["histogram"][value]), default=0)
+    return [str(i) for i in range(largest + 1)]
+
