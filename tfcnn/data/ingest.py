@@ -128,6 +128,42 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
     options = {"validation_fraction": validation_fraction,
                "num_shards": num_shards, "seed": seed,
                "max_pixels": max_pixels}
+    return write_plan(
+        out, shards, options, tree.num_files,
+        write_shards=lambda out, pending, bar, journal: _write_shards(
+            tree, out, pending, max_pixels, workers, bar, journal),
+        manifest_data=lambda shards, results, fingerprint: _manifest_data(
+            tree, shards, results, options, fingerprint),
+        overwrite=overwrite, progress=progress, started=started)
+
+
+def write_plan(out, shards, options, num_files, *, write_shards,
+               manifest_data, overwrite, progress, started):
+    """Writes planned shards and the manifest, resuming an interrupted run.
+
+    The part of ingest shared by its tasks (classification here,
+    segmentation in ``tfcnn.data.segmentation_ingest``): the lock, the
+    check for a complete output, the journal of finished shards, the
+    removal of stale files, the progress bar, the manifest written last and
+    the summary line.
+
+    Args:
+        out: Path, the output folder (checked).
+        shards: list of planned shards (``split``, ``name``, ``files`` with
+            ``relpath`` and ``size``).
+        options: dict of the ingest options (part of the fingerprint).
+        num_files: int, files found (for the progress bar).
+        write_shards: callable ``(out, pending_shards, bar, journal)``
+            yielding ``(shard, result)`` as each shard is published.
+        manifest_data: callable ``(shards, results, fingerprint)`` returning
+            the manifest dict.
+        overwrite: bool, rewrite a complete output.
+        progress: bool, progress bar and summary line.
+        started: float, ``time.perf_counter()`` when the ingest began.
+
+    Returns:
+        dict, the manifest.
+    """
     fingerprint = _fingerprint(shards, options)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
@@ -150,12 +186,11 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
             JOURNAL_NAME))
         pending = [s for s in shards if s.name not in finished]
         results = dict(finished)
-        with _progress_bar(tree.num_files, progress) as bar:
-            bar.update(tree.num_files - sum(len(s.files) for s in pending))
-            for shard, result in _write_shards(tree, out, pending, max_pixels,
-                                               workers, bar, journal):
+        with _progress_bar(num_files, progress) as bar:
+            bar.update(num_files - sum(len(s.files) for s in pending))
+            for shard, result in write_shards(out, pending, bar, journal):
                 results[shard.name] = result
-        data = _manifest_data(tree, shards, results, options, fingerprint)
+        data = manifest_data(shards, results, fingerprint)
         manifest_lib.write(out, data)
         journal.remove()
     if progress:

@@ -4,8 +4,8 @@
 semantic segmentation (Pascal VOC, or images/masks folders: see
 ``tfcnn.data.segmentation_folders``) to ``ingest_segmentation``, which
 keeps every guarantee of classification ingest, with the same machinery
-(``tfcnn.data.ingest``: lock, journal, resume, atomic shard renames,
-manifest written last): every pair is written as one record or listed in
+(``tfcnn.data.ingest.write_plan``: lock, journal, resume, atomic shard
+renames, manifest written last): every pair is written as one record or listed in
 the manifest's ``skipped`` with its reason (a bad image, a bad mask, a
 mask of another size, an id that is no class, an image without a mask or
 the reverse), nothing half-written is ever visible, and a killed run
@@ -22,7 +22,7 @@ number of images showing each class (``class_counts``).
 import functools
 import time
 
-from tfcnn.data import atomic_files
+from tfcnn import atomic_files
 from tfcnn.data import image_folders
 from tfcnn.data import ingest as ingest_lib
 from tfcnn.data import manifest as manifest_lib
@@ -73,40 +73,13 @@ def ingest_segmentation(src, out, *, validation_fraction=0.1, num_shards=0,
                "num_shards": num_shards, "seed": seed,
                "max_pixels": max_pixels,
                "class_names": list(tree.class_names or [])}
-    fingerprint = ingest_lib._fingerprint(shards, options)
-    out.mkdir(parents=True, exist_ok=True)
-    with ingest_lib._exclusive(out):
-        done = None if overwrite else ingest_lib._existing_output(
-            out, fingerprint)
-        if done is not None:
-            if progress:
-                print(f"ingest: {out} is already complete "
-                      f"({ingest_lib._split_summary(done)}); nothing written "
-                      "(overwrite=True rewrites it)")
-            return done
-        if overwrite or (out / manifest_lib.MANIFEST_NAME).exists():
-            ingest_lib._clear(out)
-        journal = ingest_lib._Journal(out / ingest_lib.JOURNAL_NAME,
-                                      fingerprint)
-        finished = journal.verified(out, {s.name for s in shards})
-        sharding.remove_stale(out, set(finished), own_files=(
-            manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME,
-            ingest_lib.JOURNAL_NAME))
-        pending = [s for s in shards if s.name not in finished]
-        results = dict(finished)
-        with ingest_lib._progress_bar(tree.num_files, progress) as bar:
-            bar.update(tree.num_files - sum(len(s.files) for s in pending))
-            for shard, result in _write_shards(tree, out, pending,
-                                               max_pixels, workers, bar,
-                                               journal):
-                results[shard.name] = result
-        data = _manifest_data(tree, shards, results, options, fingerprint)
-        manifest_lib.write(out, data)
-        journal.remove()
-    if progress:
-        print(ingest_lib._summary(data, out, len(shards) - len(pending),
-                                  time.perf_counter() - started))
-    return data
+    return ingest_lib.write_plan(
+        out, shards, options, tree.num_files,
+        write_shards=lambda out, pending, bar, journal: _write_shards(
+            tree, out, pending, max_pixels, workers, bar, journal),
+        manifest_data=lambda shards, results, fingerprint: _manifest_data(
+            tree, shards, results, options, fingerprint),
+        overwrite=overwrite, progress=progress, started=started)
 
 
 def _plan(tree, validation_fraction, num_shards, seed):
