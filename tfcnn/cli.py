@@ -170,6 +170,9 @@ def _add_train(subparsers):
         description="Train under the recipe's distribution strategy; resumes "
                     "from its backup when run again after a crash.")
     _add_recipe_arguments(p)
+    p.add_argument("--overwrite", action="store_true",
+                   help="train a finished run again from scratch, "
+                        "replacing its model, checkpoints and logs")
     p.set_defaults(handler=_train)
 
 
@@ -177,7 +180,7 @@ def _train(args):
     recipe = _load_recipe(args)  # bad keys fail before TensorFlow loads
     from tfcnn.train import fit
 
-    fit.train(recipe)
+    fit.train(recipe, overwrite=args.overwrite)
 
 
 def _add_evaluate(subparsers):

@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from tfcnn.data import atomic_files
 from tfcnn.errors import DataError
 from tfcnn.recipe import MeanMode
 from tfcnn.recipe import Source
@@ -119,7 +120,12 @@ def _train(recipe, force):
     if fit.is_complete(recipe) and not force:
         return StageReport("train", True,
                            f"{recipe.train.model_dir} is trained")
-    summary = fit.train(recipe)
+    summary = fit.train(recipe, overwrite=force)
+    if summary.get("skipped"):
+        return StageReport("train", True,
+                           f"{recipe.train.model_dir} holds a finished run "
+                           f"of {summary.get('epochs_completed')} epochs",
+                           summary)
     return StageReport("train", False,
                        f"trained model saved in {recipe.train.model_dir}",
                        summary)
@@ -143,26 +149,52 @@ def _export(recipe, force):
     record_path = model_dir / _EXPORT_RECORD
     digest = _sha256(model_dir / "model.keras")
     if record_path.is_file() and not force:
-        record = json.loads(record_path.read_text())
-        if (record.get("model_sha256") == digest
-                and Path(record["path"]).is_dir()):
-            return StageReport("export", True,
-                               f"{record['path']} holds this model",
-                               Path(record["path"]))
+        path = _recorded_export(recipe, json.loads(record_path.read_text()),
+                                digest)
+        if path is not None:
+            return StageReport("export", True, f"{path} holds this model",
+                               path)
     path = export.export_model(
         model_dir, export_dir=recipe.export.dir, name=recipe.export.name,
         version=recipe.export.version, top_k=recipe.export.top_k)
-    record_path.write_text(json.dumps(
-        {"path": str(path), "model_sha256": digest}, indent=2))
+    # The export as the recipe names it (export.dir is relative to the
+    # folder the recipe runs in), so a moved or copied project never
+    # points at another project's SavedModel.
+    record = {"model_sha256": digest, "dir": str(recipe.export.dir),
+              "name": recipe.export.name, "version": int(path.name),
+              "top_k": recipe.export.top_k}
+    atomic_files.write_bytes_atomic(
+        record_path, json.dumps(record, indent=2).encode())
     return StageReport("export", False, f"published SavedModel {path}",
                        path)
+
+
+def _recorded_export(recipe, record, digest):
+    """The recorded export's folder if it is this model exported as the
+    recipe asks (same model, dir, name, top-k and version), else None."""
+    config = recipe.export
+    wanted = {"model_sha256": digest, "dir": str(config.dir),
+              "name": config.name, "top_k": config.top_k}
+    if any(record.get(key) != value for key, value in wanted.items()):
+        return None
+    version = record.get("version")
+    if not isinstance(version, int) or config.version not in (0, version):
+        return None
+    path = Path(config.dir) / config.name / str(version)
+    return path if (path / "saved_model.pb").is_file() else None
+
+
+def _export_path(recipe):
+    record = json.loads(
+        (Path(recipe.train.model_dir) / _EXPORT_RECORD).read_text())
+    return Path(recipe.export.dir) / recipe.export.name / str(
+        record["version"])
 
 
 def _predict(recipe, force):
     from tfcnn.serve import predict
 
-    export_path = json.loads(
-        (Path(recipe.train.model_dir) / _EXPORT_RECORD).read_text())["path"]
+    export_path = str(_export_path(recipe))
     images = list(recipe.predict.images)
     truth = None
     if not images:

@@ -43,11 +43,12 @@ class DivergedError(TfcnnError, ArithmeticError):
     """The loss became NaN or infinite; training stopped."""
 
 
-def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
+def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
+          overwrite=False):
     """Trains a recipe's model; resumes from its backup if one exists.
 
-    The backup is deleted once the model is saved, so running a finished
-    recipe again trains it afresh (``is_complete`` tells beforehand).
+    A finished run (``is_complete``) is left alone with one line saying
+    so, unless ``overwrite`` asks to train it again from scratch.
 
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
@@ -57,9 +58,13 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
             none.
         max_restarts: int, in-process restarts of ``fit`` from the backup
             after a collective-op failure. Defaults to 2.
+        overwrite: bool, train a finished run again, replacing its model,
+            checkpoints and logs. Defaults to False.
 
     Returns:
-        dict: ``epochs`` (requested), ``epochs_run`` (by this call),
+        dict: ``skipped`` (True for a finished run left alone: the other
+        keys are then its stored summary, with ``epochs_run`` 0),
+        ``epochs`` (requested), ``epochs_run`` (by this call),
         ``resumed_from`` (``{"epoch", "step"}`` or None), ``metrics`` (the
         last epoch's logs), ``best`` (best checkpoint's epoch and metric),
         ``num_replicas``, ``steps_per_epoch`` and the written ``paths``.
@@ -70,6 +75,11 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2):
         RecipeError: a bad strategy, batch size or schedule setting.
         DataError: missing data.
     """
+    finished = _finished_state(Path(recipe.train.model_dir))
+    if finished is not None:
+        if not overwrite:
+            return _leave_finished_run(recipe, finished)
+        _remove_finished_run(Path(recipe.train.model_dir))
     # First TensorFlow op of the run: MultiWorkerMirroredStrategy needs it.
     from tfcnn.train import strategy as strategy_lib
 
@@ -339,15 +349,40 @@ def is_complete(recipe):
     Returns:
         bool.
     """
-    model_dir = Path(recipe.train.model_dir)
+    state = _finished_state(Path(recipe.train.model_dir))
+    return state is not None and (
+        state.get("epochs_completed", 0) >= recipe.train.epochs)
+
+
+def _finished_state(model_dir):
+    """``training.json`` of a finished run in ``model_dir``, else None."""
     if not (model_dir / MODEL_NAME).is_file():
-        return False
+        return None
     try:
         state = json.loads((model_dir / TRAINING_STATE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
-        return False
-    return bool(state.get("complete")) and (
-        state.get("epochs_completed", 0) >= recipe.train.epochs)
+        return None
+    return state if state.get("complete") else None
+
+
+def _leave_finished_run(recipe, state):
+    # Its backup is gone, so training again would start from scratch and
+    # replace the model: never without being asked, even for more epochs.
+    done = state.get("epochs_completed", 0)
+    wanted = recipe.train.epochs
+    asked = "" if done == wanted else f"; the recipe asks for {wanted}"
+    _say(f"train: {recipe.train.model_dir} is complete ({done} epoch"
+         f"{'s' * (done != 1)}{asked}); left as it is (--overwrite or "
+         "another train.model_dir trains again)")
+    return {**state, "epochs_run": 0, "resumed_from": None, "skipped": True}
+
+
+def _remove_finished_run(model_dir):
+    """Removes what training writes, so the new run's logs stand alone."""
+    for name in ("logs", "checkpoints", "backup"):
+        shutil.rmtree(model_dir / name, ignore_errors=True)
+    for name in (MODEL_NAME, TRAINING_STATE):
+        (model_dir / name).unlink(missing_ok=True)
 
 
 def save_inference_model(model, path):
