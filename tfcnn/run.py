@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from tfcnn.data import atomic_files
+from tfcnn import atomic_files
 from tfcnn.errors import DataError
 from tfcnn.recipe import MeanMode
 from tfcnn.recipe import Source
@@ -163,8 +163,7 @@ def _export(recipe, force):
     record = {"model_sha256": digest, "dir": str(recipe.export.dir),
               "name": recipe.export.name, "version": int(path.name),
               "top_k": recipe.export.top_k}
-    atomic_files.write_bytes_atomic(
-        record_path, json.dumps(record, indent=2).encode())
+    atomic_files.write_json_atomic(record_path, record)
     return StageReport("export", False, f"published SavedModel {path}",
                        path)
 
