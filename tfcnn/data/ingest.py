@@ -196,7 +196,7 @@ def write_plan(out, shards, options, num_files, *, write_shards,
     if progress:
         print(_summary(data, out, len(shards) - len(pending),
                        time.perf_counter() - started))
-        for warning in data["warnings"]:
+        for warning in data.get("warnings", []):
             print(f"ingest: warning: {warning}", file=sys.stderr)
     return data
 

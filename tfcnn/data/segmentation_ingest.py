@@ -220,7 +220,7 @@ def _manifest_data(tree, shards, results, options, fingerprint):
             "shards": entry["shards"]}
     for relpath, split, reason in tree.rejected:
         skipped.append({"path": relpath, "split": split, "reason": reason})
-    return {
+    data = {
         "format": manifest_lib.FORMAT,
         "version": manifest_lib.VERSION,
         "task": TASK,
@@ -240,6 +240,28 @@ def _manifest_data(tree, shards, results, options, fingerprint):
         "converted": sorted(converted, key=lambda s: s["path"]),
         "stats": None,
     }
+    data["warnings"] = _warnings(data, tree, options)
+    return data
+
+
+def _warnings(data, tree, options):
+    """Classes no training pixel shows; a validation split left empty."""
+    warnings = []
+    train = data["splits"].get(segmentation_folders.TRAIN, {})
+    for name, count in train.get("pixel_counts", {}).items():
+        if count == 0:
+            warnings.append(
+                f"class {name!r} has no pixel in the training masks: it "
+                "cannot be learned")
+    wanted = tree.has_validation or options["validation_fraction"] > 0
+    if wanted and not data["splits"].get(
+            segmentation_folders.VALIDATION, {}).get("count"):
+        warnings.append(
+            "the validation split is empty (too few pairs for "
+            f"validation_fraction={options['validation_fraction']}, or "
+            "every validation pair was skipped): training will run without "
+            "validation")
+    return warnings
 
 
 def _names_from_ids(totals):
