@@ -9,10 +9,8 @@ from PIL import Image
 
 from tests.data import segmentation_files
 from tfcnn import cli
-from tfcnn.data import ingest
+from tfcnn.data import ingest, segmentation_ingest, segmentation_masks
 from tfcnn.data import segmentation_features as features
-from tfcnn.data import segmentation_ingest
-from tfcnn.data import segmentation_masks
 from tfcnn.data.manifest import Manifest
 from tfcnn.errors import DataError
 
@@ -139,11 +137,12 @@ def test_split_folders_and_seeded_validation(tmp_path):
     segmentation_files.make_pairs(flat, 10)
     first = ingest.ingest(flat, tmp_path / "b", workers=1, progress=False,
                           validation_fraction=0.3, seed=4)
-    again = ingest.ingest(flat, tmp_path / "c", workers=1, progress=False,
+    ingest.ingest(flat, tmp_path / "c", workers=1, progress=False,
                           validation_fraction=0.3, seed=4)
     assert first["splits"]["validation"]["count"] == 3
     files = [_records(Manifest.load(tmp_path / d).files("validation"))
              for d in ("b", "c")]
+    # The same seed holds out the same pairs.
     assert sorted(files[0]) == sorted(files[1])
 
 

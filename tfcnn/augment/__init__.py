@@ -3,6 +3,8 @@
 ``build_preprocessing(config, crop_size=..., stats=...)`` returns the layers
 of a recipe's training model; ``mix_batches`` applies MixUp/CutMix to host
 batches (they mix labels, so they can't live in the model).
+``build_segmentation_augmentation`` returns the layers that move an image
+and its segmentation mask together (``tfcnn.augment.segmentation``).
 """
 
 from tfcnn.augment.build import build_preprocessing
@@ -18,6 +20,8 @@ from tfcnn.augment.mean import IMAGENET_STD
 from tfcnn.augment.mean import MeanSubtraction
 from tfcnn.augment.mix import mix_batches
 from tfcnn.augment.randaugment import RandAugment
+from tfcnn.augment.segmentation import RandomScaleCropFlip
+from tfcnn.augment.segmentation import build_segmentation_augmentation
 
 __all__ = [
     "IMAGENET_EIGENVALUES",
@@ -29,7 +33,9 @@ __all__ = [
     "RandAugment",
     "RandomHorizontalFlip",
     "RandomOrCentreCrop",
+    "RandomScaleCropFlip",
     "build_preprocessing",
+    "build_segmentation_augmentation",
     "mean_subtraction",
     "mix_batches",
     "pca_from_stats",

@@ -29,8 +29,7 @@ import enum
 import os
 from pathlib import Path
 
-from tfcnn.data import image_folders
-from tfcnn.data import segmentation_masks
+from tfcnn.data import image_folders, segmentation_masks
 from tfcnn.errors import DataError
 
 CLASSES_FILE = "classes.txt"
@@ -215,18 +214,18 @@ def _match(root, split, stems, images, masks, rejected):
 def _pair(root, stem, images, masks):
     """``(SourcePair, None)`` or ``(None, (relpath, reason))``."""
     if not images and not masks:
-        return None, (stem, "listed in the split file but neither an image "
-                            "nor a mask has this name")
+        return None, (stem, ("listed in the split file but neither an "
+                             "image nor a mask has this name"))
     if not masks:
         return None, (images[0], "image without a mask")
     if not images:
         return None, (masks[0], "mask without an image")
     if len(images) > 1:
-        return None, (images[0], f"several images named {stem!r}: "
-                                 f"{', '.join(images)}")
+        return None, (images[0], (f"several images named {stem!r}: "
+                                  f"{', '.join(images)}"))
     if len(masks) > 1:
-        return None, (masks[0], f"several masks named {stem!r}: "
-                                f"{', '.join(masks)}")
+        return None, (masks[0], (f"several masks named {stem!r}: "
+                                 f"{', '.join(masks)}"))
     size = sum(_size(root / rel) for rel in (images[0], masks[0]))
     return SourcePair(images[0], masks[0], size), None
 

@@ -1,0 +1,242 @@
+"""Joint on-device augmentation of images and their segmentation masks.
+
+``RandomScaleCropFlip`` draws, per image, a scale, a crop window (which
+pads where the scaled image is smaller than the crop) and a horizontal
+flip, and applies that one geometric transform to the image and to its
+mask in a single resampling each: the image bilinearly, padded with the
+mean colour, the mask by nearest neighbour, padded with the ignore value
+(255, VOC's "void"), so a mask pixel is always a source class id or void
+(DeepLab's training augmentation, Chen et al. 2017).
+
+Inputs follow Keras' convention for image preprocessing layers: a dict
+``{"images": [B, H, W, 3], "segmentation_masks": [B, H, W] or
+[B, H, W, 1]}`` (or the images alone), returned as the same dict.
+Keras' own photometric layers (``keras.layers.RandomBrightness``,
+``RandomContrast``, ``RandomColorJitter``, ...) take the same dict and
+leave the masks untouched, so they compose with this one
+(``build_segmentation_augmentation``).
+
+Why not Keras' geometric layers: ``keras.layers.RandomCrop`` draws one
+window per batch, has no padding, and resizes masks bilinearly whenever
+the input is smaller than the crop; ``RandomZoom`` pads by reflection,
+which invents mask pixels; and under ``MirroredStrategy`` every replica of
+a Keras random layer draws the same numbers (``tfcnn.augment.seeding``).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcnn.augment import seeding
+
+IGNORE_VALUE = 255
+IMAGES = "images"
+MASKS = "segmentation_masks"
+
+
+@keras.saving.register_keras_serializable(package="tfcnn")
+class RandomScaleCropFlip(keras.layers.Layer):
+    """Random scale, padded crop and flip, drawn once for image and mask.
+
+    In training, for each image: a scale ``s`` uniform in ``scale_range``
+    (the image is seen as ``s*H x s*W``), a ``crop_size`` window at a
+    uniform integer offset in that scaled image (where the scaled image is
+    smaller than the window, the image lands at a uniform place inside it
+    and the rest is padding), and a left-right flip with probability
+    ``flip_rate``. Image pixels are sampled bilinearly (or as
+    ``interpolation`` says) and padding takes ``mean``; mask pixels are
+    sampled by nearest neighbour only and padding is ``ignore_value``.
+    At inference the layer returns its inputs unchanged (segmentation
+    models score whole images).
+
+    Each output keeps its input's dtype (uint8 images stay uint8, rounded),
+    and each replica draws its own transforms.
+
+    Args:
+        crop_size: int, side of the square output in training.
+        scale_range: pair of floats ``(low, high)``, ``0 < low <= high``.
+            Defaults to ``(0.5, 2.0)`` (DeepLab's range).
+        flip_rate: float in [0, 1], probability of a horizontal flip.
+            Defaults to 0.5.
+        mean: float or sequence of 3 floats, the padding colour of images
+            in pixel units. Defaults to 0.
+        ignore_value: int, the padding value of masks. Defaults to 255.
+        interpolation: ``"bilinear"`` or ``"nearest"``, how image pixels
+            are sampled (masks are always nearest). Defaults to
+            ``"bilinear"``.
+        seed: int or None. Defaults to None.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        inputs: dict with ``"images"`` ``[B, H, W, C]`` and optionally
+            ``"segmentation_masks"`` ``[B, H, W]`` or ``[B, H, W, 1]``
+            (same H and W), or an image tensor.
+        training: bool. Defaults to False.
+
+    Output shape:
+        In training ``[B, crop_size, crop_size, ...]`` for each input;
+        otherwise the inputs' shapes.
+
+    Example:
+    >>> layer = RandomScaleCropFlip(64, mean=(124, 116, 104))
+    >>> out = layer({"images": images, "segmentation_masks": masks},
+    ...             training=True)
+    """
+
+    def __init__(self, crop_size, scale_range=(0.5, 2.0), flip_rate=0.5,
+                 mean=0.0, ignore_value=IGNORE_VALUE,
+                 interpolation="bilinear", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(crop_size, int) or crop_size <= 0:
+            raise ValueError(
+                f"crop_size must be a positive int. Received: "
+                f"crop_size={crop_size!r}")
+        low, high = (float(v) for v in scale_range)
+        if not 0.0 < low <= high:
+            raise ValueError(
+                "scale_range must be (low, high) with 0 < low <= high. "
+                f"Received: scale_range={scale_range!r}")
+        if not 0.0 <= flip_rate <= 1.0:
+            raise ValueError(
+                f"flip_rate must be in [0, 1]. Received: "
+                f"flip_rate={flip_rate!r}")
+        if interpolation not in ("bilinear", "nearest"):
+            raise ValueError(
+                "interpolation must be 'bilinear' or 'nearest'. Received: "
+                f"interpolation={interpolation!r}")
+        self.crop_size = crop_size
+        self.scale_range = (low, high)
+        self.flip_rate = float(flip_rate)
+        self.mean = np.broadcast_to(np.asarray(mean, "float64"),
+                                    (3,)).tolist()
+        self.ignore_value = int(ignore_value)
+        self.interpolation = interpolation
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        data = inputs if isinstance(inputs, dict) else {IMAGES: inputs}
+        images = tf.convert_to_tensor(data[IMAGES])
+        transforms = self._transforms(tf.shape(images))
+        out = dict(data)
+        out[IMAGES] = self._warp_images(images, transforms)
+        if MASKS in data:
+            out[MASKS] = self._warp_masks(tf.convert_to_tensor(data[MASKS]),
+                                          transforms)
+        return out if isinstance(inputs, dict) else out[IMAGES]
+
+    def _transforms(self, shape):
+        """``[B, 8]`` projective transforms: output pixel -> input pixel."""
+        batch = shape[0]
+        height = tf.cast(shape[1], tf.float32)
+        width = tf.cast(shape[2], tf.float32)
+        size = float(self.crop_size)
+        uniform = tf.random.stateless_uniform(
+            tf.stack([batch, 4]),
+            seed=seeding.replica_seed(self.seed_generator))
+        low, high = self.scale_range
+        scale = low + (high - low) * uniform[:, 0]
+        top = _offset(height * scale, size, uniform[:, 1])
+        left = _offset(width * scale, size, uniform[:, 2])
+        flip = uniform[:, 3] < self.flip_rate
+        # Pixel centres: output column x sits at x + 0.5 in the window,
+        # so at (x + 0.5 + left) / s - 0.5 in input pixel indices; a flip
+        # reads column size - 1 - x instead.
+        inverse = 1.0 / scale
+        x_scale = tf.where(flip, -inverse, inverse)
+        x_shift = tf.where(flip, size - 0.5 + left, left + 0.5) * inverse
+        y_shift = (top + 0.5) * inverse
+        zeros = tf.zeros_like(scale)
+        return tf.stack([x_scale, zeros, x_shift - 0.5, zeros, inverse,
+                         y_shift - 0.5, zeros, zeros], axis=1)
+
+    def _warp_images(self, images, transforms):
+        mean = tf.constant(self.mean, tf.float32)
+        centred = tf.cast(images, tf.float32) - mean
+        warped = _warp(centred, transforms, self.crop_size,
+                       self.interpolation, 0.0) + mean
+        if images.dtype == tf.uint8:
+            return tf.saturate_cast(tf.round(warped), tf.uint8)
+        return tf.cast(warped, images.dtype)
+
+    def _warp_masks(self, masks, transforms):
+        squeeze = masks.shape.rank == 3
+        stack = masks[..., None] if squeeze else masks
+        warped = _warp(stack, transforms, self.crop_size, "nearest",
+                       float(self.ignore_value))
+        return warped[..., 0] if squeeze else warped
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "crop_size": self.crop_size,
+                "scale_range": list(self.scale_range),
+                "flip_rate": self.flip_rate, "mean": self.mean,
+                "ignore_value": self.ignore_value,
+                "interpolation": self.interpolation, "seed": self.seed}
+
+
+def _offset(scaled, size, uniform):
+    """Integer window offsets, uniform over ``[min(0, d), max(0, d)]`` with
+    ``d = scaled - size``: inside the scaled image when it is larger than
+    the window, a place for the image inside the window otherwise."""
+    span = scaled - size
+    low = tf.floor(tf.minimum(span, 0.0))
+    high = tf.floor(tf.maximum(span, 0.0))
+    return low + tf.minimum(tf.floor(uniform * (high - low + 1.0)),
+                            high - low)
+
+
+def _warp(images, transforms, size, interpolation, fill_value):
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms,
+        output_shape=tf.constant([size, size], tf.int32),
+        fill_value=tf.constant(fill_value, tf.float32),
+        interpolation=interpolation.upper(), fill_mode="CONSTANT")
+
+
+def build_segmentation_augmentation(*, crop_size, scale_range=(0.5, 2.0),
+                                    flip=True, mean=0.0, colour_jitter=0.0,
+                                    ignore_value=IGNORE_VALUE, seed=0):
+    """The joint augmentation layers of a segmentation training step.
+
+    Each layer takes and returns ``{"images", "segmentation_masks"}``:
+    ``RandomScaleCropFlip`` moves image and mask together, then (when
+    ``colour_jitter > 0``) Keras' ``RandomColorJitter`` changes the
+    image's brightness, contrast and saturation by up to that factor and
+    leaves the mask as it is.
+
+    Args:
+        crop_size: int, side of the training crop.
+        scale_range: pair of floats. Defaults to ``(0.5, 2.0)``.
+        flip: bool, random horizontal flips. Defaults to True.
+        mean: float or 3 floats, the image padding colour (the dataset's
+            channel mean, so padding is zero after mean subtraction).
+            Defaults to 0.
+        colour_jitter: float in [0, 1), photometric strength; 0 turns it
+            off. Defaults to 0.
+        ignore_value: int, mask padding. Defaults to 255.
+        seed: int. Defaults to 0.
+
+    Returns:
+        list of ``keras.layers.Layer``; with ``colour_jitter`` the images
+        come out float32 in [0, 255], otherwise in their input dtype.
+    """
+    layers = [RandomScaleCropFlip(
+        crop_size, scale_range=scale_range, flip_rate=0.5 if flip else 0.0,
+        mean=mean, ignore_value=ignore_value, seed=seed,
+        name="scale_crop_flip")]
+    if colour_jitter > 0:
+        layers.append(keras.layers.RandomColorJitter(
+            value_range=(0, 255), brightness_factor=colour_jitter,
+            contrast_factor=colour_jitter, saturation_factor=colour_jitter,
+            seed=seed + 1, name="colour_jitter"))
+    return layers
