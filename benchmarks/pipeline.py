@@ -100,6 +100,7 @@ def _make_data(data, count):
     import tensorflow as tf
 
     from tfcnn.data import features
+    from tfcnn.data import sharding
 
     rng = np.random.default_rng(0)
     photos = []
@@ -112,7 +113,7 @@ def _make_data(data, count):
     folders = data / "folders"
     num_shards = 8
     writers = [tf.io.TFRecordWriter(str(
-        shards / f"{features.shard_name('train', i, num_shards)}.tfrecord"))
+        shards / sharding.shard_filename("train", i, num_shards)))
         for i in range(num_shards)]
     total_bytes = 0
     for index in range(count):

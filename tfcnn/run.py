@@ -8,11 +8,11 @@ the same command again after a crash or a kill picks up where it stopped
 """
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
 from tfcnn import atomic_files
+from tfcnn.data import sharding
 from tfcnn.errors import DataError
 from tfcnn.recipe import MeanMode
 from tfcnn.recipe import Source
@@ -136,7 +136,7 @@ def _evaluate(recipe, force):
 
     metrics = evaluate.evaluate(recipe, verbose=False)
     path = Path(recipe.train.model_dir) / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=2))
+    atomic_files.write_json_atomic(path, metrics)
     return StageReport("evaluate", False,
                        f"{evaluate.format_metrics(metrics)} (saved {path})",
                        metrics)
@@ -147,7 +147,7 @@ def _export(recipe, force):
 
     model_dir = Path(recipe.train.model_dir)
     record_path = model_dir / _EXPORT_RECORD
-    digest = _sha256(model_dir / "model.keras")
+    digest = sharding.file_sha256(model_dir / "model.keras")
     if record_path.is_file() and not force:
         path = _recorded_export(recipe, json.loads(record_path.read_text()),
                                 digest)
@@ -229,7 +229,8 @@ def _held_out_image(recipe):
     fmt = example[features.IMAGE_FORMAT].numpy().decode() or "jpeg"
     suffix = {"jpeg": ".jpg", "jpg": ".jpg"}.get(fmt.lower(), f".{fmt}")
     path = Path(recipe.train.model_dir) / f"held_out_example{suffix}"
-    path.write_bytes(example[features.IMAGE_ENCODED].numpy())
+    atomic_files.write_bytes_atomic(
+        path, example[features.IMAGE_ENCODED].numpy())
     label = int(example[features.LABEL].numpy()) + recipe.data.label_offset
     return str(path), manifest.class_names[label]
 
@@ -242,11 +243,3 @@ def _describe(recipe):
     return manifest_lib.describe(
         recipe.data.shard_dir, label_offset=recipe.data.label_offset,
         labels_file=recipe.data.labels_file or None)
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

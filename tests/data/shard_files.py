@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcnn.data import features
+from tfcnn.data import sharding
 
 
 def encode(image, image_format="jpeg"):
@@ -31,8 +32,8 @@ def write_shards(directory, *, num_shards=2, per_shard=6, split="train",
     paths = []
     index = 0
     for shard in range(num_shards):
-        name = features.shard_name(split, shard, num_shards)
-        path = f"{directory}/{name}.tfrecord"
+        name = sharding.shard_filename(split, shard, num_shards)
+        path = f"{directory}/{name}"
         with tf.io.TFRecordWriter(path) as writer:
             for _ in range(per_shard):
                 h = height + (index % 3) * 7

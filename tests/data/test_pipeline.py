@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tests.data import shard_files
 from tfcnn.data import pipeline
+from tfcnn.errors import DataError
 from tfcnn.train.strategy import mirrored
 
 SIZE = 16
@@ -145,7 +146,7 @@ def test_distributed_batch_must_split_evenly(shards):
 def test_list_shards(tmp_path, shards):
     assert pipeline.list_shards(tmp_path, "train") == sorted(
         str(path) for path in shards)
-    with pytest.raises(FileNotFoundError, match="no validation shards"):
+    with pytest.raises(DataError, match="no validation shards"):
         pipeline.list_shards(tmp_path, "validation")
 
 

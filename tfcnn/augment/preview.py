@@ -43,7 +43,7 @@ def write_preview(data_dir, out, *, recipe_path=None, overrides=(),
     """Writes a PNG grid of ``count`` augmented training images.
 
     Args:
-        data_dir: str or Path, shard folder (with ``manifest.json``).
+        data_dir: str or Path, a shard folder, with or without a manifest.
         out: str or Path of the PNG to write.
         recipe_path: str, Path or None; the recipe whose ``data`` and
             ``augment`` sections to use. None: the default recipe.
@@ -56,8 +56,8 @@ def write_preview(data_dir, out, *, recipe_path=None, overrides=(),
         Path of the written file.
 
     Raises:
-        DataError: an unreadable manifest or statistics file.
-        FileNotFoundError: no training shards in ``data_dir``.
+        DataError: an unreadable manifest or statistics file, or no
+            training shards in ``data_dir``.
         RecipeError: a bad recipe or override.
         ValueError: ``count`` < 1.
     """
@@ -107,19 +107,21 @@ def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
             f"count must be a positive int. Received: count={count!r}")
     recipe = recipe or recipe_lib.Recipe()
     seed = recipe.data.seed if seed is None else seed
-    files, class_names, label_offset = _training_shards(
-        data_dir, recipe.data.label_offset)
+    manifest = manifest_lib.describe(
+        data_dir, label_offset=recipe.data.label_offset,
+        labels_file=recipe.data.labels_file or None)
+    files, class_names = manifest.files("train"), manifest.class_names
     size = recipe.data.resize_size
     dataset = pipeline.make_dataset(
         files, size=size, batch_size=count, training=True, seed=seed,
         shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False,
-        label_offset=label_offset)
+        label_offset=manifest.label_offset)
     dataset = mix_lib.mix_batches(dataset, recipe.augment,
                                   len(class_names), seed=seed)
     images, labels = next(iter(dataset))
     layers = build_lib.build_preprocessing(
         recipe.augment, crop_size=recipe.data.image_size,
-        stats=stats_lib.load_stats(data_dir, size=size), seed=seed)
+        stats=stats_lib.load_stats(manifest, size=size), seed=seed)
     # Mean subtraction is linear and the crop and flip only move pixels, so
     # "the mean added back" is the same chain without it: exact even where
     # a random crop took a patch of the mean image away from its centre.
@@ -172,16 +174,6 @@ def _load_recipe(recipe_path, overrides):
     if recipe_path is not None:
         return recipe_lib.load_recipe(recipe_path, overrides)
     return recipe_lib.recipe_from_dict({}, overrides)
-
-
-def _training_shards(data_dir, recipe_label_offset):
-    if not (Path(data_dir) / manifest_lib.MANIFEST_NAME).exists():
-        # Shards from other tools: no class names, so name classes by label.
-        files = pipeline.list_shards(data_dir, "train")
-        return files, [str(i) for i in range(1000)], recipe_label_offset
-    manifest = manifest_lib.Manifest.load(data_dir)
-    return (manifest.files("train"), manifest.class_names,
-            manifest.label_offset)
 
 
 def _caption(label, class_names):

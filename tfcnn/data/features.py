@@ -25,15 +25,6 @@ FEATURE_SPEC = {
     LABEL_TEXT: tf.io.FixedLenFeature([], tf.string, default_value=""),
 }
 
-SPLITS = ("train", "validation", "test")
-MANIFEST_NAME = "manifest.json"
-
-
-def shard_name(split, index, num_shards):
-    """Returns the reference tools' shard name, e.g. ``train-00003-of-00128``."""
-    return f"{split}-{index:05d}-of-{num_shards:05d}"
-
-
 def make_example(encoded, *, image_format, height, width, label, text,
                  filename):
     """Builds one ``tf.train.Example`` in the schema above."""

@@ -570,23 +570,14 @@ def _manifest_data(tree, shards, results, options, fingerprint):
                                  for name in tree.class_names}
     for f, split, reason in tree.rejected:
         skipped.append({"path": f.relpath, "split": split, "reason": reason})
-    data = {
-        "format": manifest_lib.FORMAT,
-        "version": manifest_lib.VERSION,
-        "source": str(tree.root),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "schema": manifest_lib.schema_description(),
-        "options": options,
-        "fingerprint": fingerprint,
-        "class_names": list(tree.class_names),
-        "labels": {name: i for i, name in enumerate(tree.class_names)},
-        "label_offset": 0,
-        "files_found": tree.num_files,
-        "splits": splits,
-        "skipped": sorted(skipped, key=lambda s: s["path"]),
-        "converted": sorted(converted, key=lambda s: s["path"]),
-        "stats": None,
-    }
+    data = manifest_lib.assemble(
+        source=tree.root,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        options=options, fingerprint=fingerprint,
+        files_found=tree.num_files,
+        class_names=tree.class_names, label_offset=0, splits=splits,
+        skipped=sorted(skipped, key=lambda s: s["path"]),
+        converted=sorted(converted, key=lambda s: s["path"]))
     data["warnings"] = _warnings(data, tree, options)
     return data
 

@@ -18,9 +18,12 @@ Every write is atomic (``tfcnn.atomic_files``): a reader sees the old
 manifest or the new one, never half of one.
 """
 
+import dataclasses
 import json
 import os
 from pathlib import Path
+
+import tensorflow as tf
 
 from tfcnn import atomic_files
 from tfcnn.data import features
@@ -28,7 +31,7 @@ from tfcnn.data import image_folders
 from tfcnn.data import sharding
 from tfcnn.errors import DataError
 
-MANIFEST_NAME = features.MANIFEST_NAME
+MANIFEST_NAME = "manifest.json"
 STATS_NAME = "stats.npz"
 # A class-name file beside shards without a manifest: one name per line.
 LABELS_FILE_NAME = "labels.txt"
@@ -36,6 +39,9 @@ FORMAT = "tfcnn.manifest"
 VERSION = 1
 SCHEMA_NAME = "imagenet-tfrecord"
 _REQUIRED_KEYS = ("class_names", "splits")
+OFFSET_HINT = ("if the labels are 1-based (TensorFlow's reference ImageNet "
+               "tools store 1..1000), use label_offset=-1 "
+               "(data.label_offset)")
 
 
 class Manifest:
@@ -120,8 +126,6 @@ class Manifest:
                 outside the class count (naming the shard, the label and the
                 usual fix).
         """
-        from tfcnn.data import readers  # TensorFlow only when needed
-
         data_dir = Path(data_dir)
         if labels_file is None and num_classes is None and (
                 class_names is None) and (
@@ -129,7 +133,7 @@ class Manifest:
             labels_file = data_dir / LABELS_FILE_NAME
         names = _class_names(num_classes, labels_file, class_names)
         found = _find_shards(data_dir, splits or image_folders.SPLITS)
-        scans = {split: [(path, readers.scan_shard(path)) for path in files]
+        scans = {split: [(path, scan_shard(path)) for path in files]
                  for split, files in found.items()}
         names = _check_labels(scans, names, label_offset)
         split_data = {
@@ -138,16 +142,10 @@ class Manifest:
                                 "bytes": path.stat().st_size}
                                for path, scan in shards]}
             for split, shards in scans.items()}
-        data = {
-            "format": FORMAT, "version": VERSION,
-            "source": str(data_dir.resolve()),
-            "schema": schema_description(),
-            "class_names": list(names),
-            "label_offset": label_offset,
-            "splits": split_data,
-            "skipped": [], "converted": [],
-            "stats": STATS_NAME if (data_dir / STATS_NAME).is_file() else None,
-        }
+        data = assemble(
+            source=data_dir.resolve(), class_names=names,
+            label_offset=label_offset, splits=split_data,
+            stats=STATS_NAME if (data_dir / STATS_NAME).is_file() else None)
         return cls(data_dir, data, from_file=False)
 
     # What others read -----------------------------------------------------
@@ -278,6 +276,45 @@ class Manifest:
                 f"{counts})")
 
 
+def assemble(*, source, class_names, splits, label_offset=0, skipped=(),
+             converted=(), stats=None, schema=None, **extra):
+    """The JSON content of a manifest, in the one layout every writer uses.
+
+    Args:
+        source: str or Path, where the images or shards came from.
+        class_names: sequence of str; label = index.
+        splits: dict split -> ``{"count", "shards"[, "class_counts"]}``.
+        label_offset: int added to stored labels. Defaults to 0.
+        skipped: dicts (path, split, reason) of files left out.
+            Defaults to none.
+        converted: dicts (path, split, note) of files converted.
+            Defaults to none.
+        stats: str or None, the statistics file's name. Defaults to None.
+        schema: dict or None, the record schema; None is the
+            classification schema (``schema_description()``).
+            Defaults to None.
+        **extra: more keys (ingest's ``options``, ``fingerprint``,
+            ``created``, ``files_found``, a segmentation ``task``).
+
+    Returns:
+        dict, ready for ``write``.
+    """
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "source": str(source),
+        "schema": schema or schema_description(),
+        **extra,
+        "class_names": list(class_names),
+        "labels": {name: i for i, name in enumerate(class_names)},
+        "label_offset": label_offset,
+        "splits": splits,
+        "skipped": list(skipped),
+        "converted": list(converted),
+        "stats": stats,
+    }
+
+
 def write(data_dir, data):
     """Writes a manifest dict to ``<data_dir>/manifest.json`` atomically."""
     text = json.dumps(data, indent=1, sort_keys=False) + "\n"
@@ -338,6 +375,50 @@ def describe(data_dir, **from_shards_kwargs):
     return Manifest.from_shards(data_dir, **from_shards_kwargs)
 
 
+@dataclasses.dataclass(frozen=True)
+class ShardScan:
+    """What one pass over a shard found.
+
+    Attributes:
+        records: int.
+        min_label: int or None (None for an empty shard), as stored.
+        max_label: int or None, as stored.
+    """
+
+    records: int
+    min_label: int | None
+    max_label: int | None
+
+
+def scan_shard(path):
+    """Counts the records of one shard and finds its stored label range.
+
+    Args:
+        path: str or Path of a shard.
+
+    Returns:
+        a ``ShardScan``.
+
+    Raises:
+        DataError: the shard is unreadable or a record has no label.
+    """
+    spec = {features.LABEL: features.FEATURE_SPEC[features.LABEL]}
+    dataset = tf.data.TFRecordDataset(str(path)).batch(4096).map(
+        lambda batch: tf.io.parse_example(batch, spec)[features.LABEL])
+    records, low, high = 0, None, None
+    try:
+        for labels in dataset.as_numpy_iterator():
+            if labels.size:
+                records += labels.size
+                low = min(int(labels.min()), low if low is not None else (
+                    int(labels.min())))
+                high = max(int(labels.max()), high if high is not None else (
+                    int(labels.max())))
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        raise DataError(f"cannot read shard {path}: {error.message}") from None
+    return ShardScan(records, low, high)
+
+
 def _find_shards(data_dir, splits):
     found = {}
     for split in splits:
@@ -356,8 +437,6 @@ def _find_shards(data_dir, splits):
 def _check_labels(scans, names, label_offset):
     """Checks every shard's label range; returns the class names (inferred
     from the largest label when ``names`` is None)."""
-    from tfcnn.data.readers import OFFSET_HINT
-
     ranges = [(path, scan.min_label + label_offset,
                scan.max_label + label_offset)
               for shards in scans.values() for path, scan in shards

@@ -32,6 +32,7 @@ import tensorflow as tf
 from tfcnn.data import decode as decode_lib
 from tfcnn.data import features
 from tfcnn.data import preprocess
+from tfcnn.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -110,7 +111,7 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
             _example_from_pair, spec=source.element_spec, size=size,
             label_offset=label_offset)
     else:
-        records = _read_shards(source, training=training, seed=seed,
+        records = read_records(source, shuffle=training, seed=seed,
                                input_context=input_context,
                                deterministic=deterministic)
         to_example = functools.partial(
@@ -182,28 +183,60 @@ def list_shards(data_dir, split):
         list of str.
 
     Raises:
-        FileNotFoundError: no ``<split>-*-of-*`` shard in ``data_dir``.
+        DataError: no ``<split>-*-of-*`` shard in ``data_dir``.
     """
     pattern = f"{str(data_dir).rstrip('/')}/{split}-*-of-*"
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
-        raise FileNotFoundError(
+        raise DataError(
             f"no {split} shards ({split}-*-of-*) in {data_dir}")
     return files
 
 
-def _read_shards(files, *, training, seed, input_context, deterministic):
+def read_records(files, *, shuffle=False, seed=0, input_context=None,
+                 deterministic=None, with_paths=False):
+    """The serialized records of shard files, read in parallel.
+
+    The one read path of shards: training, evaluation, statistics and the
+    preview all read through it (``tfcnn.data.readers`` adds the labels'
+    checks on top).
+
+    Args:
+        files: sequence of shard paths (str or Path).
+        shuffle: bool, shuffle the file order (again each epoch).
+            Defaults to False.
+        seed: int, seed of the file shuffle. Defaults to 0.
+        input_context: ``tf.distribute.InputContext`` or None; when given,
+            this pipeline reads only its share of the files.
+            Defaults to None.
+        deterministic: bool or None, as in ``make_dataset``.
+            Defaults to None.
+        with_paths: bool, yield ``(record, path)`` pairs so that errors can
+            name the shard. Defaults to False.
+
+    Returns:
+        ``tf.data.Dataset`` of scalar strings (or pairs).
+
+    Raises:
+        ValueError: ``files`` is empty.
+    """
     files = [str(f) for f in files]
     if not files:
         raise ValueError(f"source has no shard files. Received: source={files}")
     dataset = tf.data.Dataset.from_tensor_slices(files)
     dataset = _shard(dataset, input_context)
-    if training:
+    if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed,
                                   reshuffle_each_iteration=True)
+
+    def open_shard(path):
+        records = tf.data.TFRecordDataset(path, buffer_size=_READ_BUFFER)
+        if with_paths:
+            records = records.map(lambda record: (record, path))
+        return records
+
     return dataset.interleave(
-        lambda path: tf.data.TFRecordDataset(path, buffer_size=_READ_BUFFER),
-        cycle_length=min(len(files), 16), block_length=1,
+        open_shard, cycle_length=min(len(files), 16), block_length=1,
         num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
 

@@ -23,16 +23,14 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfcnn.data import decode as decode_lib
 from tfcnn.data import features
 from tfcnn.data import manifest as manifest_lib
+from tfcnn.data import pipeline
 from tfcnn.data import preprocess
 from tfcnn.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
-_LABEL_SPEC = {features.LABEL: features.FEATURE_SPEC[features.LABEL]}
-OFFSET_HINT = ("if the labels are 1-based (TensorFlow's reference ImageNet "
-               "tools store 1..1000), use label_offset=-1 "
-               "(data.label_offset)")
 
 
 def read_shards(data, split, *, size=None, shuffle_files=False, seed=0):
@@ -81,14 +79,8 @@ def read_tfrecords(files, *, num_classes=None, label_offset=0, size=None,
         DataError: ``files`` is empty or a file is missing.
     """
     files = existing_files(files)
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle_files:
-        dataset = dataset.shuffle(len(files), seed=seed)
-    dataset = dataset.interleave(
-        lambda path: tf.data.TFRecordDataset(path).map(
-            lambda record: (record, path)),
-        cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
-        deterministic=True)
+    dataset = pipeline.read_records(files, shuffle=shuffle_files, seed=seed,
+                                    with_paths=True)
     parse = _parser(num_classes, label_offset, size)
     return dataset.map(parse, num_parallel_calls=AUTOTUNE)
 
@@ -111,7 +103,7 @@ def existing_files(files):
 def _parser(num_classes, label_offset, size):
 
     def parse(record, path):
-        example = tf.io.parse_single_example(record, features.FEATURE_SPEC)
+        example = decode_lib.decode(record)
         stored = example[features.LABEL]
         label = tf.cast(stored + label_offset, tf.int32)
         if num_classes is not None:
@@ -119,7 +111,7 @@ def _parser(num_classes, label_offset, size):
             check = tf.debugging.Assert(inside, [
                 "label outside the class count in", path, "stored label",
                 stored, f"label_offset {label_offset}, classes "
-                f"{num_classes}; {OFFSET_HINT}"])
+                f"{num_classes}; {manifest_lib.OFFSET_HINT}"])
             with tf.control_dependencies([check]):
                 label = tf.identity(label)
         image = example[features.IMAGE_ENCODED]
@@ -128,49 +120,6 @@ def _parser(num_classes, label_offset, size):
         return image, label
 
     return parse
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardScan:
-    """What one pass over a shard found.
-
-    Attributes:
-        records: int.
-        min_label: int or None (None for an empty shard), as stored.
-        max_label: int or None, as stored.
-    """
-
-    records: int
-    min_label: int | None
-    max_label: int | None
-
-
-def scan_shard(path):
-    """Counts the records of one shard and finds its stored label range.
-
-    Args:
-        path: str or Path of a shard.
-
-    Returns:
-        a ``ShardScan``.
-
-    Raises:
-        DataError: the shard is unreadable or a record has no label.
-    """
-    dataset = tf.data.TFRecordDataset(str(path)).batch(4096).map(
-        lambda batch: tf.io.parse_example(batch, _LABEL_SPEC)[features.LABEL])
-    records, low, high = 0, None, None
-    try:
-        for labels in dataset.as_numpy_iterator():
-            if labels.size:
-                records += labels.size
-                low = min(int(labels.min()), low if low is not None else (
-                    int(labels.min())))
-                high = max(int(labels.max()), high if high is not None else (
-                    int(labels.max())))
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-        raise DataError(f"cannot read shard {path}: {error.message}") from None
-    return ShardScan(records, low, high)
 
 
 # tfds ------------------------------------------------------------------------

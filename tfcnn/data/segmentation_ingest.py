@@ -222,26 +222,15 @@ def _manifest_data(tree, shards, results, options, fingerprint):
             "shards": entry["shards"]}
     for relpath, split, reason in tree.rejected:
         skipped.append({"path": relpath, "split": split, "reason": reason})
-    data = {
-        "format": manifest_lib.FORMAT,
-        "version": manifest_lib.VERSION,
-        "task": TASK,
-        "source": str(tree.root),
-        "layout": tree.layout.value,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "schema": segmentation_features.schema_description(),
-        "options": options,
-        "fingerprint": fingerprint,
-        "class_names": class_names,
-        "labels": {name: i for i, name in enumerate(class_names)},
-        "label_offset": 0,
-        "ignore_value": IGNORE_VALUE,
-        "files_found": tree.num_files,
-        "splits": splits,
-        "skipped": sorted(skipped, key=lambda s: s["path"]),
-        "converted": sorted(converted, key=lambda s: s["path"]),
-        "stats": None,
-    }
+    data = manifest_lib.assemble(
+        task=TASK, source=tree.root, layout=tree.layout.value,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        schema=segmentation_features.schema_description(),
+        options=options, fingerprint=fingerprint,
+        class_names=class_names, label_offset=0,
+        ignore_value=IGNORE_VALUE, files_found=tree.num_files,
+        splits=splits, skipped=sorted(skipped, key=lambda s: s["path"]),
+        converted=sorted(converted, key=lambda s: s["path"]))
     data["warnings"] = _warnings(data, tree, options)
     return data
 

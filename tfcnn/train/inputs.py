@@ -187,13 +187,11 @@ class _Shards:
         self._recipe = recipe
         directory = recipe.data.shard_dir
         self.where = str(directory)
-        if (recipe.data.source is Source.TFRECORD
-                and not (directory / manifest_lib.MANIFEST_NAME).is_file()):
-            self._manifest = manifest_lib.Manifest.from_shards(
-                directory, label_offset=recipe.data.label_offset,
-                labels_file=recipe.data.labels_file or None)
-        else:
-            self._manifest = manifest_lib.Manifest.load(directory)
+        # Shards from other tools have no manifest (their labels may be
+        # 1-based): described from their files.
+        self._manifest = manifest_lib.describe(
+            directory, label_offset=recipe.data.label_offset,
+            labels_file=recipe.data.labels_file or None)
         self.class_names = self._manifest.class_names
 
     def has(self, split):
