@@ -1,8 +1,12 @@
 """Tests for the tfcnn command: help texts and one-line errors with exit 2."""
 
+import contextlib
+import errno
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tfcnn import cli
@@ -102,3 +106,77 @@ def test_console_script_runs_as_module():
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "ingest" in result.stdout and "serve" in result.stdout
+
+
+def _small_source(root):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), np.uint8)).save(
+                root / name / f"{i}.png")
+    return root
+
+
+@contextlib.contextmanager
+def _tmpfs(folder, options):
+    """A small tmpfs at ``folder`` (root may mount one); yields whether it
+    is mounted. Without it the test raises the same OSError by hand."""
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "none", str(folder)],
+        capture_output=True).returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("options, code, words", [
+    ("size=1m,ro", errno.EROFS, "Read-only file system"),
+    ("size=48k", errno.ENOSPC, "No space left on device"),
+])
+def test_read_only_or_full_output_is_one_line(capsys, tmp_path, monkeypatch,
+                                              options, code, words):
+    src = _small_source(tmp_path / "src")
+    with _tmpfs(tmp_path / "mnt", options) as mounted:
+        if not mounted:
+            from tfcnn.data import ingest
+
+            def fail(*args, **kwargs):
+                raise OSError(code, os.strerror(code),
+                              str(tmp_path / "mnt" / "out"))
+
+            monkeypatch.setattr(ingest, "ingest", fail)
+        status = cli.main(["ingest", str(src), str(tmp_path / "mnt" / "out")])
+    err = capsys.readouterr().err
+    # The progress bar may have drawn before the write failed.
+    line = err.strip().splitlines()[-1]
+    assert status == 2 and "Traceback" not in err
+    assert line.startswith("tfcnn ingest: error: ") and words in line
+    assert str(tmp_path / "mnt" / "out") in line
+
+
+def test_negative_shard_count_is_one_line(capsys, tmp_path):
+    src = _small_source(tmp_path / "src")
+    line = _error_line(capsys, ["ingest", str(src), str(tmp_path / "out"),
+                                "--shards", "-1"])
+    assert "num_shards must be >= 0" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_recipe_that_is_not_utf8_is_one_line(capsys, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_bytes(b"[train]\nepochs = 1\n# caf\xe9\n")
+    line = _error_line(capsys, ["train", str(recipe)])
+    assert "not UTF-8" in line and "0xe9" in line
+
+
+def test_class_folder_name_that_is_not_utf8_is_one_line(capsys, tmp_path):
+    src = _small_source(tmp_path / "src")
+    os.rename(src / "b", os.path.join(os.fsencode(src), b"caf\xe9"))
+    line = _error_line(capsys, ["ingest", str(src), str(tmp_path / "out")])
+    assert "not valid UTF-8" in line and "caf\\xe9" in line

@@ -6,6 +6,7 @@ a missing file) ends with one line on stderr and exit status 2.
 """
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -23,6 +24,18 @@ def main(argv=None):
     except (TfcnnError, FileNotFoundError, NotADirectoryError) as error:
         print(f"tfcnn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.errno not in _USER_ERRNOS:
+            raise
+        print(f"tfcnn {args.command}: error: {_os_error_line(error)}",
+              file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - re-raised unless TF's
+        line = _tensorflow_error_line(error)
+        if line is None:
+            raise
+        print(f"tfcnn {args.command}: error: {line}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error.
         sys.stdout = open(os.devnull, "w")
@@ -30,6 +43,39 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"tfcnn {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+# Failures of the file system that the user fixes (permissions, a
+# read-only mount, a full disk), not bugs: one line, exit 2.
+_USER_ERRNOS = frozenset(
+    getattr(errno, name) for name in (
+        "EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EISDIR",
+        "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EFBIG", "EMFILE")
+    if hasattr(errno, name))
+
+
+def _os_error_line(error):
+    where = error.filename
+    if error.filename2:
+        where = f"{where} -> {error.filename2}"
+    return f"{error.strerror}: {where}" if where else str(error)
+
+
+def _tensorflow_error_line(error):
+    """One line for TensorFlow's file-system errors (its own writers raise
+    these instead of ``OSError``), or None for anything else."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return None
+    user_errors = (tf.errors.PermissionDeniedError,
+                   tf.errors.ResourceExhaustedError)
+    if not isinstance(error, user_errors):
+        return None
+    message = error.message.strip().splitlines()[0] if error.message else ""
+    if isinstance(error, tf.errors.ResourceExhaustedError) and not any(
+            word in message.lower() for word in ("space", "quota")):
+        return None  # out of accelerator memory: keeps its traceback
+    return message
 
 
 def _configure_runtime():

@@ -317,9 +317,14 @@ def load_recipe(path, overrides=()):
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise RecipeError(f"{path}: invalid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(
+            f"{path}: not UTF-8 text (TOML files are UTF-8): byte "
+            f"{error.object[error.start]:#04x} at offset {error.start}"
+        ) from None
     return recipe_from_dict(raw, overrides)
 
 

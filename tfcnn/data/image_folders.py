@@ -102,6 +102,8 @@ def find_images(src):
             f"no class folders in {split_roots[TRAIN]}: expected "
             "<class>/<image files> or train/<class>/<image files>. "
             f"Received: src={src}")
+    for name in class_names:
+        _check_class_name(split_roots[TRAIN] / name)
     known = set(class_names)
     splits, rejected = {}, []
     for split, split_root in split_roots.items():
@@ -160,6 +162,17 @@ def split_validation(files, fraction, seed):
         train.extend(members[held:])
     key = lambda f: f.relpath  # noqa: E731
     return sorted(train, key=key), sorted(validation, key=key)
+
+
+def _check_class_name(folder):
+    """Class names are stored as UTF-8 text (manifest, records, serving)."""
+    try:
+        folder.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(
+            f"class folder name {os.fsencode(folder.name)!r} is not valid "
+            "UTF-8; class names are stored as UTF-8 text, so rename the "
+            f"folder. Received: {os.fsencode(folder)!r}") from None
 
 
 def _visible_dirs(folder):

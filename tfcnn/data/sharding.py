@@ -14,6 +14,7 @@ import random
 import re
 
 from tfcnn import atomic_files
+from tfcnn.errors import DataError
 
 SHARD_SUFFIX = ".tfrecord"
 # The reference tools aim at shards of ~100-200 MB: big enough to read
@@ -46,7 +47,7 @@ def num_shards_for(total_bytes, num_files, requested=0):
         int in ``[1, max(1, num_files)]``: never an empty shard.
     """
     if requested < 0:
-        raise ValueError(
+        raise DataError(
             f"num_shards must be >= 0. Received: num_shards={requested}")
     wanted = requested or math.ceil(total_bytes / TARGET_SHARD_BYTES)
     return max(1, min(wanted, num_files))

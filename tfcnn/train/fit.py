@@ -75,6 +75,9 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
         RecipeError: a bad strategy, batch size or schedule setting.
         DataError: missing data.
     """
+    from tfcnn.train import run_folder
+
+    run_folder.check_folder(recipe.train.model_dir)
     finished = _finished_state(Path(recipe.train.model_dir))
     if finished is not None:
         if not overwrite:
@@ -101,6 +104,7 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     import keras
 
     from tfcnn.train import inputs as inputs_lib
+    from tfcnn.train import run_folder
     from tfcnn.train import strategy as strategy_lib
 
     config = recipe.train
@@ -109,6 +113,7 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     write_dir = Path(strategy_lib.worker_dir(model_dir, placement))
     data = inputs_lib.training_inputs(recipe,
                                       num_workers=placement.num_workers)
+    run_folder.check_same_run(recipe, data.class_names)
     with placement.strategy.scope():
         model = build_training_model(recipe, data.num_classes, data.stats)
         compile_model(model, recipe, data.steps_per_epoch, data.dense_labels)

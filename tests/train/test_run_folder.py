@@ -1,0 +1,58 @@
+"""Tests for tfcnn.train.run_folder: one run folder, one run."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tests.train.conftest import tiny_recipe
+from tfcnn.errors import RecipeError
+from tfcnn.train import fit
+from tfcnn.train import run_folder
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def _other(recipe, section, **changes):
+    return recipe.replace(**{section: dataclasses.replace(
+        getattr(recipe, section), **changes)})
+
+
+def test_other_classes_are_refused_before_anything_is_written(trained_run):
+    recipe, _ = trained_run
+    folder = Path(recipe.train.model_dir)
+    before = _snapshot(folder)
+    other = _other(recipe, "data", synthetic_classes=3)
+    with pytest.raises(RecipeError, match=r"holds a run of 4 classes "
+                                          r".* has 3 .*new train.model_dir"):
+        fit.train(other, verbose=0)
+    assert _snapshot(folder) == before
+
+
+@pytest.mark.parametrize("section, changes, key", [
+    ("model", {"name": "alexnet"}, "model.name"),
+    ("model", {"options": {"activation": "tanh"}}, "model.options"),
+    ("data", {"image_size": 12}, "data.image_size"),
+])
+def test_another_network_or_size_is_refused(trained_run, section, changes,
+                                            key):
+    recipe, _ = trained_run
+    names = [f"class_{i}" for i in range(4)]
+    with pytest.raises(RecipeError, match=f"holds a run of {key} = "):
+        run_folder.check_same_run(_other(recipe, section, **changes), names)
+
+
+def test_same_run_with_more_epochs_is_accepted(trained_run):
+    recipe, _ = trained_run
+    names = [f"class_{i}" for i in range(4)]
+    run_folder.check_same_run(_other(recipe, "train", epochs=9), names)
+
+
+def test_model_dir_that_is_a_file_is_refused_first(tmp_path):
+    path = tmp_path / "run"
+    path.write_text("not a folder")
+    with pytest.raises(RecipeError, match="must be a folder.*is a file"):
+        fit.train(tiny_recipe(path), verbose=0)
+    assert path.read_text() == "not a folder"
