@@ -20,8 +20,19 @@ def _other(recipe, section, **changes):
         getattr(recipe, section), **changes)})
 
 
-def test_other_classes_are_refused_before_anything_is_written(trained_run):
-    recipe, _ = trained_run
+NAMES = [f"class_{i}" for i in range(4)]
+
+
+@pytest.fixture
+def interrupted(tmp_path):
+    """A run folder as a run leaves it when killed before its end."""
+    recipe = tiny_recipe(tmp_path / "run")
+    fit.prepare_run_folder(recipe, NAMES)
+    return recipe
+
+
+def test_other_classes_are_refused_before_anything_is_written(interrupted):
+    recipe = interrupted
     folder = Path(recipe.train.model_dir)
     before = _snapshot(folder)
     other = _other(recipe, "data", synthetic_classes=3)
@@ -36,18 +47,15 @@ def test_other_classes_are_refused_before_anything_is_written(trained_run):
     ("model", {"options": {"activation": "tanh"}}, "model.options"),
     ("data", {"image_size": 12}, "data.image_size"),
 ])
-def test_another_network_or_size_is_refused(trained_run, section, changes,
+def test_another_network_or_size_is_refused(interrupted, section, changes,
                                             key):
-    recipe, _ = trained_run
-    names = [f"class_{i}" for i in range(4)]
     with pytest.raises(RecipeError, match=f"holds a run of {key} = "):
-        run_folder.check_same_run(_other(recipe, section, **changes), names)
+        run_folder.check_same_run(_other(interrupted, section, **changes),
+                                  NAMES)
 
 
-def test_same_run_with_more_epochs_is_accepted(trained_run):
-    recipe, _ = trained_run
-    names = [f"class_{i}" for i in range(4)]
-    run_folder.check_same_run(_other(recipe, "train", epochs=9), names)
+def test_same_run_with_more_epochs_is_accepted(interrupted):
+    run_folder.check_same_run(_other(interrupted, "train", epochs=9), NAMES)
 
 
 def test_model_dir_that_is_a_file_is_refused_first(tmp_path):
