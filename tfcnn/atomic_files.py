@@ -12,6 +12,8 @@ run removes or overwrites.
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
@@ -72,6 +74,36 @@ def replacing(final_path, suffix=""):
         tmp.unlink(missing_ok=True)
         raise
     replace_durably(tmp, final_path)
+
+
+@contextlib.contextmanager
+def replacing_folder(final_folder):
+    """Yields a new hidden folder to fill; renames it to ``final_folder``.
+
+    For datasets written as many files (the embedded digits and digit
+    scenes): the folder appears under its final name only when the block
+    ends without an exception, replacing an incomplete earlier attempt;
+    otherwise the temporary folder is removed.
+
+    Args:
+        final_folder: str or Path; its parent is created.
+
+    Yields:
+        Path of the temporary folder (beside ``final_folder``).
+    """
+    final_folder = Path(final_folder)
+    final_folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final_folder.name}.",
+                                dir=final_folder.parent))
+    try:
+        yield tmp
+        if final_folder.exists():
+            shutil.rmtree(final_folder)
+        tmp.rename(final_folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(final_folder.parent)
 
 
 def write_bytes_atomic(path, data):

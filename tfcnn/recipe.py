@@ -29,6 +29,8 @@ class Source(enum.Enum):
     """Where the data comes from."""
 
     DIGITS = "digits"        # scikit-learn's 8x8 digits, written out as PNGs
+    # scenes of scikit-learn's digits with per-pixel masks (segmentation)
+    DIGIT_SCENES = "digit_scenes"
     FOLDER = "folder"        # class folders of images, ingested to shards
     TFRECORD = "tfrecord"    # existing shards in the ImageNet schema
     TFDS = "tfds"            # a tfds dataset already prepared on disk
@@ -73,11 +75,13 @@ class MeanMode(enum.Enum):
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    # where the data comes from: digits | folder | tfrecord | tfds | synthetic
+    # where the data comes from: digits | digit_scenes | folder | tfrecord |
+    # tfds | synthetic
     source: Source = Source.FOLDER
-    # images (digits: where the PNG class folders are written; folder: class
-    # folders or train/validation/test folders of class folders), or the
-    # shard folder for source = "tfrecord"
+    # images (digits: where the PNG class folders are written; digit_scenes:
+    # where the scenes' images/ and masks/ folders are written; folder: class
+    # folders or train/validation/test folders of class folders, or a Pascal
+    # VOC or images/masks folder), or the shard folder for source = "tfrecord"
     path: str = ""
     # where ingest writes shards, manifest.json and stats; empty: <path>_tfrecords
     shards: str = ""

@@ -1,6 +1,6 @@
 """``tfcnn run``: a recipe's stages in order, each skipped when already done.
 
-Stages: prepare (the embedded digits only) -> ingest -> stats -> train ->
+Stages: prepare (the embedded digits and digit scenes only) -> ingest -> stats -> train ->
 evaluate -> export -> predict. Each stage prints one line naming what it
 wrote. A stage is skipped when its output exists and is complete, so running
 the same command again after a crash or a kill picks up where it stopped
@@ -57,9 +57,12 @@ def _stages(recipe):
     stages = []
     if source is Source.DIGITS:
         stages.append(_prepare_digits)
-    if source in (Source.DIGITS, Source.FOLDER):
+    if source is Source.DIGIT_SCENES:
+        stages.append(_prepare_digit_scenes)
+    if source in (Source.DIGITS, Source.DIGIT_SCENES, Source.FOLDER):
         stages.append(_ingest)
-    if source in (Source.DIGITS, Source.FOLDER, Source.TFRECORD):
+    if source in (Source.DIGITS, Source.DIGIT_SCENES, Source.FOLDER,
+                  Source.TFRECORD):
         stages.append(_stats)
     stages += [_train, _evaluate, _export, _predict]
     return stages
@@ -76,6 +79,19 @@ def _prepare_digits(recipe, force):
         "prepare", False,
         f"wrote {summary['train']} train and {summary['test']} test PNGs "
         f"of the scikit-learn digits to {path}")
+
+
+def _prepare_digit_scenes(recipe, force):
+    from tfcnn.data import digit_scenes
+
+    path = Path(recipe.data.path)
+    if digit_scenes.is_complete(path) and not force:
+        return StageReport("prepare", True, f"{path} is complete")
+    summary = digit_scenes.write_digit_scenes(path, seed=recipe.data.seed)
+    return StageReport(
+        "prepare", False,
+        f"wrote {summary['train']} train and {summary['test']} test scenes "
+        f"of scikit-learn digits with their masks to {path}")
 
 
 def _ingest(recipe, force):

@@ -8,11 +8,11 @@ split, and ``tfcnn ingest`` takes it from there.
 """
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from tfcnn import atomic_files
 
 _MARKER = "digits.json"
 
@@ -45,9 +45,7 @@ def write_digits(out, *, test_fraction=0.2, seed=0):
     train_idx, test_idx = train_test_split(
         indices, test_size=test_fraction, stratify=digits.target,
         random_state=seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_files.replacing_folder(out) as tmp:
         for split, split_idx in (("train", train_idx), ("test", test_idx)):
             for i in sorted(split_idx):
                 folder = tmp / split / str(digits.target[i])
@@ -58,12 +56,6 @@ def write_digits(out, *, test_fraction=0.2, seed=0):
                    "classes": [str(c) for c in digits.target_names],
                    "test_fraction": test_fraction, "seed": seed}
         (tmp / _MARKER).write_text(json.dumps(summary, indent=2))
-        if out.exists():
-            shutil.rmtree(out)  # an incomplete earlier attempt
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 

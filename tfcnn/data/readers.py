@@ -85,6 +85,32 @@ def read_tfrecords(files, *, num_classes=None, label_offset=0, size=None,
     return dataset.map(parse, num_parallel_calls=AUTOTUNE)
 
 
+def read_images(files, *, size):
+    """The images of shard files, decoded and resized to ``size x size``.
+
+    Reads only ``image/encoded``, the key the classification and the
+    segmentation schema share, so it reads either kind of shard (and
+    needs no label).
+
+    Args:
+        files: sequence of shard paths.
+        size: int, as in ``preprocess.decode_and_resize``.
+
+    Returns:
+        ``tf.data.Dataset`` of uint8 ``[size, size, 3]``.
+    """
+    spec = {features.IMAGE_ENCODED: features.FEATURE_SPEC[
+        features.IMAGE_ENCODED]}
+
+    def parse(record):
+        encoded = tf.io.parse_single_example(record, spec)[
+            features.IMAGE_ENCODED]
+        return preprocess.decode_and_resize(encoded, size)
+
+    return tf.data.TFRecordDataset(existing_files(files)).map(
+        parse, num_parallel_calls=AUTOTUNE)
+
+
 def existing_files(files):
     """``files`` as a list of str, checked to be non-empty and present.
 

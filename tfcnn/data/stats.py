@@ -114,7 +114,7 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
     # Labels play no part here, so they are not checked; a record that does
     # not decode (possible in shards from other tools, never in ours) is
     # left out and counted instead of ending the pass.
-    images = readers.read_tfrecords(manifest.files(split), size=size)
+    images = readers.read_images(manifest.files(split), size=size)
     dataset = images.ignore_errors().batch(batch_size).map(
         _batch_sums, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
@@ -153,11 +153,10 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
     return stats
 
 
-def _batch_sums(images, labels):
+def _batch_sums(images):
     """Exact integer sums of one batch: count, per-pixel sum, RGB x RGB."""
     import tensorflow as tf
 
-    del labels
     pixels = tf.cast(tf.reshape(images, [-1, 3]), tf.float64)
     # float64 is exact here: a batch's sums of products stay far below 2**53.
     cross = tf.cast(tf.matmul(pixels, pixels, transpose_a=True), tf.int64)
