@@ -6,17 +6,29 @@ a missing file) ends with one line on stderr and exit status 2.
 """
 
 import argparse
+import contextlib
 import errno
 import json
 import os
 import sys
+
+from tfcnn import console
 
 
 def main(argv=None):
     """Entry point of the ``tfcnn`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    _configure_runtime()
+    # TensorFlow's start-up notices are shown when asked for: --verbose, or
+    # a TF_CPP_MIN_LOG_LEVEL of the user's own.
+    quiet = not args.verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    _configure_runtime(quiet)
+    with (console.quiet_native_logs() if quiet
+          else contextlib.nullcontext()):
+        return _call(args)
+
+
+def _call(args):
     from tfcnn.errors import TfcnnError
 
     try:
@@ -24,6 +36,10 @@ def main(argv=None):
     except (TfcnnError, FileNotFoundError, NotADirectoryError) as error:
         print(f"tfcnn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error.
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as error:
         if error.errno not in _USER_ERRNOS:
             raise
@@ -36,10 +52,6 @@ def main(argv=None):
             raise
         print(f"tfcnn {args.command}: error: {line}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # Output piped into `head` and closed early: not an error.
-        sys.stdout = open(os.devnull, "w")
-        return 0
     except KeyboardInterrupt:
         print(f"tfcnn {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -78,11 +90,12 @@ def _tensorflow_error_line(error):
     return message
 
 
-def _configure_runtime():
+def _configure_runtime(quiet):
     # Must happen before TensorFlow is imported: oneDNN is off by default on
     # AMD CPUs and made AlexNet CPU training 1.2-1.6x faster here.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if quiet:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
 
 def _parser():
@@ -90,6 +103,11 @@ def _parser():
         prog="tfcnn",
         description="Train convolutional networks from image folders to "
                     "served SavedModels.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {_version()}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own start-up and runtime "
+                             "log lines")
     subparsers = parser.add_subparsers(dest="command", required=True,
                                        metavar="COMMAND")
     for add in (_add_ingest, _add_stats, _add_preview, _add_train,
@@ -97,6 +115,15 @@ def _parser():
                 _add_run, _add_keys, _add_models):
         add(subparsers)
     return parser
+
+
+def _version():
+    from importlib import metadata
+
+    try:
+        return metadata.version("tfcnn")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _add_recipe_arguments(parser):
@@ -275,6 +302,8 @@ def _add_export(subparsers):
 def _export(args):
     from tfcnn import export
 
+    print("export: writing the SavedModel and checking it in a fresh "
+          "process (about 15 s)...", file=sys.stderr, flush=True)
     path = export.export_model(args.model, export_dir=args.dir,
                                name=args.name, version=args.version,
                                top_k=args.top_k)

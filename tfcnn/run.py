@@ -9,6 +9,7 @@ the same command again after a crash or a kill picks up where it stopped
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from tfcnn import atomic_files
@@ -170,6 +171,8 @@ def _export(recipe, force):
         if path is not None:
             return StageReport("export", True, f"{path} holds this model",
                                path)
+    print("export: writing the SavedModel and checking it in a fresh "
+          "process (about 15 s)...", file=sys.stderr, flush=True)
     path = export.export_model(
         model_dir, export_dir=recipe.export.dir, name=recipe.export.name,
         version=recipe.export.version, top_k=recipe.export.top_k)

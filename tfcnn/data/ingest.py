@@ -546,7 +546,8 @@ def _progress_bar(total, enabled):
     from tqdm import auto
 
     return auto.tqdm(total=total, unit="img", desc="ingest",
-                     disable=not enabled, file=sys.stderr, smoothing=0.1)
+                     disable=not enabled or not sys.stderr.isatty(),
+                     file=sys.stderr, smoothing=0.1)
 
 
 # Manifest ------------------------------------------------------------------

@@ -33,6 +33,7 @@ eigen-decomposition round, in float64. The result is saved atomically as
 import dataclasses
 import io
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +126,8 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
 
     steps = math.ceil(manifest.count(split) / batch_size)
     with auto.tqdm(total=steps, unit="batch", desc="stats",
-                   disable=not progress) as bar:
+                   disable=not progress or not sys.stderr.isatty(),
+                   file=sys.stderr) as bar:
         for batch_images, batch_sum, batch_cross in (
                 dataset.as_numpy_iterator()):
             num_images += int(batch_images)

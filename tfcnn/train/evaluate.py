@@ -9,9 +9,9 @@ softmax averaged) through ``tfcnn.train.ten_crop``.
 """
 
 import json
-import sys
 from pathlib import Path
 
+from tfcnn import console
 from tfcnn import saving
 from tfcnn.errors import DataError
 
@@ -21,8 +21,8 @@ def evaluate(recipe, verbose=True):
 
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
-        verbose: bool, show Keras' progress bar and a summary line on
-            stderr. Defaults to True.
+        verbose: bool, show Keras' progress (a bar on a terminal, one
+            line elsewhere). Defaults to True.
 
     Returns:
         JSON-ready dict: ``split``, ``num_examples``, ``loss``,
@@ -57,7 +57,7 @@ def evaluate(recipe, verbose=True):
     _check_classes(model, data, model_path)
     results = model.evaluate(data.dataset, steps=data.steps,
                              return_dict=True,
-                             verbose="auto" if verbose else 0)
+                             verbose=console.keras_verbosity() if verbose else 0)
     metrics = {
         "split": data.split,
         "num_examples": int(data.num_examples),
@@ -72,9 +72,7 @@ def evaluate(recipe, verbose=True):
         with strategy.scope():
             metrics.update(ten_crop.evaluate_ten_crop(
                 model, data.dataset, steps=data.steps,
-                verbose="auto" if verbose else 0))
-    if verbose:
-        print(f"evaluate: {format_metrics(metrics)}", file=sys.stderr)
+                verbose=console.keras_verbosity() if verbose else 0))
     return metrics
 
 

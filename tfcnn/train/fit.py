@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from tfcnn import atomic_files
+from tfcnn import console
 from tfcnn.errors import RecipeError
 from tfcnn.errors import TfcnnError
 
@@ -53,7 +54,8 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
         verbose: Keras ``fit`` verbosity ("auto", 0, 1 or 2). Defaults to
-            "auto" (a progress bar).
+            "auto": a progress bar on a terminal, one line per epoch in a
+            log file or pipe.
         callbacks: extra ``keras.callbacks.Callback`` objects. Defaults to
             none.
         max_restarts: int, in-process restarts of ``fit`` from the backup
@@ -78,6 +80,8 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
     from tfcnn.train import run_folder
 
     run_folder.check_folder(recipe.train.model_dir)
+    if verbose == "auto":
+        verbose = console.keras_verbosity()
     finished = _finished_state(Path(recipe.train.model_dir))
     if finished is not None:
         if not overwrite:

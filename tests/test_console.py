@@ -1,0 +1,74 @@
+"""The command's terminal output: no TensorFlow log lines unless asked."""
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.data import image_files
+from tfcnn import console
+
+ROOT = Path(__file__).resolve().parents[1]
+# Abseil/TensorFlow log lines and the names they carry.
+NATIVE = re.compile(r"^[IWEF]\d{4} |oneDNN|cuInit|absl::InitializeLog",
+                    re.M)
+
+
+@pytest.mark.parametrize("line, hidden", [
+    (b"WARNING: All log messages before absl::InitializeLog() is called "
+     b"are written to STDERR", True),
+    (b"I0000 00:00:1795991734.203604    8675 port.cc:153] oneDNN custom "
+     b"operations are on.", True),
+    (b"W0000 00:00:1795991734.2 8675 cpu_feature_guard.cc:1] AVX", True),
+    (b"E0000 00:00:1795991742.380213    8675 cuda_platform.cc:52] failed "
+     b"call to cuInit: INTERNAL: CUDA error", True),
+    (b"E0000 00:00:1795991742.380213    8675 bfc_allocator.cc:9] Allocator "
+     b"ran out of memory", False),
+    (b"F0000 00:00:1795991742.380213    8675 check.cc:9] Check failed", False),
+    (b"tfcnn stats: error: no shards in data", False),
+    (b"Epoch 1/2", False),
+])
+def test_native_noise(line, hidden):
+    assert console.is_native_noise(line) is hidden
+
+
+def test_keras_progress_bar_only_on_a_terminal():
+    assert console.keras_verbosity(io.StringIO()) == 2
+
+
+def _tfcnn(*args, cwd, **env):
+    environ = {k: v for k, v in os.environ.items()
+               if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environ["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "tfcnn.cli", *args], cwd=cwd,
+        env={**environ, **env}, capture_output=True, text=True,
+        timeout=600)
+
+
+@pytest.mark.slow
+def test_commands_print_no_tensorflow_log_lines(tmp_path):
+    image_files.make_class_folders(tmp_path / "src", ("a", "b"), 3)
+    ingested = _tfcnn("ingest", "src", "shards", "--workers", "1",
+                      cwd=tmp_path)
+    assert ingested.returncode == 0, ingested.stderr
+    stats = _tfcnn("stats", "shards", "--size", "16", cwd=tmp_path)
+    assert stats.returncode == 0, stats.stderr
+    failed = _tfcnn("stats", "nowhere", cwd=tmp_path)
+    # A tfcnn error is the only line: nothing reads as a CUDA failure.
+    assert failed.returncode == 2
+    assert failed.stderr.startswith("tfcnn stats: error:"), failed.stderr
+    for done in (ingested, stats, failed):
+        assert not NATIVE.search(done.stderr), done.stderr
+        assert not NATIVE.search(done.stdout), done.stdout
+    assert "stats.npz" in stats.stdout
+
+    # --verbose shows them again: the filter is what hid them.
+    verbose = _tfcnn("--verbose", "stats", "shards", "--size", "16",
+                     cwd=tmp_path)
+    assert verbose.returncode == 0
+    assert NATIVE.search(verbose.stderr), verbose.stderr

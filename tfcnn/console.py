@@ -1,0 +1,120 @@
+"""What the ``tfcnn`` command shows on the terminal.
+
+TensorFlow's C++ runtime logs through Abseil, and lines logged before
+``absl::InitializeLog()`` (the oneDNN and CUDA-driver notices, on machines
+without a GPU ``failed call to cuInit``) reach the standard error stream
+whatever ``TF_CPP_MIN_LOG_LEVEL`` says. A one-line tfcnn error then reads
+as a CUDA failure. ``quiet_native_logs`` routes file descriptor 2 through
+a filter that drops those lines and passes everything else on unchanged.
+
+Keras' progress bar redraws one line with carriage returns and ANSI codes:
+right on a terminal, unreadable in a log file. ``keras_verbosity`` picks
+the bar on a terminal and one line per epoch (``verbose=2``) elsewhere.
+"""
+
+import contextlib
+import os
+import re
+import sys
+import threading
+
+# Abseil/glog prefix: severity, MMDD, time ("00:00:<epoch seconds>" before
+# absl::InitializeLog), thread id, file:line].
+_NATIVE_LINE = re.compile(rb"^([IWEF])\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
+_PRE_INIT = b"WARNING: All log messages before absl::InitializeLog()"
+# Errors TensorFlow logs on every start on a machine without a GPU (or
+# with several copies of a plugin): they say nothing about the command.
+_NATIVE_STARTS = (b"I", b"W", b"E", b"F")
+_BENIGN_ERRORS = (b"cuInit", b"Unable to register", b"already registered",
+                  b"could not open file to read NUMA node")
+
+
+def is_native_noise(line):
+    """Whether a stderr line is a TensorFlow runtime notice to hide.
+
+    Info and warning lines of the C++ runtime are hidden, as
+    ``TF_CPP_MIN_LOG_LEVEL=2`` would; error lines only when they are known
+    start-up noise; fatal lines never.
+
+    Args:
+        line: bytes, one line without its newline.
+
+    Returns:
+        bool.
+    """
+    if line.startswith(_PRE_INIT):
+        return True
+    match = _NATIVE_LINE.match(line)
+    if match is None:
+        return False
+    severity = match.group(1)
+    if severity in (b"I", b"W"):
+        return True
+    return severity == b"E" and any(s in line for s in _BENIGN_ERRORS)
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Hides TensorFlow's C++ log noise on stderr for the ``with`` block.
+
+    File descriptor 2 becomes a pipe read by a thread that forwards every
+    line but ``is_native_noise`` ones to the real stderr, so Python's own
+    messages (and those of child processes) keep their order.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    pump = threading.Thread(target=_forward, args=(read_fd, saved),
+                            name="tfcnn-stderr-filter", daemon=True)
+    pump.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end we hold
+        # Children that inherited the pipe may still hold it open.
+        pump.join(timeout=5)
+        os.close(saved)
+
+
+def _forward(read_fd, out_fd):
+    pending = b""
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while True:
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = [line for line in lines if not is_native_noise(line)]
+            if kept:
+                _write_all(out_fd, b"\n".join(kept) + b"\n")
+            # A progress bar redraws its line with "\r" and no newline: pass
+            # it on now. Only what may begin a native line waits for its end.
+            if pending and pending[:1] not in _NATIVE_STARTS:
+                _write_all(out_fd, pending)
+                pending = b""
+    if pending and not is_native_noise(pending):
+        _write_all(out_fd, pending)
+
+
+def _write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def keras_verbosity(stream=None):
+    """Keras ``verbose``: 1 (progress bar) on a terminal, else 2.
+
+    Args:
+        stream: the stream Keras writes to. Defaults to ``sys.stdout``.
+
+    Returns:
+        int.
+    """
+    stream = sys.stdout if stream is None else stream
+    try:
+        return 1 if stream.isatty() else 2
+    except (AttributeError, ValueError):
+        return 2
