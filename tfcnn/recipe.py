@@ -157,6 +157,19 @@ class AugmentConfig:
     cutmix_alpha: float = 0.0
     # RandAugment magnitude in [0, 1]; 0 turns it off
     randaugment: float = 0.0
+    # segmentation: each training image and its mask are scaled by a factor
+    # drawn uniformly from [scale_min, scale_max] before the padded crop
+    # (DeepLab: 0.5 to 2.0); 1 and 1 turn scaling off
+    scale_min: float = 0.5
+    scale_max: float = 2.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.scale_min) and math.isfinite(
+                self.scale_max) and 0.0 < self.scale_min <= self.scale_max):
+            raise RecipeError(
+                "augment.scale_min and augment.scale_max must satisfy "
+                "0 < scale_min <= scale_max. Received: "
+                f"scale_min={self.scale_min}, scale_max={self.scale_max}")
 
 
 @dataclasses.dataclass(frozen=True)

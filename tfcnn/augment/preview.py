@@ -5,7 +5,9 @@ Reads a batch of training images through the real pipeline
 and the training model's preprocessing layers (``build_preprocessing``)
 with ``training=True``, adds the mean back for display, and lays the
 results out in a grid with each image's class name (or, after MixUp or
-CutMix, its two heaviest classes with their weights).
+CutMix, its two heaviest classes with their weights). Segmentation shards
+show each augmented image beside its mask overlaid in VOC's colours
+(``tfcnn.augment.segmentation_preview``).
 
 ``preview_image`` returns the grid as a uint8 ``[H, W, 3]`` array, ready
 for ``tf.summary.image("augmented", grid[None])``; ``write_preview`` saves
@@ -24,6 +26,7 @@ from tfcnn import recipe as recipe_lib
 from tfcnn.augment import build as build_lib
 from tfcnn.augment import mean as mean_lib
 from tfcnn.augment import mix as mix_lib
+from tfcnn.augment import segmentation_preview
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import pipeline
 from tfcnn.data import stats as stats_lib
@@ -81,8 +84,14 @@ def preview_image(data_dir, recipe=None, *, count=16, seed=None):
     Returns:
         ``np.ndarray`` uint8 ``[H, W, 3]``.
     """
-    images, captions = augmented_examples(data_dir, recipe, count=count,
-                                          seed=seed)
+    if segmentation_preview.is_segmentation_data(data_dir):
+        recipe = recipe or recipe_lib.Recipe()
+        images, captions = segmentation_preview.augmented_pairs(
+            data_dir, recipe, count=_check_count(count),
+            seed=recipe.data.seed if seed is None else seed)
+    else:
+        images, captions = augmented_examples(data_dir, recipe, count=count,
+                                              seed=seed)
     return make_grid(images, captions)
 
 
@@ -102,9 +111,7 @@ def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
     Raises:
         ValueError: ``count`` < 1.
     """
-    if not isinstance(count, int) or count < 1:
-        raise ValueError(
-            f"count must be a positive int. Received: count={count!r}")
+    _check_count(count)
     recipe = recipe or recipe_lib.Recipe()
     seed = recipe.data.seed if seed is None else seed
     manifest = manifest_lib.describe(
@@ -168,6 +175,13 @@ def make_grid(images, captions, *, columns=None):
         draw.text((left + 1, top + tile_h + 1),
                   _fit(draw, caption, tile_w), fill=(0, 0, 0))
     return np.asarray(canvas)
+
+
+def _check_count(count):
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(
+            f"count must be a positive int. Received: count={count!r}")
+    return count
 
 
 def _load_recipe(recipe_path, overrides):

@@ -240,3 +240,29 @@ def build_segmentation_augmentation(*, crop_size, scale_range=(0.5, 2.0),
             contrast_factor=colour_jitter, saturation_factor=colour_jitter,
             seed=seed + 1, name="colour_jitter"))
     return layers
+
+
+def augmentation_from_recipe(recipe, stats=None):
+    """``build_segmentation_augmentation`` with a recipe's choices.
+
+    The crop is ``data.image_size`` (with ``augment.crop`` off, the host
+    size ``data.resize_size``: scale and flip only), the scale range
+    ``augment.scale_min``/``scale_max``, flips ``augment.flip``, the seed
+    ``data.seed``, and images are padded with the training images' channel
+    mean (``stats``; 0 without), so padding is zero after mean
+    subtraction.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        stats: ``tfcnn.data.stats.DatasetStats`` or None. Defaults to None.
+
+    Returns:
+        list of ``keras.layers.Layer`` taking and returning
+        ``{"images", "segmentation_masks"}``.
+    """
+    config = recipe.augment
+    crop = recipe.data.image_size if config.crop else recipe.data.resize_size
+    mean = 0.0 if stats is None else np.asarray(stats.channel_mean).tolist()
+    return build_segmentation_augmentation(
+        crop_size=crop, scale_range=(config.scale_min, config.scale_max),
+        flip=config.flip, mean=mean, seed=recipe.data.seed)

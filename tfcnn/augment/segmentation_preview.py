@@ -1,0 +1,92 @@
+"""The preview grid of segmentation data: images with their masks overlaid.
+
+``augmented_pairs(data_dir, recipe)`` reads one batch of training pairs
+through the real host pipeline (``tfcnn.data.segmentation_pipeline``),
+moves them through the recipe's joint augmentation
+(``tfcnn.augment.segmentation.augmentation_from_recipe``) with
+``training=True``, and returns tiles that show each augmented image beside
+the same image with its mask overlaid in Pascal VOC's palette colours
+(``overlay_masks``), captioned with the classes the mask shows.
+``tfcnn preview`` lays them out with ``tfcnn.augment.preview.make_grid``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from tfcnn.augment import segmentation as segmentation_lib
+from tfcnn.data import manifest as manifest_lib
+from tfcnn.data import segmentation_masks
+from tfcnn.data import segmentation_pipeline
+from tfcnn.data import stats as stats_lib
+
+# Records shuffled before the batch is drawn (as for classification).
+_PREVIEW_SHUFFLE = 512
+
+
+def overlay_masks(images, masks, *, alpha=0.5, ignore_value=255):
+    """Blends each mask's class colours over its image.
+
+    Class 0 (background) leaves the image as it is; class ``i`` is tinted
+    with VOC's colour ``i`` and the ignore value with VOC's void colour,
+    each at opacity ``alpha``.
+
+    Args:
+        images: uint8 ``[N, H, W, 3]``.
+        masks: integer ``[N, H, W]`` class ids.
+        alpha: float in [0, 1]. Defaults to 0.5.
+        ignore_value: int. Defaults to 255.
+
+    Returns:
+        uint8 ``[N, H, W, 3]``.
+    """
+    images = np.asarray(images, np.float32)
+    masks = np.asarray(masks)
+    palette = segmentation_masks.voc_palette().astype(np.float32)
+    palette[ignore_value] = segmentation_masks.VOID_COLOUR
+    colours = palette[masks]
+    weight = np.where(masks[..., None] == 0, 0.0, alpha)
+    blended = images * (1.0 - weight) + colours * weight
+    return np.round(blended).astype(np.uint8)
+
+
+def augmented_pairs(data_dir, recipe, *, count=16, seed=0):
+    """One augmented training batch as preview tiles with captions.
+
+    Args:
+        data_dir: str or Path, a segmentation shard folder.
+        recipe: ``tfcnn.recipe.Recipe``.
+        count: int, pairs. Defaults to 16.
+        seed: int. Defaults to 0.
+
+    Returns:
+        ``(uint8 [N, C, 2C, 3] tiles, list of N captions)``: the augmented
+        image, then the same with its mask overlaid; ``N <= count``.
+    """
+    manifest = manifest_lib.Manifest.load(data_dir)
+    size = recipe.data.resize_size
+    dataset = segmentation_pipeline.make_segmentation_dataset(
+        manifest.files("train"), size=size, batch_size=count, training=True,
+        seed=seed, shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False)
+    images, masks = next(iter(dataset))
+    stats = stats_lib.load_stats(manifest, size=size)
+    data = {"images": images, "segmentation_masks": masks}
+    for layer in segmentation_lib.augmentation_from_recipe(recipe, stats):
+        data = layer(data, training=True)
+    images = np.clip(np.round(np.asarray(data["images"], np.float32)), 0,
+                     255).astype(np.uint8)
+    masks = np.asarray(data["segmentation_masks"])
+    tiles = np.concatenate([images, overlay_masks(
+        images, masks, ignore_value=manifest.ignore_value or 255)], axis=2)
+    names = manifest.class_names
+    captions = [", ".join(names[i] for i in np.unique(mask)
+                          if 0 < i < len(names)) or names[0]
+                for mask in masks]
+    return tiles, captions
+
+
+def is_segmentation_data(data_dir):
+    """Whether ``data_dir`` holds segmentation shards with a manifest."""
+    if not (Path(data_dir) / manifest_lib.MANIFEST_NAME).is_file():
+        return False
+    return manifest_lib.Manifest.load(data_dir).task == "segmentation"
