@@ -6,8 +6,7 @@ from PIL import Image
 from tests.data import segmentation_files
 from tfcnn import cli
 from tfcnn.augment import segmentation_preview
-from tfcnn.data import ingest
-from tfcnn.data import segmentation_masks
+from tfcnn.data import ingest, segmentation_masks
 
 
 def test_overlay_tints_classes_and_leaves_background():

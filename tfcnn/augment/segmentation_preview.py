@@ -16,8 +16,7 @@ import numpy as np
 
 from tfcnn.augment import segmentation as segmentation_lib
 from tfcnn.data import manifest as manifest_lib
-from tfcnn.data import segmentation_masks
-from tfcnn.data import segmentation_pipeline
+from tfcnn.data import segmentation_masks, segmentation_pipeline
 from tfcnn.data import stats as stats_lib
 
 # Records shuffled before the batch is drawn (as for classification).
