@@ -215,3 +215,42 @@ def test_shipped_recipes_are_valid(path):
 
     recipe = recipe_lib.load_recipe(path)
     assert recipe.model.name in tfcnn.models.list_models()
+
+
+@pytest.mark.parametrize("value, mode", [
+    ('"random"', recipe_lib.CropMode.RANDOM),
+    ('"inception"', recipe_lib.CropMode.INCEPTION),
+    ('"none"', recipe_lib.CropMode.NONE),
+    # The old boolean spelling (recipes and resolved recipe.toml files
+    # written before the crop had modes) still reads.
+    ("true", recipe_lib.CropMode.RANDOM),
+    ("false", recipe_lib.CropMode.NONE),
+])
+def test_crop_mode(value, mode):
+    recipe = recipe_lib.recipe_from_dict({}, [f"augment.crop={value}"])
+    assert recipe.augment.crop is mode
+    assert recipe_lib.AugmentConfig(crop=mode.value).crop is mode
+    assert "crop = \"" + mode.value + "\"" in recipe_lib.dump_toml(recipe)
+
+
+@pytest.mark.parametrize("value", ['"centre"', "1", "[true]"])
+def test_bad_crop_mode_is_named(value):
+    with pytest.raises(RecipeError,
+                       match="augment.crop must be one of random, "
+                             "inception, none"):
+        recipe_lib.recipe_from_dict({}, [f"augment.crop={value}"])
+
+
+def test_crop_modes_are_listed_by_keys():
+    rows = {key: (kind, default, doc)
+            for key, kind, default, doc in recipe_lib.key_docs()}
+    kind, default, doc = rows["augment.crop"]
+    assert kind == "random|inception|none" and default == "random"
+    assert "inception" in doc and "true/false" in doc
+
+
+def test_crop_mode_of_a_config_built_in_python():
+    assert recipe_lib.AugmentConfig(crop=True).crop is (
+        recipe_lib.CropMode.RANDOM)
+    assert recipe_lib.AugmentConfig(crop=False).crop is (
+        recipe_lib.CropMode.NONE)

@@ -163,6 +163,19 @@ def _add_ingest(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-pixels", type=int, default=89_478_485,
                    help="skip images with more pixels (decompression bombs)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--max-side", type=int, default=0, metavar="N",
+                      help="compact shards: store images whose longer side "
+                           "exceeds N downscaled to N (Lanczos), as JPEG")
+    size.add_argument("--shorter-side", type=int, default=0, metavar="N",
+                      help="compact shards: store images whose shorter side "
+                           "exceeds N downscaled to N (256 for a 256 "
+                           "pipeline), as JPEG")
+    p.add_argument("--jpeg-quality", type=int, default=90,
+                   help="JPEG quality of downscaled images (default 90)")
+    p.add_argument("--raw", action="store_true",
+                   help="store 8-bit RGB pixels instead of encoded images "
+                        "(small images, e.g. 32x32: reading beats decoding)")
     p.add_argument("--workers", type=int, default=0,
                    help="parallel workers (default: all cores)")
     p.add_argument("--overwrite", action="store_true",
@@ -176,8 +189,10 @@ def _ingest(args):
     ingest.ingest(args.src, args.out,
                   validation_fraction=args.validation_fraction,
                   num_shards=args.shards, seed=args.seed,
-                  max_pixels=args.max_pixels, workers=args.workers,
-                  overwrite=args.overwrite)
+                  max_pixels=args.max_pixels, max_side=args.max_side,
+                  shorter_side=args.shorter_side,
+                  jpeg_quality=args.jpeg_quality, raw=args.raw,
+                  workers=args.workers, overwrite=args.overwrite)
 
 
 # stats ----------------------------------------------------------------------

@@ -67,6 +67,23 @@ class Schedule(enum.Enum):
     PLATEAU = "plateau"    # divide by 10 when val accuracy stalls (AlexNet)
 
 
+class CropMode(enum.Enum):
+    """How training crops the image the network sees."""
+
+    RANDOM = "random"        # random C x C square of the S x S image (AlexNet)
+    INCEPTION = "inception"  # random 8-100% area, 3/4-4/3 aspect, resized
+    NONE = "none"            # the S x S image resized to C x C
+
+    @classmethod
+    def _missing_(cls, value):
+        # Recipes written before the crop had modes said true or false.
+        if value is True:
+            return cls.RANDOM
+        if value is False:
+            return cls.NONE
+        return None
+
+
 class MeanMode(enum.Enum):
     IMAGE = "image"      # subtract the mean image (AlexNet)
     CHANNEL = "channel"  # subtract the per-channel mean, divide by the std
@@ -144,8 +161,13 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    # random crop (training) / centre crop (evaluation) to data.image_size
-    crop: bool = True
+    # training crop to data.image_size: "random" (a random square, AlexNet),
+    # "inception" (random 8-100% of the area, aspect 3/4-4/3, resized; the
+    # host decodes only that window; ResNets as in Model Garden and timm)
+    # or "none" (the whole image resized); evaluation takes the centre
+    # square for random and inception. true/false: old names of
+    # random/none
+    crop: CropMode = CropMode.RANDOM
     # random horizontal flip in training (off for digits and text)
     flip: bool = True
     # std of AlexNet's PCA lighting coefficients; 0 turns it off
@@ -170,6 +192,11 @@ class AugmentConfig:
                 "augment.scale_min and augment.scale_max must satisfy "
                 "0 < scale_min <= scale_max. Received: "
                 f"scale_min={self.scale_min}, scale_max={self.scale_max}")
+
+    def __post_init__(self):
+        # AugmentConfig(crop="inception") and the old crop=True/False too.
+        if not isinstance(self.crop, CropMode):
+            object.__setattr__(self, "crop", CropMode(self.crop))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -527,12 +554,14 @@ def _convert(tp, value, key):
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key + ".")
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        choices = [m.value for m in tp]
-        if value not in choices:
+        try:
+            # By value, or what the Enum's _missing_ accepts (old spellings).
+            return tp(value)
+        except ValueError:
+            choices = ", ".join(str(m.value) for m in tp)
             raise RecipeError(
-                f"{key} must be one of {', '.join(map(str, choices))}. "
-                f"Received: {value!r}")
-        return tp(value)
+                f"{key} must be one of {choices}. Received: {value!r}"
+            ) from None
     if tp is bool:
         if not isinstance(value, bool):
             raise RecipeError(

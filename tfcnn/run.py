@@ -246,10 +246,18 @@ def _held_out_image(recipe):
     record = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)))
     example = decode.decode(record)
     fmt = example[features.IMAGE_FORMAT].numpy().decode() or "jpeg"
+    encoded = example[features.IMAGE_ENCODED]
+    if fmt == features.IMAGE_FORMAT_RAW:
+        # Serving takes encoded images: a lossless PNG of the raw pixels
+        # decodes to exactly what training read.
+        from tfcnn.data import preprocess
+
+        fmt, encoded = "png", tf.io.encode_png(preprocess.decode_raw(
+            encoded, example[features.IMAGE_HEIGHT],
+            example[features.IMAGE_WIDTH]))
     suffix = {"jpeg": ".jpg", "jpg": ".jpg"}.get(fmt.lower(), f".{fmt}")
     path = Path(recipe.train.model_dir) / f"held_out_example{suffix}"
-    atomic_files.write_bytes_atomic(
-        path, example[features.IMAGE_ENCODED].numpy())
+    atomic_files.write_bytes_atomic(path, encoded.numpy())
     label = int(example[features.LABEL].numpy()) + recipe.data.label_offset
     return str(path), manifest.class_names[label]
 

@@ -176,3 +176,18 @@ def test_exported_saved_model_serves_without_tfcnn(tmp_path):
     graph = (tmp_path / "served" / "saved_model.pb").read_bytes()
     for op in (b"_XlaMustCompile", b"StatelessRandom", b"GatherV2"):
         assert op not in graph
+
+
+def test_inception_crop_keeps_the_centre_in_training_too():
+    # The host has cut the Inception window and placed it in the centre of
+    # the host image; the model's crop takes it back, in training as well.
+    config = AugmentConfig(crop="inception", flip=False, pca_lighting=0.0,
+                           mean=MeanMode.NONE)
+    layers = augment.build_preprocessing(config, crop_size=4)
+    assert isinstance(layers[0], augment.RandomOrCentreCrop)
+    assert not layers[0].random
+    images = np.arange(2 * 8 * 8 * 3).reshape(2, 8, 8, 3).astype("uint8")
+    np.testing.assert_array_equal(layers[0](images, training=True),
+                                  images[:, 2:6, 2:6])
+    assert augment.host_crop_size(config, 4) == 4
+    assert augment.host_crop_size(AugmentConfig(), 4) is None

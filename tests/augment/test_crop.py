@@ -88,3 +88,11 @@ def test_dynamic_shapes_in_a_graph():
                            input_signature=[tf.TensorSpec(
                                [None, None, None, 3], tf.uint8)])
     assert function(np.zeros((3, 7, 9, 3), np.uint8)).shape == (3, 4, 4, 3)
+
+
+def test_random_false_crops_the_centre_in_training():
+    layer = RandomOrCentreCrop(3, random=False)
+    images = np.arange(2 * 5 * 6 * 1).reshape(2, 5, 6, 1)
+    np.testing.assert_array_equal(layer(images, training=True),
+                                  images[:, 1:4, 1:4])
+    assert RandomOrCentreCrop.from_config(layer.get_config()).random is False

@@ -414,3 +414,124 @@ def test_class_without_usable_images_and_empty_validation_warn(tmp_path,
     assert any("validation split is empty" in w for w in data["warnings"])
     assert "ingest: warning: class 'dog' has no usable" in err
     assert Manifest.load(out).to_dict()["warnings"] == data["warnings"]
+
+
+# Compact and raw shards ----------------------------------------------------
+
+def _photo_folders(root, sizes, fmt="jpg"):
+    """Smooth photo-like images of the given (width, height), 2 classes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (width, height) in enumerate(sizes):
+        y, x = np.mgrid[0:height, 0:width] / max(width, height)
+        f = rng.uniform(0.5, 3.0, (3, 3))
+        pixels = np.stack([127.5 + 100 * np.sin(
+            2 * np.pi * (a * x + b * y) + c) for a, b, c in f], -1)
+        rel = f"{CLASSES[i % 2]}/{i:03d}.{fmt}"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels.round().astype(np.uint8)).save(
+            root / rel, quality=95)
+        paths.append(rel)
+    return paths
+
+
+def test_compact_ingest_from_the_command_line(tmp_path, capsys):
+    from tfcnn import cli
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    sizes = [(120, 90), (90, 120), (40, 30), (200, 100)] * 3
+    _photo_folders(src, sizes)
+    argv = ["ingest", str(src), str(out), "--shorter-side", "48",
+            "--jpeg-quality", "85", "--workers", "1"]
+    assert cli.main(argv) == 0
+    manifest = Manifest.load(out)
+    storage = manifest.storage
+    assert storage["kind"] == "compact" and storage["shorter_side"] == 48
+    assert storage["jpeg_quality"] == 85
+    # The 40x30 images are already small: kept as they are.
+    assert storage["resized"] == 9 and storage["formats"] == {"jpeg": 12}
+    assert manifest.raw_shape is None
+    for r in _records(manifest.files("train") + manifest.files("validation")):
+        source = src / r[features.IMAGE_FILENAME].decode()
+        shape = tf.io.decode_jpeg(r[features.IMAGE_ENCODED]).shape
+        assert (r[features.IMAGE_HEIGHT], r[features.IMAGE_WIDTH]) == (
+            shape[0], shape[1])
+        if min(shape[:2]) == 30:
+            assert r[features.IMAGE_ENCODED] == source.read_bytes()
+        else:
+            assert min(shape[:2]) == 48
+            assert len(r[features.IMAGE_ENCODED]) < source.stat().st_size
+    # The same command again finds the output complete.
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "already complete" in capsys.readouterr().out
+
+
+def test_original_ingest_keeps_its_fingerprint_options(tmp_path):
+    _photo_folders(tmp_path / "src", [(40, 30)] * 4)
+    data = ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1,
+                         progress=False)
+    # Ingests made before compact storage existed stay complete.
+    assert sorted(data["options"]) == [
+        "max_pixels", "num_shards", "seed", "validation_fraction"]
+    assert data["storage"]["kind"] == "original"
+    assert data["storage"]["formats"] == {"jpeg": 4}
+
+
+def test_raw_ingest_round_trips_the_pixels(tmp_path):
+    from PIL import Image
+
+    from tfcnn.data import pipeline
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    paths = _photo_folders(src, [(16, 16)] * 8, fmt="png")
+    data = ingest.ingest(src, out, raw=True, workers=1, progress=False,
+                         validation_fraction=0.25)
+    manifest = Manifest.load(out)
+    assert data["storage"]["kind"] == "raw"
+    assert data["storage"]["formats"] == {"raw": 8}
+    assert manifest.raw_shape == (16, 16)
+    files = manifest.files("train") + manifest.files("validation")
+    expected = {}
+    for r in _records(files):
+        assert r[features.IMAGE_FORMAT] == b"raw"
+        name = r[features.IMAGE_FILENAME].decode()
+        expected[name] = np.asarray(Image.open(src / name))
+        assert r[features.IMAGE_ENCODED] == expected[name].tobytes()
+    assert sorted(expected) == sorted(paths)
+    # Both readers give back exactly the source pixels.
+    for raw_shape in (None, manifest.raw_shape):
+        images = np.concatenate([batch for batch, _ in pipeline.make_dataset(
+            files, size=16, batch_size=3, training=False,
+            raw_shape=raw_shape)])
+        np.testing.assert_array_equal(
+            np.sort(images.reshape(8, -1), axis=0),
+            np.sort(np.stack([e.reshape(-1) for e in expected.values()]),
+                    axis=0))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_side": 10, "shorter_side": 10}, "not both"),
+    ({"max_side": -1}, "max_side must be an int >= 0"),
+    ({"shorter_side": 2.5}, "shorter_side must be an int"),
+    ({"jpeg_quality": 0}, "jpeg_quality must be an int in"),
+    ({"jpeg_quality": 101}, "jpeg_quality must be an int in"),
+])
+def test_bad_storage_arguments(tmp_path, kwargs, message):
+    _photo_folders(tmp_path / "src", [(40, 30)] * 2)
+    with pytest.raises(DataError, match=message):
+        ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1,
+                      progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_both_size_limits_on_the_command_line(tmp_path, capsys):
+    from tfcnn import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["ingest", str(tmp_path), str(tmp_path / "out"),
+                  "--max-side", "8", "--shorter-side", "8"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -187,3 +187,106 @@ def test_fit_under_a_strategy_on_per_replica_batches(shards):
             from_logits=True))
     history = model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+# Raw shards and the Inception crop ------------------------------------------
+
+def _raw_shards(directory, shapes, num_shards=2):
+    """Raw records: example i is a constant image of value 5 * i."""
+    from tfcnn.data import features
+    from tfcnn.data import sharding
+
+    paths = []
+    per_shard = len(shapes) // num_shards
+    for shard in range(num_shards):
+        name = sharding.shard_filename("train", shard, num_shards)
+        path = f"{directory}/{name}"
+        with tf.io.TFRecordWriter(path) as writer:
+            for i in range(shard * per_shard, (shard + 1) * per_shard):
+                h, w = shapes[i]
+                writer.write(features.make_example(
+                    shard_files.constant_image(5 * i, h, w).tobytes(),
+                    image_format="raw", height=h, width=w, label=i % 3,
+                    text="", filename=f"{i}").SerializeToString())
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (24, 20), (40, 52)])
+def test_raw_shards_read_by_batch_equal_those_read_by_record(tmp_path,
+                                                            shape):
+    files = _raw_shards(tmp_path, [shape] * 12)
+    by_record = pipeline.make_dataset(files, size=SIZE, batch_size=5,
+                                      training=False)
+    by_batch = pipeline.make_dataset(files, size=SIZE, batch_size=5,
+                                     training=False, raw_shape=shape)
+    assert by_batch.element_spec[0].shape.as_list() == [None, SIZE, SIZE, 3]
+    for (a, la), (b, lb) in zip(by_record, by_batch, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    assert sorted(_epoch(by_batch)[0]) == list(range(12))
+
+
+def test_raw_shards_train_shuffled_repeated_and_cached(tmp_path):
+    files = _raw_shards(tmp_path, [(16, 16)] * 12)
+    for cache in (False, True):
+        dataset = pipeline.make_dataset(
+            files, size=SIZE, batch_size=4, training=True, repeat=True,
+            cache=cache, raw_shape=(16, 16), label_offset=1)
+        ids, labels = [], []
+        for images, batch_labels in dataset.take(6):
+            assert images.shape == (4, SIZE, SIZE, 3)
+            ids += _ids(images)
+            labels += batch_labels.numpy().tolist()
+        first, second = ids[:12], ids[12:]
+        assert sorted(first) == sorted(second) == list(range(12))
+        assert first != list(range(12)) and first != second
+        assert labels == [i % 3 + 1 for i in ids]
+
+
+def test_raw_shards_of_several_shapes_read_by_record(tmp_path):
+    files = _raw_shards(tmp_path, [(16, 16), (20, 30)] * 3)
+    ids, _ = _epoch(pipeline.make_dataset(files, size=SIZE, batch_size=4,
+                                          training=False))
+    assert sorted(ids) == list(range(6))
+
+
+def test_inception_crop_in_training_only(shards):
+    crop = 12
+    offset = (SIZE - crop) // 2
+    train = pipeline.make_dataset(shards, size=SIZE, batch_size=4,
+                                  training=True, inception_crop=crop)
+    images, _ = next(iter(train))
+    images = images.numpy()
+    assert images.shape == (4, SIZE, SIZE, 3)
+    inner = images[:, offset:offset + crop, offset:offset + crop]
+    assert images.sum() == inner.sum()  # zeros around the crop
+    # Evaluation ignores it: the centre square, as always.
+    plain = pipeline.make_dataset(shards, size=SIZE, batch_size=12,
+                                  training=False)
+    evaluation = pipeline.make_dataset(shards, size=SIZE, batch_size=12,
+                                       training=False, inception_crop=crop)
+    np.testing.assert_array_equal(next(iter(plain))[0],
+                                  next(iter(evaluation))[0])
+
+
+def test_inception_crop_of_a_dataset_source():
+    encoded = tf.data.Dataset.from_tensor_slices((
+        [shard_files.encode(shard_files.constant_image(9, 30, 20), fmt)
+         for fmt in ("png", "jpeg")], np.zeros(2, np.int32)))
+    dataset = pipeline.make_dataset(encoded, size=SIZE, batch_size=2,
+                                    training=True, inception_crop=10)
+    images, _ = next(iter(dataset))
+    assert images.shape == (2, SIZE, SIZE, 3)
+    np.testing.assert_allclose(images.numpy()[:, 3:13, 3:13], 9, atol=2)
+    arrays = tf.data.Dataset.from_tensor_slices(
+        (np.full((4, 30, 20, 3), 9, np.uint8), np.zeros(4, np.int32)))
+    images, _ = next(iter(pipeline.make_dataset(
+        arrays, size=SIZE, batch_size=4, training=True, inception_crop=10)))
+    assert (images.numpy()[:, 3:13, 3:13] == 9).all()
+
+
+def test_inception_crop_larger_than_size_is_rejected(shards):
+    with pytest.raises(ValueError, match="inception_crop must be <= size"):
+        pipeline.make_dataset(shards, size=SIZE, batch_size=4,
+                              training=True, inception_crop=SIZE + 1)

@@ -135,3 +135,130 @@ def test_decode_and_resize_runs_in_a_graph():
         lambda e: preprocess.decode_and_resize(e, 8))
     assert dataset.element_spec.shape.as_list() == [8, 8, 3]
     assert next(iter(dataset)).dtype == tf.uint8
+
+
+# Raw records and the Inception crop ----------------------------------------
+
+def _raw_record(pixels):
+    pixels = np.asarray(pixels, np.uint8)
+    return (tf.constant(pixels.tobytes()), tf.constant("raw"),
+            pixels.shape[0], pixels.shape[1])
+
+
+@pytest.mark.parametrize("height, width, size", [
+    (16, 16, 16), (20, 30, 16), (40, 33, 16), (9, 12, 16)])
+def test_raw_records_decode_like_the_same_pixels(height, width, size):
+    pixels = np.random.default_rng(0).integers(
+        0, 256, (height, width, 3)).astype(np.uint8)
+    out = preprocess.decode_record(*_raw_record(pixels), size)
+    np.testing.assert_array_equal(
+        out, preprocess.resize_shorter_and_centre_crop(pixels, size))
+    # A whole batch at once gives the same pixels.
+    batch = preprocess.decode_raw_batch(
+        tf.constant([pixels.tobytes()] * 3), (height, width), size)
+    assert batch.dtype == tf.uint8 and batch.shape == (3, size, size, 3)
+    for image in batch:
+        np.testing.assert_array_equal(image, out)
+
+
+def test_a_raw_record_that_looks_like_a_jpeg_is_read_as_raw():
+    # Raw pixels can start with the JPEG signature (FF D8 FF) by chance.
+    pixels = np.full((4, 4, 3), 7, np.uint8)
+    pixels[0, 0] = (0xFF, 0xD8, 0xFF)
+    out = preprocess.decode_record(*_raw_record(pixels), 4)
+    np.testing.assert_array_equal(out, pixels)
+
+
+def test_decode_record_of_encoded_images_is_decode_and_resize():
+    for fmt in ("jpeg", "png"):
+        encoded = shard_files.encode(
+            np.random.default_rng(1).integers(
+                0, 256, (30, 50, 3)).astype(np.uint8), fmt)
+        out = preprocess.decode_record(encoded, tf.constant(fmt), 0, 0, 16)
+        np.testing.assert_array_equal(
+            out, preprocess.decode_and_resize(encoded, 16))
+
+
+def test_raw_record_of_the_wrong_length_fails():
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        preprocess.decode_record(tf.constant(b"\0" * 10), tf.constant("raw"),
+                                 2, 2, 2)
+
+
+def _inception(encoded, image_format="jpeg", height=0, width=0, crop=12,
+               size=16, seed=None):
+    return preprocess.decode_inception_crop(
+        encoded, tf.constant(image_format), height, width, crop_size=crop,
+        size=size, seed=seed).numpy()
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "raw"])
+def test_inception_crop_lies_in_the_centre_of_the_host_image(fmt):
+    colour = np.array([200, 120, 40], np.uint8)
+    pixels = np.broadcast_to(colour, (40, 60, 3))
+    if fmt == "raw":
+        args = _raw_record(pixels)
+    else:
+        args = (shard_files.encode(pixels, fmt), tf.constant(fmt), 0, 0)
+    out = preprocess.decode_inception_crop(*args, crop_size=12, size=16)
+    assert out.dtype == tf.uint8 and out.shape == (16, 16, 3)
+    out = out.numpy().astype(int)
+    # The 12x12 crop in the centre (offset (16 - 12) // 2 = 2), zeros
+    # around it, where the model's centre crop never looks.
+    np.testing.assert_allclose(out[2:14, 2:14], np.broadcast_to(
+        colour, (12, 12, 3)), atol=3)
+    mask = np.ones((16, 16), bool)
+    mask[2:14, 2:14] = False
+    assert not out[mask].any()
+
+
+def test_inception_windows_cover_8_to_100_percent_at_3_4_to_4_3():
+    shape = tf.constant([300, 400, 3])
+    areas, aspects = [], []
+    for _ in range(300):
+        top, left, height, width = preprocess._inception_window(
+            shape, 224, 256, None).numpy()
+        assert 0 <= top and top + height <= 300
+        assert 0 <= left and left + width <= 400
+        areas.append(height * width / (300 * 400))
+        aspects.append(width / height)
+    assert min(areas) >= 0.08 - 0.01 and max(areas) <= 1.0
+    # Window sides are whole pixels: the ratio is within rounding.
+    assert min(aspects) >= 0.75 - 0.02 and max(aspects) <= 4 / 3 + 0.02
+    # Random: small and large windows both occur.
+    assert min(areas) < 0.2 and max(areas) > 0.6
+
+
+def test_inception_crops_differ_and_show_the_window():
+    # A horizontal ramp: a window's mean brightness says where it lies.
+    ramp = np.broadcast_to(np.linspace(0, 255, 120)[None, :, None],
+                           (90, 120, 3)).astype(np.uint8)
+    encoded = shard_files.encode(ramp, "png")
+    means = {round(float(_inception(encoded, "png")[2:14, 2:14].mean()))
+             for _ in range(20)}
+    assert len(means) > 5
+
+
+def test_inception_crop_of_a_jpeg_decodes_only_the_window(monkeypatch):
+    # The fused op reads the sampled window; the whole image is never
+    # decoded (Model Garden's decode_and_crop_jpeg).
+    calls = []
+    original = tf.io.decode_and_crop_jpeg
+    monkeypatch.setattr(tf.io, "decode_and_crop_jpeg", lambda *a, **k: (
+        calls.append(a[1]), original(*a, **k))[1])
+    monkeypatch.setattr(tf.io, "decode_image", None)
+    encoded = shard_files.encode(np.zeros((50, 70, 3), np.uint8), "jpeg")
+    assert _inception(encoded).shape == (16, 16, 3)
+    assert len(calls) == 1
+
+
+def test_inception_pixels_match_the_encoded_path_for_a_constant_image():
+    image = np.full((30, 40, 3), 90, np.uint8)
+    out = preprocess.inception_crop(image, crop_size=8, size=10).numpy()
+    assert (out[1:9, 1:9] == 90).all() and out[0].sum() == 0
+
+
+def test_inception_crop_larger_than_the_host_size_is_rejected():
+    with pytest.raises(ValueError, match="crop_size must be <= size"):
+        preprocess.inception_crop(np.zeros((8, 8, 3), np.uint8),
+                                  crop_size=20, size=16)

@@ -147,3 +147,52 @@ def test_undecodable_records_are_left_out_and_counted(tmp_path, capsys):
     stats = stats_lib.compute_stats(manifest, size=8)
     assert stats.num_images == len(written)
     assert "1 records that do not decode left out" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Class folders of 24 JPEG photos (crops of scikit-image's) ~160x120."""
+    import skimage.data
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    names = ("astronaut", "coffee", "chelsea", "rocket")
+    for i in range(24):
+        photo = getattr(skimage.data, names[i % 4])()[..., :3]
+        height, width = (120, 160) if i % 3 else (160, 120)
+        top = rng.integers(0, photo.shape[0] - 250 + 1)
+        left = rng.integers(0, photo.shape[1] - 250 + 1)
+        crop = Image.fromarray(photo[top:top + 250, left:left + 250])
+        path = root / "src" / names[i % 4] / f"{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        crop.resize((width, height), Image.Resampling.LANCZOS).save(
+            path, quality=95)
+    return root
+
+
+@pytest.mark.parametrize("storage", [{"shorter_side": 48},
+                                     {"max_side": 64, "raw": True}])
+def test_stats_of_compact_shards_equal_the_originals_within_jpeg_noise(
+        photos, storage):
+    """Statistics at 32x32 of shards stored at 48-64 pixels match those of
+    the originals: downscaling once with Lanczos and storing (JPEG q90 or
+    raw) moves the mean image by at most a few levels."""
+    original, compact = photos / "original", photos / str(storage)
+    for out, options in ((original, {}), (compact, storage)):
+        if not out.exists():
+            ingest.ingest(photos / "src", out, workers=1, progress=False,
+                          **options)
+    a = stats_lib.compute_stats(original, size=32, progress=False)
+    b = stats_lib.compute_stats(compact, size=32, progress=False)
+    assert a.num_images == b.num_images == 20
+    difference = np.abs(a.mean_image - b.mean_image)
+    assert difference.mean() < 1.5 and difference.max() < 8.0, (
+        difference.mean(), difference.max())
+    np.testing.assert_allclose(b.channel_mean, a.channel_mean, atol=1.5)
+    # Resampling once (Lanczos) or twice moves contrast a little.
+    np.testing.assert_allclose(b.channel_std, a.channel_std, rtol=0.04)
+    np.testing.assert_allclose(b.eigenvalues, a.eigenvalues, rtol=0.06,
+                               atol=0.01 * a.eigenvalues[0])
+    np.testing.assert_allclose(np.abs(np.sum(
+        a.eigenvectors * b.eigenvectors, axis=0)), 1.0, atol=0.01)

@@ -119,3 +119,45 @@ def test_non_square_input_is_refused():
         keras.layers.Rescaling(1.0)(inputs)))
     with pytest.raises(ValueError, match="Received: input_shape="):
         serving.image_size(keras.Model(inputs, outputs))
+
+
+def _record(encoded, image_format, height, width):
+    return features.make_example(
+        encoded, image_format=image_format, height=height, width=width,
+        label=0, text="", filename="").SerializeToString()
+
+
+def test_raw_and_compact_records_serve_the_pixels_training_sees(exported):
+    """The consistency guarantee of raw and compact shards.
+
+    ``predict_examples`` decodes a record exactly as training does
+    (``decode_record``), raw records included. Serving otherwise takes
+    encoded images: a raw record holds the source's 8-bit RGB pixels, so a
+    client sending a lossless PNG of those pixels gets the very answer
+    training's pixels give; a compact record's stored JPEG sent as bytes
+    does too.
+    """
+    model, loaded = exported
+    rng = np.random.default_rng(3)
+    pixels = [rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+              for h, w in ((40, 32), (32, 32), (50, 70))]
+    raw = [_record(p.tobytes(), "raw", *p.shape[:2]) for p in pixels]
+    pngs = [tf.io.encode_png(p).numpy() for p in pixels]
+    jpegs = [tf.io.encode_jpeg(p, quality=90).numpy() for p in pixels]
+    compact = [_record(j, "jpeg", *p.shape[:2])
+               for j, p in zip(jpegs, pixels)]
+    for records, encoded in ((raw, pngs), (compact, jpegs)):
+        training_pixels = tf.stack([
+            preprocess.decode_record(*fields, contract_model.SIZE)
+            for fields in (
+                (tf.io.parse_single_example(r, features.FEATURE_SPEC)[key]
+                 for key in (features.IMAGE_ENCODED, features.IMAGE_FORMAT,
+                             features.IMAGE_HEIGHT, features.IMAGE_WIDTH))
+                for r in records)])
+        expected = _keras(model, training_pixels)
+        from_records = loaded.signatures["predict_examples"](
+            examples=tf.constant(records))["probabilities"]
+        from_bytes = loaded.signatures["serving_default"](
+            image_bytes=tf.constant(encoded))["probabilities"]
+        np.testing.assert_allclose(from_records, expected, atol=ATOL)
+        np.testing.assert_allclose(from_bytes, expected, atol=ATOL)

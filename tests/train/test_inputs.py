@@ -84,3 +84,32 @@ def test_batch_larger_than_the_split_is_named(tmp_path, shards):
         train={"batch_size": 64})
     with pytest.raises(RecipeError, match="batch_size=64"):
         inputs.training_inputs(recipe)
+
+
+def test_inception_crop_is_cut_on_the_host_in_training_only(tmp_path,
+                                                            shards):
+    recipe = _shard_recipe(tmp_path, shards, crop="inception")
+    data = inputs.training_inputs(recipe)
+    images, _ = next(iter(data.train))
+    images = images.numpy()
+    # image_size 16 in the centre of resize_size 20: offset 2, zeros around.
+    assert images.shape[1:] == (20, 20, 3)
+    assert images.sum() == images[:, 2:18, 2:18].sum()
+    validation, _ = next(iter(data.validation))
+    assert validation.numpy()[:, :2].any()  # whole images, not crops
+
+
+def test_raw_shards_train_with_no_recipe_change(tmp_path, shards):
+    from tfcnn.data import ingest
+
+    raw = tmp_path / "raw"
+    ingest.ingest(shards.parent / "images", raw, validation_fraction=0.2,
+                  raw=True, workers=1, progress=False)
+    recipe = tiny_recipe(tmp_path / "run", batch_size=4).replace(
+        data={"source": Source.TFRECORD, "path": str(raw)})
+    original = recipe.replace(data={"path": str(shards)})
+    batches = [next(iter(inputs.evaluation_inputs(r, "validation").dataset))
+               for r in (recipe, original)]
+    # PNG sources: raw records hold exactly the decoded pixels.
+    np.testing.assert_array_equal(batches[0][0], batches[1][0])
+    np.testing.assert_array_equal(batches[0][1], batches[1][1])

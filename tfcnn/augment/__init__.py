@@ -8,6 +8,7 @@ and its segmentation mask together (``tfcnn.augment.segmentation``).
 """
 
 from tfcnn.augment.build import build_preprocessing
+from tfcnn.augment.build import host_crop_size
 from tfcnn.augment.build import mean_subtraction
 from tfcnn.augment.build import pca_from_stats
 from tfcnn.augment.crop import RandomOrCentreCrop
@@ -36,6 +37,7 @@ __all__ = [
     "RandomScaleCropFlip",
     "build_preprocessing",
     "build_segmentation_augmentation",
+    "host_crop_size",
     "mean_subtraction",
     "mix_batches",
     "pca_from_stats",

@@ -13,8 +13,11 @@ on a CPU (where tf.data shares the cores) it decides whether augmentation
 costs 10% or 50% of the input pipeline:
 
 1. ``RandomOrCentreCrop`` to ``C x C`` (random in training, centre at
-   inference) on the uint8 ``S x S`` batch, or ``Resizing`` when
-   ``augment.crop`` is off: bytes move, nothing is computed.
+   inference) on the uint8 ``S x S`` batch; with ``augment.crop =
+   "inception"`` the centre crop in training too, since the host has
+   already cut the random window and placed it there
+   (``tfcnn.data.preprocess.decode_inception_crop``); ``Resizing`` for
+   ``"none"``. Bytes move, nothing is computed.
 2. ``RandomHorizontalFlip`` (training), still on uint8.
 3. ``RandAugment`` (optional; Keras', off at inference) on the crop, as
    timm applies it after the crop and flip.
@@ -34,6 +37,7 @@ from tfcnn.augment import flip as flip_lib
 from tfcnn.augment import lighting as lighting_lib
 from tfcnn.augment import mean as mean_lib
 from tfcnn.augment import randaugment as randaugment_lib
+from tfcnn.recipe import CropMode
 from tfcnn.recipe import MeanMode
 
 
@@ -62,9 +66,10 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0):
             f"crop_size must be a positive int. Received: "
             f"crop_size={crop_size!r}")
     layers = []
-    if config.crop:
+    if config.crop is not CropMode.NONE:
         layers.append(crop_lib.RandomOrCentreCrop(
-            crop_size, seed=seed, name="crop"))
+            crop_size, seed=seed, random=config.crop is CropMode.RANDOM,
+            name="crop"))
     else:
         layers.append(keras.layers.Resizing(crop_size, crop_size,
                                             name="resize"))
@@ -82,6 +87,21 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0):
             eigenvectors=eigenvectors, seed=seed + 2, name="pca_lighting"))
     layers.append(mean_subtraction(config.mean, stats))
     return layers
+
+
+def host_crop_size(config, crop_size):
+    """The crop the host cuts, as ``make_dataset(inception_crop=...)``.
+
+    Args:
+        config: ``tfcnn.recipe.AugmentConfig``.
+        crop_size: int, side C of the crop the network sees.
+
+    Returns:
+        ``crop_size`` when ``config.crop`` is ``"inception"`` (the host
+        decodes the random window, ``build_preprocessing``'s crop then
+        keeps the centre), else None.
+    """
+    return crop_size if config.crop is CropMode.INCEPTION else None
 
 
 def mean_subtraction(mode, stats=None):

@@ -1,5 +1,9 @@
 """AlexNet's crop: a random square in training, the centre one at inference.
 
+With ``random=False`` the layer takes the centre square in training too:
+the Inception crop (``augment.crop = "inception"``) is cut on the host,
+which places it in the centre of the host image.
+
 ``keras.layers.RandomCrop`` resizes the whole image to the crop size at
 inference instead of cropping its centre, which is not what the network saw
 in training nor what the AlexNet paper evaluates; hence this layer.
@@ -26,6 +30,9 @@ class RandomOrCentreCrop(keras.layers.Layer):
         size: int, side of the square crop.
         seed: int or None, seed of the offsets. Under a distribution
             strategy each replica draws its own offsets. Defaults to None.
+        random: bool, random offsets in training; False keeps the centre
+            in training too (the host has cropped already). Defaults to
+            True.
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -44,13 +51,14 @@ class RandomOrCentreCrop(keras.layers.Layer):
     TensorShape([2, 224, 224, 3])
     """
 
-    def __init__(self, size=224, seed=None, **kwargs):
+    def __init__(self, size=224, seed=None, random=True, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(size, int) or size <= 0:
             raise ValueError(
                 f"size must be a positive int. Received: size={size!r}")
         self.size = size
         self.seed = seed
+        self.random = bool(random)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = False
 
@@ -67,7 +75,7 @@ class RandomOrCentreCrop(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def call(self, inputs, training=False):
-        if training:
+        if training and self.random:
             return self._random_crop(inputs)
         return self._centre_crop(inputs)
 
@@ -91,7 +99,8 @@ class RandomOrCentreCrop(keras.layers.Layer):
         return (input_shape[0], self.size, self.size, input_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size, "seed": self.seed}
+        return {**super().get_config(), "size": self.size, "seed": self.seed,
+                "random": self.random}
 
 
 # XLA turns the two batched gathers into one copy: ~10x faster than TF's

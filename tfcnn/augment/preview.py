@@ -122,7 +122,9 @@ def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
     dataset = pipeline.make_dataset(
         files, size=size, batch_size=count, training=True, seed=seed,
         shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False,
-        label_offset=manifest.label_offset)
+        label_offset=manifest.label_offset,
+        inception_crop=build_lib.host_crop_size(recipe.augment,
+                                                recipe.data.image_size))
     dataset = mix_lib.mix_batches(dataset, recipe.augment,
                                   len(class_names), seed=seed)
     images, labels = next(iter(dataset))

@@ -15,6 +15,12 @@ IMAGE_FILENAME = "image/filename"
 LABEL = "image/class/label"
 LABEL_TEXT = "image/class/text"
 
+# image/format of records holding 8-bit RGB pixels, row-major, instead of an
+# encoded image (``tfcnn ingest --raw``); image/height and image/width give
+# the shape. Readers of the reference schema do not know it: such shards are
+# read through tfcnn.data.preprocess.decode_record.
+IMAGE_FORMAT_RAW = "raw"
+
 FEATURE_SPEC = {
     IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),
     IMAGE_FORMAT: tf.io.FixedLenFeature([], tf.string, default_value="jpeg"),

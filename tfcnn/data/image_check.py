@@ -40,6 +40,19 @@ the same pixels as training.
 
 Images with more than ``max_pixels`` pixels are skipped from their header,
 before any pixel is decoded (decompression bombs).
+
+Compact and raw storage (``Storage``): an image whose sides exceed
+``max_side`` (longer side) or ``shorter_side`` is stored downscaled once, so
+that training decodes the pixels it keeps and no more (FFCV's approach,
+Leclerc et al. 2023): a JPEG is first decoded at the coarsest DCT scale that
+keeps at least twice the target size (libjpeg's scaled IDCT, a clean
+filter), then resampled with Lanczos, and the result is re-encoded as JPEG at
+``jpeg_quality``. Images already within the limit keep their stored bytes as
+above, so no generation loss is added where nothing shrinks. With ``raw``,
+every image (downscaled first when a limit asks) is stored as its 8-bit RGB
+pixels, row-major, ``image/format`` = ``raw``: meant for small images
+(32x32), where decoding a PNG or JPEG costs more than reading 3 bytes per
+pixel.
 """
 
 import contextlib
@@ -55,6 +68,9 @@ from PIL import UnidentifiedImageError
 
 JPEG = "jpeg"
 PNG = "png"
+# tfcnn.data.features.IMAGE_FORMAT_RAW, not imported: this module stays free
+# of TensorFlow so that ingest's worker processes start fast.
+RAW = "raw"
 
 # Pillow formats whose bytes TensorFlow's JPEG decoder reads as they are.
 _JPEG_FORMATS = ("JPEG", "MPO")
@@ -83,6 +99,7 @@ class CheckedImage:
         width: int, pixel columns of the stored image.
         note: str, the conversion applied ("" when stored as is).
         skip_reason: str, why the file is skipped ("" when it is stored).
+        resized: bool, whether the image was downscaled for storage.
     """
 
     encoded: bytes | None = None
@@ -91,19 +108,61 @@ class CheckedImage:
     width: int = 0
     note: str = ""
     skip_reason: str = ""
+    resized: bool = False
 
     @property
     def skipped(self):
         return bool(self.skip_reason)
 
 
-def check_image(path, *, max_pixels=89_478_485):
+@dataclasses.dataclass(frozen=True)
+class Storage:
+    """How images are stored: as found, downscaled (compact), or raw.
+
+    Attributes:
+        max_side: int, the longest side kept; 0: no limit.
+        shorter_side: int, the shorter side kept; 0: no limit. At most one
+            of the two limits is set.
+        jpeg_quality: int in [1, 100], the quality of re-encoded JPEGs.
+        raw: bool, store 8-bit RGB pixels instead of an encoded image.
+    """
+
+    max_side: int = 0
+    shorter_side: int = 0
+    jpeg_quality: int = 90
+    raw: bool = False
+
+    @property
+    def kind(self):
+        """``"raw"``, ``"compact"`` (a size limit) or ``"original"``."""
+        if self.raw:
+            return RAW
+        return "compact" if self.max_side or self.shorter_side else "original"
+
+    def target_size(self, width, height):
+        """The stored ``(width, height)``, or None when nothing shrinks.
+
+        The scale keeps the aspect ratio; each side is rounded and at
+        least 1.
+        """
+        if self.max_side and max(width, height) > self.max_side:
+            scale = self.max_side / max(width, height)
+        elif self.shorter_side and min(width, height) > self.shorter_side:
+            scale = self.shorter_side / min(width, height)
+        else:
+            return None
+        return (max(1, round(width * scale)), max(1, round(height * scale)))
+
+
+def check_image(path, *, max_pixels=89_478_485, storage=Storage()):
     """Reads one image file and returns what to store, or why it is skipped.
 
     Args:
         path: str or Path of the file.
         max_pixels: int, images with more pixels (width x height) are
             skipped before decoding. Defaults to Pillow's own limit.
+        storage: ``Storage``, downscaling and raw storage. Defaults to
+            storing images as found.
 
     Returns:
         a ``CheckedImage``. Never raises for a bad file.
@@ -121,7 +180,7 @@ def check_image(path, *, max_pixels=89_478_485):
             data = f.read()
     except OSError as error:
         return CheckedImage(skip_reason=f"unreadable: {error.strerror}")
-    return check_image_bytes(data, max_pixels=max_pixels)
+    return check_image_bytes(data, max_pixels=max_pixels, storage=storage)
 
 
 def max_file_bytes(max_pixels):
@@ -130,18 +189,19 @@ def max_file_bytes(max_pixels):
     return 8 * max_pixels + 16 * 2**20
 
 
-def check_images(paths, max_pixels=89_478_485):
+def check_images(paths, max_pixels=89_478_485, storage=Storage()):
     """``check_image`` of each path (one task of ingest's worker pool)."""
-    return [check_image(p, max_pixels=max_pixels) for p in paths]
+    return [check_image(p, max_pixels=max_pixels, storage=storage)
+            for p in paths]
 
 
-def check_image_bytes(data, *, max_pixels=89_478_485):
+def check_image_bytes(data, *, max_pixels=89_478_485, storage=Storage()):
     """``check_image`` on bytes already in memory."""
     if not data:
         return CheckedImage(skip_reason="empty file (0 bytes)")
     try:
         with _quiet_pillow():
-            return _check(data, max_pixels)
+            return _check(data, max_pixels, storage)
     except UnidentifiedImageError:
         kind = _format_from_signature(data)
         if kind:
@@ -154,7 +214,7 @@ def check_image_bytes(data, *, max_pixels=89_478_485):
         return CheckedImage(skip_reason=f"corrupt or truncated: {message}")
 
 
-def _check(data, max_pixels):
+def _check(data, max_pixels, storage):
     image = Image.open(io.BytesIO(data))
     width, height = image.size
     if width * height > max_pixels:
@@ -163,21 +223,52 @@ def _check(data, max_pixels):
                         f"max_pixels={max_pixels} (decompression bomb guard)")
     if width < 1 or height < 1:
         return CheckedImage(skip_reason=f"no pixels ({width}x{height})")
-    if image.format in _JPEG_FORMATS and image.mode in _PASSTHROUGH_MODES:
+    jpeg = image.format in _JPEG_FORMATS and image.mode in _PASSTHROUGH_MODES
+    note = ("MPO: first image, read by JPEG decoders"
+            if jpeg and image.format == "MPO" else "")
+    target = storage.target_size(width, height)
+    if storage.raw or target is not None:
+        return _decoded(image, target, storage, jpeg, note)
+    if jpeg:
         image.draft(image.mode, (max(1, width // _JPEG_CHECK_SCALE),
                                  max(1, height // _JPEG_CHECK_SCALE)))
         image.load()
-        note = ("MPO: first image, read by JPEG decoders"
-                if image.format == "MPO" else "")
         return CheckedImage(data, JPEG, height, width, note=note)
     if _is_plain_png(image):
         image.load()
         return CheckedImage(data, PNG, height, width)
     rgb, note = to_rgb8(image)
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="PNG")
-    return CheckedImage(buffer.getvalue(), PNG, rgb.height, rgb.width,
+    return CheckedImage(_encode(rgb, "PNG"), PNG, rgb.height, rgb.width,
                         note=note)
+
+
+def _decoded(image, target, storage, jpeg, note):
+    """Stores the pixels: downscaled to ``target`` (None: as they are),
+    then raw or re-encoded as JPEG."""
+    if jpeg and target is not None:
+        # DCT scaling down to no less than twice the target: the scaled IDCT
+        # averages each block cleanly and leaves Lanczos a shrink under 2x.
+        image.draft(image.mode, (2 * target[0], 2 * target[1]))
+    if jpeg or _is_plain_png(image):
+        image.load()
+    else:
+        image, note = to_rgb8(image)
+    if target is not None:
+        image = image.resize(target, Image.Resampling.LANCZOS)
+    if storage.raw:
+        rgb = image.convert("RGB")
+        return CheckedImage(rgb.tobytes(), RAW, rgb.height, rgb.width,
+                            note=note, resized=target is not None)
+    # Grey stays grey: JPEG decoders expand it to RGB, as for originals.
+    encoded = _encode(image, "JPEG", quality=storage.jpeg_quality)
+    return CheckedImage(encoded, JPEG, image.height, image.width, note=note,
+                        resized=target is not None)
+
+
+def _encode(image, image_format, **options):
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
 
 
 def _format_from_signature(data):

@@ -17,7 +17,11 @@ What it guarantees:
   process (``tfcnn.data.worker_pool``).
 - **Stored bytes.** RGB and grayscale JPEGs keep their original bytes; other
   files are converted to 8-bit RGB and stored as lossless PNG (see
-  ``tfcnn.data.image_check`` for why and for each conversion).
+  ``tfcnn.data.image_check`` for why and for each conversion). Compact
+  shards (``max_side`` or ``shorter_side``) store larger images downscaled
+  once and re-encoded as JPEG at ``jpeg_quality``; ``raw`` stores 8-bit RGB
+  pixels. The manifest's ``storage`` says which, and every reader
+  (``tfcnn.data.preprocess.decode_record``) decodes all of them.
 - **Determinism.** The validation split and the shard of every file depend
   only on the file list and ``seed``, not on ``workers`` or timing.
 - **Nothing half-written.** Shards are written under hidden temporary names
@@ -36,6 +40,7 @@ with a progress bar; the run ends with one summary line.
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -75,7 +80,9 @@ class _Shard:
 
 
 def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
-           max_pixels=89_478_485, workers=0, overwrite=False, progress=True):
+           max_pixels=89_478_485, max_side=0, shorter_side=0,
+           jpeg_quality=90, raw=False, workers=0, overwrite=False,
+           progress=True):
     """Writes the images under ``src`` as TFRecord shards in ``out``.
 
     A source laid out for semantic segmentation (Pascal VOC, or
@@ -98,6 +105,18 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
             Defaults to 0.
         max_pixels: int, images with more pixels are skipped before decoding
             (decompression bombs). Defaults to 89,478,485 (Pillow's limit).
+        max_side: int, store images whose longer side exceeds it
+            downscaled to it (compact shards); 0: no limit. Defaults to 0.
+        shorter_side: int, store images whose shorter side exceeds it
+            downscaled to it (compact shards: 256 for AlexNet's 256
+            pipeline); 0: no limit. At most one of ``max_side`` and
+            ``shorter_side``. Defaults to 0.
+        jpeg_quality: int in [1, 100], the JPEG quality of downscaled
+            images. Defaults to 90.
+        raw: bool, store 8-bit RGB pixels (``image/format`` ``raw``)
+            instead of encoded images: for small images, where decoding
+            costs more than reading 3 bytes per pixel. Defaults to False.
+            Classification sources only.
         workers: int, processes that check and convert images; 0 uses every
             core available to this process, 1 runs in this process. Jobs of
             less than ~16 MB per worker use fewer workers (starting one
@@ -114,8 +133,15 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
             an argument is out of range, or ``out`` holds a complete ingest
             of other files or options and ``overwrite`` is False.
     """
+    storage = _storage(max_side, shorter_side, jpeg_quality, raw)
     if segmentation_folders.is_segmentation_source(src):
         from tfcnn.data import segmentation_ingest
+
+        if storage != image_check.Storage():
+            raise DataError(
+                "compact and raw storage (max_side, shorter_side, "
+                "jpeg_quality, raw) are for classification sources; "
+                f"{src} is a segmentation source. Received: {storage}")
 
         return segmentation_ingest.ingest_segmentation(
             src, out, validation_fraction=validation_fraction,
@@ -128,12 +154,15 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
     options = {"validation_fraction": validation_fraction,
                "num_shards": num_shards, "seed": seed,
                "max_pixels": max_pixels}
+    if storage != image_check.Storage():
+        # Only when set, so the fingerprints of earlier ingests still match.
+        options.update(dataclasses.asdict(storage))
     return write_plan(
         out, shards, options, tree.num_files,
         write_shards=lambda out, pending, bar, journal: _write_shards(
-            tree, out, pending, max_pixels, workers, bar, journal),
+            tree, out, pending, max_pixels, storage, workers, bar, journal),
         manifest_data=lambda shards, results, fingerprint: _manifest_data(
-            tree, shards, results, options, fingerprint),
+            tree, shards, results, options, fingerprint, storage),
         overwrite=overwrite, progress=progress, started=started)
 
 
@@ -249,6 +278,27 @@ def _check_arguments(tree, out, workers, max_pixels):
         raise DataError(
             f"max_pixels must be >= 1. Received: max_pixels={max_pixels}")
     return out
+
+
+def _storage(max_side, shorter_side, jpeg_quality, raw):
+    """Checks the storage arguments; returns an ``image_check.Storage``."""
+    for name, value in (("max_side", max_side),
+                        ("shorter_side", shorter_side)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DataError(
+                f"{name} must be an int >= 0 (0: no limit). "
+                f"Received: {name}={value!r}")
+    if max_side and shorter_side:
+        raise DataError(
+            "give max_side or shorter_side, not both. Received: "
+            f"max_side={max_side}, shorter_side={shorter_side}")
+    if (isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int)
+            or not 1 <= jpeg_quality <= 100):
+        raise DataError(
+            "jpeg_quality must be an int in [1, 100]. "
+            f"Received: jpeg_quality={jpeg_quality!r}")
+    return image_check.Storage(max_side, shorter_side, jpeg_quality,
+                               bool(raw))
 
 
 def _plan(tree, validation_fraction, num_shards, seed):
@@ -453,7 +503,8 @@ def _json_or_none(line):
 
 # Writing -------------------------------------------------------------------
 
-def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
+def _write_shards(tree, out, shards, max_pixels, storage, workers, bar,
+                  journal):
     """Checks the files of ``shards`` in parallel and writes each shard.
 
     Each shard is recorded in the journal before its rename, so a shard
@@ -470,12 +521,15 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
     workers = min(workers or _available_cores(),
                   sum(f.size for f in files) // _MIN_BYTES_PER_WORKER)
     checked = _check_in_order([str(tree.root / f.relpath) for f in files],
-                              max_pixels, workers)
+                              max_pixels, storage, workers)
     try:
         for shard in shards:
             final = out / shard.name
             tmp = atomic_files.temporary_path(final)
             counts = collections.Counter()
+            formats = collections.Counter()
+            raw_shapes = set()
+            resized = 0
             skipped, converted = [], []
             with tf.io.TFRecordWriter(str(tmp)) as writer:
                 for f in shard.files:
@@ -497,9 +551,15 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
                         text=os.fsencode(f.class_name),
                         filename=os.fsencode(f.relpath)).SerializeToString())
                     counts[f.class_name] += 1
+                    formats[image.image_format] += 1
+                    resized += image.resized
+                    if image.image_format == image_check.RAW:
+                        raw_shapes.add((image.height, image.width))
             result = {"records": sum(counts.values()),
                       "class_counts": dict(counts), "skipped": skipped,
-                      "converted": converted}
+                      "converted": converted, "formats": dict(formats),
+                      "resized": resized,
+                      "raw_shapes": sorted(raw_shapes)[:2]}
 
             def record(size, digest, name=shard.name, result=result):
                 result.update(bytes=size, sha256=digest)
@@ -511,7 +571,7 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
         checked.close()
 
 
-def _check_in_order(paths, max_pixels, workers):
+def _check_in_order(paths, max_pixels, storage, workers):
     """Yields ``image_check.check_image`` of each path, in order.
 
     With more than one worker, chunks of paths go to worker processes
@@ -519,10 +579,12 @@ def _check_in_order(paths, max_pixels, workers):
     """
     if workers <= 1 or len(paths) <= _CHUNK:
         for path in paths:
-            yield image_check.check_image(path, max_pixels=max_pixels)
+            yield image_check.check_image(path, max_pixels=max_pixels,
+                                          storage=storage)
         return
     yield from worker_pool.map_in_order(
-        functools.partial(image_check.check_images, max_pixels=max_pixels),
+        functools.partial(image_check.check_images, max_pixels=max_pixels,
+                          storage=storage),
         (paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)),
         workers=workers, on_crash=_crashed,
         inflight_per_worker=_INFLIGHT_PER_WORKER)
@@ -552,8 +614,9 @@ def _progress_bar(total, enabled):
 
 # Manifest ------------------------------------------------------------------
 
-def _manifest_data(tree, shards, results, options, fingerprint):
+def _manifest_data(tree, shards, results, options, fingerprint, storage):
     splits, skipped, converted = {}, [], []
+    formats, resized, raw_shapes = collections.Counter(), 0, set()
     for shard in shards:
         result = results[shard.name]
         entry = splits.setdefault(shard.split, {
@@ -566,6 +629,9 @@ def _manifest_data(tree, shards, results, options, fingerprint):
                                 "sha256": result["sha256"]})
         skipped.extend(result["skipped"])
         converted.extend(result["converted"])
+        formats.update(result.get("formats", {}))
+        resized += result.get("resized", 0)
+        raw_shapes.update(tuple(s) for s in result.get("raw_shapes", ()))
     for entry in splits.values():
         entry["class_counts"] = {name: entry["class_counts"].get(name, 0)
                                  for name in tree.class_names}
@@ -578,7 +644,15 @@ def _manifest_data(tree, shards, results, options, fingerprint):
         files_found=tree.num_files,
         class_names=tree.class_names, label_offset=0, splits=splits,
         skipped=sorted(skipped, key=lambda s: s["path"]),
-        converted=sorted(converted, key=lambda s: s["path"]))
+        converted=sorted(converted, key=lambda s: s["path"]),
+        storage={
+            "kind": storage.kind, **dataclasses.asdict(storage),
+            "formats": dict(sorted(formats.items())), "resized": resized,
+            # One shape for every raw image lets the pipeline decode whole
+            # batches at once (tfcnn.data.pipeline).
+            "raw_shape": (list(raw_shapes.pop())
+                          if len(raw_shapes) == 1 else None),
+        })
     data["warnings"] = _warnings(data, tree, options)
     return data
 

@@ -234,6 +234,21 @@ class Manifest:
         return self._data.get("source")
 
     @property
+    def storage(self):
+        """dict, how ingest stored the images: ``kind`` (``"original"``,
+        ``"compact"`` or ``"raw"``), the ingest's size limits and JPEG
+        quality, record counts per ``formats`` and ``resized``.
+        ``{"kind": "original"}`` for shards from other tools."""
+        return dict(self._data.get("storage") or {"kind": "original"})
+
+    @property
+    def raw_shape(self):
+        """``(height, width)`` shared by every raw record, or None (not raw,
+        or raw images of several sizes)."""
+        shape = self.storage.get("raw_shape")
+        return tuple(shape) if shape else None
+
+    @property
     def stats_path(self):
         """Path of the statistics file, or None before ``tfcnn stats``."""
         name = self._data.get("stats")

@@ -14,6 +14,13 @@ With ``cache=True`` the decoded images are cached and shuffled after the
 cache, so each epoch still sees a new order. Every parallel stage uses
 ``tf.data.AUTOTUNE``.
 
+Every kind of record decodes here (``tfcnn.data.preprocess.decode_record``):
+original and compact JPEG/PNG, and raw pixels. Raw records of one shape
+(``raw_shape``, from the manifest) are batched first and decoded a batch
+at a time. With ``inception_crop=C`` training decodes a random Inception
+window resized to C (``preprocess.decode_inception_crop``) instead of the
+centre square; evaluation is unchanged.
+
 Under a distribution strategy there are two ways in:
 
 * ``model.fit(make_dataset(files, batch_size=GLOBAL, ...))``: Keras splits
@@ -46,7 +53,8 @@ _READ_BUFFER = 8 * 2**20
 def make_dataset(source, *, size, batch_size, training, seed=0,
                  shuffle_buffer=0, cache=False, repeat=False,
                  deterministic=None, drop_remainder=None, input_context=None,
-                 label_offset=0, element_fn=None):
+                 label_offset=0, element_fn=None, raw_shape=None,
+                 inception_crop=None):
     """Builds the host input pipeline: batches of uint8 images and labels.
 
     Args:
@@ -84,6 +92,15 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
             (unpacked). None decodes classification examples; semantic
             segmentation passes ``tfcnn.data.segmentation_pipeline.
             decode_record``. Defaults to None.
+        raw_shape: ``(height, width)`` or None. When every record of the
+            shard files is raw with this shape (``Manifest.raw_shape``),
+            records are batched, then decoded a batch at a time.
+            Defaults to None (each record decoded on its own, whatever it
+            holds).
+        inception_crop: int C or None. In training, decode a random
+            Inception window resized to ``C x C`` in the centre of the
+            ``size x size`` image (the model's centre crop takes it);
+            ignored when ``training`` is False. Defaults to None.
 
     Returns:
         ``tf.data.Dataset`` of ``(uint8 [B, size, size, 3], int32 [B])``,
@@ -105,36 +122,61 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
         drop_remainder = training
     buffer = shuffle_buffer or DEFAULT_SHUFFLE_BUFFER
 
+    if not training:
+        inception_crop = None
+    if inception_crop is not None:
+        _check_positive(inception_crop=inception_crop)
+        if inception_crop > size:
+            raise ValueError(
+                "inception_crop must be <= size. Received: "
+                f"inception_crop={inception_crop}, size={size}")
+    decode_batch = None
     if isinstance(source, tf.data.Dataset):
         records = _shard(source, input_context)
         to_example = functools.partial(
             _example_from_pair, spec=source.element_spec, size=size,
-            label_offset=label_offset)
+            label_offset=label_offset, inception_crop=inception_crop,
+            seed=seed)
     else:
         records = read_records(source, shuffle=training, seed=seed,
                                input_context=input_context,
                                deterministic=deterministic)
         to_example = functools.partial(
-            _example_from_record, size=size, label_offset=label_offset)
+            _example_from_record, size=size, label_offset=label_offset,
+            inception_crop=inception_crop, seed=seed)
     if element_fn is not None:
         to_example = functools.partial(element_fn, size=size)
+    elif (raw_shape is not None and inception_crop is None
+          and not isinstance(source, tf.data.Dataset)):
+        decode_batch = functools.partial(
+            _raw_batch, shape=raw_shape, size=size,
+            label_offset=label_offset)
 
-    if training and not cache:
-        # Shuffling encoded records holds ~2x fewer bytes than decoded ones.
-        records = records.shuffle(buffer, seed=seed,
-                                  reshuffle_each_iteration=True)
-    dataset = records.map(to_example, num_parallel_calls=AUTOTUNE,
-                          deterministic=deterministic)
+    if decode_batch is not None:
+        # Raw records are pixels already: cached and shuffled as they are,
+        # decoded a batch at a time.
+        dataset = records
+    else:
+        if training and not cache:
+            # Shuffling encoded records holds ~2x fewer bytes than decoded
+            # ones.
+            records = records.shuffle(buffer, seed=seed,
+                                      reshuffle_each_iteration=True)
+        dataset = records.map(to_example, num_parallel_calls=AUTOTUNE,
+                              deterministic=deterministic)
     if cache:
         dataset = dataset.cache()
-        if training:
-            dataset = dataset.shuffle(buffer, seed=seed,
-                                      reshuffle_each_iteration=True)
+    if training and (cache or decode_batch is not None):
+        dataset = dataset.shuffle(buffer, seed=seed,
+                                  reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
                             num_parallel_calls=AUTOTUNE,
                             deterministic=deterministic)
+    if decode_batch is not None:
+        dataset = dataset.map(decode_batch, num_parallel_calls=AUTOTUNE,
+                              deterministic=deterministic)
     dataset = dataset.with_options(_options(input_context, deterministic))
     return dataset.prefetch(AUTOTUNE)
 
@@ -247,16 +289,41 @@ def _shard(dataset, input_context):
                          input_context.input_pipeline_id)
 
 
-def _example_from_record(serialized, *, size, label_offset):
+def _raw_batch(serialized, *, shape, size, label_offset):
+    keys = (features.IMAGE_ENCODED, features.LABEL)
+    example = tf.io.parse_example(
+        serialized, {key: features.FEATURE_SPEC[key] for key in keys})
+    images = preprocess.decode_raw_batch(example[features.IMAGE_ENCODED],
+                                         shape, size)
+    return images, _label(example[features.LABEL], label_offset)
+
+
+def _example_from_record(serialized, *, size, label_offset, inception_crop,
+                         seed):
     example = decode_lib.decode(serialized)
-    image = preprocess.decode_and_resize(example[features.IMAGE_ENCODED],
-                                         size)
+    args = (example[features.IMAGE_ENCODED], example[features.IMAGE_FORMAT],
+            example[features.IMAGE_HEIGHT], example[features.IMAGE_WIDTH])
+    if inception_crop is None:
+        image = preprocess.decode_record(*args, size)
+    else:
+        image = preprocess.decode_inception_crop(
+            *args, crop_size=inception_crop, size=size, seed=seed)
     return image, _label(example[features.LABEL], label_offset)
 
 
-def _example_from_pair(image, label, *, spec, size, label_offset):
+def _example_from_pair(image, label, *, spec, size, label_offset,
+                       inception_crop, seed):
     image_spec = spec[0]
-    if image_spec.dtype == tf.string:
+    if inception_crop is not None:
+        if image_spec.dtype == tf.string:
+            image = preprocess.decode_inception_crop(
+                image, tf.constant(""), 0, 0, crop_size=inception_crop,
+                size=size, seed=seed)
+        else:
+            image = preprocess.inception_crop(
+                tf.cast(image, tf.uint8), crop_size=inception_crop,
+                size=size, seed=seed)
+    elif image_spec.dtype == tf.string:
         image = preprocess.decode_and_resize(image, size)
     elif image_spec.shape[:2] != (size, size):
         image = preprocess.resize_shorter_and_centre_crop(image, size)

@@ -12,12 +12,32 @@ decoded (``tf.io.decode_and_crop_jpeg``), and large images are downscaled by
 the decoder's DCT scaling (``ratio`` 2, 4 or 8) as long as the square stays at
 least ``size`` pixels wide, so the resize that follows always shrinks. This
 skips the decoding and resizing of pixels that the centre crop throws away.
+
+Records of a shard are decoded by ``decode_record``, which also reads raw
+records (8-bit RGB pixels, ``tfcnn ingest --raw``); ``decode_raw_batch``
+decodes a whole batch of raw records of one shape at once.
+
+Training with ``augment.crop = "inception"`` decodes only a random window
+(``decode_inception_crop``): 8% to 100% of the image's area, aspect ratio
+3/4 to 4/3, resized to the crop size C, as Szegedy et al. 2015 (GoogLeNet)
+trained and TF Model Garden and timm train ResNets. JPEGs decode just the
+window (``tf.io.decode_and_crop_jpeg``, Model Garden's approach). The C x C
+crop is placed in the centre of the S x S host image, where the model's
+centre crop (``tfcnn.augment.RandomOrCentreCrop(random=False)``) takes it
+back, so batches keep one shape and the model one input.
 """
 
 import tensorflow as tf
 
+from tfcnn.data import features
+
 # DCT scaling factors of libjpeg.
 _JPEG_RATIOS = (1, 2, 4, 8)
+# The Inception crop's ranges of area fraction and aspect ratio (width /
+# height), and the minimum fraction of the image a window must cover.
+INCEPTION_AREA_RANGE = (0.08, 1.0)
+INCEPTION_ASPECT_RANGE = (3 / 4, 4 / 3)
+_INCEPTION_ATTEMPTS = 10
 
 
 def resize_shorter_and_centre_crop(image, size):
@@ -117,6 +137,171 @@ def decode_and_resize(encoded, size):
         tf.io.is_jpeg(encoded),
         lambda: decode_jpeg_centre_square(encoded, size),
         lambda: resize_shorter_and_centre_crop(decode_image(encoded), size))
+
+
+def decode_record(encoded, image_format, height, width, size):
+    """Decodes a shard record's image to the centre square resized to S.
+
+    What training, ``tfcnn stats`` and the exported model's
+    ``predict_examples`` signature use: ``decode_and_resize`` for encoded
+    images (original or compact), and for raw records the stored pixels
+    through ``resize_shorter_and_centre_crop``.
+
+    Args:
+        encoded: scalar string tensor, ``image/encoded``.
+        image_format: scalar string tensor, ``image/format``.
+        height: scalar int tensor, ``image/height`` (raw records only).
+        width: scalar int tensor, ``image/width`` (raw records only).
+        size: int, side S of the square output.
+
+    Returns:
+        ``[size, size, 3]`` uint8 tensor.
+    """
+    return tf.switch_case(_kind(encoded, image_format), [
+        lambda: decode_jpeg_centre_square(encoded, size),
+        lambda: resize_shorter_and_centre_crop(decode_image(encoded), size),
+        lambda: resize_shorter_and_centre_crop(
+            decode_raw(encoded, height, width), size),
+    ])
+
+
+def decode_raw(encoded, height, width):
+    """Raw record bytes -> ``[height, width, 3]`` uint8.
+
+    Raises:
+        tf.errors.InvalidArgumentError: the byte count is not
+            ``height * width * 3``.
+    """
+    pixels = tf.io.decode_raw(encoded, tf.uint8)
+    return tf.reshape(pixels, tf.stack([tf.cast(height, tf.int32),
+                                        tf.cast(width, tf.int32), 3]))
+
+
+def decode_raw_batch(encoded, shape, size):
+    """A batch of raw records of one shape -> ``[B, size, size, 3]`` uint8.
+
+    The pixels equal those of ``decode_record`` on each record, with one
+    op per batch instead of several per image (what makes raw shards of
+    small images fast).
+
+    Args:
+        encoded: ``[B]`` string tensor, raw records.
+        shape: ``(height, width)`` of every record.
+        size: int, side S of the square output.
+
+    Returns:
+        ``[B, size, size, 3]`` uint8 tensor.
+    """
+    height, width = (int(v) for v in shape)
+    images = tf.reshape(tf.io.decode_raw(encoded, tf.uint8),
+                        [-1, height, width, 3])
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    images = images[:, top:top + side, left:left + side, :]
+    if side == size:
+        return images
+    # The same filters as resize_square, chosen once for the whole batch.
+    method = "area" if side >= 2 * size else "bilinear"
+    return _round_to_uint8(tf.image.resize(images, [size, size],
+                                           method=method))
+
+
+def decode_inception_crop(encoded, image_format, height, width, *,
+                          crop_size, size, seed=None):
+    """Decodes a random Inception-style window of a record's image.
+
+    The window covers 8% to 100% of the image's area with a width/height
+    ratio in [3/4, 4/3] (``tf.image.sample_distorted_bounding_box``, at
+    most 10 attempts; when all fail, the centre square of side
+    ``shorter side * crop_size / size``, the view evaluation sees). JPEGs
+    decode only the window. The window is resized (bilinear) to
+    ``crop_size x crop_size`` and placed in the centre of a
+    ``size x size`` image, zeros around it.
+
+    Args:
+        encoded: scalar string tensor, ``image/encoded``.
+        image_format: scalar string tensor, ``image/format``.
+        height: scalar int tensor, ``image/height`` (raw records only).
+        width: scalar int tensor, ``image/width`` (raw records only).
+        crop_size: int, C, the side the network sees.
+        size: int, S >= C, the host size.
+        seed: int or None, seed of the window sampling. Defaults to None.
+
+    Returns:
+        ``[size, size, 3]`` uint8 tensor.
+    """
+    _check_crop(crop_size, size)
+
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(encoded)
+        window = _inception_window(shape, crop_size, size, seed)
+        return tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
+
+    window = tf.switch_case(_kind(encoded, image_format), [
+        jpeg,
+        lambda: _cut_window(decode_image(encoded), crop_size, size, seed),
+        lambda: _cut_window(decode_raw(encoded, height, width), crop_size,
+                            size, seed),
+    ])
+    return _centre_in_host_image(window, crop_size, size)
+
+
+def inception_crop(image, *, crop_size, size, seed=None):
+    """``decode_inception_crop`` for decoded ``[H, W, 3]`` pixels."""
+    _check_crop(crop_size, size)
+    return _centre_in_host_image(_cut_window(image, crop_size, size, seed),
+                                 crop_size, size)
+
+
+def _check_crop(crop_size, size):
+    if crop_size > size:
+        raise ValueError(
+            f"crop_size must be <= size. Received: crop_size={crop_size}, "
+            f"size={size}")
+
+
+def _cut_window(image, crop_size, size, seed):
+    window = _inception_window(tf.shape(image), crop_size, size, seed)
+    return image[window[0]:window[0] + window[2],
+                 window[1]:window[1] + window[3], :]
+
+
+def _centre_in_host_image(window, crop_size, size):
+    # Resized to C x C, then padded to S x S around the centre, where the
+    # model's centre crop (offset (S - C) // 2) takes it back.
+    image = tf.image.resize(tf.ensure_shape(window, [None, None, 3]),
+                            [crop_size, crop_size])
+    offset = (size - crop_size) // 2
+    return tf.ensure_shape(tf.image.pad_to_bounding_box(
+        _round_to_uint8(image), offset, offset, size, size), [size, size, 3])
+
+
+def _inception_window(shape, crop_size, size, seed):
+    """``[top, left, height, width]`` of a sampled window of ``shape``."""
+    begin, extent, _ = tf.image.sample_distorted_bounding_box(
+        shape, tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+        seed=seed, min_object_covered=INCEPTION_AREA_RANGE[0],
+        aspect_ratio_range=INCEPTION_ASPECT_RANGE,
+        area_range=INCEPTION_AREA_RANGE, max_attempts=_INCEPTION_ATTEMPTS,
+        use_image_if_no_bounding_boxes=True)
+    # All attempts failed: the op returns the whole image (Model Garden's
+    # test); fall back to evaluation's centre view.
+    failed = tf.reduce_all(tf.equal(extent[:2], shape[:2]))
+    side = tf.maximum(1, tf.cast(
+        tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+        * (crop_size / size), tf.int32))
+    centre = tf.stack([(shape[0] - side) // 2, (shape[1] - side) // 2,
+                       side, side])
+    sampled = tf.stack([begin[0], begin[1], extent[0], extent[1]])
+    return tf.where(failed, centre, sampled)
+
+
+def _kind(encoded, image_format):
+    # 0: JPEG, 1: another encoded format, 2: raw pixels. The format feature
+    # decides raw first: raw pixels may start like a JPEG by chance.
+    return tf.where(
+        tf.equal(image_format, features.IMAGE_FORMAT_RAW), 2,
+        tf.cast(tf.logical_not(tf.io.is_jpeg(encoded)), tf.int32))
 
 
 def decode_jpeg_centre_square(encoded, size):

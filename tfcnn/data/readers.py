@@ -3,8 +3,8 @@
 Each reader returns a ``tf.data.Dataset`` of ``(image, label)`` pairs with
 an int32, 0-based label. The image is the stored encoded bytes (a scalar
 string) by default, or, with ``size=S``, the image decoded and brought to
-``S x S`` by ``tfcnn.data.preprocess.decode_and_resize`` (what the training
-pipeline does). ``tfcnn.data.pipeline.make_dataset`` accepts such a dataset
+``S x S`` by ``tfcnn.data.preprocess.decode_record`` (what the training
+pipeline does; raw records of ``tfcnn ingest --raw`` need ``size``). ``tfcnn.data.pipeline.make_dataset`` accepts such a dataset
 as its source.
 
 - ``read_shards(data_dir_or_manifest, split)``: shards with a manifest, ours
@@ -142,7 +142,10 @@ def _parser(num_classes, label_offset, size):
                 label = tf.identity(label)
         image = example[features.IMAGE_ENCODED]
         if size is not None:
-            image = preprocess.decode_and_resize(image, size)
+            image = preprocess.decode_record(
+                image, example[features.IMAGE_FORMAT],
+                example[features.IMAGE_HEIGHT], example[features.IMAGE_WIDTH],
+                size)
         return image, label
 
     return parse

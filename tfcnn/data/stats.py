@@ -2,7 +2,7 @@
 
 ``compute_stats(data_dir)`` makes one streaming pass over the training
 shards. Every image is brought to ``S x S`` by
-``tfcnn.data.preprocess.decode_and_resize`` (exactly what the training
+``tfcnn.data.preprocess.decode_record`` (exactly what the training
 pipeline feeds the model), and the pass accumulates
 
 - the mean image ``[S, S, 3]``: the AlexNet paper subtracts "the mean

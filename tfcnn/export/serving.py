@@ -18,7 +18,9 @@ best first):
   [0, 255], any ``H`` and ``W``.
 - ``predict_images_uint8``: ``images [B, H, W, 3]`` uint8, any ``H``, ``W``.
 - ``predict_examples``: ``examples [B]`` serialized ``tf.Example`` in the
-  dataset schema (only ``image/encoded`` is read).
+  dataset schema, decoded as training decodes shard records
+  (``tfcnn.data.preprocess.decode_record``): original, compact and raw
+  records alike.
 
 Keras' ``ExportArchive`` does the tracking of the model's variables and the
 writing; this module adds the preprocessing and the top-k head around it.
@@ -139,10 +141,16 @@ class ServingModel:
 
     def classify_examples(self, examples):
         """Serialized ``tf.Example`` ``[B]`` -> the output dict."""
-        spec = {features.IMAGE_ENCODED:
-                features.FEATURE_SPEC[features.IMAGE_ENCODED]}
-        parsed = tf.io.parse_example(examples, spec)
-        return self.classify_bytes(parsed[features.IMAGE_ENCODED])
+        keys = (features.IMAGE_ENCODED, features.IMAGE_FORMAT,
+                features.IMAGE_HEIGHT, features.IMAGE_WIDTH)
+        parsed = tf.io.parse_example(
+            examples, {key: features.FEATURE_SPEC[key] for key in keys})
+        images = tf.map_fn(
+            lambda fields: preprocess.decode_record(*fields, self.size),
+            tuple(parsed[key] for key in keys),
+            fn_output_signature=tf.TensorSpec(
+                [self.size, self.size, 3], tf.uint8))
+        return self.classify_images(images)
 
     def archive(self):
         """Returns a ``keras.export.ExportArchive`` with the four signatures.

@@ -221,7 +221,9 @@ class _Shards:
             shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
             deterministic=None if not training else False,
-            drop_remainder=drop_remainder, label_offset=self._label_offset())
+            drop_remainder=drop_remainder, label_offset=self._label_offset(),
+            raw_shape=self._manifest.raw_shape,
+            inception_crop=_host_crop(self._recipe))
 
     def _label_offset(self):
         # A manifest describing reference shards records their offset (-1
@@ -272,7 +274,14 @@ class _Tfds:
             training=training, seed=data.seed,
             shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
-            drop_remainder=drop_remainder, label_offset=data.label_offset)
+            drop_remainder=drop_remainder, label_offset=data.label_offset,
+            inception_crop=_host_crop(self._recipe))
+
+
+def _host_crop(recipe):
+    from tfcnn.augment import host_crop_size
+
+    return host_crop_size(recipe.augment, recipe.data.image_size)
 
 
 def _source(recipe):

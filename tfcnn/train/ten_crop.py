@@ -141,7 +141,8 @@ def ten_crop_model(model):
     if len(crops) != 1:
         raise ValueError(
             "model must contain exactly one RandomOrCentreCrop layer (made "
-            "by tfcnn.augment.build_preprocessing with augment.crop on). "
+            "by tfcnn.augment.build_preprocessing unless augment.crop is "
+            "none). "
             f"Received: model={model.name!r} with {len(crops)}")
     crop = crops[0]
     before = keras.Model(model.inputs, crop.input, name="before_crop")
