@@ -23,6 +23,12 @@ def _ids(images):
     return np.round(means / 5).astype(int).tolist()
 
 
+def _context(pipelines, pipeline_id, replicas):
+    return tf.distribute.InputContext(
+        num_input_pipelines=pipelines, input_pipeline_id=pipeline_id,
+        num_replicas_in_sync=replicas)
+
+
 def _epoch(dataset):
     ids, labels = [], []
     for images, batch_labels in dataset:
@@ -107,17 +113,32 @@ def test_dataset_source_of_bytes_or_arrays(encoded):
 def test_input_context_shards_files_and_batches_per_replica(shards):
     seen = []
     for pipeline_id in range(2):
-        context = tf.distribute.InputContext(
-            num_input_pipelines=2, input_pipeline_id=pipeline_id,
-            num_replicas_in_sync=4)
         dataset = pipeline.make_dataset(
             shards, size=SIZE, batch_size=8, training=False,
-            input_context=context)
+            input_context=_context(2, pipeline_id, 4))
         ids, _ = _epoch(dataset)
         assert dataset.element_spec[0].shape.as_list()[0] in (None, 2)
         seen.append(set(ids))
     # Pipeline i reads file i: disjoint halves that cover everything.
     assert seen == [set(range(6)), set(range(6, 12))]
+
+
+def test_fewer_files_than_pipelines_split_records_in_training(shards):
+    # 2 files, 3 pipelines: each pipeline keeps every 3rd record of each
+    # file, whatever order its shuffled files and interleave take.
+    policy = tf.data.experimental.AutoShardPolicy
+    assert pipeline.sharding_policy(2, 3) is policy.DATA
+    assert pipeline.sharding_policy(2, 2) is policy.FILE
+    assert pipeline.sharding_policy(1, 1) is policy.OFF
+    seen = []
+    for pipeline_id in range(3):
+        dataset = pipeline.make_dataset(
+            shards, size=SIZE, batch_size=3, training=True,
+            drop_remainder=False, input_context=_context(3, pipeline_id, 3))
+        ids, _ = _epoch(dataset)
+        assert len(ids) == 4
+        seen += ids
+    assert sorted(seen) == list(range(12))
 
 
 def test_per_replica_batches_partition_the_global_batch(shards):

@@ -15,11 +15,18 @@ from tfcnn.train import inputs
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    """3 classes x 10 PNGs, ingested (10% validation) with statistics."""
-    from tfcnn.data import ingest
+    """3 classes x 10 PNGs, ingested (20% validation) with statistics."""
     from tfcnn.data import stats
 
-    root = tmp_path_factory.mktemp("shards")
+    shards = _ingested(tmp_path_factory.mktemp("shards"), num_shards=0)
+    stats.compute_stats(shards, size=20, progress=False)
+    return shards
+
+
+def _ingested(root, num_shards):
+    """24 train and 6 validation PNGs (3 classes), ``num_shards`` each."""
+    from tfcnn.data import ingest
+
     rng = np.random.default_rng(0)
     for c in range(3):
         folder = root / "images" / f"c{c}"
@@ -28,8 +35,7 @@ def shards(tmp_path_factory):
             pixels = rng.integers(0, 256, (24, 30, 3)).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
     ingest.ingest(root / "images", root / "shards", validation_fraction=0.2,
-                  workers=1, progress=False)
-    stats.compute_stats(root / "shards", size=20, progress=False)
+                  num_shards=num_shards, workers=1, progress=False)
     return root / "shards"
 
 
@@ -55,12 +61,95 @@ def test_shards_give_global_uint8_batches_and_counts(tmp_path, shards):
     assert not data.dense_labels
 
 
+class _Worker:
+    """Stands in for ``MultiWorkerMirroredStrategy`` on worker ``index``.
+
+    ``distribute_datasets_from_function`` returns the ``tf.data.Dataset``
+    this worker's input pipeline would read (one replica per worker).
+    """
+
+    def __init__(self, index, count):
+        self.context = tf.distribute.InputContext(
+            num_input_pipelines=count, input_pipeline_id=index,
+            num_replicas_in_sync=count)
+
+    def distribute_datasets_from_function(self, dataset_fn):
+        return dataset_fn(self.context)
+
+
+def _keys(images):
+    return [image.tobytes() for image in np.asarray(images)]
+
+
+def _worker_epochs(recipe, workers=2):
+    """Per worker: the images of one training epoch and of validation."""
+    seen = []
+    for index in range(workers):
+        data = inputs.training_inputs(recipe, num_workers=workers,
+                                      strategy=_Worker(index, workers))
+        train = [key for images, _ in data.train.take(data.steps_per_epoch)
+                 for key in _keys(images)]
+        validation = [images.shape[0] for images, _ in
+                      data.validation.take(data.validation_steps)]
+        seen.append((train, validation))
+    return seen, data
+
+
+@pytest.mark.parametrize("num_shards", [4, 3, 1])
+def test_workers_partition_the_training_split(tmp_path, num_shards, capfd):
+    # 4 files: FILE sharding; 3: FILE with unequal parts; 1: fewer files
+    # than workers, DATA sharding. Either way one epoch over both workers
+    # reads the split, no image twice.
+    shards = _ingested(tmp_path, num_shards)
+    recipe = _shard_recipe(tmp_path, shards)
+    split = inputs.evaluation_inputs(recipe, split="train")
+    everything = sorted(key for images, _ in split.dataset
+                        for key in _keys(images))
+    seen, data = _worker_epochs(recipe)
+    (first, first_val), (second, second_val) = seen
+    # Each step a worker reads its half of the global batch of 4.
+    assert data.steps_per_epoch == 6
+    assert first_val == second_val == [2] * data.validation_steps
+    by_record = "DATA sharding" in capfd.readouterr().err
+    assert by_record == (num_shards == 1)
+    if num_shards == 3:
+        # Unequal files (worker 0 holds 2 of 3): the union still covers
+        # what the workers read, with no image read by both.
+        assert not set(first) & set(second)
+        return
+    assert len(first) == len(second) == 12
+    assert sorted(first + second) == everything
+
+
 def test_several_workers_read_whole_validation_batches(tmp_path, shards):
     data = inputs.training_inputs(_shard_recipe(tmp_path, shards),
-                                  num_workers=2)
+                                  num_workers=2, strategy=_Worker(0, 2))
     assert data.validation_steps == 6 // 4
     for images, _ in data.validation.take(3):
-        assert images.shape[0] == 4
+        assert images.shape[0] == 2  # this worker's replica's half
+    # The confusion matrix still counts every validation image once.
+    assert sum(int(y.shape[0]) for _, y in data.local_validation) == 6
+    images, _ = next(iter(data.local_train))
+    assert images.shape[0] == 4
+
+
+def test_synthetic_workers_split_the_global_batch(tmp_path):
+    recipe = tiny_recipe(tmp_path / "run")
+    one = inputs.training_inputs(recipe)
+    images, labels = next(iter(one.train))
+    parts = [next(iter(inputs.training_inputs(
+        recipe, num_workers=2, strategy=_Worker(i, 2)).train))
+        for i in range(2)]
+    np.testing.assert_array_equal(
+        np.concatenate([p[0] for p in parts]), images)
+    np.testing.assert_array_equal(
+        np.concatenate([p[1] for p in parts]), labels)
+
+
+def test_several_workers_need_the_strategy(tmp_path, shards):
+    with pytest.raises(ValueError, match="needs the strategy"):
+        inputs.training_inputs(_shard_recipe(tmp_path, shards),
+                               num_workers=2)
 
 
 def test_mixup_makes_dense_labels(tmp_path, shards):

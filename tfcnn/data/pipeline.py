@@ -30,6 +30,9 @@ Under a distribution strategy there are two ways in:
 * ``make_distributed_dataset(strategy, files, batch_size=GLOBAL, ...)``: each
   input pipeline builds per-replica batches of ``GLOBAL / replicas`` from its
   own shard files through ``strategy.distribute_datasets_from_function``.
+  With fewer files than input pipelines (``sharding_policy``), every
+  pipeline reads every file and keeps every n-th record of each, so the
+  pipelines still partition the records.
 """
 
 import functools
@@ -235,6 +238,25 @@ def list_shards(data_dir, split):
     return files
 
 
+def sharding_policy(num_files, num_pipelines):
+    """How ``num_pipelines`` input pipelines split ``num_files`` shards.
+
+    Args:
+        num_files: int, shard files of the split.
+        num_pipelines: int, input pipelines (one per worker).
+
+    Returns:
+        ``tf.data.experimental.AutoShardPolicy``: ``OFF`` for one pipeline,
+        ``FILE`` (each pipeline reads its own files) when there are at
+        least as many files as pipelines, else ``DATA`` (each pipeline
+        reads every file and keeps its own records).
+    """
+    policy = tf.data.experimental.AutoShardPolicy
+    if num_pipelines <= 1:
+        return policy.OFF
+    return policy.FILE if num_files >= num_pipelines else policy.DATA
+
+
 def read_records(files, *, shuffle=False, seed=0, input_context=None,
                  deterministic=None, with_paths=False):
     """The serialized records of shard files, read in parallel.
@@ -249,7 +271,9 @@ def read_records(files, *, shuffle=False, seed=0, input_context=None,
             Defaults to False.
         seed: int, seed of the file shuffle. Defaults to 0.
         input_context: ``tf.distribute.InputContext`` or None; when given,
-            this pipeline reads only its share of the files.
+            this pipeline reads only its share of the files, or of each
+            file's records when there are fewer files than pipelines
+            (``sharding_policy``).
             Defaults to None.
         deterministic: bool or None, as in ``make_dataset``.
             Defaults to None.
@@ -265,14 +289,23 @@ def read_records(files, *, shuffle=False, seed=0, input_context=None,
     files = [str(f) for f in files]
     if not files:
         raise ValueError(f"source has no shard files. Received: source={files}")
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    by_record = (sharding_policy(len(files), pipelines)
+                 is tf.data.experimental.AutoShardPolicy.DATA)
     dataset = tf.data.Dataset.from_tensor_slices(files)
-    dataset = _shard(dataset, input_context)
+    if not by_record:
+        dataset = _shard(dataset, input_context)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed,
                                   reshuffle_each_iteration=True)
 
     def open_shard(path):
         records = tf.data.TFRecordDataset(path, buffer_size=_READ_BUFFER)
+        if by_record:
+            # Per file, so the split holds whatever order the files and
+            # the interleave take on each pipeline.
+            records = records.shard(pipelines,
+                                    input_context.input_pipeline_id)
         if with_paths:
             records = records.map(lambda record: (record, path))
         return records

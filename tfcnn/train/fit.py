@@ -116,12 +116,14 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     model_dir = Path(config.model_dir)
     write_dir = Path(strategy_lib.worker_dir(model_dir, placement))
     data = inputs_lib.training_inputs(recipe,
-                                      num_workers=placement.num_workers)
+                                      num_workers=placement.num_workers,
+                                      strategy=placement.strategy)
     run_folder.check_same_run(recipe, data.class_names)
     with placement.strategy.scope():
         model = build_training_model(recipe, data.num_classes, data.stats)
         compile_model(model, recipe, data.steps_per_epoch, data.dense_labels)
-        _build_before_fit(model, data.train)
+        _build_before_fit(model, data.local_train)
+
     if placement.is_chief:
         prepare_run_folder(recipe, data.class_names)
     callbacks = build_callbacks(recipe, data, write_dir, extra_callbacks)
@@ -540,8 +542,8 @@ def _tensorboard_callbacks(recipe, data, write_dir):
         summaries.StepMonitor(logs / "train", config.batch_size,
                               every_steps=min(100, data.steps_per_epoch)),
         summaries.ImageSummaries(
-            logs, inputs_lib.sample_batch(data.train, 16), data.validation,
-            data.num_classes, validation_steps=data.validation_steps),
+            logs, inputs_lib.sample_batch(data.local_train, 16),
+            data.local_validation, data.num_classes),
     ]
 
 

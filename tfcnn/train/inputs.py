@@ -14,13 +14,23 @@ Three kinds of source feed the same contract, batches of
 
 Training batches are global (``train.batch_size``), repeated, and drop the
 last partial batch, so that every replica gets the same number of images at
-every step; ``model.fit`` splits them over the replicas and, across workers,
-the tf.data auto-shard policy splits the shard files. Steps per epoch are
+every step; ``model.fit`` splits them over the replicas. Steps per epoch are
 computed from the manifest's counts, never stored in the recipe.
+
+Under several workers (``MultiWorkerMirroredStrategy``) nothing is left to
+tf.data's auto-shard policy: training and validation batches are built per
+worker through ``strategy.distribute_datasets_from_function`` (as TF Model
+Garden's input readers do), each worker reading its own part of the split
+and batching ``batch_size / replicas`` images per replica. Shards are split
+by file (``AutoShardPolicy.FILE``): one epoch over all workers reads every
+record once. With fewer shard files than workers, every worker reads every
+file and keeps its own records (``DATA``), and a line says so; a tfds split
+is split by example, and synthetic data by slicing the fixed batch.
 """
 
 import dataclasses
 import math
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -35,24 +45,35 @@ class Inputs:
     """What training reads.
 
     Attributes:
-        train: ``tf.data.Dataset`` of global batches, repeated.
-        validation: ``tf.data.Dataset`` or None.
+        train: what ``fit`` reads: a ``tf.data.Dataset`` of global batches,
+            repeated, or under several workers a
+            ``tf.distribute.DistributedDataset`` of this worker's
+            per-replica batches.
+        validation: the same for validation, or None.
         steps_per_epoch: int.
         validation_steps: int or None (None: one full pass).
         class_names: list of str.
         stats: ``tfcnn.data.stats.DatasetStats`` or None.
         num_train_examples: int, images in the training split.
         dense_labels: bool, whether labels are ``[B, K]`` (MixUp/CutMix).
+        local_train: ``tf.data.Dataset`` of global training batches read by
+            this process alone, never distributed: its first batch shows
+            shapes and images (model building, image summaries).
+        local_validation: ``tf.data.Dataset``, one pass over the whole
+            validation split read by this process alone (the confusion
+            matrix), or None.
     """
 
-    train: tf.data.Dataset
-    validation: tf.data.Dataset
+    train: object
+    validation: object
     steps_per_epoch: int
     validation_steps: int
     class_names: list
     stats: object
     num_train_examples: int
     dense_labels: bool
+    local_train: tf.data.Dataset
+    local_validation: tf.data.Dataset
 
     @property
     def num_classes(self):
@@ -83,15 +104,18 @@ class EvalInputs:
         return math.ceil(self.num_examples / self.batch_size)
 
 
-def training_inputs(recipe, *, num_workers=1):
+def training_inputs(recipe, *, num_workers=1, strategy=None):
     """The training and validation datasets of a recipe.
 
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
-        num_workers: int, worker processes. Under several workers the
-            validation set is read in whole global batches for a fixed
+        num_workers: int, worker processes. Under several workers each one
+            reads its own part of every split (see the module docstring),
+            and the validation set is read in whole batches for a fixed
             number of steps, so that no worker runs out before the others
             (their collectives would wait forever). Defaults to 1.
+        strategy: ``tf.distribute.Strategy``; required when
+            ``num_workers > 1``. Defaults to None.
 
     Returns:
         ``Inputs``.
@@ -100,40 +124,66 @@ def training_inputs(recipe, *, num_workers=1):
         DataError: a missing or empty training split.
         RecipeError: fewer training images than one global batch.
     """
+    if num_workers > 1 and strategy is None:
+        raise ValueError(
+            "training_inputs needs the strategy to read per worker. "
+            f"Received: num_workers={num_workers}, strategy=None")
     data, train = recipe.data, recipe.train
     if data.source is Source.SYNTHETIC:
-        return _synthetic_inputs(recipe)
+        return _synthetic_inputs(recipe, num_workers, strategy)
     source = _source(recipe)
     n_train = source.count("train")
     steps = _steps_per_epoch(train, n_train)
-    dataset = source.dataset("train", batch_size=train.batch_size,
-                             training=True, repeat=True, drop_remainder=True)
     dense = _mixes(recipe.augment)
-    if dense:
-        from tfcnn.augment import mix_batches
+    num_classes = len(source.class_names)
 
-        dataset = mix_batches(dataset, recipe.augment, len(source.class_names),
-                              seed=data.seed)
-    validation, validation_steps = None, None
-    if source.has("validation"):
+    def batches(split, input_context=None, **kwargs):
+        dataset = source.dataset(split, batch_size=train.batch_size,
+                                 input_context=input_context, **kwargs)
+        if not dense:
+            return dataset
+        if kwargs["training"]:
+            from tfcnn.augment import mix_batches
+
+            return mix_batches(dataset, recipe.augment, num_classes,
+                               seed=data.seed)
+        return dataset.map(_one_hot(num_classes),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+
+    train_args = dict(training=True, repeat=True, drop_remainder=True)
+    local_train = batches("train", **train_args)
+    has_validation = source.has("validation")
+    # Every image once; the count of batches spares Keras a pass that
+    # runs into the end of the data (and warns about it).
+    local_validation = batches("validation", training=False) if (
+        has_validation) else None
+    validation, validation_steps = local_validation, None
+    if has_validation:
         n_val = source.count("validation")
-        if num_workers > 1:
-            validation_steps = max(1, n_val // train.batch_size)
-            validation = source.dataset(
-                "validation", batch_size=train.batch_size, training=False,
-                repeat=True, drop_remainder=True)
-        else:
-            # Every image once; the count of batches spares Keras a pass
-            # that runs into the end of the data (and warns about it).
-            validation_steps = math.ceil(n_val / train.batch_size)
-            validation = source.dataset(
-                "validation", batch_size=train.batch_size, training=False)
-        if dense:
-            validation = validation.map(
-                _one_hot(len(source.class_names)),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return Inputs(dataset, validation, steps, validation_steps,
-                  source.class_names, source.stats(), n_train, dense)
+        validation_steps = math.ceil(n_val / train.batch_size)
+    if num_workers == 1:
+        return Inputs(local_train, validation, steps, validation_steps,
+                      source.class_names, source.stats(), n_train, dense,
+                      local_train, local_validation)
+    by_record = [split for split in ("train", "validation")
+                 if source.has(split)
+                 and source.shards_by_record(split, num_workers)]
+    if by_record:
+        _say(f"{' and '.join(by_record)}: fewer shard files in "
+             f"{source.where} than the {num_workers} workers, so each worker "
+             f"reads every file and keeps 1 record in {num_workers} (DATA "
+             f"sharding; ingest with --shards {num_workers} or more to "
+             f"split by file)")
+    train_data = strategy.distribute_datasets_from_function(
+        lambda context: batches("train", context, **train_args))
+    if has_validation:
+        validation_steps = max(1, n_val // train.batch_size)
+        validation = strategy.distribute_datasets_from_function(
+            lambda context: batches("validation", context, training=False,
+                                    repeat=True, drop_remainder=True))
+    return Inputs(train_data, validation, steps, validation_steps,
+                  source.class_names, source.stats(), n_train, dense,
+                  local_train, local_validation)
 
 
 def evaluation_inputs(recipe, split=None, batch_size=None):
@@ -211,7 +261,7 @@ class _Shards:
                                     size=self._recipe.data.resize_size)
 
     def dataset(self, split, *, batch_size, training, repeat=False,
-                drop_remainder=None):
+                drop_remainder=None, input_context=None):
         from tfcnn.data import pipeline
 
         data = self._recipe.data
@@ -221,9 +271,18 @@ class _Shards:
             shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
             deterministic=None if not training else False,
-            drop_remainder=drop_remainder, label_offset=self._label_offset(),
+            drop_remainder=drop_remainder, input_context=input_context,
+            label_offset=self._label_offset(),
             raw_shape=self._manifest.raw_shape,
             inception_crop=_host_crop(self._recipe))
+
+    def shards_by_record(self, split, num_workers):
+        """Whether ``split`` has fewer shard files than workers."""
+        from tfcnn.data import pipeline
+
+        policy = pipeline.sharding_policy(len(self._manifest.files(split)),
+                                          num_workers)
+        return policy is tf.data.experimental.AutoShardPolicy.DATA
 
     def _label_offset(self):
         # A manifest describing reference shards records their offset (-1
@@ -262,20 +321,27 @@ class _Tfds:
         return None
 
     def dataset(self, split, *, batch_size, training, repeat=False,
-                drop_remainder=None):
+                drop_remainder=None, input_context=None):
         from tfcnn.data import pipeline
         from tfcnn.data import readers
 
         data = self._recipe.data
         examples = readers.read_tfds(data.tfds_name, self._splits[split],
                                      data_dir=self._data_dir)
+        # With an input context make_dataset keeps every n-th example of
+        # the (deterministically ordered) split before decoding.
         return pipeline.make_dataset(
             examples, size=data.resize_size, batch_size=batch_size,
             training=training, seed=data.seed,
             shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
-            drop_remainder=drop_remainder, label_offset=data.label_offset,
+            drop_remainder=drop_remainder, input_context=input_context,
+            label_offset=data.label_offset,
             inception_crop=_host_crop(self._recipe))
+
+    def shards_by_record(self, split, num_workers):
+        del split, num_workers
+        return False  # always by example (nothing to say)
 
 
 def _host_crop(recipe):
@@ -292,32 +358,62 @@ def _source(recipe):
 
 # Synthetic data ------------------------------------------------------------
 
-def _synthetic_inputs(recipe):
+def _synthetic_inputs(recipe, num_workers, strategy):
     data, train = recipe.data, recipe.train
     steps = _steps_per_epoch(train, data.synthetic_images)
     images, labels = _synthetic_arrays(recipe, seed_offset=0,
                                        count=train.batch_size)
-    # One device-sized batch repeated: no host work per step at all.
-    dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    options = tf.data.Options()
-    # Every worker makes its own random images; nothing to shard.
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.OFF)
-    dataset = dataset.with_options(options)
-    dense = _mixes(recipe.augment)
     val_images, val_labels = _synthetic_arrays(recipe, seed_offset=1)
-    validation = tf.data.Dataset.from_tensor_slices(
-        (val_images, val_labels)).batch(train.batch_size, drop_remainder=True)
-    validation = validation.repeat().with_options(options)
+    dense = _mixes(recipe.augment)
     validation_steps = max(1, len(val_labels) // train.batch_size)
-    if dense:
-        from tfcnn.augment import mix_batches
 
-        dataset = mix_batches(dataset, recipe.augment, data.synthetic_classes,
-                              seed=data.seed)
-        validation = validation.map(_one_hot(data.synthetic_classes))
-    return Inputs(dataset, validation, steps, validation_steps,
-                  _synthetic_names(data), None, data.synthetic_images, dense)
+    def batches(context=None):
+        if context is None:
+            # One global batch repeated: no host work per step at all.
+            dataset = tf.data.Dataset.from_tensors((images, labels))
+            validation = tf.data.Dataset.from_tensor_slices(
+                (val_images, val_labels))
+            batch = train.batch_size
+        else:
+            # This worker's replicas' slices of the same global batch, so
+            # that a global step sees exactly the one-worker batch.
+            batch = context.get_per_replica_batch_size(train.batch_size)
+            dataset = tf.data.Dataset.from_tensor_slices((
+                _worker_slices(images, batch, context),
+                _worker_slices(labels, batch, context)))
+            validation = tf.data.Dataset.from_tensor_slices(
+                (val_images, val_labels)).shard(
+                    context.num_input_pipelines, context.input_pipeline_id)
+        dataset = dataset.repeat()
+        validation = validation.batch(batch, drop_remainder=True).repeat()
+        if dense:
+            from tfcnn.augment import mix_batches
+
+            dataset = mix_batches(dataset, recipe.augment,
+                                  data.synthetic_classes, seed=data.seed)
+            validation = validation.map(_one_hot(data.synthetic_classes))
+        return dataset, validation
+
+    local_train, local_validation = batches()
+    local_validation = local_validation.take(validation_steps)
+    if num_workers == 1:
+        train_data, validation = local_train, local_validation
+    else:
+        train_data = strategy.distribute_datasets_from_function(
+            lambda context: batches(context)[0])
+        validation = strategy.distribute_datasets_from_function(
+            lambda context: batches(context)[1])
+    return Inputs(train_data, validation, steps, validation_steps,
+                  _synthetic_names(data), None, data.synthetic_images, dense,
+                  local_train, local_validation)
+
+
+def _worker_slices(array, per_replica, context):
+    """This input pipeline's replicas' rows of a global batch, stacked."""
+    replicas = context.num_replicas_in_sync // context.num_input_pipelines
+    first = context.input_pipeline_id * replicas * per_replica
+    rows = array[first:first + replicas * per_replica]
+    return rows.reshape((replicas, per_replica, *array.shape[1:]))
 
 
 def _synthetic_arrays(recipe, *, seed_offset, count=None):
@@ -363,3 +459,7 @@ def _one_hot(num_classes):
         return images, tf.one_hot(labels, num_classes, dtype=tf.float32)
 
     return convert
+
+
+def _say(message):
+    print(message, file=sys.stderr, flush=True)
