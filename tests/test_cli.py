@@ -180,3 +180,15 @@ def test_class_folder_name_that_is_not_utf8_is_one_line(capsys, tmp_path):
     os.rename(src / "b", os.path.join(os.fsencode(src), b"caf\xe9"))
     line = _error_line(capsys, ["ingest", str(src), str(tmp_path / "out")])
     assert "not valid UTF-8" in line and "caf\\xe9" in line
+
+
+def test_weights_that_are_missing_or_not_weights(capsys, tmp_path):
+    recipe = _synthetic_recipe(
+        tmp_path, f'name = "lenet5"\nweights = "{tmp_path / "no.h5"}"')
+    line = _error_line(capsys, ["train", str(recipe)])
+    assert "model.weights" in line and "no.h5" in line
+    (tmp_path / "notes.h5").write_text("not weights")
+    recipe = _synthetic_recipe(
+        tmp_path, f'name = "lenet5"\nweights = "{tmp_path / "notes.h5"}"')
+    line = _error_line(capsys, ["train", str(recipe)])
+    assert "notes.h5 is not an HDF5 weights file" in line

@@ -36,3 +36,7 @@ class ModelValueError(TfcnnError, ValueError):
 
 class ExportError(TfcnnError, RuntimeError):
     """An export failed verification or would overwrite a published version."""
+
+
+class WeightsError(DataError):
+    """A weights file is missing or unreadable, or matches no layer."""

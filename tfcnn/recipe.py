@@ -85,9 +85,14 @@ class CropMode(enum.Enum):
 
 
 class MeanMode(enum.Enum):
+    AUTO = "auto"        # caffe with model.weights = "imagenet", else image
     IMAGE = "image"      # subtract the mean image (AlexNet)
     CHANNEL = "channel"  # subtract the per-channel mean, divide by the std
     NONE = "none"        # scale pixels to [0, 1] only
+    # keras.applications' preprocess_input modes, for its weights:
+    CAFFE = "caffe"      # RGB -> BGR, minus ImageNet's BGR means (VGG, ResNet)
+    TORCH = "torch"      # [0, 1], minus ImageNet's means, over its stds
+    TF = "tf"            # [-1, 1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,8 +177,10 @@ class AugmentConfig:
     flip: bool = True
     # std of AlexNet's PCA lighting coefficients; 0 turns it off
     pca_lighting: float = 0.1
-    # mean subtraction: image | channel | none
-    mean: MeanMode = MeanMode.IMAGE
+    # mean subtraction: image | channel | none, or keras.applications'
+    # caffe | torch | tf; auto: the convention of keras.applications' model
+    # with model.weights = "imagenet" (caffe for VGG and ResNet), else image
+    mean: MeanMode = MeanMode.AUTO
     # MixUp and CutMix alpha (Beta distribution); 0 turns each off
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
@@ -205,6 +212,12 @@ class ModelConfig:
     name: str = "alexnet"
     # extra keyword arguments for the model builder, checked by the builder
     options: dict = dataclasses.field(default_factory=dict)
+    # start from trained weights (empty: random initialization): a tfcnn run
+    # directory, a .keras, .weights.h5 or keras.applications-style .h5 file,
+    # or "imagenet" (keras.applications' file for vgg16, vgg19, resnet50,
+    # resnet101, resnet152; fetched by Keras). Matched by layer name and
+    # shape; layers that differ (a new classifier) keep their fresh init
+    weights: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,8 @@ from tfcnn.recipe import MeanMode
 from tfcnn.recipe import Source
 
 _EXPORT_RECORD = "export.json"
+# Mean modes that need no statistics of the dataset.
+_FIXED_MEANS = (MeanMode.NONE, MeanMode.CAFFE, MeanMode.TORCH, MeanMode.TF)
 
 
 @dataclasses.dataclass
@@ -115,7 +117,8 @@ def _ingest(recipe, force):
 def _stats(recipe, force):
     from tfcnn.data import stats
 
-    if recipe.augment.mean is MeanMode.NONE and recipe.augment.pca_lighting == 0:
+    if (recipe.augment.mean in _FIXED_MEANS
+            and recipe.augment.pca_lighting == 0):
         return None
     data_dir = recipe.data.shard_dir
     existing = stats.load_stats(data_dir)

@@ -93,3 +93,20 @@ def test_bad_mode_and_std():
         MeanSubtraction("pixel")
     with pytest.raises(ValueError, match="std must be > 0"):
         MeanSubtraction("channel", std=[1.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("mode", ["caffe", "torch", "tf"])
+def test_keras_applications_modes_equal_preprocess_input(tmp_path, mode):
+    from keras.applications import imagenet_utils
+
+    images = IMAGES.astype(np.float32)
+    expected = imagenet_utils.preprocess_input(images.copy(), mode=mode)
+    inputs = keras.Input(IMAGES.shape[1:], dtype="uint8")
+    model = keras.Model(inputs, MeanSubtraction(mode)(inputs))
+    np.testing.assert_allclose(model(IMAGES), expected, rtol=1e-6,
+                               atol=1e-6)
+    # The mode travels in the config: a saved model preprocesses alike.
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded(IMAGES), expected, rtol=1e-6,
+                               atol=1e-6)

@@ -23,8 +23,9 @@ costs 10% or 50% of the input pipeline:
    timm applies it after the crop and flip.
 4. ``PCALighting`` (training) in [0, 255] pixel units; float from here.
 5. ``MeanSubtraction``: the centre ``C x C`` of the mean image
-   (cuda-convnet's convention, see ``mean.py``), or the channel mean/std;
-   output in the compute dtype.
+   (cuda-convnet's convention, see ``mean.py``), the channel mean/std, or
+   keras.applications' convention for its weights; output in the compute
+   dtype.
 
 Every random layer is the identity at inference, so the same model serves.
 """
@@ -41,7 +42,8 @@ from tfcnn.recipe import CropMode
 from tfcnn.recipe import MeanMode
 
 
-def build_preprocessing(config, *, crop_size, stats=None, seed=0):
+def build_preprocessing(config, *, crop_size, stats=None, seed=0,
+                        model=None):
     """Returns the recipe's on-device preprocessing as a list of layers.
 
     Args:
@@ -53,6 +55,8 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0):
             Defaults to None.
         seed: int, seed of the random layers (each gets its own offset).
             Defaults to 0.
+        model: ``tfcnn.recipe.ModelConfig`` or None; resolves
+            ``augment.mean = "auto"`` (``resolve_mean``). Defaults to None.
 
     Returns:
         list of ``keras.layers.Layer``; applied in order to uint8
@@ -85,7 +89,7 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0):
         layers.append(lighting_lib.PCALighting(
             stddev=config.pca_lighting, eigenvalues=eigenvalues,
             eigenvectors=eigenvectors, seed=seed + 2, name="pca_lighting"))
-    layers.append(mean_subtraction(config.mean, stats))
+    layers.append(mean_subtraction(resolve_mean(config.mean, model), stats))
     return layers
 
 
@@ -104,6 +108,31 @@ def host_crop_size(config, crop_size):
     return crop_size if config.crop is CropMode.INCEPTION else None
 
 
+def resolve_mean(mode, model=None):
+    """The ``MeanMode`` that ``"auto"`` stands for.
+
+    keras.applications' ``preprocess_input`` mode of the model when it
+    starts from ``model.weights = "imagenet"`` (its weights expect those
+    inputs), else AlexNet's mean image.
+
+    Args:
+        mode: ``tfcnn.recipe.MeanMode``.
+        model: ``tfcnn.recipe.ModelConfig`` or None.
+
+    Returns:
+        ``MeanMode``, never ``AUTO``.
+    """
+    from tfcnn.models import weights as weights_lib
+
+    if mode is not MeanMode.AUTO:
+        return mode
+    if model is not None and model.weights == weights_lib.IMAGENET:
+        convention = weights_lib.preprocessing_mode(model.name)
+        if convention is not None:
+            return MeanMode(convention)
+    return MeanMode.IMAGE
+
+
 def mean_subtraction(mode, stats=None):
     """The ``MeanSubtraction`` layer for a ``MeanMode`` and optional stats.
 
@@ -114,6 +143,7 @@ def mean_subtraction(mode, stats=None):
     Returns:
         ``MeanSubtraction`` named ``"mean_subtraction"``.
     """
+    mode = resolve_mean(mode)
     mean = std = None
     if stats is not None and mode is MeanMode.IMAGE:
         mean = stats.mean_image

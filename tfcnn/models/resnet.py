@@ -69,11 +69,18 @@ def resnet_features(x, depth, *, shortcut="B", norm="batch", norm_groups=32,
         block_kwargs["stride_on_3x3"] = stride_on_3x3
     else:
         block_fn = basic_block
+    # Symmetric padding, as the paper's Caffe models and keras.applications
+    # pad (3 for the 7x7 convolution, 1 for the pooling): "same" pads an
+    # even input one pixel more on the bottom/right, which shifts every
+    # sampling position by one and would change the output of pretrained
+    # weights. The output sizes are the same, ceil(H / 2). Zeros pad the
+    # pooling exactly as -inf would: its input is a ReLU's.
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = conv_norm_act(x, scaled(64, width_multiplier), 7, 2, name="conv1",
-                      **norm_kwargs)
+                      padding="valid", **norm_kwargs)
     endpoints = {2: x}
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same",
-                                  name="pool1")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
     stride, dilation = 4, 1
     for stage, (blocks, filters) in enumerate(
             zip(blocks_per_stage, STAGE_FILTERS), start=2):

@@ -440,7 +440,8 @@ def build_training_model(recipe, num_classes, stats=None):
     inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
     x = inputs
     for layer in build_preprocessing(recipe.augment, crop_size=crop,
-                                     stats=stats, seed=recipe.data.seed):
+                                     stats=stats, seed=recipe.data.seed,
+                                     model=recipe.model):
         x = layer(x)
     options = dict(recipe.model.options)
     options["classifier_activation"] = None
@@ -453,6 +454,12 @@ def build_training_model(recipe, num_classes, stats=None):
             f"{dict(recipe.model.options)} has {len(network.outputs)} "
             "outputs; tfcnn train trains one classifier output (for "
             "GoogLeNet, leave aux_classifiers off)")
+    if recipe.model.weights:
+        from tfcnn.models import weights as weights_lib
+
+        report = weights_lib.load_weights(
+            network, recipe.model.weights, model_name=recipe.model.name)
+        _say(f"train: {report.message()}")
     x = network(x)
     # Softmax in float32 whatever the compute dtype (mixed precision).
     outputs = keras.layers.Activation("softmax", dtype="float32",

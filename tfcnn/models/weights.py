@@ -1,0 +1,396 @@
+"""Starting a network from trained weights, matched by layer name and shape.
+
+``load_weights(network, source)`` copies every weight tensor of ``source``
+whose layer name and shape match one of ``network``'s into it and leaves
+the rest at their fresh initialization (a new classifier for another class
+count, say), then reports both. ``source`` is one of:
+
+* a tfcnn run directory (its ``model.keras``) or any ``.keras`` file,
+  nested models included (a training model holds its network as a layer);
+* a ``.weights.h5`` file (``model.save_weights``), read with h5py: Keras
+  names its groups after the layer classes and keeps each layer's name in
+  the ``vars`` group's ``name`` attribute;
+* a keras.applications-style ``.h5`` file (the legacy format of the files
+  keras.applications downloads, or ``model.save("x.h5")``), whose
+  ``weight_names`` attributes name every tensor;
+* ``"imagenet"``: keras.applications' own ImageNet file for the models it
+  also has (``IMAGENET_MODELS``), fetched by Keras (network needed once;
+  Keras caches it in ``~/.keras/models``).
+
+tfcnn's layer names follow keras.applications', with two differences of
+convention that the matching bridges: keras.applications names a VGG
+convolution after its unit (``block1_conv1``, the ReLU inside) where
+tfcnn's ``conv_norm_act`` appends ``_conv``, and it calls the classifier
+``predictions`` where tfcnn's is ``logits`` (``predictions`` is tfcnn's
+float32 softmax). keras.applications' ResNets give every convolution a
+bias in front of its batch norm; tfcnn's have none (the norm cancels it),
+so the bias is folded into the norm's moving mean:
+``BN(conv(x) + b)`` with mean ``m`` equals ``BN(conv(x))`` with mean
+``m - b``. With these, a keras.applications model and the tfcnn model
+carrying its weights compute the same function (the test checks 1e-5 on
+the probabilities), each after its own ``preprocess_input``: keras.applications'
+convention for each model is ``PREPROCESSING``, which the mean-subtraction
+layer (``tfcnn.augment.mean``) implements.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from tfcnn.errors import RecipeError
+from tfcnn.errors import WeightsError
+
+IMAGENET = "imagenet"
+
+# Models whose ImageNet weights keras.applications has: the builder's name
+# in keras.applications and its preprocess_input mode.
+IMAGENET_MODELS = {
+    "vgg16": ("VGG16", "caffe"),
+    "vgg19": ("VGG19", "caffe"),
+    "resnet50": ("ResNet50", "caffe"),
+    "resnet101": ("ResNet101", "caffe"),
+    "resnet152": ("ResNet152", "caffe"),
+}
+
+_RUN_MODEL = "model.keras"
+_LISTED = 8  # names listed in a report line before "... and N more"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadReport:
+    """What ``load_weights`` copied and what it left fresh.
+
+    Attributes:
+        source: str, the weights' origin as given.
+        loaded: tuple of the network's weight names (``layer/weight``) that
+            were copied.
+        new: tuple of the network's weight names left at their fresh
+            initialization (no tensor of that name and shape).
+        unused: tuple of the source's weight names that went nowhere.
+    """
+
+    source: str
+    loaded: tuple
+    new: tuple
+    unused: tuple
+
+    @property
+    def total(self):
+        return len(self.loaded) + len(self.new)
+
+    def message(self):
+        """One line: ``loaded 106 of 108 weight tensors from ...; new: ...``."""
+        line = (f"loaded {len(self.loaded)} of {self.total} weight tensors "
+                f"from {self.source}")
+        if self.new:
+            line += f"; new: {_listing(self.new)}"
+        if self.unused:
+            line += f"; unused from the file: {_listing(self.unused)}"
+        return line
+
+
+def preprocessing_mode(model_name):
+    """keras.applications' ``preprocess_input`` mode for a model, or None."""
+    entry = IMAGENET_MODELS.get(model_name)
+    return entry[1] if entry else None
+
+
+def load_weights(network, source, *, model_name=None):
+    """Copies matching weights from ``source`` into ``network``.
+
+    Call it under the strategy's scope: assigning a mirrored variable
+    outside a replica context writes every replica's copy.
+
+    Args:
+        network: a built functional ``keras.Model`` (nested models are
+            searched too).
+        source: str or Path, a run directory, a ``.keras``, ``.weights.h5``
+            or ``.h5`` file, or ``"imagenet"``.
+        model_name: str, the registered model name; needed for
+            ``"imagenet"``. Defaults to None.
+
+    Returns:
+        ``LoadReport``.
+
+    Raises:
+        WeightsError: a missing or unreadable file, a file that holds no
+            weights, or one that matches none of the network's tensors.
+        RecipeError: ``"imagenet"`` for a model keras.applications lacks.
+    """
+    source = str(source)
+    tensors = read_weights(source, model_name=model_name,
+                           input_shape=tuple(network.input_shape[1:]))
+    targets = _target_layers(network)
+    tensors = _fold_conv_biases(tensors, targets)
+    loaded, new, assignments = [], [], []
+    matched = {}  # source layer -> its weights by name, and the names used
+    for layer_name, variables in targets.items():
+        found = _source_layer(layer_name, tensors)
+        values = {}
+        if found is not None:
+            values = _named(tensors[found], variables)
+            matched[found] = (values, {"_folded_bias"})
+        for weight_name, variable in variables.items():
+            value = values.get(weight_name)
+            key = f"{layer_name}/{weight_name}"
+            if value is None or tuple(value.shape) != tuple(variable.shape):
+                new.append(key)
+                continue
+            assignments.append((variable, value))
+            loaded.append(key)
+            matched[found][1].add(weight_name)
+    if not loaded:
+        raise WeightsError(
+            f"model.weights: no tensor of {source} matches a layer of "
+            f"{network.name} by name and shape (its first layers: "
+            f"{', '.join(list(targets)[:3])}; the file's: "
+            f"{', '.join(list(tensors)[:3]) or 'none'}). Received: "
+            f"{source}")
+    for variable, value in assignments:
+        variable.assign(value.astype(variable.dtype))
+    unused = []
+    for layer, weights in tensors.items():
+        names, used = matched.get(layer, (weights, set()))
+        unused += [f"{layer}/{w}" for w in (names or weights)
+                   if w not in used]
+    return LoadReport(source, tuple(loaded), tuple(new), tuple(unused))
+
+
+def read_weights(source, *, model_name=None, input_shape=None):
+    """Reads a weights source into ``{layer name: {weight name: array}}``.
+
+    Weights of ``.weights.h5`` files have no names, only their order;
+    their keys are ``"0"``, ``"1"``, ... and ``load_weights`` names them
+    after the target layer's own order.
+
+    Args:
+        source: str, as for ``load_weights``.
+        model_name: str, the registered model name (for ``"imagenet"``).
+        input_shape: tuple ``(H, W, C)`` of the network (for
+            ``"imagenet"``: keras.applications' classifier needs 224x224).
+
+    Returns:
+        dict of dicts of NumPy arrays, layers in the file's order.
+
+    Raises:
+        WeightsError, RecipeError: as ``load_weights``.
+    """
+    if source == IMAGENET:
+        return _imagenet_weights(model_name, input_shape)
+    path = Path(source)
+    if path.is_dir():
+        if not (path / _RUN_MODEL).is_file():
+            raise WeightsError(
+                f"model.weights: {path} is a directory without "
+                f"{_RUN_MODEL} (not a finished tfcnn run). Received: {path}")
+        path = path / _RUN_MODEL
+    if not path.is_file():
+        raise WeightsError(
+            f"model.weights: file not found: {path}. Received: {source}")
+    name = path.name.lower()
+    if name.endswith(".keras"):
+        tensors = _keras_file_weights(path)
+    elif name.endswith(".h5") or name.endswith(".hdf5"):
+        tensors = _h5_weights(path)
+    else:
+        raise WeightsError(
+            f"model.weights must be a tfcnn run directory, a .keras, "
+            f".weights.h5 or .h5 file, or \"imagenet\". Received: {source}")
+    if not any(tensors.values()):
+        raise WeightsError(
+            f"model.weights: {path} holds no weights. Received: {source}")
+    return tensors
+
+
+def _keras_file_weights(path):
+    import keras
+
+    import tfcnn.augment  # noqa: F401  (registers the preprocessing layers)
+    import tfcnn.layers  # noqa: F401  (registers tfcnn's layers)
+
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - any failure: not a model
+        raise WeightsError(
+            f"model.weights: {path} is not a Keras model file "
+            f"({type(error).__name__}: {_first_line(error)})") from None
+    tensors = {}
+    for layer in _flat_layers(model):
+        if layer.weights:
+            tensors[layer.name] = {
+                v.name: np.asarray(v.numpy()) for v in layer.weights}
+    return tensors
+
+
+def _h5_weights(path):
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            root = f["model_weights"] if "model_weights" in f else f
+            if "layer_names" in root.attrs:
+                return _legacy_h5_weights(root)
+            return _keras3_h5_weights(f)
+    except OSError as error:
+        raise WeightsError(
+            f"model.weights: {path} is not an HDF5 weights file "
+            f"({_first_line(error)})") from None
+
+
+def _legacy_h5_weights(root):
+    """The keras.applications layout: ``weight_names`` name each tensor."""
+    tensors = {}
+    for layer_name in root.attrs["layer_names"]:
+        layer_name = _text(layer_name)
+        group = root[layer_name]
+        weights = {}
+        for weight_name in group.attrs.get("weight_names", []):
+            weight_name = _text(weight_name)
+            # "block1_conv1/kernel:0" (Keras 2) or "block1_conv1/kernel".
+            short = weight_name.rsplit("/", 1)[-1].split(":")[0]
+            weights[short] = np.asarray(group[weight_name])
+        if weights:
+            tensors[layer_name] = weights
+    return tensors
+
+
+def _keras3_h5_weights(f):
+    """``model.save_weights`` files: ``.../vars/<i>`` under each layer."""
+    tensors = {}
+
+    def visit(name, obj):
+        parts = name.split("/")
+        if parts[0] == "optimizer" or parts[-1] != "vars" or not len(obj):
+            return
+        layer_name = _text(obj.attrs.get("name", parts[-2]))
+        tensors[layer_name] = {
+            key: np.asarray(obj[key]) for key in sorted(obj, key=int)}
+
+    f.visititems(visit)
+    return tensors
+
+
+def _imagenet_weights(model_name, input_shape):
+    import keras
+
+    if model_name not in IMAGENET_MODELS:
+        raise RecipeError(
+            f"model.weights = \"imagenet\" is available for "
+            f"{', '.join(IMAGENET_MODELS)} (keras.applications' files). "
+            f"Received: model.name={model_name!r}")
+    builder = getattr(keras.applications, IMAGENET_MODELS[model_name][0])
+    # keras.applications' classifier exists for 224x224 inputs only; at
+    # other sizes the convolutional part alone is loaded.
+    include_top = tuple(input_shape or ()) == (224, 224, 3)
+    kwargs = {} if include_top else {"input_shape": tuple(input_shape)}
+    try:
+        model = builder(weights=IMAGENET, include_top=include_top, **kwargs)
+    except Exception as error:  # noqa: BLE001 - a download or file error
+        raise WeightsError(
+            f"model.weights: keras.applications could not provide the "
+            f"ImageNet weights of {model_name} ({type(error).__name__}: "
+            f"{_first_line(error)}); on a machine without network, pass "
+            "the downloaded .h5 file instead. Received: imagenet") from None
+    return {layer.name: {v.name: np.asarray(v.numpy())
+                         for v in layer.weights}
+            for layer in model.layers if layer.weights}
+
+
+def _flat_layers(model):
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
+
+
+def _target_layers(network):
+    """``{layer name: {weight name: variable}}`` in Keras' saving order."""
+    targets = {}
+    for layer in _flat_layers(network):
+        store = {}
+        layer.save_own_variables(store)
+        if store:
+            targets[layer.name] = {
+                store[key].name: store[key]
+                for key in sorted(store, key=int)}
+    return targets
+
+
+def _source_layer(layer_name, tensors):
+    """The source layer for a target layer: the same name, else the
+    keras.applications name of the same layer (module docstring)."""
+    candidates = [layer_name]
+    if layer_name.endswith("_conv"):
+        candidates.append(layer_name[:-len("_conv")])
+    if layer_name == "logits":
+        candidates.append("predictions")
+    for candidate in candidates:
+        if candidate in tensors:
+            return candidate
+    return None
+
+
+def _named(weights, variables):
+    """The source layer's weights keyed by the target's weight names.
+
+    Named sources pass through. Unnamed ones (``.weights.h5``) take the
+    target layer's names in order; one tensor more than a target kernel
+    is its bias (a convolution with a bias loaded into one without).
+    """
+    if not all(key.isdigit() for key in weights):
+        return weights
+    names = list(variables)
+    values = [weights[key] for key in sorted(weights, key=int)]
+    if names == ["kernel"] and len(values) == 2:
+        names = ["kernel", "bias"]
+    if len(names) != len(values):
+        return {}
+    return dict(zip(names, values))
+
+
+def _fold_conv_biases(tensors, targets):
+    """Folds a source convolution's bias into the batch norm after it.
+
+    Applies where the target convolution ``X_conv`` has no bias and the
+    target and source both have a batch norm ``X_bn``. The folded bias is
+    kept under ``_folded_bias`` so that the report counts it as used.
+    """
+    tensors = dict(tensors)
+    for name, variables in targets.items():
+        if not name.endswith("_conv") or "bias" in variables:
+            continue
+        bn_name = name[:-len("_conv")] + "_bn"
+        conv = _source_layer(name, tensors)
+        if conv is None or bn_name not in tensors \
+                or "moving_mean" not in targets.get(bn_name, {}):
+            continue
+        conv_weights = _named(tensors[conv], {"kernel": None})
+        bn = _named(tensors[bn_name], targets[bn_name])
+        if "bias" not in conv_weights or "moving_mean" not in bn \
+                or bn["moving_mean"].shape != conv_weights["bias"].shape:
+            continue
+        bn = dict(bn)
+        bn["moving_mean"] = bn["moving_mean"] - conv_weights["bias"]
+        tensors[bn_name] = bn
+        tensors[conv] = {"kernel": conv_weights["kernel"],
+                         "_folded_bias": conv_weights["bias"]}
+    return tensors
+
+
+def _listing(names):
+    shown = ", ".join(names[:_LISTED])
+    if len(names) > _LISTED:
+        shown += f" and {len(names) - _LISTED} more"
+    return shown
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [""])[0][:200]
