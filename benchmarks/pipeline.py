@@ -14,9 +14,17 @@ Measures images/s of
   (c)  what a typical Keras user writes: ``image_dataset_from_directory``
        at 256x256 plus ``RandomCrop(224)``, ``RandomFlip`` and
        ``Rescaling`` on each batch;
+  (bc) (b) on compact shards of the same images (``tfcnn ingest
+       --shorter-side 256``: stored once at the size the pipeline keeps);
+  (ai) (a) with the Inception crop (``augment.crop = "inception"``): a
+       random window decoded with ``decode_and_crop_jpeg``, resized to 224;
+  (p32, r32) the host pipeline at 32x32 on 32x32 images ingested as PNG
+       shards and as raw shards (``tfcnn ingest --raw``, decoded a batch at
+       a time), batches of 256;
 
 on ~2,000 JPEGs of about 500x375 made from scikit-image's photos, in
-shards (and the same files in class folders for (c)). On this CPU-only
+shards (and the same files in class folders for (c) and ingest), and
+8,000 32x32 crops of the same photos. On this CPU-only
 machine the "on-device" layers run on the same cores as tf.data, so (b) is
 charged for them; on a GPU they overlap with the host. Each figure is the
 median of several timed slices of 8 batches (after 2 untimed ones, on a
@@ -41,6 +49,8 @@ from pathlib import Path
 SIZE = 256
 CROP = 224
 BATCH = 64
+SMALL = 32
+SMALL_BATCH = 256
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
           "immunohistochemistry", "retina", "stereo_motorcycle")
 
@@ -59,7 +69,9 @@ def main():
     count = 400 if args.quick else 2000
     repeats = 3 if args.quick else 7
     _make_data(data, count)
-    results = _measure(data, repeats, ("a0", "a", "b", "c"), None)
+    _make_small_data(data, 2000 if args.quick else 8000)
+    results = _measure(data, repeats,
+                       ("a0", "a", "b", "c", "bc", "ai", "p32", "r32"), None)
     scaling = {}
     for threads in (1, 2):
         scaling[threads] = _run_worker(data, threads, repeats)
@@ -135,6 +147,41 @@ def _make_data(data, count):
     done.write_text("")
 
 
+def _make_small_data(data, count):
+    """Ingests ``count`` 32x32 PNGs as PNG shards and as raw shards, and
+    the 500x375 JPEGs as compact shards (shorter side 256), once."""
+    from tfcnn.data import ingest
+
+    done = data / f"done-small-{count}"
+    folders = data / "folders"
+    if not done.exists():
+        import numpy as np
+        from PIL import Image
+
+        small = data / f"small-{count}"
+        rng = np.random.default_rng(1)
+        names = sorted(p.name for p in folders.iterdir())
+        for index in range(count):
+            source = folders / names[index % len(names)]
+            path = sorted(source.iterdir())[index // len(names) % 50]
+            with Image.open(path) as photo:
+                left = rng.integers(0, photo.width - 128)
+                top = rng.integers(0, photo.height - 128)
+                side = rng.integers(32, 128)
+                crop = photo.crop((left, top, left + side, top + side))
+                crop = crop.resize((SMALL, SMALL), Image.Resampling.LANCZOS)
+            target = small / names[index % len(names)] / f"{index:05d}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            crop.save(target)
+        for out, options in (("png32", {}), ("raw32", {"raw": True})):
+            ingest.ingest(small, data / out, validation_fraction=0.0,
+                          num_shards=8, overwrite=True, progress=False,
+                          **options)
+        done.write_text("")
+    ingest.ingest(folders, data / "compact", validation_fraction=0.0,
+                  num_shards=8, shorter_side=SIZE, progress=False)
+
+
 def _variant(photo, rng):
     """A random crop of a photo resized to 500x375 (a quarter portrait)."""
     import numpy as np
@@ -187,6 +234,7 @@ def _candidates(data, threads):
 
     from tfcnn import augment
     from tfcnn.data import pipeline
+    from tfcnn.data.manifest import Manifest
     from tfcnn.recipe import AugmentConfig
 
     files = pipeline.list_shards(data / "shards", "train")
@@ -194,11 +242,17 @@ def _candidates(data, threads):
     if threads:
         options.threading.private_threadpool_size = threads
 
-    def ours():
+    def ours(shards=files, **kwargs):
+        kwargs = {"size": SIZE, "batch_size": BATCH, **kwargs}
         return pipeline.make_dataset(
-            files, size=SIZE, batch_size=BATCH, training=True,
-            shuffle_buffer=1000, deterministic=False,
-            repeat=True).with_options(options)
+            shards, training=True, shuffle_buffer=1000, deterministic=False,
+            repeat=True, **kwargs).with_options(options)
+
+    def small(name):
+        # Exactly what training reads: the manifest gives raw_shape.
+        manifest = Manifest.load(data / name)
+        return ours(manifest.files("train"), size=SMALL,
+                    batch_size=SMALL_BATCH, raw_shape=manifest.raw_shape)
 
     def naive_decode(serialized):
         # The usual recipe: decode everything, bilinear resize of the
@@ -247,15 +301,21 @@ def _candidates(data, threads):
             return tf.reduce_sum(model(images, training=True)[:, 0, 0, 0])
         return step
 
+    compact = Manifest.load(data / "compact").files("train")
     return {
         "a0": (naive, None),
         "a": (ours(), None),
         "b": (ours(), run_model(ours_model)),
         "c": (typical, run_model(keras_model)),
+        "bc": (ours(compact), run_model(ours_model)),
+        "ai": (ours(inception_crop=CROP), None),
+        # Small images go fast: longer slices for a steady figure.
+        "p32": (small("png32"), None, 32),
+        "r32": (small("raw32"), None, 32),
     }
 
 
-def _timed_slice(dataset, step, warm=2, timed=8):
+def _timed_slice(dataset, step, timed=8, warm=2):
     """images/s over ``timed`` batches of a fresh iterator, after ``warm``.
 
     A fresh iterator per slice, so no candidate prefetches in the
@@ -291,12 +351,17 @@ def _run_worker(data, threads, repeats):
 # Report ----------------------------------------------------------------------
 
 def _report(results, scaling, count):
-    a0, a, b, c = (results[k] for k in ("a0", "a", "b", "c"))
+    a0, a, b, c, bc, ai, p32, r32 = (results[k] for k in (
+        "a0", "a", "b", "c", "bc", "ai", "p32", "r32"))
     rows = [
         ("(a0) naive decode floor: decode whole + resize", a0),
         ("(a)  decode floor: our host pipeline", a),
         ("(b)  full training input: (a) + augmentation layers", b),
         ("(c)  typical Keras: image_dataset_from_directory + layers", c),
+        ("(bc) (b) on compact shards (--shorter-side 256)", bc),
+        ("(ai) (a) with the Inception crop (decode_and_crop_jpeg)", ai),
+        ("(p32) host pipeline, 32x32 PNG shards", p32),
+        ("(r32) host pipeline, 32x32 raw shards", r32),
     ]
     print(f"\nimages/s, {count} JPEGs ~500x375, batch {BATCH}, "
           f"{SIZE} -> {CROP}, {os.cpu_count()} CPUs (shared)")
@@ -306,6 +371,18 @@ def _report(results, scaling, count):
     print(f"  {'b/c  (target >= 2)':58s} {b / c:8.2f}")
     print(f"  {'a/a0 (host work saved by the fused decode)':58s} "
           f"{a / a0:8.2f}")
+    ratios = {
+        "compact_over_typical_keras": bc / c,
+        "compact_over_originals": bc / b,
+        "raw_over_png": r32 / p32,
+        "inception_over_host": ai / a,
+    }
+    targets = {"compact_over_typical_keras": 2.0,
+               "compact_over_originals": 1.5, "raw_over_png": 3.0,
+               "inception_over_host": 0.9}
+    for name, value in ratios.items():
+        print(f"  {name + f'  (target >= {targets[name]:g})':58s} "
+              f"{value:8.2f}")
     one, two = scaling[1], scaling[2]
     print("scaling from 1 to 2 cores (subprocesses, pinned):")
     for key in ("a", "b"):
@@ -320,6 +397,11 @@ def _report(results, scaling, count):
         "b_over_a": round(b / a, 3),
         "b_over_c": round(b / c, 3),
         "a_over_a0": round(a / a0, 3),
+        "compact_full_training_input_images_per_s": round(bc, 1),
+        "inception_host_images_per_s": round(ai, 1),
+        "png32_host_images_per_s": round(p32, 1),
+        "raw32_host_images_per_s": round(r32, 1),
+        **{name: round(value, 3) for name, value in ratios.items()},
         "scaling_1_core": {k: round(v, 1) for k, v in one.items()},
         "scaling_2_cores": {k: round(v, 1) for k, v in two.items()},
         "scaling_2_over_1": {k: round(two[k] / one[k], 3) for k in one},
