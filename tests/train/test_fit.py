@@ -288,3 +288,55 @@ def test_collective_failure_restarts_fit_from_the_backup(make_recipe,
     # Restored at the backup of step 4, then ran to the end: 8 steps.
     assert int(last.optimizer.iterations.numpy()) == 8
     assert summary["metrics"]
+
+
+class _RecordLossScale(keras.callbacks.Callback):
+    """Records the optimizer's loss scale and a float16 kernel per step."""
+
+    def __init__(self):
+        super().__init__()
+        self.scales = []
+        self.kernels = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        optimizer = self.model.optimizer
+        if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            raise TypeError(f"no loss scaling: {type(optimizer).__name__}")
+        self.scales.append(float(optimizer.dynamic_scale.numpy()))
+        network = self.model.get_layer("lenet5")
+        self.kernels.append(keras.ops.convert_to_numpy(
+            network.get_layer("conv1").kernel).copy())
+
+
+def test_mixed_float16_trains_with_dynamic_loss_scaling(make_recipe,
+                                                        monkeypatch):
+    """A few steps in float16 with float32 variables: the optimizer is
+    Keras' LossScaleOptimizer (the gradients of the scaled loss are
+    unscaled before the update), every step moves the weights, and the
+    loss stays finite and falls."""
+    recorder = _RecordLossScale()
+    real_fit = keras.Model.fit
+
+    def fit_recording(self, *args, callbacks=None, **kwargs):
+        return real_fit(self, *args, callbacks=[*callbacks, recorder],
+                        **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit_recording)
+    recipe = make_recipe(epochs=2, precision="mixed_float16")
+    summary = fit.train(recipe, verbose=0)
+    assert keras.config.dtype_policy().name == "float32"  # restored
+    assert math.isfinite(summary["metrics"]["loss"])
+    assert summary["metrics"]["val_loss"] < math.log(4)
+    # The loss was scaled: Keras starts at 2**15 and halves on overflow.
+    assert recorder.scales and all(s >= 1.0 for s in recorder.scales)
+    assert recorder.scales[0] <= 2.0**15
+    kernels = recorder.kernels
+    assert kernels[0].dtype == np.float32  # float32 master weights
+    assert sum(not np.array_equal(a, b)
+               for a, b in zip(kernels, kernels[1:])) >= len(kernels) - 2
+    model = keras.saving.load_model(f"{recipe.train.model_dir}/model.keras")
+    network = model.get_layer("lenet5")
+    assert network.get_layer("conv1").compute_dtype == "float16"
+    assert network.get_layer("conv1").variable_dtype == "float32"
+    probabilities = model(np.zeros((1, 20, 20, 3), np.uint8))
+    assert keras.ops.convert_to_numpy(probabilities).dtype == np.float32
