@@ -3,7 +3,8 @@
 ``RandomScaleCropFlip`` draws, per image, a scale, a crop window (which
 pads where the scaled image is smaller than the crop) and a horizontal
 flip, and applies that one geometric transform to the image and to its
-mask in a single resampling each: the image bilinearly, padded with the
+mask in a single resampling each (``tf.image.crop_and_resize`` with one
+box per image): the image bilinearly, padded with the
 mean colour, the mask by nearest neighbour, padded with the ignore value
 (255, VOC's "void"), so a mask pixel is always a source class id or void
 (DeepLab's training augmentation, Chen et al. 2017).
@@ -31,6 +32,11 @@ from tfcnn.augment import seeding
 
 IGNORE_VALUE = 255
 IMAGES = "images"
+# Boxes are pulled this far (in input pixels) inside their ends, so that
+# float rounding never puts a sample point on the image's first or last
+# pixel centre just outside the image (where crop_and_resize would pad).
+# Far below what changes a nearest neighbour or a rounded bilinear value.
+_INSIDE = 1e-3
 MASKS = "segmentation_masks"
 
 
@@ -124,16 +130,25 @@ class RandomScaleCropFlip(keras.layers.Layer):
             return inputs
         data = inputs if isinstance(inputs, dict) else {IMAGES: inputs}
         images = tf.convert_to_tensor(data[IMAGES])
-        transforms = self._transforms(tf.shape(images))
+        boxes = self._boxes(tf.shape(images))
         out = dict(data)
-        out[IMAGES] = self._warp_images(images, transforms)
+        out[IMAGES] = self._warp_images(images, boxes)
         if MASKS in data:
             out[MASKS] = self._warp_masks(tf.convert_to_tensor(data[MASKS]),
-                                          transforms)
+                                          boxes)
         return out if isinstance(inputs, dict) else out[IMAGES]
 
-    def _transforms(self, shape):
-        """``[B, 8]`` projective transforms: output pixel -> input pixel."""
+    def _boxes(self, shape):
+        """``[B, 4]`` crop boxes for ``tf.image.crop_and_resize``.
+
+        The image scaled by ``s`` spans ``(H - 1) * s`` between its first
+        and last pixel centres (``crop_and_resize``'s convention, which
+        places output pixel 0 at ``y1 * (H - 1)`` and the last at
+        ``y2 * (H - 1)``); window pixel ``i`` at offset ``top`` reads input
+        index ``(top + i) / s``, a flip reads the columns right to left
+        (a box with ``x1 > x2``). Sample points outside ``[0, H - 1]``
+        are padding.
+        """
         batch = shape[0]
         height = tf.cast(shape[1], tf.float32)
         width = tf.cast(shape[2], tf.float32)
@@ -143,34 +158,35 @@ class RandomScaleCropFlip(keras.layers.Layer):
             seed=seeding.replica_seed(self.seed_generator))
         low, high = self.scale_range
         scale = low + (high - low) * uniform[:, 0]
-        top = _offset(height * scale, size, uniform[:, 1])
-        left = _offset(width * scale, size, uniform[:, 2])
+        top = _offset((height - 1.0) * scale + 1.0, size, uniform[:, 1])
+        left = _offset((width - 1.0) * scale + 1.0, size, uniform[:, 2])
+        step = 1.0 / scale
+        span = (size - 1.0) * step - 2.0 * _INSIDE
+        y1 = top * step + _INSIDE
+        x1 = left * step + _INSIDE
+        y2, x2 = y1 + span, x1 + span
         flip = uniform[:, 3] < self.flip_rate
-        # Pixel centres: output column x sits at x + 0.5 in the window,
-        # so at (x + 0.5 + left) / s - 0.5 in input pixel indices; a flip
-        # reads column size - 1 - x instead.
-        inverse = 1.0 / scale
-        x_scale = tf.where(flip, -inverse, inverse)
-        x_shift = tf.where(flip, size - 0.5 + left, left + 0.5) * inverse
-        y_shift = (top + 0.5) * inverse
-        zeros = tf.zeros_like(scale)
-        return tf.stack([x_scale, zeros, x_shift - 0.5, zeros, inverse,
-                         y_shift - 0.5, zeros, zeros], axis=1)
+        x1, x2 = tf.where(flip, x2, x1), tf.where(flip, x1, x2)
+        # A one-pixel side maps its only index 0 to 0 whatever the divisor.
+        rows = tf.maximum(height - 1.0, 1.0)
+        cols = tf.maximum(width - 1.0, 1.0)
+        return tf.stack([y1 / rows, x1 / cols, y2 / rows, x2 / cols], 1)
 
-    def _warp_images(self, images, transforms):
+    def _warp_images(self, images, boxes):
         mean = tf.constant(self.mean, tf.float32)
         centred = tf.cast(images, tf.float32) - mean
-        warped = _warp(centred, transforms, self.crop_size,
-                       self.interpolation, 0.0) + mean
+        warped = _crop(centred, boxes, self.crop_size, self.interpolation,
+                       0.0) + mean
         if images.dtype == tf.uint8:
             return tf.saturate_cast(tf.round(warped), tf.uint8)
         return tf.cast(warped, images.dtype)
 
-    def _warp_masks(self, masks, transforms):
+    def _warp_masks(self, masks, boxes):
         squeeze = masks.shape.rank == 3
         stack = masks[..., None] if squeeze else masks
-        warped = _warp(stack, transforms, self.crop_size, "nearest",
+        warped = _crop(stack, boxes, self.crop_size, "nearest",
                        float(self.ignore_value))
+        warped = tf.cast(warped, masks.dtype)
         return warped[..., 0] if squeeze else warped
 
     def compute_output_shape(self, input_shape):
@@ -195,12 +211,13 @@ def _offset(scaled, size, uniform):
                             high - low)
 
 
-def _warp(images, transforms, size, interpolation, fill_value):
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms,
-        output_shape=tf.constant([size, size], tf.int32),
-        fill_value=tf.constant(fill_value, tf.float32),
-        interpolation=interpolation.upper(), fill_mode="CONSTANT")
+def _crop(images, boxes, size, method, fill_value):
+    # crop_and_resize fills sample points outside the image with
+    # extrapolation_value, for bilinear and nearest alike, so image and
+    # mask padding cover the same pixels.
+    return tf.image.crop_and_resize(
+        images, boxes, tf.range(tf.shape(images)[0]), [size, size],
+        method=method, extrapolation_value=fill_value)
 
 
 def build_segmentation_augmentation(*, crop_size, scale_range=(0.5, 2.0),

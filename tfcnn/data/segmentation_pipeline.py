@@ -73,9 +73,39 @@ def decode_record(serialized, *, size):
         ``(uint8 [S, S, 3], uint8 [S, S])``.
     """
     example = features.decode(serialized)
-    return resize_pair(preprocess.decode_image(
-        example[features.IMAGE_ENCODED]),
-        decode_mask(example[features.MASK_ENCODED]), size)
+    return decode_pair(example[features.IMAGE_ENCODED],
+                       decode_mask(example[features.MASK_ENCODED]), size)
+
+
+def decode_pair(encoded, mask, size):
+    """Decodes an image and brings it and its mask to ``S x S``.
+
+    The result is ``resize_pair(preprocess.decode_image(encoded), mask,
+    size)``; a JPEG decodes only its centre square
+    (``tf.io.decode_and_crop_jpeg``, the same window as the mask's).
+
+    Args:
+        encoded: scalar string tensor, the image bytes.
+        mask: uint8 ``[H, W]``, the image's height and width.
+        size: int.
+
+    Returns:
+        ``(uint8 [size, size, 3], uint8 [size, size])``.
+    """
+    top, left, side = _centre_square(tf.shape(mask))
+
+    def jpeg():
+        return tf.io.decode_and_crop_jpeg(
+            encoded, tf.stack([top, left, side, side]), channels=3)
+
+    def other():
+        image = preprocess.decode_image(encoded)
+        return image[top:top + side, left:left + side, :]
+
+    image = tf.ensure_shape(tf.cond(tf.io.is_jpeg(encoded), jpeg, other),
+                            [None, None, 3])
+    return _resize_squares(image, mask[top:top + side, left:left + side],
+                           size)
 
 
 def decode_mask(encoded):
@@ -101,13 +131,18 @@ def resize_pair(image, mask, size):
     Returns:
         ``(uint8 [size, size, 3], uint8 [size, size])``.
     """
-    shape = tf.shape(image)
+    top, left, side = _centre_square(tf.shape(image))
+    return _resize_squares(image[top:top + side, left:left + side, :],
+                           mask[top:top + side, left:left + side], size)
+
+
+def _centre_square(shape):
     side = tf.minimum(shape[0], shape[1])
-    top = (shape[0] - side) // 2
-    left = (shape[1] - side) // 2
-    image = preprocess.resize_square(
-        image[top:top + side, left:left + side, :], size)
-    mask = mask[top:top + side, left:left + side]
+    return (shape[0] - side) // 2, (shape[1] - side) // 2, side
+
+
+def _resize_squares(image, mask, size):
+    image = preprocess.resize_square(image, size)
     mask = tf.image.resize(mask[..., None], [size, size],
                            method="nearest")[..., 0]
     return image, tf.ensure_shape(tf.cast(mask, tf.uint8), [size, size])
@@ -139,11 +174,11 @@ def read_segmentation_shards(files, *, deterministic=True):
 
 
 def _pair_from_dataset(image, mask, *, size):
-    if image.dtype == tf.string:
-        image = preprocess.decode_image(image)
     if mask.dtype == tf.string:
         mask = decode_mask(mask)
     elif mask.shape.rank == 3:
         mask = mask[..., 0]
+    if image.dtype == tf.string:
+        return decode_pair(image, tf.cast(mask, tf.uint8), size)
     return resize_pair(tf.cast(image, tf.uint8), tf.cast(mask, tf.uint8),
                        size)

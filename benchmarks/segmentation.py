@@ -1,0 +1,218 @@
+"""Segmentation input throughput against the classification input.
+
+Measures images/s of
+
+  (cls) the classification training input on a set of JPEGs: shards
+        written by ``tfcnn ingest`` from class folders, ``make_dataset`` at
+        256, then the on-device layers of ``build_preprocessing`` (random
+        224 crop, flip, PCA lighting, channel mean subtraction);
+  (seg) the segmentation training input on the same JPEGs, each with a
+        mask: shards written by ``tfcnn ingest`` from images/masks folders,
+        ``make_segmentation_dataset`` at 256 (image bilinear, mask nearest),
+        then the joint on-device augmentation
+        (``RandomScaleCropFlip`` to 224, scale 0.5-2, with the mask) and
+        channel mean subtraction;
+
+on JPEGs of about 500x375 made from scikit-image's photos, with masks
+that quantise each photo's brightness into 8 classes plus a void rim. On a
+machine without an accelerator the "on-device" layers run on the same
+cores as tf.data and are charged to each input; with one they overlap.
+Each figure is the median of several timed slices of 8 batches (after 2
+untimed ones, on a fresh iterator), the two candidates run round-robin in
+this process. The target is seg / cls >= 0.8.
+
+Run: ``python benchmarks/segmentation.py [--quick] [--data DIR]``. The last
+line printed is one JSON object with every figure.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+# The photos and their 500x375 variants of the pipeline benchmark.
+from pipeline import PHOTOS
+from pipeline import _variant
+
+SIZE = 256
+CROP = 224
+BATCH = 32
+CLASSES = 8
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="400 images and fewer repeats")
+    parser.add_argument("--data", default="/tmp/tfcnn_bench_segmentation",
+                        help="where images, masks and shards go (reused)")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    count = 400 if args.quick else 1200
+    repeats = 3 if args.quick else 7
+    data = Path(args.data)
+    _make_data(data, count)
+    results = _measure(data, repeats)
+    _report(results, count)
+
+
+# Data ------------------------------------------------------------------------
+
+def _make_data(data, count):
+    """JPEGs with masks, as images/masks and as class folders, ingested."""
+    done = data / f"done-{count}"
+    if done.exists():
+        return
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    from tfcnn.data import ingest
+
+    rng = np.random.default_rng(0)
+    photos = []
+    for name in PHOTOS:
+        photo = getattr(skimage.data, name)()
+        photo = photo[0] if isinstance(photo, tuple) else photo
+        photos.append(np.asarray(photo[..., :3], np.uint8))
+    pairs, folders = data / "pairs", data / "folders"
+    for sub in ("images", "masks"):
+        (pairs / sub).mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        label = index % len(PHOTOS)
+        image = _variant(photos[label], rng)
+        stem = f"{index:05d}"
+        Image.fromarray(image).save(pairs / "images" / f"{stem}.jpg",
+                                    quality=90)
+        folder = folders / PHOTOS[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{stem}.jpg").write_bytes(
+            (pairs / "images" / f"{stem}.jpg").read_bytes())
+        Image.fromarray(_mask(image), mode="L").save(
+            pairs / "masks" / f"{stem}.png")
+    for src, out in ((pairs, data / "seg_shards"),
+                     (folders, data / "cls_shards")):
+        ingest.ingest(src, out, num_shards=8, validation_fraction=0.0,
+                      overwrite=True, progress=False)
+    print(f"wrote {count} JPEGs with masks to {data}", file=sys.stderr)
+    done.write_text("")
+
+
+def _mask(image):
+    """Brightness quantised to CLASSES ids, void where two ids meet."""
+    import numpy as np
+
+    grey = image.mean(axis=2)
+    mask = np.minimum(grey * CLASSES / 256.0, CLASSES - 1).astype(np.uint8)
+    edge = np.zeros(mask.shape, bool)
+    edge[1:] |= mask[1:] != mask[:-1]
+    edge[:, 1:] |= mask[:, 1:] != mask[:, :-1]
+    mask[edge] = 255
+    return mask
+
+
+# Measurements ----------------------------------------------------------------
+
+def _candidates(data):
+    import keras
+    import tensorflow as tf
+
+    from tfcnn import augment
+    from tfcnn.augment import mean as mean_lib
+    from tfcnn.augment import segmentation
+    from tfcnn.data import pipeline, segmentation_pipeline
+    from tfcnn.data.manifest import Manifest
+    from tfcnn.recipe import AugmentConfig, MeanMode
+
+    cls_files = Manifest.load(data / "cls_shards").files("train")
+    seg_files = Manifest.load(data / "seg_shards").files("train")
+    common = {"size": SIZE, "batch_size": BATCH, "training": True,
+              "shuffle_buffer": 1000, "deterministic": False, "repeat": True}
+    cls_data = pipeline.make_dataset(cls_files, **common)
+    seg_data = segmentation_pipeline.make_segmentation_dataset(
+        seg_files, **common)
+
+    inputs = keras.Input((SIZE, SIZE, 3), dtype="uint8")
+    x = inputs
+    for layer in augment.build_preprocessing(
+            AugmentConfig(mean=MeanMode.CHANNEL), crop_size=CROP):
+        x = layer(x)
+    cls_model = keras.Model(inputs, x)
+
+    joint = segmentation.build_segmentation_augmentation(
+        crop_size=CROP, mean=(124.0, 116.0, 104.0))
+    mean = mean_lib.MeanSubtraction("channel")
+
+    @tf.function
+    def cls_step(images, labels):
+        del labels
+        # The summed output keeps grappler from pruning the work.
+        return tf.reduce_sum(cls_model(images, training=True)[:, 0, 0, 0])
+
+    @tf.function
+    def seg_step(images, masks):
+        out = {"images": images, "segmentation_masks": masks}
+        for layer in joint:
+            out = layer(out, training=True)
+        images = mean(out["images"])
+        return (tf.reduce_sum(images[:, 0, 0, 0])
+                + tf.cast(tf.reduce_sum(out["segmentation_masks"][:, 0, 0]),
+                          tf.float32))
+
+    return {"cls": (cls_data, cls_step), "seg": (seg_data, seg_step)}
+
+
+def _measure(data, repeats):
+    candidates = _candidates(data)
+    for name, candidate in candidates.items():
+        _timed_slice(*candidate)  # warm-up: traces, fills the OS cache
+    rates = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, candidate in candidates.items():
+            rates[name].append(_timed_slice(*candidate))
+    for name, values in rates.items():
+        print(f"  {name}: {', '.join(f'{v:.0f}' for v in values)} images/s",
+              file=sys.stderr)
+    return {name: statistics.median(values)
+            for name, values in rates.items()}
+
+
+def _timed_slice(dataset, step, warm=2, timed=8):
+    """images/s over ``timed`` batches of a fresh iterator, after ``warm``."""
+    batches = iter(dataset)
+    for _ in range(warm):
+        step(*next(batches)).numpy()
+    count = 0
+    start = time.perf_counter()
+    for _ in range(timed):
+        images, labels = next(batches)
+        step(images, labels).numpy()
+        count += int(images.shape[0])
+    return count / (time.perf_counter() - start)
+
+
+# Report ----------------------------------------------------------------------
+
+def _report(results, count):
+    cls, seg = results["cls"], results["seg"]
+    print(f"\nimages/s, {count} JPEGs ~500x375, batch {BATCH}, "
+          f"{SIZE} -> {CROP}, {os.cpu_count()} CPUs (shared)")
+    print(f"  {'(cls) classification input: host + augmentation':58s} "
+          f"{cls:8.0f}")
+    print(f"  {'(seg) segmentation input: host + joint augmentation':58s} "
+          f"{seg:8.0f}")
+    print(f"  {'seg/cls (target >= 0.8)':58s} {seg / cls:8.2f}")
+    print(json.dumps({
+        "images": count,
+        "classification_input_images_per_s": round(cls, 1),
+        "segmentation_input_images_per_s": round(seg, 1),
+        "segmentation_input_ratio": round(seg / cls, 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()
