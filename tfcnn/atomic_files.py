@@ -76,36 +76,6 @@ def replacing(final_path, suffix=""):
     replace_durably(tmp, final_path)
 
 
-@contextlib.contextmanager
-def replacing_folder(final_folder):
-    """Yields a new hidden folder to fill; renames it to ``final_folder``.
-
-    For datasets written as many files (the embedded digits and digit
-    scenes): the folder appears under its final name only when the block
-    ends without an exception, replacing an incomplete earlier attempt;
-    otherwise the temporary folder is removed.
-
-    Args:
-        final_folder: str or Path; its parent is created.
-
-    Yields:
-        Path of the temporary folder (beside ``final_folder``).
-    """
-    final_folder = Path(final_folder)
-    final_folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final_folder.name}.",
-                                dir=final_folder.parent))
-    try:
-        yield tmp
-        if final_folder.exists():
-            shutil.rmtree(final_folder)
-        tmp.rename(final_folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    fsync_dir(final_folder.parent)
-
-
 def write_bytes_atomic(path, data):
     """Writes ``data`` to ``path`` through a temporary file and a rename."""
     with replacing(path) as tmp:
@@ -126,6 +96,70 @@ def write_json_atomic(path, obj, **kwargs):
         **kwargs: more ``json.dumps`` arguments (``default=float``, ...).
     """
     write_text_atomic(path, json.dumps(obj, indent=2, **kwargs))
+
+
+@contextlib.contextmanager
+def staging_folder(parent, prefix):
+    """Yields a new hidden folder in ``parent`` to fill before publishing.
+
+    The caller renames the folder to its final name (``os.rename``, which
+    never replaces a non-empty folder) when it is complete; if the block
+    raises, the folder is removed. Files in a folder renamed into place
+    are durable only after ``fsync_tree``.
+
+    Args:
+        parent: str or Path, created if missing.
+        prefix: str, the hidden folder's name prefix (starts with ".").
+
+    Yields:
+        Path of the new, empty folder.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def replacing_folder(final_path):
+    """Yields a hidden folder to fill; then it replaces ``final_path``.
+
+    For datasets written as many files (the embedded digits and digit
+    scenes): when the block ends
+    without an exception, whatever is at ``final_path`` (an incomplete
+    earlier attempt) is removed and the new folder renamed into place;
+    otherwise the new folder is removed.
+
+    Args:
+        final_path: str or Path.
+
+    Yields:
+        Path of the new, empty folder beside ``final_path``.
+    """
+    final_path = Path(final_path)
+    with staging_folder(final_path.parent, f".{final_path.name}.") as tmp:
+        yield tmp
+        fsync_tree(tmp)
+        if final_path.exists():
+            shutil.rmtree(final_path)
+        tmp.rename(final_path)
+        fsync_dir(final_path.parent)
+
+
+def fsync_tree(folder):
+    """Flushes every file and folder under ``folder`` to disk."""
+    for root, _, files in os.walk(folder):
+        for file_name in files:
+            fd = os.open(os.path.join(root, file_name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(root)
 
 
 def fsync_dir(folder):

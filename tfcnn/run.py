@@ -72,7 +72,7 @@ def _stages(recipe):
 
 
 def _prepare_digits(recipe, force):
-    from tfcnn.data import digits
+    from tfcnn.datasets import digits
 
     path = Path(recipe.data.path)
     if digits.is_complete(path) and not force:

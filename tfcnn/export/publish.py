@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcnn import atomic_files
 from tfcnn.data import features
 from tfcnn.data import preprocess
 from tfcnn.errors import ExportError
@@ -98,15 +98,14 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     model_root.mkdir(parents=True, exist_ok=True)
     if version and (model_root / str(version)).exists():
         raise ExportError(_exists_message(model_root, version))
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_root))
-    try:
+    with atomic_files.staging_folder(model_root, ".tmp-") as staging:
         # mkdtemp makes the directory private; a published version must be
         # readable by a model server running as another user.
         os.chmod(staging, 0o755)
         _write(serving_model, staging, name=name, source=source)
         if verify:
             verify_saved_model(serving_model, staging)
-        _sync_tree(staging)
+        atomic_files.fsync_tree(staging)
         with _model_lock(model_root):
             if not version:
                 version = max(layout.list_versions(model_root), default=0) + 1
@@ -114,10 +113,7 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
             if target.exists():
                 raise ExportError(_exists_message(model_root, version))
             os.rename(staging, target)
-            _sync_dir(model_root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            atomic_files.fsync_dir(model_root)
     return target
 
 
@@ -337,23 +333,3 @@ def _model_lock(model_root):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _sync_tree(directory):
-    """Flushes every file and directory under ``directory`` to disk."""
-    for root, _, files in os.walk(directory):
-        for file_name in files:
-            fd = os.open(os.path.join(root, file_name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _sync_dir(root)
-
-
-def _sync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
