@@ -1,10 +1,13 @@
-"""The contract every tfcnn layer keeps (STYLE.md section 6), as test helpers.
+"""The contract every tfcnn layer keeps, as test helpers.
 
 ``assert_layer_contract`` is modelled on Keras' ``run_layer_test`` and adds
-a training step and a ``.keras`` file round trip. ``assert_mixed_precision``
+a training step and a ``.keras`` file round trip;
+``assert_preprocessing_layer_contract`` checks the same for a configured
+layer instance without trainable weights (the ``tfcnn.augment`` layers, fed
+uint8 images) by training a small head after it. ``assert_mixed_precision``
 checks the dtype policies, and ``assert_mirrored_step`` a model (of one or
 several layers) under MirroredStrategy over the two logical CPUs that
-``tests/conftest.py`` sets up. Other rooms may reuse these.
+``tests/conftest.py`` sets up.
 """
 
 import functools
@@ -15,6 +18,7 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+
 from tfcnn.train.strategy import mirrored
 
 
@@ -67,16 +71,7 @@ def assert_layer_contract(cls, init_kwargs, input_shape,
             == tuple(unknown_layer.compute_output_shape(unknown_shape)))
     assert unknown_out.shape[0] is None
 
-    # get_config -> JSON -> from_config, and the Keras serialization.
-    config = layer.get_config()
-    text = json.dumps(config, sort_keys=True)
-    rebuilt = cls.from_config(json.loads(text))
-    assert json.dumps(rebuilt.get_config(), sort_keys=True) == text
-    serialized = keras.saving.serialize_keras_object(layer)
-    restored = keras.saving.deserialize_keras_object(
-        json.loads(json.dumps(serialized)))
-    assert type(restored) is cls
-    assert json.dumps(restored.get_config(), sort_keys=True) == text
+    _assert_config_round_trips(layer)
 
     # One training step, then a .keras round trip with identical outputs.
     model = _model(cls, init_kwargs, input_shape)
@@ -86,14 +81,46 @@ def assert_layer_contract(cls, init_kwargs, input_shape,
     history = model.fit(x, target, batch_size=input_shape[0], epochs=1,
                         verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.keras")
-        model.save(path)
-        loaded = keras.saving.load_model(path)
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(loaded(x)),
-        keras.ops.convert_to_numpy(model(x)))
+    loaded = _assert_reloads_identically(model, x)
     assert type(loaded.layers[-1]) is cls
+
+
+def assert_preprocessing_layer_contract(layer, inputs, expected_shape, *,
+                                        num_weights):
+    """The contract for a configured layer with no trainable weights.
+
+    Checks the eager, symbolic and computed output shapes, the weight
+    counts, the config round trips, a training step of a small head after
+    the layer, and a ``.keras`` reload with identical predictions.
+
+    Args:
+        layer: a layer instance (built or not).
+        inputs: NumPy batch to call it on (uint8 images allowed).
+        expected_shape: tuple, output shape for ``inputs``.
+        num_weights: int, expected number of (non-trainable) weights.
+
+    Returns:
+        ``(model, loaded)``: the trained model with the head and its
+        reloaded copy.
+    """
+    eager = layer(inputs)
+    assert tuple(eager.shape) == expected_shape
+    symbolic_in = keras.Input(inputs.shape[1:], dtype=str(inputs.dtype))
+    symbolic = layer(symbolic_in)
+    assert tuple(symbolic.shape[1:]) == expected_shape[1:]
+    assert tuple(layer.compute_output_shape(
+        (None,) + inputs.shape[1:]))[1:] == expected_shape[1:]
+    assert len(layer.weights) == num_weights
+    assert not layer.trainable_weights
+
+    _assert_config_round_trips(layer)
+
+    features = keras.layers.GlobalAveragePooling2D()(symbolic)
+    outputs = keras.layers.Dense(2)(features)
+    model = keras.Model(symbolic_in, outputs)
+    model.compile("sgd", "mse")
+    model.fit(inputs, np.zeros((len(inputs), 2)), epochs=1, verbose=0)
+    return model, _assert_reloads_identically(model, inputs)
 
 
 def assert_mixed_precision(cls, init_kwargs, input_shape, policy,
@@ -181,13 +208,40 @@ def assert_mirrored_step(build_model, input_shape, seed=0):
                                       verbose=0)]
                        + [keras.ops.convert_to_numpy(w)
                           for w in model.weights])
-    for single, mirrored in zip(*results):
-        np.testing.assert_allclose(mirrored, single, rtol=1e-5, atol=1e-6)
+    for single, replicated in zip(*results):
+        np.testing.assert_allclose(replicated, single, rtol=1e-5,
+                                   atol=1e-6)
 
 
 @functools.lru_cache(maxsize=None)
 def _mirrored_strategy():
     return mirrored(["/cpu:0", "/cpu:1"])
+
+
+def _assert_config_round_trips(layer):
+    """get_config -> JSON -> from_config, and Keras' serialization."""
+    cls = type(layer)
+    config = layer.get_config()
+    text = json.dumps(config, sort_keys=True)
+    rebuilt = cls.from_config(json.loads(text))
+    assert json.dumps(rebuilt.get_config(), sort_keys=True) == text
+    serialized = keras.saving.serialize_keras_object(layer)
+    restored = keras.saving.deserialize_keras_object(
+        json.loads(json.dumps(serialized)))
+    assert type(restored) is cls
+    assert json.dumps(restored.get_config(), sort_keys=True) == text
+
+
+def _assert_reloads_identically(model, x):
+    """Saves ``model`` as ``.keras``, loads it, compares outputs on ``x``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(x)),
+        keras.ops.convert_to_numpy(model(x)))
+    return loaded
 
 
 def _model(cls, init_kwargs, input_shape):

@@ -1,8 +1,9 @@
-"""Exceptions for bad user input.
+"""Every exception class tfcnn raises.
 
 The command line turns a ``TfcnnError`` into one line on stderr and exit
 status 2; anything else is a bug and keeps its traceback. Each class also
-derives from the built-in exception a Python caller would expect.
+derives from the built-in exception a Python caller would expect. The
+server's two (``NotFoundError``, ``RequestError``) become HTTP answers.
 """
 
 
@@ -40,3 +41,23 @@ class ExportError(TfcnnError, RuntimeError):
 
 class WeightsError(DataError):
     """A weights file is missing or unreadable, or matches no layer."""
+
+
+class ArgumentError(TfcnnError, ValueError):
+    """An argument of export, predict or serve is out of range."""
+
+
+class DivergedError(TfcnnError, ArithmeticError):
+    """The loss became NaN or infinite; training stopped."""
+
+
+class NotFoundError(LookupError):
+    """No such model or version is being served."""
+
+
+class RequestError(Exception):
+    """A request the server can't answer; carries the HTTP status."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status

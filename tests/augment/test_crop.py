@@ -5,7 +5,7 @@ import pytest
 import scipy.stats
 import tensorflow as tf
 
-from tests.augment.layer_contract import assert_layer_contract
+from tests.layer_contract import assert_preprocessing_layer_contract
 from tfcnn.augment import RandomOrCentreCrop
 
 
@@ -17,10 +17,10 @@ def _position_image(batch, height, width):
     return np.broadcast_to(image, (batch, height, width, 3)).astype(np.uint8)
 
 
-def test_contract(tmp_path):
+def test_contract():
     images = _position_image(2, 12, 10)
-    assert_layer_contract(RandomOrCentreCrop(8, seed=1), images,
-                          (2, 8, 8, 3), num_weights=0, tmp_path=tmp_path)
+    assert_preprocessing_layer_contract(RandomOrCentreCrop(8, seed=1),
+                                        images, (2, 8, 8, 3), num_weights=0)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])

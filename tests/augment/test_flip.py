@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from tests.augment.layer_contract import assert_layer_contract
+from tests.layer_contract import assert_preprocessing_layer_contract
 from tfcnn.augment import RandomHorizontalFlip
 
 
@@ -14,9 +14,9 @@ def _ramp(batch):
     return np.broadcast_to(ramp, (batch, 4, 6, 3)).copy()
 
 
-def test_contract(tmp_path):
-    assert_layer_contract(RandomHorizontalFlip(seed=0), _ramp(2),
-                          (2, 4, 6, 3), num_weights=0, tmp_path=tmp_path)
+def test_contract():
+    assert_preprocessing_layer_contract(RandomHorizontalFlip(seed=0),
+                                        _ramp(2), (2, 4, 6, 3), num_weights=0)
 
 
 def test_identity_at_inference():

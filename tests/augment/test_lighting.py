@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.augment.layer_contract import assert_layer_contract
+from tests.layer_contract import assert_preprocessing_layer_contract
 from tfcnn.augment import IMAGENET_EIGENVALUES
 from tfcnn.augment import IMAGENET_EIGENVECTORS
 from tfcnn.augment import PCALighting
@@ -14,10 +14,9 @@ def _grey(batch, value=128):
     return np.full((batch, 2, 3, 3), value, np.uint8)
 
 
-def test_contract(tmp_path):
-    model, loaded = assert_layer_contract(
-        PCALighting(seed=0), _grey(2), (2, 2, 3, 3), num_weights=2,
-        tmp_path=tmp_path)
+def test_contract():
+    model, loaded = assert_preprocessing_layer_contract(
+        PCALighting(seed=0), _grey(2), (2, 2, 3, 3), num_weights=2)
 
 
 def test_identity_at_inference_up_to_the_cast():

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.augment.layer_contract import assert_layer_contract
+from tests.layer_contract import assert_preprocessing_layer_contract
 from tfcnn.augment import IMAGENET_MEAN
 from tfcnn.augment import IMAGENET_STD
 from tfcnn.augment import MeanSubtraction
@@ -16,10 +16,10 @@ MEAN_IMAGE = RNG.uniform(0, 255, (5, 5, 3)).astype(np.float32)
 
 @pytest.mark.parametrize("mode, num_weights", [
     ("image", 1), ("channel", 2), ("none", 0)])
-def test_contract(tmp_path, mode, num_weights):
+def test_contract(mode, num_weights):
     layer = MeanSubtraction(mode, mean_size=5 if mode == "image" else None)
-    assert_layer_contract(layer, IMAGES, (2, 4, 5, 3),
-                          num_weights=num_weights, tmp_path=tmp_path)
+    assert_preprocessing_layer_contract(layer, IMAGES, (2, 4, 5, 3),
+                                        num_weights=num_weights)
 
 
 def test_image_mode_subtracts_the_stored_mean_image(tmp_path):

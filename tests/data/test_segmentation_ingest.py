@@ -9,8 +9,10 @@ from PIL import Image
 
 from tests.data import segmentation_files
 from tfcnn import cli
-from tfcnn.data import ingest, segmentation_ingest, segmentation_masks
+from tfcnn.data import ingest
 from tfcnn.data import segmentation_features as features
+from tfcnn.data import segmentation_ingest
+from tfcnn.data import segmentation_masks
 from tfcnn.data.manifest import Manifest
 from tfcnn.errors import DataError
 

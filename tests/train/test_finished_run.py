@@ -1,8 +1,8 @@
 """A finished run is left alone: training it again must be asked for."""
 
+from tests.train.conftest import tiny_recipe
 from tfcnn import cli
 from tfcnn.train import fit
-from tests.train.conftest import tiny_recipe
 
 
 def _outputs(model_dir):

@@ -29,7 +29,8 @@ import enum
 import os
 from pathlib import Path
 
-from tfcnn.data import image_folders, segmentation_masks
+from tfcnn.data import image_folders
+from tfcnn.data import segmentation_masks
 from tfcnn.errors import DataError
 
 CLASSES_FILE = "classes.txt"

@@ -23,16 +23,14 @@ import functools
 import time
 
 from tfcnn import atomic_files
-from tfcnn.data import (
-    image_folders,
-    segmentation_features,
-    segmentation_folders,
-    segmentation_masks,
-    sharding,
-    worker_pool,
-)
+from tfcnn.data import image_folders
 from tfcnn.data import ingest as ingest_lib
 from tfcnn.data import manifest as manifest_lib
+from tfcnn.data import segmentation_features
+from tfcnn.data import segmentation_folders
+from tfcnn.data import segmentation_masks
+from tfcnn.data import sharding
+from tfcnn.data import worker_pool
 
 TASK = "segmentation"
 IGNORE_VALUE = segmentation_masks.IGNORE_VALUE

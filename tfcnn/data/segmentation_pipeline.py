@@ -25,7 +25,9 @@ resolution.
 
 import tensorflow as tf
 
-from tfcnn.data import pipeline, preprocess, readers
+from tfcnn.data import pipeline
+from tfcnn.data import preprocess
+from tfcnn.data import readers
 from tfcnn.data import segmentation_features as features
 
 IGNORE_VALUE = features.IGNORE_VALUE

@@ -5,11 +5,7 @@ a ``TfcnnError`` for the command line, which prints it as one line and exits
 with status 2. No TensorFlow here: the server and predict use it too.
 """
 
-from tfcnn.errors import TfcnnError
-
-
-class ArgumentError(TfcnnError, ValueError):
-    """An argument of export, predict or serve is out of range."""
+from tfcnn.errors import ArgumentError
 
 
 def check_positive_int(value, name):

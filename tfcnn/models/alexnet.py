@@ -38,6 +38,7 @@ Reference: https://papers.nips.cc/paper/4824
 import keras
 
 from tfcnn import layers as tfcnn_layers
+from tfcnn.blocks import heads
 from tfcnn.blocks.conv_norm_act import conv_norm_act
 from tfcnn.blocks.conv_norm_act import scaled
 from tfcnn.models import validation
@@ -141,13 +142,13 @@ def alexnet(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
             x = keras.layers.MaxPooling2D(3, strides=2,
                                           name=f"pool{index}")(x)
     if include_top:
-        x = validation.fully_connected_head(
+        x = heads.fully_connected_head(
             x, num_classes, classifier_activation,
             fc_units=(fc_units, fc_units), dropout=dropout,
             kernel_initializer=kernel_init,
             bias_initializer="ones" if paper_init else "zeros")
     else:
-        x = validation.global_pool(x, pooling)
+        x = heads.global_pool(x, pooling)
     return keras.Model(inputs, x, name=name)
 
 

@@ -17,6 +17,7 @@ References: https://arxiv.org/abs/1611.06455, https://arxiv.org/abs/1408.5882
 
 import keras
 
+from tfcnn.blocks import heads
 from tfcnn.blocks.conv_norm_act import scaled
 from tfcnn.models import validation
 from tfcnn.models.registry import register_model
@@ -53,7 +54,7 @@ def _pool_over_time(x, pooling, name):
 
 def _classifier(x, num_classes, classifier_activation):
     x = keras.layers.Dense(num_classes, name="logits")(x)
-    return validation.classifier_output(x, classifier_activation)
+    return heads.classifier_output(x, classifier_activation)
 
 
 @register_model("cnn1d")

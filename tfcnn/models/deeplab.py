@@ -18,6 +18,7 @@ Reference: https://arxiv.org/abs/1706.05587
 
 import keras
 
+from tfcnn.blocks import heads
 from tfcnn.blocks.aspp import RATES
 from tfcnn.blocks.aspp import atrous_spatial_pyramid_pooling
 from tfcnn.layers.resize_like import ResizeLike
@@ -93,9 +94,9 @@ def deeplabv3(depth, input_shape=(None, None, 3), num_classes=21,
             norm_groups=norm_groups, dropout=dropout, name="aspp")
         x = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
         x = ResizeLike(name="upsample")([x, inputs])
-        x = validation.classifier_output(x, classifier_activation)
+        x = heads.classifier_output(x, classifier_activation)
     else:
-        x = validation.global_pool(x, pooling)
+        x = heads.global_pool(x, pooling)
     return keras.Model(inputs, x, name=name or f"deeplabv3_resnet{depth}")
 
 

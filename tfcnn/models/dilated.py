@@ -22,6 +22,7 @@ Reference: https://arxiv.org/abs/1511.07122
 
 import keras
 
+from tfcnn.blocks import heads
 from tfcnn.blocks.context import context_module
 from tfcnn.models import validation
 from tfcnn.models.fcn import fully_convolutional_head
@@ -91,7 +92,7 @@ def dilation8(input_shape=(None, None, 3), num_classes=21, include_top=True,
                                name="context")
         x = keras.layers.UpSampling2D(OUTPUT_STRIDE, interpolation="bilinear",
                                       name="upsample")(x)
-        x = validation.classifier_output(x, classifier_activation)
+        x = heads.classifier_output(x, classifier_activation)
     else:
-        x = validation.global_pool(x, pooling)
+        x = heads.global_pool(x, pooling)
     return keras.Model(inputs, x, name=name)

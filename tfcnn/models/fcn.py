@@ -33,6 +33,7 @@ Reference: https://arxiv.org/abs/1411.4038
 import keras
 
 from tfcnn import layers as tfcnn_layers
+from tfcnn.blocks import heads
 from tfcnn.blocks.conv_norm_act import conv_norm_act
 from tfcnn.models import validation
 from tfcnn.models.registry import register_variant
@@ -179,9 +180,9 @@ def fcn(stride, input_shape=(None, None, 3), num_classes=21, include_top=True,
         x = fcn_head({**endpoints, 32: x}, num_classes, stride,
                      zero_init_scores=zero_init_scores,
                      learn_final_upsampling=learn_final_upsampling)
-        x = validation.classifier_output(x, classifier_activation)
+        x = heads.classifier_output(x, classifier_activation)
     else:
-        x = validation.global_pool(x, pooling)
+        x = heads.global_pool(x, pooling)
     return keras.Model(inputs, x, name=name or f"fcn{stride}s")
 
 
@@ -297,9 +298,9 @@ def _dense_model(inputs, endpoints, stride, num_classes, include_top,
         x = fcn_head(endpoints, num_classes, stride,
                      zero_init_scores=zero_init_scores,
                      learn_final_upsampling=learn_final_upsampling)
-        x = validation.classifier_output(x, classifier_activation)
+        x = heads.classifier_output(x, classifier_activation)
     else:
-        x = validation.global_pool(x, pooling)
+        x = heads.global_pool(x, pooling)
     return keras.Model(inputs, x, name=name)
 
 

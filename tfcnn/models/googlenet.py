@@ -25,6 +25,7 @@ Reference: https://arxiv.org/abs/1409.4842
 import keras
 
 from tfcnn import layers as tfcnn_layers
+from tfcnn.blocks import heads
 from tfcnn.blocks.conv_norm_act import conv_norm_act
 from tfcnn.blocks.conv_norm_act import scaled
 from tfcnn.blocks.inception import InceptionSpec
@@ -171,8 +172,8 @@ def googlenet(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
         if dropout:
             x = keras.layers.Dropout(dropout, name="dropout")(x)
         x = keras.layers.Dense(num_classes, name="logits")(x)
-        x = validation.classifier_output(x, classifier_activation)
+        x = heads.classifier_output(x, classifier_activation)
     else:
-        x = validation.global_pool(x, pooling)
+        x = heads.global_pool(x, pooling)
     outputs = [x, *aux_outputs] if aux_outputs else x
     return keras.Model(inputs, outputs, name=name)

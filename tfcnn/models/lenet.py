@@ -9,8 +9,9 @@ modern variant that trains faster.
 
 import keras
 
-from tfcnn.models.registry import register_model
+from tfcnn.blocks import heads
 from tfcnn.models import validation
+from tfcnn.models.registry import register_model
 
 
 @register_model("lenet5")
@@ -48,7 +49,7 @@ def lenet5(input_shape=(28, 28, 1), num_classes=10, include_top=True,
         x = keras.layers.Dense(120, activation=activation, name="fc1")(x)
         x = keras.layers.Dense(84, activation=activation, name="fc2")(x)
         x = keras.layers.Dense(num_classes, name="logits")(x)
-        x = validation.classifier_output(x, classifier_activation)
+        x = heads.classifier_output(x, classifier_activation)
     else:
-        x = validation.global_pool(x, pooling)
+        x = heads.global_pool(x, pooling)
     return keras.Model(inputs, x, name=name)

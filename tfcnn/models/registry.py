@@ -159,6 +159,7 @@ def describe(name, /, input_shape=None, num_classes=None, **options):
         ModelOptionError: an option the builder does not take.
     """
     import keras
+
     # reason: Keras has no public way to drop variables whose deferred
     # initialization is no longer wanted; without this, the next
     # StatelessScope to exit would allocate them all.

@@ -23,6 +23,7 @@ Reference: https://arxiv.org/abs/1512.03385, https://arxiv.org/abs/1803.08494
 
 import keras
 
+from tfcnn.blocks import heads
 from tfcnn.blocks.conv_norm_act import check_norm
 from tfcnn.blocks.conv_norm_act import conv_norm_act
 from tfcnn.blocks.conv_norm_act import scaled
@@ -182,9 +183,9 @@ def resnet(depth, input_shape=(224, 224, 3), num_classes=1000,
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = keras.layers.Dense(num_classes, name="logits")(x)
-        x = validation.classifier_output(x, classifier_activation)
+        x = heads.classifier_output(x, classifier_activation)
     else:
-        x = validation.global_pool(x, pooling)
+        x = heads.global_pool(x, pooling)
     return keras.Model(inputs, x, name=name or f"resnet{depth}")
 
 

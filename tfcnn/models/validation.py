@@ -1,4 +1,7 @@
-"""Argument checks and output heads shared by every model builder."""
+"""Argument checks shared by every model builder.
+
+The output heads they share are in ``tfcnn.blocks.heads``.
+"""
 
 import keras
 
@@ -47,22 +50,6 @@ def check_channels_last():
             f"Received: image_data_format={data_format!r}")
 
 
-def classifier_output(logits, classifier_activation):
-    """Applies the classifier activation in float32 (mixed-precision safe)."""
-    return keras.layers.Activation(
-        classifier_activation or "linear", dtype="float32",
-        name="predictions")(logits)
-
-
-def global_pool(x, pooling):
-    """Applies optional global pooling to a headless backbone's output."""
-    if pooling == "avg":
-        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if pooling == "max":
-        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-    return x
-
-
 def check_choice(argument, value, choices):
     """Checks that ``value`` is one of ``choices``.
 
@@ -109,42 +96,6 @@ def check_divisible(input_shape, divisor, argument="input_shape"):
             raise ValueError(
                 f"{argument} height and width must be multiples of "
                 f"{divisor}. Received: {argument}={input_shape}")
-
-
-def fully_connected_head(x, num_classes, classifier_activation, *,
-                         fc_units=(4096, 4096), dropout=0.5,
-                         kernel_initializer="glorot_uniform",
-                         bias_initializer="zeros"):
-    """AlexNet's and VGG's classifier: flatten, dense layers with dropout.
-
-    Layers are named ``flatten``, ``fc1``, ``fc1_dropout``, ..., ``logits``
-    and ``predictions`` (the activation, in float32).
-
-    Args:
-        x: 4-D feature tensor.
-        num_classes: int, units of the last layer.
-        classifier_activation: str or None, activation of the last layer.
-        fc_units: tuple of int, hidden layer widths. Defaults to
-            ``(4096, 4096)``.
-        dropout: float, dropout rate after each hidden layer. Defaults to
-            0.5.
-        kernel_initializer: initializer of the dense kernels.
-        bias_initializer: initializer of the hidden layers' biases.
-
-    Returns:
-        the class probabilities (or scores).
-    """
-    x = keras.layers.Flatten(name="flatten")(x)
-    for i, units in enumerate(fc_units, start=1):
-        x = keras.layers.Dense(units, activation="relu",
-                               kernel_initializer=kernel_initializer,
-                               bias_initializer=bias_initializer,
-                               name=f"fc{i}")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
-    x = keras.layers.Dense(num_classes, kernel_initializer=kernel_initializer,
-                           name="logits")(x)
-    return classifier_output(x, classifier_activation)
 
 
 def check_dropout(dropout):

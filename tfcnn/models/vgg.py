@@ -16,6 +16,7 @@ Reference: https://arxiv.org/abs/1409.1556
 
 import keras
 
+from tfcnn.blocks import heads
 from tfcnn.blocks.conv_norm_act import conv_norm_act
 from tfcnn.blocks.conv_norm_act import scaled
 from tfcnn.models import validation
@@ -128,11 +129,11 @@ def vgg(depth, input_shape=(224, 224, 3), num_classes=1000, include_top=True,
     x = vgg_features(inputs, depth, width_multiplier=width_multiplier,
                      batch_norm=batch_norm)[32]
     if include_top:
-        x = validation.fully_connected_head(
+        x = heads.fully_connected_head(
             x, num_classes, classifier_activation,
             fc_units=(fc_units, fc_units), dropout=dropout)
     else:
-        x = validation.global_pool(x, pooling)
+        x = heads.global_pool(x, pooling)
     return keras.Model(inputs, x, name=name or f"vgg{depth}")
 
 

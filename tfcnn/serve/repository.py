@@ -18,15 +18,12 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
+from tfcnn.errors import NotFoundError
 from tfcnn.export import arguments
 from tfcnn.export import layout
 
 _log = logging.getLogger(__name__)
 _INIT_OP_SIGNATURE = "__saved_model_init_op"
-
-
-class NotFoundError(LookupError):
-    """No such model or version is being served."""
 
 
 class ServedVersion:

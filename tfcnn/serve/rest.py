@@ -25,15 +25,9 @@ import json
 
 import numpy as np
 
+from tfcnn.errors import RequestError
+
 DEFAULT_SIGNATURE = "serving_default"
-
-
-class RequestError(Exception):
-    """A request the server can't answer; carries the HTTP status."""
-
-    def __init__(self, message, status=400):
-        super().__init__(message)
-        self.status = status
 
 
 def parse_body(body):

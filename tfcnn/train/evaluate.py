@@ -38,7 +38,6 @@ def evaluate(recipe, verbose=True):
 
     strategy = strategy_lib.local_strategy()
 
-    import keras
 
     from tfcnn.train import inputs as inputs_lib
     from tfcnn.train import losses

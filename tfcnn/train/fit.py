@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tfcnn import atomic_files
 from tfcnn import console
+from tfcnn.errors import DivergedError
 from tfcnn.errors import RecipeError
-from tfcnn.errors import TfcnnError
 
 TRAINING_STATE = "training.json"
 MODEL_NAME = "model.keras"
@@ -38,10 +38,6 @@ RECIPE_NAME = "recipe.toml"
 BACKUP_NAME = "backup"
 CHECKPOINTS_NAME = "checkpoints"
 LOGS_NAME = "logs"
-
-
-class DivergedError(TfcnnError, ArithmeticError):
-    """The loss became NaN or infinite; training stopped."""
 
 
 def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,

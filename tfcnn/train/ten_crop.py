@@ -18,101 +18,11 @@ with the usual metrics gives 10-crop top-1/top-5.
 """
 
 import keras
-import tensorflow as tf
 
 from tfcnn.augment import crop as crop_lib
-
-NUM_VIEWS = 10
-
-
-@keras.saving.register_keras_serializable(package="tfcnn")
-class TenCropViews(keras.layers.Layer):
-    """Stacks the ten views of each image along the batch axis.
-
-    Views in order: top-left, top-right, bottom-left, bottom-right, centre,
-    then the same five mirrored left-right. Output row ``v * B + b`` is view
-    ``v`` of image ``b``.
-
-    Args:
-        size: int, side of the square views.
-        **kwargs: base layer arguments.
-
-    Input shape:
-        ``(B, H, W, C)`` with ``H, W >= size``.
-
-    Output shape:
-        ``(10 * B, size, size, C)``.
-    """
-
-    def __init__(self, size=224, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(size, int) or size <= 0:
-            raise ValueError(
-                f"size must be a positive int. Received: size={size!r}")
-        self.size = size
-
-    def call(self, inputs):
-        return tf.concat(ten_crop_views(inputs, self.size), axis=0)
-
-    def compute_output_shape(self, input_shape):
-        batch = None if input_shape[0] is None else NUM_VIEWS * input_shape[0]
-        return (batch, self.size, self.size, input_shape[3])
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size}
-
-
-@keras.saving.register_keras_serializable(package="tfcnn")
-class AverageViews(keras.layers.Layer):
-    """Averages ``[V * B, K]`` predictions over the ``V`` views of each image.
-
-    Args:
-        num_views: int, the views per image. Defaults to 10.
-        **kwargs: base layer arguments.
-
-    Input shape:
-        ``(V * B, K)``, view-major as ``TenCropViews`` stacks them.
-
-    Output shape:
-        ``(B, K)``.
-    """
-
-    def __init__(self, num_views=NUM_VIEWS, **kwargs):
-        super().__init__(**kwargs)
-        self.num_views = num_views
-
-    def call(self, inputs):
-        classes = tf.shape(inputs)[-1]
-        views = tf.reshape(inputs, [self.num_views, -1, classes])
-        return tf.reduce_mean(views, axis=0)
-
-    def compute_output_shape(self, input_shape):
-        batch = input_shape[0]
-        if batch is not None:
-            batch //= self.num_views
-        return (batch, input_shape[-1])
-
-    def get_config(self):
-        return {**super().get_config(), "num_views": self.num_views}
-
-
-def ten_crop_views(images, size):
-    """The ten views of a batch: four corners, centre, and their mirrors.
-
-    Args:
-        images: ``[B, H, W, C]`` tensor with ``H, W >= size``.
-        size: int, side of each view.
-
-    Returns:
-        list of ten ``[B, size, size, C]`` tensors.
-    """
-    shape = tf.shape(images)
-    bottom, right = shape[1] - size, shape[2] - size
-    offsets = [(0, 0), (0, right), (bottom, 0), (bottom, right),
-               (bottom // 2, right // 2)]
-    views = [images[:, top:top + size, left:left + size, :]
-             for top, left in offsets]
-    return views + [tf.reverse(view, axis=[2]) for view in views]
+from tfcnn.layers.average_views import AverageViews
+from tfcnn.layers.ten_crop_views import NUM_VIEWS
+from tfcnn.layers.ten_crop_views import TenCropViews
 
 
 def ten_crop_model(model):

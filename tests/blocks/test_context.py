@@ -1,8 +1,4 @@
-"""Tests for tfcnn.blocks.context: the dilated context module.
-
-Kept with the layer tests because the module is the dilated convolution's
-main user (tests/blocks belongs to the blocks room).
-"""
+"""Tests for tfcnn.blocks.context: the dilated context module."""
 
 import keras
 import numpy as np
