@@ -242,7 +242,7 @@ def _add_preview(subparsers):
 
 
 def _preview(args):
-    from tfcnn.augment import preview
+    from tfcnn.preview import images as preview
 
     path = preview.write_preview(args.data, args.out,
                                  recipe_path=args.recipe,

@@ -85,7 +85,7 @@ def _prepare_digits(recipe, force):
 
 
 def _prepare_digit_scenes(recipe, force):
-    from tfcnn.data import digit_scenes
+    from tfcnn.datasets import digit_scenes
 
     path = Path(recipe.data.path)
     if digit_scenes.is_complete(path) and not force:

@@ -7,7 +7,7 @@ with ``training=True``, adds the mean back for display, and lays the
 results out in a grid with each image's class name (or, after MixUp or
 CutMix, its two heaviest classes with their weights). Segmentation shards
 show each augmented image beside its mask overlaid in VOC's colours
-(``tfcnn.augment.segmentation_preview``).
+(``tfcnn.preview.segmentation``).
 
 ``preview_image`` returns the grid as a uint8 ``[H, W, 3]`` array, ready
 for ``tf.summary.image("augmented", grid[None])``; ``write_preview`` saves
@@ -26,10 +26,10 @@ from tfcnn import recipe as recipe_lib
 from tfcnn.augment import build as build_lib
 from tfcnn.augment import mean as mean_lib
 from tfcnn.augment import mix as mix_lib
-from tfcnn.augment import segmentation_preview
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import pipeline
 from tfcnn.data import stats as stats_lib
+from tfcnn.preview import segmentation as segmentation_preview
 
 # Tiles narrower than this are enlarged (nearest neighbour) so the class
 # names under them stay readable, e.g. for 8x8 digits.

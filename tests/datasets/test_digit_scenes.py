@@ -1,11 +1,12 @@
-"""Tests for tfcnn.data.digit_scenes: the embedded segmentation dataset."""
+"""Tests for tfcnn.datasets.digit_scenes: the embedded segmentation dataset."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tfcnn.data import digit_scenes, ingest
+from tfcnn.data import ingest
 from tfcnn.data.manifest import Manifest
+from tfcnn.datasets import digit_scenes
 
 VOID = digit_scenes.IGNORE_VALUE
 

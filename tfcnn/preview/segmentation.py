@@ -7,7 +7,7 @@ moves them through the recipe's joint augmentation
 ``training=True``, and returns tiles that show each augmented image beside
 the same image with its mask overlaid in Pascal VOC's palette colours
 (``overlay_masks``), captioned with the classes the mask shows.
-``tfcnn preview`` lays them out with ``tfcnn.augment.preview.make_grid``.
+``tfcnn preview`` lays them out with ``tfcnn.preview.images.make_grid``.
 """
 
 from pathlib import Path
@@ -16,7 +16,8 @@ import numpy as np
 
 from tfcnn.augment import segmentation as segmentation_lib
 from tfcnn.data import manifest as manifest_lib
-from tfcnn.data import segmentation_masks, segmentation_pipeline
+from tfcnn.data import segmentation_masks
+from tfcnn.data import segmentation_pipeline
 from tfcnn.data import stats as stats_lib
 
 # Records shuffled before the batch is drawn (as for classification).

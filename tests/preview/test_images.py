@@ -1,4 +1,4 @@
-"""Tests for tfcnn.augment.preview (``tfcnn preview``)."""
+"""Tests for tfcnn.preview.images (``tfcnn preview``)."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ from PIL import Image
 
 from tests.data import shard_files
 from tfcnn import recipe as recipe_lib
-from tfcnn.augment import preview
 from tfcnn.data import ingest
+from tfcnn.preview import images as preview
 
 RECIPE = recipe_lib.recipe_from_dict({
     "data": {"image_size": 12, "resize_size": 16},

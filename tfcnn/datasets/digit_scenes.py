@@ -2,10 +2,11 @@
 
 Each scene is a ``canvas x canvas`` RGB image holding one to three of
 scikit-learn's real 8x8 handwritten digits, each enlarged (bilinear) to a
-random size and drawn at a random place (digits do not overlap) in a random colour over a
-noisy background of a random grey. Its mask gives every pixel a class: 0
-for the background, ``d + 1`` where digit ``d``'s ink is, and 255 ("void", as in Pascal VOC) on the thin rim of
-half-inked pixels between the two, which no one could label exactly.
+random size and drawn at a random place (digits do not overlap) in a random
+colour over a noisy background of a random grey. Its mask gives every pixel
+a class: 0 for the background, ``d + 1`` where digit ``d``'s ink is, and 255
+("void", as in Pascal VOC) on the thin rim of half-inked pixels between the
+two, which no one could label exactly.
 
 ``write_digit_scenes`` writes them as the images/masks layout that
 ``tfcnn ingest`` reads (``train/`` and ``test/`` folders of ``images/``

@@ -1,12 +1,13 @@
-"""Tests for tfcnn.augment.segmentation_preview (``tfcnn preview``)."""
+"""Tests for tfcnn.preview.segmentation (``tfcnn preview`` on masks)."""
 
 import numpy as np
 from PIL import Image
 
 from tests.data import segmentation_files
 from tfcnn import cli
-from tfcnn.augment import segmentation_preview
-from tfcnn.data import ingest, segmentation_masks
+from tfcnn.data import ingest
+from tfcnn.data import segmentation_masks
+from tfcnn.preview import segmentation as segmentation_preview
 
 
 def test_overlay_tints_classes_and_leaves_background():
