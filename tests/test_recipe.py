@@ -254,3 +254,10 @@ def test_crop_mode_of_a_config_built_in_python():
         recipe_lib.CropMode.RANDOM)
     assert recipe_lib.AugmentConfig(crop=False).crop is (
         recipe_lib.CropMode.NONE)
+
+
+def test_augment_scale_range_is_checked():
+    with pytest.raises(RecipeError, match="scale_min=2.0, scale_max=1.0"):
+        recipe_lib.AugmentConfig(scale_min=2.0, scale_max=1.0)
+    assert recipe_lib.AugmentConfig(crop="none").crop is (
+        recipe_lib.CropMode.NONE)

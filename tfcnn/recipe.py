@@ -193,17 +193,15 @@ class AugmentConfig:
     scale_max: float = 2.0
 
     def __post_init__(self):
+        # AugmentConfig(crop="inception") and the old crop=True/False too.
+        if not isinstance(self.crop, CropMode):
+            object.__setattr__(self, "crop", CropMode(self.crop))
         if not (math.isfinite(self.scale_min) and math.isfinite(
                 self.scale_max) and 0.0 < self.scale_min <= self.scale_max):
             raise RecipeError(
                 "augment.scale_min and augment.scale_max must satisfy "
                 "0 < scale_min <= scale_max. Received: "
                 f"scale_min={self.scale_min}, scale_max={self.scale_max}")
-
-    def __post_init__(self):
-        # AugmentConfig(crop="inception") and the old crop=True/False too.
-        if not isinstance(self.crop, CropMode):
-            object.__setattr__(self, "crop", CropMode(self.crop))
 
 
 @dataclasses.dataclass(frozen=True)
