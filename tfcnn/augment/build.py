@@ -38,6 +38,8 @@ from tfcnn.augment import flip as flip_lib
 from tfcnn.augment import lighting as lighting_lib
 from tfcnn.augment import mean as mean_lib
 from tfcnn.augment import randaugment as randaugment_lib
+from tfcnn.recipe import CropMode
+from tfcnn.recipe import MeanMode
 
 
 def build_preprocessing(config, *, crop_size, stats=None, seed=0,
@@ -68,9 +70,9 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0,
             f"crop_size must be a positive int. Received: "
             f"crop_size={crop_size!r}")
     layers = []
-    if config.crop.value != "none":
+    if config.crop is not CropMode.NONE:
         layers.append(crop_lib.RandomOrCentreCrop(
-            crop_size, seed=seed, random=config.crop.value == "random",
+            crop_size, seed=seed, random=config.crop is CropMode.RANDOM,
             name="crop"))
     else:
         layers.append(keras.layers.Resizing(crop_size, crop_size,
@@ -103,7 +105,7 @@ def host_crop_size(config, crop_size):
         decodes the random window, ``build_preprocessing``'s crop then
         keeps the centre), else None.
     """
-    return crop_size if config.crop.value == "inception" else None
+    return crop_size if config.crop is CropMode.INCEPTION else None
 
 
 def resolve_mean(mode, model=None):
@@ -135,8 +137,7 @@ def mean_subtraction(mode, stats=None):
     """The ``MeanSubtraction`` layer for a ``MeanMode`` and optional stats.
 
     Args:
-        mode: ``tfcnn.recipe.MeanMode`` (its value is one of
-            ``tfcnn.augment.mean.MODES``).
+        mode: ``tfcnn.recipe.MeanMode``.
         stats: ``DatasetStats`` or None (ImageNet channel statistics).
 
     Returns:
@@ -144,9 +145,9 @@ def mean_subtraction(mode, stats=None):
     """
     mode = resolve_mean(mode)
     mean = std = None
-    if stats is not None and mode.value == "image":
+    if stats is not None and mode is MeanMode.IMAGE:
         mean = stats.mean_image
-    elif stats is not None and mode.value == "channel":
+    elif stats is not None and mode is MeanMode.CHANNEL:
         mean, std = stats.channel_mean, stats.channel_std
     return mean_lib.MeanSubtraction(mode.value, mean=mean, std=std,
                                     name="mean_subtraction")
