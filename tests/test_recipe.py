@@ -154,7 +154,8 @@ def _random_value(field_type, default, rng):
 def test_every_dumped_recipe_parses_back_to_itself():
     rng = random.Random(0)
     checked = 0
-    for _ in range(300):
+    # Validation refuses about three in four random combinations.
+    for _ in range(500):
         raw = {}
         for section in dataclasses.fields(recipe_lib.Recipe):
             defaults = section.type()
