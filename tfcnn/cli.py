@@ -112,7 +112,8 @@ def _parser():
                                        metavar="COMMAND")
     for add in (_add_ingest, _add_stats, _add_preview, _add_train,
                 _add_evaluate, _add_export, _add_predict, _add_serve,
-                _add_run, _add_keys, _add_models):
+                _add_run, _add_recipes, _add_recipe, _add_keys,
+                _add_models):
         add(subparsers)
     return parser
 
@@ -127,7 +128,9 @@ def _version():
 
 
 def _add_recipe_arguments(parser):
-    parser.add_argument("recipe", help="recipe TOML file (see pipelines/)")
+    parser.add_argument(
+        "recipe", help="recipe TOML file, or the name of a packaged recipe "
+                       "(`tfcnn recipes` lists them)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[],
         metavar="SECTION.KEY=VALUE",
@@ -391,6 +394,56 @@ def _run(args):
     from tfcnn import run
 
     run.run_recipe(recipe, force=args.force)
+
+
+def _add_recipes(subparsers):
+    p = subparsers.add_parser(
+        "recipes", help="list the recipes shipped with tfcnn",
+        description="List the packaged recipes; `tfcnn run NAME` runs one, "
+                    "`tfcnn recipe show NAME > my.toml` copies it.")
+    p.add_argument("--json", action="store_true",
+                   help="print exactly one JSON object on stdout")
+    p.set_defaults(handler=_recipes)
+
+
+def _recipes(args):
+    from tfcnn import recipe
+
+    rows = {name: _first_comment(recipe.recipe_text(name))
+            for name in recipe.packaged_recipes()}
+    if args.json:
+        _print_json(rows)
+        return
+    for name, about in rows.items():
+        print(f"{name:24s} {about}")
+
+
+def _first_comment(text, width=72):
+    """The recipe's opening comment, cut to about one line."""
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("#") or not line.strip("# "):
+            break
+        words += line.strip("# ").split()
+    about = " ".join(words)
+    return about if len(about) <= width else about[:width - 3] + "..."
+
+
+def _add_recipe(subparsers):
+    p = subparsers.add_parser(
+        "recipe", help="print a packaged recipe (to start one's own)",
+        description="`tfcnn recipe show NAME > my.toml` writes a packaged "
+                    "recipe, comments included, to edit and run.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="print a packaged recipe's TOML")
+    show.add_argument("name", help="packaged recipe name (`tfcnn recipes`)")
+    p.set_defaults(handler=_recipe)
+
+
+def _recipe(args):
+    from tfcnn import recipe
+
+    sys.stdout.write(recipe.recipe_text(args.name))
 
 
 def _add_keys(subparsers):

@@ -15,6 +15,7 @@ and schedule boundaries are computed from the dataset's manifest.
 import copy
 import dataclasses
 import enum
+import importlib.resources
 import inspect
 import json
 import math
@@ -354,12 +355,46 @@ _SECTION_OF = {
     field.type: field.name for field in dataclasses.fields(Recipe)
 }
 
+# Recipes shipped with the package; the repository's pipelines/ shows them.
+_RECIPES = importlib.resources.files("tfcnn").joinpath("recipes")
 
-def load_recipe(path, overrides=()):
-    """Reads a recipe file, applies ``--set`` overrides and validates it.
+
+def packaged_recipes():
+    """Names of the recipes shipped in the package (``tfcnn/recipes/``).
+
+    Returns:
+        sorted list of str, e.g. ``["alexnet_imagenet", "quickstart"]``.
+    """
+    return sorted(path.name[:-len(".toml")]
+                  for path in _RECIPES.iterdir()
+                  if path.name.endswith(".toml"))
+
+
+def recipe_text(name):
+    """The TOML text of a packaged recipe, comments included.
 
     Args:
-        path: str or Path of a TOML file.
+        name: str, one of ``packaged_recipes()``.
+
+    Returns:
+        str.
+
+    Raises:
+        RecipeError: no packaged recipe has that name.
+    """
+    if name not in packaged_recipes():
+        raise RecipeError(f"no packaged recipe named {name!r}; packaged "
+                          f"recipes: {', '.join(packaged_recipes())}")
+    return _RECIPES.joinpath(f"{name}.toml").read_text(encoding="utf-8")
+
+
+def load_recipe(path, overrides=()):
+    """Reads a recipe, applies ``--set`` overrides and validates it.
+
+    Args:
+        path: str or Path of a TOML file, or the name of a packaged recipe
+            (``packaged_recipes()``, e.g. "quickstart") when no such file
+            exists.
         overrides: iterable of ``"section.key=value"`` strings.
 
     Returns:
@@ -370,7 +405,12 @@ def load_recipe(path, overrides=()):
     """
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"recipe file not found: {path}")
+        if str(path) in packaged_recipes():
+            path = _RECIPES.joinpath(f"{path}.toml")
+        else:
+            raise RecipeError(
+                f"recipe file not found: {path} (packaged recipes, run by "
+                f"name: {', '.join(packaged_recipes())})")
     try:
         raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as error:
