@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import pathlib
 import sys
 
 from tfcnn import console
@@ -32,7 +33,13 @@ def _call(args):
     from tfcnn.errors import TfcnnError
 
     try:
-        return args.handler(args) or 0
+        if not getattr(args, "json", False):
+            return args.handler(args) or 0
+        # stdout carries the one JSON object; progress and Keras' lines go
+        # to stderr.
+        args.json_stream = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return args.handler(args) or 0
     except (TfcnnError, FileNotFoundError, NotADirectoryError) as error:
         print(f"tfcnn {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -100,7 +107,7 @@ def _configure_runtime(quiet):
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="tfcnn",
+        prog="tfcnn", formatter_class=_HelpFormatter,
         description="Train convolutional networks from image folders to "
                     "served SavedModels.")
     parser.add_argument("--version", action="version",
@@ -110,12 +117,25 @@ def _parser():
                              "log lines")
     subparsers = parser.add_subparsers(dest="command", required=True,
                                        metavar="COMMAND")
+    add_parser = subparsers.add_parser
+    subparsers.add_parser = lambda *a, **k: add_parser(
+        *a, formatter_class=_HelpFormatter, **k)
     for add in (_add_ingest, _add_stats, _add_preview, _add_train,
                 _add_evaluate, _add_export, _add_predict, _add_serve,
                 _add_run, _add_recipes, _add_recipe, _add_keys,
                 _add_models):
         add(subparsers)
     return parser
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default, and no "(default: None)"."""
+
+    def _get_help_string(self, action):
+        if (action.default is None or action.default is argparse.SUPPRESS
+                or action.nargs == 0 or action.default == []):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _version():
@@ -144,8 +164,36 @@ def _load_recipe(args):
     return recipe.load_recipe(args.recipe, args.overrides)
 
 
-def _print_json(obj):
-    print(json.dumps(obj, indent=None, sort_keys=False))
+def _print_json(args, obj):
+    print(json.dumps(obj, indent=None, sort_keys=False, default=_plain),
+          file=args.json_stream, flush=True)
+
+
+def _plain(value):
+    """JSON for numpy values and paths in results."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _add_json(parser):
+    parser.add_argument("--json", action="store_true",
+                        help="print exactly one JSON object on stdout "
+                             "(everything else goes to stderr)")
+
+
+def _recipe_or_none(text, overrides):
+    """The recipe ``text`` names (a .toml file or a packaged recipe name),
+    or None when it is a plain path (a folder, a .keras file)."""
+    from tfcnn import recipe
+
+    path = pathlib.Path(text)
+    if path.is_dir() or path.suffix == ".keras":
+        return None
+    if (path.suffix == ".toml" or path.is_file()
+            or text in recipe.packaged_recipes()):
+        return recipe.load_recipe(text, overrides)
+    return None
 
 
 # ingest ---------------------------------------------------------------------
@@ -156,14 +204,24 @@ def _add_ingest(subparsers):
         description="Write class folders of images (or train/, validation/, "
                     "test/ folders of class folders) as TFRecord shards in "
                     "the ImageNet schema, with manifest.json.")
-    p.add_argument("src", help="folder of class folders")
-    p.add_argument("out", help="output folder for shards and manifest.json")
-    p.add_argument("--validation-fraction", type=float, default=0.1,
+    p.add_argument("src", help="folder of class folders, or a recipe "
+                               "(its data.path, data.shards, ...)")
+    p.add_argument("out", nargs="?", default=None,
+                   help="output folder for shards and manifest.json "
+                        "(with a recipe: data.shards)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE",
+                   help="override a key of the recipe; repeatable")
+    p.add_argument("--validation-fraction", type=float, default=None,
                    help="stratified fraction of train held out when SRC has "
-                        "no validation folder (default 0.1)")
-    p.add_argument("--shards", type=int, default=0,
-                   help="shards per split (default: one per ~128 MB)")
-    p.add_argument("--seed", type=int, default=0)
+                        "no validation folder (default: the recipe's "
+                        "data.validation_fraction, else 0.1)")
+    p.add_argument("--shards", type=int, default=None,
+                   help="shards per split; 0: one per ~128 MB (default: "
+                        "the recipe's data.num_shards, else 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seeds the validation split and shard assignment "
+                        "(default: the recipe's data.seed, else 0)")
     p.add_argument("--max-pixels", type=int, default=89_478_485,
                    help="skip images with more pixels (decompression bombs)")
     size = p.add_mutually_exclusive_group()
@@ -175,27 +233,53 @@ def _add_ingest(subparsers):
                            "exceeds N downscaled to N (256 for a 256 "
                            "pipeline), as JPEG")
     p.add_argument("--jpeg-quality", type=int, default=90,
-                   help="JPEG quality of downscaled images (default 90)")
+                   help="JPEG quality of downscaled images")
     p.add_argument("--raw", action="store_true",
                    help="store 8-bit RGB pixels instead of encoded images "
                         "(small images, e.g. 32x32: reading beats decoding)")
     p.add_argument("--workers", type=int, default=0,
-                   help="parallel workers (default: all cores)")
+                   help="parallel workers; 0: all cores")
     p.add_argument("--overwrite", action="store_true",
                    help="rewrite a complete output")
+    _add_json(p)
     p.set_defaults(handler=_ingest)
 
 
 def _ingest(args):
+    from tfcnn.recipe import DataConfig
+
+    data = DataConfig()
+    src, out = args.src, args.out
+    recipe = _recipe_or_none(src, args.overrides)
+    if recipe is not None:
+        data = recipe.data
+        src, out = data.path, out or data.shard_dir
+    if out is None:
+        raise _usage_error("ingest needs OUT (or a recipe as SRC)")
     from tfcnn.data import ingest
 
-    ingest.ingest(args.src, args.out,
-                  validation_fraction=args.validation_fraction,
-                  num_shards=args.shards, seed=args.seed,
-                  max_pixels=args.max_pixels, max_side=args.max_side,
-                  shorter_side=args.shorter_side,
-                  jpeg_quality=args.jpeg_quality, raw=args.raw,
-                  workers=args.workers, overwrite=args.overwrite)
+    manifest = ingest.ingest(
+        src, out,
+        validation_fraction=_given(args.validation_fraction,
+                                   data.validation_fraction),
+        num_shards=_given(args.shards, data.num_shards),
+        seed=_given(args.seed, data.seed), max_pixels=args.max_pixels,
+        max_side=args.max_side, shorter_side=args.shorter_side,
+        jpeg_quality=args.jpeg_quality, raw=args.raw,
+        workers=args.workers, overwrite=args.overwrite,
+        progress=not args.json)
+    if args.json:
+        _print_json(args, manifest)
+
+
+def _given(value, default):
+    return default if value is None else value
+
+
+def _usage_error(message):
+    from tfcnn.errors import TfcnnError
+
+    return TfcnnError(message)
 
 
 # stats ----------------------------------------------------------------------
@@ -207,24 +291,45 @@ def _add_stats(subparsers):
                     "image, per-channel mean and std, and the RGB covariance "
                     "with its eigen-decomposition, saved beside the shards.")
     p.add_argument("data", help="shard folder (with manifest.json, or "
-                                "train-* shards from other tools)")
-    p.add_argument("--size", type=int, default=256,
-                   help="side of the mean image (the host resize size)")
-    p.add_argument("--split", default="train",
-                   help="split to describe (default train)")
-    p.add_argument("--label-offset", type=int, default=0,
+                                "train-* shards from other tools), or a "
+                                "recipe (its data.shards and sizes)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE",
+                   help="override a key of the recipe; repeatable")
+    p.add_argument("--size", type=int, default=None,
+                   help="side of the mean image, the host resize size "
+                        "(default: the recipe's data.resize_size, else 256)")
+    p.add_argument("--split", default="train", help="split to describe")
+    p.add_argument("--label-offset", type=int, default=None,
                    help="shards without manifest.json: added to stored "
-                        "labels (-1 for the reference ImageNet tools)")
+                        "labels, -1 for the reference ImageNet tools "
+                        "(default: the recipe's data.label_offset, else 0)")
+    _add_json(p)
     p.set_defaults(handler=_stats)
 
 
 def _stats(args):
+    from tfcnn.recipe import DataConfig
+
+    data, folder = DataConfig(), args.data
+    recipe = _recipe_or_none(folder, args.overrides)
+    if recipe is not None:
+        data, folder = recipe.data, recipe.data.shard_dir
     from tfcnn.data import manifest
     from tfcnn.data import stats
 
-    stats.compute_stats(
-        manifest.describe(args.data, label_offset=args.label_offset),
-        size=args.size, split=args.split)
+    result = stats.compute_stats(
+        manifest.describe(folder, label_offset=_given(args.label_offset,
+                                                      data.label_offset)),
+        size=_given(args.size, data.resize_size), split=args.split,
+        progress=not args.json)
+    if args.json:
+        _print_json(args, {"data": str(folder), "size": result.size,
+                           "split": result.split,
+                           "num_images": result.num_images,
+                           "channel_mean": result.channel_mean,
+                           "channel_std": result.channel_std,
+                           "eigenvalues": result.eigenvalues})
 
 
 # preview --------------------------------------------------------------------
@@ -234,12 +339,18 @@ def _add_preview(subparsers):
         "preview", help="grid of augmented training images as a PNG",
         description="Write a grid of training images after augmentation, "
                     "with their class names, to check what the model sees.")
-    p.add_argument("data", help="shard folder (with manifest.json)")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("source", help="a recipe (its data.shards, sizes and "
+                                  "augment section), or a shard folder "
+                                  "(with manifest.json)")
+    p.add_argument("--data", default=None,
+                   help="shard folder (default: the recipe's data.shards)")
+    p.add_argument("--out", default="preview.png", help="PNG file to write")
     p.add_argument("--recipe", default=None,
-                   help="recipe whose data/augment sections to use")
+                   help="with a shard folder as SOURCE: the recipe whose "
+                        "data/augment sections to use")
     p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE")
+                   metavar="SECTION.KEY=VALUE",
+                   help="override a key of the recipe; repeatable")
     p.add_argument("--count", type=int, default=16, help="images in the grid")
     p.set_defaults(handler=_preview)
 
@@ -247,8 +358,16 @@ def _add_preview(subparsers):
 def _preview(args):
     from tfcnn.preview import images as preview
 
-    path = preview.write_preview(args.data, args.out,
-                                 recipe_path=args.recipe,
+    recipe_path, data = args.recipe, args.data
+    if _recipe_or_none(args.source, args.overrides) is not None:
+        recipe_path = args.source
+    else:
+        data = data or args.source
+    if data is None:
+        from tfcnn import recipe
+
+        data = recipe.load_recipe(recipe_path, args.overrides).data.shard_dir
+    path = preview.write_preview(data, args.out, recipe_path=recipe_path,
                                  overrides=args.overrides, count=args.count)
     print(f"preview: wrote {path}")
 
@@ -264,6 +383,7 @@ def _add_train(subparsers):
     p.add_argument("--overwrite", action="store_true",
                    help="train a finished run again from scratch, "
                         "replacing its model, checkpoints and logs")
+    _add_json(p)
     p.set_defaults(handler=_train)
 
 
@@ -271,7 +391,9 @@ def _train(args):
     recipe = _load_recipe(args)  # bad keys fail before TensorFlow loads
     from tfcnn.train import fit
 
-    fit.train(recipe, overwrite=args.overwrite)
+    summary = fit.train(recipe, overwrite=args.overwrite)
+    if args.json:
+        _print_json(args, summary)
 
 
 def _add_evaluate(subparsers):
@@ -280,8 +402,7 @@ def _add_evaluate(subparsers):
         description="Evaluate the trained model of a recipe on its "
                     "evaluation split.")
     _add_recipe_arguments(p)
-    p.add_argument("--json", action="store_true",
-                   help="print exactly one JSON object on stdout")
+    _add_json(p)
     p.add_argument("--ten-crop", action="store_true",
                    help="also report 10-crop accuracy")
     p.set_defaults(handler=_evaluate)
@@ -295,7 +416,7 @@ def _evaluate(args):
         recipe = recipe.replace(evaluate={"ten_crop": True})
     metrics = evaluate.evaluate(recipe, verbose=not args.json)
     if args.json:
-        _print_json(metrics)
+        _print_json(args, metrics)
     else:
         print(evaluate.format_metrics(metrics))
 
@@ -306,26 +427,64 @@ def _add_export(subparsers):
     p = subparsers.add_parser(
         "export", help="publish a trained model as a SavedModel",
         description="Export a trained model to <dir>/<name>/<version>/ in "
-                    "the TF Serving layout, verified before it is published.")
-    p.add_argument("model", help="train.model_dir (with model.keras and "
-                                 "classes.json) or a .keras file")
-    p.add_argument("--name", required=True, help="model name")
-    p.add_argument("--dir", default="saved_models", help="export root")
-    p.add_argument("--version", type=int, default=0,
-                   help="version number (default: the next free one)")
-    p.add_argument("--top-k", type=int, default=5)
+                    "the TF Serving layout, verified before it is published. "
+                    "Names, root and top-k come from the recipe (the one "
+                    "given, or the run's own recipe.toml); options override "
+                    "them.")
+    p.add_argument("model", help="a recipe (its train.model_dir and export "
+                                 "section), a run folder (train.model_dir, "
+                                 "with model.keras and classes.json) or a "
+                                 ".keras file")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE",
+                   help="override a key of the recipe; repeatable")
+    p.add_argument("--name", default=None,
+                   help="model name (default: the recipe's export.name)")
+    p.add_argument("--dir", default=None,
+                   help="export root (default: the recipe's export.dir, "
+                        "else saved_models)")
+    p.add_argument("--version", type=int, default=None,
+                   help="version number; 0: the next free one (default: "
+                        "the recipe's export.version, else 0)")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="classes per answer (default: the recipe's "
+                        "export.top_k, else 5)")
+    _add_json(p)
     p.set_defaults(handler=_export)
 
 
 def _export(args):
+    from tfcnn.recipe import ExportConfig
+
+    model = args.model
+    recipe = _recipe_or_none(model, args.overrides)
+    run_recipe = pathlib.Path(model, "recipe.toml")
+    if recipe is not None:
+        model = recipe.train.model_dir
+    elif run_recipe.is_file():
+        # A run folder carries the recipe it was trained with.
+        from tfcnn.recipe import load_recipe
+
+        recipe = load_recipe(run_recipe, args.overrides)
+    config = recipe.export if recipe is not None else ExportConfig()
+    name = _given(args.name, None if recipe is None else config.name)
+    if name is None:
+        raise _usage_error(
+            "export needs --name for a .keras file (a recipe or run folder "
+            "names it in export.name)")
     from tfcnn import export
 
     print("export: writing the SavedModel and checking it in a fresh "
           "process (about 15 s)...", file=sys.stderr, flush=True)
-    path = export.export_model(args.model, export_dir=args.dir,
-                               name=args.name, version=args.version,
-                               top_k=args.top_k)
-    print(f"published SavedModel {path}")
+    path = export.export_model(
+        model, export_dir=_given(args.dir, config.dir), name=name,
+        version=_given(args.version, config.version),
+        top_k=_given(args.top_k, config.top_k))
+    if args.json:
+        _print_json(args, {"path": str(path), "name": name,
+                           "version": int(path.name)})
+    else:
+        print(f"published SavedModel {path}")
 
 
 def _add_predict(subparsers):
@@ -336,9 +495,9 @@ def _add_predict(subparsers):
                     "version).")
     p.add_argument("model_dir", help="saved_models/<name>[/<version>]")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--json", action="store_true",
-                   help="print exactly one JSON object on stdout")
+    p.add_argument("--top-k", type=int, default=5,
+                   help="classes per image")
+    _add_json(p)
     p.set_defaults(handler=_predict)
 
 
@@ -347,7 +506,7 @@ def _predict(args):
 
     result = predict.predict(args.model_dir, args.images, top_k=args.top_k)
     if args.json:
-        _print_json(result)
+        _print_json(args, result)
     else:
         print(predict.format_predictions(result))
 
@@ -358,12 +517,13 @@ def _add_serve(subparsers):
         description="Serve every model under MODEL_BASE "
                     "(<name>/<version>/) with TF Serving's REST API.")
     p.add_argument("model_base", help="export root, e.g. saved_models")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on")
+    p.add_argument("--port", type=int, default=8501, help="port")
     p.add_argument("--max-body-mb", type=float, default=32.0,
                    help="reject request bodies larger than this")
     p.add_argument("--poll-seconds", type=float, default=1.0,
-                   help="how often to look for new versions (default 1)")
+                   help="how often to look for new versions")
     p.set_defaults(handler=_serve)
 
 
@@ -386,6 +546,7 @@ def _add_run(subparsers):
     _add_recipe_arguments(p)
     p.add_argument("--force", action="store_true",
                    help="run every stage even if its output exists")
+    _add_json(p)
     p.set_defaults(handler=_run)
 
 
@@ -393,7 +554,11 @@ def _run(args):
     recipe = _load_recipe(args)
     from tfcnn import run
 
-    run.run_recipe(recipe, force=args.force)
+    reports = run.run_recipe(recipe, force=args.force)
+    if args.json:
+        _print_json(args, {"stages": [
+            {"stage": r.stage, "skipped": r.skipped, "message": r.message,
+             "result": r.result} for r in reports]})
 
 
 def _add_recipes(subparsers):
@@ -401,8 +566,7 @@ def _add_recipes(subparsers):
         "recipes", help="list the recipes shipped with tfcnn",
         description="List the packaged recipes; `tfcnn run NAME` runs one, "
                     "`tfcnn recipe show NAME > my.toml` copies it.")
-    p.add_argument("--json", action="store_true",
-                   help="print exactly one JSON object on stdout")
+    _add_json(p)
     p.set_defaults(handler=_recipes)
 
 
@@ -412,7 +576,7 @@ def _recipes(args):
     rows = {name: _first_comment(recipe.recipe_text(name))
             for name in recipe.packaged_recipes()}
     if args.json:
-        _print_json(rows)
+        _print_json(args, rows)
         return
     for name, about in rows.items():
         print(f"{name:24s} {about}")
@@ -449,19 +613,27 @@ def _recipe(args):
 def _add_keys(subparsers):
     p = subparsers.add_parser(
         "keys", help="list every recipe key with its type, default and doc")
+    _add_json(p)
     p.set_defaults(handler=_keys)
 
 
 def _keys(args):
     from tfcnn import recipe
 
-    for key, kind, default, doc in recipe.key_docs():
+    rows = recipe.key_docs()
+    if args.json:
+        _print_json(args, {key: {"type": kind, "default": default,
+                                 "doc": doc}
+                           for key, kind, default, doc in rows})
+        return
+    for key, kind, default, doc in rows:
         print(f"{key:28s} {kind:34s} {default!r:16s} {doc}")
 
 
 def _add_models(subparsers):
     p = subparsers.add_parser(
         "models", help="list the registered models with parameter counts")
+    _add_json(p)
     p.set_defaults(handler=_models)
 
 
@@ -470,11 +642,19 @@ def _models(args):
 
     # describe() builds each model in turn without allocating its weights
     # (about 0.3 s of CPU for VGG-16); print as we go.
-    print(f"{'model':24s} {'parameters':>14s}  default input", flush=True)
+    rows = {}
+    if not args.json:
+        print(f"{'model':24s} {'parameters':>14s}  default input",
+              flush=True)
     for name in tfcnn.models.list_models():
         info = tfcnn.models.describe(name)
-        print(f"{name:24s} {info['parameters']:>14,d}  "
-              f"{info['input_shape']}", flush=True)
+        rows[name] = {"parameters": info["parameters"],
+                      "input_shape": list(info["input_shape"])}
+        if not args.json:
+            print(f"{name:24s} {info['parameters']:>14,d}  "
+                  f"{info['input_shape']}", flush=True)
+    if args.json:
+        _print_json(args, rows)
 
 
 if __name__ == "__main__":

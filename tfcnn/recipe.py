@@ -126,13 +126,17 @@ class DataConfig:
     labels_file: str = ""
     # split that `evaluate` reports: "test" when it exists, else "validation"
     eval_split: str = "test"
-    # tfds: dataset name, training and evaluation splits, data_dir
+    # tfds: name of a dataset already prepared on disk (e.g. "mnist")
     tfds_name: str = ""
+    # tfds: split to train on
     tfds_train_split: str = "train"
+    # tfds: split that `evaluate` reports
     tfds_eval_split: str = "test"
+    # tfds: data_dir of the prepared dataset; empty: tfds' default
     tfds_data_dir: str = ""
-    # synthetic: number of classes and images per epoch
+    # synthetic: number of classes
     synthetic_classes: int = 1000
+    # synthetic: images per epoch
     synthetic_images: int = 1024
     # keep decoded, resized uint8 images in memory after the first epoch
     cache: bool = False
@@ -140,6 +144,7 @@ class DataConfig:
     shuffle_buffer: int = 0
 
     def __post_init__(self):
+        _coerce(self)
         _positive(self, "image_size", "resize_size")
         if self.image_size > self.resize_size:
             raise RecipeError(
@@ -182,8 +187,9 @@ class AugmentConfig:
     # caffe | torch | tf; auto: the convention of keras.applications' model
     # with model.weights = "imagenet" (caffe for VGG and ResNet), else image
     mean: MeanMode = MeanMode.AUTO
-    # MixUp and CutMix alpha (Beta distribution); 0 turns each off
+    # MixUp's alpha (Beta distribution, Zhang et al. 2018); 0 turns it off
     mixup_alpha: float = 0.0
+    # CutMix's alpha (Beta distribution, Yun et al. 2019); 0 turns it off
     cutmix_alpha: float = 0.0
     # RandAugment magnitude in [0, 1]; 0 turns it off
     randaugment: float = 0.0
@@ -191,18 +197,28 @@ class AugmentConfig:
     # drawn uniformly from [scale_min, scale_max] before the padded crop
     # (DeepLab: 0.5 to 2.0); 1 and 1 turn scaling off
     scale_min: float = 0.5
+    # segmentation: the largest random scale factor (see scale_min)
     scale_max: float = 2.0
 
     def __post_init__(self):
-        # AugmentConfig(crop="inception") and the old crop=True/False too.
-        if not isinstance(self.crop, CropMode):
-            object.__setattr__(self, "crop", CropMode(self.crop))
+        # AugmentConfig(mean="channel"), crop="inception" and the old
+        # crop=True/False too.
+        _coerce(self)
         if not (math.isfinite(self.scale_min) and math.isfinite(
                 self.scale_max) and 0.0 < self.scale_min <= self.scale_max):
             raise RecipeError(
                 "augment.scale_min and augment.scale_max must satisfy "
                 "0 < scale_min <= scale_max. Received: "
                 f"scale_min={self.scale_min}, scale_max={self.scale_max}")
+        for name in ("pca_lighting", "mixup_alpha", "cutmix_alpha"):
+            if not getattr(self, name) >= 0:
+                raise RecipeError(
+                    f"augment.{name} must be >= 0 (0 turns it off). "
+                    f"Received: {getattr(self, name)}")
+        if not 0.0 <= self.randaugment <= 1.0:
+            raise RecipeError(
+                "augment.randaugment must be in [0, 1]. Received: "
+                f"{self.randaugment}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +233,9 @@ class ModelConfig:
     # resnet101, resnet152; fetched by Keras). Matched by layer name and
     # shape; layers that differ (a new classifier) keep their fresh init
     weights: str = ""
+
+    def __post_init__(self):
+        _coerce(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,13 +284,15 @@ class TrainConfig:
     steps_per_execution: int = 1
     # 0: one pass over the training split per epoch
     steps_per_epoch: int = 0
-    # TensorBoard: histograms every N epochs (0 off), profile steps "a,b"
+    # TensorBoard: weight histograms every N epochs; 0 turns them off
     histogram_freq: int = 1
+    # TensorBoard: profile these steps, "a,b" (e.g. "10,20"); empty: none
     profile_steps: str = ""
     # seed of weight initialization and dropout
     seed: int = 0
 
     def __post_init__(self):
+        _coerce(self)
         _positive(self, "epochs", "batch_size", "steps_per_execution",
                   "lr_batch_size")
         if not (math.isfinite(self.learning_rate)
@@ -295,6 +316,9 @@ class EvaluateConfig:
     # also report the AlexNet paper's 10-crop accuracy
     ten_crop: bool = False
 
+    def __post_init__(self):
+        _coerce(self)
+
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
@@ -307,11 +331,18 @@ class ExportConfig:
     # classes returned per image by the serving signature
     top_k: int = 5
 
+    def __post_init__(self):
+        _coerce(self)
+        _positive(self, "top_k")
+
 
 @dataclasses.dataclass(frozen=True)
 class PredictConfig:
     # images to predict after export; empty: one held-out image
     images: tuple = ()
+
+    def __post_init__(self):
+        _coerce(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,6 +371,22 @@ class Recipe:
 
 # More passes than any published recipe needs: a larger count is a typo.
 MAX_EPOCHS = 100_000
+
+
+def _coerce(config):
+    """Converts and checks a config's fields as the TOML path does, so
+    ``AugmentConfig(mean="channel")`` works and a bad value fails at
+    construction naming its key."""
+    section = _section_name(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        converted = _convert(field.type, value, f"{section}.{field.name}")
+        if converted is not value:
+            object.__setattr__(config, field.name, converted)
+
+
+def _section_name(cls):
+    return cls.__name__.removesuffix("Config").lower()
 
 
 def _positive(config, *names):
@@ -603,8 +650,12 @@ def _build(cls, raw, prefix):
 
 def _convert(tp, value, key):
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
         return _build(tp, value, key + ".")
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if isinstance(value, tp):
+            return value
         try:
             # By value, or what the Enum's _missing_ accepts (old spellings).
             return tp(value)
@@ -630,12 +681,14 @@ def _convert(tp, value, key):
         if not math.isfinite(value):
             raise RecipeError(
                 f"{key} must be a finite number. Received: {value!r}")
-        return float(value)
+        return value if type(value) is float else float(value)
     if tp is str:
         if not isinstance(value, str):
             raise RecipeError(f"{key} must be a string. Received: {value!r}")
         return value
     if tp is tuple:
+        if isinstance(value, tuple):
+            return value
         if not isinstance(value, list):
             raise RecipeError(f"{key} must be a list. Received: {value!r}")
         return tuple(value)
@@ -645,3 +698,22 @@ def _convert(tp, value, key):
         return dict(value)
     raise TypeError(f"unsupported recipe field type {tp!r} for {key}")
 
+
+def _document_fields():
+    """Lists each section's keys in its class docstring, from the comments
+    above the fields, so ``help(AugmentConfig)`` shows what ``tfcnn keys``
+    does."""
+    for cls, section in _SECTION_OF.items():
+        defaults = cls()
+        lines = [f"The ``[{section}]`` section of a recipe.", "",
+                 "Attributes:"]
+        for name, doc in _field_comments(cls).items():
+            default = getattr(defaults, name)
+            if isinstance(default, enum.Enum):
+                default = default.value
+            lines.append(f"    {name}: {doc.rstrip('.')}. Defaults to "
+                         f"{default!r}.")
+        cls.__doc__ = "\n".join(lines)
+
+
+_document_fields()

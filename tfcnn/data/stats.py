@@ -234,6 +234,8 @@ def load_stats(data_dir, *, size=None):
     if size is not None and stats.size != size:
         raise DataError(
             f"{path} holds statistics at {stats.size}x{stats.size}, not "
-            f"{size}x{size}: run `tfcnn stats {path.parent} --size {size}`. "
+            f"{size}x{size}: use the recipe they were computed for, or set "
+            f"data.resize_size = {stats.size} (`tfcnn stats "
+            f"{path.parent} --size {size}` would replace them). "
             f"Received: size={size}")
     return stats

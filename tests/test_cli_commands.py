@@ -1,0 +1,133 @@
+"""Every stage command takes the recipe; --json; --version; help defaults."""
+
+import json
+
+import pytest
+
+from tests.data import image_files
+from tfcnn import cli
+from tfcnn import recipe as recipe_lib
+from tfcnn.errors import RecipeError
+
+
+def _recipe_file(tmp_path, **sections):
+    """A recipe over tiny class folders, as a TOML file; returns its path."""
+    raw = {
+        "data": {"source": "folder", "path": str(tmp_path / "src"),
+                 "shards": str(tmp_path / "shards"), "resize_size": 16,
+                 "image_size": 12, "num_shards": 1, "seed": 3},
+        "augment": {"mean": "channel", "pca_lighting": 0.0},
+        "model": {"name": "lenet5"},
+        "train": {"epochs": 1, "batch_size": 4,
+                  "model_dir": str(tmp_path / "run"), "histogram_freq": 0},
+        "export": {"dir": str(tmp_path / "exports"), "name": "tiny",
+                   "top_k": 2},
+    }
+    for section, values in sections.items():
+        raw[section].update(values)
+    path = tmp_path / "recipe.toml"
+    path.write_text(recipe_lib.dump_toml(recipe_lib.recipe_from_dict(raw)))
+    return path
+
+
+def _json(capsys):
+    out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == 1, out
+    return json.loads(out)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("tfcnn ")
+
+
+@pytest.mark.parametrize("command, option", [
+    (["ingest"], "(default: 89478485)"), (["stats"], "(default: train)"),
+    (["serve"], "(default: 8501)"), (["predict"], "(default: 5)"),
+    (["preview"], "(default: 16)")])
+def test_help_shows_defaults(capsys, command, option):
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--help"])
+    assert option in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.slow
+def test_stage_commands_take_the_recipe(tmp_path, capsys):
+    image_files.make_class_folders(tmp_path / "src", ("a", "b"), 4)
+    recipe = _recipe_file(tmp_path)
+
+    assert cli.main(["ingest", str(recipe), "--workers", "1",
+                     "--json"]) == 0
+    manifest = _json(capsys)
+    assert (tmp_path / "shards/manifest.json").is_file()
+    assert manifest["class_names"] == ["a", "b"]
+    assert "train" in manifest["splits"]
+
+    # stats at the recipe's data.resize_size, not the 256 default.
+    assert cli.main(["stats", str(recipe), "--json"]) == 0
+    stats = _json(capsys)
+    assert stats["size"] == 16 and stats["num_images"] > 0
+
+    # preview reads the shard folder and sizes from the recipe.
+    out = tmp_path / "grid.png"
+    assert cli.main(["preview", str(recipe), "--out", str(out)]) == 0
+    assert out.is_file()
+    capsys.readouterr()
+    # Without the recipe the default 256 px disagrees with the 16 px stats:
+    # the advice names the recipe's key, never a command that would
+    # overwrite the stats the recipe needs.
+    assert cli.main(["preview", str(tmp_path / "shards"),
+                     "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "data.resize_size = 16" in err
+
+    assert cli.main(["train", str(recipe), "--json"]) == 0
+    summary = _json(capsys)
+    assert summary["epochs_run"] == 1
+
+    # export takes the run folder: name, root and top-k from its recipe.
+    assert cli.main(["export", str(tmp_path / "run"), "--json"]) == 0
+    exported = _json(capsys)
+    assert exported["name"] == "tiny" and exported["version"] == 1
+    meta = json.loads((tmp_path / "exports/tiny/1/assets.extra/"
+                       "tfcnn_export.json").read_text())
+    assert meta["top_k"] == 2
+    # ... or the recipe, with explicit options overriding it.
+    assert cli.main(["export", str(recipe), "--name", "other",
+                     "--json"]) == 0
+    assert _json(capsys)["path"].endswith("exports/other/1")
+
+
+def test_export_of_a_keras_file_needs_a_name(tmp_path, capsys):
+    (tmp_path / "m.keras").write_bytes(b"")
+    assert cli.main(["export", str(tmp_path / "m.keras")]) == 2
+    assert "--name" in capsys.readouterr().err
+
+
+def test_keys_and_models_json(capsys):
+    assert cli.main(["keys", "--json"]) == 0
+    keys = _json(capsys)
+    assert keys["augment.flip"]["default"] is True
+    # Each key has its own description.
+    docs = [row["doc"] for row in keys.values()]
+    assert all(docs), [k for k, row in keys.items() if not row["doc"]]
+    shared = {d for d in docs if docs.count(d) > 1}
+    assert not shared, shared
+
+
+def test_config_dataclasses_coerce_and_validate():
+    config = recipe_lib.AugmentConfig(mean="channel")
+    assert config.mean is recipe_lib.MeanMode.CHANNEL
+    assert recipe_lib.TrainConfig(step_epochs=[30, 60]).step_epochs == (
+        30, 60)
+    with pytest.raises(RecipeError, match="augment.pca_lighting"):
+        recipe_lib.AugmentConfig(pca_lighting=-1)
+    with pytest.raises(RecipeError, match="augment.mean must be one of"):
+        recipe_lib.AugmentConfig(mean="bogus")
+    with pytest.raises(RecipeError, match="train.epochs must be an integer"):
+        recipe_lib.TrainConfig(epochs="10")
+    # help() shows each field with its documentation.
+    assert "pca_lighting: std of AlexNet's PCA lighting" in (
+        recipe_lib.AugmentConfig.__doc__)
