@@ -4,7 +4,7 @@ Each case times one ``tf.function`` that runs the layer and returns the
 gradients of its output (against a fixed random upstream gradient) with
 respect to the input and the weights, for the candidate and the reference
 alternately in the same process; the ratio is candidate / reference of the
-medians. The issue's targets: <= 1.05 (group norm <= 1.0); LRN's real goal
+medians. Targets: <= 1.05 (group norm <= 1.0); LRN's real goal
 <= 0.8 of ``tf.nn.local_response_normalization``.
 
 Usage:

@@ -124,9 +124,11 @@ def _candidates(data):
     from tfcnn import augment
     from tfcnn.augment import mean as mean_lib
     from tfcnn.augment import segmentation
-    from tfcnn.data import pipeline, segmentation_pipeline
+    from tfcnn.data import pipeline
+    from tfcnn.data import segmentation_pipeline
     from tfcnn.data.manifest import Manifest
-    from tfcnn.recipe import AugmentConfig, MeanMode
+    from tfcnn.recipe import AugmentConfig
+    from tfcnn.recipe import MeanMode
 
     cls_files = Manifest.load(data / "cls_shards").files("train")
     seg_files = Manifest.load(data / "seg_shards").files("train")

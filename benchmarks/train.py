@@ -10,13 +10,13 @@ reported):
    fed by the real pipeline (JPEG shards written to a temporary folder by
    ``tfcnn ingest``, decoded and resized on the host by
    ``tfcnn.data.pipeline``) over the same model fed one synthetic batch
-   (``data.source = "synthetic"``, no host work). The issue asks for
+   (``data.source = "synthetic"``, no host work). The target is
    >= 0.95: the input must not starve the model.
 2. ``tfcnn_over_keras_builtin``: AlexNet built by ``tfcnn.models`` (our
    ``LocalResponseNormalization``) over the same network from Keras
    built-ins only (LRN through ``tf.nn.local_response_normalization`` in a
    ``Lambda``, fine for a benchmark), both trained on the same synthetic
-   float batch with the same optimizer. The issue asks for >= 0.95.
+   float batch with the same optimizer. The target is >= 0.95.
 3. On a GPU (or with ``--speed-options``): images/s with ``mixed_float16``
    and with ``mixed_float16`` + XLA (``jit_compile``), synthetic and real.
 

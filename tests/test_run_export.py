@@ -97,4 +97,4 @@ def test_copied_project_does_not_use_the_original_export(
     assert not report.skipped
     assert (copy / "saved_models/digits/1").is_dir()
     record = json.loads((copy / "runs/a/export.json").read_text())
-    assert not str(original) in json.dumps(record)
+    assert str(original) not in json.dumps(record)

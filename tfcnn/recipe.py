@@ -106,7 +106,8 @@ class DataConfig:
     # folders or train/validation/test folders of class folders, or a Pascal
     # VOC or images/masks folder), or the shard folder for source = "tfrecord"
     path: str = ""
-    # where ingest writes shards, manifest.json and stats; empty: <path>_tfrecords
+    # where ingest writes shards, manifest.json and stats;
+    # empty: <path>_tfrecords
     shards: str = ""
     # side of the square crop the network sees (AlexNet: 224)
     image_size: int = 224
@@ -507,7 +508,7 @@ def recipe_to_dict(recipe):
 
 
 def dump_toml(recipe):
-    """Serializes a recipe as TOML (the resolved recipe written beside a run)."""
+    """Serializes a recipe as TOML (the resolved recipe beside a run)."""
     lines = []
     for section, values in recipe_to_dict(recipe).items():
         scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}

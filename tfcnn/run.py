@@ -1,10 +1,10 @@
 """``tfcnn run``: a recipe's stages in order, each skipped when already done.
 
-Stages: prepare (the embedded digits and digit scenes only) -> ingest -> stats -> train ->
-evaluate -> export -> predict. Each stage prints one line naming what it
-wrote. A stage is skipped when its output exists and is complete, so running
-the same command again after a crash or a kill picks up where it stopped
-(training itself resumes mid-run from its backup).
+Stages: prepare (the embedded digits and digit scenes only) -> ingest ->
+stats -> train -> evaluate -> export -> predict. Each stage prints one line
+naming what it wrote. A stage is skipped when its output exists and is
+complete, so running the same command again after a crash or a kill picks up
+where it stopped (training itself resumes mid-run from its backup).
 """
 
 import dataclasses

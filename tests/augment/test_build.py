@@ -81,8 +81,8 @@ def test_training_subtracts_the_centre_of_the_mean_from_every_crop():
     centre = stats.mean_image[2:10, 2:10]
     offsets = set()
     for image, crop in zip(IMAGES.astype(np.float32), out):
-        windows = {(t, l): image[t:t + C, l:l + C] - centre
-                   for t in range(S - C + 1) for l in range(S - C + 1)}
+        windows = {(t, left): image[t:t + C, left:left + C] - centre
+                   for t in range(S - C + 1) for left in range(S - C + 1)}
         found = [k for k, w in windows.items()
                  if np.allclose(w, crop, atol=1e-4)]
         assert found

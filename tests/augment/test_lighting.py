@@ -41,14 +41,14 @@ def test_added_colour_has_the_expected_covariance():
     out = layer(_grey(20000), training=True).numpy()
     shifts = out[:, 0, 0, :].astype(np.float64) - 128.0
     p = np.asarray(IMAGENET_EIGENVECTORS, np.float64)
-    l = np.asarray(IMAGENET_EIGENVALUES, np.float64)
-    expected = (255 * stddev) ** 2 * p @ np.diag(l ** 2) @ p.T
+    lam = np.asarray(IMAGENET_EIGENVALUES, np.float64)
+    expected = (255 * stddev) ** 2 * p @ np.diag(lam ** 2) @ p.T
     np.testing.assert_allclose(shifts.mean(0), 0.0, atol=0.1)
     np.testing.assert_allclose(np.cov(shifts.T), expected, rtol=0.05,
                                atol=0.02)
     # Along each eigenvector the variance is (255 s l_i)^2.
     projected = shifts @ p
-    np.testing.assert_allclose(projected.var(0), (255 * stddev * l) ** 2,
+    np.testing.assert_allclose(projected.var(0), (255 * stddev * lam) ** 2,
                                rtol=0.05, atol=1e-3)
 
 

@@ -59,8 +59,8 @@ def test_mixup_images_are_the_label_weighted_blend():
 
 def test_seeded_runs_repeat():
     config = AugmentConfig(mixup_alpha=0.4, cutmix_alpha=1.0)
-    first = [l.numpy() for _, l in mix_batches(_batches(), config, K, 5)]
-    again = [l.numpy() for _, l in mix_batches(_batches(), config, K, 5)]
+    first = [y.numpy() for _, y in mix_batches(_batches(), config, K, 5)]
+    again = [y.numpy() for _, y in mix_batches(_batches(), config, K, 5)]
     for a, b in zip(first, again):
         np.testing.assert_allclose(a, b)
 

@@ -143,5 +143,5 @@ def test_colour_jitter_changes_the_image_only():
     mask = data["segmentation_masks"].numpy()
     assert set(np.unique(mask)) <= set(range(7))
     # No scale, no flip: the mask is a crop of the source mask, unchanged.
-    assert any(np.array_equal(mask[0], masks[0, t:t + 32, l:l + 32])
-               for t in range(9) for l in range(25))
+    assert any(np.array_equal(mask[0], masks[0, t:t + 32, x:x + 32])
+               for t in range(9) for x in range(25))

@@ -33,7 +33,7 @@ def numpy_inter(a, size, k, alpha, beta):
 
 
 def numpy_intra(a, size, k, alpha, beta):
-    """Seed 000's intra-channel formula: a size x size window, clipped."""
+    """The intra-channel formula: a size x size window, clipped."""
     a = a.astype(np.float64)
     r = size // 2
     _, h, w, _ = a.shape

@@ -1,8 +1,9 @@
 """Tests for tfcnn.layers.transposed_conv: TransposedConv2D, bilinear init.
 
 References: multiplication by the transpose of the explicit convolution
-matrix W_S built from the kernel (seed 000), ``keras.layers.Conv2DTranspose``,
-the seeds' output size, and ``tf.image.resize`` for the bilinear kernel.
+matrix W_S built from the kernel (Dumoulin & Visin, 2016),
+``keras.layers.Conv2DTranspose``, the guide's output size, and
+``tf.image.resize`` for the bilinear kernel.
 """
 
 import keras

@@ -1,4 +1,4 @@
-"""VGG: the paper's parameter counts, seed 001's per-layer table, dilation."""
+"""VGG: the paper's parameter counts, cs231n's per-layer table, dilation."""
 
 import keras
 import numpy as np
@@ -8,16 +8,16 @@ import tfcnn.models
 from tests.models import zoo_cases
 from tfcnn.models import vgg
 
-# Seed 001 (cs231n), VGG-16 at 224x224: weights of each 3x3 convolution
+# The cs231n notes, VGG-16 at 224x224: weights of each 3x3 convolution
 # (biases not counted) and of the three fully connected layers.
-SEED_001_CONV_WEIGHTS = [
+CS231N_CONV_WEIGHTS = [
     1_728, 36_864,
     73_728, 147_456,
     294_912, 589_824, 589_824,
     1_179_648, 2_359_296, 2_359_296,
     2_359_296, 2_359_296, 2_359_296,
 ]
-SEED_001_FC_WEIGHTS = [102_760_448, 16_777_216, 4_096_000]
+CS231N_FC_WEIGHTS = [102_760_448, 16_777_216, 4_096_000]
 
 
 def _kernels(model, layer_type):
@@ -28,8 +28,8 @@ def _kernels(model, layer_type):
 def test_vgg16_matches_the_paper_and_the_seed_table():
     model = zoo_cases.build_shapes_only("vgg16")
     assert model.count_params() == 138_357_544
-    assert _kernels(model, keras.layers.Conv2D) == SEED_001_CONV_WEIGHTS
-    assert _kernels(model, keras.layers.Dense) == SEED_001_FC_WEIGHTS
+    assert _kernels(model, keras.layers.Conv2D) == CS231N_CONV_WEIGHTS
+    assert _kernels(model, keras.layers.Dense) == CS231N_FC_WEIGHTS
     assert model.get_layer("block5_pool").output.shape[1:] == (7, 7, 512)
     assert model.get_layer("fc1_dropout").rate == 0.5
 

@@ -62,7 +62,7 @@ def test_deep_variants_build_symbolically(name):
 def test_model_contract(name, tmp_path):
     """Shapes at any batch size, names, .keras round trip, mixed precision.
 
-    One test per model, building it once, keeps the room's run time down.
+    One test per model, building it once, keeps the suite's run time down.
     """
     keras.utils.set_random_seed(0)
     model = _build(name)

@@ -1,6 +1,6 @@
 """The preprocessing layers of a recipe's training model, in order.
 
-The lead's training model is::
+``tfcnn.train.fit.build_training_model`` builds the training model as::
 
     x = keras.Input((S, S, 3), dtype="uint8", name="image")
     for layer in build_preprocessing(recipe.augment, crop_size=C,

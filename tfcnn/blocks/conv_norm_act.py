@@ -3,7 +3,7 @@
 ``conv_norm_act`` is the one place where a model's choice of normalization
 (batch norm, tfcnn's group norm, or none) and of dilation turns into layers,
 so that VGG, ResNet, GoogLeNet, FCN and the dilated network name and build
-their convolutions the same way (STYLE.md 8: no stem repeated five times).
+their convolutions the same way (no Conv+BN+ReLU stem repeated by hand).
 
 Layer names are ``{name}_conv``, ``{name}_bn`` or ``{name}_gn`` and
 ``{name}_{activation}``, as in ``keras.applications``.

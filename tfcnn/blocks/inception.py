@@ -1,6 +1,6 @@
 """The inception module of GoogLeNet (Szegedy et al., 2015), naive and reduced.
 
-Seed 000 (Inception Layer / GoogLeNet) shows both forms. The *naive* module
+The paper's Figure 2 shows both forms. The *naive* module
 runs 1x1, 3x3 and 5x5 convolutions and a 3x3 max-pooling side by side on the
 input and concatenates them, so its 5x5 filters see every input channel and
 the pooled branch passes every input channel on. The *dimension-reduced*

@@ -1,4 +1,4 @@
-"""Data layer: TFRecord schema, ingest, statistics, readers and the tf.data pipeline.
+"""Data layer: TFRecord schema, ingest, statistics, readers, tf.data pipeline.
 
 The common entry points are re-exported here and loaded on first use, so
 ``import tfcnn.data`` alone does not import TensorFlow:

@@ -1,4 +1,4 @@
-"""Stage 1 of the input pipeline: parse serialized Examples against the schema."""
+"""Stage 1 of the input pipeline: serialized Examples parsed by the schema."""
 
 import tensorflow as tf
 

@@ -4,8 +4,8 @@ Each reader returns a ``tf.data.Dataset`` of ``(image, label)`` pairs with
 an int32, 0-based label. The image is the stored encoded bytes (a scalar
 string) by default, or, with ``size=S``, the image decoded and brought to
 ``S x S`` by ``tfcnn.data.preprocess.decode_record`` (what the training
-pipeline does; raw records of ``tfcnn ingest --raw`` need ``size``). ``tfcnn.data.pipeline.make_dataset`` accepts such a dataset
-as its source.
+pipeline does; raw records of ``tfcnn ingest --raw`` need ``size``).
+``tfcnn.data.pipeline.make_dataset`` accepts such a dataset as its source.
 
 - ``read_shards(data_dir_or_manifest, split)``: shards with a manifest, ours
   or described by ``Manifest.from_shards``.

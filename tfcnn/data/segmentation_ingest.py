@@ -1,14 +1,14 @@
 """Image/mask pairs to TFRecord shards in TF Model Garden's segmentation schema.
 
-``tfcnn.data.ingest.ingest(src, out)`` hands a source laid out for
-semantic segmentation (Pascal VOC, or images/masks folders: see
-``tfcnn.data.segmentation_folders``) to ``ingest_segmentation``, which
-keeps every guarantee of classification ingest, with the same machinery
+``tfcnn.data.ingest.ingest(src, out)`` hands a source laid out for semantic
+segmentation (Pascal VOC, or images/masks folders: see
+``tfcnn.data.segmentation_folders``) to ``ingest_segmentation``, which keeps
+every guarantee of classification ingest, with the same machinery
 (``tfcnn.data.ingest.write_plan``: lock, journal, resume, atomic shard
-renames, manifest written last): every pair is written as one record or listed in
-the manifest's ``skipped`` with its reason (a bad image, a bad mask, a
-mask of another size, an id that is no class, an image without a mask or
-the reverse), nothing half-written is ever visible, and a killed run
+renames, manifest written last): every pair is written as one record or
+listed in the manifest's ``skipped`` with its reason (a bad image, a bad
+mask, a mask of another size, an id that is no class, an image without a
+mask or the reverse), nothing half-written is ever visible, and a killed run
 resumes.
 
 Each record holds the image (as classification ingest stores it: a JPEG's

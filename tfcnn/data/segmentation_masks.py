@@ -1,4 +1,4 @@
-"""Checking one image/mask pair for ingest, and Pascal VOC's classes and colours.
+"""One image/mask pair checked for ingest; Pascal VOC's classes and colours.
 
 ``check_pair(image_path, mask_path, ...)`` returns what goes into the pair's
 record, or why the pair is skipped; like ``tfcnn.data.image_check`` (which

@@ -1,4 +1,4 @@
-"""Dilated (atrous) 2D convolution (Yu & Koltun, 2016; seed 000).
+"""Dilated (atrous) 2D convolution (Yu & Koltun, 2016).
 
 A dilation rate d puts d - 1 gaps between the taps of the kernel, so an
 a x a kernel covers ``a + (a - 1)(d - 1)`` pixels per side with a*a weights.

@@ -2,8 +2,8 @@
 
 The channels are split into ``groups`` groups; each sample is normalized by
 the mean and variance of each group over its channels and all spatial
-positions, then scaled and shifted per channel (seed 001 gives the paper's
-reference code). ``groups=1`` is layer normalization over (H, W, C);
+positions, then scaled and shifted per channel (the paper's Figure 3 gives
+the reference code). ``groups=1`` is layer normalization over (H, W, C);
 ``groups=C`` is instance normalization.
 
 What this adds to ``keras.layers.GroupNormalization``: the paper's epsilon

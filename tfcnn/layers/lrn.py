@@ -6,9 +6,9 @@ over ``size`` neighbouring channels at the same pixel (AlexNet):
     b[c] = a[c] / (k + alpha * S[c]) ** beta,
     S[c] = sum of a[j] ** 2 for |j - c| <= (size - 1) / 2, 0 <= j < C.
 
-Intra-channel LRN (the second variant of seed 000) sums the squares over a
-``size`` x ``size`` spatial window inside each channel instead; positions
-outside the image count as zero.
+Intra-channel LRN (the variant of cuda-convnet's ``rnorm`` layer) sums the
+squares over a ``size`` x ``size`` spatial window inside each channel
+instead; positions outside the image count as zero.
 
 Conventions for ``alpha`` differ between frameworks: the paper and
 ``tf.nn.local_response_normalization`` multiply the *sum* by ``alpha``;

@@ -2,8 +2,8 @@
 
 A convolution of an r x r input with an a x a kernel, stride s and zero
 padding p is a multiplication ``Y_S = W_S X_S`` of the serialized input by a
-sparse matrix ``W_S`` (seed 000). The transposed convolution multiplies by
-``W_S^T``: it maps an o x o input back to r x r, with
+sparse matrix ``W_S`` (Dumoulin & Visin, 2016). The transposed convolution
+multiplies by ``W_S^T``: it maps an o x o input back to r x r, with
 
     r = (o - 1) s + a - 2 p + output_padding.
 

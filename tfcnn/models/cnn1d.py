@@ -1,4 +1,4 @@
-"""1-D convolutional networks for sequences: time series and text (seed 000).
+"""1-D convolutional networks for sequences: time series and text.
 
 A 1-D convolution slides its kernel along one axis only (time, or the
 position in a text) and sums over all the channels at each step, the same

@@ -4,11 +4,11 @@ conv 7x7/2 (64) -> max-pool 3x3/2 -> LRN -> conv 1x1 (64) -> conv 3x3 (192)
 -> LRN -> max-pool -> inception 3a, 3b -> max-pool -> 4a ... 4e -> max-pool
 -> 5a, 5b -> global average pooling -> dropout 0.4 -> linear -> softmax.
 
-``inception="reduced"`` (default) is the paper's network, with 1x1
-dimension reductions; ``inception="naive"`` builds the same table with the
-naive module of seed 000 (no reductions, the pooled branch passes every
-channel on), which shows why the reductions were introduced: the widths
-grow from module to module and so do the parameters.
+``inception="reduced"`` (default) is the paper's network, with 1x1 dimension
+reductions; ``inception="naive"`` builds the same table with the naive
+module of the paper's Figure 2(a) (no reductions, the pooled branch passes
+every channel on), which shows why the reductions were introduced: the
+widths grow from module to module and so do the parameters.
 
 With ``aux_classifiers=True`` the model has three outputs, the main
 classifier and the two auxiliary ones after 4a and 4d (5x5/3 average

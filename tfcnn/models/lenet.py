@@ -1,5 +1,5 @@
-"""LeNet-5 (LeCun et al., 1998) as taught in seed 004 (Dive into Deep
-Learning).
+"""LeNet-5 (LeCun et al., 1998) as taught in Dive into Deep Learning
+(Zhang et al., section 7.6).
 
 Two 5x5 convolutions (6 and 16 filters, the first padded to keep 28x28) each
 followed by 2x2 average pooling, then dense layers of 120, 84 and

@@ -35,11 +35,12 @@ def register_model(name):
 def register_variant(name, base, *, fixed=None, defaults=None):
     """Registers ``base`` with some arguments fixed, as the builder ``name``.
 
-    Variants of a family come from one generic builder plus a spec (STYLE.md
-    3): ``register_variant("vgg16", vgg, fixed={"depth": 16})`` makes a
-    function ``vgg16(input_shape=..., ...)`` whose signature is ``vgg``'s
-    without ``depth`` and whose ``name`` defaults to "vgg16", so the
-    registry's option check and ``help()`` see the real arguments.
+    Variants of a family come from one generic builder plus a spec, as in
+    ``keras.applications``: ``register_variant("vgg16", vgg,
+    fixed={"depth": 16})`` makes a function ``vgg16(input_shape=...,
+    ...)`` whose signature is ``vgg``'s without ``depth`` and whose
+    ``name`` defaults to "vgg16", so the registry's option check and
+    ``help()`` see the real arguments.
 
     Args:
         name: str, the registered name (and the default model name).

@@ -5,7 +5,7 @@ A 7x7/2 convolution and a 3x3/2 max-pooling, four stages of residual blocks
 average pooling and a ``num_classes`` classifier. ResNet-18/34 use basic
 blocks, ResNet-50 and deeper bottleneck blocks (``tfcnn.blocks.residual``).
 
-* ``shortcut`` picks the paper's option A, B or C (seed 000).
+* ``shortcut`` picks the paper's option A, B or C (He et al. 2016, 3.3).
 * ``norm="group"`` swaps every batch norm for tfcnn's group normalization
   (Wu & He 2018); "resnet50_gn" is ResNet-50-GN with 32 groups.
 * ``output_stride`` 8 or 16 trades the strides of the last stages for

@@ -4,7 +4,7 @@ Five blocks of 3x3 convolutions (stride 1, "same" padding, ReLU), each
 followed by 2x2 max-pooling with stride 2, then two fully connected layers
 of 4096 units with dropout 0.5 and a ``num_classes`` classifier. At 224x224
 with 1,000 classes VGG-16 has 138,357,544 parameters and VGG-19 143,667,240;
-the per-layer weight counts are those of the table in seed 001 (cs231n).
+the per-layer weight counts are those of the cs231n course notes' table.
 
 ``vgg_features`` is the convolutional part alone; it returns its endpoints
 keyed by stride, which the FCN taps for its skip connections, and with

@@ -54,9 +54,9 @@ def evaluate(recipe, verbose=True):
         model.compile(loss=losses.CrossEntropy(),
                       metrics=metrics_lib.build_metrics())
     _check_classes(model, data, model_path)
+    verbosity = console.keras_verbosity() if verbose else 0
     results = model.evaluate(data.dataset, steps=data.steps,
-                             return_dict=True,
-                             verbose=console.keras_verbosity() if verbose else 0)
+                             return_dict=True, verbose=verbosity)
     metrics = {
         "split": data.split,
         "num_examples": int(data.num_examples),
