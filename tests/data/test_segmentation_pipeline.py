@@ -110,3 +110,25 @@ def test_pipeline_on_shards_written_by_ingest(tmp_path):
     for image, mask in zip(images, masks_out):
         np.testing.assert_array_equal(
             image[..., 1], segmentation_files.image_for(mask)[..., 1])
+
+
+def test_large_jpegs_decoded_at_a_dct_scale_stay_aligned():
+    # 600x800 at S = 128: the JPEG decodes at 1/4 scale, and the mask is
+    # sampled over the same window.
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 9, (600 // 40, 800 // 40))
+    mask = np.kron(coarse, np.ones((40, 40), int)).astype(np.uint8)
+    image = np.stack([mask * 25, mask * 25, mask * 25], -1).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=95)
+    out_image, out_mask = segmentation_pipeline.decode_pair(
+        tf.constant(buffer.getvalue()), tf.constant(mask), 128)
+    grey = out_image.numpy().astype(int).mean(axis=2)
+    ids = out_mask.numpy().astype(int)
+    constant = np.ones_like(ids, bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            constant &= np.roll(ids, (dy, dx), (0, 1)) == ids
+    constant[[0, -1], :] = constant[:, [0, -1]] = False
+    assert constant.mean() > 0.6
+    assert np.abs(grey - 25 * ids)[constant].max() <= 8

@@ -131,11 +131,21 @@ class RandomScaleCropFlip(keras.layers.Layer):
         data = inputs if isinstance(inputs, dict) else {IMAGES: inputs}
         images = tf.convert_to_tensor(data[IMAGES])
         boxes = self._boxes(tf.shape(images))
+        masks = (tf.convert_to_tensor(data[MASKS]) if MASKS in data
+                 else tf.zeros_like(images[..., :1]))
+        # Masks are cropped shifted by one with 0 outside the image, which
+        # tells the padding (0) from the ignore value, for the image too.
+        squeeze = masks.shape.rank == 3
+        shifted = tf.cast(masks[..., None] if squeeze else masks,
+                          tf.int32) + 1
+        shifted = _crop(shifted, boxes, self.crop_size, "nearest")
+        inside = shifted > 0
         out = dict(data)
-        out[IMAGES] = self._warp_images(images, boxes)
+        out[IMAGES] = self._warp_images(images, boxes, inside)
         if MASKS in data:
-            out[MASKS] = self._warp_masks(tf.convert_to_tensor(data[MASKS]),
-                                          boxes)
+            warped = tf.cast(tf.where(inside, shifted - 1.0,
+                                      float(self.ignore_value)), masks.dtype)
+            out[MASKS] = warped[..., 0] if squeeze else warped
         return out if isinstance(inputs, dict) else out[IMAGES]
 
     def _boxes(self, shape):
@@ -172,22 +182,13 @@ class RandomScaleCropFlip(keras.layers.Layer):
         cols = tf.maximum(width - 1.0, 1.0)
         return tf.stack([y1 / rows, x1 / cols, y2 / rows, x2 / cols], 1)
 
-    def _warp_images(self, images, boxes):
-        mean = tf.constant(self.mean, tf.float32)
-        centred = tf.cast(images, tf.float32) - mean
-        warped = _crop(centred, boxes, self.crop_size, self.interpolation,
-                       0.0) + mean
+    def _warp_images(self, images, boxes, inside):
+        # crop_and_resize reads uint8 directly: no float copy of the input.
+        warped = _crop(images, boxes, self.crop_size, self.interpolation)
+        warped = tf.where(inside, warped, tf.constant(self.mean, tf.float32))
         if images.dtype == tf.uint8:
             return tf.saturate_cast(tf.round(warped), tf.uint8)
         return tf.cast(warped, images.dtype)
-
-    def _warp_masks(self, masks, boxes):
-        squeeze = masks.shape.rank == 3
-        stack = masks[..., None] if squeeze else masks
-        warped = _crop(stack, boxes, self.crop_size, "nearest",
-                       float(self.ignore_value))
-        warped = tf.cast(warped, masks.dtype)
-        return warped[..., 0] if squeeze else warped
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -211,13 +212,12 @@ def _offset(scaled, size, uniform):
                             high - low)
 
 
-def _crop(images, boxes, size, method, fill_value):
-    # crop_and_resize fills sample points outside the image with
-    # extrapolation_value, for bilinear and nearest alike, so image and
-    # mask padding cover the same pixels.
+def _crop(images, boxes, size, method):
+    # crop_and_resize fills sample points outside the image with 0, for
+    # bilinear and nearest alike, so one padding test serves both.
     return tf.image.crop_and_resize(
         images, boxes, tf.range(tf.shape(images)[0]), [size, size],
-        method=method, extrapolation_value=fill_value)
+        method=method, extrapolation_value=0.0)
 
 
 def build_segmentation_augmentation(*, crop_size, scale_range=(0.5, 2.0),

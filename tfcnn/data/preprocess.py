@@ -32,7 +32,7 @@ import tensorflow as tf
 from tfcnn.data import features
 
 # DCT scaling factors of libjpeg.
-_JPEG_RATIOS = (1, 2, 4, 8)
+JPEG_RATIOS = (1, 2, 4, 8)
 # The Inception crop's ranges of area fraction and aspect ratio (width /
 # height), and the minimum fraction of the image a window must cover.
 INCEPTION_AREA_RANGE = (0.08, 1.0)
@@ -315,17 +315,34 @@ def decode_jpeg_centre_square(encoded, size):
         ``[size, size, 3]`` uint8 tensor.
     """
     shape = tf.image.extract_jpeg_shape(encoded)
-    side = tf.minimum(shape[0], shape[1])
-    # The largest DCT ratio whose scaled square is still >= size; ratio is
-    # an op attribute, not a tensor, hence one branch per ratio. Each branch
-    # decodes and resizes, so an image costs one branch call (in tf.data a
-    # branch is a function call, ~0.3 ms: nested branches add up).
-    index = tf.add_n([tf.cast(side >= ratio * size, tf.int32)
-                      for ratio in _JPEG_RATIOS[1:]])
+    # Ratio is an op attribute, not a tensor, hence one branch per ratio.
+    # Each branch decodes and resizes, so an image costs one branch call
+    # (in tf.data a branch is a function call, ~0.3 ms: nested branches
+    # add up).
+    index = jpeg_ratio_index(shape, size)
     return tf.switch_case(index, [
         lambda ratio=ratio: _shrink_under_2x(
             _decode_centre(encoded, shape, ratio), size)
-        for ratio in _JPEG_RATIOS])
+        for ratio in JPEG_RATIOS])
+
+
+def jpeg_ratio_index(shape, size):
+    """Which DCT ratio ``decode_jpeg_centre_square`` decodes a JPEG at.
+
+    The largest of ``JPEG_RATIOS`` whose scaled centre square is still at
+    least ``size`` wide; its centre window in the scaled image is that of
+    ``_decode_centre``.
+
+    Args:
+        shape: int32 ``[3]`` tensor, ``tf.image.extract_jpeg_shape``.
+        size: int.
+
+    Returns:
+        int32 scalar tensor, an index into ``JPEG_RATIOS``.
+    """
+    side = tf.minimum(shape[0], shape[1])
+    return tf.add_n([tf.cast(side >= ratio * size, tf.int32)
+                     for ratio in JPEG_RATIOS[1:]])
 
 
 def _shrink_under_2x(image, size):

@@ -82,9 +82,10 @@ def decode_record(serialized, *, size):
 def decode_pair(encoded, mask, size):
     """Decodes an image and brings it and its mask to ``S x S``.
 
-    The result is ``resize_pair(preprocess.decode_image(encoded), mask,
-    size)``; a JPEG decodes only its centre square
-    (``tf.io.decode_and_crop_jpeg``, the same window as the mask's).
+    The image takes classification's road (``preprocess.decode_and_resize``:
+    a JPEG decodes only its centre square, at the coarsest DCT scale that
+    keeps it ``size`` wide), and the mask is sampled by nearest neighbour
+    over the very window the image decoded, so the two stay aligned.
 
     Args:
         encoded: scalar string tensor, the image bytes.
@@ -94,28 +95,38 @@ def decode_pair(encoded, mask, size):
     Returns:
         ``(uint8 [size, size, 3], uint8 [size, size])``.
     """
-    top, left, side = _centre_square(tf.shape(mask))
 
     def jpeg():
-        return tf.io.decode_and_crop_jpeg(
-            encoded, tf.stack([top, left, side, side]), channels=3)
+        shape = tf.image.extract_jpeg_shape(encoded)
+        ratio = tf.gather(preprocess.JPEG_RATIOS,
+                          preprocess.jpeg_ratio_index(shape, size))
+        # The centre square of the DCT-scaled image (sides rounded up),
+        # in full-resolution pixels: scaled pixel k covers r*k .. r*k+r-1.
+        top, left, side = _centre_square(-(-shape[:2] // ratio))
+        return (preprocess.decode_jpeg_centre_square(encoded, size),
+                ratio * top, ratio * left, ratio * side)
 
     def other():
         image = preprocess.decode_image(encoded)
-        return image[top:top + side, left:left + side, :]
+        top, left, side = _centre_square(tf.shape(image))
+        return (preprocess.resize_square(
+            image[top:top + side, left:left + side, :], size),
+            top, left, side)
 
-    image = tf.ensure_shape(tf.cond(tf.io.is_jpeg(encoded), jpeg, other),
-                            [None, None, 3])
-    return _resize_squares(image, mask[top:top + side, left:left + side],
-                           size)
+    image, top, left, extent = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
+    image = tf.ensure_shape(image, [size, size, 3])
+    return image, _nearest_square(mask, top, left, extent, size)
 
 
 def decode_mask(encoded):
     """Decodes a mask PNG (one channel of class ids) to uint8 ``[H, W]``.
 
-    As Model Garden's reader does: ``tf.io.decode_image(..., channels=1)``.
+    What Model Garden's reader gets from ``tf.io.decode_image(...,
+    channels=1)``, without its format dispatch (a chain of conditionals,
+    each a function call per record in tf.data): the schema's masks are
+    PNG.
     """
-    mask = tf.io.decode_image(encoded, channels=1, expand_animations=False)
+    mask = tf.io.decode_png(encoded, channels=1)
     return tf.ensure_shape(mask[..., 0], [None, None])
 
 
@@ -134,8 +145,9 @@ def resize_pair(image, mask, size):
         ``(uint8 [size, size, 3], uint8 [size, size])``.
     """
     top, left, side = _centre_square(tf.shape(image))
-    return _resize_squares(image[top:top + side, left:left + side, :],
-                           mask[top:top + side, left:left + side], size)
+    image = preprocess.resize_square(
+        image[top:top + side, left:left + side, :], size)
+    return image, _nearest_square(mask, top, left, side, size)
 
 
 def _centre_square(shape):
@@ -143,11 +155,19 @@ def _centre_square(shape):
     return (shape[0] - side) // 2, (shape[1] - side) // 2, side
 
 
-def _resize_squares(image, mask, size):
-    image = preprocess.resize_square(image, size)
-    mask = tf.image.resize(mask[..., None], [size, size],
-                           method="nearest")[..., 0]
-    return image, tf.ensure_shape(tf.cast(mask, tf.uint8), [size, size])
+def _nearest_square(mask, top, left, extent, size):
+    """Nearest neighbour of the ``extent``-wide square at ``(top, left)``
+    resized to ``size``: output pixel ``j`` takes source pixel
+    ``floor((j + 0.5) * extent / size)`` (pixel centres, as
+    ``tf.image.resize(method="nearest")``), clipped to the mask."""
+    shape = tf.shape(mask)
+    steps = (tf.range(size, dtype=tf.float32) + 0.5) / size
+    offsets = tf.cast(tf.floor(steps * tf.cast(extent, tf.float32)),
+                      tf.int32)
+    rows = tf.minimum(top + offsets, shape[0] - 1)
+    cols = tf.minimum(left + offsets, shape[1] - 1)
+    square = tf.gather(tf.gather(mask, rows, axis=0), cols, axis=1)
+    return tf.ensure_shape(tf.cast(square, tf.uint8), [size, size])
 
 
 def read_segmentation_shards(files, *, deterministic=True):
