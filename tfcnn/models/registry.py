@@ -163,7 +163,9 @@ def describe(name, /, input_shape=None, num_classes=None, **options):
 
     # reason: Keras has no public way to drop variables whose deferred
     # initialization is no longer wanted; without this, the next
-    # StatelessScope to exit would allocate them all.
+    # StatelessScope to exit would allocate them all (no upstream issue
+    # found; tests/train/test_keras_patches.py fails once Keras drops
+    # them itself).
     from keras.src.backend.common import global_state
 
     pending = "uninitialized_variables"

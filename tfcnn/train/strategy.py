@@ -193,6 +193,11 @@ def _fix_keras_multi_worker_mean():
     ``fit`` could not run at all. Scalars are averaged with ``axis=None``
     (the mean over replicas) instead; everything else keeps Keras' code.
     Idempotent.
+
+    Works around tensorflow/tensorflow#72388 (Keras 3 on
+    ``tf.distribute``: "Invalid reduction dimension 0 for input with 0
+    dimensions"); ``tests/train/test_keras_patches.py`` fails once Keras no
+    longer needs it.
     """
     from keras.src.backend.tensorflow import trainer
 

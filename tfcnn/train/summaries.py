@@ -87,6 +87,10 @@ class StepMonitor(keras.callbacks.Callback):
         self._wait = 0.0
 
     def _install_timer(self):
+        # Keras exposes the compiled step as ``model.train_function`` (set
+        # by ``make_train_function``) and offers no hook around the input
+        # fetch, so the timer wraps it; the TensorBoard test of
+        # ``input_wait_fraction`` fails if Keras stops calling it.
         function = self.model.train_function
         self._timed = self.model.steps_per_execution == 1
         if not self._timed or getattr(function, "_tfcnn_timed", False):
