@@ -13,24 +13,26 @@ IMAGES = np.random.default_rng(0).integers(0, 256, (3, S, S, 3),
                                            dtype=np.uint8)
 
 
-def _numpy_views(images):
-    # Corners, centre (offset (S - C) // 2 = 2), then mirrors.
-    e = S - C
-    starts = [(0, 0), (0, e), (e, 0), (e, e), (e // 2, e // 2)]
-    views = [images[:, top:top + C, left:left + C] for top, left in starts]
+def numpy_views(images, size):
+    """The ten views in NumPy: corners, centre, then their mirrors."""
+    bottom, right = images.shape[1] - size, images.shape[2] - size
+    starts = [(0, 0), (0, right), (bottom, 0), (bottom, right),
+              (bottom // 2, right // 2)]
+    views = [images[:, top:top + size, left:left + size]
+             for top, left in starts]
     return views + [v[:, :, ::-1] for v in views]
 
 
 def test_views_are_corners_centre_and_mirrors():
     views = ten_crop_views(tf.constant(IMAGES), C)
-    for got, want in zip(views, _numpy_views(IMAGES)):
+    for got, want in zip(views, numpy_views(IMAGES, C)):
         np.testing.assert_array_equal(got, want)
 
 
 def test_ten_crop_views_stacks_view_major():
     stacked = TenCropViews(C)(IMAGES).numpy()
     assert stacked.shape == (10 * 3, C, C, 3)
-    for v, want in enumerate(_numpy_views(IMAGES)):
+    for v, want in enumerate(numpy_views(IMAGES, C)):
         np.testing.assert_array_equal(stacked[v * 3:(v + 1) * 3], want)
 
 

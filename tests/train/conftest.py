@@ -98,3 +98,33 @@ def subprocess_env(**extra):
     env.update(TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="1",
                CUDA_VISIBLE_DEVICES="", **extra)
     return env
+
+
+
+def start_workers(command, count=2, **popen_kwargs):
+    """Starts ``command`` as the ``count`` workers of a localhost cluster.
+
+    Each process gets ``TF_CONFIG`` naming free ports on 127.0.0.1 and its
+    own task index, in the environment of ``subprocess_env``.
+
+    Returns:
+        list of ``subprocess.Popen``, worker 0 first.
+    """
+    import json
+    import socket
+    import subprocess
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    workers = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    processes = []
+    for index in range(count):
+        tf_config = {"cluster": {"worker": workers},
+                     "task": {"type": "worker", "index": index}}
+        processes.append(subprocess.Popen(
+            command, env=subprocess_env(TF_CONFIG=json.dumps(tf_config)),
+            text=True, **popen_kwargs))
+    return processes

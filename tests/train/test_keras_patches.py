@@ -6,14 +6,13 @@ and the Keras pin in setup.cfg can widen.
 """
 
 import json
-import socket
 import subprocess
 import sys
 
 import keras
 import pytest
 
-from tests.train.conftest import subprocess_env
+from tests.train.conftest import start_workers
 
 # One worker of a two-worker MultiWorkerMirroredStrategy on localhost: runs
 # Keras' own code where tfcnn patches it, and reports what failed.
@@ -76,29 +75,12 @@ print(json.dumps(results))
 '''
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="module")
 def two_worker_results(tmp_path_factory):
     script = tmp_path_factory.mktemp("patches") / "worker.py"
     script.write_text(WORKER)
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers},
-                     "task": {"type": "worker", "index": index}}
-        processes.append(subprocess.Popen(
-            [sys.executable, str(script)],
-            env=subprocess_env(TF_CONFIG=json.dumps(tf_config)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    processes = start_workers([sys.executable, str(script)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         outputs = [p.communicate(timeout=180) for p in processes]
     finally:

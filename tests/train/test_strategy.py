@@ -1,7 +1,6 @@
 """Tests of tfcnn.train.strategy: strategies, devices, workers."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -9,7 +8,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from tests.train.conftest import subprocess_env
+from tests.train.conftest import start_workers
 from tests.train.conftest import tiny_recipe
 from tests.train.conftest import write_run_files
 from tfcnn.errors import RecipeError
@@ -50,29 +49,13 @@ def test_multi_worker_needs_tf_config(monkeypatch):
         strategy_lib.make_strategy(TrainConfig(strategy=Strategy.MULTI_WORKER))
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_two_workers_on_localhost_train_and_exit_cleanly(tmp_path):
     recipe = tiny_recipe(tmp_path / "run", epochs=2, strategy="multi_worker")
     driver, recipe_path = write_run_files(tmp_path, recipe)
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers},
-                     "task": {"type": "worker", "index": index}}
-        processes.append(subprocess.Popen(
-            [sys.executable, str(driver), str(recipe_path), "0"],
-            env=subprocess_env(TF_CONFIG=json.dumps(tf_config)),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    processes = start_workers(
+        [sys.executable, str(driver), str(recipe_path), "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     start = time.monotonic()
     try:
         errors = [p.communicate(timeout=90)[1] for p in processes]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.layers.test_ten_crop_views import numpy_views
 from tfcnn import augment
 from tfcnn.recipe import AugmentConfig
 from tfcnn.train import ten_crop
@@ -37,21 +38,13 @@ def _training_model():
     return keras.Model(inputs, network(x)), network
 
 
-def _numpy_views(images):
-    # Corners, centre (offset (S - C) // 2 = 2), then mirrors.
-    e = S - C
-    starts = [(0, 0), (0, e), (e, 0), (e, e), (e // 2, e // 2)]
-    views = [images[:, top:top + C, left:left + C] for top, left in starts]
-    return views + [v[:, :, ::-1] for v in views]
-
-
 def test_prediction_is_the_average_of_the_ten_views():
     model, network = _training_model()
     wrapper = ten_crop.ten_crop_model(model)
     # Every view has the centre of the mean image subtracted (cuda-convnet).
     centre = MEAN[2:8, 2:8]
     expected = np.mean([network(view.astype(np.float32) - centre).numpy()
-                        for view in _numpy_views(IMAGES)], axis=0)
+                        for view in numpy_views(IMAGES, C)], axis=0)
     got = wrapper(IMAGES).numpy()
     assert got.shape == (3, K)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
