@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 
 # The photos and their 500x375 variants of the pipeline benchmark.
-from pipeline import PHOTOS, _variant
+from pipeline import PHOTOS
+from pipeline import _variant
 
 SIZE = 256
 CROP = 224
