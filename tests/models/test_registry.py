@@ -144,7 +144,7 @@ def test_models_command_lists_every_model_with_its_count(monkeypatch,
     assert lines[0].split()[:2] == ["model", "parameters"]
     assert lines[1].split() == ["alexnet", "60,965,224", "(224,", "224,",
                                 "3)"]
-    assert lines[2].split()[:2] == ["lenet5", "61,706"]
+    assert lines[2].split()[:2] == ["lenet5", "62,006"]
 
 
 def test_channels_first_configuration_is_refused():

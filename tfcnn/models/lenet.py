@@ -15,13 +15,15 @@ from tfcnn.models.registry import register_model
 
 
 @register_model("lenet5")
-def lenet5(input_shape=(28, 28, 1), num_classes=10, include_top=True,
+def lenet5(input_shape=(28, 28, 3), num_classes=10, include_top=True,
            pooling=None, classifier_activation="softmax", activation="sigmoid",
            name="lenet5"):
     """Builds LeNet-5.
 
     Args:
-        input_shape: tuple, ``(H, W, C)``. Defaults to ``(28, 28, 1)``.
+        input_shape: tuple, ``(H, W, C)``. Defaults to ``(28, 28, 3)``:
+            tfcnn's input pipeline feeds RGB, grey images as three equal
+            channels.
         num_classes: int, classifier units. Defaults to 10.
         include_top: bool, whether to add the dense classifier. Defaults to
             True.
