@@ -149,15 +149,17 @@ def test_tensorboard_event_files_hold_the_promised_summaries(trained):
         "train": {"epoch_loss": "scalars", "epoch_accuracy": "scalars",
                   "epoch_top5_accuracy": "scalars",
                   "epoch_learning_rate": "scalars",
-                  "learning_rate": "scalars",
-                  "images_per_second": "scalars",
-                  "input_wait_fraction": "scalars",
-                  "augmented_inputs": "images",
-                  "first_layer_filters": "images",
+                  "training/loss": "scalars",
+                  "training/accuracy": "scalars",
+                  "training/learning_rate": "scalars",
+                  "training/images_per_second": "scalars",
+                  "training/input_wait_fraction": "scalars",
+                  "inputs/augmented": "images",
+                  "filters/first_layer": "images",
                   "conv1/kernel/histogram": "histograms"},
         "validation": {"epoch_loss": "scalars", "epoch_accuracy": "scalars",
                        "epoch_top5_accuracy": "scalars",
-                       "confusion_matrix": "images"},
+                       "evaluation/confusion_matrix": "images"},
     }
     for run, tags in expected.items():
         accumulator = event_accumulator.EventAccumulator(
@@ -167,14 +169,20 @@ def test_tensorboard_event_files_hold_the_promised_summaries(trained):
         for tag, plugin in tags.items():
             metadata = accumulator.SummaryMetadata(tag)
             assert metadata.plugin_data.plugin_name == plugin, tag
+            if "/" in tag and plugin == "scalars":
+                # Cards say what a scalar is and in what unit.
+                assert metadata.summary_description, tag
             events = accumulator.Tensors(tag)
             assert events, tag
         if run == "train":
             assert accumulator.Tags()["graph"]
+            # Each epoch shows a fresh draw of the augmentation.
+            assert len(accumulator.Tensors("inputs/augmented")) > 1
             wait = [tf.make_ndarray(e.tensor_proto)
-                    for e in accumulator.Tensors("input_wait_fraction")]
+                    for e in accumulator.Tensors(
+                        "training/input_wait_fraction")]
             assert all(0.0 <= w <= 1.0 for w in wait)
-            rates = accumulator.Tensors("images_per_second")
+            rates = accumulator.Tensors("training/images_per_second")
             assert all(tf.make_ndarray(e.tensor_proto) > 0 for e in rates)
     traces = list(Path(recipe.train.model_dir).glob(
         "logs/train/plugins/profile/*/*.xplane.pb"))
@@ -184,7 +192,7 @@ def test_tensorboard_event_files_hold_the_promised_summaries(trained):
         size_guidance={event_accumulator.TENSORS: 0})
     confusion.Reload()
     # One confusion matrix per validation (3 epochs).
-    assert len(confusion.Tensors("confusion_matrix")) == 3
+    assert len(confusion.Tensors("evaluation/confusion_matrix")) == 3
 
 
 def test_synthetic_inputs_are_global_batches(make_recipe):

@@ -28,10 +28,32 @@ def test_filter_grid_of_grey_kernels_is_their_channel_mean():
     assert grid[2, 2].tolist() == [0.0, 0.0, 0.0]
 
 
-def test_confusion_image_normalizes_rows():
+def test_grey_input_shows_rgb_kernels_in_grey():
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(5, 5, 3, 4)).astype(np.float32)
+    grid = summaries.filter_grid(kernel, min_side=10, grey=True)
+    assert np.array_equal(grid[..., 0], grid[..., 1])
+    assert np.array_equal(grid[..., 1], grid[..., 2])
+    # Enlarged: 5x5 kernels drawn as 10x10 tiles.
+    assert grid.shape == (2 * 11 + 1, 2 * 11 + 1, 3)
+
+
+def test_confusion_image_colours_rows_by_share_with_a_scale():
     matrix = np.array([[3, 1], [0, 4]])
-    image = summaries.confusion_image(matrix, min_side=4)
-    assert image.shape == (4, 4, 3)
-    np.testing.assert_allclose(image[0, 0], 0.75)
-    np.testing.assert_allclose(image[0, 2], 0.25)
-    np.testing.assert_allclose(image[2, 2], 1.0)
+    image = summaries.confusion_image(matrix, ["ant", "bee"], max_side=80)
+    assert image.dtype == np.float32 and image.min() >= 0
+    # The colours of the cells are viridis of each row's shares.
+    colours = summaries._viridis(np.array([[0.75, 0.25], [0.0, 1.0]]))
+    pixels = np.round(image * 255).astype(np.uint8).reshape(-1, 3)
+    present = {tuple(p) for p in pixels}
+    for colour in colours.reshape(-1, 3):
+        assert tuple(colour) in present
+    # Dark at 0%, yellow at 100% (the colour scale's ends).
+    assert tuple(summaries._viridis(np.array(1.0))) == (253, 231, 37)
+    assert tuple(summaries._viridis(np.array(0.0))) == (68, 1, 84)
+
+
+def test_confusion_image_of_many_classes_fits_its_card():
+    matrix = np.ones((1000, 1000), np.int64)
+    image = summaries.confusion_image(matrix, max_side=480)
+    assert image.shape[0] < 600 and image.shape[1] < 600

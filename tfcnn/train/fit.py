@@ -545,6 +545,8 @@ def _tensorboard_callbacks(recipe, data, write_dir):
     config = recipe.train
     logs = write_dir / LOGS_NAME
     profile = _profile_steps(config.profile_steps)
+    images, labels = inputs_lib.sample_batch(data.local_train, 16,
+                                             with_labels=True)
     return [
         keras.callbacks.TensorBoard(
             log_dir=str(logs), histogram_freq=config.histogram_freq,
@@ -552,8 +554,8 @@ def _tensorboard_callbacks(recipe, data, write_dir):
         summaries.StepMonitor(logs / "train", config.batch_size,
                               every_steps=min(100, data.steps_per_epoch)),
         summaries.ImageSummaries(
-            logs, inputs_lib.sample_batch(data.local_train, 16),
-            data.local_validation, data.num_classes),
+            logs, images, data.local_validation, data.num_classes,
+            sample_labels=labels, class_names=data.class_names),
     ]
 
 

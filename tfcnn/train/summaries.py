@@ -6,14 +6,20 @@ optional profiler trace. The two callbacks here add what a person watching a
 CNN train wants to see, into the same ``logs/train`` and ``logs/validation``
 runs:
 
-- ``StepMonitor``, scalars every few steps at the global step:
-  ``images_per_second``, ``input_wait_fraction`` (the share of step time
-  spent waiting for the next batch) and ``learning_rate``.
-- ``ImageSummaries``: ``augmented_inputs`` (a grid of training images as
-  the network sees them, after the on-device augmentation),
-  ``first_layer_filters`` (the first convolution's kernels as a grid, like
-  Fig. 3 of the AlexNet paper with its 96 kernels), ``confusion_matrix``
-  after each validation, and the model's graph.
+- ``StepMonitor``, scalars every few steps at the global step, grouped
+  under ``training/`` so that they open together on one step axis:
+  ``training/loss`` and ``training/accuracy`` (running means of the epoch
+  so far, as Keras' progress bar shows them), ``training/learning_rate``,
+  ``training/images_per_second`` and ``training/input_wait_fraction`` (the
+  share of step time spent waiting for the next batch). Each carries a
+  description with its unit.
+- ``ImageSummaries``: ``inputs/augmented`` (training images as the network
+  sees them after the on-device augmentation, with their class names, at
+  every epoch), ``filters/first_layer`` (the first convolution's kernels,
+  enlarged, like Fig. 3 of the AlexNet paper with its 96 kernels; grey when
+  the input is grey), ``evaluation/confusion_matrix`` after each
+  validation (class names on both axes, counts, a colour scale), and the
+  model's graph.
 
 Input wait is measured exactly where the step waits: Keras' train function
 is given an iterator that times each ``next()`` (an eager ``get_next`` that
@@ -30,8 +36,26 @@ import numpy as np
 import tensorflow as tf
 
 
+# Tags and what their TensorBoard cards say about them.
+SCALARS = {
+    "training/loss": "Training loss: the running mean over the epoch so "
+                     "far (cross-entropy, nats), as Keras' progress bar "
+                     "shows it.",
+    "training/accuracy": "Training top-1 accuracy: the running mean over "
+                         "the epoch so far (fraction, 0-1) on augmented "
+                         "images.",
+    "training/learning_rate": "Learning rate of the optimizer at this step "
+                              "(after warm-up and schedule).",
+    "training/images_per_second": "Training throughput: images per second "
+                                  "over the last steps (global batch).",
+    "training/input_wait_fraction": "Share of step time spent waiting for "
+                                    "the next batch (fraction, 0-1); near "
+                                    "0 when the input pipeline keeps up.",
+}
+
+
 class StepMonitor(keras.callbacks.Callback):
-    """Writes ``images_per_second``, ``input_wait_fraction`` and the rate.
+    """Writes the ``training/`` scalars every few steps (``SCALARS``).
 
     Args:
         log_dir: str or Path, the ``logs/train`` folder.
@@ -46,6 +70,7 @@ class StepMonitor(keras.callbacks.Callback):
         self.every_steps = max(1, int(every_steps))
         self._writer = None
         self._wait = 0.0
+        self._logs = {}
         self._reset()
 
     def on_train_begin(self, logs=None):
@@ -56,6 +81,7 @@ class StepMonitor(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps += self.model.steps_per_execution
+        self._logs = logs or {}
         if self._steps >= self.every_steps:
             self._write()
 
@@ -70,15 +96,22 @@ class StepMonitor(keras.callbacks.Callback):
     def _write(self):
         elapsed = time.perf_counter() - self._start
         step = int(self.model.optimizer.iterations.numpy())
+        rate = self.model.optimizer.learning_rate
+        values = {
+            "training/loss": self._logs.get("loss"),
+            "training/accuracy": self._logs.get("accuracy"),
+            "training/learning_rate": float(
+                keras.ops.convert_to_numpy(rate)),
+            "training/images_per_second":
+                self._steps * self.batch_size / elapsed,
+            "training/input_wait_fraction":
+                min(1.0, self._wait / elapsed) if self._timed else None,
+        }
         with self._writer.as_default(step=step):
-            tf.summary.scalar("images_per_second",
-                              self._steps * self.batch_size / elapsed)
-            if self._timed:
-                tf.summary.scalar("input_wait_fraction",
-                                  min(1.0, self._wait / elapsed))
-            rate = self.model.optimizer.learning_rate
-            tf.summary.scalar("learning_rate",
-                              float(keras.ops.convert_to_numpy(rate)))
+            for tag, value in values.items():
+                if value is not None:
+                    tf.summary.scalar(tag, float(value),
+                                      description=SCALARS[tag])
         self._reset()
 
     def _reset(self):
@@ -141,15 +174,29 @@ class ImageSummaries(keras.callbacks.Callback):
             to 50.
         validation_steps: int or None, batches in one validation pass
             (needed when ``validation`` repeats). Defaults to None.
+        sample_labels: int ``[N]`` labels of ``sample_images`` (captions of
+            the input grid), or None. Defaults to None.
+        class_names: list of K str, or None ("0", "1", ...). Defaults to
+            None.
     """
 
     def __init__(self, log_dir, sample_images, validation, num_classes,
-                 max_batches=50, validation_steps=None):
+                 max_batches=50, validation_steps=None, sample_labels=None,
+                 class_names=None):
         super().__init__()
         self.log_dir = str(log_dir)
         self.sample_images = sample_images
+        self.sample_labels = sample_labels
         self.validation = validation
         self.num_classes = num_classes
+        self.class_names = (list(class_names) if class_names is not None
+                            else [str(i) for i in range(num_classes)])
+        # Grey images (digits, scans) come as three equal channels: their
+        # filters are shown in grey, since colour means nothing there.
+        images = np.asarray(sample_images)
+        self.grey_input = bool(
+            np.all(images[..., 0] == images[..., 1])
+            and np.all(images[..., 1] == images[..., 2]))
         self.max_batches = min(max_batches,
                                validation_steps or max_batches)
         self._writers = None
@@ -164,30 +211,56 @@ class ImageSummaries(keras.callbacks.Callback):
         step = self._step()
         with self._writers["train"].as_default(step=step):
             self._write_graph()
-            tf.summary.image("augmented_inputs",
-                             augmented_grid(self.model, self.sample_images))
+            self._write_inputs()
             self._write_filters()
 
     def on_epoch_end(self, epoch, logs=None):
         step = self._step()
         with self._writers["train"].as_default(step=step):
+            # A fresh draw of the random augmentation each epoch.
+            self._write_inputs()
             self._write_filters()
         if self.validation is not None:
             matrix = self._confusion()
             with self._writers["validation"].as_default(step=step):
-                tf.summary.image("confusion_matrix",
-                                 confusion_image(matrix)[None])
+                tf.summary.image(
+                    "evaluation/confusion_matrix",
+                    confusion_image(matrix, self.class_names)[None],
+                    description="Validation predictions: rows are the true "
+                                "classes, columns the predicted ones; each "
+                                "cell shows its count, coloured by its "
+                                "share of the true class.")
         for writer in self._writers.values():
             writer.flush()
 
     def _step(self):
         return int(self.model.optimizer.iterations.numpy())
 
+    def _write_inputs(self):
+        captions = None
+        if self.sample_labels is not None:
+            labels = np.asarray(self.sample_labels)
+            if labels.ndim == 1:
+                captions = [_name(self.class_names, int(label))
+                            for label in labels]
+        tf.summary.image(
+            "inputs/augmented",
+            augmented_grid(self.model, self.sample_images,
+                           captions=captions),
+            description="Training images after the on-device augmentation "
+                        "(crop, flip, lighting), as the network sees them, "
+                        "each rescaled to its own range; captions are the "
+                        "labels.")
+
     def _write_filters(self):
         kernel = first_conv_kernel(self.model)
         if kernel is not None:
-            tf.summary.image("first_layer_filters",
-                             filter_grid(kernel)[None])
+            tf.summary.image(
+                "filters/first_layer",
+                filter_grid(kernel, grey=self.grey_input)[None],
+                description="Kernels of the first convolution, each "
+                            "scaled to its own range (cf. Fig. 3 of "
+                            "Krizhevsky et al. 2012).")
 
     def _write_graph(self):
         spec = tf.TensorSpec([None, *self.model.input_shape[1:]],
@@ -212,7 +285,7 @@ class ImageSummaries(keras.callbacks.Callback):
         return matrix
 
 
-def augmented_grid(model, images, columns=None):
+def augmented_grid(model, images, columns=None, captions=None):
     """A grid image of ``images`` after the model's preprocessing layers.
 
     The layers between the uint8 input and the network run with
@@ -223,6 +296,8 @@ def augmented_grid(model, images, columns=None):
         model: the TRAINING MODEL.
         images: uint8 ``[N, S, S, 3]``.
         columns: int or None (about square).
+        captions: list of N str written under the tiles, or None.
+            Defaults to None.
 
     Returns:
         float32 ``[1, H, W, 3]``.
@@ -236,7 +311,13 @@ def augmented_grid(model, images, columns=None):
     low = tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
     high = tf.reduce_max(x, axis=[1, 2, 3], keepdims=True)
     x = (x - low) / tf.maximum(high - low, 1e-6)
-    return _tile(x.numpy(), columns)[None]
+    if captions is None:
+        return _tile(x.numpy(), columns)[None]
+    from tfcnn.preview import images as preview_images
+
+    pixels = np.round(x.numpy() * 255.0).astype(np.uint8)
+    grid = preview_images.make_grid(pixels, captions, columns=columns)
+    return (grid.astype(np.float32) / 255.0)[None]
 
 
 def first_conv_kernel(model):
@@ -248,22 +329,24 @@ def first_conv_kernel(model):
     return None
 
 
-def filter_grid(kernel, min_side=24):
+def filter_grid(kernel, min_side=48, grey=False):
     """The kernels of a convolution as a grid, each scaled to [0, 1].
 
-    RGB kernels (``c_in = 3``) are shown in colour, others as the mean over
-    their input channels; small kernels are enlarged (nearest neighbour) to
-    at least ``min_side`` pixels.
+    RGB kernels (``c_in = 3``) are shown in colour, others (and all when
+    ``grey``) as the mean over their input channels; small kernels are
+    enlarged (nearest neighbour) to at least ``min_side`` pixels.
 
     Args:
         kernel: ``[kh, kw, c_in, c_out]`` array.
-        min_side: int. Defaults to 24.
+        min_side: int. Defaults to 48.
+        grey: bool, the input is grey (three equal channels): show each
+            kernel's channel mean in grey. Defaults to False.
 
     Returns:
         float32 ``[H, W, 3]``.
     """
     kernel = np.asarray(kernel, np.float32)
-    if kernel.shape[2] == 3:
+    if kernel.shape[2] == 3 and not grey:
         tiles = np.transpose(kernel, (3, 0, 1, 2))
     else:
         tiles = np.repeat(np.transpose(kernel.mean(axis=2, keepdims=True),
@@ -276,22 +359,141 @@ def filter_grid(kernel, min_side=24):
     return _tile(tiles)
 
 
-def confusion_image(matrix, min_side=256):
-    """A confusion matrix as an image: rows (true classes) normalized.
+def confusion_image(matrix, class_names=None, max_side=480):
+    """A confusion matrix drawn for TensorBoard's image card.
+
+    Rows are the true classes and columns the predicted ones, each cell
+    coloured by its share of the row (viridis: dark 0%, yellow 100%) with
+    its count written in it; class names label both axes, with axis titles
+    and a colour scale. Beyond about 30 classes the cells are too small
+    for text: names and counts are left out, the colours stay.
 
     Args:
         matrix: ``[K, K]`` counts, rows true, columns predicted.
-        min_side: int, enlarge to at least this many pixels. Defaults to 256.
+        class_names: list of K str, or None ("0", "1", ...). Defaults to
+            None.
+        max_side: int, the matrix part's side in pixels at most. Defaults
+            to 480.
 
     Returns:
-        float32 ``[H, W, 3]`` in [0, 1], bright where counts are high.
+        float32 ``[H, W, 3]`` in [0, 1].
     """
-    matrix = np.asarray(matrix, np.float64)
-    rows = np.maximum(matrix.sum(axis=1, keepdims=True), 1.0)
-    image = (matrix / rows).astype(np.float32)
-    scale = max(1, math.ceil(min_side / image.shape[0]))
-    image = image.repeat(scale, axis=0).repeat(scale, axis=1)
-    return np.repeat(image[..., None], 3, axis=-1)
+    from PIL import Image
+    from PIL import ImageDraw
+
+    counts = np.asarray(matrix, np.int64)
+    k = counts.shape[0]
+    names = ([str(i) for i in range(k)] if class_names is None
+             else [str(n) for n in class_names])
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    cell = min(40, max_side / k)
+    labelled = cell >= 14
+    cell = int(cell) if cell >= 1 else cell
+    font = _font(12)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    name_len = (min(110, max(probe.textlength(n, font=font) for n in names))
+                + 6 if labelled else 0)
+    title_h, bar_w = 18, 14
+    left = title_h + int(name_len)
+    top = 8
+    side = int(round(cell * k))
+    right_labels = int(probe.textlength("100%", font=font)) + 6
+    width = left + side + 12 + bar_w + right_labels + 4
+    height = top + side + int(name_len) + title_h + 4
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    colours = _viridis(shares)
+    # Cells as pixels, enlarged (or, for hundreds of classes, averaged)
+    # to the matrix's side.
+    canvas.paste(Image.fromarray(colours).resize(
+        (side, side), Image.NEAREST if cell >= 1 else Image.BOX),
+        (left, top))
+    for r in range(k if labelled else 0):
+        for c in range(k):
+            x, y = left + c * cell, top + r * cell
+            if counts[r, c]:
+                text = str(counts[r, c])
+                ink = (0, 0, 0) if shares[r, c] > 0.6 else (255, 255, 255)
+                _centred(draw, text, x + cell / 2, y + cell / 2, font, ink)
+    if labelled:
+        for i, name in enumerate(names):
+            name = _clip(probe, name, name_len - 6, font)
+            draw.text((left - 4, top + i * cell + cell / 2), name,
+                      fill=(0, 0, 0), font=font, anchor="rm")
+            label = _text_image(name, font, anchor_right=False)
+            label = label.rotate(90, expand=True)
+            canvas.paste(label, (int(left + i * cell + cell / 2
+                                     - label.width / 2), top + side + 4))
+    # Axis titles.
+    _centred(draw, "predicted class", left + side / 2,
+             top + side + name_len + title_h / 2, font, (0, 0, 0))
+    title = _text_image("true class", font).rotate(90, expand=True)
+    canvas.paste(title, (2, int(top + side / 2 - title.height / 2)))
+    # Colour scale: 100% at the top, 0% at the bottom.
+    bar_x = left + side + 12
+    ramp = _viridis(np.linspace(1.0, 0.0, side)[:, None])
+    for y in range(side):
+        draw.line([bar_x, top + y, bar_x + bar_w - 1, top + y],
+                  fill=tuple(ramp[y, 0]))
+    draw.text((bar_x + bar_w + 3, top), "100%", fill=(0, 0, 0), font=font,
+              anchor="lt")
+    draw.text((bar_x + bar_w + 3, top + side), "0%", fill=(0, 0, 0),
+              font=font, anchor="lb")
+    return np.asarray(canvas, np.float32) / 255.0
+
+
+# Viridis (matplotlib's default colour map) at five stops.
+_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140],
+                     [94, 201, 98], [253, 231, 37]], np.float64)
+
+
+def _viridis(values):
+    """``[...]`` values in [0, 1] -> ``[..., 3]`` uint8 colours."""
+    scaled = np.clip(np.asarray(values, np.float64), 0, 1) * 4
+    low = np.minimum(np.floor(scaled).astype(int), 3)
+    frac = (scaled - low)[..., None]
+    colours = _VIRIDIS[low] * (1 - frac) + _VIRIDIS[low + 1] * frac
+    return np.round(colours).astype(np.uint8)
+
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: bitmap font
+        return ImageFont.load_default()
+
+
+def _centred(draw, text, x, y, font, fill):
+    draw.text((x, y), text, fill=fill, font=font, anchor="mm")
+
+
+def _text_image(text, font, anchor_right=False):
+    """White image with ``text`` in black, to paste rotated."""
+    from PIL import Image
+    from PIL import ImageDraw
+
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
+    image = Image.new("RGB", (int(right - left) + 2, int(bottom - top) + 2),
+                      (255, 255, 255))
+    ImageDraw.Draw(image).text((1 - left, 1 - top), text, fill=(0, 0, 0),
+                               font=font)
+    return image
+
+
+def _clip(draw, text, width, font):
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def _name(class_names, index):
+    return class_names[index] if 0 <= index < len(class_names) else str(
+        index)
 
 
 def _tile(tiles, columns=None, pad=1):
