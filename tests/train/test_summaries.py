@@ -9,10 +9,10 @@ def test_filter_grid_shows_each_rgb_kernel_scaled():
     rng = np.random.default_rng(0)
     kernel = rng.normal(size=(11, 11, 3, 96)).astype(np.float32)
     grid = summaries.filter_grid(kernel, min_side=22)
-    # 96 kernels: 10 columns x 10 rows of 22x22 tiles with 1-pixel gaps.
-    assert grid.shape == (10 * 23 + 1, 10 * 23 + 1, 3)
+    # 96 kernels: 10 columns x 10 rows of 22x22 tiles with 3-pixel gaps.
+    assert grid.shape == (10 * 25 + 3, 10 * 25 + 3, 3)
     assert grid.min() >= 0.0 and grid.max() <= 1.0
-    first = grid[1:23:2, 1:23:2]  # the first tile, every other pixel
+    first = grid[3:25:2, 3:25:2]  # the first tile, every other pixel
     expected = kernel[..., 0]
     expected = (expected - expected.min()) / (expected.max() -
                                               expected.min())
@@ -23,9 +23,9 @@ def test_filter_grid_of_grey_kernels_is_their_channel_mean():
     kernel = np.zeros((5, 5, 6, 2), np.float32)
     kernel[0, 0, :, 0] = 1.0
     grid = summaries.filter_grid(kernel, min_side=5)
-    assert grid.shape == (7, 13, 3)
-    assert grid[1, 1].tolist() == [1.0, 1.0, 1.0]
-    assert grid[2, 2].tolist() == [0.0, 0.0, 0.0]
+    assert grid.shape == (11, 19, 3)
+    assert grid[3, 3].tolist() == [1.0, 1.0, 1.0]
+    assert grid[4, 4].tolist() == [0.0, 0.0, 0.0]
 
 
 def test_grey_input_shows_rgb_kernels_in_grey():
@@ -35,7 +35,7 @@ def test_grey_input_shows_rgb_kernels_in_grey():
     assert np.array_equal(grid[..., 0], grid[..., 1])
     assert np.array_equal(grid[..., 1], grid[..., 2])
     # Enlarged: 5x5 kernels drawn as 10x10 tiles.
-    assert grid.shape == (2 * 11 + 1, 2 * 11 + 1, 3)
+    assert grid.shape == (2 * 13 + 3, 2 * 13 + 3, 3)
 
 
 def test_confusion_image_colours_rows_by_share_with_a_scale():
@@ -55,5 +55,12 @@ def test_confusion_image_colours_rows_by_share_with_a_scale():
 
 def test_confusion_image_of_many_classes_fits_its_card():
     matrix = np.ones((1000, 1000), np.int64)
-    image = summaries.confusion_image(matrix, max_side=480)
-    assert image.shape[0] < 600 and image.shape[1] < 600
+    image = summaries.confusion_image(matrix)
+    # TensorBoard's image card is about 340 px wide.
+    assert image.shape[0] <= 340 and image.shape[1] <= 340
+
+
+def test_confusion_image_of_ten_named_classes_fits_its_card():
+    matrix = np.eye(10, dtype=np.int64) * 14
+    names = [f"digit {i}" for i in range(10)]
+    assert summaries.confusion_image(matrix, names).shape[1] <= 400

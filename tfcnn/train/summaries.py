@@ -313,11 +313,35 @@ def augmented_grid(model, images, columns=None, captions=None):
     x = (x - low) / tf.maximum(high - low, 1e-6)
     if captions is None:
         return _tile(x.numpy(), columns)[None]
-    from tfcnn.preview import images as preview_images
+    return _captioned_grid(x.numpy(), captions, columns)[None]
 
-    pixels = np.round(x.numpy() * 255.0).astype(np.uint8)
-    grid = preview_images.make_grid(pixels, captions, columns=columns)
-    return (grid.astype(np.float32) / 255.0)[None]
+
+def _captioned_grid(tiles, captions, columns=None, side=64):
+    """Tiles enlarged to ``side`` px with a caption under each, small
+    enough (4 columns: 276 px) for TensorBoard to show at full size."""
+    from PIL import Image
+    from PIL import ImageDraw
+
+    count = tiles.shape[0]
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    pad, caption_h = 4, 16
+    canvas = Image.new("RGB", (columns * (side + pad) + pad,
+                               rows * (side + caption_h + pad) + pad),
+                       (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(12)
+    pixels = np.round(tiles * 255.0).astype(np.uint8)
+    for i in range(count):
+        left = pad + (i % columns) * (side + pad)
+        top = pad + (i // columns) * (side + caption_h + pad)
+        canvas.paste(Image.fromarray(pixels[i]).resize((side, side),
+                                                       Image.NEAREST),
+                     (left, top))
+        text = _clip(draw, captions[i], side, font)
+        _centred(draw, text, left + side / 2, top + side + caption_h / 2,
+                 font, (0, 0, 0))
+    return np.asarray(canvas, np.float32) / 255.0
 
 
 def first_conv_kernel(model):
@@ -356,10 +380,10 @@ def filter_grid(kernel, min_side=48, grey=False):
     tiles = (tiles - low) / np.maximum(high - low, 1e-6)
     scale = max(1, math.ceil(min_side / tiles.shape[1]))
     tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
-    return _tile(tiles)
+    return _tile(tiles, pad=3)
 
 
-def confusion_image(matrix, class_names=None, max_side=480):
+def confusion_image(matrix, class_names=None, max_side=240):
     """A confusion matrix drawn for TensorBoard's image card.
 
     Rows are the true classes and columns the predicted ones, each cell
@@ -372,8 +396,9 @@ def confusion_image(matrix, class_names=None, max_side=480):
         matrix: ``[K, K]`` counts, rows true, columns predicted.
         class_names: list of K str, or None ("0", "1", ...). Defaults to
             None.
-        max_side: int, the matrix part's side in pixels at most. Defaults
-            to 480.
+        max_side: int, the matrix part's side in pixels at most: with the
+            labels the image then fits TensorBoard's card (about 340 px)
+            without being scaled down. Defaults to 240.
 
     Returns:
         float32 ``[H, W, 3]`` in [0, 1].
@@ -387,11 +412,11 @@ def confusion_image(matrix, class_names=None, max_side=480):
              else [str(n) for n in class_names])
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     cell = min(40, max_side / k)
-    labelled = cell >= 14
+    labelled = cell >= 16
     cell = int(cell) if cell >= 1 else cell
     font = _font(12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    name_len = (min(110, max(probe.textlength(n, font=font) for n in names))
+    name_len = (min(80, max(probe.textlength(n, font=font) for n in names))
                 + 6 if labelled else 0)
     title_h, bar_w = 18, 14
     left = title_h + int(name_len)
