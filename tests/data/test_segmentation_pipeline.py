@@ -132,3 +132,24 @@ def test_large_jpegs_decoded_at_a_dct_scale_stay_aligned():
     constant[[0, -1], :] = constant[:, [0, -1]] = False
     assert constant.mean() > 0.6
     assert np.abs(grey - 25 * ids)[constant].max() <= 8
+
+
+def test_model_garden_shards_without_a_manifest_are_described(tmp_path):
+    import pytest
+
+    from tfcnn.data.manifest import Manifest
+    from tfcnn.errors import DataError
+
+    pairs = [_blocky_pair(16, 24, seed) for seed in range(4)]
+    _write_shard(tmp_path / "train-00000-of-00002", pairs[:3])
+    _write_shard(tmp_path / "train-00001-of-00002", pairs[3:])
+    _write_shard(tmp_path / "validation-00000-of-00001", pairs[:1])
+    manifest = Manifest.from_shards(tmp_path)
+    assert manifest.task == "segmentation"
+    assert manifest.ignore_value == features.IGNORE_VALUE
+    largest = max(int(mask[mask != features.IGNORE_VALUE].max())
+                  for _, mask in pairs)
+    assert manifest.class_names == [str(i) for i in range(largest + 1)]
+    assert manifest.count("train") == 4 and manifest.count("validation") == 1
+    with pytest.raises(DataError, match="is neither a class id"):
+        Manifest.from_shards(tmp_path, class_names=["a", "b"])

@@ -97,7 +97,10 @@ class Manifest:
         Finds ``<split>-*`` shard files (``train-00000-of-01024`` with or
         without ``.tfrecord``), counts their records and checks every label
         in the same pass: ``label + label_offset`` must lie in
-        ``[0, num_classes)``. The reference ImageNet tools write labels
+        ``[0, num_classes)``. Segmentation shards (TF Model Garden's
+        schema, found from the first record) get their masks' ids checked
+        instead, and the largest id names the classes when nothing else
+        does. The reference ImageNet tools write labels
         1..1000 (0 was kept for a background class), so their shards need
         ``label_offset=-1``.
 
@@ -133,18 +136,15 @@ class Manifest:
             labels_file = data_dir / LABELS_FILE_NAME
         names = _class_names(num_classes, labels_file, class_names)
         found = _find_shards(data_dir, splits or image_folders.SPLITS)
+        if _holds_masks(next(iter(found.values()))[0]):
+            return cls(data_dir, _segmentation_data(data_dir, found, names),
+                       from_file=False)
         scans = {split: [(path, scan_shard(path)) for path in files]
                  for split, files in found.items()}
         names = _check_labels(scans, names, label_offset)
-        split_data = {
-            split: {"count": sum(scan.records for _, scan in shards),
-                    "shards": [{"name": path.name, "records": scan.records,
-                                "bytes": path.stat().st_size}
-                               for path, scan in shards]}
-            for split, shards in scans.items()}
         data = assemble(
             source=data_dir.resolve(), class_names=names,
-            label_offset=label_offset, splits=split_data,
+            label_offset=label_offset, splits=_split_data(scans),
             stats=STATS_NAME if (data_dir / STATS_NAME).is_file() else None)
         return cls(data_dir, data, from_file=False)
 
@@ -432,6 +432,54 @@ def scan_shard(path):
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
         raise DataError(f"cannot read shard {path}: {error.message}") from None
     return ShardScan(records, low, high)
+
+
+def _holds_masks(path):
+    """Whether the first record of a shard has a segmentation mask."""
+    from tfcnn.data import segmentation_features
+
+    for record in tf.data.TFRecordDataset(str(path)).take(1):
+        example = tf.train.Example.FromString(record.numpy())
+        return segmentation_features.MASK_ENCODED in example.features.feature
+    return False
+
+
+def _segmentation_data(data_dir, found, names):
+    """The manifest of segmentation shards (TF Model Garden's schema)
+    without one: records counted and mask ids checked in one pass."""
+    from tfcnn.data import segmentation_features
+    from tfcnn.data import segmentation_pipeline
+
+    scans = {split: [(path, segmentation_pipeline.scan_shard(path))
+                     for path in files] for split, files in found.items()}
+    largest = max((scan.max_label for shards in scans.values()
+                   for _, scan in shards if scan.records), default=0)
+    if names is None:
+        names = [str(i) for i in range(largest + 1)]
+    for shards in scans.values():
+        for path, scan in shards:
+            if scan.records and scan.max_label >= len(names):
+                raise DataError(
+                    f"{path}: mask value {scan.max_label} is neither a "
+                    f"class id (< {len(names)}) nor the ignore value "
+                    f"{segmentation_features.IGNORE_VALUE}")
+    return assemble(
+        source=data_dir.resolve(), class_names=names,
+        splits=_split_data(scans),
+        schema=segmentation_features.schema_description(),
+        task="segmentation",
+        ignore_value=segmentation_features.IGNORE_VALUE,
+        stats=STATS_NAME if (data_dir / STATS_NAME).is_file() else None)
+
+
+def _split_data(scans):
+    """The manifest's splits from ``{split: [(path, ShardScan)]}``."""
+    return {
+        split: {"count": sum(scan.records for _, scan in shards),
+                "shards": [{"name": path.name, "records": scan.records,
+                            "bytes": path.stat().st_size}
+                           for path, scan in shards]}
+        for split, shards in scans.items()}
 
 
 def _find_shards(data_dir, splits):

@@ -88,24 +88,27 @@ def read_tfrecords(files, *, num_classes=None, label_offset=0, size=None,
 def read_images(files, *, size):
     """The images of shard files, decoded and resized to ``size x size``.
 
-    Reads only ``image/encoded``, the key the classification and the
-    segmentation schema share, so it reads either kind of shard (and
-    needs no label).
+    Reads only the image keys (``image/encoded``, ``image/format``,
+    ``image/height``, ``image/width``), which the classification and the
+    segmentation schema share, so it reads either kind of shard (and needs
+    no label), with ``preprocess.decode_record`` (original, compact or raw
+    records).
 
     Args:
         files: sequence of shard paths.
-        size: int, as in ``preprocess.decode_and_resize``.
+        size: int, side of the square output.
 
     Returns:
         ``tf.data.Dataset`` of uint8 ``[size, size, 3]``.
     """
-    spec = {features.IMAGE_ENCODED: features.FEATURE_SPEC[
-        features.IMAGE_ENCODED]}
+    keys = (features.IMAGE_ENCODED, features.IMAGE_FORMAT,
+            features.IMAGE_HEIGHT, features.IMAGE_WIDTH)
+    spec = {key: features.FEATURE_SPEC[key] for key in keys}
 
     def parse(record):
-        encoded = tf.io.parse_single_example(record, spec)[
-            features.IMAGE_ENCODED]
-        return preprocess.decode_and_resize(encoded, size)
+        example = tf.io.parse_single_example(record, spec)
+        return preprocess.decode_record(*(example[key] for key in keys),
+                                        size)
 
     return tf.data.TFRecordDataset(existing_files(files)).map(
         parse, num_parallel_calls=AUTOTUNE)

@@ -25,10 +25,12 @@ resolution.
 
 import tensorflow as tf
 
+from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import pipeline
 from tfcnn.data import preprocess
 from tfcnn.data import readers
 from tfcnn.data import segmentation_features as features
+from tfcnn.errors import DataError
 
 IGNORE_VALUE = features.IGNORE_VALUE
 
@@ -193,6 +195,37 @@ def read_segmentation_shards(files, *, deterministic=True):
     return tf.data.TFRecordDataset(files).map(
         parse, num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic)
+
+
+def scan_shard(path):
+    """Counts a segmentation shard's records and finds its mask ids' range.
+
+    Args:
+        path: str or Path of a shard.
+
+    Returns:
+        ``tfcnn.data.manifest.ShardScan`` whose labels are the smallest
+        and largest mask ids (void left out).
+
+    Raises:
+        DataError: the shard or a mask is unreadable.
+    """
+    def ids(serialized):
+        mask = decode_mask(features.decode(serialized)[features.MASK_ENCODED])
+        valid = mask != IGNORE_VALUE
+        return (tf.reduce_min(tf.where(valid, mask, IGNORE_VALUE)),
+                tf.reduce_max(tf.where(valid, mask, 0)))
+
+    records, low, high = 0, None, None
+    try:
+        for small, large in tf.data.TFRecordDataset(str(path)).map(
+                ids, num_parallel_calls=tf.data.AUTOTUNE).as_numpy_iterator():
+            records += 1
+            low = int(small) if low is None else min(low, int(small))
+            high = int(large) if high is None else max(high, int(large))
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        raise DataError(f"cannot read shard {path}: {error.message}") from None
+    return manifest_lib.ShardScan(records, low, high)
 
 
 def _pair_from_dataset(image, mask, *, size):
