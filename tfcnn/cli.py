@@ -493,7 +493,8 @@ def _add_predict(subparsers):
         description="Classify image files with an exported SavedModel "
                     "(a version directory, or a model directory: newest "
                     "version).")
-    p.add_argument("model_dir", help="saved_models/<name>[/<version>]")
+    p.add_argument("saved_model", help="an exported SavedModel: "
+                                       "saved_models/<name>[/<version>]")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=5,
                    help="classes per image")
@@ -504,7 +505,7 @@ def _add_predict(subparsers):
 def _predict(args):
     from tfcnn.serve import predict
 
-    result = predict.predict(args.model_dir, args.images, top_k=args.top_k)
+    result = predict.predict(args.saved_model, args.images, top_k=args.top_k)
     if args.json:
         _print_json(args, result)
     else:

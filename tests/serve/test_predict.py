@@ -25,12 +25,12 @@ def test_predict_with_a_model_dir_uses_the_newest_version(model_base,
                                                          images):
     result = predict.predict(model_base / "tiny", images, top_k=2)
     assert result["version"] == 1
-    assert result["model_dir"].endswith("tiny/1")
+    assert result["saved_model"].endswith("tiny/1")
     assert [p["image"] for p in result["predictions"]] == images
     first = result["predictions"][0]
     assert first["class_names"][0] == "ant" and first["class_ids"][0] == 0
-    assert len(first["probabilities"]) == 2
-    assert first["probabilities"][0] >= first["probabilities"][1]
+    assert len(first["scores"]) == 2
+    assert first["scores"][0] >= first["scores"][1]
     json.dumps(result)
 
 

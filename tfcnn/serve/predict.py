@@ -14,11 +14,12 @@ from tfcnn.export import layout
 _BATCH = 32
 
 
-def predict(model_dir, image_paths, top_k=5):
+def predict(saved_model, image_paths, top_k=5):
     """Returns the top-k classes of each image as a JSON-ready dict.
 
     Args:
-        model_dir: str or path, a version directory
+        saved_model: str or path, an exported SavedModel: a version
+            directory
             (``saved_models/<name>/<version>``) or a model directory (then
             the newest version).
         image_paths: sequence of image file paths (JPEG, PNG, GIF, BMP).
@@ -26,13 +27,15 @@ def predict(model_dir, image_paths, top_k=5):
             with. Defaults to 5.
 
     Returns:
-        ``{"model_dir": str, "version": int or None, "top_k": int,
+        ``{"saved_model": str, "version": int or None, "top_k": int,
         "predictions": [{"image": path, "class_ids": [...],
-        "class_names": [...], "probabilities": [...]}, ...]}`` with the
-        classes best first.
+        "class_names": [...], "scores": [...]}, ...]}`` with the
+        classes best first; ``scores`` are the top-k probabilities, as in
+        the SavedModel's ``scores`` output (its ``probabilities`` output
+        is the full vector).
 
     Raises:
-        FileNotFoundError: no SavedModel in ``model_dir`` or a missing image.
+        FileNotFoundError: no SavedModel in ``saved_model`` or a missing image.
         DataError: an image file can't be decoded (named in the message).
         ArgumentError: (a ValueError) ``top_k`` is not a positive int.
 
@@ -48,7 +51,7 @@ def predict(model_dir, image_paths, top_k=5):
         raise arguments.ArgumentError(
             "image_paths must name at least one image. "
                          "Received: image_paths=[]")
-    version_dir, version = layout.resolve_version_dir(model_dir)
+    version_dir, version = layout.resolve_version_dir(saved_model)
     encoded = []
     for path in image_paths:
         with open(path, "rb") as f:
@@ -69,9 +72,9 @@ def predict(model_dir, image_paths, top_k=5):
                 "class_ids": outputs["class_ids"][i, :k].tolist(),
                 "class_names": [name.decode("utf-8") for name in
                                 outputs["class_names"][i, :k].tolist()],
-                "probabilities": outputs["scores"][i, :k].tolist(),
+                "scores": outputs["scores"][i, :k].tolist(),
             })
-    return {"model_dir": str(version_dir), "version": version,
+    return {"saved_model": str(version_dir), "version": version,
             "top_k": min(top_k, len(predictions[0]["class_ids"])),
             "predictions": predictions}
 
@@ -103,10 +106,10 @@ def format_predictions(result):
     seven.png
       1. 7                  0.9821
     """
-    lines = [f"model {result['model_dir']}"]
+    lines = [f"model {result['saved_model']}"]
     for prediction in result["predictions"]:
         lines.append(prediction["image"])
-        ranked = zip(prediction["class_names"], prediction["probabilities"])
+        ranked = zip(prediction["class_names"], prediction["scores"])
         for rank, (name, probability) in enumerate(ranked, start=1):
             lines.append(f"  {rank}. {name:<24s} {probability:.4f}")
     return "\n".join(lines)
