@@ -57,7 +57,7 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
                  shuffle_buffer=0, cache=False, repeat=False,
                  deterministic=None, drop_remainder=None, input_context=None,
                  label_offset=0, element_fn=None, raw_shape=None,
-                 inception_crop=None):
+                 inception_crop=None, num_examples=None):
     """Builds the host input pipeline: batches of uint8 images and labels.
 
     Args:
@@ -104,6 +104,12 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
             Inception window resized to ``C x C`` in the centre of the
             ``size x size`` image (the model's centre crop takes it);
             ignored when ``training`` is False. Defaults to None.
+        num_examples: int or None, the records in ``source`` (e.g.
+            ``Manifest.count(split)``). The dataset then knows its length
+            (``assert_cardinality``): Keras shows a full progress bar and
+            does not warn that the input "ran out of data" after the first
+            epoch. Ignored with ``repeat`` or ``input_context``. Defaults to
+            None.
 
     Returns:
         ``tf.data.Dataset`` of ``(uint8 [B, size, size, 3], int32 [B])``,
@@ -180,6 +186,11 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
     if decode_batch is not None:
         dataset = dataset.map(decode_batch, num_parallel_calls=AUTOTUNE,
                               deterministic=deterministic)
+    if num_examples is not None and not repeat and input_context is None:
+        batches = (num_examples // batch_size if drop_remainder
+                   else -(-num_examples // batch_size))
+        dataset = dataset.apply(
+            tf.data.experimental.assert_cardinality(batches))
     dataset = dataset.with_options(_options(input_context, deterministic))
     return dataset.prefetch(AUTOTUNE)
 
