@@ -235,11 +235,10 @@ def _held_out_image(recipe):
     """Writes one example of the evaluation split to a file for predict."""
     import tensorflow as tf
 
-    from tfcnn.data import decode
     from tfcnn.data import features
 
-    if recipe.data.source not in (Source.DIGITS, Source.FOLDER,
-                                  Source.TFRECORD):
+    if recipe.data.source not in (Source.DIGITS, Source.DIGIT_SCENES,
+                                  Source.FOLDER, Source.TFRECORD):
         return None, None
     manifest = _describe(recipe)
     split = recipe.data.eval_split
@@ -247,7 +246,13 @@ def _held_out_image(recipe):
         split = "validation"
     files = manifest.files(split)
     record = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)))
-    example = decode.decode(record)
+    # The image keys both schemas share; segmentation records carry a mask
+    # instead of a label (-1 here), and their truth is no one class.
+    spec = {key: features.FEATURE_SPEC[key] for key in (
+        features.IMAGE_ENCODED, features.IMAGE_FORMAT,
+        features.IMAGE_HEIGHT, features.IMAGE_WIDTH)}
+    spec[features.LABEL] = tf.io.FixedLenFeature([], tf.int64, -1)
+    example = tf.io.parse_single_example(record, spec)
     fmt = example[features.IMAGE_FORMAT].numpy().decode() or "jpeg"
     encoded = example[features.IMAGE_ENCODED]
     if fmt == features.IMAGE_FORMAT_RAW:
@@ -261,8 +266,10 @@ def _held_out_image(recipe):
     suffix = {"jpeg": ".jpg", "jpg": ".jpg"}.get(fmt.lower(), f".{fmt}")
     path = Path(recipe.train.model_dir) / f"held_out_example{suffix}"
     atomic_files.write_bytes_atomic(path, encoded.numpy())
-    label = int(example[features.LABEL].numpy()) + recipe.data.label_offset
-    return str(path), manifest.class_names[label]
+    stored = int(example[features.LABEL].numpy())
+    if stored < 0:
+        return str(path), None
+    return str(path), manifest.class_names[stored + recipe.data.label_offset]
 
 
 def _describe(recipe):

@@ -73,7 +73,8 @@ def test_run_prepares_ingests_and_computes_stats(tmp_path, monkeypatch):
         "data": {"source": "digit_scenes",
                  "path": str(tmp_path / "scenes"), "resize_size": 64,
                  "image_size": 64},
-        "augment": {"mean": "channel"}})
+        "augment": {"mean": "channel"},
+        "train": {"model_dir": str(tmp_path / "run")}})
     stages = run._stages(recipe)[:3]
     assert [s.__name__ for s in stages] == [
         "_prepare_digit_scenes", "_ingest", "_stats"]
@@ -83,3 +84,8 @@ def test_run_prepares_ingests_and_computes_stats(tmp_path, monkeypatch):
     assert loaded.num_images == 9 and loaded.size == 64
     # Run again: each stage sees its output complete.
     assert all(stage(recipe, False).skipped for stage in stages)
+    # predict's held-out image: a test scene, with no one true class.
+    (tmp_path / "run").mkdir()
+    path, truth = run._held_out_image(recipe)
+    assert truth is None
+    assert Image.open(path).size == (64, 64)
