@@ -21,8 +21,8 @@ def test_finished_run_is_not_trained_again(tmp_path, capsys):
 
     assert _outputs(tmp_path / "run") == before
     assert summary["skipped"] and summary["epochs_run"] == 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--overwrite" in err[0], err
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "--overwrite" in out[0], out
 
 
 def test_overwrite_trains_again_with_one_set_of_logs(tmp_path):
@@ -52,7 +52,7 @@ def test_cli_train_leaves_a_finished_run(tmp_path, capsys):
     assert cli.main(["train", str(path)]) == 0
 
     assert _outputs(tmp_path / "run") == before
-    assert "is complete" in capsys.readouterr().err
+    assert "is complete" in capsys.readouterr().out
 
 
 def test_more_epochs_do_not_retrain_a_finished_run(tmp_path, capsys):
@@ -65,4 +65,4 @@ def test_more_epochs_do_not_retrain_a_finished_run(tmp_path, capsys):
 
     assert summary["skipped"]
     assert _outputs(tmp_path / "run") == before
-    assert "the recipe asks for 2" in capsys.readouterr().err
+    assert "the recipe asks for 2" in capsys.readouterr().out

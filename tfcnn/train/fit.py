@@ -340,9 +340,11 @@ def finish_run(recipe, model, data, callbacks, placement, history,
             "complete": True, **summary}, default=float)
         shutil.rmtree(model_dir / BACKUP_NAME, ignore_errors=True)
         epochs = f"{config.epochs} epoch" + "s" * (config.epochs != 1)
-        _say(f"train: wrote {MODEL_NAME}, {CLASSES_NAME}, {RECIPE_NAME}, "
-             f"checkpoints/ and logs/ in {model_dir} ({epochs}, "
-             f"{_format_logs(metrics)})")
+        # The result, on stdout as ingest's and stats' are; notices such
+        # as resuming go to stderr.
+        print(f"train: wrote {MODEL_NAME}, {CLASSES_NAME}, {RECIPE_NAME}, "
+              f"checkpoints/ and logs/ in {model_dir} ({epochs}, "
+              f"{_format_logs(metrics)})", flush=True)
     strategy_lib.remove_worker_dir(write_dir, placement)
     return summary
 
@@ -378,9 +380,9 @@ def _leave_finished_run(recipe, state):
     done = state.get("epochs_completed", 0)
     wanted = recipe.train.epochs
     asked = "" if done == wanted else f"; the recipe asks for {wanted}"
-    _say(f"train: {recipe.train.model_dir} is complete ({done} epoch"
-         f"{'s' * (done != 1)}{asked}); left as it is (--overwrite or "
-         "another train.model_dir trains again)")
+    print(f"train: {recipe.train.model_dir} is complete ({done} epoch"
+          f"{'s' * (done != 1)}{asked}); left as it is (--overwrite or "
+          "another train.model_dir trains again)", flush=True)
     return {**state, "epochs_run": 0, "resumed_from": None, "skipped": True}
 
 
