@@ -121,7 +121,7 @@ def test_naive_network_grows_its_width_module_by_module():
 
 
 def test_batch_norm_variant_replaces_lrn():
-    model = tfcnn.models.build("googlenet", normalization="batch", **TINY)
+    model = tfcnn.models.build("googlenet", norm="batch", **TINY)
     assert not any(isinstance(layer, tfcnn.layers.LocalResponseNormalization)
                    for layer in model.layers)
     convs = [layer for layer in model.layers

@@ -46,7 +46,7 @@ def test_unknown_name_lists_the_valid_ones():
 def test_unknown_option_is_named_with_the_valid_ones():
     with pytest.raises(ModelOptionError, match="no option 'depth'") as raised:
         tfcnn.models.build("vgg16", depth=11)
-    assert "batch_norm" in str(raised.value)
+    assert "norm" in str(raised.value)
     assert isinstance(raised.value, TypeError)
 
 
@@ -63,7 +63,7 @@ BAD_OPTIONS = [
     ("alexnet", dict(input_shape=(64, 64, 3)), "at least 67x67"),
     ("alexnet", dict(dropout=1.0), "Received: dropout=1.0"),
     ("googlenet", dict(inception="wide"), "Received: inception='wide'"),
-    ("googlenet", dict(normalization="group"), "normalization='group'"),
+    ("googlenet", dict(norm="group"), "norm='group'"),
     ("googlenet", dict(aux_classifiers=True, input_shape=(64, 64, 3)),
      "at least 80x80"),
     ("fcn8s", dict(input_shape=(100, 96, 3)), "multiples of 32"),
@@ -155,3 +155,11 @@ def test_channels_first_configuration_is_refused():
                 tfcnn.models.build(name)
     finally:
         keras.config.set_image_data_format("channels_last")
+
+
+@pytest.mark.parametrize("model, option, value", [
+    ("vgg16", "batch_norm", True), ("googlenet", "normalization", "batch")])
+def test_old_normalization_options_name_norm(model, option, value):
+    with pytest.raises(ModelOptionError, match=f"option '{option}' is now "
+                                               "norm"):
+        tfcnn.models.build(model, **{option: value})

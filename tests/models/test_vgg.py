@@ -53,7 +53,7 @@ def test_configurations_have_the_papers_depth():
 def test_batch_norm_variant_normalizes_every_convolution():
     model = tfcnn.models.build("vgg16", input_shape=(32, 32, 3),
                                width_multiplier=1 / 16, fc_units=8,
-                               batch_norm=True)
+                               norm="batch")
     norms = [layer for layer in model.layers
              if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 13

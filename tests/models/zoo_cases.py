@@ -28,7 +28,7 @@ TINY = {
     "vgg13": dict(input_shape=(32, 32, 3), width_multiplier=1 / 16,
                   fc_units=16, dropout=0.0),
     "vgg16": dict(input_shape=(32, 32, 3), width_multiplier=1 / 16,
-                  fc_units=16, dropout=0.0, batch_norm=True),
+                  fc_units=16, dropout=0.0, norm="batch"),
     "vgg19": dict(input_shape=(32, 32, 3), width_multiplier=1 / 16,
                   fc_units=16, dropout=0.0),
     "resnet18": dict(input_shape=(32, 32, 3), width_multiplier=1 / 16,

@@ -51,10 +51,10 @@ AUX_AFTER = ("4a", "4d")
 NORMALIZATIONS = ("lrn", "batch", None)
 
 
-def _norm_layer(x, normalization, name):
+def _norm_layer(x, norm, name):
     # The paper's LRN sits after pool1 and after conv2; BN-Inception
     # normalizes every convolution instead (see ``conv_norm``).
-    if normalization == "lrn":
+    if norm == "lrn":
         # Caffe's GoogLeNet: local_size 5, alpha 1e-4 over the window mean,
         # beta 0.75, k 1.
         return tfcnn_layers.LocalResponseNormalization(
@@ -86,7 +86,7 @@ def _scale_spec(spec, width_multiplier):
 @register_model("googlenet")
 def googlenet(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
               pooling=None, classifier_activation="softmax",
-              name="googlenet", inception="reduced", normalization="lrn",
+              name="googlenet", inception="reduced", norm="lrn",
               aux_classifiers=False, dropout=0.4, width_multiplier=1.0):
     """Builds GoogLeNet (Inception v1).
 
@@ -104,8 +104,9 @@ def googlenet(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
         name: str, model name. Defaults to "googlenet".
         inception: "reduced" (the paper's network) or "naive" (the module
             without 1x1 reductions). Defaults to "reduced".
-        normalization: "lrn" (the paper), "batch" (batch norm after every
-            convolution, as BN-Inception) or None. Defaults to "lrn".
+        norm: "lrn" (the paper), "batch" (batch norm after every
+            convolution, as BN-Inception) or None; the option ResNets and
+            VGG call norm too. Defaults to "lrn".
         aux_classifiers: bool, add the two auxiliary classifiers as extra
             outputs ``[main, aux1, aux2]``. Defaults to False.
         dropout: float, dropout before the classifier. Defaults to 0.4.
@@ -126,7 +127,7 @@ def googlenet(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
     """
     validation.check_common(input_shape, num_classes, pooling)
     validation.check_choice("inception", inception, ("reduced", "naive"))
-    validation.check_choice("normalization", normalization, NORMALIZATIONS)
+    validation.check_choice("norm", norm, NORMALIZATIONS)
     validation.check_dropout(dropout)
     validation.check_positive("width_multiplier", width_multiplier)
     aux = aux_classifiers and include_top
@@ -135,11 +136,11 @@ def googlenet(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
             "aux_classifiers need a defined input of at least 80x80 (their "
             "5x5 pooling runs at stride 16). "
             f"Received: input_shape={input_shape}")
-    norm = "batch" if normalization == "batch" else None
+    conv_norm = "batch" if norm == "batch" else None
 
     def conv(x, filters, kernel_size, strides, layer_name):
         return conv_norm_act(x, scaled(filters, width_multiplier),
-                             kernel_size, strides, norm=norm,
+                             kernel_size, strides, norm=conv_norm,
                              kernel_initializer="glorot_uniform",
                              name=layer_name)
 
@@ -150,10 +151,10 @@ def googlenet(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
     inputs = keras.Input(shape=input_shape, name="image")
     x = conv(inputs, 64, 7, 2, "conv1")
     x = max_pool(x, "pool1")
-    x = _norm_layer(x, normalization, "pool1_norm")
+    x = _norm_layer(x, norm, "pool1_norm")
     x = conv(x, 64, 1, 1, "conv2_reduce")
     x = conv(x, 192, 3, 1, "conv2")
-    x = _norm_layer(x, normalization, "conv2_norm")
+    x = _norm_layer(x, norm, "conv2_norm")
     x = max_pool(x, "pool2")
     aux_outputs = []
     for module, spec in GOOGLENET_SPEC:
@@ -161,7 +162,7 @@ def googlenet(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
             x = max_pool(x, module)
             continue
         x = inception_module(x, _scale_spec(spec, width_multiplier),
-                             reduce=inception == "reduced", norm=norm,
+                             reduce=inception == "reduced", norm=conv_norm,
                              name=f"inception_{module}")
         if aux and module in AUX_AFTER:
             aux_outputs.append(_aux_classifier(

@@ -14,6 +14,11 @@ from tfcnn.errors import UnknownModelError
 _REGISTRY = {}
 # Arguments of ``build`` itself, left out of the option list in errors.
 _BUILD_ARGUMENTS = ("input_shape", "num_classes")
+# Options renamed so that every family calls normalization ``norm``.
+RENAMED_OPTIONS = {
+    "batch_norm": 'norm ("batch", or none)',
+    "normalization": 'norm ("lrn", "batch", or none)',
+}
 
 
 def register_model(name):
@@ -118,6 +123,12 @@ def build(name, /, input_shape=None, num_classes=None, **options):
     builder = get_builder(name)
     params = inspect.signature(builder).parameters
     unknown = sorted(set(options) - set(params))
+    for option in unknown:
+        if option in RENAMED_OPTIONS and "norm" in params:
+            raise ModelOptionError(
+                f"model {name!r}: option {option!r} is now "
+                f"{RENAMED_OPTIONS[option]}, as in every model family. "
+                f"Received: {option}={options[option]!r}")
     if unknown:
         raise ModelOptionError(
             f"model {name!r} takes no option {unknown[0]!r}; its options: "

@@ -33,8 +33,11 @@ VGG_SPECS = {
 BLOCK_FILTERS = (64, 128, 256, 512, 512)
 OUTPUT_STRIDES = (8, 16, 32)
 
+# Normalization after each convolution: none (the paper) or batch norm.
+NORMS = (None, "batch")
 
-def vgg_features(x, depth, *, width_multiplier=1.0, batch_norm=False,
+
+def vgg_features(x, depth, *, width_multiplier=1.0, norm=None,
                  output_stride=32):
     """The convolutional blocks of VGG.
 
@@ -43,8 +46,8 @@ def vgg_features(x, depth, *, width_multiplier=1.0, batch_norm=False,
         depth: int, a key of ``VGG_SPECS`` (11, 13, 16 or 19).
         width_multiplier: float, scales every block's filters. Defaults to
             1.0.
-        batch_norm: bool, batch norm after each convolution (the later
-            "VGG-BN" variant; the paper has none). Defaults to False.
+        norm: None (the paper) or "batch": batch norm after each
+            convolution (the later "VGG-BN" variant). Defaults to None.
         output_stride: 8, 16 or 32. Below 32 the last poolings are dropped
             and the convolutions after them dilated by the stride they lost
             (Yu & Koltun 2016). Defaults to 32.
@@ -55,7 +58,7 @@ def vgg_features(x, depth, *, width_multiplier=1.0, batch_norm=False,
     """
     endpoints = {}
     stride, dilation = 1, 1
-    norm = "batch" if batch_norm else None
+    validation.check_choice("norm", norm, NORMS)
     for block, (convs, filters) in enumerate(
             zip(VGG_SPECS[depth], BLOCK_FILTERS), start=1):
         for conv in range(1, convs + 1):
@@ -85,7 +88,7 @@ def check_vgg_options(width_multiplier, output_stride):
 
 def vgg(depth, input_shape=(224, 224, 3), num_classes=1000, include_top=True,
         pooling=None, classifier_activation="softmax", name=None,
-        batch_norm=False, width_multiplier=1.0, fc_units=4096, dropout=0.5):
+        norm=None, width_multiplier=1.0, fc_units=4096, dropout=0.5):
     """Builds VGG (registered as "vgg11", "vgg13", "vgg16" and "vgg19").
 
     Args:
@@ -100,8 +103,9 @@ def vgg(depth, input_shape=(224, 224, 3), num_classes=1000, include_top=True,
         classifier_activation: str or None, activation of the last layer,
             computed in float32. Defaults to "softmax".
         name: str, model name. Defaults to "vgg{depth}".
-        batch_norm: bool, batch norm after every convolution. Defaults to
-            False (the paper).
+        norm: None (the paper) or "batch": batch norm after every
+            convolution, the option ResNets and GoogLeNet call norm too.
+            Defaults to None.
         width_multiplier: float, scales the convolution filters. Defaults
             to 1.0.
         fc_units: int, width of the two hidden dense layers. Defaults to
@@ -127,7 +131,7 @@ def vgg(depth, input_shape=(224, 224, 3), num_classes=1000, include_top=True,
     validation.check_dropout(dropout)
     inputs = keras.Input(shape=input_shape, name="image")
     x = vgg_features(inputs, depth, width_multiplier=width_multiplier,
-                     batch_norm=batch_norm)[32]
+                     norm=norm)[32]
     if include_top:
         x = heads.fully_connected_head(
             x, num_classes, classifier_activation,
