@@ -444,11 +444,17 @@ def _add_export(subparsers):
                    help="export root (default: the recipe's export.dir, "
                         "else saved_models)")
     p.add_argument("--version", type=int, default=None,
-                   help="version number; 0: the next free one (default: "
-                        "the recipe's export.version, else 0)")
+                   help="version number, 1 to 2^63-1; 0: the next free one "
+                        "(default: the recipe's export.version, else 0)")
     p.add_argument("--top-k", type=int, default=None,
                    help="classes per answer (default: the recipe's "
                         "export.top_k, else 5)")
+    p.add_argument("--model-config-file", default=None,
+                   help="TF Serving model config file to add the model to "
+                        "(created if missing, updated atomically)")
+    p.add_argument("--label", default=None,
+                   help="with --model-config-file: point this version "
+                        "label (e.g. stable) at the new version")
     _add_json(p)
     p.set_defaults(handler=_export)
 
@@ -472,19 +478,37 @@ def _export(args):
         raise _usage_error(
             "export needs --name for a .keras file (a recipe or run folder "
             "names it in export.name)")
+    if args.label is not None and args.model_config_file is None:
+        raise _usage_error("--label needs --model-config-file. "
+                           f"Received: --label={args.label}")
     from tfcnn import export
+    from tfcnn.export import layout
 
+    # Bad arguments end in their one line before the progress line.
+    version = _given(args.version, config.version)
+    layout.check_model_name(name)
+    if version:
+        layout.check_version(version)
     print("export: writing the SavedModel and checking it in a fresh "
           "process (about 15 s)...", file=sys.stderr, flush=True)
     path = export.export_model(
         model, export_dir=_given(args.dir, config.dir), name=name,
-        version=_given(args.version, config.version),
-        top_k=_given(args.top_k, config.top_k))
+        version=version, top_k=_given(args.top_k, config.top_k))
+    if args.model_config_file is not None:
+        from tfcnn.serve import config as serve_config
+
+        serve_config.update_model_config_file(
+            args.model_config_file, name, path.parent, label=args.label,
+            version=int(path.name))
     if args.json:
         _print_json(args, {"path": str(path), "name": name,
                            "version": int(path.name)})
     else:
         print(f"published SavedModel {path}")
+        if args.model_config_file is not None:
+            print(f"model config: {args.model_config_file} serves {name!r}"
+                  + (f", label {args.label!r} -> version {path.name}"
+                     if args.label else ""))
 
 
 def _add_predict(subparsers):
@@ -514,26 +538,91 @@ def _predict(args):
 
 def _add_serve(subparsers):
     p = subparsers.add_parser(
-        "serve", help="serve exported models with TF Serving's REST API",
-        description="Serve every model under MODEL_BASE "
-                    "(<name>/<version>/) with TF Serving's REST API.")
-    p.add_argument("model_base", help="export root, e.g. saved_models")
+        "serve", help="serve exported models with TF Serving's REST and "
+                      "gRPC APIs",
+        description="Serve every model under MODEL_BASE (<name>/<version>/"
+                    ", newest version) or those of --model-config-file "
+                    "with TF Serving's REST and gRPC APIs. SIGTERM drains "
+                    "the requests in flight.")
+    p.add_argument("model_base", nargs="?", default=None,
+                   help="export root, e.g. saved_models")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on")
-    p.add_argument("--port", type=int, default=8501, help="port")
+    p.add_argument("--port", type=int, default=8501,
+                   help="REST port; 0: a free one")
+    p.add_argument("--grpc-port", type=int, default=8500,
+                   help="gRPC port; 0: a free one; -1: no gRPC")
+    p.add_argument("--model-config-file", default=None,
+                   help="TF Serving model config file (models, version "
+                        "policies, labels) instead of MODEL_BASE")
     p.add_argument("--max-body-mb", type=float, default=32.0,
-                   help="reject request bodies larger than this")
+                   help="reject request bodies larger than this (413)")
     p.add_argument("--poll-seconds", type=float, default=1.0,
                    help="how often to look for new versions")
+    p.add_argument("--max-in-flight", type=int, default=64,
+                   help="requests in flight or queued at once, REST and "
+                        "gRPC together; more get 429 / RESOURCE_EXHAUSTED")
+    p.add_argument("--request-timeout", type=float, default=30.0,
+                   help="seconds a request may wait before its call starts")
+    p.add_argument("--max-instances", type=int, default=1024,
+                   help="instances per request; more get 413")
+    p.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="pixels of an encoded image, read from its header "
+                        "before decoding; more get 413")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds to receive a request's headers")
+    p.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds to receive a request's body; 408 after")
+    p.add_argument("--enable-batching", action="store_true",
+                   help="merge concurrent requests into one call (TF "
+                        "Serving's batching)")
+    p.add_argument("--batching-parameters-file", default=None,
+                   help="TF Serving BatchingParameters text file (implies "
+                        "--enable-batching)")
+    p.add_argument("--max-batch-size", type=int, default=None,
+                   help="rows per merged call (default 32; implies "
+                        "--enable-batching)")
+    p.add_argument("--batch-timeout-micros", type=int, default=None,
+                   help="how long a batch waits to fill (default 1000)")
+    p.add_argument("--num-batch-threads", type=int, default=None,
+                   help="merged calls at once (default: the CPU cores)")
+    p.add_argument("--max-enqueued-batches", type=int, default=None,
+                   help="queued batches per model signature (default 64)")
     p.set_defaults(handler=_serve)
 
 
 def _serve(args):
+    from tfcnn.serve import config
+    from tfcnn.serve import inputs
     from tfcnn.serve import server
 
+    if (args.model_base is None) == (args.model_config_file is None):
+        raise _usage_error(
+            "give MODEL_BASE or --model-config-file (one of them)")
+    batching_flags = {
+        "max_batch_size": args.max_batch_size,
+        "batch_timeout_micros": args.batch_timeout_micros,
+        "num_batch_threads": args.num_batch_threads,
+        "max_enqueued_batches": args.max_enqueued_batches}
+    batching = None
+    if args.batching_parameters_file is not None:
+        batching = config.read_batching_parameters_file(
+            args.batching_parameters_file, **batching_flags)
+    elif args.enable_batching or args.max_batch_size is not None:
+        batching = config.BatchingParameters(
+            **{k: v for k, v in batching_flags.items() if v is not None})
+    options = server.ServerOptions(
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        poll_seconds=args.poll_seconds,
+        limits=inputs.Limits(max_instances=args.max_instances,
+                             max_pixels=args.max_pixels),
+        max_in_flight=args.max_in_flight,
+        request_timeout_s=args.request_timeout,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout, batching=batching)
     server.serve(args.model_base, host=args.host, port=args.port,
-                 max_body_bytes=int(args.max_body_mb * 2**20),
-                 poll_seconds=args.poll_seconds)
+                 grpc_port=None if args.grpc_port < 0 else args.grpc_port,
+                 model_config_file=args.model_config_file, options=options)
 
 
 # run / models -----------------------------------------------------------------

@@ -3,8 +3,11 @@
 The command line turns a ``TfcnnError`` into one line on stderr and exit
 status 2; anything else is a bug and keeps its traceback. Each class also
 derives from the built-in exception a Python caller would expect. The
-server's two (``NotFoundError``, ``RequestError``) become HTTP answers.
+server's ``ServingError`` (and its ``RequestError``) become REST and gRPC
+answers with a canonical ``StatusCode``.
 """
+
+import enum
 
 
 class TfcnnError(Exception):
@@ -51,13 +54,62 @@ class DivergedError(TfcnnError, ArithmeticError):
     """The loss became NaN or infinite; training stopped."""
 
 
+class ConfigError(TfcnnError, ValueError):
+    """A model config or batching parameters file is malformed."""
+
+
+class ServeError(TfcnnError, OSError):
+    """The server can't start (a port in use, a missing directory)."""
+
+
 class NotFoundError(LookupError):
-    """No such model or version is being served."""
+    """No such model, version or label is being served."""
 
 
-class RequestError(Exception):
-    """A request the server can't answer; carries the HTTP status."""
+class StatusCode(enum.Enum):
+    """A canonical status code: its gRPC name and its HTTP status.
+
+    The HTTP statuses are those TF Serving's REST API maps the codes to
+    (INVALID_ARGUMENT 400, NOT_FOUND 404, RESOURCE_EXHAUSTED 429,
+    DEADLINE_EXCEEDED 504, ...): a client's mistake is never UNKNOWN or
+    INTERNAL, and overload is never a 5xx.
+    """
+
+    INVALID_ARGUMENT = 400
+    NOT_FOUND = 404
+    RESOURCE_EXHAUSTED = 429
+    CANCELLED = 499
+    UNIMPLEMENTED = 501
+    UNAVAILABLE = 503
+    DEADLINE_EXCEEDED = 504
+
+    @property
+    def http_status(self):
+        return self.value
+
+
+class ServingError(Exception):
+    """A request the server can't answer (REST and gRPC alike).
+
+    Args:
+        message: str, what was wrong, naming the input or limit.
+        code: ``StatusCode``. Defaults to ``StatusCode.INVALID_ARGUMENT``.
+        http_status: int, the REST status when it differs from the code's
+            (413 for a request over a size limit). Defaults to None.
+    """
+
+    def __init__(self, message, code=StatusCode.INVALID_ARGUMENT,
+                 http_status=None):
+        super().__init__(message)
+        self.code = code
+        self.status = http_status or code.http_status
+
+
+class RequestError(ServingError):
+    """A REST request the server can't answer; carries the HTTP status."""
 
     def __init__(self, message, status=400):
-        super().__init__(message)
-        self.status = status
+        code = {404: StatusCode.NOT_FOUND,
+                429: StatusCode.RESOURCE_EXHAUSTED}.get(
+                    status, StatusCode.INVALID_ARGUMENT)
+        super().__init__(message, code, http_status=status)

@@ -231,6 +231,8 @@ def test_export_command_on_a_training_model_dir_with_tfcnn_layers(
     ({"name": "../x"}, "Received: name="),
     ({"name": "m", "version": -1}, "Received: version="),
     ({"name": "m", "version": "2"}, "Received: version="),
+    ({"name": "m", "version": 2**63}, "1 to 9223372036854775807"),
+    ({"name": "m", "version": 99999999999999999999}, "Received: version="),
 ])
 def test_bad_arguments_are_refused_before_any_work(tmp_path, kwargs,
                                                    match):
@@ -260,3 +262,54 @@ def test_export_command_reports_a_bad_name_in_one_line(tmp_path, capsys):
                      "--dir", str(tmp_path / "sm")]) == 2
     assert capsys.readouterr().err.startswith(
         "tfcnn export: error: name must be")
+
+
+def test_export_command_with_a_huge_version_is_one_line(tmp_path, capsys):
+    contract_model.build().save(tmp_path / "model.keras")
+    assert cli.main(["export", str(tmp_path), "--name", "m", "--dir",
+                     str(tmp_path / "sm"),
+                     "--version", "99999999999999999999"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfcnn export: error: version must be an int "
+                          "from 1 to 9223372036854775807")
+    assert not (tmp_path / "sm").exists()
+
+
+def test_export_into_a_read_only_folder_is_one_line(tmp_path, capsys,
+                                                    monkeypatch):
+    contract_model.build().save(tmp_path / "model.keras")
+    target = tmp_path / "ro"
+    target.mkdir()
+    if os.geteuid() == 0:  # root writes anywhere; refuse as the kernel does
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(target))
+
+        monkeypatch.setattr(publish.pathlib.Path, "mkdir", refuse)
+    else:
+        target.chmod(0o555)
+    assert cli.main(["export", str(tmp_path), "--name", "m", "--dir",
+                     str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfcnn export: error: can't write the export "
+                          "under ")
+    assert "Permission denied" in err and len(err.splitlines()) == 1
+    target.chmod(0o755)
+    assert not os.listdir(target)
+
+
+def test_export_adds_the_model_to_a_model_config_file(
+        tmp_path, quick_write, capsys, monkeypatch):
+    from tfcnn.serve import config
+
+    monkeypatch.setattr(publish, "verify_saved_model", lambda *args: {})
+    contract_model.build().save(tmp_path / "model.keras")
+    config_file = tmp_path / "models.config"
+    for label in ("stable", "canary"):
+        assert cli.main(["export", str(tmp_path), "--name", "m", "--dir",
+                         str(tmp_path / "sm"), "--model-config-file",
+                         str(config_file), "--label", label]) == 0
+    (model,) = config.read_model_config_file(config_file)
+    assert model.name == "m"
+    assert model.base_path == tmp_path / "sm" / "m"
+    assert dict(model.labels) == {"stable": 1, "canary": 2}
+    assert model.policy == config.VersionPolicy()

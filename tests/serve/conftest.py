@@ -1,4 +1,7 @@
-"""Fixtures of the serve tests: small exported models."""
+"""Fixtures of the serve tests: small exported models, hostile images."""
+
+import struct
+import zlib
 
 import pytest
 
@@ -21,3 +24,17 @@ def model_base(tmp_path_factory):
     base = tmp_path_factory.mktemp("models")
     publish(base, "tiny", favour=0)
     return base
+
+
+def bomb_png(width=20000, height=20000):
+    """A few hundred bytes of PNG whose header claims ``width x height``."""
+
+    def chunk(kind, data):
+        body = kind + data
+        return (struct.pack(">I", len(data)) + body
+                + struct.pack(">I", zlib.crc32(body)))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))

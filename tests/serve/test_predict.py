@@ -1,6 +1,8 @@
 """Tests of ``tfcnn predict`` (library function and command)."""
 
 import json
+import os
+import shutil
 
 import pytest
 
@@ -90,3 +92,44 @@ def test_command_reports_bad_arguments_in_one_line(model_base, images,
     err = capsys.readouterr().err
     assert err.startswith("tfcnn predict: error: top_k must be")
     assert "Traceback" not in err
+
+
+def _unreadable(tmp_path):
+    """A file that opens but can't be read, whoever runs the test."""
+    if os.geteuid() == 0:  # root reads any mode; the kernel refuses this
+        return "/proc/self/mem"
+    path = tmp_path / "secret.png"
+    path.write_bytes(b"x")
+    path.chmod(0)
+    return str(path)
+
+
+def test_directories_and_unreadable_files_are_one_line(model_base, images,
+                                                       tmp_path, capsys):
+    for bad, match in ((str(tmp_path), "is a directory"),
+                       (_unreadable(tmp_path), "can't be read")):
+        with pytest.raises(DataError, match=match):
+            predict.predict(model_base / "tiny", [images[0], bad])
+        assert cli.main(["predict", str(model_base / "tiny"), bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tfcnn predict: error: ") and match in err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_a_corrupt_saved_model_is_one_line(model_base, images, tmp_path,
+                                           capsys):
+    broken = tmp_path / "m" / "3"
+    shutil.copytree(model_base / "tiny" / "1", broken)
+    (broken / "saved_model.pb").write_bytes(b"\x0a\xff garbage")
+    assert cli.main(["predict", str(broken), images[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfcnn predict: error: ")
+    assert "not a loadable SavedModel" in err and str(broken) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_versions_beyond_int64_are_not_versions(model_base, tmp_path):
+    huge = tmp_path / "m" / str(2**63)
+    shutil.copytree(model_base / "tiny" / "1", huge)
+    with pytest.raises(FileNotFoundError, match="no SavedModel"):
+        predict.predict(tmp_path / "m", ["x.png"])

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfcnn.serve import rest
+from tfcnn.errors import ServingError
 
 BYTES = {"image_bytes": tf.TensorSpec([None], tf.string)}
 PIXELS = {"images": tf.TensorSpec([None, None, None, 3], tf.uint8)}
@@ -71,18 +72,31 @@ def test_multiple_inputs_in_rows_and_columns():
     ({"instances": [{"a": 1}]}, TWO, "keys"),
     ({"inputs": {"a": [1, 2], "b": [1.0]}}, TWO, "different batch sizes"),
     ({"inputs": {"a": [], "b": []}}, TWO, "empty batch"),
+    ({"inputs": [[float("nan"), 1.0]]}, FLOATS, "NaN or infinite"),
+    ({"inputs": [[1.0, float("inf")]]}, FLOATS, "NaN or infinite"),
 ])
 def test_bad_requests_raise_400(request_body, specs, match):
-    with pytest.raises(rest.RequestError, match=match) as info:
+    with pytest.raises(ServingError, match=match) as info:
         rest.request_inputs(request_body, specs)
     assert info.value.status == 400
 
 
-@pytest.mark.parametrize("body", [b"{", b"[1]", b"\xff\xfe", b"null"])
+@pytest.mark.parametrize("body", [
+    b"{", b"[1]", b"\xff\xfe", b"null",
+    b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"])
 def test_parse_body_refuses_non_objects(body):
     with pytest.raises(rest.RequestError) as info:
         rest.parse_body(body)
     assert info.value.status == 400
+
+
+@pytest.mark.parametrize("depth", [200, 900])
+def test_deeply_nested_values_raise_400(depth):
+    request = json.loads("[" * depth + "1" + "]" * depth)
+    for specs in (FLOATS, BYTES):
+        with pytest.raises(ServingError) as info:
+            rest.request_inputs({"instances": request}, specs)
+        assert info.value.status == 400
 
 
 def test_signature_name_defaults_and_checks():

@@ -3,8 +3,13 @@
 import base64
 import inspect
 import json
+import logging
+import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -12,8 +17,11 @@ import pytest
 import requests
 
 from tests.export import contract_model
+from tests.serve.conftest import bomb_png
 from tests.serve.conftest import publish
+from tfcnn import cli
 from tfcnn.data import features
+from tfcnn.serve import inputs
 from tfcnn.serve import server as server_lib
 
 LIMIT = 64 * 1024
@@ -131,8 +139,10 @@ def _post_raw(url, path, data):
     ("POST", "/v1/models/tiny/versions/9:predict", {"instances": [1]},
      404, "version 9"),
     ("GET", "/v1/models/tiny/versions/9", None, 404, "version 9"),
-    ("GET", "/v1/models/tiny/versions/0", None, 404, "positive integer"),
-    ("GET", "/v1/models/tiny/labels/stable", None, 404, "labels"),
+    ("GET", "/v1/models/tiny/versions/0", None, 404, "integer from 1"),
+    ("GET", "/v1/models/tiny/versions/9223372036854775808", None, 404,
+     "integer from 1 to 9223372036854775807"),
+    ("GET", "/v1/models/tiny/labels/stable", None, 404, "label 'stable'"),
     ("GET", "/v1/models/nope/metadata", None, 404, "nope"),
     ("GET", "/v1/models/..%2F..%2Fetc%2Fpasswd", None, 404, ""),
     ("GET", "/v1/models/%2E%2E", None, 404, ""),
@@ -178,12 +188,14 @@ def test_a_new_version_is_served_without_a_restart(tmp_path):
                 break
             time.sleep(0.1)
         assert top() == "cat"
-        assert top(running.url + "/v1/models/swap/versions/1:predict") \
-            == "ant"
+        old = requests.post(
+            running.url + "/v1/models/swap/versions/1:predict", json=body,
+            timeout=60)
+        assert old.status_code == 404  # the default policy: newest only
 
 
 def test_serve_refuses_a_missing_base_dir(tmp_path):
-    with pytest.raises(NotADirectoryError, match="does not exist"):
+    with pytest.raises(server_lib.ServeError, match="does not exist"):
         server_lib.serve(tmp_path / "missing", port=0)
 
 
@@ -203,3 +215,161 @@ def test_serving_imports_no_heavy_tfcnn_module():
                "tfcnn.export.arguments", "tfcnn.export.layout"}
     assert {m for m in loaded if not m.startswith("tfcnn.serve")} <= allowed
     assert "tfcnn.serve.server" in loaded
+
+
+# Hostile requests -------------------------------------------------------------
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_an_image_bomb_is_refused_from_its_header(url):
+    before = _rss_bytes()
+    for _ in range(3):
+        answer = _predict(url, {"instances": [b64(bomb_png())]})
+        assert answer.status_code == 413, answer.text
+        assert "max_pixels" in answer.json()["error"]
+        example = features.make_example(
+            bomb_png(), image_format="png", height=0, width=0, label=0,
+            text="", filename="bomb.png").SerializeToString()
+        answer = _predict(url, {"signature_name": "predict_examples",
+                                "instances": [{"examples": b64(example)}]})
+        assert answer.status_code == 413, answer.text
+    # Decoding one 20000x20000 image would take 1.2 GB at least.
+    assert _rss_bytes() - before < 200 * 2**20
+
+
+def test_the_instance_count_is_capped(model_base):
+    with server_lib.BackgroundServer(model_base, limits=inputs.Limits(
+            max_instances=4)) as running:
+        body = {"instances": [b64(_image())] * 5}
+        answer = _predict(running.url, body)
+        assert answer.status_code == 413
+        assert "max_instances=4" in answer.json()["error"]
+        body["instances"] = body["instances"][:4]
+        assert _predict(running.url, body).status_code == 200
+
+
+def test_deep_json_and_nan_pixels_get_400_without_a_traceback(url, caplog):
+    deep = b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    answer = _post_raw(url, "/v1/models/tiny:predict", deep)
+    assert answer.status_code == 400
+    assert "nested too deeply" in answer.json()["error"]
+    nan = json.dumps({"signature_name": "predict_images",
+                      "instances": [[[[float("nan"), 1.0, 2.0]]]]})
+    answer = _post_raw(url, "/v1/models/tiny:predict", nan.encode())
+    assert answer.status_code == 400
+    assert "NaN or infinite" in answer.json()["error"]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def _raw_connection(url):
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def test_slow_headers_and_bodies_are_timed_out(model_base, caplog):
+    caplog.set_level(logging.INFO, logger="tfcnn.serve.server")
+    with server_lib.BackgroundServer(model_base, header_timeout_s=0.3,
+                                     body_timeout_s=0.3) as running:
+        with _raw_connection(running.url) as slow_headers:
+            slow_headers.sendall(b"POST /v1/models/tiny:predict HTTP/1.1\r\n")
+            answer = slow_headers.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert slow_headers.recv(4096) == b""  # closed
+        with _raw_connection(running.url) as slow_body:
+            slow_body.sendall(b"POST /v1/models/tiny:predict HTTP/1.1\r\n"
+                              b"Host: x\r\nContent-Length: 100\r\n\r\n{")
+            answer = b""
+            while chunk := slow_body.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert b"not received within 0.3 s" in answer
+    assert any("no complete request headers" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_client_disconnect_is_one_log_line(url, caplog):
+    caplog.set_level(logging.INFO)
+    with _raw_connection(url) as gone:
+        gone.sendall(b"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"inst")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+            "disconnected" in r.getMessage() for r in caplog.records):
+        time.sleep(0.05)
+    records = [r for r in caplog.records if r.levelno >= logging.INFO
+               and r.name.startswith(("tfcnn", "uvicorn"))]
+    assert [r.getMessage() for r in records if "disconnected" in
+            r.getMessage()]
+    assert not [r for r in records if r.exc_info or r.levelno
+                >= logging.ERROR]
+    assert requests.get(url + "/v1/models/tiny", timeout=30).ok
+
+
+def test_serve_on_a_port_in_use_is_one_line(model_base, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", str(model_base), "--port", str(port),
+                         "--grpc-port", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tfcnn serve: error: can't listen for REST "
+                              f"on 127.0.0.1:{port}")
+        assert len(err.strip().splitlines()) == 1
+        assert cli.main(["serve", str(model_base), "--port", "0",
+                         "--grpc-port", str(port)]) == 2
+        assert "can't listen for gRPC" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_answers_every_request_in_flight_then_exits_0(model_base):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfcnn.cli", "serve", str(model_base),
+         "--port", "0", "--grpc-port", "0", "--max-batch-size", "64",
+         "--batch-timeout-micros", "2000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        rest_url = "http://" + line.split("http://")[1].split("/v1/")[0]
+        target = line.strip().rsplit("gRPC at ", 1)[1]
+        image = _image()
+        results = []
+
+        def rest_call():
+            results.append(requests.post(
+                rest_url + "/v1/models/tiny:predict",
+                json={"instances": [b64(image)]}, timeout=60).status_code)
+
+        def grpc_call():
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "tiny"
+            request.inputs["image_bytes"].CopyFrom(
+                tf.make_tensor_proto([image]))
+            with grpc.insecure_channel(target) as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(
+                    channel)
+                response = stub.Predict(request, timeout=60)
+                results.append(200 if response.outputs else 0)
+
+        threads = [threading.Thread(target=fn)
+                   for fn in (rest_call, grpc_call) * 3]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)  # all six wait in the 2 s batch window
+        proc.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(60)
+        assert proc.wait(60) == 0
+        assert results == [200] * 6
+        assert "stopped after answering" in proc.stdout.read()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -17,6 +17,9 @@ SAVED_MODEL_FILE = "saved_model.pb"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 METADATA_FILE = os.path.join("assets.extra", "tfcnn_export.json")
 
+# TF Serving keeps versions as int64 (``ModelSpec.version``).
+MAX_VERSION = 2**63 - 1
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _VERSION = re.compile(r"[1-9][0-9]{0,18}")
 
@@ -45,10 +48,30 @@ def is_model_name(name):
 
 
 def parse_version(text):
-    """Returns the int version named by ``text``, or None if it names none."""
+    """Returns the int version named by ``text``, or None if it names none.
+
+    A version is a decimal integer from 1 to ``MAX_VERSION`` (TF Serving's
+    int64), written without leading zeros.
+    """
     if isinstance(text, str) and _VERSION.fullmatch(text):
-        return int(text)
+        version = int(text)
+        if version <= MAX_VERSION:
+            return version
     return None
+
+
+def check_version(version):
+    """Returns ``version`` if it is an int in [1, ``MAX_VERSION``].
+
+    Raises:
+        ArgumentError: (a ValueError) naming the value received.
+    """
+    if (isinstance(version, bool) or not isinstance(version, int)
+            or not 1 <= version <= MAX_VERSION):
+        raise arguments.ArgumentError(
+            f"version must be an int from 1 to {MAX_VERSION} (TF Serving's "
+            f"int64). Received: version={version!r}")
+    return version
 
 
 def list_versions(model_dir):

@@ -53,8 +53,9 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
             "saved_models".
         name: str, the model name: one path component of letters, digits,
             ``_``, ``.`` and ``-``.
-        version: int, the version to publish; 0 picks the next free one.
-            Defaults to 0.
+        version: int, the version to publish, from 1 to
+            ``layout.MAX_VERSION`` (TF Serving's int64); 0 picks the next
+            free one. Defaults to 0.
         top_k: int, classes per answer (clamped to the number of classes).
             Defaults to 5.
         class_names: sequence of str, one per class; None reads
@@ -80,11 +81,8 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     '1'
     """
     layout.check_model_name(name)
-    if isinstance(version, bool) or not isinstance(version, int) \
-            or version < 0:
-        raise arguments.ArgumentError(
-            "version must be an int >= 0 (0: the next free one). "
-            f"Received: version={version!r}")
+    if not (type(version) is int and version == 0):  # 0: the next free
+        layout.check_version(version)
     keras_model, file_class_names, source = _load_model(model)
     if class_names is None:
         class_names = file_class_names
@@ -108,7 +106,8 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
         atomic_files.fsync_tree(staging)
         with _model_lock(model_root):
             if not version:
-                version = max(layout.list_versions(model_root), default=0) + 1
+                version = layout.check_version(
+                    max(layout.list_versions(model_root), default=0) + 1)
             target = model_root / str(version)
             if target.exists():
                 raise ExportError(_exists_message(model_root, version))

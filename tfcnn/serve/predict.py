@@ -35,8 +35,10 @@ def predict(saved_model, image_paths, top_k=5):
         is the full vector).
 
     Raises:
-        FileNotFoundError: no SavedModel in ``saved_model`` or a missing image.
-        DataError: an image file can't be decoded (named in the message).
+        FileNotFoundError: no SavedModel in ``saved_model`` or a missing
+            image.
+        DataError: an image path is a directory, can't be read or can't be
+            decoded, or the SavedModel is corrupt (named in the message).
         ArgumentError: (a ValueError) ``top_k`` is not a positive int.
 
     Example:
@@ -52,15 +54,8 @@ def predict(saved_model, image_paths, top_k=5):
             "image_paths must name at least one image. "
                          "Received: image_paths=[]")
     version_dir, version = layout.resolve_version_dir(saved_model)
-    encoded = []
-    for path in image_paths:
-        with open(path, "rb") as f:
-            encoded.append(f.read())
-
-    import tensorflow as tf
-
-    classify = tf.saved_model.load(str(version_dir)).signatures[
-        "serving_default"]
+    encoded = [_read_image(path) for path in image_paths]
+    classify = _load(version_dir).signatures["serving_default"]
     predictions = []
     for start in range(0, len(encoded), _BATCH):
         paths = image_paths[start:start + _BATCH]
@@ -77,6 +72,37 @@ def predict(saved_model, image_paths, top_k=5):
     return {"saved_model": str(version_dir), "version": version,
             "top_k": min(top_k, len(predictions[0]["class_ids"])),
             "predictions": predictions}
+
+
+def _read_image(path):
+    """The bytes of an image file; one clear error for what is not one."""
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory, not an image file")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise DataError(f"{path}: can't be read: {error.strerror}") \
+            from None
+
+
+def _load(version_dir):
+    """Loads a SavedModel; a corrupt one is a ``DataError`` naming it."""
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(version_dir))
+    except Exception as error:  # noqa: BLE001  (any parse or load failure)
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise DataError(
+            f"{version_dir}: not a loadable SavedModel "
+            f"({type(error).__name__}: {first})") from None
+    if "serving_default" not in loaded.signatures:
+        raise DataError(f"{version_dir}: the SavedModel has no "
+                        "serving_default signature")
+    return loaded
 
 
 def _classify(classify, encoded, paths):

@@ -15,8 +15,10 @@ there is only one), columnar ones with ``{"outputs": ...}``. String outputs
 whose name ends in ``_bytes`` are written as ``{"b64": ...}``, as TF Serving
 does.
 
-Every problem with a request raises ``RequestError`` carrying the HTTP
-status, so the server answers ``{"error": "..."}`` and keeps running.
+Every problem with a request raises ``RequestError`` (a
+``tfcnn.errors.ServingError``) carrying the HTTP status, so the
+server answers ``{"error": "..."}`` and keeps running. Shapes, batch sizes
+and finite values are checked by ``tfcnn.serve.inputs``, as for gRPC.
 """
 
 import base64
@@ -26,6 +28,7 @@ import json
 import numpy as np
 
 from tfcnn.errors import RequestError
+from tfcnn.serve import inputs as inputs_lib
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -40,6 +43,9 @@ def parse_body(body):
         request = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise RequestError(f"malformed JSON request body: {error}") from None
+    except RecursionError:
+        raise RequestError("malformed JSON request body: nested too "
+                           "deeply") from None
     if not isinstance(request, dict):
         raise RequestError("the request body must be a JSON object. "
                            f"Received: {type(request).__name__}")
@@ -79,17 +85,17 @@ def request_inputs(request, specs):
                            "'instances' (row format) or 'inputs' (columnar "
                            "format)")
     row_format = "instances" in request
-    if row_format:
-        columns = _columns_from_rows(request["instances"], specs)
-    else:
-        columns = _columns(request["inputs"], specs)
-    inputs = {name: _to_array(name, value, specs[name])
-              for name, value in columns.items()}
-    batch_sizes = {array.shape[0] for array in inputs.values()
-                   if array.ndim}
-    if len(batch_sizes) > 1:
-        raise RequestError("inputs have different batch sizes: "
-                           f"{sorted(batch_sizes)}")
+    try:
+        if row_format:
+            columns = _columns_from_rows(request["instances"], specs)
+        else:
+            columns = _columns(request["inputs"], specs)
+        inputs = {name: _to_array(name, value, specs[name])
+                  for name, value in columns.items()}
+    except RecursionError:
+        raise RequestError("the request's values are nested too "
+                           "deeply") from None
+    inputs_lib.check_inputs(inputs, specs)
     return inputs, row_format
 
 
@@ -128,31 +134,14 @@ def _is_b64(value):
 
 
 def _to_array(name, value, spec):
-    """Converts one JSON input to an array of the spec's dtype and shape."""
+    """Converts one JSON input to an array of the spec's dtype."""
     dtype = spec.dtype
     try:
         if dtype.name == "string":
-            array = np.array(_strings(value), dtype=object)
-        else:
-            array = _numbers(value, dtype.as_numpy_dtype)
+            return np.array(_strings(value), dtype=object)
+        return _numbers(value, dtype.as_numpy_dtype)
     except ValueError as error:
         raise RequestError(f"input {name!r}: {error}") from None
-    shape = spec.shape
-    if shape.rank is not None:
-        if array.ndim != shape.rank or any(
-                want is not None and want != got
-                for want, got in zip(shape.as_list(), array.shape)):
-            raise RequestError(
-                f"input {name!r} must have shape "
-                f"{_shape_text(shape.as_list())}. "
-                f"Received: shape={list(array.shape)}")
-    if array.ndim and array.shape[0] == 0:
-        raise RequestError(f"input {name!r} is an empty batch")
-    return array
-
-
-def _shape_text(dims):
-    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
 def _strings(value):

@@ -1,42 +1,59 @@
-"""A local REST server compatible with TF Serving's REST API.
+"""A local model server compatible with TF Serving's REST and gRPC APIs.
 
-It serves every model under a model base directory (``<base>/<name>/
+It serves the models under a model base directory (``<base>/<name>/
 <version>/``, the layout ``tfcnn export`` writes and
-``tensorflow_model_server --model_base_path`` reads) with the same URLs and
-JSON bodies as TF Serving, so a client written against one works against
-the other:
+``tensorflow_model_server --model_base_path`` reads), or those of a TF
+Serving model config file, with the same URLs, JSON bodies and gRPC
+services as TF Serving, so a client written against one works against the
+other:
 
-- ``GET /v1/models/<name>[/versions/<v>]``: version status;
-- ``GET /v1/models/<name>[/versions/<v>]/metadata``: signatures;
-- ``POST /v1/models/<name>[/versions/<v>]:predict``: ``instances`` (row)
-  or ``inputs`` (columnar) bodies, ``{"b64": ...}`` for bytes.
+- ``GET /v1/models/<name>[/versions/<v> | /labels/<l>]``: version status;
+- ``GET .../metadata``: signatures;
+- ``POST ...:predict``: ``instances`` (row) or ``inputs`` (columnar)
+  bodies, ``{"b64": ...}`` for bytes;
+- ``GET /monitoring/prometheus/metrics``: TF Serving's metrics
+  (``tfcnn.serve.metrics``);
+- gRPC ``PredictionService`` and ``ModelService`` (``tfcnn.serve.grpc_api``)
+  on a second port.
 
-The newest loaded version answers by default, and new versions are picked
-up by a polling ``ModelRepository`` without a restart. Bad requests
-(malformed JSON, wrong shapes or dtypes, unknown models or versions,
-undecodable images, bodies over ``max_body_bytes``) get a 4xx answer
-``{"error": "..."}``. The HTTP layer is Starlette on uvicorn; model calls
-run in Starlette's thread pool, so requests are served concurrently.
+Versions are loaded and unloaded by a polling ``ModelRepository``; both
+front ends share one ``Inference`` (admission limit, deadlines, batching).
+Bad requests get a 4xx answer ``{"error": "..."}``; a full server answers
+429. The HTTP layer is Starlette on uvicorn's h11 protocol with a header
+read timeout (slow clients are disconnected), and a body read timeout;
+model calls run in Starlette's thread pool. ``serve`` drains the requests
+in flight on SIGTERM (or Ctrl-C) and returns.
 """
 
+import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import re
+import signal
 import socket
 import threading
 import time
 
+import anyio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
+from uvicorn.protocols.http import h11_impl
 
+from tfcnn.errors import ServeError
+from tfcnn.errors import ServingError
 from tfcnn.export import arguments
 from tfcnn.export import layout
+from tfcnn.serve import config as config_lib
+from tfcnn.serve import inference as inference_lib
+from tfcnn.serve import inputs as inputs_lib
 from tfcnn.serve import repository as repository_lib
 from tfcnn.serve import rest
 
@@ -48,38 +65,91 @@ _PATH = re.compile(
     r"(?:(?P<metadata>/metadata)|:(?P<method>[A-Za-z]+))?")
 
 
-def _json_response(body, status=200):
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """How the server bounds and batches its work.
+
+    Attributes:
+        max_body_bytes: int, larger request bodies get 413. Defaults to
+            32 MiB.
+        poll_seconds: float, how often to look for new versions. Defaults
+            to 1.0.
+        limits: ``inputs.Limits``, instances per request and image pixels.
+        max_in_flight: int, requests in flight or queued at once (REST and
+            gRPC together); more get 429 / RESOURCE_EXHAUSTED. Defaults
+            to 64.
+        request_timeout_s: float, the longest a request waits before its
+            call starts (gRPC: at most the client's deadline). Defaults to
+            30.0.
+        header_timeout_s: float, time to receive a request's headers.
+            Defaults to 10.0.
+        body_timeout_s: float, time to receive a request's body. Defaults
+            to 30.0.
+        batching: ``config.BatchingParameters`` or None (no batching).
+    """
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    poll_seconds: float = 1.0
+    limits: inputs_lib.Limits = inputs_lib.Limits()
+    max_in_flight: int = 64
+    request_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    batching: config_lib.BatchingParameters | None = None
+
+    def __post_init__(self):
+        arguments.check_positive_int(self.max_body_bytes, "max_body_bytes")
+        for name in ("poll_seconds", "request_timeout_s",
+                     "header_timeout_s", "body_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(
+                    value, (int, float)) or not value > 0:
+                raise arguments.ArgumentError(
+                    f"{name} must be > 0. Received: {name}={value!r}")
+
+
+def _json_response(body, status=200, headers=None):
     return Response(json.dumps(body), status_code=status,
-                    media_type="application/json")
+                    media_type="application/json", headers=headers)
 
 
-def _error(message, status):
-    return _json_response({"error": message}, status)
+def _error(message, status, headers=None):
+    return _json_response({"error": message}, status, headers)
 
 
-def create_app(base_dir, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES,
-               poll_seconds=1.0):
-    """Returns the ASGI application serving the models under ``base_dir``.
+def create_app(base_dir=None, *, model_configs=None, options=None,
+               **option_kwargs):
+    """Returns the ASGI application serving the models.
 
     The application loads the models and starts polling for new versions
     when it starts (ASGI lifespan) and stops polling when it shuts down.
 
     Args:
-        base_dir: str or path, the model base directory.
-        max_body_bytes: int, larger request bodies are refused with 413.
-            Defaults to 32 MiB.
-        poll_seconds: float, how often to look for new versions. Defaults
-            to 1.0.
+        base_dir: str or path, the model base directory (every model
+            folder under it, newest version). Ignored with
+            ``model_configs``.
+        model_configs: sequence of ``config.ModelConfig`` (a model config
+            file), or None.
+        options: ``ServerOptions``, or None to build one from
+            ``option_kwargs`` (``max_body_bytes=...``, ...).
 
     Returns:
-        a ``starlette.applications.Starlette``; ``app.state.repository`` is
-        its ``ModelRepository``.
+        a ``starlette.applications.Starlette``; ``app.state.inference`` is
+        its ``Inference`` and ``app.state.repository`` its
+        ``ModelRepository``.
     """
-    arguments.check_positive_int(max_body_bytes, "max_body_bytes")
-    models = repository_lib.ModelRepository(base_dir, poll_seconds)
+    options = options or ServerOptions(**option_kwargs)
+    models = repository_lib.ModelRepository(
+        base_dir, options.poll_seconds, model_configs=model_configs)
+    inference = inference_lib.Inference(
+        models, options.limits, options.batching, options.max_in_flight,
+        options.request_timeout_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        # Requests that wait in a batch queue hold a worker thread each.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(
+            40, options.max_in_flight + 8)
         await run_in_threadpool(models.start)
         try:
             yield
@@ -87,16 +157,36 @@ def create_app(base_dir, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES,
             await run_in_threadpool(models.stop)
 
     async def models_endpoint(request):
+        start = time.perf_counter()
         match = _PATH.fullmatch(request.path_params["path"])
+        name = match["name"] if match else ""
+        api, code = "status", "OK"
         try:
             if match is None:
                 raise rest.RequestError(
                     f"malformed URL path {request.url.path!r}", 404)
-            return await _dispatch(request, match, models, max_body_bytes)
-        except rest.RequestError as error:
-            return _error(str(error), error.status)
-        except repository_lib.NotFoundError as error:
-            return _error(str(error), 404)
+            api = ("metadata" if match["metadata"] else
+                   (match["method"] or "status"))
+            return await _dispatch(request, match, inference, options)
+        except ServingError as error:
+            code = error.code.name
+            headers = {"Connection": "close"} if error.status == 408 \
+                else None
+            return _error(str(error), error.status, headers)
+        except ClientDisconnect:
+            code = "CANCELLED"
+            client = request.client
+            _log.info("client %s:%s disconnected before sending the whole "
+                      "request body of %s", client.host if client else "?",
+                      client.port if client else "?", request.url.path)
+            return Response(status_code=499)
+        finally:
+            inference.metrics.observe(name, api, "REST", code,
+                                      time.perf_counter() - start)
+
+    async def metrics_endpoint(request):
+        return Response(inference.metrics.render(inference.in_flight),
+                        media_type="text/plain; version=0.0.4")
 
     async def http_error(request, error):
         return _error(error.detail, error.status_code)
@@ -108,43 +198,52 @@ def create_app(base_dir, *, max_body_bytes=DEFAULT_MAX_BODY_BYTES,
 
     app = Starlette(
         routes=[Route("/v1/models/{path:path}", models_endpoint,
-                      methods=["GET", "POST"])],
+                      methods=["GET", "POST"]),
+                Route("/monitoring/prometheus/metrics", metrics_endpoint,
+                      methods=["GET"])],
         exception_handlers={HTTPException: http_error,
                             Exception: server_error},
         lifespan=lifespan)
     app.state.repository = models
+    app.state.inference = inference
+    app.state.options = options
     return app
 
 
-async def _dispatch(request, match, models, max_body_bytes):
+async def _dispatch(request, match, inference, options):
     name = match["name"]
     if not layout.is_model_name(name):
         raise rest.RequestError(f"no model named {name!r}", 404)
-    if match["label"] is not None:
-        raise rest.RequestError("version labels are not supported; use "
-                                "/versions/<number>", 404)
-    version = None
+    version = label = None
     if match["version"] is not None:
         version = layout.parse_version(match["version"])
         if version is None:
             raise rest.RequestError(
-                "the version must be a positive integer. "
+                f"the version must be an integer from 1 to "
+                f"{layout.MAX_VERSION}. "
                 f"Received: version={match['version']!r}", 404)
+    if match["label"] is not None:
+        label = match["label"]
     method = match["method"]
     if method is None:
         _require(request, "GET")
         if match["metadata"]:
-            return _json_response(_metadata(models.get(name, version)))
-        return _json_response(
-            {"model_version_status": models.status(name, version)})
+            return _json_response(
+                _metadata(inference.served(name, version, label)))
+        return _json_response({"model_version_status": inference.status(
+            name, version, label)})
     if method != "predict":
         raise rest.RequestError(
             f"unsupported method {method!r}; this server answers :predict",
             404 if method not in ("classify", "regress") else 400)
     _require(request, "POST")
-    served = models.get(name, version)
-    body = await _read_body(request, max_body_bytes)
-    answer = await run_in_threadpool(_predict, served, body)
+    served = inference.served(name, version, label)
+    with inference.admit():
+        body = await _read_body(request, options.max_body_bytes,
+                                options.body_timeout_s)
+        deadline = inference.deadline()
+        answer = await run_in_threadpool(_predict, inference, served, body,
+                                         deadline)
     return Response(answer, media_type="application/json")
 
 
@@ -160,7 +259,7 @@ def _metadata(served):
             "metadata": {"signature_def": served.signature_def}}
 
 
-async def _read_body(request, limit):
+async def _read_body(request, limit, timeout_s):
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
@@ -169,11 +268,17 @@ async def _read_body(request, limit):
             raise rest.RequestError(_too_large(int(length), limit), 413)
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise rest.RequestError(_too_large(size, limit), 413)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise rest.RequestError(_too_large(size, limit), 413)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise rest.RequestError(
+            f"the request body was not received within {timeout_s:g} s "
+            f"({size} bytes arrived)", 408) from None
     return b"".join(chunks)
 
 
@@ -182,88 +287,214 @@ def _too_large(size, limit):
             f"Received: {size} bytes or more")
 
 
-def _predict(served, body):
+def _predict(inference, served, body, deadline):
     """Runs one predict request (in a worker thread); returns JSON bytes."""
-    import tensorflow as tf
-
     request = rest.parse_body(body)
     signature = rest.signature_name(request)
-    if signature not in served.signatures:
-        raise rest.RequestError(
-            f"serving signature {signature!r} not found; the model has "
-            f"{sorted(served.signatures)}")
-    specs = served.input_specs(signature)
+    specs = inference.input_specs(served, signature)
     inputs, row_format = rest.request_inputs(request, specs)
-    tensors = {name: tf.constant(value, dtype=specs[name].dtype)
-               for name, value in inputs.items()}
-    try:
-        outputs = served.signatures[signature](**tensors)
-    except tf.errors.InvalidArgumentError as error:
-        raise rest.RequestError(_op_message(error)) from None
-    except tf.errors.ResourceExhaustedError as error:
-        raise rest.RequestError(_op_message(error), 503) from None
-    arrays = {name: value.numpy() for name, value in outputs.items()}
-    return json.dumps(rest.response_body(arrays, row_format)).encode()
+    outputs = inference.predict(served, signature, inputs, deadline)
+    return json.dumps(rest.response_body(outputs, row_format)).encode()
 
 
-def _op_message(error):
-    """The line of a graph error that says what was wrong with the input."""
-    lines = [line for line in str(error.message).splitlines()
-             if line.strip()]
-    for before, line in zip(lines, lines[1:]):
-        if "[[{{node" in line:
-            return before.strip()
-    return lines[-1].strip() if lines else type(error).__name__
+def _timed_protocol(header_timeout_s):
+    """uvicorn's h11 protocol with a deadline for each request's headers.
+
+    uvicorn times out idle keep-alive connections but not a client that
+    sends its headers a byte at a time; this closes such a connection
+    with 408 once ``header_timeout_s`` has passed since its first byte
+    (or since it connected).
+    """
+
+    class TimedH11Protocol(h11_impl.H11Protocol):
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._header_timer = None
+            self._arm()
+
+        def data_received(self, data):
+            if self._header_timer is None and \
+                    self.conn.their_state is h11_impl.h11.IDLE:
+                self._arm()
+            super().data_received(data)
+            if self.conn.their_state is not h11_impl.h11.IDLE:
+                self._disarm()
+
+        def connection_lost(self, exc):
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self):
+            self._disarm()
+            self._header_timer = self.loop.call_later(
+                header_timeout_s, self._headers_too_slow)
+
+        def _disarm(self):
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self):
+            self._header_timer = None
+            if (self.transport.is_closing()
+                    or self.conn.their_state is not h11_impl.h11.IDLE):
+                return
+            client = self.client or ("?", "?")
+            _log.info("closed the connection of %s:%s: no complete request "
+                      "headers within %g s", client[0], client[1],
+                      header_timeout_s)
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                b"Content-Length: 0\r\n\r\n")
+            self.transport.close()
+
+    return TimedH11Protocol
 
 
-def _bind(host, port):
+def _bind(host, port, what="REST"):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ServeError(f"can't listen for {what} on {host}:{port}: "
+                         f"{error.strerror}") from None
     sock.listen(2048)
     return sock
 
 
-def _uvicorn_server(app, log_level):
+class _Server(uvicorn.Server):
+    """uvicorn's server; SIGTERM/SIGINT drain it and it returns normally.
+
+    uvicorn re-raises the signal after its graceful shutdown, which ends
+    the process with a signal status; a server that drained every
+    request in flight has done its job, so ``serve`` returns instead.
+    """
+
+    def __init__(self, config, on_exit=None, ready_message=None):
+        super().__init__(config)
+        self._on_exit = on_exit
+        self._ready_message = ready_message
+
+    async def startup(self, sockets=None):
+        await super().startup(sockets)
+        if self.started and self._ready_message:
+            print(self._ready_message, flush=True)
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig, frame):
+        if self._on_exit is not None and not self.should_exit:
+            self._on_exit()
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def _uvicorn_server(app, log_level, on_exit=None, ready_message=None):
+    options = app.state.options
     config = uvicorn.Config(app, log_level=log_level, access_log=False,
-                            timeout_keep_alive=30)
-    return uvicorn.Server(config)
+                            timeout_keep_alive=30,
+                            http=_timed_protocol(options.header_timeout_s))
+    return _Server(config, on_exit, ready_message)
 
 
-def serve(base_dir, host="127.0.0.1", port=8501,
-          max_body_bytes=DEFAULT_MAX_BODY_BYTES, poll_seconds=1.0,
-          log_level="info"):
-    """Serves the models under ``base_dir`` until interrupted (blocking).
+def _grpc_server(app, host, port):
+    from tfcnn.serve import grpc_api
+
+    try:
+        return grpc_api.create_server(app.state.inference, host, port)
+    except OSError as error:
+        raise ServeError(f"can't listen for gRPC on {host}:{port}: "
+                         f"{error.strerror or error}") from None
+
+
+def serve(base_dir=None, host="127.0.0.1", port=8501, grpc_port=8500, *,
+          model_config_file=None, options=None, log_level="info"):
+    """Serves the models until SIGTERM or Ctrl-C (blocking).
+
+    On SIGTERM (or SIGINT) both front ends stop accepting, the requests in
+    flight are answered, and the function returns.
 
     Args:
-        base_dir: str or path, the model base directory.
+        base_dir: str or path, the model base directory; None with a
+            ``model_config_file``.
         host: str, the address to bind; only this machine can connect by
             default. Defaults to "127.0.0.1".
-        port: int, the port; 0 picks a free one. Defaults to 8501 (TF
-            Serving's REST port).
-        max_body_bytes: int, larger request bodies get 413. Defaults to
-            32 MiB.
-        poll_seconds: float, how often to look for new versions. Defaults
-            to 1.0.
+        port: int, the REST port; 0 picks a free one. Defaults to 8501
+            (TF Serving's REST port).
+        grpc_port: int or None, the gRPC port; 0 picks a free one, None
+            serves no gRPC. Defaults to 8500 (TF Serving's gRPC port).
+        model_config_file: str or path, a TF Serving model config file,
+            or None. Defaults to None.
+        options: ``ServerOptions`` or None (the defaults).
         log_level: str, uvicorn's log level. Defaults to "info".
 
     Raises:
-        NotADirectoryError: ``base_dir`` is not a directory.
+        ServeError: a port is in use or ``base_dir`` is missing.
+        ConfigError: the model config file is malformed.
     """
-    _check_base_dir(base_dir)
-    app = create_app(base_dir, max_body_bytes=max_body_bytes,
-                     poll_seconds=poll_seconds)
+    model_configs = None
+    if model_config_file is not None:
+        model_configs = config_lib.read_model_config_file(model_config_file)
+        where = str(model_config_file)
+    else:
+        _check_base_dir(base_dir)
+        where = f"models under {base_dir}"
+    app = create_app(base_dir, model_configs=model_configs,
+                     options=options or ServerOptions())
     sock = _bind(host, port)
-    bound_port = sock.getsockname()[1]
-    print(f"tfcnn serve: models under {base_dir} at "
-          f"http://{host}:{bound_port}/v1/models/<name>", flush=True)
-    _uvicorn_server(app, log_level).run(sockets=[sock])
+    grpc_server = None
+    try:
+        if grpc_port is not None:
+            grpc_server, grpc_port = _grpc_server(app, host, grpc_port)
+    except BaseException:
+        sock.close()
+        raise
+    stopped = []
+
+    def stop_grpc():
+        if grpc_server is not None:
+            stopped.append(grpc_server.stop(
+                grace=app.state.options.request_timeout_s))
+
+    # Loaded before either front end answers (the lifespan's start is then
+    # a no-op), so the first request finds the models.
+    app.state.repository.start()
+    message = (f"tfcnn serve: {where} at http://{host}:"
+               f"{sock.getsockname()[1]}/v1/models/<name>")
+    if grpc_server is not None:
+        grpc_server.start()
+        message += f", gRPC at {host}:{grpc_port}"
+    try:
+        _uvicorn_server(app, log_level, stop_grpc, message).run(
+            sockets=[sock])
+    finally:
+        if grpc_server is not None:
+            if not stopped:
+                stop_grpc()
+            stopped[0].wait()
+    print("tfcnn serve: stopped after answering every request in flight",
+          flush=True)
 
 
 def _check_base_dir(base_dir):
-    if not os.path.isdir(base_dir):
-        raise NotADirectoryError(
+    if base_dir is None or not os.path.isdir(base_dir):
+        raise ServeError(
             f"the model base directory {str(base_dir)!r} does not exist")
 
 
@@ -271,9 +502,12 @@ class BackgroundServer:
     """Runs the server in a thread: for tests, benchmarks and notebooks.
 
     Args:
-        base_dir: str or path, the model base directory.
+        base_dir: str or path, the model base directory (or None with
+            ``model_configs``).
         host: str. Defaults to "127.0.0.1".
         port: int, 0 picks a free port. Defaults to 0.
+        grpc_port: int or None, 0 picks a free port, None serves no gRPC.
+            Defaults to None.
         **app_kwargs: passed to ``create_app``.
 
     Example:
@@ -282,23 +516,37 @@ class BackgroundServer:
     ...     requests.get(server.url + "/v1/models/digits")
     """
 
-    def __init__(self, base_dir, host="127.0.0.1", port=0, **app_kwargs):
-        _check_base_dir(base_dir)
+    def __init__(self, base_dir, host="127.0.0.1", port=0, grpc_port=None,
+                 **app_kwargs):
+        if app_kwargs.get("model_configs") is None:
+            _check_base_dir(base_dir)
         self.app = create_app(base_dir, **app_kwargs)
         self.host = host
         self._port = port
+        self._grpc_port = grpc_port
         self._server = None
         self._thread = None
+        self._grpc = None
         self.url = None
+        self.grpc_target = None
 
     @property
     def repository(self):
         return self.app.state.repository
 
+    @property
+    def inference(self):
+        return self.app.state.inference
+
     def start(self, timeout=120.0):
         """Starts serving; returns once the models are loaded."""
         sock = _bind(self.host, self._port)
         self.url = f"http://{self.host}:{sock.getsockname()[1]}"
+        if self._grpc_port is not None:
+            self._grpc, port = _grpc_server(self.app, self.host,
+                                            self._grpc_port)
+            self._grpc.start()
+            self.grpc_target = f"{self.host}:{port}"
         self._server = _uvicorn_server(self.app, "warning")
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]},
@@ -314,11 +562,13 @@ class BackgroundServer:
 
     def stop(self):
         """Stops serving and waits for the thread to end."""
+        if self._grpc is not None:
+            self._grpc.stop(grace=None)
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=30)
-        self._server = self._thread = None
+        self._server = self._thread = self._grpc = None
 
     def __enter__(self):
         return self.start()

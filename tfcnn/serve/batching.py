@@ -1,0 +1,200 @@
+"""Server-side request batching: concurrent requests merged into one call.
+
+TF Serving's batching (``--enable_batching``, ``BatchingParameters``)
+queues the requests of one model version and signature and runs them as
+one call of up to ``max_batch_size`` rows, started when the batch is full
+or when its first request has waited ``batch_timeout_micros``, with at most
+``num_batch_threads`` calls running at once; each request gets its own rows
+of the outputs back. ``Batcher`` does the same without a thread of its
+own: the first waiting request leads its batch (waits, takes the queued
+requests that fit, runs the call, hands the rows out) while the others
+wait, and hands the lead to the next queued request when it leaves.
+
+Only requests whose inputs have the same non-batch shape and dtype are
+merged (images of different sizes sent as pixels run apart); a request of
+``max_batch_size`` rows or more runs alone. A queue holds at most
+``max_enqueued_batches`` batches of rows; beyond it a request is refused
+with RESOURCE_EXHAUSTED at once. A request whose deadline passes while it
+is queued gets DEADLINE_EXCEEDED and never runs.
+"""
+
+import collections
+import threading
+import time
+
+import numpy as np
+
+from tfcnn.errors import ServingError
+from tfcnn.errors import StatusCode
+
+
+class _Task:
+    """One request waiting in a batch queue."""
+
+    def __init__(self, inputs, rows, deadline):
+        self.inputs = inputs
+        self.rows = rows
+        self.deadline = deadline
+        self.key = tuple(sorted((name, array.shape[1:], array.dtype.str)
+                                for name, array in inputs.items()))
+        self.arrived = time.monotonic()
+        self.wake = threading.Event()
+        self.lead = False
+        self.outputs = None
+        self.error = None
+        self.done = False
+
+    def finish(self, outputs=None, error=None):
+        self.outputs, self.error, self.done = outputs, error, True
+        self.wake.set()
+
+
+class Batcher:
+    """Merges concurrent calls of one function on batched inputs.
+
+    Args:
+        function: callable, ``function(inputs) -> {output name: array}``
+            where ``inputs`` is ``{input name: array}`` with the batch as
+            the first dimension of every array.
+        parameters: ``tfcnn.serve.config.BatchingParameters``.
+        slots: ``threading.Semaphore`` shared by the batchers of a server,
+            holding ``num_batch_threads`` permits.
+
+    Example:
+
+    >>> batcher = Batcher(run, BatchingParameters(max_batch_size=8), slots)
+    >>> batcher.run({"x": np.ones((1, 4), np.float32)}, rows=1)
+    """
+
+    def __init__(self, function, parameters, slots):
+        self._function = function
+        self._max_rows = parameters.max_batch_size
+        self._timeout = parameters.batch_timeout_micros / 1e6
+        self._max_queued_rows = (parameters.max_batch_size
+                                 * parameters.max_enqueued_batches)
+        self._slots = slots
+        self._cond = threading.Condition()
+        self._queue = collections.deque()
+        self._queued_rows = 0
+        self._leading = False
+        self.calls = 0  # merged calls run so far
+
+    def run(self, inputs, rows, deadline=None):
+        """Runs ``inputs`` in a merged call; returns this request's outputs.
+
+        Args:
+            inputs: dict, input name -> array of ``rows`` rows.
+            rows: int, the batch size of the request.
+            deadline: float or None, a ``time.monotonic()`` time after
+                which the request is dropped if it has not started.
+
+        Raises:
+            ServingError: RESOURCE_EXHAUSTED when the queue is full,
+                DEADLINE_EXCEEDED when the deadline passed in the queue,
+                or the error of the merged call.
+        """
+        if rows >= self._max_rows:
+            with self._slots:
+                _check_deadline(deadline)
+                self.calls += 1
+                return self._function(inputs)
+        task = _Task(inputs, rows, deadline)
+        with self._cond:
+            if self._queued_rows + rows > self._max_queued_rows:
+                raise ServingError(
+                    f"the batch queue is full ({self._max_queued_rows} "
+                    "rows queued); retry later", StatusCode.RESOURCE_EXHAUSTED)
+            self._queue.append(task)
+            self._queued_rows += rows
+            if not self._leading:
+                self._leading = task.lead = True
+            self._cond.notify_all()
+        while not task.done:
+            if task.lead:
+                self._lead(task)
+            else:
+                task.wake.wait()
+                task.wake.clear()
+        if task.error is not None:
+            raise task.error
+        return task.outputs
+
+    def _lead(self, task):
+        """Waits for a fuller batch, runs it and hands the lead on."""
+        with self._cond:
+            start_by = task.arrived + self._timeout
+            while (self._compatible_rows(task) < self._max_rows
+                   and time.monotonic() < start_by):
+                self._cond.wait(start_by - time.monotonic())
+        with self._slots:
+            with self._cond:
+                batch = self._take(task)
+                self._leading = False
+                if self._queue:
+                    successor = self._queue[0]
+                    self._leading = successor.lead = True
+                    successor.wake.set()
+            self._run(batch)
+
+    def _compatible_rows(self, task):
+        return sum(t.rows for t in self._queue if t.key == task.key)
+
+    def _take(self, task):
+        """Removes the tasks of ``task``'s batch from the queue."""
+        batch, rows, kept = [], 0, collections.deque()
+        now = time.monotonic()
+        for queued in self._queue:
+            if queued.key == task.key and rows + queued.rows <= \
+                    self._max_rows:
+                batch.append(queued)
+                rows += queued.rows
+            else:
+                kept.append(queued)
+        self._queue = kept
+        self._queued_rows -= rows
+        live = []
+        for queued in batch:
+            if queued.deadline is not None and now > queued.deadline:
+                queued.finish(error=_deadline_error())
+            else:
+                live.append(queued)
+        return live
+
+    def _run(self, batch):
+        if not batch:
+            return
+        self.calls += 1
+        try:
+            if len(batch) == 1:
+                outputs = self._function(batch[0].inputs)
+            else:
+                outputs = self._function(
+                    {name: np.concatenate([t.inputs[name] for t in batch])
+                     for name in batch[0].inputs})
+        except Exception as error:  # noqa: BLE001  (handed to each caller)
+            for queued in batch:
+                queued.finish(error=error)
+            return
+        total = sum(t.rows for t in batch)
+        if any(np.ndim(v) == 0 or len(v) != total for v in outputs.values()):
+            # An output without the batch dimension can't be split.
+            for queued in batch:
+                try:
+                    queued.finish(self._function(queued.inputs))
+                except Exception as error:  # noqa: BLE001
+                    queued.finish(error=error)
+            return
+        offsets = np.cumsum([0] + [t.rows for t in batch])
+        for queued, begin, end in zip(batch, offsets, offsets[1:]):
+            queued.finish({name: value[begin:end]
+                           for name, value in outputs.items()})
+
+
+def _deadline_error():
+    return ServingError("the request's deadline passed while it was "
+                        "queued", StatusCode.DEADLINE_EXCEEDED)
+
+
+def _check_deadline(deadline):
+    if deadline is not None and time.monotonic() > deadline:
+        raise _deadline_error()

@@ -1,0 +1,269 @@
+"""TF Serving's gRPC API on grpcio, with the protos of tensorflow-serving-api.
+
+``tensorflow.serving.PredictionService``: ``Predict`` (named input
+tensors), ``Classify`` (``tf.Example`` inputs, answered from a signature's
+``classes``/``class_names`` and ``scores`` outputs) and
+``GetModelMetadata`` (the ``signature_def`` map); and
+``tensorflow.serving.ModelService.GetModelStatus``. A client written for
+TF Serving with ``prediction_service_pb2_grpc.PredictionServiceStub`` works
+unchanged. Requests go through the same ``Inference`` as REST ones, so the
+outputs are identical; errors carry the canonical codes of
+``tfcnn.errors.StatusCode`` (INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED,
+DEADLINE_EXCEEDED), never UNKNOWN for a client's mistake.
+"""
+
+import concurrent.futures
+import time
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from tfcnn.errors import ServingError
+from tfcnn.errors import StatusCode
+from tfcnn.export import layout
+from tfcnn.serve import inference as inference_lib
+
+_STATES = {"AVAILABLE": get_model_status_pb2.ModelVersionStatus.AVAILABLE,
+           "END": get_model_status_pb2.ModelVersionStatus.END}
+_CLASS_OUTPUTS = ("classes", "class_names")
+
+
+def _model_spec(spec):
+    """``(name, version, label)`` of a request's ``ModelSpec``."""
+    version = label = None
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version":
+        version = spec.version.value
+        if version < 1:
+            raise ServingError("the version must be a positive integer. "
+                               f"Received: version={version}")
+        layout.check_version(version)
+    elif choice == "version_label":
+        label = spec.version_label
+    if not layout.is_model_name(spec.name):
+        raise ServingError(f"Servable not found for request: model "
+                           f"{spec.name!r}", StatusCode.NOT_FOUND)
+    return spec.name, version, label
+
+
+def _answer(inference, api, request, context, body):
+    """Runs ``body()``; aborts with the error's code; records metrics."""
+    start = time.perf_counter()
+    code = "OK"
+    try:
+        return body()
+    except ServingError as error:
+        code = error.code.name
+        context.abort(getattr(grpc.StatusCode, code), str(error))
+    finally:
+        inference.metrics.observe(request.model_spec.name, api, "GRPC",
+                                  code, time.perf_counter() - start)
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """``tensorflow.serving.PredictionService`` over an ``Inference``."""
+
+    def __init__(self, inference):
+        self.inference = inference
+
+    def Predict(self, request, context):  # noqa: N802  (gRPC's name)
+        def body():
+            with self.inference.admit():
+                served, signature = self._resolve(request)
+                specs = self.inference.input_specs(served, signature)
+                arrays = {}
+                for name, proto in request.inputs.items():
+                    if name not in specs:
+                        raise ServingError(
+                            f"input {name!r} is not an input of signature "
+                            f"{signature!r}; it has {sorted(specs)}")
+                    arrays[name] = _to_array(name, proto)
+                outputs = self.inference.predict(
+                    served, signature, arrays,
+                    self.inference.deadline(context.time_remaining()))
+            wanted = list(request.output_filter) or sorted(outputs)
+            unknown = sorted(set(wanted) - set(outputs))
+            if unknown:
+                raise ServingError(f"output_filter names unknown outputs "
+                                   f"{unknown}; the signature has "
+                                   f"{sorted(outputs)}")
+            response = predict_pb2.PredictResponse()
+            _fill_spec(response.model_spec, served, signature)
+            for name in wanted:
+                response.outputs[name].CopyFrom(
+                    tf.make_tensor_proto(outputs[name]))
+            return response
+
+        return _answer(self.inference, "predict", request, context,
+                       body)
+
+    def Classify(self, request, context):  # noqa: N802
+        def body():
+            kind = request.input.WhichOneof("kind")
+            if kind != "example_list":
+                raise ServingError("Classify takes input.example_list "
+                                   f"here. Received: {kind}")
+            examples = np.array(
+                [e.SerializeToString()
+                 for e in request.input.example_list.examples],
+                dtype=object)
+            with self.inference.admit():
+                served, signature = self._resolve(request, classify=True)
+                specs = self.inference.input_specs(served, signature)
+                outputs = self.inference.predict(
+                    served, signature, {next(iter(specs)): examples},
+                    self.inference.deadline(context.time_remaining()))
+            classes = next((outputs[n] for n in _CLASS_OUTPUTS
+                            if n in outputs), None)
+            scores = outputs.get("scores")
+            if classes is None or scores is None:
+                raise ServingError(
+                    f"signature {signature!r} has no 'classes' (or "
+                    f"'class_names') and 'scores' outputs to classify with;"
+                    f" it has {sorted(outputs)}")
+            response = classification_pb2.ClassificationResponse()
+            _fill_spec(response.model_spec, served, signature)
+            for row_classes, row_scores in zip(classes, scores):
+                result = response.result.classifications.add()
+                for label, score in zip(row_classes, row_scores):
+                    result.classes.add(label=_label(label),
+                                       score=float(score))
+            return response
+
+        return _answer(self.inference, "classify", request, context,
+                       body)
+
+    def GetModelMetadata(self, request, context):  # noqa: N802
+        def body():
+            fields = set(request.metadata_field)
+            if fields != {"signature_def"}:
+                raise ServingError(
+                    "metadata_field must be ['signature_def']. "
+                    f"Received: {sorted(fields)}")
+            name, version, label = _model_spec(request.model_spec)
+            served = self.inference.served(name, version, label)
+            signatures = get_model_metadata_pb2.SignatureDefMap()
+            for key, value in served.signature_defs.items():
+                signatures.signature_def[key].CopyFrom(value)
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            _fill_spec(response.model_spec, served, "")
+            response.metadata["signature_def"].Pack(signatures)
+            return response
+
+        return _answer(self.inference, "metadata", request, context,
+                       body)
+
+    def _resolve(self, request, classify=False):
+        name, version, label = _model_spec(request.model_spec)
+        served = self.inference.served(name, version, label)
+        signature = request.model_spec.signature_name
+        if not signature and classify:
+            signature = _examples_signature(served)
+        return served, signature or inference_lib.DEFAULT_SIGNATURE
+
+
+def _examples_signature(served):
+    """The signature Classify uses when the request names none.
+
+    TF Serving's default (``serving_default``) when it takes one string
+    input, else the first signature whose one input is a string vector
+    named ``inputs`` or ``examples`` (TF Serving's classify input key and
+    the dataset's).
+    """
+    candidates = [inference_lib.DEFAULT_SIGNATURE] + sorted(
+        served.signatures)
+    for name in candidates:
+        if name not in served.signatures:
+            continue
+        specs = served.input_specs(name)
+        if len(specs) != 1:
+            continue
+        (input_name, spec), = specs.items()
+        if spec.dtype == tf.string and (
+                input_name in ("inputs", "examples")):
+            return name
+    return inference_lib.DEFAULT_SIGNATURE
+
+
+def _label(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """``tensorflow.serving.ModelService.GetModelStatus``."""
+
+    def __init__(self, inference):
+        self.inference = inference
+
+    def GetModelStatus(self, request, context):  # noqa: N802
+        def body():
+            name, version, label = _model_spec(request.model_spec)
+            response = get_model_status_pb2.GetModelStatusResponse()
+            for entry in self.inference.status(name, version, label):
+                status = response.model_version_status.add(
+                    version=int(entry["version"]),
+                    state=_STATES[entry["state"]])
+                failed = entry["status"]["error_code"] != "OK"
+                status.status.error_code = 2 if failed else 0  # UNKNOWN
+                status.status.error_message = entry["status"][
+                    "error_message"]
+            return response
+
+        return _answer(self.inference, "status", request, context, body)
+
+
+def _to_array(name, proto):
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError) as error:
+        raise ServingError(f"input {name!r}: not a valid TensorProto: "
+                           f"{error}") from None
+
+
+def _fill_spec(spec, served, signature):
+    spec.name = served.name
+    spec.version.value = served.version
+    spec.signature_name = signature
+
+
+def create_server(inference, host="127.0.0.1", port=8500, max_workers=None):
+    """Returns ``(grpc.Server, bound port)``, not started.
+
+    Args:
+        inference: ``inference.Inference``.
+        host: str. Defaults to "127.0.0.1".
+        port: int, 0 picks a free one. Defaults to 8500 (TF Serving's
+            gRPC port).
+        max_workers: int or None, RPC threads; None: the admission limit
+            plus room for status and metadata calls.
+
+    Raises:
+        OSError: the address can't be bound (EADDRINUSE when taken).
+    """
+    workers = max_workers or inference.max_in_flight + 8
+    server = grpc.server(
+        concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="tfcnn-grpc"),
+        options=[("grpc.so_reuseport", 0),
+                 ("grpc.max_receive_message_length", 64 * 2**20)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(inference), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelService(inference), server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise OSError(98, f"can't bind {address}: {error}") from None
+    if not bound:
+        raise OSError(98, f"can't bind {address}")
+    return server, bound

@@ -1,0 +1,165 @@
+"""Checks of a request's input tensors against a signature and the limits.
+
+Both front ends (REST's JSON and gRPC's ``TensorProto``) turn a request
+into ``{input name: NumPy array}`` and pass it through ``check_inputs``
+(the signature's names, dtypes and shapes; finite numbers) and
+``check_limits`` (instances per request; image dimensions read from the
+encoded header before anything is decoded, as ingest guards against
+decompression bombs). Nothing here knows which model or task it serves: a
+string input is checked as an image only when its bytes start like one, or
+as a ``tf.Example`` whose byte features do.
+"""
+
+import dataclasses
+import io
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from tfcnn.errors import ServingError
+from tfcnn.export import arguments
+
+# Leading bytes of the formats TensorFlow's image decoders read.
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a",
+                     b"GIF89a", b"BM")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server.
+
+    Attributes:
+        max_instances: int, rows (the batch dimension) in one request.
+            Defaults to 1024.
+        max_pixels: int, width x height of any encoded image in a request,
+            read from its header before it is decoded. Defaults to
+            40,000,000 (a 40-megapixel photo; its decode alone takes
+            120 MB).
+    """
+
+    max_instances: int = 1024
+    max_pixels: int = 40_000_000
+
+    def __post_init__(self):
+        arguments.check_positive_int(self.max_instances, "max_instances")
+        arguments.check_positive_int(self.max_pixels, "max_pixels")
+
+
+def check_inputs(inputs, specs):
+    """Checks arrays against a signature's input specs.
+
+    Args:
+        inputs: dict, input name -> NumPy array (already of the spec's
+            dtype for REST; checked here for gRPC).
+        specs: dict, input name -> ``tf.TensorSpec``.
+
+    Returns:
+        the batch size (rows of the first dimension), or 0 for scalars.
+
+    Raises:
+        ServingError: (INVALID_ARGUMENT) missing or unknown inputs, a
+            dtype, rank or dimension that does not match, inputs with
+            different batch sizes, an empty batch, NaN or infinity.
+    """
+    if set(inputs) != set(specs):
+        raise ServingError(
+            f"the signature's inputs are {sorted(specs)}. "
+            f"Received: {sorted(inputs)}")
+    for name, array in inputs.items():
+        _check_tensor(name, array, specs[name])
+    batch_sizes = {array.shape[0] for array in inputs.values()
+                   if array.ndim}
+    if len(batch_sizes) > 1:
+        raise ServingError("inputs have different batch sizes: "
+                           f"{sorted(batch_sizes)}")
+    return batch_sizes.pop() if batch_sizes else 0
+
+
+def _check_tensor(name, array, spec):
+    want = spec.dtype.as_numpy_dtype
+    if spec.dtype.name == "string":
+        if array.dtype.kind not in "OSU":
+            raise ServingError(f"input {name!r} must be strings. "
+                               f"Received: dtype={array.dtype.name}")
+    elif array.dtype != np.dtype(want):
+        raise ServingError(f"input {name!r} must be {spec.dtype.name}. "
+                           f"Received: dtype={array.dtype.name}")
+    shape = spec.shape
+    if shape.rank is not None and (array.ndim != shape.rank or any(
+            expected is not None and expected != got
+            for expected, got in zip(shape.as_list(), array.shape))):
+        raise ServingError(
+            f"input {name!r} must have shape {_shape_text(shape)}. "
+            f"Received: shape={list(array.shape)}")
+    if array.ndim and array.shape[0] == 0:
+        raise ServingError(f"input {name!r} is an empty batch")
+    if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+        raise ServingError(f"input {name!r} holds NaN or infinite values")
+
+
+def _shape_text(shape):
+    return "[" + ", ".join("?" if d is None else str(d)
+                           for d in shape.as_list()) + "]"
+
+
+def check_limits(inputs, batch_size, limits):
+    """Checks a request against the server's ``Limits``.
+
+    Raises:
+        ServingError: (INVALID_ARGUMENT, HTTP 413) too many instances, or
+            an encoded image with more than ``max_pixels`` pixels.
+    """
+    if batch_size > limits.max_instances:
+        raise ServingError(
+            f"the request has {batch_size} instances, more than the "
+            f"server's max_instances={limits.max_instances}",
+            http_status=413)
+    for name, array in inputs.items():
+        if array.dtype.kind == "O":
+            for value in array.flat:
+                _check_string(name, value, limits.max_pixels)
+
+
+def _check_string(name, value, max_pixels):
+    if not isinstance(value, bytes):
+        return
+    if value.startswith(_IMAGE_SIGNATURES):
+        _check_image_header(name, value, max_pixels)
+        return
+    for data in _example_bytes(value):
+        if data.startswith(_IMAGE_SIGNATURES):
+            _check_image_header(name, data, max_pixels)
+
+
+def _check_image_header(name, data, max_pixels):
+    """Reads width and height from the header only (no pixel is decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as error:
+        raise ServingError(f"input {name!r}: {error}; the server's "
+                           f"max_pixels={max_pixels}",
+                           http_status=413) from None
+    except Exception:  # noqa: BLE001  (the model's decoder will say why)
+        return
+    if width * height > max_pixels:
+        raise ServingError(
+            f"input {name!r}: a {width}x{height} image ({width * height} "
+            f"pixels) is larger than the server's max_pixels={max_pixels}",
+            http_status=413)
+
+
+def _example_bytes(value):
+    """The byte features of ``value`` read as a ``tf.Example`` (or none)."""
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example()
+    try:
+        example.ParseFromString(value)
+    except Exception:  # noqa: BLE001  (not an Example: nothing to check)
+        return []
+    return [data for feature in example.features.feature.values()
+            for data in feature.bytes_list.value]
