@@ -36,6 +36,7 @@ from google.protobuf import message_factory
 from google.protobuf import text_format
 from google.protobuf import wrappers_pb2
 
+from tfcnn import atomic_files
 from tfcnn.errors import ConfigError
 from tfcnn.export import arguments
 from tfcnn.export import layout
@@ -194,8 +195,6 @@ def update_model_config_file(path, name, base_path, label=None,
     Raises:
         ConfigError: the existing file does not parse.
     """
-    from tfcnn.data import atomic_files
-
     pb2 = _server_config_pb2()
     config = pb2.ModelServerConfig()
     if os.path.exists(path):
@@ -212,8 +211,7 @@ def update_model_config_file(path, name, base_path, label=None,
                 "label must be letters, digits, '_', '.' or '-'. "
                 f"Received: label={label!r}")
         entry.version_labels[label] = layout.check_version(version)
-    atomic_files.write_bytes_atomic(
-        path, text_format.MessageToString(config).encode("utf-8"))
+    atomic_files.write_text_atomic(path, text_format.MessageToString(config))
 
 
 @dataclasses.dataclass(frozen=True)
