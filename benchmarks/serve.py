@@ -1,21 +1,34 @@
-"""Benchmark: serving latency and a bounded load test of ``tfcnn serve``.
+"""Benchmark: ``tfcnn serve`` under load, REST and gRPC, with and without
+batching, against the bare SavedModel call rate; and a 60 s soak.
 
-Two measurements, both on a small model that follows the training-model
-contract (uint8 input at S, centre crop, mean subtraction, a registered
-network from ``tfcnn.models``):
+Everything runs on 127.0.0.1. The server is ``tfcnn serve`` in its own
+process. The load generators are not the server's bottleneck:
 
-1. Batch-1 latency of the exported SavedModel against calling the Keras
-   model directly, on the same uint8 ``[1, S, S, 3]`` image (target: ratio
-   <= 1.2); and of the bytes signature against decoding on the host and
-   calling Keras. Candidates and references alternate, median of repeats.
-2. A bounded load test: ``tfcnn serve`` in its own process on 127.0.0.1,
-   8 concurrent clients for 10 s posting base64 images to ``:predict``;
-   every answer is checked against the SavedModel's own answer computed
-   in this process. Reports requests/s, p50/p99 latency, the 5xx count
-   (must be 0) and wrong answers (must be 0).
+- REST: ``ab`` (ApacheBench, Debian's apache2-utils, written in C),
+  posting a base64 PNG to ``:predict`` with 1, 8 and 32 concurrent clients;
+- gRPC: this script in a second process (``--grpc-client``) keeping 1, 8 or
+  32 ``Predict`` calls in flight with TF Serving's own stub (futures, one
+  thread); its own CPU time is measured and reported.
+
+Figures, for the quickstart-sized model (LeNet-5 behind the training-model
+contract, S=36):
+
+1. ``bare_calls_per_s``: the ``serving_default`` signature called in a loop
+   in this process on the same encoded image, batch 1 (no server).
+2. For batching off and on, for REST and gRPC, at 1/8/32 clients:
+   requests/s, p50 and p99 latency (ms), failures, and requests/s as a
+   fraction of the bare call rate (goal >= 0.8 at 8 clients).
+3. Batching's gain with a model whose batch-1 call is far from free
+   (ResNet-18 at 224 by default): gRPC requests/s at 32 clients, batching
+   on over off.
+4. Soak: 60 s, 32 gRPC clients, while two new versions (different weights)
+   are exported with ``tfcnn.export.export_model``; every answer is checked
+   against the answer of the version that gave it (``model_spec.version``),
+   and the server's resident memory is sampled: its level at the end (old
+   versions unloaded) over its level after the first version.
 
 Usage:
-    python benchmarks/serve.py [--quick] [--model lenet5] [--size 36]
+    python benchmarks/serve.py [--quick] [--seconds 5] [--soak-seconds 60]
 
 The last line printed is one JSON object with every figure.
 """
@@ -28,28 +41,133 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import base64  # noqa: E402
 import json  # noqa: E402
-import statistics  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import requests  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import tfcnn.models  # noqa: E402
-from tfcnn.data import preprocess  # noqa: E402
-from tfcnn.export import publish  # noqa: E402
 
 ATOL = 1e-5
+CLIENTS = (1, 8, 32)
 
 
-def contract_model(name, size, crop, num_classes):
-    """The registry network behind a centre crop and mean subtraction."""
-    keras.utils.set_random_seed(0)
+# The gRPC load generator (a separate process) ----------------------------------
+
+def grpc_client(target, clients, seconds, images_file, record):
+    """Keeps ``clients`` Predict calls in flight for ``seconds``.
+
+    Prints one JSON object: requests, errors by code, latency percentiles,
+    this process's CPU seconds and, with ``record``, the first answer per
+    (version, image) and the number of answers that differed from it.
+    """
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    images = [bytes(a) for a in np.load(images_file, allow_pickle=True)]
+    requests = []
+    for data in images:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "bench"
+        request.inputs["image_bytes"].CopyFrom(
+            tf.make_tensor_proto([data]))
+        requests.append(request)
+    channel = grpc.insecure_channel(target)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    stub.Predict(requests[0], timeout=60)  # connect and warm up
+    lock = threading.Lock()
+    latencies, errors = [], {}
+    first, differed = {}, {}
+    done = threading.Event()
+    active = [clients]
+    deadline = time.monotonic() + seconds
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+
+    def issue(slot, index):
+        start = time.perf_counter()
+        future = stub.Predict.future(requests[index % len(requests)],
+                                     timeout=30)
+        future.add_done_callback(
+            lambda f: finished(f, slot, index, start))
+
+    def finished(future, slot, index, start):
+        elapsed = time.perf_counter() - start
+        try:
+            response = future.result()
+            code = None
+        except grpc.RpcError as error:
+            code = error.code().name
+        with lock:
+            if code is None:
+                latencies.append(elapsed)
+                if record:
+                    _record(response, index % len(requests), first,
+                            differed)
+            else:
+                errors[code] = errors.get(code, 0) + 1
+            if time.monotonic() >= deadline:
+                active[0] -= 1
+                if not active[0]:
+                    done.set()
+                return
+        issue(slot, index + clients)
+
+    start = time.monotonic()
+    for slot in range(clients):
+        issue(slot, slot)
+    done.wait(seconds + 120)
+    wall = time.monotonic() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    channel.close()
+    ms = np.asarray(latencies) * 1000
+    report = {
+        "requests": len(latencies) + sum(errors.values()),
+        "ok": len(latencies), "errors": errors, "wall_s": wall,
+        "requests_per_s": len(latencies) / wall,
+        "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
+        "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+        "client_cpu_s": (cpu1.ru_utime + cpu1.ru_stime
+                         - cpu0.ru_utime - cpu0.ru_stime),
+    }
+    if record:
+        report["first"] = {f"{v}:{i}": answer
+                           for (v, i), answer in first.items()}
+        report["differed"] = sum(differed.values())
+    print(json.dumps(report))
+
+
+def _record(response, index, first, differed):
+    import tensorflow as tf
+
+    version = response.model_spec.version.value
+    ids = tf.make_ndarray(response.outputs["class_ids"])[0].tolist()
+    probabilities = tf.make_ndarray(response.outputs["probabilities"])[0]
+    key = (version, index)
+    if key not in first:
+        first[key] = {"class_ids": ids,
+                      "probabilities": probabilities.tolist()}
+        return
+    reference = first[key]
+    if ids != reference["class_ids"] or not np.allclose(
+            probabilities, reference["probabilities"], atol=ATOL, rtol=0):
+        differed[key] = differed.get(key, 0) + 1
+
+
+# The parent: models, server, load runs --------------------------------------------
+
+def contract_model(name, size, crop, num_classes, seed=0):
+    """A registry network behind a centre crop and mean subtraction."""
+    import keras
+
+    import tfcnn.models
+
+    keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
     x = keras.layers.CenterCrop(crop, crop)(inputs)
     x = keras.layers.Normalization(mean=[124.0, 116.0, 104.0],
@@ -59,204 +177,332 @@ def contract_model(name, size, crop, num_classes):
     return keras.Model(inputs, network(x))
 
 
-def median_ms(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+def encoded_images(size, count=8):
+    import tensorflow as tf
 
-
-def latency(model, loaded, size, rounds, repeats):
-    """Median batch-1 latencies (ms), candidates and references alternating."""
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
-    encoded = tf.constant([tf.io.encode_jpeg(image[0]).numpy()])
-    pixels = tf.constant(image)
-    uint8_sig = loaded.signatures["predict_images_uint8"]
-    bytes_sig = loaded.signatures["serving_default"]
-
-    def keras_direct():
-        return model(pixels, training=False)
-
-    def keras_from_bytes():
-        images = tf.stack([preprocess.decode_and_resize(encoded[0], size)])
-        return model(images, training=False)
-
-    candidates = {
-        "keras_batch1_ms": keras_direct,
-        "savedmodel_batch1_ms": lambda: uint8_sig(images=pixels),
-        "keras_bytes_batch1_ms": keras_from_bytes,
-        "savedmodel_bytes_batch1_ms": lambda: bytes_sig(image_bytes=encoded),
-        "keras_predict_on_batch_ms": lambda: model.predict_on_batch(pixels),
-    }
-    for fn in candidates.values():  # warm up every path
-        for _ in range(3):
-            fn()
-    samples = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            samples[name].append(median_ms(fn, repeats))
-    return {name: statistics.median(values)
-            for name, values in samples.items()}
-
-
-def start_server(base_dir):
-    """Starts ``tfcnn serve`` on a free loopback port; returns (proc, url)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tfcnn.cli", "serve", str(base_dir),
-         "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if "http://" not in line:
-        proc.kill()
-        raise RuntimeError(f"the server did not start: {line!r}")
-    url = line.split("http://", 1)[1].split("/v1/", 1)[0]
-    return proc, "http://" + url
-
-
-def load_test(url, cases, clients, duration_s):
-    """Runs ``clients`` threads for ``duration_s``; checks every answer."""
-    latencies, statuses, wrong = [], [], [0]
-    lock = threading.Lock()
-    deadline = time.monotonic() + duration_s
-
-    def client(index):
-        session = requests.Session()
-        i = index
-        while time.monotonic() < deadline:
-            body, expected_ids, expected_probs = cases[i % len(cases)]
-            i += 1
-            start = time.perf_counter()
-            try:
-                answer = session.post(url, data=body, timeout=30,
-                                      headers={"Content-Type":
-                                               "application/json"})
-                status = answer.status_code
-            except requests.RequestException:
-                status = 599
-            elapsed = time.perf_counter() - start
-            bad = status != 200
-            if not bad:
-                prediction = answer.json()["predictions"][0]
-                bad = (prediction["class_ids"] != expected_ids or not
-                       np.allclose(prediction["probabilities"],
-                                   expected_probs, atol=ATOL, rtol=0))
-            with lock:
-                latencies.append(elapsed)
-                statuses.append(status)
-                wrong[0] += bad
-        session.close()
-
-    threads = [threading.Thread(target=client, args=(i,), daemon=True)
-               for i in range(clients)]
-    start = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=duration_s + 60)
-    wall = time.monotonic() - start
-    ms = np.asarray(latencies) * 1000
-    return {
-        "clients": clients,
-        "duration_s": round(wall, 2),
-        "requests": len(statuses),
-        "requests_per_s": round(len(statuses) / wall, 1),
-        "p50_latency_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_latency_ms": round(float(np.percentile(ms, 99)), 2),
-        "5xx_count": sum(1 for s in statuses if s >= 500),
-        "4xx_count": sum(1 for s in statuses if 400 <= s < 500),
-        "wrong_answers": wrong[0],
-    }
-
-
-def request_cases(loaded, size, count=8):
-    """Predict bodies of images of varied sizes, with the expected answer."""
     rng = np.random.default_rng(1)
-    classify = loaded.signatures["serving_default"]
-    cases = []
-    for i in range(count):
-        shape = (size + 8 * i, size + 5 * (count - i), 3)
-        data = tf.io.encode_jpeg(rng.integers(0, 256, shape, np.uint8))
-        data = data.numpy()
-        out = classify(image_bytes=tf.constant([data]))
-        body = json.dumps({"instances": [
-            {"b64": base64.b64encode(data).decode()}]}).encode()
-        cases.append((body, out["class_ids"].numpy()[0].tolist(),
-                      out["probabilities"].numpy()[0]))
-    return cases
+    return [tf.io.encode_png(rng.integers(
+        0, 256, (size + 4 * i, size + 3 * (count - i), 3), np.uint8)).numpy()
+        for i in range(count)]
+
+
+def bare_rate(version_dir, image, seconds):
+    """Batch-1 calls per second of the bytes signature, no server."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(version_dir)).signatures[
+        "serving_default"]
+    batch = tf.constant([image])
+    for _ in range(20):
+        signature(image_bytes=batch)
+    calls = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        signature(image_bytes=batch)["probabilities"].numpy()
+        calls += 1
+    return calls / (time.perf_counter() - start)
+
+
+class Server:
+    """``tfcnn serve`` in its own process on free loopback ports."""
+
+    def __init__(self, base, extra=()):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tfcnn.cli", "serve", str(base),
+             "--port", "0", "--grpc-port", "0", "--max-in-flight", "256",
+             *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if "http://" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"the server did not start: {line!r}")
+        self.url = "http://" + line.split("http://")[1].split("/v1/")[0]
+        self.grpc = line.strip().rsplit("gRPC at ", 1)[1]
+
+    def rss_mb(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def run_ab(url, body_file, clients, seconds):
+    """REST load with ApacheBench; returns its figures."""
+    done = subprocess.run(
+        ["ab", "-q", "-t", str(seconds), "-n", "10000000", "-c",
+         str(clients), "-p", body_file, "-T", "application/json",
+         "-s", "60", url + "/v1/models/bench:predict"],
+        capture_output=True, text=True, check=False)
+    out = done.stdout
+
+    def number(pattern, default=0.0):
+        match = re.search(pattern, out, re.MULTILINE)
+        return float(match.group(1)) if match else default
+
+    return {
+        "requests_per_s": number(r"^Requests per second:\s+([\d.]+)"),
+        "p50_ms": number(r"^\s+50%\s+(\d+)"),
+        "p99_ms": number(r"^\s+99%\s+(\d+)"),
+        "requests": int(number(r"^Complete requests:\s+(\d+)")),
+        "failed": int(number(r"^Failed requests:\s+(\d+)")),
+        "non_2xx": int(number(r"^Non-2xx responses:\s+(\d+)")),
+    }
+
+
+def run_grpc(target, clients, seconds, images_file, record=False):
+    command = [sys.executable, os.path.abspath(__file__), "--grpc-client",
+               target, "--clients", str(clients), "--seconds",
+               str(seconds), "--images", images_file]
+    if record:
+        command.append("--record")
+    done = subprocess.run(command, capture_output=True, text=True,
+                          check=False)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise RuntimeError("the gRPC client failed: "
+                           + done.stderr[-2000:]) from None
+
+
+def load_matrix(base, body_file, images_file, seconds, bare, label,
+                batching_flags):
+    """REST and gRPC at each client count, batching off and on."""
+    rows = {}
+    for batching in (False, True):
+        server = Server(base, batching_flags if batching else ())
+        try:
+            run_ab(server.url, body_file, 1, 1)  # warm up
+            for clients in CLIENTS:
+                key = f"{label}_{'batched' if batching else 'unbatched'}"
+                rest = run_ab(server.url, body_file, clients, seconds)
+                grpc_ = run_grpc(server.grpc, clients, seconds, images_file)
+                rows[f"{key}_rest_{clients}"] = {
+                    "requests_per_s": round(rest["requests_per_s"], 1),
+                    "p50_ms": rest["p50_ms"], "p99_ms": rest["p99_ms"],
+                    "failed": rest["failed"] + rest["non_2xx"],
+                    "vs_bare": round(rest["requests_per_s"] / bare, 3)}
+                rows[f"{key}_grpc_{clients}"] = {
+                    "requests_per_s": round(grpc_["requests_per_s"], 1),
+                    "p50_ms": round(grpc_["p50_ms"], 2),
+                    "p99_ms": round(grpc_["p99_ms"], 2),
+                    "failed": sum(grpc_["errors"].values()),
+                    "vs_bare": round(grpc_["requests_per_s"] / bare, 3),
+                    "client_cpu_fraction": round(
+                        grpc_["client_cpu_s"] / grpc_["wall_s"], 3)}
+        finally:
+            server.stop()
+    return rows
+
+
+def soak(base, model_args, images, images_file, seconds):
+    """32 gRPC clients for ``seconds`` while two versions are exported."""
+    import tensorflow as tf
+
+    from tfcnn.export import publish
+
+    server = Server(base, ("--poll-seconds", "0.5"))
+    rss = []
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.5):
+            rss.append((time.monotonic(), server.rss_mb()))
+
+    exported = []
+
+    def export_two():
+        for seed, at in ((1, 0.25), (2, 0.55)):
+            time.sleep(max(0.0, start + at * seconds - time.monotonic()))
+            model = contract_model(*model_args, seed=seed)
+            exported.append(publish.export_model(
+                model, export_dir=base, name="bench"))
+
+    try:
+        run_grpc(server.grpc, 8, 2, images_file)  # warm up
+        rss_first = server.rss_mb()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        start = time.monotonic()
+        exporter = threading.Thread(target=export_two)
+        exporter.start()
+        result = run_grpc(server.grpc, 32, seconds, images_file,
+                          record=True)
+        exporter.join()
+        time.sleep(3)  # the last poll unloads the previous version
+        rss_end = server.rss_mb()
+        status = json.loads(subprocess.run(
+            ["curl", "-s", server.url + "/v1/models/bench"],
+            capture_output=True, text=True, check=False).stdout or "{}")
+    finally:
+        stop.set()
+        server.stop()
+    wrong = 0
+    checked = set()
+    for key, answer in result["first"].items():
+        version, index = (int(x) for x in key.split(":"))
+        checked.add(version)
+        signature = tf.saved_model.load(
+            os.path.join(base, "bench", str(version))).signatures[
+            "serving_default"]
+        expected = signature(image_bytes=tf.constant([images[index]]))
+        ids = expected["class_ids"].numpy()[0].tolist()
+        probabilities = expected["probabilities"].numpy()[0]
+        if ids != answer["class_ids"] or not np.allclose(
+                probabilities, answer["probabilities"], atol=ATOL, rtol=0):
+            wrong += 1
+    wrong += result["differed"]
+    return {
+        "soak_seconds": round(result["wall_s"], 1),
+        "soak_clients": 32,
+        "soak_requests": result["requests"],
+        "soak_requests_per_s": round(result["requests_per_s"], 1),
+        "soak_failed_requests": sum(result["errors"].values()),
+        "soak_wrong_answers": wrong,
+        "soak_versions_answering": sorted(checked),
+        "soak_final_status": [(s["version"], s["state"]) for s in
+                              status.get("model_version_status", [])],
+        "soak_rss_after_first_version_mb": round(rss_first, 1),
+        "soak_rss_peak_mb": round(max(r for _, r in rss), 1),
+        "soak_rss_end_mb": round(rss_end, 1),
+        "soak_rss_end_over_first": round(rss_end / rss_first, 3),
+    }
+
+
+def batching_gain(model_name, size, images_file_for, seconds, clients):
+    """gRPC requests/s at ``clients`` with batching on over off."""
+    from tfcnn.export import publish
+
+    crop = size * 7 // 8
+    with tempfile.TemporaryDirectory(prefix="tfcnn-bench-big-") as base:
+        publish.export_model(contract_model(model_name, size, crop, 10),
+                             export_dir=base, name="bench", verify=False)
+        images_file = images_file_for(size, base)
+        figures = {}
+        for batching, flags in ((False, ()), (True, (
+                "--max-batch-size", str(clients),
+                "--batch-timeout-micros", "20000"))):
+            server = Server(base, flags)
+            try:
+                run_grpc(server.grpc, 2, 2, images_file)  # warm up
+                result = run_grpc(server.grpc, clients, seconds,
+                                  images_file)
+            finally:
+                server.stop()
+            key = "batched" if batching else "unbatched"
+            figures[f"big_{key}_grpc_{clients}_requests_per_s"] = round(
+                result["requests_per_s"], 2)
+            figures[f"big_{key}_grpc_{clients}_p50_ms"] = round(
+                result["p50_ms"], 1)
+            figures[f"big_{key}_grpc_{clients}_failed"] = sum(
+                result["errors"].values())
+    figures["big_model"] = f"{model_name}@{size}"
+    figures["big_batching_gain_32_clients"] = round(
+        figures[f"big_batched_grpc_{clients}_requests_per_s"]
+        / figures[f"big_unbatched_grpc_{clients}_requests_per_s"], 3)
+    return figures
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="3 s load test and fewer latency repeats")
-    parser.add_argument("--model", default="lenet5",
-                        help="registered network (default lenet5)")
-    parser.add_argument("--size", type=int, default=36,
-                        help="host resize size S (default 36)")
-    parser.add_argument("--crop", type=int, default=32,
-                        help="crop size C (default 32)")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0)
+                        help="2 s runs, a 20 s soak, no big model")
+    parser.add_argument("--seconds", type=float, default=5.0,
+                        help="seconds per load run (default 5)")
+    parser.add_argument("--soak-seconds", type=float, default=60.0)
+    parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--size", type=int, default=36)
+    parser.add_argument("--crop", type=int, default=32)
+    parser.add_argument("--big-model", default="resnet18")
+    parser.add_argument("--big-size", type=int, default=224)
+    parser.add_argument("--batch-timeout-micros", type=int, default=2000)
+    parser.add_argument("--grpc-client", default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--clients", type=int, default=8,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--images", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--record", action="store_true",
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
-    duration = 3.0 if args.quick else args.seconds
-    rounds, repeats = (3, 20) if args.quick else (7, 50)
+    if args.grpc_client:
+        grpc_client(args.grpc_client, args.clients, args.seconds,
+                    args.images, args.record)
+        return 0
+    if shutil.which("ab") is None:
+        print("benchmarks/serve.py needs ab: apt-get install apache2-utils",
+              file=sys.stderr)
+        return 2
+    seconds = 2.0 if args.quick else args.seconds
+    soak_seconds = 20.0 if args.quick else args.soak_seconds
+    from tfcnn.export import publish
 
-    model = contract_model(args.model, args.size, args.crop, 10)
-    with tempfile.TemporaryDirectory(prefix="tfcnn-bench-") as base:
-        start = time.perf_counter()
-        version_dir = publish.export_model(
-            model, export_dir=base, name="bench", top_k=5)
-        export_s = time.perf_counter() - start
-        loaded = tf.saved_model.load(str(version_dir))
-        lat = latency(model, loaded, args.size, rounds, repeats)
-        cases = request_cases(loaded, args.size)
-        proc, url = start_server(base)
-        try:
-            predict_url = url + "/v1/models/bench:predict"
-            for body, _, _ in cases:  # warm-up, not counted
-                requests.post(predict_url, data=body, timeout=60)
-            load = load_test(predict_url, cases, args.clients, duration)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    ratio = lat["savedmodel_batch1_ms"] / lat["keras_batch1_ms"]
-    bytes_ratio = (lat["savedmodel_bytes_batch1_ms"]
-                   / lat["keras_bytes_batch1_ms"])
-    compiled_ratio = (lat["savedmodel_batch1_ms"]
-                      / lat["keras_predict_on_batch_ms"])
-    print(f"model {args.model}, S={args.size}, C={args.crop}, "
-          f"export with verification {export_s:.1f} s")
-    print(f"{'batch-1 latency':44s} {'ms':>9s}")
-    for name, value in lat.items():
-        print(f"  {name:42s} {value:9.3f}")
-    print(f"  {'SavedModel / Keras (uint8 image)':42s} {ratio:9.3f}x"
-          "  (target <= 1.2)")
-    print(f"  {'SavedModel / Keras predict_on_batch':42s} "
-          f"{compiled_ratio:9.3f}x")
-    print(f"  {'SavedModel / Keras (encoded bytes)':42s} {bytes_ratio:9.3f}x")
-    print(f"load test: {load['clients']} clients, {load['duration_s']} s, "
-          "127.0.0.1")
-    for key in ("requests", "requests_per_s", "p50_latency_ms",
-                "p99_latency_ms", "5xx_count", "4xx_count",
-                "wrong_answers"):
-        print(f"  {key:42s} {load[key]:>9}")
     figures = {"model": args.model, "image_size": args.size,
-               "export_s": round(export_s, 2)}
-    figures.update({k: round(v, 3) for k, v in lat.items()})
-    figures["savedmodel_vs_keras_batch1"] = round(ratio, 3)
-    figures["savedmodel_vs_keras_predict_on_batch"] = round(
-        compiled_ratio, 3)
-    figures["savedmodel_vs_keras_bytes_batch1"] = round(bytes_ratio, 3)
-    figures.update(load)
+               "cpu_cores": os.cpu_count(), "seconds_per_run": seconds}
+    work = tempfile.mkdtemp(prefix="tfcnn-bench-")
+    try:
+        base = os.path.join(work, "models")
+        model_args = (args.model, args.size, args.crop, 10)
+        version_dir = publish.export_model(
+            contract_model(*model_args), export_dir=base, name="bench")
+        images = encoded_images(args.size)
+
+        def images_file_for(size, folder):
+            path = os.path.join(folder, f"images-{size}.npy")
+            np.save(path, np.array(
+                [np.frombuffer(i, np.uint8) for i in encoded_images(size)],
+                dtype=object), allow_pickle=True)
+            return path
+
+        images_file = images_file_for(args.size, work)
+        body_file = os.path.join(work, "body.json")
+        with open(body_file, "w") as f:
+            json.dump({"instances": [
+                {"b64": base64.b64encode(images[0]).decode()}]}, f)
+        bare = bare_rate(version_dir, images[0], min(seconds, 5.0))
+        figures["bare_calls_per_s"] = round(bare, 1)
+        rows = load_matrix(
+            base, body_file, images_file, seconds, bare, "quickstart",
+            ("--max-batch-size", "32", "--batch-timeout-micros",
+             str(args.batch_timeout_micros)))
+        print(f"bare SavedModel calls/s (batch 1, bytes): {bare:.1f}")
+        print(f"{'run':40s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
+              f"{'failed':>6s} {'vs bare':>7s}")
+        for name, row in rows.items():
+            print(f"{name:40s} {row['requests_per_s']:9.1f} "
+                  f"{row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+                  f"{row['failed']:6d} {row['vs_bare']:7.3f}")
+            for key, value in row.items():
+                figures[f"{name}_{key}"] = value
+        if not args.quick:
+            big = batching_gain(args.big_model, args.big_size,
+                                images_file_for, max(seconds, 10.0), 32)
+            figures.update(big)
+            print(f"batching gain, {big['big_model']}, gRPC, 32 clients: "
+                  f"{big['big_batching_gain_32_clients']:.2f}x")
+        result = soak(base, model_args, images, images_file, soak_seconds)
+        figures.update(result)
+        print(f"soak: {result['soak_requests']} requests in "
+              f"{result['soak_seconds']} s, "
+              f"{result['soak_failed_requests']} failed, "
+              f"{result['soak_wrong_answers']} wrong, versions "
+              f"{result['soak_versions_answering']}, RSS "
+              f"{result['soak_rss_after_first_version_mb']} -> "
+              f"{result['soak_rss_end_mb']} MB "
+              f"({result['soak_rss_end_over_first']}x)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(figures))
-    return 0 if load["5xx_count"] == 0 and load["wrong_answers"] == 0 else 1
+    ok = (figures["soak_failed_requests"] == 0
+          and figures["soak_wrong_answers"] == 0)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

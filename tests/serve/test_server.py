@@ -374,3 +374,35 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(model_base):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_model_config_file_serves_labels_over_rest(tmp_path):
+    from tfcnn.serve import config
+
+    publish(tmp_path, "m", favour=0)
+    publish(tmp_path, "m", favour=2)
+    path = tmp_path / "models.config"
+    path.write_text('model_config_list { config { name: "m" base_path: "m" '
+                    'model_version_policy { all {} } '
+                    'version_labels { key: "stable" value: 1 } } }')
+    with server_lib.BackgroundServer(
+            None, model_configs=config.read_model_config_file(
+                path)) as running:
+        body = {"instances": [b64(_image())]}
+        for where, top in (("labels/stable", "ant"), ("versions/2", "cat"),
+                           ("versions/1", "ant")):
+            answer = requests.post(
+                f"{running.url}/v1/models/m/{where}:predict", json=body,
+                timeout=60)
+            assert answer.json()["predictions"][0]["class_names"][0] == top
+        status = requests.get(running.url + "/v1/models/m/labels/stable",
+                              timeout=30).json()
+        assert [s["version"] for s in status["model_version_status"]] == \
+            ["1"]
+
+
+def test_a_malformed_model_config_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "models.config"
+    path.write_text("model_config_list { config { name: 'm' } }")
+    assert cli.main(["serve", "--model-config-file", str(path)]) == 2
+    assert "base_path is empty" in capsys.readouterr().err
