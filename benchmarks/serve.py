@@ -56,7 +56,7 @@ ATOL = 1e-5
 CLIENTS = (1, 8, 32)
 
 
-# The gRPC load generator (a separate process) ----------------------------------
+# The gRPC load generator (a separate process) -------------------------------
 
 def grpc_client(target, clients, seconds, images_file, record):
     """Keeps ``clients`` Predict calls in flight for ``seconds``.
@@ -159,7 +159,7 @@ def _record(response, index, first, differed):
         differed[key] = differed.get(key, 0) + 1
 
 
-# The parent: models, server, load runs --------------------------------------------
+# The parent: models, server, load runs -------------------------------------
 
 def contract_model(name, size, crop, num_classes, seed=0):
     """A registry network behind a centre crop and mean subtraction."""

@@ -9,11 +9,11 @@ import pytest
 import requests
 
 from tests.export import contract_model
+from tfcnn.errors import ServingError
+from tfcnn.errors import StatusCode
 from tfcnn.serve import batching
 from tfcnn.serve import config
 from tfcnn.serve import server as server_lib
-from tfcnn.errors import StatusCode
-from tfcnn.errors import ServingError
 
 
 def _concurrently(count, fn):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcnn.serve import rest
 from tfcnn.errors import ServingError
+from tfcnn.serve import rest
 
 BYTES = {"image_bytes": tf.TensorSpec([None], tf.string)}
 PIXELS = {"images": tf.TensorSpec([None, None, None, 3], tf.uint8)}
