@@ -85,6 +85,11 @@ class CropMode(enum.Enum):
         return None
 
 
+class ClassWeighting(enum.Enum):
+    NONE = "none"                          # every pixel counts the same
+    MEDIAN_FREQUENCY = "median_frequency"  # Eigen & Fergus 2015 balancing
+
+
 class MeanMode(enum.Enum):
     AUTO = "auto"        # caffe with model.weights = "imagenet", else image
     IMAGE = "image"      # subtract the mean image (AlexNet)
@@ -268,6 +273,9 @@ class TrainConfig:
     plateau_patience: int = 2
     # label smoothing of the cross-entropy, in [0, 1)
     label_smoothing: float = 0.0
+    # segmentation: none | median_frequency (class weights of the pixel
+    # loss from the manifest's pixel counts per class)
+    class_weighting: ClassWeighting = ClassWeighting.NONE
     # auto | mirrored | multi_worker | one_device
     strategy: Strategy = Strategy.AUTO
     # devices for strategy = "mirrored", e.g. ["/gpu:0", "/gpu:1"]

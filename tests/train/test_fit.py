@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tests.train.conftest import tiny_recipe
+from tfcnn import tasks
 from tfcnn.train import callbacks as callbacks_lib
 from tfcnn.train import fit
 from tfcnn.train import inputs
@@ -348,3 +349,41 @@ def test_mixed_float16_trains_with_dynamic_loss_scaling(make_recipe,
     assert network.get_layer("conv1").variable_dtype == "float32"
     probabilities = model(np.zeros((1, 20, 20, 3), np.uint8))
     assert keras.ops.convert_to_numpy(probabilities).dtype == np.float32
+
+
+def test_two_replicas_match_one_device_on_a_segmentation_step(tmp_path):
+    # Void pixels sit unevenly between the replicas' halves of the batch:
+    # the loss must be the mean over the whole batch's valid pixels. No
+    # batch norm: its statistics are per replica by design.
+    recipe = tiny_recipe(tmp_path, optimizer="sgd", learning_rate=0.1)
+    recipe = recipe.replace(
+        model={"name": "fcn8s_small",
+               "options": {"widths": [4, 4, 8, 8, 8], "norm": None}},
+        augment={"flip": False, "scale_min": 1.0, "scale_max": 1.0})
+    task = tasks.get_task("segmentation")
+    keras.utils.set_random_seed(1)
+    initial = task.build_training_model(recipe, 3).get_weights()
+    rng = np.random.default_rng(0)
+    masks = rng.integers(0, 3, (4, 32, 32)).astype(np.uint8)
+    masks[0, :24] = 255
+    masks[1, :, :5] = 255
+    batch = (rng.integers(0, 256, (4, 32, 32, 3)).astype(np.uint8), masks)
+    results = []
+    for strategy in (tf.distribute.OneDeviceStrategy("/cpu:0"),
+                     mirrored(["/cpu:0", "/cpu:1"])):
+        with strategy.scope():
+            model = task.build_training_model(recipe, 3)
+            fit.compile_model(model, recipe, steps_per_epoch=2, task=task)
+        model.set_weights(initial)
+        history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(),
+                            epochs=1, steps_per_epoch=2, verbose=0,
+                            shuffle=False)
+        results.append((model.get_weights(), history.history))
+    (one, logs_one), (two, logs_two) = results
+    moved = 0
+    for w0, w1, w2 in zip(initial, one, two):
+        np.testing.assert_allclose(w2, w1, rtol=1e-4, atol=1e-5)
+        moved += not np.allclose(w0, w1)
+    assert moved >= 10
+    for key in ("loss", "mean_iou", "pixel_accuracy"):
+        assert logs_two[key][0] == pytest.approx(logs_one[key][0], rel=1e-4)

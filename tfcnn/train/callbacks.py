@@ -136,7 +136,8 @@ class Checkpoints(keras.callbacks.Callback):
     Args:
         directory: str or Path, the ``checkpoints`` folder.
         monitor: str, the log key to maximise. Defaults to "val_accuracy";
-            when the logs lack it (no validation split), "accuracy".
+            when the logs lack it (no validation split), the training
+            metric ("accuracy").
     """
 
     def __init__(self, directory, monitor="val_accuracy"):
@@ -156,7 +157,8 @@ class Checkpoints(keras.callbacks.Callback):
                                     suffix=".keras") as tmp:
             self.model.save(tmp)
         self.state["last"] = {"epoch": epoch + 1, "metrics": metrics}
-        monitor = self.monitor if self.monitor in logs else "accuracy"
+        monitor = (self.monitor if self.monitor in logs
+                   else self.monitor.removeprefix("val_"))
         value = metrics.get(monitor)
         best = self.state.get("best")
         if value is not None and (best is None or value > best["value"]):

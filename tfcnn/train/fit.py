@@ -2,13 +2,14 @@
 
 ``train(recipe)`` creates the distribution strategy first (collective ops
 must be configured before any other TensorFlow op), builds the TRAINING
-MODEL under its scope::
+MODEL of the data's task under its scope (``tfcnn.tasks``; for image
+classification)::
 
     uint8 [S, S, 3] "image" -> tfcnn.augment.build_preprocessing(...) layers
         -> tfcnn.models.build(name, (C, C, 3), K, **options) (no softmax)
         -> float32 softmax "probabilities"
 
-and fits it. Everything lands in ``train.model_dir``: ``model.keras``,
+and fits it with the task's loss and metrics. Everything lands in ``train.model_dir``: ``model.keras``,
 ``classes.json``, the resolved ``recipe.toml``, ``checkpoints/`` (last and
 best), ``backup/`` (deleted once the model is saved) and ``logs/`` for
 TensorBoard, plus ``training.json`` (epochs done, final metrics).
@@ -100,7 +101,8 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
 
 
 def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
-    """The classification run: the steps below, in order."""
+    """The run: the steps below, in order; ``data.task`` (from the
+    manifest) supplies the model, loss, metrics and figures."""
     import keras
 
     from tfcnn.train import inputs as inputs_lib
@@ -116,8 +118,11 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
                                       strategy=placement.strategy)
     run_folder.check_same_run(recipe, data.class_names)
     with placement.strategy.scope():
-        model = build_training_model(recipe, data.num_classes, data.stats)
-        compile_model(model, recipe, data.steps_per_epoch, data.dense_labels)
+        model = data.task.build_training_model(recipe, data.num_classes,
+                                               data.stats)
+        compile_model(model, recipe, data.steps_per_epoch, data.dense_labels,
+                      task=data.task, class_names=data.class_names,
+                      label_counts=data.label_counts)
         _build_before_fit(model, data.local_train)
 
     if placement.is_chief:
@@ -207,7 +212,8 @@ def build_callbacks(recipe, data, write_dir, extra=()):
     return TrainingCallbacks(
         guard=callbacks_lib.NanGuard(),
         backup=backup,
-        checkpoints=callbacks_lib.Checkpoints(write_dir / CHECKPOINTS_NAME),
+        checkpoints=callbacks_lib.Checkpoints(
+            write_dir / CHECKPOINTS_NAME, monitor=f"val_{data.task.monitor}"),
         plateau=optimizers.plateau_callback(config),
         tensorboard=tuple(_tensorboard_callbacks(recipe, data, write_dir)),
         extra=tuple(extra))
@@ -318,7 +324,8 @@ def finish_run(recipe, model, data, callbacks, placement, history,
         raise DivergedError(_diverged_message(callbacks.guard.diverged,
                                               model_dir, checkpoints))
     if placement.is_chief:
-        save_inference_model(model, model_dir / MODEL_NAME)
+        save_inference_model(data.task.inference_model(model),
+                             model_dir / MODEL_NAME)
     metrics = {k: v[-1] for k, v in history.items() if v}
     summary = {
         "epochs": config.epochs,
@@ -344,7 +351,7 @@ def finish_run(recipe, model, data, callbacks, placement, history,
         # as resuming go to stderr.
         print(f"train: wrote {MODEL_NAME}, {CLASSES_NAME}, {RECIPE_NAME}, "
               f"checkpoints/ and logs/ in {model_dir} ({epochs}, "
-              f"{_format_logs(metrics)})", flush=True)
+              f"{_format_logs(metrics, data.task.log_keys)})", flush=True)
     strategy_lib.remove_worker_dir(write_dir, placement)
     return summary
 
@@ -415,8 +422,8 @@ def save_inference_model(model, path):
         clone.save(tmp)
 
 
-def build_training_model(recipe, num_classes, stats=None):
-    """The TRAINING MODEL of the project's contract (uncompiled).
+def build_training_model(recipe, num_classes, stats=None, task=None):
+    """The TRAINING MODEL of a task (uncompiled).
 
     Build it under the strategy's scope.
 
@@ -424,64 +431,50 @@ def build_training_model(recipe, num_classes, stats=None):
         recipe: ``tfcnn.recipe.Recipe``.
         num_classes: int, K.
         stats: ``tfcnn.data.stats.DatasetStats`` or None.
+        task: ``tfcnn.tasks.task.Task`` or None (image classification).
 
     Returns:
-        a functional ``keras.Model`` from uint8 ``[B, S, S, 3]`` to float32
-        probabilities ``[B, K]``.
+        a functional ``keras.Model`` from uint8 images to float32
+        probabilities (``tfcnn.tasks``: ``[B, K]`` per image, or
+        ``[B, H, W, K]`` per pixel).
     """
-    import keras
-
-    import tfcnn.models
-    from tfcnn.augment import build_preprocessing
-
-    size, crop = recipe.data.resize_size, recipe.data.image_size
-    inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
-    x = inputs
-    for layer in build_preprocessing(recipe.augment, crop_size=crop,
-                                     stats=stats, seed=recipe.data.seed,
-                                     model=recipe.model):
-        x = layer(x)
-    options = dict(recipe.model.options)
-    options["classifier_activation"] = None
-    network = tfcnn.models.build(
-        recipe.model.name, input_shape=(crop, crop, 3),
-        num_classes=num_classes, **options)
-    if len(network.outputs) != 1:
-        raise RecipeError(
-            f"model.options: {recipe.model.name!r} built with "
-            f"{dict(recipe.model.options)} has {len(network.outputs)} "
-            "outputs; tfcnn train trains one classifier output (for "
-            "GoogLeNet, leave aux_classifiers off)")
-    if recipe.model.weights:
-        from tfcnn.models import weights as weights_lib
-
-        report = weights_lib.load_weights(
-            network, recipe.model.weights, model_name=recipe.model.name)
-        _say(f"train: {report.message()}")
-    x = network(x)
-    # Softmax in float32 whatever the compute dtype (mixed precision).
-    outputs = keras.layers.Activation("softmax", dtype="float32",
-                                      name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"{recipe.model.name}_training")
+    return _task(task).build_training_model(recipe, num_classes, stats)
 
 
-def compile_model(model, recipe, steps_per_epoch, dense_labels=False):
-    """Compiles with the recipe's optimizer, loss, metrics and speed options.
+def compile_model(model, recipe, steps_per_epoch, dense_labels=False, *,
+                  task=None, class_names=(), label_counts=None):
+    """Compiles with the recipe's optimizer and the task's loss and metrics.
 
     Call it under the strategy's scope.
+
+    Args:
+        model: the TRAINING MODEL.
+        recipe: ``tfcnn.recipe.Recipe``.
+        steps_per_epoch: int, for the learning-rate schedule.
+        dense_labels: bool, MixUp/CutMix labels. Defaults to False.
+        task: ``tfcnn.tasks.task.Task`` or None (image classification).
+        class_names: list of str, for class weights. Defaults to none.
+        label_counts: dict class name -> labels, for class weights.
+            Defaults to None.
     """
-    from tfcnn.train import losses
-    from tfcnn.train import metrics
     from tfcnn.train import optimizers
 
     config = recipe.train
+    task = _task(task)
     optimizers.apply_weight_decay(model, config)
     model.compile(
         optimizer=optimizers.build_optimizer(config, steps_per_epoch),
-        loss=losses.CrossEntropy(label_smoothing=config.label_smoothing),
-        metrics=metrics.build_metrics(dense_labels),
+        loss=task.build_loss(recipe, class_names, label_counts),
+        metrics=task.build_metrics(
+            task.inference_model(model).output_shape[-1], dense_labels),
         jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution)
+
+
+def _task(task):
+    from tfcnn import tasks
+
+    return task if task is not None else tasks.get_task("classification")
 
 
 def _build_before_fit(model, dataset):
@@ -541,23 +534,18 @@ def _merge(history, result):
 def _tensorboard_callbacks(recipe, data, write_dir):
     import keras
 
-    from tfcnn.train import inputs as inputs_lib
     from tfcnn.train import summaries
 
     config = recipe.train
     logs = write_dir / LOGS_NAME
     profile = _profile_steps(config.profile_steps)
-    images, labels = inputs_lib.sample_batch(data.local_train, 16,
-                                             with_labels=True)
     return [
         keras.callbacks.TensorBoard(
             log_dir=str(logs), histogram_freq=config.histogram_freq,
             write_graph=False, update_freq="epoch", profile_batch=profile),
         summaries.StepMonitor(logs / "train", config.batch_size,
                               every_steps=min(100, data.steps_per_epoch)),
-        summaries.ImageSummaries(
-            logs, images, data.local_validation, data.num_classes,
-            sample_labels=labels, class_names=data.class_names),
+        *data.task.summary_callbacks(logs, data),
     ]
 
 
@@ -588,9 +576,7 @@ def _diverged_message(diverged, model_dir, checkpoints):
             f"loss={diverged['loss']}")
 
 
-def _format_logs(logs):
-    keys = ("loss", "accuracy", "val_loss", "val_accuracy",
-            "val_top5_accuracy")
+def _format_logs(logs, keys):
     return ", ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)
 
 

@@ -2,7 +2,7 @@
 
 Keras' ``TensorBoard`` callback writes the epoch scalars (loss, top-1, top-5
 and the learning rate, for train and validation), weight histograms and the
-optional profiler trace. The two callbacks here add what a person watching a
+optional profiler trace. The callbacks here add what a person watching a
 CNN train wants to see, into the same ``logs/train`` and ``logs/validation``
 runs:
 
@@ -20,6 +20,8 @@ runs:
   the input is grey), ``evaluation/confusion_matrix`` after each
   validation (class names on both axes, counts, a colour scale), and the
   model's graph.
+- ``SegmentationSummaries`` (semantic segmentation): image, ground truth
+  and prediction overlays and the IoU of each class after each validation.
 
 Input wait is measured exactly where the step waits: Keras' train function
 is given an iterator that times each ``next()`` (an eager ``get_next`` that
@@ -283,6 +285,96 @@ class ImageSummaries(keras.callbacks.Callback):
                 labels, self._predict(images), self.num_classes,
                 dtype=tf.int64).numpy()
         return matrix
+
+
+class SegmentationSummaries(keras.callbacks.Callback):
+    """Overlays and per-class IoU after each validation (segmentation).
+
+    Writes to ``logs/validation`` at the global step:
+
+    - ``segmentation_overlays``: one row per sample image, the image, its
+      ground truth and the model's prediction, the masks blended over the
+      image in Pascal VOC's colours (void in VOC's void colour);
+    - ``iou/<class name>``: each class's IoU over the whole validation
+      pass, from the confusion matrix the compiled ``mean_iou`` metric
+      accumulated (Keras leaves the validation state in the metrics until
+      the next epoch begins), so it costs no second pass.
+
+    Args:
+        log_dir: str or Path, the ``logs`` folder.
+        sample_batch: ``(uint8 images [B, S, S, 3], masks [B, S, S])``, a
+            validation batch; its first ``max_images`` are shown.
+        class_names: list of str, in label order.
+        max_images: int. Defaults to 4.
+    """
+
+    def __init__(self, log_dir, sample_batch, class_names, max_images=4):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        images, masks = sample_batch
+        self.images = np.asarray(images)[:max_images]
+        self.masks = np.asarray(masks)[:max_images]
+        self.class_names = list(class_names)
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        from tfcnn.train import metrics as metrics_lib
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(
+                f"{self.log_dir}/validation")
+        probabilities = self.model(self.images, training=False)
+        predicted = keras.ops.convert_to_numpy(
+            keras.ops.argmax(probabilities, axis=-1))
+        step = int(self.model.optimizer.iterations.numpy())
+        with self._writer.as_default(step=step):
+            tf.summary.image("segmentation_overlays", overlay_grid(
+                self.images, self.masks, predicted)[None])
+            metric = _find_metric(self.model, "mean_iou")
+            if metric is not None:
+                confusion = keras.ops.convert_to_numpy(metric.total_cm)
+                for name, iou in zip(self.class_names,
+                                     metrics_lib.per_class_iou(confusion)):
+                    if iou is not None:
+                        tf.summary.scalar(f"iou/{name}", iou)
+        self._writer.flush()
+
+
+def overlay_grid(images, masks, predicted, alpha=0.5):
+    """Rows of image | ground truth | prediction, masks over the image.
+
+    Args:
+        images: uint8 ``[N, H, W, 3]``.
+        masks: int ``[N, H, W]`` class ids (255 void).
+        predicted: int ``[N, H, W]`` class ids.
+        alpha: float, the masks' opacity. Defaults to 0.5.
+
+    Returns:
+        float32 ``[rows, columns, 3]`` in [0, 1].
+    """
+    from tfcnn.data.segmentation_masks import voc_palette
+
+    palette = voc_palette().astype(np.float32)
+    images = np.asarray(images, np.float32)
+
+    def blend(ids):
+        colours = palette[np.asarray(ids).astype(np.int64) % 256]
+        return (1 - alpha) * images + alpha * colours
+
+    tiles = np.stack([images, blend(masks), blend(predicted)], axis=1)
+    count, _, height, width, _ = tiles.shape
+    return _tile(tiles.reshape(-1, height, width, 3) / 255.0, columns=3)
+
+
+def _find_metric(model, name):
+    """The compiled metric named ``name`` (inside Keras' container)."""
+    pending = list(model.metrics)
+    while pending:
+        metric = pending.pop()
+        if metric.name == name:
+            return metric
+        pending.extend(getattr(metric, "metrics", ()))
+    return None
 
 
 def augmented_grid(model, images, columns=None, captions=None):

@@ -1,0 +1,128 @@
+"""Semantic segmentation as a task: model, loss, metrics, a real run."""
+
+import glob
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.data.segmentation_files import make_pairs
+from tfcnn import cli
+from tfcnn import recipe as recipe_lib
+from tfcnn import tasks
+from tfcnn.tasks import semantic_segmentation
+from tfcnn.train import fit
+
+TASK = tasks.get_task("segmentation")
+
+
+def _recipe(tmp_path, shards="", **train):
+    return recipe_lib.recipe_from_dict({
+        "data": {"source": "tfrecord", "shards": str(shards),
+                 "image_size": 32, "resize_size": 32},
+        "augment": {"pca_lighting": 0.0, "mean": "channel"},
+        "model": {"name": "fcn8s_small",
+                  "options": {"widths": [8, 8, 16, 16, 16]}},
+        "train": {"epochs": 3, "batch_size": 8, "optimizer": "adam",
+                  "learning_rate": 0.01, "model_dir": str(tmp_path / "run"),
+                  "histogram_freq": 0, **train},
+    })
+
+
+def test_tasks_are_found_by_the_manifest_name():
+    assert tasks.get_task("classification").monitor == "accuracy"
+    assert TASK.monitor == "mean_iou"
+    with pytest.raises(Exception, match="unknown task 'detection'"):
+        tasks.get_task("detection")
+
+
+def test_training_model_scores_every_pixel_of_any_size(tmp_path):
+    model = TASK.build_training_model(_recipe(tmp_path), 3).network
+    assert model.input.dtype == "uint8"
+    for height, width in ((32, 32), (37, 50), (20, 64)):
+        images = np.zeros((2, height, width, 3), np.uint8)
+        probabilities = keras.ops.convert_to_numpy(model(images))
+        assert probabilities.shape == (2, height, width, 3)
+        np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    # The padded border is cropped away: a pixel's scores do not depend
+    # on how far the padding reaches (the image is its own top-left).
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (1, 40, 40, 3)).astype(np.uint8)
+    inner = keras.ops.convert_to_numpy(model(image[:, :33, :33]))
+    assert inner.shape == (1, 33, 33, 3)
+
+
+def test_median_frequency_weights_come_from_pixel_counts(tmp_path):
+    recipe = _recipe(tmp_path, class_weighting="median_frequency")
+    loss = TASK.build_loss(recipe, ["a", "b", "c", "d"],
+                           {"a": 600, "b": 300, "c": 100, "d": 0})
+    # Frequencies 0.6, 0.3, 0.1; median 0.3; an absent class weighs 0.
+    np.testing.assert_allclose(loss.class_weights, [0.5, 1.0, 3.0, 0.0])
+    assert loss.ignore_class == 255
+    assert TASK.build_loss(_recipe(tmp_path), ["a"], {}).class_weights is None
+    with pytest.raises(Exception, match="pixel counts"):
+        TASK.build_loss(recipe, ["a", "b"], {})
+
+
+@pytest.mark.slow
+def test_ingested_masks_train_with_overlays_and_per_class_iou(tmp_path):
+    make_pairs(tmp_path / "src", 24, num_classes=3, split="train")
+    make_pairs(tmp_path / "src", 8, num_classes=3, split="validation")
+    assert cli.main(["ingest", str(tmp_path / "src"),
+                     str(tmp_path / "shards")]) == 0
+    recipe = _recipe(tmp_path, tmp_path / "shards")
+    summary = fit.train(recipe, verbose=0)
+    metrics = summary["metrics"]
+    for key in ("loss", "mean_iou", "pixel_accuracy", "val_loss",
+                "val_mean_iou", "val_pixel_accuracy"):
+        assert np.isfinite(metrics[key]), key
+    assert summary["best"]["monitor"] == "val_mean_iou"
+    model = keras.saving.load_model(summary["paths"]["model"])
+    assert model(np.zeros((1, 24, 40, 3), np.uint8)).shape == (1, 24, 40, 3)
+    tags = set()
+    for path in glob.glob(str(tmp_path / "run/logs/validation/*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    assert "segmentation_overlays" in tags
+    assert {"iou/0", "iou/1", "iou/2"} <= tags
+    classes = json.loads((tmp_path / "run/classes.json").read_text())
+    assert classes["class_names"] == ["0", "1", "2"]
+
+
+class _VoidMasks(keras.layers.Layer):
+    """Joint augmentation that makes every mask pixel void."""
+
+    def call(self, inputs, training=False):
+        masks = inputs["segmentation_masks"]
+        return {"images": inputs["images"],
+                "segmentation_masks": keras.ops.full_like(masks, 255)}
+
+
+def test_train_step_augments_images_and_masks_jointly(tmp_path):
+    network = TASK.build_inference_model(_recipe(tmp_path), 3)
+    model = semantic_segmentation.JointAugmentationModel(
+        network, [_VoidMasks(name="void_masks")])
+    model.compile(optimizer="sgd", loss=TASK.build_loss(_recipe(tmp_path)),
+                  metrics=TASK.build_metrics(3))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
+    masks = rng.integers(0, 3, (4, 32, 32)).astype(np.uint8)
+    before = [w.numpy() for w in network.trainable_weights]
+    logs = model.fit(images, masks, batch_size=4, epochs=1, verbose=0)
+    # The loss saw the augmented (all void) masks: nothing to learn from.
+    assert logs.history["loss"] == [0.0]
+    for w0, w1 in zip(before, network.trainable_weights):
+        np.testing.assert_array_equal(w0, w1.numpy())
+    # Evaluation sees the masks as they come.
+    assert model.evaluate(images, masks, verbose=0, return_dict=True)[
+        "loss"] > 0.5
+    # The real augmentation crops to data.image_size on the device.
+    recipe = _recipe(tmp_path).replace(data={"image_size": 24})
+    trainer = TASK.build_training_model(recipe, 3)
+    assert [type(layer).__name__ for layer in trainer.augmentation] == [
+        "RandomScaleCropFlip"]
+    restored = semantic_segmentation.JointAugmentationModel.from_config(
+        json.loads(json.dumps(trainer.get_config())))
+    assert restored.network.count_params() == trainer.network.count_params()

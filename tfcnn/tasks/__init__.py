@@ -1,0 +1,53 @@
+"""What differs between tasks, one module per task.
+
+Image classification (one label per image) and semantic segmentation (one
+label per pixel) go through the same commands, recipes, strategies and
+export; what differs lives here, as TF Model Garden keeps
+``tasks/image_classification.py`` beside ``tasks/semantic_segmentation.py``:
+the host pipeline's decoding, the training model (which augmentation layers
+it holds), the loss, the metrics, the TensorBoard figures and the figures
+of evaluation. The manifest of the shards records the task
+(``Manifest.task``), so ``tfcnn train`` and ``tfcnn evaluate`` infer it;
+generic code asks ``get_task(name)`` and never branches on the name.
+
+>>> from tfcnn import tasks
+>>> tasks.get_task("segmentation").monitor
+'mean_iou'
+"""
+
+from tfcnn.errors import DataError
+from tfcnn.tasks.image_classification import ImageClassificationTask
+from tfcnn.tasks.semantic_segmentation import SemanticSegmentationTask
+
+_TASKS = {task.name: task for task in (ImageClassificationTask(),
+                                       SemanticSegmentationTask())}
+
+
+def get_task(name):
+    """The task registered as ``name``.
+
+    Args:
+        name: str, "classification" or "segmentation" (as manifests
+            record it).
+
+    Returns:
+        a ``tfcnn.tasks.task.Task``.
+
+    Raises:
+        DataError: an unknown name (the message lists the known ones).
+    """
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise DataError(
+            f"unknown task {name!r}; known tasks: {', '.join(_TASKS)}. "
+            f"Received: task={name!r}") from None
+
+
+def list_tasks():
+    """The registered task names."""
+    return list(_TASKS)
+
+
+__all__ = ["ImageClassificationTask", "SemanticSegmentationTask",
+           "get_task", "list_tasks"]

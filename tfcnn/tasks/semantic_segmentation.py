@@ -1,0 +1,264 @@
+"""Semantic segmentation: one label per pixel (Shelhamer et al. 2015).
+
+The INFERENCE MODEL (saved as ``model.keras``, exported, evaluated) takes
+uint8 images of any size::
+
+    uint8 [H, W, 3] "image" -> PCA lighting (training; image only)
+        -> MeanSubtraction (channel mean: a mean image has one size)
+        -> PadToMultiple(32) (bottom and right, with the mean)
+        -> tfcnn.models.build(name, (None, None, 3), K) (no softmax)
+        -> CropLike back to H x W -> float32 softmax "probabilities"
+           [H, W, K]
+
+so it scores a whole image at its own resolution: the padding makes the
+sides multiples of every model's stride (FCN-8s adds stride 32, 16 and 8
+scores; DeepLab-v3 resizes to its input anyway).
+
+The TRAINING MODEL (``JointAugmentationModel``) wraps it: Keras hands a
+model its inputs and the loss its labels, but a random crop of an image
+must crop its mask alike, so the joint geometric augmentation
+(``tfcnn.augment.segmentation.augmentation_from_recipe``: random scale,
+padded crop to ``data.image_size``, flip) runs at the start of
+``train_step``, Keras' documented place to customise ``fit``:
+per replica, on the device, before Keras' own step. Labels are masks
+``[B, S, S]`` of class ids with ``IGNORE_VALUE`` (255) for void pixels,
+which count in neither the loss (``PixelCrossEntropy``) nor the metrics
+(pixel accuracy and mean IoU).
+"""
+
+import keras
+import numpy as np
+
+from tfcnn.errors import DataError
+from tfcnn.recipe import ClassWeighting
+from tfcnn.recipe import MeanMode
+from tfcnn.tasks import task as task_lib
+
+IGNORE_VALUE = 255
+# Every registered dense-prediction model's coarsest stride divides it.
+PAD_MULTIPLE = 32
+
+
+class SemanticSegmentationTask(task_lib.Task):
+    """One class per pixel; void pixels (255) ignored."""
+
+    name = "segmentation"
+    monitor = "mean_iou"
+    log_keys = ("loss", "mean_iou", "val_loss", "val_pixel_accuracy",
+                "val_mean_iou")
+
+    def host_dataset(self, source, *, size, batch_size, training,
+                     full_size=False, label_offset=0, **kwargs):
+        from tfcnn.data import segmentation_pipeline
+
+        del label_offset  # masks hold class ids
+        if full_size:
+            return segmentation_pipeline.read_segmentation_shards(
+                source).batch(1)
+        return segmentation_pipeline.make_segmentation_dataset(
+            source, size=size, batch_size=batch_size, training=training,
+            **kwargs)
+
+    def label_counts(self, manifest, split):
+        return manifest.pixel_counts(split)
+
+    def build_training_model(self, recipe, num_classes, stats=None):
+        """``JointAugmentationModel`` around ``build_inference_model``."""
+        from tfcnn.augment import segmentation as segmentation_augment
+
+        augmentation = segmentation_augment.augmentation_from_recipe(
+            recipe, stats)
+        network = self.build_inference_model(recipe, num_classes, stats)
+        return JointAugmentationModel(network, augmentation,
+                                      name=f"{recipe.model.name}_training")
+
+    def inference_model(self, model):
+        return model.network
+
+    def build_inference_model(self, recipe, num_classes, stats=None):
+        """See the module docstring; ``stats`` feed the mean and PCA."""
+        from tfcnn.augment import build as augment_build
+        from tfcnn.augment import lighting as lighting_lib
+        from tfcnn.layers import CropLike
+        from tfcnn.layers import PadToMultiple
+
+        config = recipe.augment
+        inputs = keras.Input((None, None, 3), dtype="uint8", name="image")
+        x = inputs
+        if config.pca_lighting > 0:
+            eigenvalues, eigenvectors = augment_build.pca_from_stats(stats)
+            x = lighting_lib.PCALighting(
+                stddev=config.pca_lighting, eigenvalues=eigenvalues,
+                eigenvectors=eigenvectors, seed=recipe.data.seed + 2,
+                name="pca_lighting")(x)
+        mode = augment_build.resolve_mean(config.mean, recipe.model)
+        if mode is MeanMode.IMAGE:
+            mode = MeanMode.CHANNEL
+        x = augment_build.mean_subtraction(mode, stats)(x)
+        x = PadToMultiple(PAD_MULTIPLE, name="pad")(x)
+        x = task_lib.build_network(recipe, (None, None, 3), num_classes)(x)
+        x = CropLike(name="crop")([x, inputs])
+        return keras.Model(inputs, task_lib.probabilities(x),
+                           name=recipe.model.name)
+
+    def build_loss(self, recipe, class_names=(), label_counts=None):
+        from tfcnn.train import losses
+
+        weights = None
+        if recipe.train.class_weighting is ClassWeighting.MEDIAN_FREQUENCY:
+            weights = median_frequency_weights(class_names,
+                                               label_counts or {})
+        return losses.PixelCrossEntropy(ignore_class=IGNORE_VALUE,
+                                        class_weights=weights)
+
+    def build_metrics(self, num_classes, dense_labels=False):
+        from tfcnn.train import metrics
+
+        return metrics.build_segmentation_metrics(num_classes,
+                                                  ignore_class=IGNORE_VALUE)
+
+    def summary_callbacks(self, log_dir, data):
+        from tfcnn.train import summaries
+
+        if data.local_validation is None:
+            return []
+        return [summaries.SegmentationSummaries(
+            log_dir, next(iter(data.local_validation.take(1))),
+            data.class_names)]
+
+    def evaluate(self, model, data, recipe, verbose=True):
+        """Mean IoU, pixel accuracy and per-class IoU, void ignored.
+
+        One image at a time at its own resolution (``data.dataset`` from
+        ``host_dataset(full_size=True)``), one confusion matrix over all
+        pixels of the split.
+        """
+        import tensorflow as tf
+
+        from tfcnn.train import metrics as metrics_lib
+
+        num_classes = len(data.class_names)
+
+        @tf.function(reduce_retracing=True)
+        def predict(images):
+            return tf.argmax(model(images, training=False), axis=-1,
+                             output_type=tf.int32)
+
+        confusion = np.zeros((num_classes, num_classes), np.int64)
+        for images, masks in data.dataset:
+            confusion += confusion_matrix(masks.numpy(),
+                                          predict(images).numpy(),
+                                          num_classes)
+        per_class = metrics_lib.per_class_iou(confusion)
+        defined = [iou for iou in per_class if iou is not None]
+        total = confusion.sum()
+        return {
+            "mean_iou": float(np.mean(defined)) if defined else 0.0,
+            "pixel_accuracy": (float(np.trace(confusion) / total)
+                               if total else 0.0),
+            "per_class_iou": dict(zip(data.class_names, per_class)),
+            "pixels": int(total),
+        }
+
+    def format_metrics(self, metrics):
+        return (f"{metrics['split']} ({metrics['num_examples']} images): "
+                f"mean IoU {metrics['mean_iou']:.2%}, pixel accuracy "
+                f"{metrics['pixel_accuracy']:.2%}")
+
+
+def confusion_matrix(masks, predicted, num_classes):
+    """Pixels of label i predicted as j, void pixels left out.
+
+    Args:
+        masks: int array of class ids (``IGNORE_VALUE`` for void).
+        predicted: int array of the same shape.
+        num_classes: int, K.
+
+    Returns:
+        int64 ``[K, K]``.
+    """
+    masks = np.asarray(masks).astype(np.int64).ravel()
+    predicted = np.asarray(predicted).astype(np.int64).ravel()
+    valid = masks != IGNORE_VALUE
+    return np.bincount(num_classes * masks[valid] + predicted[valid],
+                       minlength=num_classes ** 2).reshape(
+        num_classes, num_classes)
+
+
+def median_frequency_weights(class_names, pixel_counts):
+    """Class weights ``median(f) / f_c`` (Eigen & Fergus 2015).
+
+    ``f_c`` is the share of class ``c`` among the labelled pixels; rare
+    classes weigh more. A class without pixels gets weight 0 (it cannot
+    occur in the loss anyway).
+
+    Args:
+        class_names: list of str, in label order.
+        pixel_counts: dict class name -> pixels (the manifest's).
+
+    Returns:
+        list of float, one per class.
+
+    Raises:
+        DataError: no pixel counts to weigh by.
+    """
+    counts = np.array([pixel_counts.get(name, 0) for name in class_names],
+                      dtype=np.float64)
+    if not counts.sum():
+        raise DataError(
+            "train.class_weighting = \"median_frequency\" needs the pixel "
+            "counts per class that `tfcnn ingest` records in the manifest; "
+            "these shards have none. Received: "
+            "train.class_weighting=\"median_frequency\"")
+    frequency = counts / counts.sum()
+    median = np.median(frequency[frequency > 0])
+    return [float(median / f) if f > 0 else 0.0 for f in frequency]
+
+
+@keras.saving.register_keras_serializable(package="tfcnn")
+class JointAugmentationModel(keras.Model):
+    """A network trained on jointly augmented images and masks.
+
+    Calling the model calls ``network``; ``fit``'s train step first passes
+    ``{"images", "segmentation_masks"}`` through ``augmentation`` (in
+    training mode), then runs Keras' own step on the result. Evaluation
+    and prediction see the data as it comes.
+
+    Args:
+        network: the inference ``keras.Model``, uint8 images to per-pixel
+            probabilities.
+        augmentation: list of layers taking and returning the dict
+            ``{"images": [B, H, W, 3], "segmentation_masks": [B, H, W]}``.
+            Defaults to none.
+        **kwargs: ``keras.Model`` arguments (``name``).
+    """
+
+    def __init__(self, network, augmentation=(), **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.augmentation = list(augmentation)
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    def train_step(self, data):
+        images, masks = data
+        batch = {"images": images, "segmentation_masks": masks}
+        for layer in self.augmentation:
+            batch = layer(batch, training=True)
+        return super().train_step(
+            (batch["images"], batch["segmentation_masks"]))
+
+    def get_config(self):
+        return {"name": self.name,
+                "network": keras.saving.serialize_keras_object(self.network),
+                "augmentation": [keras.saving.serialize_keras_object(layer)
+                                 for layer in self.augmentation]}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        network = keras.saving.deserialize_keras_object(config.pop("network"))
+        augmentation = [keras.saving.deserialize_keras_object(layer)
+                        for layer in config.pop("augmentation")]
+        return cls(network, augmentation, **config)
