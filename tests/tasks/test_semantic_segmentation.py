@@ -12,6 +12,8 @@ from tests.data.segmentation_files import make_pairs
 from tfcnn import cli
 from tfcnn import recipe as recipe_lib
 from tfcnn import tasks
+from tfcnn.data import segmentation_pipeline
+from tfcnn.train import evaluate
 from tfcnn.tasks import semantic_segmentation
 from tfcnn.train import fit
 
@@ -89,6 +91,27 @@ def test_ingested_masks_train_with_overlays_and_per_class_iou(tmp_path):
     assert {"iou/0", "iou/1", "iou/2"} <= tags
     classes = json.loads((tmp_path / "run/classes.json").read_text())
     assert classes["class_names"] == ["0", "1", "2"]
+
+    # Evaluation at each image's own size (24 x 32, not the host's 32).
+    figures = evaluate.evaluate(recipe, verbose=False)
+    assert figures["task"] == "segmentation"
+    assert figures["split"] == "validation" and figures["num_examples"] == 8
+    confusion = np.zeros((3, 3), np.int64)
+    files = sorted(glob.glob(str(tmp_path / "shards/validation-*")))
+    for image, mask in segmentation_pipeline.read_segmentation_shards(files):
+        assert image.shape[:2] == (24, 32)
+        predicted = model(image[None]).numpy().argmax(-1)[0]
+        valid = mask.numpy() != 255
+        np.add.at(confusion, (mask.numpy()[valid], predicted[valid]), 1)
+    assert figures["pixels"] == confusion.sum() == 8 * 23 * 32
+    iou = np.diag(confusion) / (confusion.sum(0) + confusion.sum(1)
+                                - np.diag(confusion))
+    assert figures["per_class_iou"] == pytest.approx(
+        dict(zip("012", iou)))
+    assert figures["mean_iou"] == pytest.approx(iou.mean())
+    assert figures["pixel_accuracy"] == pytest.approx(
+        np.trace(confusion) / confusion.sum())
+    assert "mean IoU" in evaluate.format_metrics(figures)
 
 
 class _VoidMasks(keras.layers.Layer):

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcnn.augment import seeding
+from tfcnn.recipe import CropMode
 
 IGNORE_VALUE = 255
 IMAGES = "images"
@@ -278,7 +279,8 @@ def augmentation_from_recipe(recipe, stats=None):
         ``{"images", "segmentation_masks"}``.
     """
     config = recipe.augment
-    crop = recipe.data.image_size if config.crop else recipe.data.resize_size
+    crop = (recipe.data.image_size if config.crop is not CropMode.NONE
+            else recipe.data.resize_size)
     mean = 0.0 if stats is None else np.asarray(stats.channel_mean).tolist()
     return build_segmentation_augmentation(
         crop_size=crop, scale_range=(config.scale_min, config.scale_max),

@@ -22,13 +22,15 @@ class ImageClassificationTask(task_lib.Task):
                 "val_top5_accuracy")
 
     def host_dataset(self, source, *, size, batch_size, training,
-                     full_size=False, label_offset=0, **kwargs):
+                     full_size=False, label_offset=0, raw_shape=None,
+                     inception_crop=None, **kwargs):
         from tfcnn.data import pipeline
 
         del full_size  # the network takes S x S images (centre crop)
-        return pipeline.make_dataset(source, size=size, batch_size=batch_size,
-                                     training=training,
-                                     label_offset=label_offset, **kwargs)
+        return pipeline.make_dataset(
+            source, size=size, batch_size=batch_size, training=training,
+            label_offset=label_offset, raw_shape=raw_shape,
+            inception_crop=inception_crop, **kwargs)
 
     def label_counts(self, manifest, split):
         return manifest.class_counts(split)

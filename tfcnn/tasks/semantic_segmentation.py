@@ -48,10 +48,12 @@ class SemanticSegmentationTask(task_lib.Task):
                 "val_mean_iou")
 
     def host_dataset(self, source, *, size, batch_size, training,
-                     full_size=False, label_offset=0, **kwargs):
+                     full_size=False, label_offset=0, raw_shape=None,
+                     inception_crop=None, **kwargs):
         from tfcnn.data import segmentation_pipeline
 
-        del label_offset  # masks hold class ids
+        # Masks hold class ids; images and masks are resized together.
+        del label_offset, raw_shape, inception_crop
         if full_size:
             return segmentation_pipeline.read_segmentation_shards(
                 source).batch(1)
@@ -237,6 +239,11 @@ class JointAugmentationModel(keras.Model):
         super().__init__(**kwargs)
         self.network = network
         self.augmentation = list(augmentation)
+
+    def build(self, input_shape=None):
+        # The network is built; the augmentation layers have no weights
+        # and build on their first call, inside the train step.
+        self.built = True
 
     def call(self, inputs, training=False):
         return self.network(inputs, training=training)

@@ -25,7 +25,8 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def host_dataset(self, source, *, size, batch_size, training,
-                     full_size=False, label_offset=0, **kwargs):
+                     full_size=False, label_offset=0, raw_shape=None,
+                     inception_crop=None, **kwargs):
         """The host pipeline of this task's shards (``tf.data``).
 
         Args:
@@ -39,6 +40,8 @@ class Task(abc.ABC):
                 a classifier's images are resized anyway. Defaults to
                 False.
             label_offset: int, added to image labels (classification).
+            raw_shape, inception_crop: classification's decoding options
+                (``tfcnn.data.pipeline.make_dataset``).
             **kwargs: the other arguments of
                 ``tfcnn.data.pipeline.make_dataset``.
 

@@ -35,9 +35,13 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from tfcnn import tasks
 from tfcnn.errors import DataError
 from tfcnn.errors import RecipeError
 from tfcnn.recipe import Source
+
+# The task of sources that record none (tfds, synthetic images).
+_CLASSIFICATION = "classification"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +66,10 @@ class Inputs:
         local_validation: ``tf.data.Dataset``, one pass over the whole
             validation split read by this process alone (the confusion
             matrix), or None.
+        task: ``tfcnn.tasks.task.Task``, what the labels are (from the
+            manifest).
+        label_counts: dict class name -> labels in the training split
+            (images, or pixels for segmentation); {} when unrecorded.
     """
 
     train: object
@@ -74,6 +82,8 @@ class Inputs:
     dense_labels: bool
     local_train: tf.data.Dataset
     local_validation: tf.data.Dataset
+    task: object
+    label_counts: dict
 
     @property
     def num_classes(self):
@@ -90,6 +100,9 @@ class EvalInputs:
         split: str, the split's name.
         class_names: list of str.
         batch_size: int.
+        task: ``tfcnn.tasks.task.Task``; its ``host_dataset(full_size=True)``
+            made ``dataset`` (segmentation: single images at their own
+            size).
         steps: int, batches in one pass (the last one may be partial).
     """
 
@@ -98,6 +111,7 @@ class EvalInputs:
     split: str
     class_names: list
     batch_size: int
+    task: object
 
     @property
     def steps(self):
@@ -164,7 +178,8 @@ def training_inputs(recipe, *, num_workers=1, strategy=None):
     if num_workers == 1:
         return Inputs(local_train, validation, steps, validation_steps,
                       source.class_names, source.stats(), n_train, dense,
-                      local_train, local_validation)
+                      local_train, local_validation, source.task,
+                      source.label_counts("train"))
     by_record = [split for split in ("train", "validation")
                  if source.has(split)
                  and source.shards_by_record(split, num_workers)]
@@ -183,7 +198,8 @@ def training_inputs(recipe, *, num_workers=1, strategy=None):
                                     repeat=True, drop_remainder=True))
     return Inputs(train_data, validation, steps, validation_steps,
                   source.class_names, source.stats(), n_train, dense,
-                  local_train, local_validation)
+                  local_train, local_validation, source.task,
+                  source.label_counts("train"))
 
 
 def evaluation_inputs(recipe, split=None, batch_size=None):
@@ -205,7 +221,8 @@ def evaluation_inputs(recipe, split=None, batch_size=None):
         dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(
             batch_size)
         return EvalInputs(dataset, len(labels), split,
-                          _synthetic_names(recipe.data), batch_size)
+                          _synthetic_names(recipe.data), batch_size,
+                          tasks.get_task(_CLASSIFICATION))
     source = _source(recipe)
     if split is None:
         split = recipe.data.eval_split
@@ -215,9 +232,10 @@ def evaluation_inputs(recipe, split=None, batch_size=None):
         raise DataError(
             f"{source.where} has no {split!r} split to evaluate on. "
             f"Received: data.eval_split={recipe.data.eval_split!r}")
-    dataset = source.dataset(split, batch_size=batch_size, training=False)
+    dataset = source.dataset(split, batch_size=batch_size, training=False,
+                             full_size=True)
     return EvalInputs(dataset, source.count(split), split,
-                      source.class_names, batch_size)
+                      source.class_names, batch_size, source.task)
 
 
 def sample_batch(dataset, count, with_labels=False):
@@ -246,6 +264,7 @@ class _Shards:
             directory, label_offset=recipe.data.label_offset,
             labels_file=recipe.data.labels_file or None)
         self.class_names = self._manifest.class_names
+        self.task = tasks.get_task(self._manifest.task)
 
     def has(self, split):
         return self._manifest.has_split(split)
@@ -257,6 +276,9 @@ class _Shards:
                 f"data.shards={self.where!r}")
         return self._manifest.count(split)
 
+    def label_counts(self, split):
+        return self.task.label_counts(self._manifest, split)
+
     def stats(self):
         from tfcnn.data import stats as stats_lib
 
@@ -264,13 +286,12 @@ class _Shards:
                                     size=self._recipe.data.resize_size)
 
     def dataset(self, split, *, batch_size, training, repeat=False,
-                drop_remainder=None, input_context=None):
-        from tfcnn.data import pipeline
-
+                drop_remainder=None, input_context=None, full_size=False):
         data = self._recipe.data
-        return pipeline.make_dataset(
+        return self.task.host_dataset(
             self._manifest.files(split), size=data.resize_size,
-            batch_size=batch_size, training=training, seed=data.seed,
+            batch_size=batch_size, training=training, full_size=full_size,
+            seed=data.seed,
             shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
             deterministic=None if not training else False,
@@ -313,6 +334,7 @@ class _Tfds:
         self._source = readers.describe_tfds(data.tfds_name,
                                              data_dir=self._data_dir)
         self.class_names = self._source.class_names
+        self.task = tasks.get_task(_CLASSIFICATION)
 
     def has(self, split):
         return self._source.has_split(self._splits[split])
@@ -320,12 +342,14 @@ class _Tfds:
     def count(self, split):
         return self._source.count(self._splits[split])
 
+    def label_counts(self, split):
+        return {}
+
     def stats(self):
         return None
 
     def dataset(self, split, *, batch_size, training, repeat=False,
-                drop_remainder=None, input_context=None):
-        from tfcnn.data import pipeline
+                drop_remainder=None, input_context=None, full_size=False):
         from tfcnn.data import readers
 
         data = self._recipe.data
@@ -333,9 +357,9 @@ class _Tfds:
                                      data_dir=self._data_dir)
         # With an input context make_dataset keeps every n-th example of
         # the (deterministically ordered) split before decoding.
-        return pipeline.make_dataset(
+        return self.task.host_dataset(
             examples, size=data.resize_size, batch_size=batch_size,
-            training=training, seed=data.seed,
+            training=training, full_size=full_size, seed=data.seed,
             shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
             drop_remainder=drop_remainder, input_context=input_context,
@@ -408,7 +432,8 @@ def _synthetic_inputs(recipe, num_workers, strategy):
             lambda context: batches(context)[1])
     return Inputs(train_data, validation, steps, validation_steps,
                   _synthetic_names(data), None, data.synthetic_images, dense,
-                  local_train, local_validation)
+                  local_train, local_validation,
+                  tasks.get_task(_CLASSIFICATION), {})
 
 
 def _worker_slices(array, per_replica, context):
