@@ -13,8 +13,8 @@ from tfcnn import cli
 from tfcnn import recipe as recipe_lib
 from tfcnn import tasks
 from tfcnn.data import segmentation_pipeline
-from tfcnn.train import evaluate
 from tfcnn.tasks import semantic_segmentation
+from tfcnn.train import evaluate
 from tfcnn.train import fit
 
 TASK = tasks.get_task("segmentation")

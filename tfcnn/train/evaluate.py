@@ -5,8 +5,9 @@ data's task (``tfcnn.tasks``) for its figures. A classifier (the TRAINING
 MODEL: at inference its crop layer takes the centre crop) gets loss, top-1
 and top-5 accuracy over one pass, every image counted once (the last batch
 is not dropped); a segmentation model gets mean IoU, pixel accuracy and
-the IoU of each class, at each image's own resolution. With ``evaluate.ten_crop`` it also reports the AlexNet paper's
-10-crop figures (four corners and the centre, each with its mirror image,
+the IoU of each class, at each image's own resolution. With
+``evaluate.ten_crop`` a classifier also gets the AlexNet paper's 10-crop
+figures (four corners and the centre, each with its mirror image,
 softmax averaged) through ``tfcnn.train.ten_crop``.
 """
 

@@ -9,10 +9,11 @@ classification)::
         -> tfcnn.models.build(name, (C, C, 3), K, **options) (no softmax)
         -> float32 softmax "probabilities"
 
-and fits it with the task's loss and metrics. Everything lands in ``train.model_dir``: ``model.keras``,
-``classes.json``, the resolved ``recipe.toml``, ``checkpoints/`` (last and
-best), ``backup/`` (deleted once the model is saved) and ``logs/`` for
-TensorBoard, plus ``training.json`` (epochs done, final metrics).
+and fits it with the task's loss and metrics. Everything lands in
+``train.model_dir``: ``model.keras``, ``classes.json``, the resolved
+``recipe.toml``, ``checkpoints/`` (last and best), ``backup/`` (deleted
+once the model is saved) and ``logs/`` for TensorBoard, plus
+``training.json`` (epochs done, final metrics).
 
 Run again after a crash (``kill -9`` included), the same command restores
 ``backup/`` and continues at the saved step, inside the epoch it was in; a
