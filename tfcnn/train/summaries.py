@@ -37,7 +37,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-
 # Tags and what their TensorBoard cards say about them.
 SCALARS = {
     "training/loss": "Training loss: the running mean over the epoch so "
