@@ -140,6 +140,10 @@ class DataConfig:
     tfds_eval_split: str = "test"
     # tfds: data_dir of the prepared dataset; empty: tfds' default
     tfds_data_dir: str = ""
+    # tfds: the one-channel image feature holding segmentation masks (e.g.
+    # oxford_iiit_pet's "segmentation_mask"); empty: a classification
+    # dataset. Class names from data.labels_file, else the masks' ids
+    tfds_mask_key: str = ""
     # synthetic: number of classes
     synthetic_classes: int = 1000
     # synthetic: images per epoch

@@ -86,3 +86,27 @@ def test_missing_mask_feature_is_named(tfds_dir):
         segmentation_tfds.describe_segmentation_tfds(
             "tfcnn_tiny_masks", mask_key="mask", data_dir=tfds_dir,
             class_names=["x"])
+
+
+def test_recipe_with_a_tfds_mask_key_reads_segmentation(tfds_dir, tmp_path):
+    from tfcnn import recipe as recipe_lib
+    from tfcnn.train import inputs
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("background\nround\nsquare\nstar\n")
+    recipe = recipe_lib.recipe_from_dict({"data": {
+        "source": "tfds", "tfds_name": "tfcnn_tiny_masks",
+        "tfds_data_dir": str(tfds_dir),
+        "tfds_mask_key": "segmentation_mask", "labels_file": str(labels),
+        "resize_size": 24, "image_size": 16}})
+    source = inputs._source(recipe)
+    assert source.task.name == "segmentation"
+    assert source.class_names == ["background", "round", "square", "star"]
+    images, masks = next(iter(source.dataset("train", batch_size=2,
+                                             training=True)))
+    assert images.shape == (2, 24, 24, 3) and masks.shape == (2, 24, 24)
+    full = list(source.dataset("validation", batch_size=1, training=False,
+                               full_size=True))
+    assert len(full) == 2
+    image, mask = full[0]
+    assert image.shape == (1, 24, 32, 3) and mask.shape == (1, 24, 32)

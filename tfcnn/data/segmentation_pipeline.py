@@ -197,6 +197,34 @@ def read_segmentation_shards(files, *, deterministic=True):
         deterministic=deterministic)
 
 
+def read_full_size(source, *, deterministic=True):
+    """Single examples at their own size from shards or a pair dataset.
+
+    Args:
+        source: shard paths (``read_segmentation_shards``) or a
+            ``tf.data.Dataset`` of ``(image, mask)`` as
+            ``make_segmentation_dataset`` takes (encoded bytes or uint8).
+        deterministic: bool, keep the order. Defaults to True.
+
+    Returns:
+        ``tf.data.Dataset`` of ``(uint8 [H, W, 3], uint8 [H, W])``.
+    """
+    if not isinstance(source, tf.data.Dataset):
+        return read_segmentation_shards(source, deterministic=deterministic)
+
+    def decode(image, mask):
+        if image.dtype == tf.string:
+            image = preprocess.decode_image(image)
+        if mask.dtype == tf.string:
+            mask = decode_mask(mask)
+        elif mask.shape.rank == 3:
+            mask = mask[..., 0]
+        return tf.cast(image, tf.uint8), tf.cast(mask, tf.uint8)
+
+    return source.map(decode, num_parallel_calls=tf.data.AUTOTUNE,
+                      deterministic=deterministic)
+
+
 def scan_shard(path):
     """Counts a segmentation shard's records and finds its mask ids' range.
 

@@ -55,8 +55,7 @@ class SemanticSegmentationTask(task_lib.Task):
         # Masks hold class ids; images and masks are resized together.
         del label_offset, raw_shape, inception_crop
         if full_size:
-            return segmentation_pipeline.read_segmentation_shards(
-                source).batch(1)
+            return segmentation_pipeline.read_full_size(source).batch(1)
         return segmentation_pipeline.make_segmentation_dataset(
             source, size=size, batch_size=batch_size, training=training,
             **kwargs)

@@ -31,6 +31,7 @@ is split by example, and synthetic data by slicing the fixed batch.
 import dataclasses
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -331,10 +332,19 @@ class _Tfds:
                         "validation": data.tfds_eval_split,
                         "test": data.tfds_eval_split}
         self._data_dir = data.tfds_data_dir or None
-        self._source = readers.describe_tfds(data.tfds_name,
-                                             data_dir=self._data_dir)
+        if data.tfds_mask_key:
+            from tfcnn.data import segmentation_tfds
+
+            self._source = segmentation_tfds.describe_segmentation_tfds(
+                data.tfds_name, mask_key=data.tfds_mask_key,
+                data_dir=self._data_dir,
+                class_names=_labels_file(data.labels_file))
+            self.task = tasks.get_task("segmentation")
+        else:
+            self._source = readers.describe_tfds(data.tfds_name,
+                                                 data_dir=self._data_dir)
+            self.task = tasks.get_task(_CLASSIFICATION)
         self.class_names = self._source.class_names
-        self.task = tasks.get_task(_CLASSIFICATION)
 
     def has(self, split):
         return self._source.has_split(self._splits[split])
@@ -353,8 +363,15 @@ class _Tfds:
         from tfcnn.data import readers
 
         data = self._recipe.data
-        examples = readers.read_tfds(data.tfds_name, self._splits[split],
-                                     data_dir=self._data_dir)
+        if data.tfds_mask_key:
+            from tfcnn.data import segmentation_tfds
+
+            examples = segmentation_tfds.read_segmentation_tfds(
+                data.tfds_name, self._splits[split],
+                mask_key=data.tfds_mask_key, data_dir=self._data_dir)
+        else:
+            examples = readers.read_tfds(data.tfds_name, self._splits[split],
+                                         data_dir=self._data_dir)
         # With an input context make_dataset keeps every n-th example of
         # the (deterministically ordered) split before decoding.
         return self.task.host_dataset(
@@ -369,6 +386,18 @@ class _Tfds:
     def shards_by_record(self, split, num_workers):
         del split, num_workers
         return False  # always by example (nothing to say)
+
+
+def _labels_file(path):
+    """Class names from a labels file (one per line), or None."""
+    if not path:
+        return None
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read data.labels_file {path}: {error}"
+                        ) from None
+    return [line.strip() for line in lines if line.strip()]
 
 
 def _host_crop(recipe):
