@@ -54,6 +54,10 @@ class DivergedError(TfcnnError, ArithmeticError):
     """The loss became NaN or infinite; training stopped."""
 
 
+class WorkerLostError(TfcnnError, RuntimeError):
+    """Another worker of a multi-worker run died or stopped answering."""
+
+
 class ConfigError(TfcnnError, ValueError):
     """A model config or batching parameters file is malformed."""
 

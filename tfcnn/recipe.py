@@ -284,6 +284,11 @@ class TrainConfig:
     strategy: Strategy = Strategy.AUTO
     # devices for strategy = "mirrored", e.g. ["/gpu:0", "/gpu:1"]
     devices: tuple = ()
+    # multi_worker: seconds every worker waits for all of them to start
+    join_timeout: int = 900
+    # multi_worker: a worker silent this many seconds (killed, lost) ends
+    # the others' training with an error naming it
+    worker_timeout: int = 60
     # checkpoints, backups, TensorBoard logs and the trained model go here
     model_dir: str = "runs/model"
     # also back up the training state every N steps within an epoch (a
@@ -307,7 +312,7 @@ class TrainConfig:
     def __post_init__(self):
         _coerce(self)
         _positive(self, "epochs", "batch_size", "steps_per_execution",
-                  "lr_batch_size")
+                  "lr_batch_size", "join_timeout", "worker_timeout")
         if not (math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
             raise RecipeError(

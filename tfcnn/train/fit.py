@@ -32,6 +32,7 @@ from tfcnn import atomic_files
 from tfcnn import console
 from tfcnn.errors import DivergedError
 from tfcnn.errors import RecipeError
+from tfcnn.errors import WorkerLostError
 
 TRAINING_STATE = "training.json"
 MODEL_NAME = "model.keras"
@@ -72,6 +73,8 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
     Raises:
         DivergedError: the loss became NaN or infinite (the message names
             the step and the checkpoint that is kept).
+        WorkerLostError: under ``multi_worker``, another worker died or
+            stopped answering (for ``train.worker_timeout`` seconds).
         RecipeError: a bad strategy, batch size or schedule setting.
         DataError: missing data.
     """
@@ -96,6 +99,10 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
     keras.config.set_dtype_policy(recipe.train.precision.value)
     try:
         return _train(recipe, placement, callbacks, verbose, max_restarts)
+    except retryable_errors() as error:
+        if placement.num_workers == 1:
+            raise
+        raise WorkerLostError(_worker_lost_message(error, recipe)) from None
     finally:
         # The model keeps its layers' policies; the caller keeps theirs.
         keras.config.set_dtype_policy(policy)
@@ -293,7 +300,9 @@ def fit_with_restarts(model, data, epochs, callbacks, placement, model_dir,
                       callbacks.guard)
             break
         except retryable as error:
-            if attempt == max_restarts:
+            # Under several workers the aborted collectives stay aborted
+            # in this process ("Restart your program to reset").
+            if attempt == max_restarts or placement.num_workers > 1:
                 raise
             _say(f"train: {type(error).__name__} ({error}); restarting fit "
                  f"from the backup ({attempt + 1}/{max_restarts})")
@@ -564,6 +573,22 @@ def _profile_steps(text):
             "train.profile_steps must be \"first,last\" steps (1-based, "
             f"first <= last) or empty. Received: {text!r}")
     return steps
+
+
+def _worker_lost_message(error, recipe):
+    lines = [line.strip() for line in str(error.message).splitlines()]
+    found = [i for i, line in enumerate(lines)
+             if "abort" in line.lower() or "unhealthy" in line.lower()]
+    first = found[0] if found else 0
+    # The unhealthy tasks' names follow on their own lines.
+    names = [line for line in lines[first + 1:first + 4]
+             if line.startswith("/job:")]
+    cause = " ".join([lines[first] if lines else "", *names])
+    return (f"a worker of this multi-worker run was lost "
+            f"({type(error).__name__}: {cause.strip()[:300]}). Start the same "
+            f"command on every worker again: training resumes from "
+            f"{Path(recipe.train.model_dir) / BACKUP_NAME} at its last saved "
+            f"step")
 
 
 def _diverged_message(diverged, model_dir, checkpoints):

@@ -27,9 +27,11 @@ other workers write to throw-away folders (``worker_dir``).
 """
 
 import dataclasses
+import faulthandler
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 import tensorflow as tf
@@ -170,7 +172,12 @@ def _multi_worker(config):
         raise RecipeError(
             f"TF_CONFIG must be JSON with cluster and task.type/index "
             f"({error}). Received: TF_CONFIG={raw!r}") from None
+    _configure_coordination(cluster, config)
+    watchdog = _JoinWatchdog(config.join_timeout, cluster)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    # A first all-reduce returns once every worker is up.
+    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+    watchdog.cancel()
     _fix_keras_multi_worker_mean()
     is_chief = task_type == "chief" or (
         task_type == "worker" and task_id == 0 and "chief" not in cluster)
@@ -181,6 +188,64 @@ def _multi_worker(config):
                           "chief" if is_chief else f"{task_type}_{task_id}")
     check_batch_size(config.batch_size, placement.num_replicas)
     return placement
+
+
+class _JoinWatchdog:
+    """Ends the process when the cluster has not formed in time.
+
+    TensorFlow waits for missing workers inside a C++ call that holds the
+    GIL, so no Python timer or signal handler runs meanwhile; the
+    ``faulthandler`` watchdog is a C thread that does. After a line saying
+    how long the worker waits, it prints "Timeout" with the stack and exits
+    with status 1 if the wait was not cancelled.
+    """
+
+    def __init__(self, seconds, cluster):
+        workers = [address for kind in ("chief", "worker")
+                   for address in cluster.get(kind, ())]
+        print(f"train: waiting up to train.join_timeout = {seconds} s for "
+              f"the workers {', '.join(workers)} to join (start the same "
+              "command with each one's TF_CONFIG)", file=sys.stderr,
+              flush=True)
+        faulthandler.dump_traceback_later(seconds, exit=True)
+
+    def cancel(self):
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _configure_coordination(cluster, config):
+    """Bounds how long workers wait for each other.
+
+    ``MultiWorkerMirroredStrategy`` starts TensorFlow's coordination service
+    with its defaults when none is configured: a worker that never starts
+    (or dies before joining) keeps the others waiting for the cluster for
+    an hour. Configured here first, the same service waits
+    ``train.join_timeout`` seconds for every worker to join and, through
+    its heartbeats, fails the survivors' collectives with
+    ``UnavailableError`` ("tasks are unhealthy") once a worker has been
+    silent for ``train.worker_timeout`` seconds. A slow step is no
+    heartbeat lost, so no per-collective timeout is needed. The call is
+    the one the strategy itself makes (``context.configure_coordination_
+    service``), with the timeouts added. The join itself is bounded by
+    ``_JoinWatchdog``: the registration timeout alone did not end the
+    wait for a worker that never started.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    if context.context().coordination_service is not None:
+        return
+    spec = tf.train.ClusterSpec(cluster)
+    jobs = [coordination_config_pb2.CoordinatedJob(
+                name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker") if job in spec.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=jobs,
+        cluster_register_timeout_in_ms=config.join_timeout * 1000,
+        heartbeat_timeout_in_ms=config.worker_timeout * 1000)
 
 
 def _fix_keras_multi_worker_mean():
