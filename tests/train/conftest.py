@@ -101,11 +101,12 @@ def subprocess_env(**extra):
 
 
 
-def start_workers(command, count=2, **popen_kwargs):
+def start_workers(command, count=2, env=None, **popen_kwargs):
     """Starts ``command`` as the ``count`` workers of a localhost cluster.
 
     Each process gets ``TF_CONFIG`` naming free ports on 127.0.0.1 and its
-    own task index, in the environment of ``subprocess_env``.
+    own task index, in the environment of ``subprocess_env`` plus the
+    variables in the dict ``env``.
 
     Returns:
         list of ``subprocess.Popen``, worker 0 first.
@@ -125,6 +126,7 @@ def start_workers(command, count=2, **popen_kwargs):
         tf_config = {"cluster": {"worker": workers},
                      "task": {"type": "worker", "index": index}}
         processes.append(subprocess.Popen(
-            command, env=subprocess_env(TF_CONFIG=json.dumps(tf_config)),
+            command, env=subprocess_env(TF_CONFIG=json.dumps(tf_config),
+                                        **(env or {})),
             text=True, **popen_kwargs))
     return processes

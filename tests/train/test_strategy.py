@@ -1,6 +1,8 @@
 """Tests of tfcnn.train.strategy: strategies, devices, workers."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -9,11 +11,13 @@ import pytest
 import tensorflow as tf
 
 from tests.train.conftest import start_workers
+from tests.train.conftest import subprocess_env
 from tests.train.conftest import tiny_recipe
 from tests.train.conftest import write_run_files
 from tfcnn.errors import RecipeError
 from tfcnn.recipe import Strategy
 from tfcnn.recipe import TrainConfig
+from tfcnn.train import callbacks as callbacks_lib
 from tfcnn.train import strategy as strategy_lib
 
 
@@ -70,3 +74,156 @@ def test_two_workers_on_localhost_train_and_exit_cleanly(tmp_path):
     assert record["complete"] and record["num_replicas"] == 2
     assert (tmp_path / "run" / "model.keras").is_file()
     assert not list(tmp_path.glob("run/workers*"))
+
+
+# Multi-worker training on shards written by ingest --------------------------
+
+def _coloured_shards(root, num_shards):
+    """36 train and 12 validation PNGs of 3 colour-coded classes, ingested
+    by ``tfcnn ingest`` into ``num_shards`` shards per split."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    colours = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
+    for c, colour in enumerate(colours):
+        folder = root / "images" / f"c{c}"
+        folder.mkdir(parents=True)
+        for i in range(16):
+            noise = rng.normal(0.0, 25.0, (12, 12, 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(
+                folder / f"{i}.png")
+    result = subprocess.run(
+        [*_tfcnn(), "ingest", str(root / "images"), str(root / "shards"),
+         "--validation-fraction", "0.25", "--shards", str(num_shards),
+         "--workers", "1"],
+        env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return root / "shards"
+
+
+def _shard_recipe_file(root, shards, **train):
+    from tfcnn import recipe as recipe_lib
+
+    recipe = tiny_recipe(root / "run", **{"epochs": 2, "batch_size": 6,
+                                          **train})
+    recipe = recipe.replace(data={"source": "tfrecord", "path": str(shards)})
+    path = root / "recipe.toml"
+    path.write_text(recipe_lib.dump_toml(recipe))
+    return recipe, path
+
+
+def _tfcnn():
+    """The ``tfcnn`` entry point of this environment."""
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("tfcnn")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "tfcnn.cli"]
+
+
+def _start_pipes(command, **env):
+    return start_workers(command, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+
+
+def _wait(processes, timeout):
+    """(returncode, stdout, stderr) of each process; kills on timeout."""
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
+    return [(p.returncode, *out) for p, out in zip(processes, outputs)]
+
+
+@pytest.mark.slow
+def test_readme_two_worker_commands_on_a_one_shard_split(tmp_path):
+    # The README's two-machine commands, on localhost, against one shard
+    # per split: fewer files than workers, so the records are split.
+    shards = _coloured_shards(tmp_path, num_shards=1)
+    recipe, path = _shard_recipe_file(tmp_path, shards)
+    scratch = tmp_path / "tmp"  # where the other worker writes
+    scratch.mkdir()
+    results = _wait(_start_pipes(
+        [*_tfcnn(), "train", str(path), "--set",
+         "train.strategy=multi_worker"], TMPDIR=str(scratch)), timeout=300)
+    for returncode, _, error in results:
+        assert returncode == 0, error[-3000:]
+        assert "DATA sharding" in error
+    run = tmp_path / "run"
+    record = json.loads((run / "training.json").read_text())
+    assert record["complete"] and record["num_replicas"] == 2
+    assert record["steps_per_epoch"] == 36 // 6
+    # Only the chief writes the run; the other's folder is gone.
+    assert "wrote model.keras" in results[0][2]
+    assert "wrote model.keras" not in results[1][2]
+    assert sorted(p.name for p in tmp_path.rglob("model.keras")) == [
+        "model.keras"]
+    assert not list(scratch.iterdir())
+    evaluation = subprocess.run(
+        [*_tfcnn(), "evaluate", str(path), "--json"], env=subprocess_env(),
+        capture_output=True, text=True, timeout=120)
+    assert evaluation.returncode == 0, evaluation.stderr[-2000:]
+    metrics = json.loads(evaluation.stdout)
+    assert metrics["num_examples"] == 12
+    assert metrics["accuracy"] > 0.6  # chance: 1/3
+
+
+@pytest.mark.slow
+def test_killed_worker_ends_the_other_and_both_resume(tmp_path):
+    # 2 shards per split: each worker reads its own file. Worker 1 is
+    # killed mid-epoch; worker 0 stops with a message within
+    # train.worker_timeout, and both started again resume at the backup.
+    shards = _coloured_shards(tmp_path, num_shards=2)
+    recipe, path = _shard_recipe_file(tmp_path, shards, epochs=3,
+                                      worker_timeout=10,
+                                      strategy="multi_worker")
+    driver, _ = write_run_files(tmp_path, recipe)
+    driver_args = [sys.executable, str(driver), str(path)]
+    processes = _start_pipes([*driver_args, "0.3"])
+    backup_dir = tmp_path / "run" / "backup"
+    deadline = time.monotonic() + 180
+    while True:
+        state = callbacks_lib.read_backup(backup_dir)
+        if state is not None and state["global_step"] >= 8:
+            break  # inside the second epoch of 6 steps
+        assert all(p.poll() is None for p in processes), (
+            processes[0].communicate()[1][-2000:])
+        assert time.monotonic() < deadline, "no backup in 180 s"
+        time.sleep(0.05)
+    os.kill(processes[1].pid, signal.SIGKILL)
+    (returncode, _, error), _ = _wait(processes, timeout=120)
+    assert returncode != 0
+    assert "a worker of this multi-worker run was lost" in error
+    assert "resumes from" in error
+    state = callbacks_lib.read_backup(backup_dir)
+    assert 8 <= state["global_step"] < 18
+
+    results = _wait(_start_pipes([*driver_args, "0"]), timeout=300)
+    for returncode, _, error in results:
+        assert returncode == 0, error[-3000:]
+    assert (f"at epoch {state['epoch'] + 1}, step {state['step']} "
+            f"(global step {state['global_step']})") in results[0][2]
+    record = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert record["complete"] and record["epochs_completed"] == 3
+    assert record["resumed_from"] == {"epoch": state["epoch"],
+                                      "step": state["step"]}
+
+
+def test_a_worker_that_never_starts_ends_the_wait(tmp_path):
+    # Worker 1 of the cluster never starts: worker 0 gives up after
+    # train.join_timeout with a line naming the cluster.
+    recipe = tiny_recipe(tmp_path / "run", strategy="multi_worker",
+                         join_timeout=3)
+    driver, recipe_path = write_run_files(tmp_path, recipe)
+    processes = _start_pipes(
+        [sys.executable, str(driver), str(recipe_path), "0"])
+    processes[1].kill()  # before it could join
+    (returncode, _, error), _ = _wait(processes, timeout=120)
+    assert returncode != 0
+    assert "join_timeout = 3 s for the workers 127.0.0.1:" in error
+    assert "Timeout (0:00:03)" in error
