@@ -159,8 +159,8 @@ def test_readme_two_worker_commands_on_a_one_shard_split(tmp_path):
     assert record["complete"] and record["num_replicas"] == 2
     assert record["steps_per_epoch"] == 36 // 6
     # Only the chief writes the run; the other's folder is gone.
-    assert "wrote model.keras" in results[0][2]
-    assert "wrote model.keras" not in results[1][2]
+    assert "wrote model.keras" in results[0][1]
+    assert "wrote model.keras" not in results[1][1]
     assert sorted(p.name for p in tmp_path.rglob("model.keras")) == [
         "model.keras"]
     assert not list(scratch.iterdir())
