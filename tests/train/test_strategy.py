@@ -227,3 +227,105 @@ def test_a_worker_that_never_starts_ends_the_wait(tmp_path):
     assert returncode != 0
     assert "join_timeout = 3 s for the workers 127.0.0.1:" in error
     assert "Timeout (0:00:03)" in error
+
+
+FIRST_STEP_DRIVER = '''\
+import sys
+
+import numpy as np
+
+from tests.train.test_strategy import first_step
+from tfcnn.recipe import load_recipe
+from tfcnn.train import strategy as strategy_lib
+
+recipe_path, initial, shards, out = sys.argv[1:]
+recipe = load_recipe(recipe_path)
+placement = strategy_lib.make_strategy(recipe.train)
+with np.load(initial) as npz:
+    weights = [npz[f"w{i}"] for i in range(len(npz.files))]
+weights = first_step(recipe, placement, shards, weights)
+np.savez(f"{out}-{placement.task}.npz",
+         **{f"w{i}": w for i, w in enumerate(weights)})
+'''
+
+
+def first_step(recipe, placement, shards, initial):
+    """Weights after one step on the first global batch of train shards.
+
+    Every setup reads the same images in its first step: the pipelines
+    read in order (no shuffle), one pipeline interleaves the two files
+    record by record, and two pipelines read one file each.
+    """
+    from tfcnn.data import manifest
+    from tfcnn.data import pipeline
+    from tfcnn.train import fit
+
+    files = manifest.describe(shards).files("train")
+    read = dict(size=recipe.data.resize_size, training=False)
+    with placement.strategy.scope():
+        model = fit.build_training_model(recipe, 3)
+        fit.compile_model(model, recipe, steps_per_epoch=1)
+        model.set_weights(initial)
+        fit._build_before_fit(model, pipeline.make_dataset(
+            files, batch_size=recipe.train.batch_size, **read))
+    dataset = pipeline.make_distributed_dataset(
+        placement.strategy, files, batch_size=recipe.train.batch_size,
+        drop_remainder=True, **read)
+    model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0,
+              shuffle=False)
+    return model.get_weights()
+
+
+@pytest.mark.slow
+def test_two_workers_take_the_first_step_of_one_device(tmp_path):
+    # Same real shards, same global batch of 6: two workers with one
+    # replica each, one worker with two logical CPUs and one device give
+    # the same weights after the first step.
+    import keras
+    import numpy as np
+
+    from tfcnn import recipe as recipe_lib
+    from tfcnn.train import fit
+
+    shards = _coloured_shards(tmp_path, num_shards=2)
+    recipe, _ = _shard_recipe_file(tmp_path, shards, weight_decay=5e-4,
+                                   label_smoothing=0.1, momentum=0.9,
+                                   learning_rate=0.1)
+    recipe = recipe.replace(augment={"crop": False})
+    keras.utils.set_random_seed(1)
+    initial = fit.build_training_model(recipe, 3).get_weights()
+    np.savez(tmp_path / "initial.npz",
+             **{f"w{i}": w for i, w in enumerate(initial)})
+    one = first_step(recipe, strategy_lib.make_strategy(TrainConfig(
+        strategy=Strategy.ONE_DEVICE, devices=("/cpu:0",), batch_size=6)),
+        shards, initial)
+    two = first_step(recipe, strategy_lib.make_strategy(TrainConfig(
+        strategy=Strategy.MIRRORED, devices=("/cpu:0", "/cpu:1"),
+        batch_size=6)), shards, initial)
+
+    workers = recipe.replace(train={"strategy": "multi_worker"})
+    recipe_path = tmp_path / "workers.toml"
+    recipe_path.write_text(recipe_lib.dump_toml(workers))
+    driver = tmp_path / "first_step.py"
+    driver.write_text(FIRST_STEP_DRIVER)
+    results = _wait(_start_pipes(
+        [sys.executable, str(driver), str(recipe_path),
+         str(tmp_path / "initial.npz"), str(shards),
+         str(tmp_path / "step")]), timeout=300)
+    for returncode, _, error in results:
+        assert returncode == 0, error[-3000:]
+    with np.load(tmp_path / "step-chief.npz") as npz:
+        chief = [npz[f"w{i}"] for i in range(len(initial))]
+    with np.load(tmp_path / "step-worker_1.npz") as npz:
+        other = [npz[f"w{i}"] for i in range(len(initial))]
+
+    moved = 0
+    for w0, w1, w2, w3, w4 in zip(initial, one, two, chief, other):
+        np.testing.assert_allclose(w2, w1, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(w3, w1, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(w4, w3)  # replicas stay in sync
+        moved += not np.allclose(w0, w1)
+    assert moved >= 8  # every kernel and bias of LeNet-5 changed
+    worst = max(float(np.max(np.abs(a - b)))
+                for a, b in zip(one, chief))
+    print(f"first step, 2 workers vs 1 device: max |dw| = {worst:.3g}")
