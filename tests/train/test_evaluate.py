@@ -44,8 +44,13 @@ def test_ten_crop_figures_when_asked(trained):
                 "ten_crop_loss"):
         assert key in metrics
     assert metrics["ten_crop_top5_accuracy"] == 1.0
-    text = evaluate.format_metrics(metrics)
-    assert "10-crop top-1" in text
+    # Trained without flips (augment.flip = false): the five crops alone.
+    assert metrics["views"] == 5
+    assert "5-crop top-1" in evaluate.format_metrics(metrics)
+    flipped = evaluate.evaluate(recipe.replace(augment={"flip": True}),
+                                verbose=False)
+    assert flipped["views"] == 10
+    assert "10-crop top-1" in evaluate.format_metrics(flipped)
 
 
 def test_format_metrics_is_one_line():

@@ -70,7 +70,22 @@ def test_evaluate_reports_top1_and_top5():
     loss = -np.mean(np.log(np.clip(chosen, 1e-7, 1 - 1e-7)))
     assert metrics == pytest.approx(
         {"ten_crop_accuracy": top1, "ten_crop_top5_accuracy": top5,
-         "ten_crop_loss": loss}, rel=1e-5)
+         "ten_crop_loss": loss, "views": 10}, rel=1e-5)
+
+
+def test_without_flips_the_five_crops_alone():
+    # A model trained without flips never saw a mirror image.
+    model, network = _training_model()
+    wrapper = ten_crop.ten_crop_model(model, flip=False)
+    centre = MEAN[2:8, 2:8]
+    expected = np.mean([network(view.astype(np.float32) - centre).numpy()
+                        for view in numpy_views(IMAGES, C)[:5]], axis=0)
+    np.testing.assert_allclose(wrapper(IMAGES).numpy(), expected,
+                               rtol=1e-5, atol=1e-7)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (IMAGES, np.int32([0, 1, 2]))).batch(2)
+    assert ten_crop.evaluate_ten_crop(model, dataset,
+                                      flip=False)["views"] == 5
 
 
 def test_wrapper_survives_save_and_load(tmp_path):

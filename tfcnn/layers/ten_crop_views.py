@@ -14,39 +14,50 @@ NUM_VIEWS = 10
 
 @keras.saving.register_keras_serializable(package="tfcnn")
 class TenCropViews(keras.layers.Layer):
-    """Stacks the ten views of each image along the batch axis.
+    """Stacks the ten (or five) views of each image along the batch axis.
 
     Views in order: top-left, top-right, bottom-left, bottom-right, centre,
-    then the same five mirrored left-right. Output row ``v * B + b`` is view
-    ``v`` of image ``b``.
+    then, with ``flip``, the same five mirrored left-right. Output row
+    ``v * B + b`` is view ``v`` of image ``b``.
 
     Args:
         size: int, side of the square views.
+        flip: bool, add the five mirror images. A model trained without
+            flips (``augment.flip = false``) never saw a mirrored image,
+            so its views are the five crops alone. Defaults to True.
         **kwargs: base layer arguments.
 
     Input shape:
         ``(B, H, W, C)`` with ``H, W >= size``.
 
     Output shape:
-        ``(10 * B, size, size, C)``.
+        ``(V * B, size, size, C)``, ``V`` 10 with ``flip``, else 5.
     """
 
-    def __init__(self, size=224, **kwargs):
+    def __init__(self, size=224, flip=True, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(size, int) or size <= 0:
             raise ValueError(
                 f"size must be a positive int. Received: size={size!r}")
         self.size = size
+        self.flip = bool(flip)
+
+    @property
+    def num_views(self):
+        return NUM_VIEWS if self.flip else NUM_VIEWS // 2
 
     def call(self, inputs):
-        return tf.concat(ten_crop_views(inputs, self.size), axis=0)
+        views = ten_crop_views(inputs, self.size)[:self.num_views]
+        return tf.concat(views, axis=0)
 
     def compute_output_shape(self, input_shape):
-        batch = None if input_shape[0] is None else NUM_VIEWS * input_shape[0]
+        batch = None if input_shape[0] is None else (
+            self.num_views * input_shape[0])
         return (batch, self.size, self.size, input_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size}
+        return {**super().get_config(), "size": self.size,
+                "flip": self.flip}
 
 
 def ten_crop_views(images, size):

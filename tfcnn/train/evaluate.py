@@ -32,7 +32,7 @@ def evaluate(recipe, verbose=True):
         figures and ``model`` (path). Classification: ``loss``,
         ``accuracy``, ``top5_accuracy`` (with 10-crop also
         ``ten_crop_accuracy``, ``ten_crop_top5_accuracy`` and
-        ``ten_crop_loss``); segmentation: ``mean_iou``, ``pixel_accuracy``
+        ``ten_crop_loss`` and ``views``); segmentation: ``mean_iou``, ``pixel_accuracy``
         and ``per_class_iou`` (class name -> IoU, None for a class neither
         labelled nor predicted).
 
@@ -77,7 +77,8 @@ def classification_figures(model, data, recipe, verbose=True):
 
     Returns:
         dict: ``loss``, ``accuracy``, ``top5_accuracy``; with 10-crop also
-        ``ten_crop_accuracy``, ``ten_crop_top5_accuracy``, ``ten_crop_loss``.
+        ``ten_crop_accuracy``, ``ten_crop_top5_accuracy``, ``ten_crop_loss``
+        and ``views`` (10; 5 when the recipe trains without flips).
     """
     from tfcnn.train import losses
     from tfcnn.train import metrics as metrics_lib
@@ -95,9 +96,10 @@ def classification_figures(model, data, recipe, verbose=True):
     if recipe.evaluate.ten_crop:
         from tfcnn.train import ten_crop
 
+        # Mirror views only for a model that trained on mirror images.
         metrics.update(ten_crop.evaluate_ten_crop(
             model, data.dataset, steps=data.steps,
-            verbose=progress))
+            verbose=progress, flip=recipe.augment.flip))
     return metrics
 
 
@@ -125,7 +127,8 @@ def format_classification(metrics):
             f"top-5 {metrics['top5_accuracy']:.2%}, "
             f"loss {metrics['loss']:.4f}")
     if "ten_crop_accuracy" in metrics:
-        text += (f"; 10-crop top-1 {metrics['ten_crop_accuracy']:.2%}, "
+        text += (f"; {metrics['views']}-crop top-1 "
+                 f"{metrics['ten_crop_accuracy']:.2%}, "
                  f"top-5 {metrics['ten_crop_top5_accuracy']:.2%}")
     return text
 

@@ -15,6 +15,11 @@ layers after the crop (the network) run on all ten, and ``AverageViews``
 averages the ten softmax outputs. The result is an ordinary Keras model
 from uint8 ``[B, S, S, 3]`` to ``[B, K]`` probabilities, so ``evaluate``
 with the usual metrics gives 10-crop top-1/top-5.
+
+A model trained without flips (``augment.flip = false``: a mirrored digit
+is another symbol) never saw a mirror image, and averaging over mirrored
+views would hurt it; with ``flip=False`` the views are the five crops
+alone.
 """
 
 import keras
@@ -25,13 +30,15 @@ from tfcnn.layers.ten_crop_views import NUM_VIEWS
 from tfcnn.layers.ten_crop_views import TenCropViews
 
 
-def ten_crop_model(model):
+def ten_crop_model(model, flip=True):
     """Wraps a training model to predict the average over ten crops.
 
     Args:
         model: functional training model whose preprocessing contains one
             ``tfcnn.augment.RandomOrCentreCrop`` (as ``build_preprocessing``
             makes it) and whose output is softmax probabilities.
+        flip: bool, also average the five crops' mirror images (ten
+            views); False: the five crops alone. Defaults to True.
 
     Returns:
         ``keras.Model`` from the training model's input (uint8
@@ -59,14 +66,14 @@ def ten_crop_model(model):
     after = keras.Model(crop.output, model.outputs[0], name="after_crop")
     inputs = keras.Input(model.inputs[0].shape[1:],
                          dtype=model.inputs[0].dtype, name="image")
-    views = TenCropViews(crop.size, name="ten_crop_views")(before(inputs))
-    probabilities = after(views)
-    outputs = AverageViews(NUM_VIEWS, dtype="float32",
+    cut = TenCropViews(crop.size, flip=flip, name="ten_crop_views")
+    probabilities = after(cut(before(inputs)))
+    outputs = AverageViews(cut.num_views, dtype="float32",
                            name="average_views")(probabilities)
     return keras.Model(inputs, outputs, name=f"{model.name}_ten_crop")
 
 
-def evaluate_ten_crop(model, dataset, *, steps=None, verbose=0):
+def evaluate_ten_crop(model, dataset, *, steps=None, verbose=0, flip=True):
     """10-crop top-1 and top-5 accuracy of a training model.
 
     Args:
@@ -76,12 +83,16 @@ def evaluate_ten_crop(model, dataset, *, steps=None, verbose=0):
         steps: int or None, batches to evaluate; None: the whole dataset.
             Defaults to None.
         verbose: int, Keras verbosity. Defaults to 0.
+        flip: bool, average ten views (crops and mirrors); False: the
+            five crops alone (for models trained without flips).
+            Defaults to True.
 
     Returns:
-        dict with ``ten_crop_accuracy``, ``ten_crop_top5_accuracy`` and
-        ``ten_crop_loss`` (cross-entropy of the averaged probabilities).
+        dict with ``ten_crop_accuracy``, ``ten_crop_top5_accuracy``,
+        ``ten_crop_loss`` (cross-entropy of the averaged probabilities)
+        and ``views`` (10, or 5 without ``flip``).
     """
-    wrapper = ten_crop_model(model)
+    wrapper = ten_crop_model(model, flip=flip)
     wrapper.compile(loss="sparse_categorical_crossentropy", metrics=[
         keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         keras.metrics.SparseTopKCategoricalAccuracy(k=5,
@@ -90,4 +101,5 @@ def evaluate_ten_crop(model, dataset, *, steps=None, verbose=0):
                                return_dict=True)
     return {"ten_crop_accuracy": float(results["accuracy"]),
             "ten_crop_top5_accuracy": float(results["top5_accuracy"]),
-            "ten_crop_loss": float(results["loss"])}
+            "ten_crop_loss": float(results["loss"]),
+            "views": NUM_VIEWS if flip else NUM_VIEWS // 2}
