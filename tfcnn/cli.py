@@ -200,12 +200,16 @@ def _recipe_or_none(text, overrides):
 
 def _add_ingest(subparsers):
     p = subparsers.add_parser(
-        "ingest", help="image class folders -> sharded TFRecords",
+        "ingest", help="image folders -> sharded TFRecords",
         description="Write class folders of images (or train/, validation/, "
                     "test/ folders of class folders) as TFRecord shards in "
-                    "the ImageNet schema, with manifest.json.")
-    p.add_argument("src", help="folder of class folders, or a recipe "
-                               "(its data.path, data.shards, ...)")
+                    "the ImageNet schema, or image/mask pairs (Pascal VOC's "
+                    "JPEGImages/ and SegmentationClass/, or images/ and "
+                    "masks/ folders) in TF Model Garden's segmentation "
+                    "schema, with manifest.json.")
+    p.add_argument("src", help="folder of class folders or of image/mask "
+                               "pairs, or a recipe (its data.path, "
+                               "data.shards, ...)")
     p.add_argument("out", nargs="?", default=None,
                    help="output folder for shards and manifest.json "
                         "(with a recipe: data.shards)")
