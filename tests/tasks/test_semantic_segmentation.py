@@ -7,12 +7,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from tests.data.segmentation_files import make_pairs
 from tfcnn import cli
+from tfcnn import export
 from tfcnn import recipe as recipe_lib
 from tfcnn import tasks
 from tfcnn.data import segmentation_pipeline
+from tfcnn.serve import predict
 from tfcnn.tasks import semantic_segmentation
 from tfcnn.train import evaluate
 from tfcnn.train import fit
@@ -112,6 +115,32 @@ def test_ingested_masks_train_with_overlays_and_per_class_iou(tmp_path):
     assert figures["pixel_accuracy"] == pytest.approx(
         np.trace(confusion) / confusion.sum())
     assert "mean IoU" in evaluate.format_metrics(figures)
+
+    # Exported (checked in a clean process without tfcnn), served at the
+    # input's own size, and predicted to a class-map PNG.
+    version = export.export_model(tmp_path / "run",
+                                  export_dir=tmp_path / "exported",
+                                  name="scenes")
+    served = tf.saved_model.load(str(version))
+    odd = np.random.default_rng(1).integers(0, 256, (2, 37, 45, 3))
+    odd = odd.astype(np.uint8)
+    encoded = [tf.io.encode_png(image).numpy() for image in odd]
+    class_map = served.signatures["serving_default"](
+        image_bytes=tf.constant(encoded))["class_map"]
+    assert class_map.dtype == tf.int32 and class_map.shape == (2, 37, 45)
+    both = served.signatures["predict_probabilities"](
+        image_bytes=tf.constant(encoded[:1]))
+    assert both["probabilities"].shape == (1, 37, 45, 3)
+    np.testing.assert_array_equal(
+        both["class_map"], model(odd[:1]).numpy().argmax(-1))
+    (tmp_path / "scene.png").write_bytes(encoded[0])
+    result = predict.predict(version, [str(tmp_path / "scene.png")])
+    written = result["predictions"][0]
+    with Image.open(written["class_map"]) as image:
+        assert image.size == (45, 37) and image.mode == "P"
+        np.testing.assert_array_equal(np.asarray(image), class_map[0])
+    assert sum(written["pixel_share"].values()) == pytest.approx(1.0)
+    assert "class map" in predict.format_predictions(result)
 
 
 class _VoidMasks(keras.layers.Layer):

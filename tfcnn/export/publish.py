@@ -25,13 +25,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfcnn import atomic_files
-from tfcnn.data import features
-from tfcnn.data import preprocess
+from tfcnn import tasks
 from tfcnn.errors import ExportError
 from tfcnn.export import arguments
 from tfcnn.export import layout
 from tfcnn.export import selfcheck
-from tfcnn.export import serving
 
 VERIFY_ATOL = 1e-5
 VERIFY_TIMEOUT_S = 900
@@ -86,10 +84,11 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     keras_model, file_class_names, source = _load_model(model)
     if class_names is None:
         class_names = file_class_names
+    task = tasks.task_of_model(keras_model)
     if class_names is None:
-        class_names = [str(i) for i in range(serving.num_classes(
-            keras_model))]
-    serving_model = serving.ServingModel(keras_model, class_names, top_k)
+        class_names = [str(i) for i in range(
+            int(keras_model.outputs[0].shape[-1]))]
+    serving_model = task.serving_model(keras_model, class_names, top_k)
 
     # Absolute: the verification child process runs in another directory.
     model_root = pathlib.Path(export_dir).absolute() / name
@@ -210,11 +209,7 @@ def _write(serving_model, directory, *, name, source):
     metadata = {
         "format": "tfcnn-export/1",
         "name": name,
-        "image_size": serving_model.size,
-        "num_classes": serving_model.num_classes,
-        "top_k": serving_model.top_k,
-        "class_names": serving_model.class_names,
-        "signatures": list(serving.SIGNATURES),
+        **serving_model.metadata(),
         "source": source,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
@@ -226,63 +221,9 @@ def _write(serving_model, directory, *, name, source):
         f.write("\n")
 
 
-def _sample_inputs(size):
-    """Deterministic sample inputs: encoded images, pixels and examples."""
-    rng = np.random.default_rng(20120)
-    shapes = [(size, size), (size + size // 2, size + 3),
-              (max(size // 2, 4), size + size // 4)]
-    encoded = []
-    for i, (height, width) in enumerate(shapes):
-        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        encode = tf.io.encode_png if i % 2 == 0 else tf.io.encode_jpeg
-        encoded.append(encode(image).numpy())
-    pixels = rng.integers(0, 256, (3, size + 5, size + size // 3, 3),
-                          dtype=np.uint8)
-    examples = [
-        features.make_example(
-            data, image_format="png" if i % 2 == 0 else "jpeg", height=0,
-            width=0, label=0, text="", filename=f"sample{i}").
-        SerializeToString()
-        for i, data in enumerate(encoded)]
-    return encoded, pixels, examples
-
-
 def _write_cases(serving_model, cases_dir):
     """Writes the selfcheck inputs and the Keras model's answers."""
-    size = serving_model.size
-    encoded, pixels, examples = _sample_inputs(size)
-
-    def keras_probabilities(images):
-        images = tf.cast(images, serving_model.model.inputs[0].dtype)
-        return np.asarray(
-            serving_model.model(images, training=False), np.float32)
-
-    from_bytes = keras_probabilities(tf.stack(
-        [preprocess.decode_and_resize(data, size) for data in encoded]))
-    from_pixels = keras_probabilities(tf.stack(
-        [preprocess.resize_shorter_and_centre_crop(image, size)
-         for image in pixels]))
-    arrays = {}
-    signatures = {}
-
-    def add_strings(signature, input_name, values, expected):
-        for i, value in enumerate(values):
-            arrays[f"{signature}:{input_name}:{i}"] = np.frombuffer(
-                value, np.uint8)
-        arrays[f"{signature}:expected"] = expected
-        signatures[signature] = {"input": input_name, "strings": True,
-                                 "count": len(values)}
-
-    def add_tensor(signature, input_name, value, expected):
-        arrays[f"{signature}:{input_name}"] = value
-        arrays[f"{signature}:expected"] = expected
-        signatures[signature] = {"input": input_name, "strings": False}
-
-    add_strings(serving.SERVING_DEFAULT, "image_bytes", encoded, from_bytes)
-    add_strings(serving.PREDICT_EXAMPLES, "examples", examples, from_bytes)
-    add_tensor(serving.PREDICT_IMAGES, "images", pixels.astype(np.float32),
-               from_pixels)
-    add_tensor(serving.PREDICT_IMAGES_UINT8, "images", pixels, from_pixels)
+    arrays, signatures = serving_model.selfcheck_cases()
     np.savez(os.path.join(cases_dir, "cases.npz"), **arrays)
     with open(os.path.join(cases_dir, "cases.json"), "w") as f:
         json.dump({"signatures": signatures, "atol": VERIFY_ATOL,
@@ -300,18 +241,7 @@ def _write_warmup(serving_model, path, name):
     from tensorflow_serving.apis import predict_pb2
     from tensorflow_serving.apis import prediction_log_pb2
 
-    size = serving_model.size
-    image = np.full((size, size, 3), 128, np.uint8)
-    encoded = tf.io.encode_png(image).numpy()
-    example = features.make_example(
-        encoded, image_format="png", height=size, width=size, label=0,
-        text="", filename="warmup.png").SerializeToString()
-    inputs = {
-        serving.SERVING_DEFAULT: ("image_bytes", [encoded]),
-        serving.PREDICT_IMAGES: ("images", image[None].astype(np.float32)),
-        serving.PREDICT_IMAGES_UINT8: ("images", image[None]),
-        serving.PREDICT_EXAMPLES: ("examples", [example]),
-    }
+    inputs = serving_model.warmup_inputs()
     with tf.io.TFRecordWriter(str(path)) as writer:
         for signature, (input_name, value) in inputs.items():
             request = predict_pb2.PredictRequest(

@@ -11,8 +11,10 @@ tolerance, class names) and ``cases.npz`` (the inputs and the probabilities
 the Keras model gave for them). For every signature the script checks, on
 the whole batch and on a batch of one: probabilities equal to the Keras
 model's within the tolerance; top-k ids, scores and names consistent with
-them. It then replays TF Serving's warm-up requests. The last line of
-stdout is a JSON report; the exit status is 0 when every check passed.
+them (a segmentation model: a class map at the input's size, the arg-max
+of the probabilities). It then replays TF Serving's warm-up requests. The
+last line of stdout is a JSON report; the exit status is 0 when every
+check passed.
 """
 
 import importlib.abc
@@ -42,6 +44,8 @@ def _check_outputs(outputs, expected, class_names, atol):
     """Returns (max abs difference, list of problems) for one call."""
     import numpy as np
 
+    if "class_map" in outputs:
+        return _check_class_map(outputs, expected, atol)
     problems = []
     probabilities = outputs["probabilities"].numpy()
     if probabilities.shape != expected.shape:
@@ -67,6 +71,32 @@ def _check_outputs(outputs, expected, class_names, atol):
         [name.encode("utf-8") for name in class_names], dtype=object)[ids]
     if not np.array_equal(names.astype(object), expected_names):
         problems.append("class_names do not match class_ids")
+    return diff, problems
+
+
+def _check_class_map(outputs, expected, atol):
+    """Segmentation: the class map (and probabilities) at the input size."""
+    import numpy as np
+
+    class_map = outputs["class_map"].numpy()
+    if class_map.shape != expected.shape[:-1]:
+        return float("inf"), [
+            f"class_map shape {class_map.shape}, expected "
+            f"{expected.shape[:-1]} (the input's height and width)"]
+    problems = []
+    diff = 0.0
+    if "probabilities" in outputs:
+        probabilities = outputs["probabilities"].numpy()
+        diff = float(np.max(np.abs(probabilities - expected)))
+        if not diff <= atol:
+            problems.append(f"probabilities differ from Keras by {diff:.3g} "
+                            f"(tolerance {atol:g})")
+        if not np.array_equal(class_map, probabilities.argmax(-1)):
+            problems.append("class_map is not the arg-max of probabilities")
+    ranked = np.sort(expected, axis=-1)
+    clear = ranked[..., -1] - ranked[..., -2] > 2 * atol
+    if not np.array_equal(class_map[clear], expected.argmax(-1)[clear]):
+        problems.append("class_map differs from the Keras model's arg-max")
     return diff, problems
 
 

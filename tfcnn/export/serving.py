@@ -27,6 +27,7 @@ writing; this module adds the preprocessing and the top-k head around it.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfcnn.data import features
@@ -152,6 +153,69 @@ class ServingModel:
                 [self.size, self.size, 3], tf.uint8))
         return self.classify_images(images)
 
+    def metadata(self):
+        """What ``export.json`` records about the served model."""
+        return {"image_size": self.size, "num_classes": self.num_classes,
+                "top_k": self.top_k, "class_names": self.class_names,
+                "signatures": list(SIGNATURES)}
+
+    def warmup_inputs(self):
+        """signature -> (input name, value) of TF Serving's warm-up file."""
+        image = np.full((self.size, self.size, 3), 128, np.uint8)
+        encoded = tf.io.encode_png(image).numpy()
+        example = features.make_example(
+            encoded, image_format="png", height=self.size, width=self.size,
+            label=0, text="", filename="warmup.png").SerializeToString()
+        return {
+            SERVING_DEFAULT: ("image_bytes", [encoded]),
+            PREDICT_IMAGES: ("images", image[None].astype(np.float32)),
+            PREDICT_IMAGES_UINT8: ("images", image[None]),
+            PREDICT_EXAMPLES: ("examples", [example]),
+        }
+
+    def selfcheck_cases(self):
+        """The self-check's inputs and the Keras model's answers.
+
+        Returns:
+            ``(arrays, signatures)`` as ``tfcnn.export.selfcheck`` reads
+            them.
+        """
+        encoded, pixels, examples = _sample_inputs(self.size)
+
+        def keras_probabilities(images):
+            images = tf.cast(images, self.model.inputs[0].dtype)
+            return np.asarray(self.model(images, training=False),
+                              np.float32)
+
+        from_bytes = keras_probabilities(tf.stack(
+            [preprocess.decode_and_resize(data, self.size)
+             for data in encoded]))
+        from_pixels = keras_probabilities(tf.stack(
+            [preprocess.resize_shorter_and_centre_crop(image, self.size)
+             for image in pixels]))
+        arrays = {}
+        signatures = {}
+
+        def add_strings(signature, input_name, values, expected):
+            for i, value in enumerate(values):
+                arrays[f"{signature}:{input_name}:{i}"] = np.frombuffer(
+                    value, np.uint8)
+            arrays[f"{signature}:expected"] = expected
+            signatures[signature] = {"input": input_name, "strings": True,
+                                     "count": len(values)}
+
+        def add_tensor(signature, input_name, value, expected):
+            arrays[f"{signature}:{input_name}"] = value
+            arrays[f"{signature}:expected"] = expected
+            signatures[signature] = {"input": input_name, "strings": False}
+
+        add_strings(SERVING_DEFAULT, "image_bytes", encoded, from_bytes)
+        add_strings(PREDICT_EXAMPLES, "examples", examples, from_bytes)
+        add_tensor(PREDICT_IMAGES, "images", pixels.astype(np.float32),
+                   from_pixels)
+        add_tensor(PREDICT_IMAGES_UINT8, "images", pixels, from_pixels)
+        return arrays, signatures
+
     def archive(self):
         """Returns a ``keras.export.ExportArchive`` with the four signatures.
 
@@ -184,3 +248,24 @@ class ServingModel:
             PREDICT_EXAMPLES, examples_fn,
             [tf.TensorSpec([None], tf.string, name="examples")])
         return archive
+
+
+def _sample_inputs(size):
+    """Deterministic sample inputs: encoded images, pixels and examples."""
+    rng = np.random.default_rng(20120)
+    shapes = [(size, size), (size + size // 2, size + 3),
+              (max(size // 2, 4), size + size // 4)]
+    encoded = []
+    for i, (height, width) in enumerate(shapes):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        encode = tf.io.encode_png if i % 2 == 0 else tf.io.encode_jpeg
+        encoded.append(encode(image).numpy())
+    pixels = rng.integers(0, 256, (3, size + 5, size + size // 3, 3),
+                          dtype=np.uint8)
+    examples = [
+        features.make_example(
+            data, image_format="png" if i % 2 == 0 else "jpeg", height=0,
+            width=0, label=0, text="", filename=f"sample{i}").
+        SerializeToString()
+        for i, data in enumerate(encoded)]
+    return encoded, pixels, examples

@@ -1,4 +1,6 @@
-"""Classifies image files with an exported SavedModel: ``tfcnn predict``.
+"""Classifies or segments image files with an exported SavedModel.
+
+``tfcnn predict``.
 
 The SavedModel is used alone, as a deployed one would be: it is loaded with
 ``tf.saved_model.load`` and called through its ``serving_default`` signature
@@ -14,8 +16,13 @@ from tfcnn.export import layout
 _BATCH = 32
 
 
-def predict(saved_model, image_paths, top_k=5):
+def predict(saved_model, image_paths, top_k=5, output_dir=None):
     """Returns the top-k classes of each image as a JSON-ready dict.
+
+    A segmentation model (its ``serving_default`` answers a ``class_map``)
+    instead gets each image's class map written as a palette PNG (Pascal
+    VOC's colours; the pixel values are the class ids) and the share of
+    the image's pixels each class takes.
 
     Args:
         saved_model: str or path, an exported SavedModel: a version
@@ -25,6 +32,9 @@ def predict(saved_model, image_paths, top_k=5):
         image_paths: sequence of image file paths (JPEG, PNG, GIF, BMP).
         top_k: int, classes per image; at most what the model was exported
             with. Defaults to 5.
+        output_dir: str or path, where segmentation class maps are written
+            (``<image stem>_class_map.png``); None writes each beside its
+            image. Defaults to None.
 
     Returns:
         ``{"saved_model": str, "version": int or None, "top_k": int,
@@ -32,7 +42,10 @@ def predict(saved_model, image_paths, top_k=5):
         "class_names": [...], "scores": [...]}, ...]}`` with the
         classes best first; ``scores`` are the top-k probabilities, as in
         the SavedModel's ``scores`` output (its ``probabilities`` output
-        is the full vector).
+        is the full vector). Segmentation: ``{"saved_model", "version",
+        "predictions": [{"image", "class_map" (the PNG's path), "height",
+        "width", "pixel_share": {class name: fraction}}, ...]}``, the
+        shares largest first.
 
     Raises:
         FileNotFoundError: no SavedModel in ``saved_model`` or a missing
@@ -56,6 +69,9 @@ def predict(saved_model, image_paths, top_k=5):
     version_dir, version = layout.resolve_version_dir(saved_model)
     encoded = [_read_image(path) for path in image_paths]
     classify = _load(version_dir).signatures["serving_default"]
+    if "class_map" in classify.structured_outputs:
+        return _segment(classify, encoded, image_paths, version_dir,
+                        version, output_dir)
     predictions = []
     for start in range(0, len(encoded), _BATCH):
         paths = image_paths[start:start + _BATCH]
@@ -71,6 +87,43 @@ def predict(saved_model, image_paths, top_k=5):
             })
     return {"saved_model": str(version_dir), "version": version,
             "top_k": min(top_k, len(predictions[0]["class_ids"])),
+            "predictions": predictions}
+
+
+def _segment(segment, encoded, paths, version_dir, version, output_dir):
+    """One image at a time (each at its own size): class-map PNGs."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from tfcnn.data.segmentation_masks import voc_palette
+
+    metadata = Path(version_dir) / layout.METADATA_FILE
+    names = None
+    if metadata.is_file():
+        names = json.loads(metadata.read_text()).get("class_names")
+    palette = voc_palette().ravel().tolist()
+    predictions = []
+    for data, path in zip(encoded, paths):
+        class_map = _classify(segment, [data], [path])["class_map"][0]
+        folder = Path(output_dir) if output_dir else Path(path).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{Path(path).stem}_class_map.png"
+        image = Image.fromarray(class_map.astype(np.uint8), mode="P")
+        image.putpalette(palette)
+        image.save(target)
+        ids, counts = np.unique(class_map, return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        share = {(names[i] if names and i < len(names) else str(i)):
+                 float(c / class_map.size)
+                 for i, c in zip(ids[order].tolist(), counts[order])}
+        predictions.append({"image": path, "class_map": str(target),
+                            "height": int(class_map.shape[0]),
+                            "width": int(class_map.shape[1]),
+                            "pixel_share": share})
+    return {"saved_model": str(version_dir), "version": version,
             "predictions": predictions}
 
 
@@ -135,6 +188,12 @@ def format_predictions(result):
     lines = [f"model {result['saved_model']}"]
     for prediction in result["predictions"]:
         lines.append(prediction["image"])
+        if "class_map" in prediction:
+            lines.append(f"  class map {prediction['class_map']} "
+                         f"({prediction['height']}x{prediction['width']})")
+            for name, share in prediction["pixel_share"].items():
+                lines.append(f"  {name:<26s} {share:7.2%}")
+            continue
         ranked = zip(prediction["class_names"], prediction["scores"])
         for rank, (name, probability) in enumerate(ranked, start=1):
             lines.append(f"  {rank}. {name:<24s} {probability:.4f}")

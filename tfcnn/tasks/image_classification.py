@@ -20,6 +20,7 @@ class ImageClassificationTask(task_lib.Task):
     monitor = "accuracy"
     log_keys = ("loss", "accuracy", "val_loss", "val_accuracy",
                 "val_top5_accuracy")
+    output_rank = 2
 
     def host_dataset(self, source, *, size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
@@ -83,3 +84,8 @@ class ImageClassificationTask(task_lib.Task):
         from tfcnn.train import evaluate as evaluate_lib
 
         return evaluate_lib.format_classification(metrics)
+
+    def serving_model(self, model, class_names, top_k=5):
+        from tfcnn.export import serving
+
+        return serving.ServingModel(model, class_names, top_k)
