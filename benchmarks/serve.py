@@ -21,7 +21,8 @@ contract, S=36):
 3. Batching's gain with a model whose batch-1 call is far from free
    (ResNet-18 at 224 by default): gRPC requests/s at 32 clients, batching
    on over off.
-4. Soak: 60 s, 32 gRPC clients, while two new versions (different weights)
+4. Soak: 60 s, 32 gRPC clients (60 s deadline each), while two new
+   versions (different weights)
    are exported with ``tfcnn.export.export_model`` (at 15% and 45% of the
    run, without the selfcheck process); every answer is checked
    against the answer of the version that gave it (``model_spec.version``),
@@ -59,7 +60,8 @@ CLIENTS = (1, 8, 32)
 
 # The gRPC load generator (a separate process) -------------------------------
 
-def grpc_client(target, clients, seconds, images_file, record):
+def grpc_client(target, clients, seconds, images_file, record,
+                timeout_s=30.0):
     """Keeps ``clients`` Predict calls in flight for ``seconds``.
 
     Prints one JSON object: requests, errors by code, latency percentiles,
@@ -93,7 +95,7 @@ def grpc_client(target, clients, seconds, images_file, record):
     def issue(slot, index):
         start = time.perf_counter()
         future = stub.Predict.future(requests[index % len(requests)],
-                                     timeout=30)
+                                     timeout=timeout_s)
         future.add_done_callback(
             lambda f: finished(f, slot, index, start))
 
@@ -133,6 +135,7 @@ def grpc_client(target, clients, seconds, images_file, record):
         "requests_per_s": len(latencies) / wall,
         "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
         "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+        "max_ms": float(ms.max()) if len(ms) else None,
         "client_cpu_s": (cpu1.ru_utime + cpu1.ru_stime
                          - cpu0.ru_utime - cpu0.ru_stime),
     }
@@ -263,10 +266,12 @@ def run_ab(url, body_file, clients, seconds):
     }
 
 
-def run_grpc(target, clients, seconds, images_file, record=False):
+def run_grpc(target, clients, seconds, images_file, record=False,
+             timeout_s=30.0):
     command = [sys.executable, os.path.abspath(__file__), "--grpc-client",
                target, "--clients", str(clients), "--seconds",
-               str(seconds), "--images", images_file]
+               str(seconds), "--images", images_file, "--timeout",
+               str(timeout_s)]
     if record:
         command.append("--record")
     done = subprocess.run(command, capture_output=True, text=True,
@@ -338,11 +343,12 @@ def soak(base, model_args, images, images_file, seconds):
         rss_first = server.rss_mb()
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        start = time.monotonic()
+        # The client process takes a few seconds to import TensorFlow.
+        start = time.monotonic() + 5
         exporter = threading.Thread(target=export_two)
         exporter.start()
         result = run_grpc(server.grpc, 32, seconds, images_file,
-                          record=True)
+                          record=True, timeout_s=60.0)
         exporter.join()
         time.sleep(3)  # the last poll unloads the previous version
         rss_end = server.rss_mb()
@@ -372,7 +378,11 @@ def soak(base, model_args, images, images_file, seconds):
         "soak_clients": 32,
         "soak_requests": result["requests"],
         "soak_requests_per_s": round(result["requests_per_s"], 1),
+        "soak_p50_ms": round(result["p50_ms"], 1),
+        "soak_p99_ms": round(result["p99_ms"], 1),
+        "soak_max_ms": round(result["max_ms"], 1),
         "soak_failed_requests": sum(result["errors"].values()),
+        "soak_errors": result["errors"],
         "soak_wrong_answers": wrong,
         "soak_versions_answering": sorted(checked),
         "soak_final_status": [(s["version"], s["state"]) for s in
@@ -384,7 +394,8 @@ def soak(base, model_args, images, images_file, seconds):
     }
 
 
-def batching_gain(model_name, size, images_file_for, seconds, clients):
+def batching_gain(model_name, size, images_file_for, seconds, clients,
+                  batching_file):
     """gRPC requests/s at ``clients`` with batching on over off."""
     from tfcnn.export import publish
 
@@ -395,11 +406,12 @@ def batching_gain(model_name, size, images_file_for, seconds, clients):
         images_file = images_file_for(size, base)
         figures = {}
         for batching, flags in ((False, ()), (True, (
-                "--max-batch-size", str(clients),
+                "--batching-parameters-file", batching_file,
                 "--batch-timeout-micros", "20000"))):
             server = Server(base, flags)
             try:
-                run_grpc(server.grpc, 2, 2, images_file)  # warm up
+                # Warm up every padded batch size the run will use.
+                run_grpc(server.grpc, clients, seconds / 2, images_file)
                 result = run_grpc(server.grpc, clients, seconds,
                                   images_file)
             finally:
@@ -431,6 +443,8 @@ def main():
     parser.add_argument("--big-model", default="resnet18")
     parser.add_argument("--big-size", type=int, default=224)
     parser.add_argument("--batch-timeout-micros", type=int, default=2000)
+    parser.add_argument("--soak-only", action="store_true",
+                        help="only the soak (with --soak-seconds)")
     parser.add_argument("--grpc-client", default=None,
                         help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, default=8,
@@ -438,10 +452,12 @@ def main():
     parser.add_argument("--images", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--record", action="store_true",
                         help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.grpc_client:
         grpc_client(args.grpc_client, args.clients, args.seconds,
-                    args.images, args.record)
+                    args.images, args.record, args.timeout)
         return 0
     if shutil.which("ab") is None:
         print("benchmarks/serve.py needs ab: apt-get install apache2-utils",
@@ -475,10 +491,17 @@ def main():
                 {"b64": base64.b64encode(images[0]).decode()}]}, f)
         bare = bare_rate(version_dir, images[0], min(seconds, 5.0))
         figures["bare_calls_per_s"] = round(bare, 1)
-        rows = load_matrix(
+        batching_file = os.path.join(work, "batching.config")
+        with open(batching_file, "w") as f:
+            f.write(f"max_batch_size {{ value: 32 }}\n"
+                    f"batch_timeout_micros {{ value: "
+                    f"{args.batch_timeout_micros} }}\n"
+                    + "".join(f"allowed_batch_sizes: {n}\n"
+                              for n in (1, 2, 4, 8, 16, 32)))
+        figures["loadavg_start"] = os.getloadavg()[0]
+        rows = {} if args.soak_only else load_matrix(
             base, body_file, images_file, seconds, bare, "quickstart",
-            ("--max-batch-size", "32", "--batch-timeout-micros",
-             str(args.batch_timeout_micros)))
+            ("--batching-parameters-file", batching_file))
         print(f"bare SavedModel calls/s (batch 1, bytes): {bare:.1f}")
         print(f"{'run':40s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
               f"{'failed':>6s} {'vs bare':>7s}")
@@ -488,9 +511,10 @@ def main():
                   f"{row['failed']:6d} {row['vs_bare']:7.3f}")
             for key, value in row.items():
                 figures[f"{name}_{key}"] = value
-        if not args.quick:
+        if not (args.quick or args.soak_only):
             big = batching_gain(args.big_model, args.big_size,
-                                images_file_for, max(seconds, 10.0), 32)
+                                images_file_for, max(seconds, 10.0), 32,
+                                batching_file)
             figures.update(big)
             print(f"batching gain, {big['big_model']}, gRPC, 32 clients: "
                   f"{big['big_batching_gain_32_clients']:.2f}x")
@@ -506,6 +530,7 @@ def main():
               f"({result['soak_rss_end_over_first']}x)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    figures["loadavg_end"] = os.getloadavg()[0]
     print(json.dumps(figures))
     ok = (figures["soak_failed_requests"] == 0
           and figures["soak_wrong_answers"] == 0)

@@ -59,6 +59,24 @@ def test_concurrent_requests_are_merged_and_split_back():
                                                    for i in range(8))
 
 
+def test_batches_are_padded_to_an_allowed_size():
+    sizes = []
+
+    def identity(inputs):
+        sizes.append(len(inputs["x"]))
+        return {"y": inputs["x"] + 1}
+
+    batcher = _batcher(identity, max_batch_size=8,
+                       allowed_batch_sizes=(4, 8),
+                       batch_timeout_micros=300_000)
+    results, errors = _concurrently(3, lambda i: batcher.run(
+        {"x": np.full((1, 2), i, np.float32)}, 1))
+    assert errors == [None] * 3
+    assert set(sizes) <= {4, 8}
+    for i, outputs in enumerate(results):
+        np.testing.assert_array_equal(outputs["y"], [[i + 1, i + 1]])
+
+
 def test_only_same_shaped_requests_are_merged():
     shapes = []
 

@@ -89,12 +89,19 @@ def test_batching_parameters_file(tmp_path):
     flags = config.read_batching_parameters_file(path, max_batch_size=8,
                                                  num_batch_threads=None)
     assert flags.max_batch_size == 8 and flags.num_batch_threads == 2
+    path.write_text("max_batch_size { value: 8 }\n"
+                    "allowed_batch_sizes: 2 allowed_batch_sizes: 8\n")
+    assert config.read_batching_parameters_file(
+        path).allowed_batch_sizes == (2, 8)
 
 
 @pytest.mark.parametrize("text,match", [
     ("max_batch_size: 3", "max_batch_size"),
     ("max_batch_size { value: 0 }", "Received: max_batch_size=0"),
-    ("allowed_batch_sizes: 8", "not supported"),
+    ("allowed_batch_sizes: 8", "end with max_batch_size=32"),
+    ("max_batch_size { value: 8 } allowed_batch_sizes: 4 "
+     "allowed_batch_sizes: 2 allowed_batch_sizes: 8", "must increase"),
+    ("pad_variable_length_inputs: true", "not supported"),
     ("batch_timeout_micros { value: -1 }", "batch_timeout_micros"),
 ])
 def test_bad_batching_parameters(tmp_path, text, match):

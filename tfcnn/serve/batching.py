@@ -10,9 +10,11 @@ own: the first waiting request leads its batch (waits, takes the queued
 requests that fit, runs the call, hands the rows out) while the others
 wait, and hands the lead to the next queued request when it leaves.
 
-Only requests whose inputs have the same non-batch shape and dtype are
-merged (images of different sizes sent as pixels run apart); a request of
-``max_batch_size`` rows or more runs alone. A queue holds at most
+With ``allowed_batch_sizes`` a merged batch is padded up to the next
+allowed size, as TF Serving does. Only requests whose inputs have the same
+non-batch shape and dtype are merged (images of different sizes sent as
+pixels run apart); a request of ``max_batch_size`` rows or more runs
+alone. A queue holds at most
 ``max_enqueued_batches`` batches of rows; beyond it a request is refused
 with RESOURCE_EXHAUSTED at once. A request whose deadline passes while it
 is queued gets DEADLINE_EXCEEDED and never runs.
@@ -73,6 +75,7 @@ class Batcher:
         self._max_queued_rows = (parameters.max_batch_size
                                  * parameters.max_enqueued_batches)
         self._slots = slots
+        self._allowed = parameters.allowed_batch_sizes
         self._cond = threading.Condition()
         self._queue = collections.deque()
         self._queued_rows = 0
@@ -164,18 +167,24 @@ class Batcher:
         if not batch:
             return
         self.calls += 1
+        total = sum(t.rows for t in batch)
+        padded = next((n for n in self._allowed if n >= total), total)
         try:
-            if len(batch) == 1:
+            if len(batch) == 1 and padded == total:
                 outputs = self._function(batch[0].inputs)
             else:
                 outputs = self._function(
-                    {name: np.concatenate([t.inputs[name] for t in batch])
+                    {name: _pad(np.concatenate(
+                        [t.inputs[name] for t in batch]), padded)
                      for name in batch[0].inputs})
         except Exception as error:  # noqa: BLE001  (handed to each caller)
             for queued in batch:
                 queued.finish(error=error)
             return
-        total = sum(t.rows for t in batch)
+        if padded != total and all(np.ndim(v) and len(v) == padded
+                                   for v in outputs.values()):
+            outputs = {name: value[:total]
+                       for name, value in outputs.items()}
         if any(np.ndim(v) == 0 or len(v) != total for v in outputs.values()):
             # An output without the batch dimension can't be split.
             for queued in batch:
@@ -188,6 +197,14 @@ class Batcher:
         for queued, begin, end in zip(batch, offsets, offsets[1:]):
             queued.finish({name: value[begin:end]
                            for name, value in outputs.items()})
+
+
+def _pad(array, rows):
+    """``array`` with its last row repeated up to ``rows`` rows."""
+    if len(array) >= rows:
+        return array
+    return np.concatenate([array, np.repeat(array[-1:], rows - len(array),
+                                            axis=0)])
 
 
 def _deadline_error():

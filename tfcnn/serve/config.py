@@ -227,6 +227,11 @@ class BatchingParameters:
             Defaults to 64.
         num_batch_threads: int, merged calls that run at once. Defaults to
             the number of CPU cores.
+        allowed_batch_sizes: tuple of int, increasing, the last one
+            ``max_batch_size``: a merged batch is padded (its last row
+            repeated) up to the next of these sizes, so the model sees few
+            distinct shapes (oneDNN and XLA build kernels per shape).
+            Defaults to () (no padding).
     """
 
     max_batch_size: int = 32
@@ -234,11 +239,21 @@ class BatchingParameters:
     max_enqueued_batches: int = 64
     num_batch_threads: int = dataclasses.field(
         default_factory=lambda: os.cpu_count() or 1)
+    allowed_batch_sizes: tuple = ()
 
     def __post_init__(self):
         for field in ("max_batch_size", "max_enqueued_batches",
                       "num_batch_threads"):
             arguments.check_positive_int(getattr(self, field), field)
+        sizes = tuple(self.allowed_batch_sizes)
+        object.__setattr__(self, "allowed_batch_sizes", sizes)
+        if sizes and (any(not isinstance(n, int) or n < 1 for n in sizes)
+                      or list(sizes) != sorted(set(sizes))
+                      or sizes[-1] != self.max_batch_size):
+            raise arguments.ArgumentError(
+                "allowed_batch_sizes must increase and end with "
+                f"max_batch_size={self.max_batch_size}. "
+                f"Received: allowed_batch_sizes={list(sizes)}")
         if (isinstance(self.batch_timeout_micros, bool)
                 or not isinstance(self.batch_timeout_micros, int)
                 or self.batch_timeout_micros < 0):
@@ -294,7 +309,6 @@ def read_batching_parameters_file(path, **overrides):
     """
     proto = _parse(path, _batching_message()())
     unsupported = {"thread_pool_name": proto.HasField("thread_pool_name"),
-                   "allowed_batch_sizes": bool(proto.allowed_batch_sizes),
                    "pad_variable_length_inputs":
                        proto.pad_variable_length_inputs}
     for name, present in unsupported.items():
@@ -304,6 +318,8 @@ def read_batching_parameters_file(path, **overrides):
                               "merged as they come)")
     values = {name: getattr(proto, name).value for name in _BATCHING_FIELDS
               if proto.HasField(name)}
+    if proto.allowed_batch_sizes:
+        values["allowed_batch_sizes"] = tuple(proto.allowed_batch_sizes)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return BatchingParameters(**values)
