@@ -174,11 +174,11 @@ def _make_small_data(data, count):
             target.parent.mkdir(parents=True, exist_ok=True)
             crop.save(target)
         for out, options in (("png32", {}), ("raw32", {"raw": True})):
-            ingest.ingest(small, data / out, validation_fraction=0.0,
+            ingest.ingest(small, data / out, validation_split=0.0,
                           num_shards=8, overwrite=True, progress=False,
                           **options)
         done.write_text("")
-    ingest.ingest(folders, data / "compact", validation_fraction=0.0,
+    ingest.ingest(folders, data / "compact", validation_split=0.0,
                   num_shards=8, shorter_side=SIZE, progress=False)
 
 

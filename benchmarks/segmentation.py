@@ -99,7 +99,7 @@ def _make_data(data, count):
             pairs / "masks" / f"{stem}.png")
     for src, out in ((pairs, data / "seg_shards"),
                      (folders, data / "cls_shards")):
-        ingest.ingest(src, out, num_shards=8, validation_fraction=0.0,
+        ingest.ingest(src, out, num_shards=8, validation_split=0.0,
                       overwrite=True, progress=False)
     print(f"wrote {count} JPEGs with masks to {data}", file=sys.stderr)
     done.write_text("")

@@ -97,7 +97,7 @@ def write_shards(directory, count, classes, seed=0):
         pixels = np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8)
         Image.fromarray(pixels).save(folder / f"{i:05d}.jpg", quality=90)
     out = Path(directory) / "shards"
-    ingest.ingest(src, out, validation_fraction=0.0, num_shards=4,
+    ingest.ingest(src, out, validation_split=0.0, num_shards=4,
                   progress=False)
     return out
 
@@ -105,7 +105,7 @@ def write_shards(directory, count, classes, seed=0):
 def recipe_for(name, model_dir, *, source, batch, steps, classes, size,
                shards=None, precision="float32", jit=False):
     """A training recipe for AlexNet/ResNet-50 on synthetic or real data."""
-    data = {"source": source, "image_size": size,
+    data = {"source": source, "crop_size": size,
             "resize_size": 256 if size == 224 else size + size // 7,
             "synthetic_classes": classes,
             "synthetic_images": batch * steps}

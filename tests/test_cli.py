@@ -57,7 +57,7 @@ def test_missing_source_folder(capsys, tmp_path):
 def test_unknown_model_name(capsys, tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text(
-        '[data]\nsource = "synthetic"\nimage_size = 32\nresize_size = 32\n'
+        '[data]\nsource = "synthetic"\ncrop_size = 32\nresize_size = 32\n'
         'synthetic_classes = 3\nsynthetic_images = 8\n'
         f'[model]\nname = "lenet7"\n[train]\nepochs = 1\nbatch_size = 4\n'
         f'model_dir = "{tmp_path / "run"}"\n')
@@ -65,11 +65,11 @@ def test_unknown_model_name(capsys, tmp_path):
     assert "lenet7" in line and "lenet5" in line  # lists the known names
 
 
-def _synthetic_recipe(tmp_path, model, image_size=32):
+def _synthetic_recipe(tmp_path, model, crop_size=32):
     recipe = tmp_path / "r.toml"
     recipe.write_text(
-        f'[data]\nsource = "synthetic"\nimage_size = {image_size}\n'
-        f'resize_size = {image_size}\nsynthetic_classes = 3\n'
+        f'[data]\nsource = "synthetic"\ncrop_size = {crop_size}\n'
+        f'resize_size = {crop_size}\nsynthetic_classes = 3\n'
         f'synthetic_images = 8\n[model]\n{model}\n'
         f'[train]\nepochs = 1\nbatch_size = 4\n'
         f'model_dir = "{tmp_path / "run"}"\n')
@@ -81,7 +81,7 @@ def test_rejected_model_option_value_or_input_size(capsys, tmp_path):
         tmp_path, 'name = "resnet18"\noptions = {shortcut = "D"}')
     line = _error_line(capsys, ["train", str(recipe)])
     assert "resnet18" in line and "shortcut" in line
-    recipe = _synthetic_recipe(tmp_path, 'name = "googlenet"', image_size=28)
+    recipe = _synthetic_recipe(tmp_path, 'name = "googlenet"', crop_size=28)
     line = _error_line(capsys, ["train", str(recipe)])
     assert "googlenet" in line and "32x32" in line
 
@@ -89,7 +89,7 @@ def test_rejected_model_option_value_or_input_size(capsys, tmp_path):
 def test_multi_output_model_is_refused_by_name(capsys, tmp_path):
     recipe = _synthetic_recipe(
         tmp_path, 'name = "googlenet"\noptions = {aux_classifiers = true}',
-        image_size=96)
+        crop_size=96)
     line = _error_line(capsys, ["train", str(recipe)])
     assert "model.options" in line and "3 outputs" in line
 

@@ -15,7 +15,7 @@ def _recipe_file(tmp_path, **sections):
     raw = {
         "data": {"source": "folder", "path": str(tmp_path / "src"),
                  "shards": str(tmp_path / "shards"), "resize_size": 16,
-                 "image_size": 12, "num_shards": 1, "seed": 3},
+                 "crop_size": 12, "num_shards": 1, "seed": 3},
         "augment": {"mean": "channel", "pca_lighting": 0.0},
         "model": {"name": "lenet5"},
         "train": {"epochs": 1, "batch_size": 4,

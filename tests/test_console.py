@@ -56,7 +56,7 @@ def test_commands_print_no_tensorflow_log_lines(tmp_path):
     ingested = _tfcnn("ingest", "src", "shards", "--workers", "1",
                       cwd=tmp_path)
     assert ingested.returncode == 0, ingested.stderr
-    stats = _tfcnn("stats", "shards", "--size", "16", cwd=tmp_path)
+    stats = _tfcnn("stats", "shards", "--resize-size", "16", cwd=tmp_path)
     assert stats.returncode == 0, stats.stderr
     failed = _tfcnn("stats", "nowhere", cwd=tmp_path)
     # A tfcnn error is the only line: nothing reads as a CUDA failure.
@@ -68,7 +68,7 @@ def test_commands_print_no_tensorflow_log_lines(tmp_path):
     assert "stats.npz" in stats.stdout
 
     # --verbose shows them again: the filter is what hid them.
-    verbose = _tfcnn("--verbose", "stats", "shards", "--size", "16",
+    verbose = _tfcnn("--verbose", "stats", "shards", "--resize-size", "16",
                      cwd=tmp_path)
     assert verbose.returncode == 0
     assert NATIVE.search(verbose.stderr), verbose.stderr

@@ -1,6 +1,7 @@
 """Tests for tfcnn.recipe: parsing, validation, overrides, shipped recipes."""
 
 import dataclasses
+import re
 import enum
 import random
 import tomllib
@@ -28,7 +29,7 @@ def test_valid_recipe_is_typed(tmp_path):
 [data]
 source = "digits"
 path = "d"
-image_size = 28
+crop_size = 28
 resize_size = 32
 [model]
 name = "lenet5"
@@ -43,7 +44,7 @@ devices = ["/cpu:0", "/cpu:1"]
 """)
     recipe = recipe_lib.load_recipe(path)
     assert recipe.data.source is Source.DIGITS
-    assert recipe.data.image_size == 28
+    assert recipe.data.crop_size == 28
     assert recipe.model.options == {"activation": "relu"}
     assert recipe.train.epochs == 3
     assert recipe.train.learning_rate == 1.0
@@ -59,7 +60,7 @@ devices = ["/cpu:0", "/cpu:1"]
 @pytest.mark.parametrize("text, match", [
     ("[train]\nepochz = 3\n", r"unknown recipe key train\.epochz"),
     ("[trian]\nepochs = 3\n", r"unknown recipe key trian"),
-    ("[data]\nimage_size = 1.5\n", r"data\.image_size must be an integer"),
+    ("[data]\ncrop_size = 1.5\n", r"data\.crop_size must be an integer"),
     ("[train]\nepochs = true\n", r"train\.epochs must be an integer"),
     ("[train]\nlearning_rate = \"fast\"\n",
      r"train\.learning_rate must be a number"),
@@ -70,7 +71,7 @@ devices = ["/cpu:0", "/cpu:1"]
     ("[model]\noptions = 3\n", r"model\.options must be a table"),
     ("train = 3\n", r"train must be a table"),
     ("[train]\nepochs = 0\n", r"train\.epochs must be > 0"),
-    ("[data]\nimage_size = 300\n", r"data\.image_size must be <="),
+    ("[data]\ncrop_size = 300\n", r"data\.crop_size must be <="),
 ])
 def test_bad_keys_are_named(tmp_path, text, match):
     with pytest.raises(RecipeError, match=match):
@@ -262,3 +263,13 @@ def test_augment_scale_range_is_checked():
         recipe_lib.AugmentConfig(scale_min=2.0, scale_max=1.0)
     assert recipe_lib.AugmentConfig(crop="none").crop is (
         recipe_lib.CropMode.NONE)
+
+
+@pytest.mark.parametrize("old, new", [
+    ("image_size = 28", "data.crop_size"),
+    ("validation_fraction = 0.2", "data.validation_split")])
+def test_renamed_keys_name_their_new_key(tmp_path, old, new):
+    path = tmp_path / "old.toml"
+    path.write_text(f"[data]\n{old}\n")
+    with pytest.raises(RecipeError, match=f"is now {re.escape(new)}"):
+        recipe_lib.load_recipe(path)

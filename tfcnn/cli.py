@@ -216,10 +216,10 @@ def _add_ingest(subparsers):
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE",
                    help="override a key of the recipe; repeatable")
-    p.add_argument("--validation-fraction", type=float, default=None,
+    p.add_argument("--validation-split", type=float, default=None,
                    help="stratified fraction of train held out when SRC has "
                         "no validation folder (default: the recipe's "
-                        "data.validation_fraction, else 0.1)")
+                        "data.validation_split, else 0.1)")
     p.add_argument("--shards", type=int, default=None,
                    help="shards per split; 0: one per ~128 MB (default: "
                         "the recipe's data.num_shards, else 0)")
@@ -264,8 +264,8 @@ def _ingest(args):
 
     manifest = ingest.ingest(
         src, out,
-        validation_fraction=_given(args.validation_fraction,
-                                   data.validation_fraction),
+        validation_split=_given(args.validation_split,
+                                   data.validation_split),
         num_shards=_given(args.shards, data.num_shards),
         seed=_given(args.seed, data.seed), max_pixels=args.max_pixels,
         max_side=args.max_side, shorter_side=args.shorter_side,
@@ -300,7 +300,7 @@ def _add_stats(subparsers):
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE",
                    help="override a key of the recipe; repeatable")
-    p.add_argument("--size", type=int, default=None,
+    p.add_argument("--resize-size", type=int, default=None,
                    help="side of the mean image, the host resize size "
                         "(default: the recipe's data.resize_size, else 256)")
     p.add_argument("--split", default="train", help="split to describe")
@@ -325,7 +325,7 @@ def _stats(args):
     result = stats.compute_stats(
         manifest.describe(folder, label_offset=_given(args.label_offset,
                                                       data.label_offset)),
-        size=_given(args.size, data.resize_size), split=args.split,
+        size=_given(args.resize_size, data.resize_size), split=args.split,
         progress=not args.json)
     if args.json:
         _print_json(args, {"data": str(folder), "size": result.size,

@@ -115,11 +115,11 @@ class DataConfig:
     # empty: <path>_tfrecords
     shards: str = ""
     # side of the square crop the network sees (AlexNet: 224)
-    image_size: int = 224
+    crop_size: int = 224
     # host-side size: shorter side resized to this, centre square kept (256)
     resize_size: int = 256
     # fraction of the training images held out for validation (stratified)
-    validation_fraction: float = 0.1
+    validation_split: float = 0.1
     # number of shards per split; 0 picks one per ~128 MB
     num_shards: int = 0
     # seed for split and shard assignment, shuffling and augmentation
@@ -155,16 +155,16 @@ class DataConfig:
 
     def __post_init__(self):
         _coerce(self)
-        _positive(self, "image_size", "resize_size")
-        if self.image_size > self.resize_size:
+        _positive(self, "crop_size", "resize_size")
+        if self.crop_size > self.resize_size:
             raise RecipeError(
-                "data.image_size must be <= data.resize_size. Received: "
-                f"image_size={self.image_size}, "
+                "data.crop_size must be <= data.resize_size. Received: "
+                f"crop_size={self.crop_size}, "
                 f"resize_size={self.resize_size}")
-        if not 0.0 <= self.validation_fraction < 1.0:
+        if not 0.0 <= self.validation_split < 1.0:
             raise RecipeError(
-                "data.validation_fraction must be in [0, 1). Received: "
-                f"{self.validation_fraction}")
+                "data.validation_split must be in [0, 1). Received: "
+                f"{self.validation_split}")
         if self.eval_split not in ("train", "validation", "test"):
             raise RecipeError(
                 "data.eval_split must be train, validation or test. "
@@ -182,7 +182,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    # training crop to data.image_size: "random" (a random square, AlexNet),
+    # training crop to data.crop_size: "random" (a random square, AlexNet),
     # "inception" (random 8-100% of the area, aspect 3/4-4/3, resized; the
     # host decodes only that window; ResNets as in Model Garden and timm)
     # or "none" (the whole image resized); evaluation takes the centre
@@ -645,6 +645,18 @@ def _apply_override(raw, override):
     node[leaf] = value
 
 
+# Keys renamed so that one concept has one name in recipes, the CLI and the
+# Python API (Keras' name where Keras has the concept): old key -> (new
+# key, why).
+RENAMED_KEYS = {
+    "data.image_size": (
+        "data.crop_size", "the square the network sees; Keras' image_size, "
+        "the resize target, is data.resize_size"),
+    "data.validation_fraction": (
+        "data.validation_split", "Keras' name for the held-out fraction"),
+}
+
+
 def _build(cls, raw, prefix):
     if not isinstance(raw, dict):
         raise RecipeError(
@@ -652,6 +664,12 @@ def _build(cls, raw, prefix):
             f"Received: {raw!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
+    for key in unknown:
+        if prefix + key in RENAMED_KEYS:
+            new, why = RENAMED_KEYS[prefix + key]
+            raise RecipeError(
+                f"recipe key {prefix}{key} is now {new} ({why}); rename it "
+                f"in the recipe. Received: {prefix}{key}={raw[key]!r}")
     if unknown:
         raise RecipeError(
             f"unknown recipe key {prefix}{unknown[0]} "

@@ -108,7 +108,7 @@ def _ingest(recipe, force):
     if ingest.is_complete(out, verify_sha256=False) and not force:
         return StageReport("ingest", True, f"{out} is complete")
     ingest.ingest(
-        src, out, validation_fraction=recipe.data.validation_fraction,
+        src, out, validation_split=recipe.data.validation_split,
         num_shards=recipe.data.num_shards, seed=recipe.data.seed,
         overwrite=force)
     return StageReport("ingest", False, f"shards and manifest.json in {out}")

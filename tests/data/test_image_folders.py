@@ -68,5 +68,5 @@ def test_errors(tmp_path):
         image_folders.find_images(tmp_path / "missing")
     with pytest.raises(DataError, match="no class folders"):
         image_folders.find_images(tmp_path)
-    with pytest.raises(DataError, match="validation_fraction=1.5"):
+    with pytest.raises(DataError, match="validation_split=1.5"):
         image_folders.split_validation([], 1.5, seed=0)

@@ -79,7 +79,7 @@ def test_every_bad_file_kind_is_converted_or_listed(tmp_path):
         cls = CLASSES[i % 2]
         image_files.write_kind(
             src / cls / f"{kind}{image_files.extension(kind)}", kind, seed=i)
-    data = ingest.ingest(src, out, validation_fraction=0.0, workers=1,
+    data = ingest.ingest(src, out, validation_split=0.0, workers=1,
                          progress=False)
 
     written = sum(split["count"] for split in data["splits"].values())
@@ -110,7 +110,7 @@ def test_split_folders_and_unknown_test_class(tmp_path):
     _make_folders(src / "train", per_class=5)
     for name in ("ant", "zebra"):
         image_files.write_kind(src / "test" / name / "0.jpg", "rgb_jpeg")
-    data = ingest.ingest(src, out, validation_fraction=0.2, workers=1,
+    data = ingest.ingest(src, out, validation_split=0.2, workers=1,
                          progress=False)
     manifest = Manifest.load(out)
     assert manifest.class_names == list(CLASSES)
@@ -225,7 +225,7 @@ def test_overwrite_replaces_only_its_own_shards(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"validation_fraction": 1.0}, "validation_fraction"),
+    ({"validation_split": 1.0}, "validation_split"),
     ({"workers": -1}, "workers"),
     ({"max_pixels": 0}, "max_pixels"),
     ({"num_shards": -2}, "num_shards"),
@@ -279,7 +279,7 @@ _KILLED_INGEST = textwrap.dedent("""
     import sys
     from tfcnn.data import ingest
     ingest.ingest(sys.argv[1], sys.argv[2], num_shards=40, workers=1,
-                  validation_fraction=0.0, progress=False)
+                  validation_split=0.0, progress=False)
 """)
 
 
@@ -309,7 +309,7 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path):
     assert 2 <= len(kept) < 40
 
     data = ingest.ingest(src, out, num_shards=40, workers=1,
-                         validation_fraction=0.0, progress=False)
+                         validation_split=0.0, progress=False)
     assert ingest.is_complete(out)
     manifest = Manifest.load(out)
     names = [r[features.IMAGE_FILENAME].decode()
@@ -331,7 +331,7 @@ def test_cli_ingest_and_stats(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["ingest", str(tmp_path / "src"), str(out),
                      "--shards", "1", "--workers", "1"]) == 0
-    assert cli.main(["stats", str(out), "--size", "8"]) == 0
+    assert cli.main(["stats", str(out), "--resize-size", "8"]) == 0
     lines = capsys.readouterr().out
     assert "wrote 6 records" in lines and "stats.npz" in lines
     assert json.loads((out / "manifest.json").read_text())["stats"] == (
@@ -475,7 +475,7 @@ def test_original_ingest_keeps_its_fingerprint_options(tmp_path):
                          progress=False)
     # Ingests made before compact storage existed stay complete.
     assert sorted(data["options"]) == [
-        "max_pixels", "num_shards", "seed", "validation_fraction"]
+        "max_pixels", "num_shards", "seed", "validation_split"]
     assert data["storage"]["kind"] == "original"
     assert data["storage"]["formats"] == {"jpeg": 4}
 
@@ -488,7 +488,7 @@ def test_raw_ingest_round_trips_the_pixels(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     paths = _photo_folders(src, [(16, 16)] * 8, fmt="png")
     data = ingest.ingest(src, out, raw=True, workers=1, progress=False,
-                         validation_fraction=0.25)
+                         validation_split=0.25)
     manifest = Manifest.load(out)
     assert data["storage"]["kind"] == "raw"
     assert data["storage"]["formats"] == {"raw": 8}

@@ -16,7 +16,7 @@ def test_length_is_known_and_fit_does_not_run_out(tmp_path, training,
                                                    batches):
     image_files.make_class_folders(tmp_path / "src", ("a", "b"), 7)
     ingest.ingest(tmp_path / "src", tmp_path / "shards", workers=1,
-                  validation_fraction=0.0, progress=False)
+                  validation_split=0.0, progress=False)
     files = pipeline.list_shards(tmp_path / "shards", "train")
     count = Manifest.load(tmp_path / "shards").count("train")
     dataset = pipeline.make_dataset(files, size=8, batch_size=4,

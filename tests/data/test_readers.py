@@ -21,7 +21,7 @@ def test_read_our_shards_as_bytes_and_decoded(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     image_files.make_class_folders(src, ("a", "b"), per_class=3,
                                    kinds=("rgb_jpeg", "rgba_png"))
-    ingest.ingest(src, out, validation_fraction=0.0, workers=1,
+    ingest.ingest(src, out, validation_split=0.0, workers=1,
                   progress=False)
     encoded = _pairs(readers.read_shards(out, "train"))
     assert sorted(label for _, label in encoded) == [0, 0, 0, 1, 1, 1]

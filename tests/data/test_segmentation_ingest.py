@@ -86,7 +86,7 @@ def test_bad_pairs_are_skipped_and_listed(tmp_path):
     Image.fromarray(np.zeros((24, 32), np.uint8)).save(masks / "orphan.png")
     (masks / "img_003.png").write_bytes(b"not a png")
     data = ingest.ingest(src, out, workers=1, progress=False,
-                         validation_fraction=0.0)
+                         validation_split=0.0)
 
     reasons = {s["path"]: s["reason"] for s in data["skipped"]}
     assert set(reasons) == {"images/img_000.png", "images/img_001.png",
@@ -116,7 +116,7 @@ def test_colour_masks_map_through_the_voc_palette(tmp_path):
     off[5, 5] = (1, 2, 3)
     Image.fromarray(off).save(src / "masks" / "img_001.png")
     data = ingest.ingest(src, out, workers=1, progress=False,
-                         validation_fraction=0.0)
+                         validation_split=0.0)
 
     records = _records(Manifest.load(out).files("train"))
     np.testing.assert_array_equal(records["images/img_000.png"][1], ids)
@@ -138,9 +138,9 @@ def test_split_folders_and_seeded_validation(tmp_path):
     flat = tmp_path / "flat"
     segmentation_files.make_pairs(flat, 10)
     first = ingest.ingest(flat, tmp_path / "b", workers=1, progress=False,
-                          validation_fraction=0.3, seed=4)
+                          validation_split=0.3, seed=4)
     ingest.ingest(flat, tmp_path / "c", workers=1, progress=False,
-                          validation_fraction=0.3, seed=4)
+                          validation_split=0.3, seed=4)
     assert first["splits"]["validation"]["count"] == 3
     files = [_records(Manifest.load(tmp_path / d).files("validation"))
              for d in ("b", "c")]
@@ -163,13 +163,13 @@ def test_interrupted_ingest_resumes_without_duplicates(tmp_path,
     monkeypatch.setattr(segmentation_ingest, "_check_in_order", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ingest.ingest(src, out, num_shards=4, workers=1, progress=False,
-                      validation_fraction=0.0)
+                      validation_split=0.0)
     assert not (out / "manifest.json").exists()
     kept = sorted(p.name for p in out.glob("train-*"))
     assert len(kept) == 2  # two shards of two pairs were finished
     monkeypatch.setattr(segmentation_ingest, "_check_in_order", real)
     data = ingest.ingest(src, out, num_shards=4, workers=1, progress=False,
-                         validation_fraction=0.0)
+                         validation_split=0.0)
     records = _records(Manifest.load(out).files("train"))
     assert data["splits"]["train"]["count"] == len(records) == 8
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
@@ -196,7 +196,7 @@ def test_cli_ingest_and_bad_classes_file(tmp_path, capsys):
     src = tmp_path / "src"
     segmentation_files.make_pairs(src, 4)
     assert cli.main(["ingest", str(src), str(tmp_path / "out"),
-                     "--validation-fraction", "0.25"]) == 0
+                     "--validation-split", "0.25"]) == 0
     manifest = json.loads((tmp_path / "out/manifest.json").read_text())
     assert manifest["task"] == "segmentation"
     assert manifest["schema"]["features"][features.MASK_ENCODED] == "string"

@@ -96,7 +96,7 @@ def test_pipeline_on_shards_written_by_ingest(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     masks = segmentation_files.make_pairs(src, 6, num_classes=4)
     ingest.ingest(src, out, workers=1, progress=False,
-                  validation_fraction=0.0)
+                  validation_split=0.0)
     files = Manifest.load(out).files("train")
     # At S = 24 the 24x32 pairs keep their centre 24x24 square unscaled.
     dataset = segmentation_pipeline.make_segmentation_dataset(

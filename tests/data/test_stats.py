@@ -88,7 +88,7 @@ def test_stats_are_saved_and_named_in_the_manifest(dataset):
     assert not [p for p in os.listdir(dataset) if p.endswith(".tmp")]
     # Recording the statistics does not make the ingest look incomplete.
     assert ingest.is_complete(dataset)
-    with pytest.raises(DataError, match="--size 32"):
+    with pytest.raises(DataError, match="--resize-size 32"):
         stats_lib.load_stats(dataset, size=32)
 
 
@@ -124,9 +124,9 @@ def test_cli_stats_of_reference_shards(tmp_path, capsys):
     from tfcnn import cli
 
     reference_shards.write_reference_shards(tmp_path, "train", 1, 3)
-    assert cli.main(["stats", str(tmp_path), "--size", "8"]) == 2
+    assert cli.main(["stats", str(tmp_path), "--resize-size", "8"]) == 2
     assert "label_offset=-1" in capsys.readouterr().err
-    assert cli.main(["stats", str(tmp_path), "--size", "8",
+    assert cli.main(["stats", str(tmp_path), "--resize-size", "8",
                      "--label-offset", "-1"]) == 0
     assert stats_lib.load_stats(tmp_path, size=8).num_images == 3
 

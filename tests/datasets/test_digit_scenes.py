@@ -72,7 +72,7 @@ def test_run_prepares_ingests_and_computes_stats(tmp_path, monkeypatch):
     recipe = recipe_lib.recipe_from_dict({
         "data": {"source": "digit_scenes",
                  "path": str(tmp_path / "scenes"), "resize_size": 64,
-                 "image_size": 64},
+                 "crop_size": 64},
         "augment": {"mean": "channel"},
         "train": {"model_dir": str(tmp_path / "run")}})
     stages = run._stages(recipe)[:3]

@@ -49,7 +49,7 @@ def raw_images(n=3, seed=1):
 
 def tfcnn_recipe(name, weights, **model):
     return recipe_lib.recipe_from_dict({
-        "data": {"source": "synthetic", "image_size": SIZE,
+        "data": {"source": "synthetic", "crop_size": SIZE,
                  "resize_size": SIZE},
         "augment": {"flip": False, "pca_lighting": 0.0, "mean": "caffe"},
         "model": {"name": name, "weights": str(weights), **model},
@@ -135,7 +135,7 @@ def test_partial_load_names_exactly_what_stays_new(keras_files):
 
 def _lenet_run(tmp_path, num_classes):
     recipe = recipe_lib.recipe_from_dict({
-        "data": {"source": "synthetic", "image_size": 16,
+        "data": {"source": "synthetic", "crop_size": 16,
                  "resize_size": 20},
         "augment": {"mean": "none", "flip": False, "pca_lighting": 0.0},
         "model": {"name": "lenet5"}})

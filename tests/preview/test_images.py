@@ -10,7 +10,7 @@ from tfcnn.data import ingest
 from tfcnn.preview import images as preview
 
 RECIPE = recipe_lib.recipe_from_dict({
-    "data": {"image_size": 12, "resize_size": 16},
+    "data": {"crop_size": 12, "resize_size": 16},
     "augment": {"pca_lighting": 0.0}})
 
 
@@ -51,11 +51,11 @@ def test_write_preview_with_a_manifest_and_overrides(tmp_path):
         for i in range(3):
             Image.fromarray(shard_files.constant_image(value, 30, 40)).save(
                 source / name / f"{i}.png")
-    ingest.ingest(source, tmp_path / "shards", validation_fraction=0.0,
+    ingest.ingest(source, tmp_path / "shards", validation_split=0.0,
                   workers=1)
     out = preview.write_preview(
         tmp_path / "shards", tmp_path / "grid.png", count=4,
-        overrides=["data.image_size=12", "data.resize_size=16",
+        overrides=["data.crop_size=12", "data.resize_size=16",
                    "augment.flip=false"])
     grid = np.asarray(Image.open(out))
     assert grid.shape == (2 * (96 + 14 + 2) + 2, 2 * (96 + 2) + 2, 3)

@@ -28,7 +28,7 @@ def test_cli_preview_overlays_masks_of_ingested_pairs(tmp_path, capsys):
     segmentation_files.make_pairs(src, 6, num_classes=3)
     (src / "classes.txt").write_text("background\ncat\ndog\n")
     ingest.ingest(src, shards, workers=1, progress=False,
-                  validation_fraction=0.0)
+                  validation_split=0.0)
     tiles, captions = segmentation_preview.augmented_pairs(
         shards, _recipe(), count=4)
     assert tiles.shape == (4, 16, 32, 3)
@@ -41,7 +41,7 @@ def test_cli_preview_overlays_masks_of_ingested_pairs(tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert cli.main(["preview", str(shards), "--out", str(out),
                      "--count", "4", "--set", "data.resize_size=24",
-                     "--set", "data.image_size=16"]) == 0
+                     "--set", "data.crop_size=16"]) == 0
     grid = np.asarray(Image.open(out))
     assert grid.ndim == 3 and grid.shape[1] > 2 * 16
 
@@ -50,4 +50,4 @@ def _recipe():
     from tfcnn import recipe as recipe_lib
 
     return recipe_lib.recipe_from_dict({
-        "data": {"image_size": 16, "resize_size": 24}})
+        "data": {"crop_size": 16, "resize_size": 24}})

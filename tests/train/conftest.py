@@ -16,7 +16,7 @@ def tiny_recipe(model_dir, **train):
         ``tfcnn.recipe.Recipe``.
     """
     return recipe_lib.recipe_from_dict({
-        "data": {"source": "synthetic", "image_size": 16, "resize_size": 20,
+        "data": {"source": "synthetic", "crop_size": 16, "resize_size": 20,
                  "synthetic_classes": 4, "synthetic_images": 64},
         "augment": {"flip": False, "pca_lighting": 0.0, "mean": "none"},
         "model": {"name": "lenet5", "options": {"activation": "relu"}},

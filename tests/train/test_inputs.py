@@ -34,7 +34,7 @@ def _ingested(root, num_shards):
         for i in range(10):
             pixels = rng.integers(0, 256, (24, 30, 3)).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
-    ingest.ingest(root / "images", root / "shards", validation_fraction=0.2,
+    ingest.ingest(root / "images", root / "shards", validation_split=0.2,
                   num_shards=num_shards, workers=1, progress=False)
     return root / "shards"
 
@@ -181,7 +181,7 @@ def test_inception_crop_is_cut_on_the_host_in_training_only(tmp_path,
     data = inputs.training_inputs(recipe)
     images, _ = next(iter(data.train))
     images = images.numpy()
-    # image_size 16 in the centre of resize_size 20: offset 2, zeros around.
+    # crop_size 16 in the centre of resize_size 20: offset 2, zeros around.
     assert images.shape[1:] == (20, 20, 3)
     assert images.sum() == images[:, 2:18, 2:18].sum()
     validation, _ = next(iter(data.validation))
@@ -192,7 +192,7 @@ def test_raw_shards_train_with_no_recipe_change(tmp_path, shards):
     from tfcnn.data import ingest
 
     raw = tmp_path / "raw"
-    ingest.ingest(shards.parent / "images", raw, validation_fraction=0.2,
+    ingest.ingest(shards.parent / "images", raw, validation_split=0.2,
                   raw=True, workers=1, progress=False)
     recipe = tiny_recipe(tmp_path / "run", batch_size=4).replace(
         data={"source": Source.TFRECORD, "path": str(raw)})

@@ -45,7 +45,7 @@ def test_other_classes_are_refused_before_anything_is_written(interrupted):
 @pytest.mark.parametrize("section, changes, key", [
     ("model", {"name": "alexnet"}, "model.name"),
     ("model", {"options": {"activation": "tanh"}}, "model.options"),
-    ("data", {"image_size": 12}, "data.image_size"),
+    ("data", {"crop_size": 12}, "data.crop_size"),
 ])
 def test_another_network_or_size_is_refused(interrupted, section, changes,
                                             key):

@@ -300,7 +300,7 @@ def build_segmentation_augmentation(*, crop_size, scale_range=(0.5, 2.0),
 def augmentation_from_recipe(recipe, stats=None):
     """``build_segmentation_augmentation`` with a recipe's choices.
 
-    The crop is ``data.image_size`` (with ``augment.crop`` off, the host
+    The crop is ``data.crop_size`` (with ``augment.crop`` off, the host
     size ``data.resize_size``: scale and flip only), the scale range
     ``augment.scale_min``/``scale_max``, flips ``augment.flip``, the seed
     ``data.seed``, and images are padded with the training images' channel

@@ -148,8 +148,8 @@ def split_validation(files, fraction, seed):
     """
     if not 0.0 <= fraction < 1.0:
         raise DataError(
-            "validation_fraction must be in [0, 1). "
-            f"Received: validation_fraction={fraction}")
+            "validation_split must be in [0, 1). "
+            f"Received: validation_split={fraction}")
     by_class = {}
     for f in files:
         by_class.setdefault(f.class_name, []).append(f)

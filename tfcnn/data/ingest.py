@@ -79,7 +79,7 @@ class _Shard:
         self.files = files
 
 
-def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
+def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
            max_pixels=89_478_485, max_side=0, shorter_side=0,
            jpeg_quality=90, raw=False, workers=0, overwrite=False,
            progress=True):
@@ -96,7 +96,7 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
             or a segmentation source (``tfcnn.data.segmentation_folders``).
         out: str or Path, output folder (created); must not lie inside
             ``src``.
-        validation_fraction: float in [0, 1), the stratified fraction of each
+        validation_split: float in [0, 1), the stratified fraction of each
             training class held out as the validation split when ``src``
             has no validation folder. Defaults to 0.1.
         num_shards: int, shards per split; 0 picks one per ~128 MB of
@@ -144,14 +144,14 @@ def ingest(src, out, *, validation_fraction=0.1, num_shards=0, seed=0,
                 f"{src} is a segmentation source. Received: {storage}")
 
         return segmentation_ingest.ingest_segmentation(
-            src, out, validation_fraction=validation_fraction,
+            src, out, validation_split=validation_split,
             num_shards=num_shards, seed=seed, max_pixels=max_pixels,
             workers=workers, overwrite=overwrite, progress=progress)
     started = time.perf_counter()
     tree = image_folders.find_images(src)
     out = _check_arguments(tree, out, workers, max_pixels)
-    shards = _plan(tree, validation_fraction, num_shards, seed)
-    options = {"validation_fraction": validation_fraction,
+    shards = _plan(tree, validation_split, num_shards, seed)
+    options = {"validation_split": validation_split,
                "num_shards": num_shards, "seed": seed,
                "max_pixels": max_pixels}
     if storage != image_check.Storage():
@@ -301,14 +301,14 @@ def _storage(max_side, shorter_side, jpeg_quality, raw):
                                bool(raw))
 
 
-def _plan(tree, validation_fraction, num_shards, seed):
+def _plan(tree, validation_split, num_shards, seed):
     splits = dict(tree.splits)
     if tree.has_validation_folder:
-        _check_fraction(validation_fraction)
+        _check_fraction(validation_split)
     else:
         splits[image_folders.TRAIN], splits[image_folders.VALIDATION] = (
             image_folders.split_validation(
-                splits[image_folders.TRAIN], validation_fraction, seed))
+                splits[image_folders.TRAIN], validation_split, seed))
     shards = []
     for split in image_folders.SPLITS:
         files = splits.get(split)
@@ -325,8 +325,8 @@ def _plan(tree, validation_fraction, num_shards, seed):
 def _check_fraction(fraction):
     if not 0.0 <= fraction < 1.0:
         raise DataError(
-            "validation_fraction must be in [0, 1). "
-            f"Received: validation_fraction={fraction}")
+            "validation_split must be in [0, 1). "
+            f"Received: validation_split={fraction}")
 
 
 def _fingerprint(shards, options):
@@ -667,12 +667,12 @@ def _warnings(data, tree, options):
             warnings.append(
                 f"class {name!r} has no usable training image (every file "
                 "of it was skipped, see 'skipped'): it cannot be learned")
-    wanted = tree.has_validation_folder or options["validation_fraction"] > 0
+    wanted = tree.has_validation_folder or options["validation_split"] > 0
     if wanted and not data["splits"].get(image_folders.VALIDATION, {}).get(
             "count"):
         warnings.append(
             "the validation split is empty (too few images per class for "
-            f"validation_fraction={options['validation_fraction']}, or "
+            f"validation_split={options['validation_split']}, or "
             "every validation file was skipped): training will run without "
             "validation")
     return warnings

@@ -36,7 +36,7 @@ TASK = "segmentation"
 IGNORE_VALUE = segmentation_masks.IGNORE_VALUE
 
 
-def ingest_segmentation(src, out, *, validation_fraction=0.1, num_shards=0,
+def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,
                         seed=0, max_pixels=89_478_485, workers=0,
                         overwrite=False, progress=True):
     """Writes the image/mask pairs under ``src`` as shards in ``out``.
@@ -44,7 +44,7 @@ def ingest_segmentation(src, out, *, validation_fraction=0.1, num_shards=0,
     Args:
         src: str or Path, a VOC or images/masks folder.
         out: str or Path, output folder (created); not inside ``src``.
-        validation_fraction: float in [0, 1), the seeded random fraction of
+        validation_split: float in [0, 1), the seeded random fraction of
             the training pairs held out when ``src`` has no validation
             split. Defaults to 0.1.
         num_shards: int, shards per split; 0 picks one per ~128 MB.
@@ -68,8 +68,8 @@ def ingest_segmentation(src, out, *, validation_fraction=0.1, num_shards=0,
     started = time.perf_counter()
     tree = segmentation_folders.find_pairs(src)
     out = ingest_lib._check_arguments(tree, out, workers, max_pixels)
-    shards = _plan(tree, validation_fraction, num_shards, seed)
-    options = {"task": TASK, "validation_fraction": validation_fraction,
+    shards = _plan(tree, validation_split, num_shards, seed)
+    options = {"task": TASK, "validation_split": validation_split,
                "num_shards": num_shards, "seed": seed,
                "max_pixels": max_pixels,
                "class_names": list(tree.class_names or [])}
@@ -82,9 +82,9 @@ def ingest_segmentation(src, out, *, validation_fraction=0.1, num_shards=0,
         overwrite=overwrite, progress=progress, started=started)
 
 
-def _plan(tree, validation_fraction, num_shards, seed):
+def _plan(tree, validation_split, num_shards, seed):
     splits = dict(tree.splits)
-    ingest_lib._check_fraction(validation_fraction)
+    ingest_lib._check_fraction(validation_split)
     if not tree.has_validation:
         # One stratum: a pair shows several classes, so there is no class
         # to stratify by; the seeded choice is that of classification.
@@ -93,7 +93,7 @@ def _plan(tree, validation_fraction, num_shards, seed):
         by_path = {p.relpath: p for p in splits.get(
             segmentation_folders.TRAIN, [])}
         train, validation = image_folders.split_validation(
-            held, validation_fraction, seed)
+            held, validation_split, seed)
         splits[segmentation_folders.TRAIN] = [by_path[f.relpath]
                                               for f in train]
         splits[segmentation_folders.VALIDATION] = [by_path[f.relpath]
@@ -242,12 +242,12 @@ def _warnings(data, tree, options):
             warnings.append(
                 f"class {name!r} has no pixel in the training masks: it "
                 "cannot be learned")
-    wanted = tree.has_validation or options["validation_fraction"] > 0
+    wanted = tree.has_validation or options["validation_split"] > 0
     if wanted and not data["splits"].get(
             segmentation_folders.VALIDATION, {}).get("count"):
         warnings.append(
             "the validation split is empty (too few pairs for "
-            f"validation_fraction={options['validation_fraction']}, or "
+            f"validation_split={options['validation_split']}, or "
             "every validation pair was skipped): training will run without "
             "validation")
     return warnings

@@ -236,6 +236,6 @@ def load_stats(data_dir, *, size=None):
             f"{path} holds statistics at {stats.size}x{stats.size}, not "
             f"{size}x{size}: use the recipe they were computed for, or set "
             f"data.resize_size = {stats.size} (`tfcnn stats "
-            f"{path.parent} --size {size}` would replace them). "
+            f"{path.parent} --resize-size {size}` would replace them). "
             f"Received: size={size}")
     return stats

@@ -124,12 +124,12 @@ def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
         shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False,
         label_offset=manifest.label_offset,
         inception_crop=build_lib.host_crop_size(recipe.augment,
-                                                recipe.data.image_size))
+                                                recipe.data.crop_size))
     dataset = mix_lib.mix_batches(dataset, recipe.augment,
                                   len(class_names), seed=seed)
     images, labels = next(iter(dataset))
     layers = build_lib.build_preprocessing(
-        recipe.augment, crop_size=recipe.data.image_size,
+        recipe.augment, crop_size=recipe.data.crop_size,
         stats=stats_lib.load_stats(manifest, size=size), seed=seed)
     # Mean subtraction is linear and the crop and flip only move pixels, so
     # "the mean added back" is the same chain without it: exact even where

@@ -403,7 +403,7 @@ def _labels_file(path):
 def _host_crop(recipe):
     from tfcnn.augment import host_crop_size
 
-    return host_crop_size(recipe.augment, recipe.data.image_size)
+    return host_crop_size(recipe.augment, recipe.data.crop_size)
 
 
 def _source(recipe):

@@ -55,6 +55,10 @@ def check_same_run(recipe, class_names):
             f"({_preview(class_names)}); {advice}. Received: "
             f"train.model_dir={str(model_dir)!r}")
     old = _toml(model_dir / RECIPE_NAME)
+    data = old.get("data", {})
+    if isinstance(data, dict) and "image_size" in data:
+        # Written before data.image_size was renamed data.crop_size.
+        data.setdefault("crop_size", data.pop("image_size"))
     if not old:
         return
     from tfcnn import recipe as recipe_lib
@@ -78,7 +82,7 @@ def _identity_changes(old, new):
 
 
 # The sizes that shape the network's input (the crop) and the host batches.
-_SIZE_KEYS = ("image_size", "resize_size", "crop_size")
+_SIZE_KEYS = ("crop_size", "resize_size")
 
 
 def _preview(names, count=3):
