@@ -98,7 +98,7 @@ def test_recipe_with_a_tfds_mask_key_reads_segmentation(tfds_dir, tmp_path):
         "source": "tfds", "tfds_name": "tfcnn_tiny_masks",
         "tfds_data_dir": str(tfds_dir),
         "tfds_mask_key": "segmentation_mask", "labels_file": str(labels),
-        "resize_size": 24, "image_size": 16}})
+        "resize_size": 24, "crop_size": 16}})
     source = inputs._source(recipe)
     assert source.task.name == "segmentation"
     assert source.class_names == ["background", "round", "square", "star"]

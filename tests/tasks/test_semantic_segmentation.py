@@ -26,7 +26,7 @@ TASK = tasks.get_task("segmentation")
 def _recipe(tmp_path, shards="", **train):
     return recipe_lib.recipe_from_dict({
         "data": {"source": "tfrecord", "shards": str(shards),
-                 "image_size": 32, "resize_size": 32},
+                 "crop_size": 32, "resize_size": 32},
         "augment": {"pca_lighting": 0.0, "mean": "channel"},
         "model": {"name": "fcn8s_small",
                   "options": {"widths": [8, 8, 16, 16, 16]}},
@@ -170,8 +170,8 @@ def test_train_step_augments_images_and_masks_jointly(tmp_path):
     # Evaluation sees the masks as they come.
     assert model.evaluate(images, masks, verbose=0, return_dict=True)[
         "loss"] > 0.5
-    # The real augmentation crops to data.image_size on the device.
-    recipe = _recipe(tmp_path).replace(data={"image_size": 24})
+    # The real augmentation crops to data.crop_size on the device.
+    recipe = _recipe(tmp_path).replace(data={"crop_size": 24})
     trainer = TASK.build_training_model(recipe, 3)
     assert [type(layer).__name__ for layer in trainer.augmentation] == [
         "RandomScaleCropFlip"]

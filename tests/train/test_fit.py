@@ -359,7 +359,7 @@ def test_two_replicas_match_one_device_on_a_segmentation_step(tmp_path):
     recipe = recipe.replace(
         model={"name": "fcn8s_small",
                "options": {"widths": [4, 4, 8, 8, 8], "norm": None}},
-        data={"image_size": 32, "resize_size": 32},
+        data={"crop_size": 32, "resize_size": 32},
         augment={"flip": False, "scale_min": 1.0, "scale_max": 1.0})
     task = tasks.get_task("segmentation")
     keras.utils.set_random_seed(1)

@@ -316,7 +316,7 @@ def augmentation_from_recipe(recipe, stats=None):
         ``{"images", "segmentation_masks"}``.
     """
     config = recipe.augment
-    crop = (recipe.data.image_size if config.crop is not CropMode.NONE
+    crop = (recipe.data.crop_size if config.crop is not CropMode.NONE
             else recipe.data.resize_size)
     mean = 0.0 if stats is None else np.asarray(stats.channel_mean).tolist()
     return build_segmentation_augmentation(

@@ -42,7 +42,7 @@ class ImageClassificationTask(task_lib.Task):
 
         from tfcnn.augment import build_preprocessing
 
-        size, crop = recipe.data.resize_size, recipe.data.image_size
+        size, crop = recipe.data.resize_size, recipe.data.crop_size
         inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
         x = inputs
         for layer in build_preprocessing(recipe.augment, crop_size=crop,

@@ -18,7 +18,7 @@ The TRAINING MODEL (``JointAugmentationModel``) wraps it: Keras hands a
 model its inputs and the loss its labels, but a random crop of an image
 must crop its mask alike, so the joint geometric augmentation
 (``tfcnn.augment.segmentation.augmentation_from_recipe``: random scale,
-padded crop to ``data.image_size``, flip) runs at the start of
+padded crop to ``data.crop_size``, flip) runs at the start of
 ``train_step``, Keras' documented place to customise ``fit``:
 per replica, on the device, before Keras' own step. Labels are masks
 ``[B, S, S]`` of class ids with ``IGNORE_VALUE`` (255) for void pixels,
