@@ -137,7 +137,7 @@ def _real_shards(data, count):
 
 def _recipe(name, size, crop, batch, precision, xla, classes):
     return recipe_lib.recipe_from_dict({
-        "data": {"source": "synthetic", "image_size": crop,
+        "data": {"source": "synthetic", "crop_size": crop,
                  "resize_size": size, "synthetic_classes": classes},
         "model": {"name": name},
         "train": {"batch_size": batch, "precision": precision,
@@ -205,7 +205,7 @@ class _Speed(summaries.StepMonitor):
 def _equivalence(devices, size):
     """Weights after 2 SGD steps on one device and on all ``devices``."""
     recipe = recipe_lib.recipe_from_dict({
-        "data": {"source": "synthetic", "image_size": size - 4,
+        "data": {"source": "synthetic", "crop_size": size - 4,
                  "resize_size": size},
         "augment": {"crop": "none", "flip": False, "pca_lighting": 0.0,
                     "mean": "none"},
