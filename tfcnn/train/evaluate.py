@@ -32,8 +32,8 @@ def evaluate(recipe, verbose=True):
         figures and ``model`` (path). Classification: ``loss``,
         ``accuracy``, ``top5_accuracy`` (with 10-crop also
         ``ten_crop_accuracy``, ``ten_crop_top5_accuracy`` and
-        ``ten_crop_loss`` and ``views``); segmentation: ``mean_iou``, ``pixel_accuracy``
-        and ``per_class_iou`` (class name -> IoU, None for a class neither
+        ``ten_crop_loss`` and ``views``); segmentation: ``mean_iou``,
+        ``pixel_accuracy`` and ``per_class_iou`` (class name -> IoU, None for a class neither
         labelled nor predicted).
 
     Raises:
