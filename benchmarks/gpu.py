@@ -36,9 +36,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+try:
+    import tensorflow as tf  # noqa: E402
+except ImportError as error:
+    # A GPU image without TensorFlow (e.g. a PyTorch/JAX one): say so at
+    # once instead of a traceback.
+    print(f"gpu.py: TensorFlow is not importable here ({error}); install "
+          "tfcnn with `pip install -e .[gpu]` first. Nothing measured.",
+          file=sys.stderr)
+    sys.exit(2)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from tfcnn import recipe as recipe_lib  # noqa: E402
 from tfcnn.data import pipeline  # noqa: E402
