@@ -16,6 +16,7 @@ import tensorflow as tf
 from tests.data import image_files
 from tfcnn.data import features
 from tfcnn.data import ingest
+from tfcnn.data import ingest_plan
 from tfcnn.data.manifest import Manifest
 from tfcnn.errors import DataError
 
@@ -135,7 +136,7 @@ def test_deterministic_for_a_seed_and_any_worker_count(tmp_path,
     src = tmp_path / "src"
     _make_folders(src, per_class=24)  # 72 files: more than one pool chunk
     # Use the process pool even for these few bytes.
-    monkeypatch.setattr(ingest, "_MIN_BYTES_PER_WORKER", 1)
+    monkeypatch.setattr(ingest_plan, "MIN_BYTES_PER_WORKER", 1)
     ingest.ingest(src, tmp_path / "a", num_shards=3, seed=7, workers=1,
                   progress=False)
     ingest.ingest(src, tmp_path / "b", num_shards=3, seed=7, workers=2,
@@ -189,7 +190,7 @@ def test_stale_shards_and_temporaries_are_removed(tmp_path):
     out.mkdir()
     # A shard of an earlier plan, recorded in that plan's journal.
     (out / "train-00000-of-00009.tfrecord").write_bytes(b"old plan")
-    (out / ingest.JOURNAL_NAME).write_text(
+    (out / ingest_plan.JOURNAL_NAME).write_text(
         '{"fingerprint": "an earlier plan"}\n'
         '{"name": "train-00000-of-00009.tfrecord", "records": 1}\n')
     (out / ".train-00000-of-00001.tfrecord.tmp").write_bytes(b"partial")
@@ -345,12 +346,12 @@ def test_concurrent_ingest_into_one_folder_is_refused(tmp_path):
     _make_folders(tmp_path / "src", per_class=2)
     out = tmp_path / "out"
     out.mkdir()
-    with open(out / ingest.LOCK_NAME, "a") as held:
+    with open(out / ingest_plan.LOCK_NAME, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(DataError, match="another ingest is writing"):
             ingest.ingest(tmp_path / "src", out, workers=1, progress=False)
     ingest.ingest(tmp_path / "src", out, workers=1, progress=False)
-    assert not (out / ingest.LOCK_NAME).exists()
+    assert not (out / ingest_plan.LOCK_NAME).exists()
 
 
 def test_unreadable_folder_is_listed_as_skipped(tmp_path, monkeypatch):

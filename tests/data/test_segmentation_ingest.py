@@ -10,6 +10,7 @@ from PIL import Image
 from tests.data import segmentation_files
 from tfcnn import cli
 from tfcnn.data import ingest
+from tfcnn.data import ingest_plan
 from tfcnn.data import segmentation_features as features
 from tfcnn.data import segmentation_ingest
 from tfcnn.data import segmentation_masks
@@ -175,18 +176,13 @@ def test_interrupted_ingest_resumes_without_duplicates(tmp_path,
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_worker_processes_write_the_same_shards(tmp_path):
+def test_worker_processes_write_the_same_shards(tmp_path, monkeypatch):
     src = tmp_path / "src"
     segmentation_files.make_pairs(src, 40)
     one = ingest.ingest(src, tmp_path / "one", workers=1, progress=False)
-    monkey = segmentation_ingest.ingest_lib
-    minimum = monkey._MIN_BYTES_PER_WORKER
-    try:
-        monkey._MIN_BYTES_PER_WORKER = 1
-        two = ingest.ingest(src, tmp_path / "two", workers=2,
-                            progress=False)
-    finally:
-        monkey._MIN_BYTES_PER_WORKER = minimum
+    # Use the process pool even for these few bytes.
+    monkeypatch.setattr(ingest_plan, "MIN_BYTES_PER_WORKER", 1)
+    two = ingest.ingest(src, tmp_path / "two", workers=2, progress=False)
     digests = [[s["sha256"] for s in d["splits"]["train"]["shards"]]
                for d in (one, two)]
     assert digests[0] == digests[1]

@@ -42,9 +42,12 @@ from tfcnn.recipe import CropMode
 from tfcnn.recipe import MeanMode
 
 
-def build_preprocessing(config, *, crop_size, stats=None, seed=0,
-                        model=None):
+def build_preprocessing(config, *, crop_size, stats=None, seed=0):
     """Returns the recipe's on-device preprocessing as a list of layers.
+
+    ``config.mean = "auto"`` is resolved by the caller
+    (``tfcnn.models.weights.resolve_mean``, which knows the network's
+    weights); left as is, it subtracts AlexNet's mean image.
 
     Args:
         config: ``tfcnn.recipe.AugmentConfig``.
@@ -55,8 +58,6 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0,
             Defaults to None.
         seed: int, seed of the random layers (each gets its own offset).
             Defaults to 0.
-        model: ``tfcnn.recipe.ModelConfig`` or None; resolves
-            ``augment.mean = "auto"`` (``resolve_mean``). Defaults to None.
 
     Returns:
         list of ``keras.layers.Layer``; applied in order to uint8
@@ -89,7 +90,7 @@ def build_preprocessing(config, *, crop_size, stats=None, seed=0,
         layers.append(lighting_lib.PCALighting(
             stddev=config.pca_lighting, eigenvalues=eigenvalues,
             eigenvectors=eigenvectors, seed=seed + 2, name="pca_lighting"))
-    layers.append(mean_subtraction(resolve_mean(config.mean, model), stats))
+    layers.append(mean_subtraction(config.mean, stats))
     return layers
 
 
@@ -108,31 +109,6 @@ def host_crop_size(config, crop_size):
     return crop_size if config.crop is CropMode.INCEPTION else None
 
 
-def resolve_mean(mode, model=None):
-    """The ``MeanMode`` that ``"auto"`` stands for.
-
-    keras.applications' ``preprocess_input`` mode of the model when it
-    starts from ``model.weights = "imagenet"`` (its weights expect those
-    inputs), else AlexNet's mean image.
-
-    Args:
-        mode: ``tfcnn.recipe.MeanMode``.
-        model: ``tfcnn.recipe.ModelConfig`` or None.
-
-    Returns:
-        ``MeanMode``, never ``AUTO``.
-    """
-    from tfcnn.models import weights as weights_lib
-
-    if mode is not MeanMode.AUTO:
-        return mode
-    if model is not None and model.weights == weights_lib.IMAGENET:
-        convention = weights_lib.preprocessing_mode(model.name)
-        if convention is not None:
-            return MeanMode(convention)
-    return MeanMode.IMAGE
-
-
 def mean_subtraction(mode, stats=None):
     """The ``MeanSubtraction`` layer for a ``MeanMode`` and optional stats.
 
@@ -143,7 +119,9 @@ def mean_subtraction(mode, stats=None):
     Returns:
         ``MeanSubtraction`` named ``"mean_subtraction"``.
     """
-    mode = resolve_mean(mode)
+    if mode is MeanMode.AUTO:
+        # Unresolved (no ImageNet weights to follow): AlexNet's mean image.
+        mode = MeanMode.IMAGE
     mean = std = None
     if stats is not None and mode is MeanMode.IMAGE:
         mean = stats.mean_image

@@ -434,6 +434,43 @@ def scan_shard(path):
     return ShardScan(records, low, high)
 
 
+def scan_segmentation_shard(path):
+    """Counts a segmentation shard's records and finds its mask ids' range.
+
+    Args:
+        path: str or Path of a shard.
+
+    Returns:
+        ``ShardScan`` whose labels are the smallest and largest mask ids
+        (void left out).
+
+    Raises:
+        DataError: the shard or a mask is unreadable.
+    """
+    from tfcnn.data import segmentation_features
+
+    schema = segmentation_features
+
+    def ids(serialized):
+        mask = schema.decode_mask(
+            schema.decode(serialized)[schema.MASK_ENCODED])
+        void = schema.IGNORE_VALUE
+        valid = mask != void
+        return (tf.reduce_min(tf.where(valid, mask, void)),
+                tf.reduce_max(tf.where(valid, mask, 0)))
+
+    records, low, high = 0, None, None
+    try:
+        for small, large in tf.data.TFRecordDataset(str(path)).map(
+                ids, num_parallel_calls=tf.data.AUTOTUNE).as_numpy_iterator():
+            records += 1
+            low = int(small) if low is None else min(low, int(small))
+            high = int(large) if high is None else max(high, int(large))
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        raise DataError(f"cannot read shard {path}: {error.message}") from None
+    return ShardScan(records, low, high)
+
+
 def _holds_masks(path):
     """Whether the first record of a shard has a segmentation mask."""
     from tfcnn.data import segmentation_features
@@ -448,9 +485,8 @@ def _segmentation_data(data_dir, found, names):
     """The manifest of segmentation shards (TF Model Garden's schema)
     without one: records counted and mask ids checked in one pass."""
     from tfcnn.data import segmentation_features
-    from tfcnn.data import segmentation_pipeline
 
-    scans = {split: [(path, segmentation_pipeline.scan_shard(path))
+    scans = {split: [(path, scan_segmentation_shard(path))
                      for path in files] for split, files in found.items()}
     largest = max((scan.max_label for shards in scans.values()
                    for _, scan in shards if scan.records), default=0)

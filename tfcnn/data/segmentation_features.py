@@ -83,3 +83,15 @@ def schema_description():
     return {"name": SCHEMA_NAME,
             "features": {key: spec.dtype.name
                          for key, spec in FEATURE_SPEC.items()}}
+
+
+def decode_mask(encoded):
+    """Decodes a mask PNG (one channel of class ids) to uint8 ``[H, W]``.
+
+    What Model Garden's reader gets from ``tf.io.decode_image(...,
+    channels=1)``, without its format dispatch (a chain of conditionals,
+    each a function call per record in tf.data): the schema's masks are
+    PNG.
+    """
+    mask = tf.io.decode_png(encoded, channels=1)
+    return tf.ensure_shape(mask[..., 0], [None, None])

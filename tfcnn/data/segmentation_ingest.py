@@ -4,7 +4,7 @@
 segmentation (Pascal VOC, or images/masks folders: see
 ``tfcnn.data.segmentation_folders``) to ``ingest_segmentation``, which keeps
 every guarantee of classification ingest, with the same machinery
-(``tfcnn.data.ingest.write_plan``: lock, journal, resume, atomic shard
+(``tfcnn.data.ingest_plan.write_plan``: lock, journal, resume, atomic shard
 renames, manifest written last): every pair is written as one record or
 listed in the manifest's ``skipped`` with its reason (a bad image, a bad
 mask, a mask of another size, an id that is no class, an image without a
@@ -24,7 +24,7 @@ import time
 
 from tfcnn import atomic_files
 from tfcnn.data import image_folders
-from tfcnn.data import ingest as ingest_lib
+from tfcnn.data import ingest_plan
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import segmentation_features
 from tfcnn.data import segmentation_folders
@@ -67,13 +67,13 @@ def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,
     """
     started = time.perf_counter()
     tree = segmentation_folders.find_pairs(src)
-    out = ingest_lib._check_arguments(tree, out, workers, max_pixels)
+    out = ingest_plan.check_arguments(tree, out, workers, max_pixels)
     shards = _plan(tree, validation_split, num_shards, seed)
     options = {"task": TASK, "validation_split": validation_split,
                "num_shards": num_shards, "seed": seed,
                "max_pixels": max_pixels,
                "class_names": list(tree.class_names or [])}
-    return ingest_lib.write_plan(
+    return ingest_plan.write_plan(
         out, shards, options, tree.num_files,
         write_shards=lambda out, pending, bar, journal: _write_shards(
             tree, out, pending, max_pixels, workers, bar, journal),
@@ -84,7 +84,7 @@ def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,
 
 def _plan(tree, validation_split, num_shards, seed):
     splits = dict(tree.splits)
-    ingest_lib._check_fraction(validation_split)
+    ingest_plan.check_fraction(validation_split)
     if not tree.has_validation:
         # One stratum: a pair shows several classes, so there is no class
         # to stratify by; the seeded choice is that of classification.
@@ -107,7 +107,7 @@ def _plan(tree, validation_split, num_shards, seed):
                                         len(pairs), num_shards)
         for index, members in enumerate(
                 sharding.assign_shards(pairs, count, seed, split)):
-            shards.append(ingest_lib._Shard(split, index, count, members))
+            shards.append(ingest_plan.Shard(split, index, count, members))
     return shards
 
 
@@ -119,9 +119,9 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
 
     num_classes = len(tree.class_names) if tree.class_names else None
     pairs = [p for s in shards for p in s.files]
-    workers = min(workers or ingest_lib._available_cores(),
+    workers = min(workers or ingest_plan.available_cores(),
                   sum(p.size for p in pairs)
-                  // ingest_lib._MIN_BYTES_PER_WORKER)
+                  // ingest_plan.MIN_BYTES_PER_WORKER)
     checked = _check_in_order(
         [(str(tree.root / p.relpath), str(tree.root / p.mask_relpath))
          for p in pairs], num_classes, max_pixels, workers)
@@ -171,15 +171,15 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
 def _check_in_order(pairs, num_classes, max_pixels, workers):
     check = functools.partial(segmentation_masks.check_pairs,
                               num_classes=num_classes, max_pixels=max_pixels)
-    if workers <= 1 or len(pairs) <= ingest_lib._CHUNK:
+    if workers <= 1 or len(pairs) <= ingest_plan.CHUNK:
         for pair in pairs:
             yield check([pair])[0]
         return
-    chunk = ingest_lib._CHUNK
+    chunk = ingest_plan.CHUNK
     yield from worker_pool.map_in_order(
         check, (pairs[i:i + chunk] for i in range(0, len(pairs), chunk)),
         workers=workers, on_crash=_crashed,
-        inflight_per_worker=ingest_lib._INFLIGHT_PER_WORKER)
+        inflight_per_worker=ingest_plan.INFLIGHT_PER_WORKER)
 
 
 def _crashed(pair):

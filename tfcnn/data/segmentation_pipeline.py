@@ -25,12 +25,10 @@ resolution.
 
 import tensorflow as tf
 
-from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import pipeline
 from tfcnn.data import preprocess
 from tfcnn.data import readers
 from tfcnn.data import segmentation_features as features
-from tfcnn.errors import DataError
 
 IGNORE_VALUE = features.IGNORE_VALUE
 
@@ -77,8 +75,8 @@ def decode_record(serialized, *, size):
         ``(uint8 [S, S, 3], uint8 [S, S])``.
     """
     example = features.decode(serialized)
-    return decode_pair(example[features.IMAGE_ENCODED],
-                       decode_mask(example[features.MASK_ENCODED]), size)
+    mask = features.decode_mask(example[features.MASK_ENCODED])
+    return decode_pair(example[features.IMAGE_ENCODED], mask, size)
 
 
 def decode_pair(encoded, mask, size):
@@ -118,18 +116,6 @@ def decode_pair(encoded, mask, size):
     image, top, left, extent = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
     image = tf.ensure_shape(image, [size, size, 3])
     return image, _nearest_square(mask, top, left, extent, size)
-
-
-def decode_mask(encoded):
-    """Decodes a mask PNG (one channel of class ids) to uint8 ``[H, W]``.
-
-    What Model Garden's reader gets from ``tf.io.decode_image(...,
-    channels=1)``, without its format dispatch (a chain of conditionals,
-    each a function call per record in tf.data): the schema's masks are
-    PNG.
-    """
-    mask = tf.io.decode_png(encoded, channels=1)
-    return tf.ensure_shape(mask[..., 0], [None, None])
 
 
 def resize_pair(image, mask, size):
@@ -190,7 +176,7 @@ def read_segmentation_shards(files, *, deterministic=True):
     def parse(serialized):
         example = features.decode(serialized)
         return (preprocess.decode_image(example[features.IMAGE_ENCODED]),
-                decode_mask(example[features.MASK_ENCODED]))
+                features.decode_mask(example[features.MASK_ENCODED]))
 
     return tf.data.TFRecordDataset(files).map(
         parse, num_parallel_calls=tf.data.AUTOTUNE,
@@ -216,7 +202,7 @@ def read_full_size(source, *, deterministic=True):
         if image.dtype == tf.string:
             image = preprocess.decode_image(image)
         if mask.dtype == tf.string:
-            mask = decode_mask(mask)
+            mask = features.decode_mask(mask)
         elif mask.shape.rank == 3:
             mask = mask[..., 0]
         return tf.cast(image, tf.uint8), tf.cast(mask, tf.uint8)
@@ -225,40 +211,9 @@ def read_full_size(source, *, deterministic=True):
                       deterministic=deterministic)
 
 
-def scan_shard(path):
-    """Counts a segmentation shard's records and finds its mask ids' range.
-
-    Args:
-        path: str or Path of a shard.
-
-    Returns:
-        ``tfcnn.data.manifest.ShardScan`` whose labels are the smallest
-        and largest mask ids (void left out).
-
-    Raises:
-        DataError: the shard or a mask is unreadable.
-    """
-    def ids(serialized):
-        mask = decode_mask(features.decode(serialized)[features.MASK_ENCODED])
-        valid = mask != IGNORE_VALUE
-        return (tf.reduce_min(tf.where(valid, mask, IGNORE_VALUE)),
-                tf.reduce_max(tf.where(valid, mask, 0)))
-
-    records, low, high = 0, None, None
-    try:
-        for small, large in tf.data.TFRecordDataset(str(path)).map(
-                ids, num_parallel_calls=tf.data.AUTOTUNE).as_numpy_iterator():
-            records += 1
-            low = int(small) if low is None else min(low, int(small))
-            high = int(large) if high is None else max(high, int(large))
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-        raise DataError(f"cannot read shard {path}: {error.message}") from None
-    return manifest_lib.ShardScan(records, low, high)
-
-
 def _pair_from_dataset(image, mask, *, size):
     if mask.dtype == tf.string:
-        mask = decode_mask(mask)
+        mask = features.decode_mask(mask)
     elif mask.shape.rank == 3:
         mask = mask[..., 0]
     if image.dtype == tf.string:

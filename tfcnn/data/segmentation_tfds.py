@@ -16,6 +16,7 @@ void (oxford_iiit_pet's trimap stores 1 pet, 2 background, 3 border).
 import tensorflow as tf
 
 from tfcnn.data import readers
+from tfcnn.data import segmentation_features
 from tfcnn.data import segmentation_pipeline
 from tfcnn.errors import DataError
 
@@ -121,7 +122,7 @@ def _largest_id(pairs):
 
     def largest(image, mask):
         del image
-        mask = segmentation_pipeline.decode_mask(mask)
+        mask = segmentation_features.decode_mask(mask)
         return tf.reduce_max(tf.where(mask == IGNORE_VALUE,
                                       tf.zeros_like(mask), mask))
 

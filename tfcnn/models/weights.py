@@ -40,6 +40,7 @@ import numpy as np
 
 from tfcnn.errors import RecipeError
 from tfcnn.errors import WeightsError
+from tfcnn.recipe import MeanMode
 
 IMAGENET = "imagenet"
 
@@ -94,6 +95,29 @@ def preprocessing_mode(model_name):
     """keras.applications' ``preprocess_input`` mode for a model, or None."""
     entry = IMAGENET_MODELS.get(model_name)
     return entry[1] if entry else None
+
+
+def resolve_mean(mode, model=None):
+    """The ``MeanMode`` that ``"auto"`` stands for.
+
+    keras.applications' ``preprocess_input`` mode of the model when it
+    starts from ``model.weights = "imagenet"`` (its weights expect those
+    inputs), else AlexNet's mean image.
+
+    Args:
+        mode: ``tfcnn.recipe.MeanMode``.
+        model: ``tfcnn.recipe.ModelConfig`` or None.
+
+    Returns:
+        ``MeanMode``, never ``AUTO``.
+    """
+    if mode is not MeanMode.AUTO:
+        return mode
+    if model is not None and model.weights == IMAGENET:
+        convention = preprocessing_mode(model.name)
+        if convention is not None:
+            return MeanMode(convention)
+    return MeanMode.IMAGE
 
 
 def load_weights(network, source, *, model_name=None):

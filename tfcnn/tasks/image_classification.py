@@ -38,16 +38,21 @@ class ImageClassificationTask(task_lib.Task):
 
     def build_training_model(self, recipe, num_classes, stats=None):
         """See the module docstring; ``stats`` feed the mean and PCA."""
+        import dataclasses
+
         import keras
 
         from tfcnn.augment import build_preprocessing
+        from tfcnn.models import weights as weights_lib
 
         size, crop = recipe.data.resize_size, recipe.data.crop_size
         inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
         x = inputs
-        for layer in build_preprocessing(recipe.augment, crop_size=crop,
-                                         stats=stats, seed=recipe.data.seed,
-                                         model=recipe.model):
+        # augment.mean = "auto" follows the weights the network starts from.
+        mean = weights_lib.resolve_mean(recipe.augment.mean, recipe.model)
+        augment = dataclasses.replace(recipe.augment, mean=mean)
+        for layer in build_preprocessing(augment, crop_size=crop,
+                                         stats=stats, seed=recipe.data.seed):
             x = layer(x)
         x = task_lib.build_network(recipe, (crop, crop, 3), num_classes)(x)
         return keras.Model(inputs, task_lib.probabilities(x),

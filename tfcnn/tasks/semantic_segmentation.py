@@ -83,6 +83,7 @@ class SemanticSegmentationTask(task_lib.Task):
         from tfcnn.augment import lighting as lighting_lib
         from tfcnn.layers import CropLike
         from tfcnn.layers import PadToMultiple
+        from tfcnn.models import weights as weights_lib
 
         config = recipe.augment
         inputs = keras.Input((None, None, 3), dtype="uint8", name="image")
@@ -93,7 +94,7 @@ class SemanticSegmentationTask(task_lib.Task):
                 stddev=config.pca_lighting, eigenvalues=eigenvalues,
                 eigenvectors=eigenvectors, seed=recipe.data.seed + 2,
                 name="pca_lighting")(x)
-        mode = augment_build.resolve_mean(config.mean, recipe.model)
+        mode = weights_lib.resolve_mean(config.mean, recipe.model)
         if mode is MeanMode.IMAGE:
             mode = MeanMode.CHANNEL
         x = augment_build.mean_subtraction(mode, stats)(x)

@@ -33,8 +33,8 @@ def evaluate(recipe, verbose=True):
         ``accuracy``, ``top5_accuracy`` (with 10-crop also
         ``ten_crop_accuracy``, ``ten_crop_top5_accuracy`` and
         ``ten_crop_loss`` and ``views``); segmentation: ``mean_iou``,
-        ``pixel_accuracy`` and ``per_class_iou`` (class name -> IoU, None for a class neither
-        labelled nor predicted).
+        ``pixel_accuracy`` and ``per_class_iou`` (class name -> IoU, None
+        for a class neither labelled nor predicted).
 
     Raises:
         DataError: no trained model in ``train.model_dir``, or no split to

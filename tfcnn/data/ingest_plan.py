@@ -1,0 +1,370 @@
+"""Writing planned shards: what classification and segmentation ingest share.
+
+``write_plan`` takes the shards an ingest planned and a function that
+writes them, and supplies the rest: an advisory lock
+(``OUT/.ingest.lock``), the check for a complete output of the same files
+and options (its fingerprint), the journal of finished shards
+(``OUT/.ingest-journal.jsonl``) that lets a killed run resume without
+duplicates, the removal of temporaries and strays (never another tool's
+shards), the progress bar, ``manifest.json`` written last, and the summary
+line. ``is_complete`` tells whether a folder holds a complete, intact
+ingest. ``tfcnn.data.ingest`` (classification) and
+``tfcnn.data.segmentation_ingest`` plan and write the shards.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from tfcnn import atomic_files
+from tfcnn.data import manifest as manifest_lib
+from tfcnn.data import sharding
+from tfcnn.errors import DataError
+
+JOURNAL_NAME = ".ingest-journal.jsonl"
+LOCK_NAME = ".ingest.lock"
+# Files per task sent to a worker process: large enough to amortise the
+# inter-process round trip, small enough to keep all workers busy.
+CHUNK = 16
+INFLIGHT_PER_WORKER = 4
+# Starting a worker process costs about a second (a fresh interpreter that
+# imports NumPy and Pillow), about what one core takes to check ~16 MB of
+# JPEGs; smaller jobs are checked in this process.
+MIN_BYTES_PER_WORKER = 16 * 2**20
+
+
+class Shard:
+    """One planned shard: its split, name and files in write order."""
+
+    def __init__(self, split, index, num_shards, files):
+        self.split = split
+        self.name = sharding.shard_filename(split, index, num_shards)
+        self.files = files
+
+
+def write_plan(out, shards, options, num_files, *, write_shards,
+               manifest_data, overwrite, progress, started):
+    """Writes planned shards and the manifest, resuming an interrupted run.
+
+    The part of ingest shared by its tasks (classification here,
+    segmentation in ``tfcnn.data.segmentation_ingest``): the lock, the
+    check for a complete output, the journal of finished shards, the
+    removal of stale files, the progress bar, the manifest written last and
+    the summary line.
+
+    Args:
+        out: Path, the output folder (checked).
+        shards: list of planned shards (``split``, ``name``, ``files`` with
+            ``relpath`` and ``size``).
+        options: dict of the ingest options (part of the fingerprint).
+        num_files: int, files found (for the progress bar).
+        write_shards: callable ``(out, pending_shards, bar, journal)``
+            yielding ``(shard, result)`` as each shard is published.
+        manifest_data: callable ``(shards, results, fingerprint)`` returning
+            the manifest dict.
+        overwrite: bool, rewrite a complete output.
+        progress: bool, progress bar and summary line.
+        started: float, ``time.perf_counter()`` when the ingest began.
+
+    Returns:
+        dict, the manifest.
+    """
+    fingerprint = _fingerprint(shards, options)
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        done = None if overwrite else _existing_output(out, fingerprint)
+        if done is not None:
+            if progress:
+                print(f"ingest: {out} is already complete "
+                      f"({_split_summary(done)}); nothing written "
+                      "(overwrite=True rewrites it)")
+            return done
+        owned = _owned_shards(out)
+        _refuse_foreign_shards(out, owned)
+        if overwrite or (out / manifest_lib.MANIFEST_NAME).exists():
+            # Asked to, or a manifest whose shards are damaged: start over.
+            _clear(out, owned)
+        journal = _Journal(out / JOURNAL_NAME, fingerprint)
+        finished = journal.verified(out, {s.name for s in shards})
+        sharding.remove_stale(out, set(finished), owned, own_files=(
+            manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME,
+            JOURNAL_NAME))
+        pending = [s for s in shards if s.name not in finished]
+        results = dict(finished)
+        with _progress_bar(num_files, progress) as bar:
+            bar.update(num_files - sum(len(s.files) for s in pending))
+            for shard, result in write_shards(out, pending, bar, journal):
+                results[shard.name] = result
+        data = manifest_data(shards, results, fingerprint)
+        manifest_lib.write(out, data)
+        journal.remove()
+    if progress:
+        print(_summary(data, out, len(shards) - len(pending),
+                       time.perf_counter() - started))
+        for warning in data.get("warnings", []):
+            print(f"ingest: warning: {warning}", file=sys.stderr)
+    return data
+
+
+def is_complete(out, *, verify_sha256=True):
+    """Whether ``out`` holds a complete, intact ingest.
+
+    True when ``manifest.json`` is valid and every shard it lists exists with
+    its recorded size and (when it was recorded and ``verify_sha256``)
+    sha256, and the shard record counts add up to the split counts.
+    ``tfcnn run`` uses this to skip the ingest stage.
+
+    Args:
+        out: str or Path, the output folder.
+        verify_sha256: bool, also hash every shard (reads all bytes).
+            Defaults to True.
+
+    Returns:
+        bool.
+    """
+    try:
+        manifest = manifest_lib.Manifest.load(out)
+    except DataError:
+        return False
+    for split in manifest.splits:
+        shards = manifest.shards(split)
+        if sum(s.get("records", -1) for s in shards) != manifest.count(split):
+            return False
+        for shard in shards:
+            if not _shard_intact(Path(out) / shard["name"], shard,
+                                 verify_sha256):
+                return False
+    return True
+
+
+def check_arguments(tree, out, workers, max_pixels):
+    """Validates the arguments that planning does not; returns ``out``."""
+    out = Path(out).expanduser().resolve()
+    if out == tree.root or tree.root in out.parents:
+        raise DataError(
+            f"out must not be inside src (ingest would read its own shards). "
+            f"Received: out={out}, src={tree.root}")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"out exists and is not a folder. Received: out={out}")
+    if workers < 0:
+        raise DataError(f"workers must be >= 0. Received: workers={workers}")
+    if max_pixels < 1:
+        raise DataError(
+            f"max_pixels must be >= 1. Received: max_pixels={max_pixels}")
+    return out
+
+
+def check_fraction(fraction):
+    """Raises ``DataError`` unless ``0 <= fraction < 1``."""
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(
+            "validation_split must be in [0, 1). "
+            f"Received: validation_split={fraction}")
+
+
+def _fingerprint(shards, options):
+    digest = hashlib.sha256()
+    digest.update(json.dumps([manifest_lib.VERSION, options],
+                             sort_keys=True).encode())
+    for shard in shards:
+        digest.update(shard.name.encode() + b"\0")
+        for f in shard.files:
+            digest.update(os.fsencode(f.relpath) + f"\0{f.size}\0".encode())
+    return digest.hexdigest()
+
+
+# Existing output ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _exclusive(out):
+    """Holds an advisory lock on ``out`` so two ingests never interleave."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks
+        yield
+        return
+    path = out / LOCK_NAME
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataError(
+                f"another ingest is writing {out} (it holds {path}); wait "
+                f"for it to finish. Received: out={out}") from None
+        try:
+            yield
+        finally:
+            # Unlinked while still held; a killed run leaves the file, but
+            # the kernel drops its lock, so the next run takes it.
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+
+
+def _existing_output(out, fingerprint):
+    """Returns the manifest of a complete output of this very ingest, None
+    when there is none or it is damaged, and raises for a complete output
+    of other files or options."""
+    if not (out / manifest_lib.MANIFEST_NAME).exists():
+        return None
+    try:
+        data = manifest_lib.Manifest.load(out).to_dict()
+    except DataError:
+        return None
+    if not is_complete(out):
+        return None
+    if data.get("fingerprint") != fingerprint:
+        raise DataError(
+            f"{out} already holds a complete ingest of other files or "
+            "options; pass overwrite=True (--overwrite) to replace it. "
+            f"Received: out={out}")
+    return data
+
+
+def _owned_shards(out):
+    """Shard names that an ingest wrote into ``out``: those its manifest
+    lists and those its journal recorded (of any plan)."""
+    names = set()
+    manifest = _json_or_none(_read_or_empty(out / manifest_lib.MANIFEST_NAME))
+    if isinstance(manifest, dict) and manifest.get(
+            "format") == manifest_lib.FORMAT:
+        for entry in (manifest.get("splits") or {}).values():
+            names.update(shard.get("name") for shard in entry.get(
+                "shards", ()) if isinstance(shard, dict))
+    for line in _read_or_empty(out / JOURNAL_NAME).splitlines()[1:]:
+        entry = _json_or_none(line)
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            names.add(entry["name"])
+    return names
+
+
+def _refuse_foreign_shards(out, owned):
+    """Raises ``DataError`` when ``out`` holds shards no ingest of ours
+    wrote (another tool's): ingest deletes and replaces its own files only,
+    with or without ``overwrite``."""
+    foreign = sorted(
+        entry.name for entry in os.scandir(out)
+        if sharding.is_shard_filename(entry.name) and entry.is_file()
+        and entry.name not in owned)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise DataError(
+            f"{out} holds {foreign[0]}{more}, which no tfcnn ingest wrote "
+            "there (not in its manifest.json or journal); ingest only "
+            "replaces its own files, so move them or write to another "
+            f"folder. Received: out={out}")
+
+
+def _read_or_empty(path):
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _clear(out, owned):
+    for name in (manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME,
+                 JOURNAL_NAME):
+        try:
+            os.remove(out / name)
+        except FileNotFoundError:
+            pass
+    sharding.remove_stale(out, set(), owned, own_files=(
+        manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME))
+
+
+def _shard_intact(path, recorded, verify_sha256):
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if size != recorded.get("bytes", size):
+        return False
+    if verify_sha256 and "sha256" in recorded:
+        return sharding.file_sha256(path) == recorded["sha256"]
+    return True
+
+
+class _Journal:
+    """Append-only record of finished shards (one JSON line each).
+
+    The first line holds the plan's fingerprint; a journal of another plan
+    is discarded. A line torn by a kill is ignored, and its shard redone.
+    """
+
+    def __init__(self, path, fingerprint):
+        self._path = path
+        self._entries = {}
+        lines = []
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+        if lines and _json_or_none(lines[0]) == {"fingerprint": fingerprint}:
+            for line in lines[1:]:
+                entry = _json_or_none(line)
+                if isinstance(entry, dict) and "name" in entry:
+                    self._entries[entry.pop("name")] = entry
+        else:
+            atomic_files.write_bytes_atomic(path, (json.dumps(
+                {"fingerprint": fingerprint}) + "\n").encode())
+
+    def verified(self, out, planned):
+        """Journal entries of planned shards whose files are intact."""
+        return {name: entry for name, entry in self._entries.items()
+                if name in planned
+                and _shard_intact(out / name, entry, verify_sha256=True)}
+
+    def append(self, name, result):
+        with open(self._path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"name": name, **result}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def remove(self):
+        try:
+            os.remove(self._path)
+        except FileNotFoundError:
+            pass
+
+
+def _json_or_none(line):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def available_cores():
+    """The cores this process may run on (its CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _progress_bar(total, enabled):
+    from tqdm import auto
+
+    return auto.tqdm(total=total, unit="img", desc="ingest",
+                     disable=not enabled or not sys.stderr.isatty(),
+                     file=sys.stderr, smoothing=0.1)
+
+
+def _summary(data, out, resumed, seconds):
+    written = sum(s["count"] for s in data["splits"].values())
+    shards = sum(len(s["shards"]) for s in data["splits"].values())
+    kept = f", {resumed} kept from an interrupted run" if resumed else ""
+    return (f"ingest: wrote {written} records in {shards} "
+            f"shard{'' if shards == 1 else 's'} ({_split_summary(data)}) to "
+            f"{out}; skipped {len(data['skipped'])} of "
+            f"{data['files_found']} files{kept} in {seconds:.1f}s")
+
+
+def _split_summary(data):
+    return ", ".join(f"{split} {entry['count']}"
+                     for split, entry in data["splits"].items())
