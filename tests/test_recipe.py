@@ -1,9 +1,9 @@
 """Tests for tfcnn.recipe: parsing, validation, overrides, shipped recipes."""
 
 import dataclasses
-import re
 import enum
 import random
+import re
 import tomllib
 from pathlib import Path
 
