@@ -130,8 +130,14 @@ def _random_text(rng):
     return "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
 
 
-def _random_value(field_type, default, rng):
+# Keys whose strings have a grammar: random text would only be refused.
+_CHOICES = {"train.trainable": ["all", "head", "from:fc1"]}
+
+
+def _random_value(field_type, default, rng, key=""):
     """A random value that the field's type and validation accept."""
+    if key in _CHOICES:
+        return rng.choice(_CHOICES[key])
     if isinstance(default, enum.Enum):
         return rng.choice(list(type(default))).value
     if field_type is bool:
@@ -161,7 +167,8 @@ def test_every_dumped_recipe_parses_back_to_itself():
         for section in dataclasses.fields(recipe_lib.Recipe):
             defaults = section.type()
             raw[section.name] = {
-                f.name: _random_value(f.type, getattr(defaults, f.name), rng)
+                f.name: _random_value(f.type, getattr(defaults, f.name), rng,
+                                      f"{section.name}.{f.name}")
                 for f in dataclasses.fields(section.type)
                 if rng.random() < 0.5}
         try:

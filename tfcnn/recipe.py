@@ -148,6 +148,11 @@ class DataConfig:
     synthetic_classes: int = 1000
     # synthetic: images per epoch
     synthetic_images: int = 1024
+    # digits: the digit classes written (empty: all ten) and at most this
+    # many training images per class (0: all; the test split stays whole),
+    # e.g. digits 0-4 to pretrain and 10 images of 5-9 to fine-tune on
+    digits: tuple = ()
+    digits_per_class: int = 0
     # keep decoded, resized uint8 images in memory after the first epoch
     cache: bool = False
     # shuffle buffer in images; 0 picks min(10000, training images)
@@ -308,11 +313,31 @@ class TrainConfig:
     profile_steps: str = ""
     # seed of weight initialization and dropout
     seed: int = 0
+    # the layers that train: all | head (the classifier: the network's last
+    # layer with weights) | from:<layer name> (that layer and all after it);
+    # the others are frozen (a frozen batch norm runs in inference mode)
+    trainable: str = "all"
+    # fine-tuning in two stages: the first head_epochs of train.epochs train
+    # the head alone, the rest train.trainable with the learning rate divided
+    # by unfreeze_lr_divisor; 0: one stage
+    head_epochs: int = 0
+    unfreeze_lr_divisor: float = 10.0
 
     def __post_init__(self):
         _coerce(self)
         _positive(self, "epochs", "batch_size", "steps_per_execution",
-                  "lr_batch_size", "join_timeout", "worker_timeout")
+                  "lr_batch_size", "join_timeout", "worker_timeout",
+                  "unfreeze_lr_divisor")
+        if not (self.trainable in ("all", "head") or (
+                self.trainable.startswith("from:") and self.trainable[5:])):
+            raise RecipeError(
+                "train.trainable must be \"all\", \"head\" or "
+                f"\"from:<layer name>\". Received: {self.trainable!r}")
+        if not 0 <= self.head_epochs < self.epochs:
+            raise RecipeError(
+                "train.head_epochs must be in [0, train.epochs) (the "
+                "stage after it needs an epoch). Received: "
+                f"head_epochs={self.head_epochs}, epochs={self.epochs}")
         if not (math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
             raise RecipeError(

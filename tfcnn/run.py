@@ -75,9 +75,12 @@ def _prepare_digits(recipe, force):
     from tfcnn.datasets import digits
 
     path = Path(recipe.data.path)
+    subset = dict(classes=recipe.data.digits,
+                  per_class=recipe.data.digits_per_class)
     if digits.is_complete(path) and not force:
+        digits.write_digits(path, seed=recipe.data.seed, **subset)  # checks
         return StageReport("prepare", True, f"{path} is complete")
-    summary = digits.write_digits(path, seed=recipe.data.seed)
+    summary = digits.write_digits(path, seed=recipe.data.seed, **subset)
     return StageReport(
         "prepare", False,
         f"wrote {summary['train']} train and {summary['test']} test PNGs "

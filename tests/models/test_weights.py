@@ -137,7 +137,8 @@ def _lenet_run(tmp_path, num_classes):
     recipe = recipe_lib.recipe_from_dict({
         "data": {"source": "synthetic", "crop_size": 16,
                  "resize_size": 20},
-        "augment": {"mean": "none", "flip": False, "pca_lighting": 0.0},
+        # mean_subtraction has weights: not the network's, never loaded.
+        "augment": {"mean": "channel", "flip": False, "pca_lighting": 0.0},
         "model": {"name": "lenet5"}})
     keras.utils.set_random_seed(3)
     model = fit.build_training_model(recipe, num_classes)
@@ -155,6 +156,7 @@ def test_run_directory_and_keras_file_load_the_network(tmp_path):
                                      num_classes=3)
         report = weights_lib.load_weights(network, path)
         assert report.new == ("logits/kernel", "logits/bias")
+        assert report.unused == ("logits/kernel", "logits/bias")
         assert len(report.loaded) == len(network.weights) - 2
         for layer in network.layers:
             if layer.weights and layer.name != "logits":
@@ -271,3 +273,17 @@ def test_mirrored_replicas_hold_the_loaded_weights(tmp_path):
         assert len(replicas) == 2
         for replica in replicas:
             np.testing.assert_array_equal(replica.numpy(), value)
+
+
+def test_a_run_of_other_classes_gives_no_classifier(tmp_path):
+    run, _ = _lenet_run(tmp_path, 3)
+    (run / "classes.json").write_text('{"class_names": ["0", "1", "2"]}')
+    for class_names, new in ((["7", "8", "9"], ("logits/kernel",
+                                                "logits/bias")),
+                             (["0", "1", "2"], ()),
+                             (None, ())):
+        network = tfcnn.models.build("lenet5", input_shape=(16, 16, 3),
+                                     num_classes=3)
+        report = weights_lib.load_weights(network, run / "model.keras",
+                                          class_names=class_names)
+        assert report.new == new, class_names

@@ -120,7 +120,7 @@ def resolve_mean(mode, model=None):
     return MeanMode.IMAGE
 
 
-def load_weights(network, source, *, model_name=None):
+def load_weights(network, source, *, model_name=None, class_names=None):
     """Copies matching weights from ``source`` into ``network``.
 
     Call it under the strategy's scope: assigning a mirrored variable
@@ -133,6 +133,11 @@ def load_weights(network, source, *, model_name=None):
             or ``.h5`` file, or ``"imagenet"``.
         model_name: str, the registered model name; needed for
             ``"imagenet"``. Defaults to None.
+        class_names: list of str or None, the classes the network will
+            learn. A tfcnn run records its own (``classes.json``); when
+            they differ, its classifier (the network's last layer with
+            weights) is not loaded even if the shapes match (5 other
+            classes are not these 5). Defaults to None (not compared).
 
     Returns:
         ``LoadReport``.
@@ -147,10 +152,16 @@ def load_weights(network, source, *, model_name=None):
                            input_shape=tuple(network.input_shape[1:]))
     targets = _target_layers(network)
     tensors = _fold_conv_biases(tensors, targets)
+    run_classes = _run_classes(source)
+    head = list(targets)[-1] if targets else None
+    other_classes = (class_names is not None and run_classes is not None
+                     and list(run_classes) != list(class_names))
     loaded, new, assignments = [], [], []
     matched = {}  # source layer -> its weights by name, and the names used
     for layer_name, variables in targets.items():
         found = _source_layer(layer_name, tensors)
+        if other_classes and layer_name == head:
+            found = None
         values = {}
         if found is not None:
             values = _named(tensors[found], variables)
@@ -179,6 +190,21 @@ def load_weights(network, source, *, model_name=None):
         unused += [f"{layer}/{w}" for w in (names or weights)
                    if w not in used]
     return LoadReport(source, tuple(loaded), tuple(new), tuple(unused))
+
+
+def _run_classes(source):
+    """The class names of the tfcnn run ``source`` belongs to, or None."""
+    import json
+
+    path = Path(source)
+    for folder in (path, path.parent, path.parent.parent):
+        try:
+            names = json.loads((folder / "classes.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(names, dict) and "class_names" in names:
+            return names["class_names"]
+    return None
 
 
 def read_weights(source, *, model_name=None, input_shape=None):
@@ -239,6 +265,12 @@ def _keras_file_weights(path):
         raise WeightsError(
             f"model.weights: {path} is not a Keras model file "
             f"({type(error).__name__}: {_first_line(error)})") from None
+    # A tfcnn training model holds its network as its one nested model;
+    # the preprocessing around it (the dataset's mean) is not the network's.
+    nested = [layer for layer in model.layers
+              if isinstance(layer, keras.Model)]
+    if len(nested) == 1:
+        model = nested[0]
     tensors = {}
     for layer in _flat_layers(model):
         if layer.weights:
@@ -281,17 +313,23 @@ def _legacy_h5_weights(root):
 
 def _keras3_h5_weights(f):
     """``model.save_weights`` files: ``.../vars/<i>`` under each layer."""
-    tensors = {}
+    tensors, depths = {}, {}
 
     def visit(name, obj):
         parts = name.split("/")
         if parts[0] == "optimizer" or parts[-1] != "vars" or not len(obj):
             return
         layer_name = _text(obj.attrs.get("name", parts[-2]))
+        depths[layer_name] = parts.count("layers")
         tensors[layer_name] = {
             key: np.asarray(obj[key]) for key in sorted(obj, key=int)}
 
     f.visititems(visit)
+    # A training model's network is nested ("layers/<net>/layers/<layer>");
+    # its preprocessing layers sit at the top and are left out.
+    nested = {name for name, depth in depths.items() if depth > 1}
+    if nested:
+        tensors = {k: v for k, v in tensors.items() if k in nested}
     return tensors
 
 

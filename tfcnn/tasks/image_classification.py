@@ -36,7 +36,8 @@ class ImageClassificationTask(task_lib.Task):
     def label_counts(self, manifest, split):
         return manifest.class_counts(split)
 
-    def build_training_model(self, recipe, num_classes, stats=None):
+    def build_training_model(self, recipe, num_classes, stats=None,
+                             class_names=None):
         """See the module docstring; ``stats`` feed the mean and PCA."""
         import dataclasses
 
@@ -54,7 +55,8 @@ class ImageClassificationTask(task_lib.Task):
         for layer in build_preprocessing(augment, crop_size=crop,
                                          stats=stats, seed=recipe.data.seed):
             x = layer(x)
-        x = task_lib.build_network(recipe, (crop, crop, 3), num_classes)(x)
+        x = task_lib.build_network(recipe, (crop, crop, 3), num_classes,
+                                   class_names)(x)
         return keras.Model(inputs, task_lib.probabilities(x),
                            name=f"{recipe.model.name}_training")
 

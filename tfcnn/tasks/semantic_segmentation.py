@@ -64,8 +64,10 @@ class SemanticSegmentationTask(task_lib.Task):
     def label_counts(self, manifest, split):
         return manifest.pixel_counts(split)
 
-    def build_training_model(self, recipe, num_classes, stats=None):
+    def build_training_model(self, recipe, num_classes, stats=None,
+                             class_names=None):
         """``JointAugmentationModel`` around ``build_inference_model``."""
+        del class_names  # a segmentation head is loaded whenever it fits
         from tfcnn.augment import segmentation as segmentation_augment
 
         augmentation = segmentation_augment.augmentation_from_recipe(

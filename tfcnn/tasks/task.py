@@ -58,10 +58,13 @@ class Task(abc.ABC):
         pixels), or {} when the manifest has none."""
 
     @abc.abstractmethod
-    def build_training_model(self, recipe, num_classes, stats=None):
+    def build_training_model(self, recipe, num_classes, stats=None,
+                             class_names=None):
         """The uncompiled TRAINING MODEL: uint8 images -> probabilities.
 
-        Build it under the strategy's scope.
+        Build it under the strategy's scope. ``class_names`` (the labels'
+        names, or None) tell ``model.weights`` from a tfcnn run of other
+        classes to leave the classifier fresh.
         """
 
     def inference_model(self, model):
@@ -98,7 +101,7 @@ class Task(abc.ABC):
         """One line for people from ``tfcnn.train.evaluate``'s dict."""
 
 
-def build_network(recipe, input_shape, num_classes):
+def build_network(recipe, input_shape, num_classes, class_names=None):
     """The recipe's registered network, without its output activation.
 
     Starts from ``model.weights`` when the recipe names them
@@ -109,6 +112,8 @@ def build_network(recipe, input_shape, num_classes):
         recipe: ``tfcnn.recipe.Recipe``.
         input_shape: tuple ``(H, W, 3)``.
         num_classes: int, K.
+        class_names: list of str or None, passed to
+            ``tfcnn.models.weights.load_weights``. Defaults to None.
 
     Returns:
         a functional ``keras.Model`` to class scores (logits).
@@ -135,7 +140,8 @@ def build_network(recipe, input_shape, num_classes):
         from tfcnn.models import weights as weights_lib
 
         report = weights_lib.load_weights(
-            network, recipe.model.weights, model_name=recipe.model.name)
+            network, recipe.model.weights, model_name=recipe.model.name,
+            class_names=class_names)
         print(f"train: {report.message()}", file=sys.stderr, flush=True)
     return network
 

@@ -113,6 +113,7 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     manifest) supplies the model, loss, metrics and figures."""
     import keras
 
+    from tfcnn.train import freeze as freeze_lib
     from tfcnn.train import inputs as inputs_lib
     from tfcnn.train import run_folder
     from tfcnn.train import strategy as strategy_lib
@@ -126,8 +127,9 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
                                       strategy=placement.strategy)
     run_folder.check_same_run(recipe, data.class_names)
     with placement.strategy.scope():
-        model = data.task.build_training_model(recipe, data.num_classes,
-                                               data.stats)
+        model = data.task.build_training_model(
+            recipe, data.num_classes, data.stats,
+            class_names=data.class_names)
         compile_model(model, recipe, data.steps_per_epoch, data.dense_labels,
                       task=data.task, class_names=data.class_names,
                       label_counts=data.label_counts)
@@ -138,9 +140,11 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     callbacks = build_callbacks(recipe, data, write_dir, extra_callbacks)
     resumed_from = resume_from_backup(model, model_dir, placement,
                                       callbacks)
+    staged = freeze_lib.StagedTraining(model, config,
+                                       write_dir / LOGS_NAME / "train")
     history = fit_with_restarts(model, data, config.epochs, callbacks,
                                 placement, model_dir, verbose=verbose,
-                                max_restarts=max_restarts)
+                                max_restarts=max_restarts, staged=staged)
     return finish_run(recipe, model, data, callbacks, placement, history,
                       resumed_from, write_dir)
 
@@ -270,7 +274,7 @@ def retryable_errors():
 
 
 def fit_with_restarts(model, data, epochs, callbacks, placement, model_dir,
-                      *, verbose="auto", max_restarts=2):
+                      *, verbose="auto", max_restarts=2, staged=None):
     """Fits to ``train.epochs``, restarting from the backup on a lost peer.
 
     Args:
@@ -283,6 +287,8 @@ def fit_with_restarts(model, data, epochs, callbacks, placement, model_dir,
         verbose: Keras ``fit`` verbosity. Defaults to "auto".
         max_restarts: int, restarts after one of ``retryable_errors()``;
             the next such error is raised. Defaults to 2.
+        staged: ``tfcnn.train.freeze.StagedTraining`` or None (one stage
+            training the model as built). Defaults to None.
 
     Returns:
         dict, the merged Keras history of every ``fit`` call.
@@ -296,8 +302,8 @@ def fit_with_restarts(model, data, epochs, callbacks, placement, model_dir,
     retryable = retryable_errors()
     for attempt in range(max_restarts + 1):
         try:
-            _fit_from(model, data, epochs, fit_args, history,
-                      callbacks.guard)
+            _fit_in_stages(model, data, epochs, fit_args, history,
+                           callbacks.guard, staged)
             break
         except retryable as error:
             # Under several workers the aborted collectives stay aborted
@@ -325,6 +331,7 @@ def finish_run(recipe, model, data, callbacks, placement, history,
     Returns:
         dict, see ``train``.
     """
+    from tfcnn.train import freeze as freeze_lib
     from tfcnn.train import strategy as strategy_lib
 
     config = recipe.train
@@ -345,6 +352,8 @@ def finish_run(recipe, model, data, callbacks, placement, history,
         "best": checkpoints.state.get("best"),
         "num_replicas": placement.num_replicas,
         "steps_per_epoch": data.steps_per_epoch,
+        "parameters": dict(zip(("trainable", "frozen"), freeze_lib.Freezer(
+            freeze_lib.network_of(model)).counts())),
         "paths": {"model": str(model_dir / MODEL_NAME),
                   "classes": str(model_dir / CLASSES_NAME),
                   "recipe": str(model_dir / RECIPE_NAME),
@@ -357,10 +366,12 @@ def finish_run(recipe, model, data, callbacks, placement, history,
             "complete": True, **summary}, default=float)
         shutil.rmtree(model_dir / BACKUP_NAME, ignore_errors=True)
         epochs = f"{config.epochs} epoch" + "s" * (config.epochs != 1)
+        trainable, frozen = summary["parameters"].values()
         # The result, on stdout as ingest's and stats' are; notices such
         # as resuming go to stderr.
         print(f"train: wrote {MODEL_NAME}, {CLASSES_NAME}, {RECIPE_NAME}, "
               f"checkpoints/ and logs/ in {model_dir} ({epochs}, "
+              f"{trainable:,} trainable / {frozen:,} frozen parameters, "
               f"{_format_logs(metrics, data.task.log_keys)})", flush=True)
     strategy_lib.remove_worker_dir(write_dir, placement)
     return summary
@@ -432,7 +443,8 @@ def save_inference_model(model, path):
         clone.save(tmp)
 
 
-def build_training_model(recipe, num_classes, stats=None, task=None):
+def build_training_model(recipe, num_classes, stats=None, task=None,
+                         class_names=None):
     """The TRAINING MODEL of a task (uncompiled).
 
     Build it under the strategy's scope.
@@ -442,13 +454,16 @@ def build_training_model(recipe, num_classes, stats=None, task=None):
         num_classes: int, K.
         stats: ``tfcnn.data.stats.DatasetStats`` or None.
         task: ``tfcnn.tasks.task.Task`` or None (image classification).
+        class_names: list of str or None; with ``model.weights`` from a
+            tfcnn run of other classes, the classifier starts fresh.
 
     Returns:
         a functional ``keras.Model`` from uint8 images to float32
         probabilities (``tfcnn.tasks``: ``[B, K]`` per image, or
         ``[B, H, W, K]`` per pixel).
     """
-    return _task(task).build_training_model(recipe, num_classes, stats)
+    return _task(task).build_training_model(recipe, num_classes, stats,
+                                            class_names=class_names)
 
 
 def compile_model(model, recipe, steps_per_epoch, dense_labels=False, *,
@@ -513,6 +528,25 @@ def _build_before_fit(model, dataset):
 
 def _already_built(iterator=None, data_batch=None):
     del iterator, data_batch  # built by _build_before_fit
+
+
+def _fit_in_stages(model, data, epochs, fit_args, history, guard,
+                   staged=None):
+    """Fits each stage of ``staged`` that is not done yet, in order.
+
+    The stage of a resumed run follows from the optimizer's step count.
+    """
+    if staged is None:
+        _fit_from(model, data, epochs, fit_args, history, guard)
+        return
+    for stage in staged.stages:
+        done = int(model.optimizer.iterations.numpy())
+        if done >= stage.end_epoch * data.steps_per_epoch:
+            continue
+        staged.enter(stage)
+        _fit_from(model, data, stage.end_epoch, fit_args, history, guard)
+        if guard.diverged is not None:
+            return
 
 
 def _fit_from(model, data, epochs, fit_args, history, guard):

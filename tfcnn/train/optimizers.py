@@ -69,6 +69,11 @@ def build_learning_rate(config, steps_per_epoch):
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
     total_steps = config.epochs * steps_per_epoch
     if config.schedule is Schedule.PLATEAU:
+        if config.head_epochs:
+            raise RecipeError(
+                "train.head_epochs must be 0 with train.schedule = "
+                "\"plateau\" (the stage switch divides a scheduled rate). "
+                f"Received: head_epochs={config.head_epochs}")
         if warmup_steps:
             raise RecipeError(
                 "train.warmup_epochs must be 0 with train.schedule = "
@@ -93,12 +98,42 @@ def build_learning_rate(config, steps_per_epoch):
     else:
         schedule = rate
     if warmup_steps:
-        return LinearWarmup(schedule, warmup_steps)
+        schedule = LinearWarmup(schedule, warmup_steps)
+    if config.head_epochs:
+        # tfcnn.train.freeze: after the head stage, everything trains at a
+        # fraction of the rate.
+        schedule = DividedAfter(schedule, config.head_epochs * steps_per_epoch,
+                                config.unfreeze_lr_divisor)
     return schedule
 
 
+class _WrappedSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Base of the schedules that modify another schedule or a constant:
+    ``self.schedule`` is read by ``_inner`` and (de)serialized here."""
+
+    def _inner(self, step):
+        if callable(self.schedule):
+            return keras.ops.cast(self.schedule(step), "float32")
+        return keras.ops.convert_to_tensor(self.schedule, "float32")
+
+    def get_config(self):
+        schedule = self.schedule
+        schedules = keras.optimizers.schedules
+        if isinstance(schedule, schedules.LearningRateSchedule):
+            schedule = schedules.serialize(schedule)
+        return {"schedule": schedule}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config["schedule"], dict):
+            config["schedule"] = keras.optimizers.schedules.deserialize(
+                config["schedule"])
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="tfcnn")
-class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+class LinearWarmup(_WrappedSchedule):
     """Linear warm-up from 0 in front of another schedule or a constant.
 
     Keras' ``CosineDecay`` has its own warm-up; this one adds the same to a
@@ -120,27 +155,45 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = keras.ops.cast(step, "float32")
-        if callable(self.schedule):
-            after = keras.ops.cast(self.schedule(step), "float32")
-        else:
-            after = keras.ops.convert_to_tensor(self.schedule, "float32")
         ramp = keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
-        return after * ramp
+        return self._inner(step) * ramp
 
     def get_config(self):
-        schedule = self.schedule
-        schedules = keras.optimizers.schedules
-        if isinstance(schedule, schedules.LearningRateSchedule):
-            schedule = schedules.serialize(schedule)
-        return {"schedule": schedule, "warmup_steps": self.warmup_steps}
+        return {**super().get_config(), "warmup_steps": self.warmup_steps}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config["schedule"], dict):
-            config["schedule"] = keras.optimizers.schedules.deserialize(
-                config["schedule"])
-        return cls(**config)
+
+@keras.saving.register_keras_serializable(package="tfcnn")
+class DividedAfter(_WrappedSchedule):
+    """Another schedule (or a constant), divided from a step on.
+
+    The second stage of fine-tuning (``tfcnn.train.freeze``) trains at the
+    rate divided by ``train.unfreeze_lr_divisor``. A function of the step
+    alone, so a resumed run gets the rate of its stage.
+
+    Args:
+        schedule: float or ``LearningRateSchedule``.
+        boundary: int, the first step (optimizer iterations done) that
+            gets the divided rate.
+        divisor: float > 0.
+    """
+
+    def __init__(self, schedule, boundary, divisor):
+        if divisor <= 0:
+            raise ValueError(
+                f"divisor must be > 0. Received: divisor={divisor}")
+        self.schedule = schedule
+        self.boundary = int(boundary)
+        self.divisor = float(divisor)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rate = self._inner(step)
+        return keras.ops.where(step >= self.boundary, rate / self.divisor,
+                               rate)
+
+    def get_config(self):
+        return {**super().get_config(), "boundary": self.boundary,
+                "divisor": self.divisor}
 
 
 def build_optimizer(config, steps_per_epoch):

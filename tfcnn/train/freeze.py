@@ -1,0 +1,209 @@
+"""Which layers train: freezing and the two-stage fine-tuning schedule.
+
+``train.trainable`` picks the layers of the network that train:
+
+* ``"all"``: every layer (as built);
+* ``"head"``: the classifier alone, the network's last layer with weights;
+* ``"from:<layer name>"``: that layer and every layer after it.
+
+The others are frozen the Keras way, ``layer.trainable = False``: their
+weights get no updates and a frozen batch norm runs in inference mode
+(its moving statistics stay as loaded), as Keras' transfer-learning guide
+prescribes for fine-tuning.
+
+With ``train.head_epochs = N`` a run has two stages (Yosinski et al. 2014;
+Howard & Ruder 2018): the first N epochs train the head alone (the new
+classifier settles on frozen features), the rest train ``train.trainable``
+with the learning rate divided by ``train.unfreeze_lr_divisor``
+(``tfcnn.train.optimizers.DividedAfter``). The stage is a function of the
+epoch alone, so a run killed in either stage resumes in it: the optimizer
+is built over every variable before anything is frozen, so its slots (and
+the backup file, which holds them) have the same variables in both stages;
+frozen variables' slots simply stay as they are.
+"""
+
+import dataclasses
+import sys
+
+import numpy as np
+
+from tfcnn.errors import RecipeError
+
+ALL = "all"
+HEAD = "head"
+FROM = "from:"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """Epochs ``[first_epoch, end_epoch)`` training ``trainable``."""
+
+    first_epoch: int
+    end_epoch: int
+    trainable: str
+
+
+def training_stages(config):
+    """The stages of a ``TrainConfig``, in order.
+
+    Args:
+        config: ``tfcnn.recipe.TrainConfig``.
+
+    Returns:
+        tuple of ``Stage``: one, or the head stage and the rest.
+    """
+    if not config.head_epochs:
+        return (Stage(0, config.epochs, config.trainable),)
+    return (Stage(0, config.head_epochs, HEAD),
+            Stage(config.head_epochs, config.epochs, config.trainable))
+
+
+def network_of(model):
+    """The network inside a TRAINING MODEL (its nested ``keras.Model``)."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return layer
+    return model
+
+
+class Freezer:
+    """Sets a network's trainable layers; remembers how they were built.
+
+    Args:
+        network: a functional ``keras.Model``. Its layers' ``trainable``
+            flags at construction are what ``"all"`` restores (a builder
+            may freeze a layer on purpose).
+    """
+
+    def __init__(self, network):
+        self.network = network
+        self._built = {layer.name: layer.trainable
+                       for layer in network.layers}
+        self.current = ALL
+
+    def apply(self, trainable):
+        """Freezes every layer outside ``trainable``.
+
+        Args:
+            trainable: str, a ``train.trainable`` value (validated by the
+                recipe).
+
+        Returns:
+            bool, whether any layer's flag changed (the caller then
+            rebuilds its train function).
+
+        Raises:
+            RecipeError: ``from:`` names no layer of the network.
+        """
+        chosen = self._trainable_layers(trainable)
+        changed = False
+        for layer in self.network.layers:
+            if not layer.weights:
+                continue
+            flag = self._built[layer.name] and layer.name in chosen
+            if layer.trainable != flag:
+                layer.trainable = flag
+                changed = True
+        self.current = trainable
+        return changed
+
+    def counts(self):
+        """``(trainable, frozen)`` parameter counts of the network.
+
+        Frozen counts every weight of the frozen layers (their batch-norm
+        statistics included); the moving statistics of a batch norm that
+        trains are neither.
+        """
+        frozen = [w for layer in self.network.layers
+                  if not layer.trainable for w in layer.weights]
+        return _count(self.network.trainable_weights), _count(frozen)
+
+    def _trainable_layers(self, trainable):
+        layers = self.network.layers
+        if trainable == ALL:
+            return {layer.name for layer in layers}
+        if trainable == HEAD:
+            weighted = [layer for layer in layers if layer.weights]
+            return {weighted[-1].name} if weighted else set()
+        name = trainable[len(FROM):]
+        names = [layer.name for layer in layers]
+        if name not in names:
+            raise RecipeError(
+                f"train.trainable: {self.network.name} has no layer "
+                f"{name!r} (its layers with weights: "
+                f"{', '.join(_weighted_names(layers)[:6])}, ...). "
+                f"Received: {trainable!r}")
+        return set(names[names.index(name):])
+
+
+def describe(stage, counts):
+    """One line for a stage: its epochs, what trains, the counts."""
+    trainable, frozen = counts
+    if stage.end_epoch - stage.first_epoch == 1:
+        epochs = f"epoch {stage.end_epoch} trains"
+    else:
+        epochs = f"epochs {stage.first_epoch + 1}-{stage.end_epoch} train"
+    return (f"{epochs} {stage.trainable}: {trainable:,} trainable, "
+            f"{frozen:,} frozen parameters")
+
+
+def _weighted_names(layers):
+    return [layer.name for layer in layers if layer.weights]
+
+
+def _count(weights):
+    return int(sum(np.prod(w.shape) for w in weights))
+
+
+class StagedTraining:
+    """Enters each stage of a run: freezes, rebuilds the train function,
+    and reports the counts (stderr and TensorBoard).
+
+    Args:
+        model: the compiled TRAINING MODEL, its optimizer already built
+            over every variable (``tfcnn.train.fit`` builds it before the
+            first stage).
+        config: ``tfcnn.recipe.TrainConfig``.
+        log_dir: Path or None, where the counts go for TensorBoard
+            (``parameters/trainable`` and ``parameters/frozen`` at the
+            stage's first epoch). Defaults to None.
+    """
+
+    def __init__(self, model, config, log_dir=None):
+        self.model = model
+        self.stages = training_stages(config)
+        self.freezer = Freezer(network_of(model))
+        self.log_dir = log_dir
+
+    def enter(self, stage):
+        """Makes ``stage``'s layers the trainable ones."""
+        if self.freezer.apply(stage.trainable):
+            # Keras traces train_step with the trainable variables of the
+            # moment; a cached train function would keep the old set.
+            self.model.make_train_function(force=True)
+        counts = self.freezer.counts()
+        if len(self.stages) > 1 or stage.trainable != ALL:
+            _say(f"train: {describe(stage, counts)}")
+        if self.log_dir is not None:
+            _log_counts(self.log_dir, stage, counts)
+        return counts
+
+
+def _log_counts(log_dir, stage, counts):
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        tf.summary.scalar("parameters/trainable", counts[0],
+                          step=stage.first_epoch)
+        tf.summary.scalar("parameters/frozen", counts[1],
+                          step=stage.first_epoch)
+        tf.summary.text("stages", describe(stage, counts),
+                        step=stage.first_epoch)
+    writer.close()
+
+
+def _say(message):
+    print(message, file=sys.stderr, flush=True)
