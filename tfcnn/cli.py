@@ -321,12 +321,24 @@ def _stats(args):
         data, folder = recipe.data, recipe.data.shard_dir
     from tfcnn.data import manifest
     from tfcnn.data import stats
+    from tfcnn.recipe import Source
 
-    result = stats.compute_stats(
-        manifest.describe(folder, label_offset=_given(args.label_offset,
-                                                      data.label_offset)),
-        size=_given(args.resize_size, data.resize_size), split=args.split,
-        progress=not args.json)
+    if recipe is not None and data.source is Source.TFDS:
+        # A tfds dataset prepared on disk: its training split, cached
+        # under the tfds data folder.
+        folder = f"tfds:{data.tfds_name}"
+        result = stats.compute_tfds_stats(
+            data.tfds_name, split=data.tfds_train_split,
+            data_dir=data.tfds_data_dir or None,
+            size=_given(args.resize_size, data.resize_size),
+            progress=not args.json)
+    else:
+        result = stats.compute_stats(
+            manifest.describe(folder, label_offset=_given(
+                args.label_offset, data.label_offset)),
+            size=_given(args.resize_size, data.resize_size), split=args.split,
+            progress=not args.json)
+
     if args.json:
         _print_json(args, {"data": str(folder), "size": result.size,
                            "split": result.split,

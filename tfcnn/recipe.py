@@ -95,6 +95,7 @@ class MeanMode(enum.Enum):
     IMAGE = "image"      # subtract the mean image (AlexNet)
     CHANNEL = "channel"  # subtract the per-channel mean, divide by the std
     NONE = "none"        # scale pixels to [0, 1] only
+    IMAGENET = "imagenet"  # ImageNet's channel mean and std (no dataset stats)
     # keras.applications' preprocess_input modes, for its weights:
     CAFFE = "caffe"      # RGB -> BGR, minus ImageNet's BGR means (VGG, ResNet)
     TORCH = "torch"      # [0, 1], minus ImageNet's means, over its stds
@@ -198,9 +199,11 @@ class AugmentConfig:
     flip: bool = True
     # std of AlexNet's PCA lighting coefficients; 0 turns it off
     pca_lighting: float = 0.1
-    # mean subtraction: image | channel | none, or keras.applications'
-    # caffe | torch | tf; auto: the convention of keras.applications' model
-    # with model.weights = "imagenet" (caffe for VGG and ResNet), else image
+    # mean subtraction: image | channel | none | imagenet (ImageNet's channel
+    # mean and std, and its PCA when the data has no statistics), or
+    # keras.applications' caffe | torch | tf; auto: the convention of
+    # keras.applications' model with model.weights = "imagenet" (caffe for
+    # VGG and ResNet), else image. image and channel need `tfcnn stats`
     mean: MeanMode = MeanMode.AUTO
     # MixUp's alpha (Beta distribution, Zhang et al. 2018); 0 turns it off
     mixup_alpha: float = 0.0

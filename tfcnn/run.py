@@ -20,7 +20,8 @@ from tfcnn.recipe import Source
 
 _EXPORT_RECORD = "export.json"
 # Mean modes that need no statistics of the dataset.
-_FIXED_MEANS = (MeanMode.NONE, MeanMode.CAFFE, MeanMode.TORCH, MeanMode.TF)
+_FIXED_MEANS = (MeanMode.NONE, MeanMode.IMAGENET, MeanMode.CAFFE,
+                MeanMode.TORCH, MeanMode.TF)
 
 
 @dataclasses.dataclass
@@ -65,7 +66,8 @@ def _stages(recipe):
     if source in (Source.DIGITS, Source.DIGIT_SCENES, Source.FOLDER):
         stages.append(_ingest)
     if source in (Source.DIGITS, Source.DIGIT_SCENES, Source.FOLDER,
-                  Source.TFRECORD):
+                  Source.TFRECORD) or (source is Source.TFDS
+                                       and not recipe.data.tfds_mask_key):
         stages.append(_stats)
     stages += [_train, _evaluate, _export, _predict]
     return stages
@@ -123,8 +125,10 @@ def _stats(recipe, force):
     if (recipe.augment.mean in _FIXED_MEANS
             and recipe.augment.pca_lighting == 0):
         return None
+    if recipe.data.source is Source.TFDS:
+        return _tfds_stats(recipe, force)
     data_dir = recipe.data.shard_dir
-    existing = stats.load_stats(data_dir)
+    existing = stats.load_stats(data_dir, required=False)
     if (existing is not None and existing.size == recipe.data.resize_size
             and not force):
         return StageReport("stats", True,
@@ -135,6 +139,24 @@ def _stats(recipe, force):
         "stats", False,
         f"mean image and RGB PCA of {result.num_images} training images "
         f"saved in {data_dir}")
+
+
+def _tfds_stats(recipe, force):
+    from tfcnn.data import stats
+
+    data = recipe.data
+    where = dict(split=data.tfds_train_split,
+                 data_dir=data.tfds_data_dir or None, size=data.resize_size)
+    if not force and stats.load_tfds_stats(data.tfds_name, required=False,
+                                           **where) is not None:
+        return StageReport("stats", True,
+                           f"tfds dataset {data.tfds_name} has stats at "
+                           f"{data.resize_size}px")
+    result = stats.compute_tfds_stats(data.tfds_name, **where)
+    return StageReport(
+        "stats", False,
+        f"mean image and RGB PCA of {result.num_images} training images of "
+        f"tfds dataset {data.tfds_name} saved")
 
 
 def _train(recipe, force):

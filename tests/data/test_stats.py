@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.data import reference_shards
+from tests.data.test_readers import tfds_dir  # noqa: F401 - fixture
 from tfcnn.data import ingest
 from tfcnn.data import preprocess
 from tfcnn.data import stats as stats_lib
@@ -92,8 +93,11 @@ def test_stats_are_saved_and_named_in_the_manifest(dataset):
         stats_lib.load_stats(dataset, size=32)
 
 
-def test_load_stats_is_none_before_compute(tmp_path):
-    assert stats_lib.load_stats(tmp_path) is None
+def test_no_stats_is_an_error_naming_the_command(tmp_path):
+    # Never a silent fallback to ImageNet's values.
+    with pytest.raises(DataError, match=r"run `tfcnn stats .* --size 32`"):
+        stats_lib.load_stats(tmp_path, size=32)
+    assert stats_lib.load_stats(tmp_path, required=False) is None
 
 
 def test_stats_of_reference_shards(tmp_path):
@@ -196,3 +200,51 @@ def test_stats_of_compact_shards_equal_the_originals_within_jpeg_noise(
                                atol=0.01 * a.eigenvalues[0])
     np.testing.assert_allclose(np.abs(np.sum(
         a.eigenvectors * b.eigenvectors, axis=0)), 1.0, atol=0.01)
+
+
+# tfds sources ---------------------------------------------------------------
+
+def test_tfds_stats_equal_a_numpy_pass(tfds_dir):  # noqa: F811
+    from tests.data import image_files
+
+    name = "tfcnn_tiny_images"
+    with pytest.raises(DataError, match=r"run `tfcnn stats RECIPE`"):
+        stats_lib.load_tfds_stats(name, data_dir=tfds_dir, size=12)
+    result = stats_lib.compute_tfds_stats(name, data_dir=tfds_dir, size=12,
+                                          progress=False)
+    # The 6 lossless 12x16 training images, their centre 12x12 squares
+    # (the shorter side is already 12), in NumPy float64.
+    images = np.stack([image_files.rgb_array(i, 12, 16)[:, 2:14]
+                       for i in range(6)]).astype(np.float64)
+    pixels = images.reshape(-1, 3)
+    assert result.num_images == 6 and result.size == 12
+    np.testing.assert_allclose(result.mean_image, images.mean(axis=0),
+                               rtol=1e-6)
+    np.testing.assert_allclose(result.channel_mean, pixels.mean(axis=0),
+                               rtol=1e-12)
+    np.testing.assert_allclose(result.covariance,
+                               np.cov(pixels.T, bias=True), rtol=1e-9)
+    loaded = stats_lib.load_tfds_stats(name, data_dir=tfds_dir, size=12)
+    np.testing.assert_array_equal(loaded.mean_image, result.mean_image)
+    np.testing.assert_array_equal(loaded.eigenvectors, result.eigenvectors)
+    # Keyed by split and size: another size has none yet.
+    assert stats_lib.load_tfds_stats(name, data_dir=tfds_dir, size=8,
+                                     required=False) is None
+
+
+def test_stats_command_on_a_tfds_recipe(tmp_path, tfds_dir,  # noqa: F811
+                                        capsys):
+    from tfcnn import cli
+    from tfcnn import recipe as recipe_lib
+
+    recipe = recipe_lib.recipe_from_dict({"data": {
+        "source": "tfds", "tfds_name": "tfcnn_tiny_images",
+        "tfds_data_dir": str(tfds_dir), "resize_size": 10,
+        "crop_size": 8}})
+    path = tmp_path / "tfds.toml"
+    path.write_text(recipe_lib.dump_toml(recipe))
+    assert cli.main(["stats", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["num_images"], summary["size"]) == (6, 10)
+    assert stats_lib.load_tfds_stats("tfcnn_tiny_images", data_dir=tfds_dir,
+                                     size=10).num_images == 6

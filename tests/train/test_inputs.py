@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.data.test_readers import tfds_dir  # noqa: F401 - fixture
 from tests.train.conftest import tiny_recipe
+from tfcnn.errors import DataError
 from tfcnn.errors import RecipeError
 from tfcnn.recipe import Source
 from tfcnn.train import inputs
@@ -202,3 +204,31 @@ def test_raw_shards_train_with_no_recipe_change(tmp_path, shards):
     # PNG sources: raw records hold exactly the decoded pixels.
     np.testing.assert_array_equal(batches[0][0], batches[1][0])
     np.testing.assert_array_equal(batches[0][1], batches[1][1])
+
+
+def test_tfds_source_reads_its_statistics(tmp_path, tfds_dir):  # noqa: F811
+    from tfcnn.augment.build import needs_stats
+    from tfcnn.data import stats
+
+    recipe = tiny_recipe(tmp_path / "run", batch_size=2).replace(
+        data={"source": "tfds", "tfds_name": "tfcnn_tiny_images",
+              "tfds_data_dir": str(tfds_dir), "resize_size": 12,
+              "crop_size": 8},
+        augment={"mean": "channel"})
+    # Statistics asked for but never computed: an error, not ImageNet's.
+    with pytest.raises(DataError, match=r"tfcnn stats RECIPE"):
+        inputs.training_inputs(recipe)
+    computed = stats.compute_tfds_stats(
+        "tfcnn_tiny_images", data_dir=tfds_dir, size=12, progress=False)
+    data = inputs.training_inputs(recipe)
+    np.testing.assert_array_equal(data.stats.channel_mean,
+                                  computed.channel_mean)
+    assert not needs_stats(recipe.replace(
+        augment={"mean": "imagenet", "pca_lighting": 0.1}).augment)
+
+    everything = sorted(key for images, _ in inputs.evaluation_inputs(
+        recipe, split="train").dataset for key in _keys(images))
+    seen, data = _worker_epochs(recipe)
+    (first, _), (second, _) = seen
+    assert data.steps_per_epoch == 3 and len(first) == len(second) == 3
+    assert sorted(first + second) == everything

@@ -109,6 +109,30 @@ def host_crop_size(config, crop_size):
     return crop_size if config.crop is CropMode.INCEPTION else None
 
 
+def needs_stats(config, model=None):
+    """Whether augmentation reads the dataset's statistics.
+
+    The mean image or channel mean/std (``mean`` image, channel, or auto
+    resolving to image) and PCA lighting need them; ``mean = "imagenet"``
+    asks for ImageNet's values instead (its PCA too), and
+    keras.applications' modes carry their own constants.
+
+    Args:
+        config: ``tfcnn.recipe.AugmentConfig``.
+        model: ``tfcnn.recipe.ModelConfig`` or None.
+
+    Returns:
+        bool.
+    """
+    from tfcnn.models import weights as weights_lib
+
+    mean = weights_lib.resolve_mean(config.mean, model)
+    if mean is MeanMode.IMAGENET:
+        return False
+    return (mean in (MeanMode.IMAGE, MeanMode.CHANNEL)
+            or config.pca_lighting > 0)
+
+
 def mean_subtraction(mode, stats=None):
     """The ``MeanSubtraction`` layer for a ``MeanMode`` and optional stats.
 
@@ -123,6 +147,11 @@ def mean_subtraction(mode, stats=None):
         # Unresolved (no ImageNet weights to follow): AlexNet's mean image.
         mode = MeanMode.IMAGE
     mean = std = None
+    if mode is MeanMode.IMAGENET:
+        # Asked for by name: ImageNet's statistics, whatever the data.
+        return mean_lib.MeanSubtraction(
+            MeanMode.CHANNEL.value, mean=mean_lib.IMAGENET_MEAN,
+            std=mean_lib.IMAGENET_STD, name="mean_subtraction")
     if stats is not None and mode is MeanMode.IMAGE:
         mean = stats.mean_image
     elif stats is not None and mode is MeanMode.CHANNEL:

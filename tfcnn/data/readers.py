@@ -168,6 +168,8 @@ class TfdsSource:
         image_key: str, the image feature.
         label_key: str, the label feature.
         counts: dict split -> examples.
+        prepared_dir: str, the prepared dataset's versioned folder
+            (``<data_dir>/<name>/<version>``). Defaults to "".
     """
 
     name: str
@@ -176,6 +178,7 @@ class TfdsSource:
     image_key: str
     label_key: str
     counts: dict
+    prepared_dir: str = ""
 
     @property
     def num_classes(self):
@@ -217,7 +220,8 @@ def describe_tfds(name, *, data_dir=None):
         class_names=list(info.features[label_key].names),
         image_key=image_key, label_key=label_key,
         counts={split: int(info.splits[split].num_examples)
-                for split in info.splits})
+                for split in info.splits},
+        prepared_dir=str(builder.data_dir))
 
 
 def read_tfds(name, split, *, data_dir=None, size=None):

@@ -99,8 +99,6 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
     Raises:
         DataError: no shards, no such split, or the split has no images.
     """
-    import tensorflow as tf
-
     from tfcnn.data import readers
 
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -116,27 +114,10 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
     # not decode (possible in shards from other tools, never in ours) is
     # left out and counted instead of ending the pass.
     images = readers.read_images(manifest.files(split), size=size)
-    dataset = images.ignore_errors().batch(batch_size).map(
-        _batch_sums, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-
-    image_sum = np.zeros((size, size, 3), np.int64)
-    cross = np.zeros((3, 3), np.int64)
-    num_images = 0
-    from tqdm import auto
-
-    steps = math.ceil(manifest.count(split) / batch_size)
-    with auto.tqdm(total=steps, unit="batch", desc="stats",
-                   disable=not progress or not sys.stderr.isatty(),
-                   file=sys.stderr) as bar:
-        for batch_images, batch_sum, batch_cross in (
-                dataset.as_numpy_iterator()):
-            num_images += int(batch_images)
-            image_sum += batch_sum
-            cross += batch_cross
-            bar.update(1)
-    if num_images == 0:
-        raise DataError(f"no readable {split} images in {manifest.data_dir}")
-    stats = _finish(image_sum, cross, num_images, size, split)
+    stats = _one_pass(images, size=size, split=split,
+                      count=manifest.count(split), batch_size=batch_size,
+                      progress=progress, where=manifest.data_dir)
+    num_images = stats.num_images
     path = Path(manifest.data_dir) / manifest_lib.STATS_NAME
     save_stats(stats, path)
     if manifest.from_file:
@@ -153,6 +134,120 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
               f"{np.array2string(stats.eigenvalues, precision=1)}; "
               f"wrote {path}")
     return stats
+
+
+def compute_tfds_stats(name, *, split="train", data_dir=None, size=256,
+                       progress=True, batch_size=32):
+    """Computes the statistics of a tfds split and caches them on disk.
+
+    One pass over the split, each image decoded and resized by
+    ``tfcnn.data.readers.read_tfds(..., size=size)`` as training reads it.
+    The result is saved in the prepared dataset's folder (``<data_dir>/
+    <name>/<version>``, so keyed by dataset and version) as
+    ``tfcnn_stats/<split>-<size>.npz``, where ``load_tfds_stats`` finds it.
+
+    Args:
+        name: str, the tfds dataset name.
+        split: str, a tfds split. Defaults to "train".
+        data_dir: str, Path or None, the tfds data folder. Defaults to None.
+        size: int, the host size S. Defaults to 256.
+        progress: bool, a progress bar and a summary line. Defaults to True.
+        batch_size: int, images per step of the pass. Defaults to 32.
+
+    Returns:
+        a ``DatasetStats``.
+
+    Raises:
+        DataError: the dataset or split is not prepared, or is empty.
+    """
+    from tfcnn.data import readers
+
+    source = readers.describe_tfds(name, data_dir=data_dir)
+    images = readers.read_tfds(name, split, data_dir=data_dir,
+                               size=size).map(lambda image, label: image)
+    stats = _one_pass(images, size=size, split=split,
+                      count=source.count(split), batch_size=batch_size,
+                      progress=progress, where=f"tfds dataset {name}")
+    path = tfds_stats_path(source, split, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_stats(stats, path)
+    if progress:
+        print(f"stats: {stats.num_images} {split} images of {name} at "
+              f"{size}x{size}; wrote {path}")
+    return stats
+
+
+def tfds_stats_path(source, split, size):
+    """Where the statistics of a tfds split at host size ``size`` live.
+
+    Args:
+        source: ``tfcnn.data.readers.TfdsSource``.
+        split: str, a tfds split (``"train"``, ``"train[:90%]"``).
+        size: int.
+
+    Returns:
+        Path inside the prepared dataset's versioned folder.
+    """
+    key = "".join(c if c.isalnum() else "_" for c in split)
+    return Path(source.prepared_dir) / "tfcnn_stats" / f"{key}-{size}.npz"
+
+
+def load_tfds_stats(name, *, split="train", data_dir=None, size=256,
+                    required=True):
+    """Loads the statistics ``compute_tfds_stats`` cached for a split.
+
+    Args:
+        name: str, the tfds dataset name.
+        split: str. Defaults to "train".
+        data_dir: str, Path or None, the tfds data folder. Defaults to None.
+        size: int, the host size. Defaults to 256.
+        required: bool, raise when none were computed; False returns None.
+            Defaults to True.
+
+    Returns:
+        a ``DatasetStats`` (or None, see ``required``).
+
+    Raises:
+        DataError: none computed (with ``required``), or unreadable.
+    """
+    from tfcnn.data import readers
+
+    path = tfds_stats_path(readers.describe_tfds(name, data_dir=data_dir),
+                           split, size)
+    if not path.is_file():
+        if not required:
+            return None
+        raise DataError(
+            f"no statistics of tfds dataset {name} ({split}) at "
+            f"{size}x{size}: run `tfcnn stats RECIPE` (or `tfcnn run "
+            f"RECIPE`) with data.source = \"tfds\", or set augment.mean = "
+            f"\"imagenet\" for ImageNet's values. Received: {path}")
+    return _read(path, size)
+
+
+def _one_pass(images, *, size, split, count, batch_size, progress, where):
+    """Exact integer sums over uint8 ``[S, S, 3]`` images, finished."""
+    import tensorflow as tf
+    from tqdm import auto
+
+    dataset = images.ignore_errors().batch(batch_size).map(
+        _batch_sums, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    image_sum = np.zeros((size, size, 3), np.int64)
+    cross = np.zeros((3, 3), np.int64)
+    num_images = 0
+    steps = math.ceil(count / batch_size)
+    with auto.tqdm(total=steps, unit="batch", desc="stats",
+                   disable=not progress or not sys.stderr.isatty(),
+                   file=sys.stderr) as bar:
+        for batch_images, batch_sum, batch_cross in (
+                dataset.as_numpy_iterator()):
+            num_images += int(batch_images)
+            image_sum += batch_sum
+            cross += batch_cross
+            bar.update(1)
+    if num_images == 0:
+        raise DataError(f"no readable {split} images in {where}")
+    return _finish(image_sum, cross, num_images, size, split)
 
 
 def _batch_sums(images):
@@ -199,30 +294,44 @@ def save_stats(stats, path):
     atomic_files.write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_stats(data_dir, *, size=None):
+def load_stats(data_dir, *, size=None, required=True):
     """Loads the statistics saved beside a shard folder's shards.
 
     Args:
         data_dir: str or Path of a shard folder, or a ``Manifest``.
         size: int or None; when given, the stored statistics must be at this
             host size. Defaults to None.
+        required: bool, raise when no statistics were computed yet; False
+            returns None then. Defaults to True.
 
     Returns:
-        a ``DatasetStats``, or None when no statistics were computed yet.
+        a ``DatasetStats`` (or None, see ``required``).
 
     Raises:
-        DataError: the statistics file is unreadable, or its size differs
-            from ``size``.
+        DataError: no statistics (with ``required``), the statistics file
+            is unreadable, or its size differs from ``size``.
     """
     if isinstance(data_dir, manifest_lib.Manifest):
         path = data_dir.stats_path or (
             Path(data_dir.data_dir) / manifest_lib.STATS_NAME)
+        folder = data_dir.data_dir
     elif (Path(data_dir) / manifest_lib.MANIFEST_NAME).exists():
         path = manifest_lib.Manifest.load(data_dir).stats_path
+        folder = data_dir
     else:
         path = Path(data_dir) / manifest_lib.STATS_NAME
+        folder = data_dir
     if path is None or not path.is_file():
-        return None
+        if not required:
+            return None
+        raise DataError(
+            f"no statistics in {folder}: run `tfcnn stats {folder} --size "
+            f"{size or 256}` (or `tfcnn run RECIPE`), or set augment.mean = "
+            f"\"imagenet\" for ImageNet's values. Received: {folder}")
+    return _read(path, size)
+
+
+def _read(path, size):
     try:
         with np.load(path, allow_pickle=False) as npz:
             stats = DatasetStats(

@@ -130,7 +130,10 @@ def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
     images, labels = next(iter(dataset))
     layers = build_lib.build_preprocessing(
         recipe.augment, crop_size=recipe.data.crop_size,
-        stats=stats_lib.load_stats(manifest, size=size), seed=seed)
+        # The preview adds the mean back, so data without statistics can
+        # still be looked at.
+        stats=stats_lib.load_stats(manifest, size=size, required=False),
+        seed=seed)
     # Mean subtraction is linear and the crop and flip only move pixels, so
     # "the mean added back" is the same chain without it: exact even where
     # a random crop took a patch of the mean image away from its centre.

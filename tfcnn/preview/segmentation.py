@@ -69,7 +69,7 @@ def augmented_pairs(data_dir, recipe, *, count=16, seed=0):
         manifest.files("train"), size=size, batch_size=count, training=True,
         seed=seed, shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False)
     images, masks = next(iter(dataset))
-    stats = stats_lib.load_stats(manifest, size=size)
+    stats = stats_lib.load_stats(manifest, size=size, required=False)
     data = {"images": images, "segmentation_masks": masks}
     for layer in segmentation_lib.augmentation_from_recipe(recipe, stats):
         data = layer(data, training=True)

@@ -31,7 +31,7 @@ def evaluate(recipe, verbose=True):
         JSON-ready dict: ``task``, ``split``, ``num_examples``, the task's
         figures and ``model`` (path). Classification: ``loss``,
         ``accuracy``, ``top5_accuracy`` (with 10-crop also
-        ``ten_crop_accuracy``, ``ten_crop_top5_accuracy`` and
+        ``ten_crop_accuracy``, ``ten_crop_top5_accuracy``,
         ``ten_crop_loss`` and ``views``); segmentation: ``mean_iou``,
         ``pixel_accuracy`` and ``per_class_iou`` (class name -> IoU, None
         for a class neither labelled nor predicted).

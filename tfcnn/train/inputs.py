@@ -284,7 +284,8 @@ class _Shards:
         from tfcnn.data import stats as stats_lib
 
         return stats_lib.load_stats(self._manifest,
-                                    size=self._recipe.data.resize_size)
+                                    size=self._recipe.data.resize_size,
+                                    required=_needs_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
@@ -356,7 +357,13 @@ class _Tfds:
         return {}
 
     def stats(self):
-        return None
+        from tfcnn.data import stats as stats_lib
+
+        data = self._recipe.data
+        return stats_lib.load_tfds_stats(
+            data.tfds_name, split=self._splits["train"],
+            data_dir=self._data_dir, size=data.resize_size,
+            required=_needs_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
@@ -404,6 +411,12 @@ def _host_crop(recipe):
     from tfcnn.augment import host_crop_size
 
     return host_crop_size(recipe.augment, recipe.data.crop_size)
+
+
+def _needs_stats(recipe):
+    from tfcnn.augment.build import needs_stats
+
+    return needs_stats(recipe.augment, recipe.model)
 
 
 def _source(recipe):
