@@ -191,3 +191,20 @@ def test_inception_crop_keeps_the_centre_in_training_too():
                                   images[:, 2:6, 2:6])
     assert augment.host_crop_size(config, 4) == 4
     assert augment.host_crop_size(AugmentConfig(), 4) is None
+
+
+def test_imagenet_mean_is_asked_for_by_name():
+    from tfcnn.augment.build import mean_subtraction
+    from tfcnn.augment.build import needs_stats
+    from tfcnn.augment.mean import IMAGENET_MEAN
+    from tfcnn.augment.mean import IMAGENET_STD
+
+    layer = mean_subtraction(MeanMode.IMAGENET)
+    pixels = np.full((1, 2, 2, 3), 100.0, np.float32)
+    expected = (100.0 - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
+    np.testing.assert_allclose(layer(pixels).numpy()[0, 0, 0], expected,
+                               rtol=1e-5)
+    assert not needs_stats(AugmentConfig(mean=MeanMode.IMAGENET,
+                                         pca_lighting=0.1))
+    assert needs_stats(AugmentConfig(mean=MeanMode.CHANNEL, pca_lighting=0))
+    assert needs_stats(AugmentConfig(mean=MeanMode.NONE, pca_lighting=0.1))
