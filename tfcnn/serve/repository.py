@@ -7,8 +7,8 @@ newest version only), or the models of a model config file
 (``tfcnn.serve.config``), each with its own policy and version labels. It
 polls for new and removed versions, so a newly exported version is served
 without a restart: it is loaded in the background, becomes the default once
-it is ready, and the versions that leave the policy are then unloaded and
-their memory released (TF Serving's availability-preserving order).
+it is ready, and the versions that leave the policy are then unloaded
+(TF Serving's availability-preserving order).
 Requests keep being answered by the versions already loaded meanwhile.
 
 A version that fails to load (a corrupt file; a version copied file by
