@@ -8,7 +8,7 @@ or when its first request has waited ``batch_timeout_micros``, with at most
 of the outputs back. ``Batcher`` does the same without a thread of its
 own: the first waiting request leads its batch (waits, takes the queued
 requests that fit, runs the call, hands the rows out) while the others
-wait, and hands the lead to the next queued request when it leaves.
+wait, and passes that role to the next queued request when it leaves.
 
 With ``allowed_batch_sizes`` a merged batch is padded up to the next
 allowed size, as TF Serving does. Only requests whose inputs have the same
@@ -123,7 +123,7 @@ class Batcher:
         return task.outputs
 
     def _lead(self, task):
-        """Waits for a fuller batch, runs it and hands the lead on."""
+        """Waits for a fuller batch, runs it and passes the role on."""
         with self._cond:
             start_by = task.arrived + self._timeout
             while (self._compatible_rows(task) < self._max_rows

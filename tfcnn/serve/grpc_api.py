@@ -244,7 +244,7 @@ def create_server(inference, host="127.0.0.1", port=8500, max_workers=None):
         port: int, 0 picks a free one. Defaults to 8500 (TF Serving's
             gRPC port).
         max_workers: int or None, RPC threads; None: the admission limit
-            plus room for status and metadata calls.
+            plus spare threads for status and metadata calls.
 
     Raises:
         OSError: the address can't be bound (EADDRINUSE when taken).
