@@ -1,8 +1,8 @@
 """tfcnn's modules import each other in one direction: no import cycle.
 
 Imports inside functions count too: they defer the cost, not the
-dependency. Two cycles through deferred imports are known and listed
-below with what would end them; any other cycle fails.
+dependency. One cycle through deferred imports is known and listed below
+with what would end it; any other cycle fails.
 """
 
 import ast
@@ -13,11 +13,6 @@ import tfcnn
 ROOT = Path(tfcnn.__file__).parent
 
 KNOWN_DEFERRED_CYCLES = {
-    # augment.build.needs_stats resolves mean="auto" through models.weights,
-    # which imports tfcnn.augment to load .keras files: resolving the mean
-    # in the caller (train.inputs), as the tasks do, would end it.
-    frozenset({"tfcnn.augment", "tfcnn.augment.build",
-               "tfcnn.models.weights"}),
     # The tasks build their losses, metrics, inputs and summaries from
     # tfcnn.train, whose inputs and evaluate (and export.publish) ask
     # tfcnn.tasks for the task of a recipe: handing the task in from the

@@ -109,24 +109,23 @@ def host_crop_size(config, crop_size):
     return crop_size if config.crop is CropMode.INCEPTION else None
 
 
-def needs_stats(config, model=None):
+def needs_stats(config):
     """Whether augmentation reads the dataset's statistics.
 
-    The mean image or channel mean/std (``mean`` image, channel, or auto
-    resolving to image) and PCA lighting need them; ``mean = "imagenet"``
-    asks for ImageNet's values instead (its PCA too), and
-    keras.applications' modes carry their own constants.
+    The mean image or channel mean/std (``mean`` image or channel) and PCA
+    lighting need them; ``mean = "imagenet"`` asks for ImageNet's values
+    instead (its PCA too), and keras.applications' modes carry their own
+    constants. ``mean = "auto"`` counts as the mean image: resolve it first
+    (``tfcnn.models.weights.resolve_mean``) for a network that starts from
+    ImageNet weights.
 
     Args:
         config: ``tfcnn.recipe.AugmentConfig``.
-        model: ``tfcnn.recipe.ModelConfig`` or None.
 
     Returns:
         bool.
     """
-    from tfcnn.models import weights as weights_lib
-
-    mean = weights_lib.resolve_mean(config.mean, model)
+    mean = MeanMode.IMAGE if config.mean is MeanMode.AUTO else config.mean
     if mean is MeanMode.IMAGENET:
         return False
     return (mean in (MeanMode.IMAGE, MeanMode.CHANNEL)

@@ -415,8 +415,11 @@ def _host_crop(recipe):
 
 def _needs_stats(recipe):
     from tfcnn.augment.build import needs_stats
+    from tfcnn.models import weights as weights_lib
 
-    return needs_stats(recipe.augment, recipe.model)
+    # augment.mean = "auto" follows the weights the network starts from.
+    mean = weights_lib.resolve_mean(recipe.augment.mean, recipe.model)
+    return needs_stats(dataclasses.replace(recipe.augment, mean=mean))
 
 
 def _source(recipe):
