@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfcnn import recipe as recipe_lib
 from tfcnn.errors import RecipeError
@@ -109,6 +110,20 @@ def test_two_stages_freeze_then_unfreeze_at_a_divided_rate(tmp_path,
     err = capsys.readouterr().err
     assert "train: epoch 1 trains head:" in err
     assert "train: epochs 2-3 train all:" in err
+    from tensorboard.backend.event_processing import event_accumulator
+
+    accumulator = event_accumulator.EventAccumulator(
+        str(tmp_path / "run/logs/train"),
+        size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    counts = {tag: {e.step: float(tf.make_ndarray(e.tensor_proto))
+                    for e in accumulator.Tensors(f"parameters/{tag}")}
+              for tag in ("trainable", "frozen")}
+    assert counts["trainable"][0] == 132 and counts["frozen"][1] == 0
+    statistics = sum(v.size for k, v in snapshots.before.items()
+                     if "moving" in k)  # frozen in stage 1, never trainable
+    assert counts["trainable"][1] == (counts["trainable"][0]
+                                      + counts["frozen"][0] - statistics)
     schedule = optimizers.build_learning_rate(recipe.train, 4)
     rates = [float(schedule(step)) for step in (0, 3, 4, 11)]
     np.testing.assert_allclose(rates, [0.05, 0.05, 0.0125, 0.0125],

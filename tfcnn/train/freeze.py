@@ -196,10 +196,14 @@ def _log_counts(log_dir, stage, counts):
 
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
-        tf.summary.scalar("parameters/trainable", counts[0],
-                          step=stage.first_epoch)
-        tf.summary.scalar("parameters/frozen", counts[1],
-                          step=stage.first_epoch)
+        tf.summary.scalar(
+            "parameters/trainable", counts[0], step=stage.first_epoch,
+            description="Parameters that train from this epoch on "
+                        "(train.trainable, train.head_epochs).")
+        tf.summary.scalar(
+            "parameters/frozen", counts[1], step=stage.first_epoch,
+            description="Parameters of the frozen layers from this epoch "
+                        "on, their batch-norm statistics included.")
         tf.summary.text("stages", describe(stage, counts),
                         step=stage.first_epoch)
     writer.close()
