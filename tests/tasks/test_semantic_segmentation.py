@@ -1,11 +1,13 @@
 """Semantic segmentation as a task: model, loss, metrics, a real run."""
 
+import base64
 import glob
 import json
 
 import keras
 import numpy as np
 import pytest
+import requests
 import tensorflow as tf
 from PIL import Image
 
@@ -16,6 +18,7 @@ from tfcnn import recipe as recipe_lib
 from tfcnn import tasks
 from tfcnn.data import segmentation_pipeline
 from tfcnn.serve import predict
+from tfcnn.serve import server as server_lib
 from tfcnn.tasks import semantic_segmentation
 from tfcnn.train import evaluate
 from tfcnn.train import fit
@@ -77,7 +80,10 @@ def test_ingested_masks_train_with_overlays_and_per_class_iou(tmp_path):
     make_pairs(tmp_path / "src", 8, num_classes=3, split="validation")
     assert cli.main(["ingest", str(tmp_path / "src"),
                      str(tmp_path / "shards")]) == 0
-    recipe = _recipe(tmp_path, tmp_path / "shards")
+    # The pairs' flat colours leave channels without variance: ImageNet's
+    # channel statistics instead of the data's.
+    recipe = _recipe(tmp_path, tmp_path / "shards").replace(
+        augment={"mean": "imagenet"})
     summary = fit.train(recipe, verbose=0)
     metrics = summary["metrics"]
     for key in ("loss", "mean_iou", "pixel_accuracy", "val_loss",
@@ -141,6 +147,17 @@ def test_ingested_masks_train_with_overlays_and_per_class_iou(tmp_path):
         np.testing.assert_array_equal(np.asarray(image), class_map[0])
     assert sum(written["pixel_share"].values()) == pytest.approx(1.0)
     assert "class map" in predict.format_predictions(result)
+
+    # tfcnn serve answers the same class map over TF Serving's REST API.
+    with server_lib.BackgroundServer(tmp_path / "exported") as running:
+        answer = requests.post(
+            running.url + "/v1/models/scenes:predict", timeout=120,
+            json={"instances": [{"b64": base64.b64encode(e).decode()}
+                                for e in encoded]})
+    assert answer.status_code == 200, answer.text
+    served_maps = np.array([p["class_map"] if isinstance(p, dict) else p
+                            for p in answer.json()["predictions"]])
+    np.testing.assert_array_equal(served_maps, class_map.numpy())
 
 
 class _VoidMasks(keras.layers.Layer):
