@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from tests.data.segmentation_files import make_voc
 from tests.test_run import NATIVE_LOG
 from tests.test_run import _tfcnn
 from tfcnn.datasets import digit_scenes
@@ -62,3 +63,21 @@ def test_segmentation_recipe_runs_on_another_folder(tmp_path):
                           .read_text())
     assert manifest["task"] == "segmentation"
     assert re.search(r"^\[done\] predict:", result.stdout, re.M)
+
+
+@pytest.mark.slow
+def test_segmentation_recipe_runs_on_a_voc_folder(tmp_path):
+    make_voc(tmp_path / "VOC2012", train=8, val=4)
+    result = _tfcnn(
+        "run", QUICKSTART, "--set", "data.source=folder",
+        "--set", "data.path=VOC2012", "--set", "data.shards=voc_shards",
+        "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2",
+        "--set", "train.batch_size=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "voc_shards/manifest.json")
+                          .read_text())
+    assert manifest["task"] == "segmentation"
+    assert len(manifest["class_names"]) == 21
+    assert manifest["class_names"][:2] == ["background", "aeroplane"]
+    assert re.search(r"^\[done\] predict:", result.stdout, re.M)
+    assert list((tmp_path / "runs").rglob("*_class_map.png"))
