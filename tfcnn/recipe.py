@@ -149,10 +149,11 @@ class DataConfig:
     synthetic_classes: int = 1000
     # synthetic: images per epoch
     synthetic_images: int = 1024
-    # digits: the digit classes written (empty: all ten) and at most this
-    # many training images per class (0: all; the test split stays whole),
-    # e.g. digits 0-4 to pretrain and 10 images of 5-9 to fine-tune on
+    # digits: the digit classes written (empty: all ten), e.g. [0, 1, 2, 3,
+    # 4] to pretrain and [5, 6, 7, 8, 9] to fine-tune on
     digits: tuple = ()
+    # digits: at most this many training images per class (0: all; the test
+    # split stays whole)
     digits_per_class: int = 0
     # keep decoded, resized uint8 images in memory after the first epoch
     cache: bool = False
@@ -321,9 +322,9 @@ class TrainConfig:
     # the others are frozen (a frozen batch norm runs in inference mode)
     trainable: str = "all"
     # fine-tuning in two stages: the first head_epochs of train.epochs train
-    # the head alone, the rest train.trainable with the learning rate divided
-    # by unfreeze_lr_divisor; 0: one stage
+    # the head alone, the rest train.trainable; 0: one stage
     head_epochs: int = 0
+    # second stage of a two-stage run: the learning rate is divided by this
     unfreeze_lr_divisor: float = 10.0
 
     def __post_init__(self):
