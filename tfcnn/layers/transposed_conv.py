@@ -9,8 +9,9 @@ multiplies by ``W_S^T``: it maps an o x o input back to r x r, with
 
 "same" padding is the transpose of ``Conv2D(padding="same")`` (output
 ``o * s``); "valid" is ``p = 0``; an int or a pair gives ``p`` explicitly,
-as in the seeds' formula and PyTorch's ``ConvTranspose2d(padding=p,
-output_padding=...)``, so ported weights give the same numbers.
+as in Dumoulin & Visin's (2016) convolution arithmetic and PyTorch's
+``ConvTranspose2d(padding=p, output_padding=...)``, so ported weights give
+the same numbers.
 
 ``kernel_initializer="bilinear"`` (``tfcnn.layers.BilinearUpsampling``)
 fills the kernel so that an untrained layer upsamples each channel
@@ -29,7 +30,8 @@ class TransposedConv2D(keras.layers.Conv2DTranspose):
     """Transposed 2D convolution: multiplication by ``W_S^T``.
 
     ``keras.layers.Conv2DTranspose`` plus explicit integer padding (the
-    seeds' and PyTorch's ``p``) and the "bilinear" kernel initializer.
+    ``p`` of Dumoulin & Visin 2016 and of PyTorch) and the "bilinear"
+    kernel initializer.
 
     Args:
         filters: int, the number of output channels.
