@@ -1,7 +1,7 @@
 """Tests for tfcnn.layers.dilated_conv: DilatedConv2D.
 
 Reference: an ordinary (undilated) convolution with the explicitly dilated
-kernel, zeros inserted between the taps, and the seeds' output sizes.
+kernel, zeros inserted between the taps, and Yu & Koltun's output sizes.
 """
 
 import numpy as np

@@ -82,7 +82,7 @@ def test_is_multiplication_by_transposed_conv_matrix():
         else:
             pads = layer.explicit_padding
         out_pad = layer.output_padding or (0, 0)
-        # The seeds' formula r = (o - 1) s + a - 2 p + output_padding.
+        # Dumoulin & Visin (2016): r = (o - 1) s + a - 2 p + output_padding.
         out_size = tuple((size - 1) * s + a - 2 * p + op for s, a, p, op in
                          zip((sh, sw), (kh, kw), pads, out_pad))
         assert y.shape == (1,) + out_size + (filters,)

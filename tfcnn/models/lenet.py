@@ -32,7 +32,7 @@ def lenet5(input_shape=(28, 28, 3), num_classes=10, include_top=True,
         classifier_activation: str or None, activation of the last layer.
             Defaults to "softmax".
         activation: str, hidden activation. Defaults to "sigmoid" (the
-            seeds').
+            original, LeCun et al. 1998).
         name: str, model name. Defaults to "lenet5".
 
     Returns:
