@@ -1,8 +1,7 @@
 """tfcnn's modules import each other in one direction: no import cycle.
 
 Imports inside functions count too: they defer the cost, not the
-dependency. One cycle through deferred imports is known and listed below
-with what would end it; any other cycle fails.
+dependency, so any cycle through them fails as well.
 """
 
 import ast
@@ -11,17 +10,6 @@ from pathlib import Path
 import tfcnn
 
 ROOT = Path(tfcnn.__file__).parent
-
-KNOWN_DEFERRED_CYCLES = {
-    # The tasks build their losses, metrics, inputs and summaries from
-    # tfcnn.train, whose inputs and evaluate (and export.publish) ask
-    # tfcnn.tasks for the task of a recipe: handing the task in from the
-    # caller (fit, evaluate, export) would end it.
-    frozenset({"tfcnn.export", "tfcnn.export.publish", "tfcnn.tasks",
-               "tfcnn.tasks.image_classification",
-               "tfcnn.tasks.semantic_segmentation", "tfcnn.train.evaluate",
-               "tfcnn.train.inputs"}),
-}
 
 
 def _module_graph(top_level_only=False):
@@ -88,10 +76,8 @@ def test_no_module_level_import_cycle():
     assert _cycles(graph) == []
 
 
-def test_no_new_cycle_through_deferred_imports():
-    new = [sorted(c) for c in _cycles(_module_graph())
-           if c not in KNOWN_DEFERRED_CYCLES]
-    assert new == []
+def test_no_cycle_through_deferred_imports():
+    assert [sorted(c) for c in _cycles(_module_graph())] == []
 
 
 def test_the_cycle_finder_finds_one():

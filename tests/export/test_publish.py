@@ -11,6 +11,7 @@ import pytest
 
 from tests.export import contract_model
 from tfcnn import cli
+from tfcnn.errors import DataError
 from tfcnn.errors import ExportError
 from tfcnn.export import layout
 from tfcnn.export import publish
@@ -246,6 +247,16 @@ def test_missing_model_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.keras"):
         publish.export_model(tmp_path, export_dir=tmp_path / "sm",
                              name="m")
+
+
+def test_a_model_of_no_task_is_refused_before_any_work(tmp_path):
+    # [batch, steps, classes] is neither a classifier's nor a per-pixel
+    # output: no serving model serves it.
+    inputs = keras.Input((4, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    with pytest.raises(DataError, match="output_shape=\\(None, 4, 2\\)"):
+        publish.export_model(model, export_dir=tmp_path, name="m")
+    assert not os.listdir(tmp_path)
 
 
 def test_bad_classes_json(tmp_path):

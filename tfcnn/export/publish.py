@@ -25,11 +25,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfcnn import atomic_files
-from tfcnn import tasks
+from tfcnn.errors import DataError
 from tfcnn.errors import ExportError
 from tfcnn.export import arguments
 from tfcnn.export import layout
+from tfcnn.export import segmentation
 from tfcnn.export import selfcheck
+from tfcnn.export import serving
 
 VERIFY_ATOL = 1e-5
 VERIFY_TIMEOUT_S = 900
@@ -84,11 +86,11 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     keras_model, file_class_names, source = _load_model(model)
     if class_names is None:
         class_names = file_class_names
-    task = tasks.task_of_model(keras_model)
+    serving_class = _serving_class(keras_model)
     if class_names is None:
         class_names = [str(i) for i in range(
             int(keras_model.outputs[0].shape[-1]))]
-    serving_model = task.serving_model(keras_model, class_names, top_k)
+    serving_model = serving_class(keras_model, class_names, top_k)
 
     # Absolute: the verification child process runs in another directory.
     model_root = pathlib.Path(export_dir).absolute() / name
@@ -113,6 +115,21 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
             os.rename(staging, target)
             atomic_files.fsync_dir(model_root)
     return target
+
+
+def _serving_class(model):
+    """The serving model of ``model``'s task, told by its output rank:
+    ``[batch, classes]`` per image (classification) or ``[batch, height,
+    width, classes]`` per pixel (segmentation)."""
+    rank = len(model.outputs[0].shape)
+    for serving_class in (serving.ServingModel,
+                          segmentation.SegmentationServingModel):
+        if serving_class.output_rank == rank:
+            return serving_class
+    raise DataError(
+        "the model's output is neither [batch, classes] (classification) "
+        "nor [batch, height, width, classes] (segmentation). Received: "
+        f"output_shape={tuple(model.outputs[0].shape)}")
 
 
 def verify_saved_model(serving_model, saved_model_dir):

@@ -45,6 +45,8 @@ class SegmentationServingModel:
     size = None
     top_k = 0
     signatures = SIGNATURES
+    # The rank of the outputs it serves: [batch, height, width, classes].
+    output_rank = 4
 
     def __init__(self, model, class_names, top_k=0):
         del top_k

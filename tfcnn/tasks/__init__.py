@@ -44,32 +44,10 @@ def get_task(name):
             f"Received: task={name!r}") from None
 
 
-def task_of_model(model):
-    """The task whose inference models have ``model``'s output rank.
-
-    Args:
-        model: a trained inference ``keras.Model`` (one output).
-
-    Returns:
-        a ``tfcnn.tasks.task.Task``.
-
-    Raises:
-        DataError: no task predicts outputs of that rank.
-    """
-    rank = len(model.outputs[0].shape)
-    for task in _TASKS.values():
-        if task.output_rank == rank:
-            return task
-    raise DataError(
-        "the model's output is neither [batch, classes] (classification) "
-        "nor [batch, height, width, classes] (segmentation). Received: "
-        f"output_shape={tuple(model.outputs[0].shape)}")
-
-
 def list_tasks():
     """The registered task names."""
     return list(_TASKS)
 
 
 __all__ = ["ImageClassificationTask", "SemanticSegmentationTask",
-           "get_task", "list_tasks", "task_of_model"]
+           "get_task", "list_tasks"]

@@ -20,7 +20,6 @@ class ImageClassificationTask(task_lib.Task):
     monitor = "accuracy"
     log_keys = ("loss", "accuracy", "val_loss", "val_accuracy",
                 "val_top5_accuracy")
-    output_rank = 2
 
     def host_dataset(self, source, *, size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
@@ -72,27 +71,60 @@ class ImageClassificationTask(task_lib.Task):
         return metrics.build_metrics(dense_labels)
 
     def summary_callbacks(self, log_dir, data):
-        from tfcnn.train import inputs as inputs_lib
         from tfcnn.train import summaries
 
-        images, labels = inputs_lib.sample_batch(data.local_train, 16,
-                                                 with_labels=True)
+        images, labels = summaries.sample_batch(data.local_train, 16,
+                                                with_labels=True)
         return [summaries.ImageSummaries(
             log_dir, images, data.local_validation, data.num_classes,
             sample_labels=labels, class_names=data.class_names)]
 
     def evaluate(self, model, data, recipe, verbose=True):
-        from tfcnn.train import evaluate as evaluate_lib
+        """Loss, top-1 and top-5 accuracy (and 10-crop figures).
 
-        return evaluate_lib.classification_figures(model, data, recipe,
-                                                   verbose=verbose)
+        The TRAINING MODEL at inference (its crop layer takes the centre
+        crop) over one pass, every image counted once (the last batch is
+        not dropped). With ``evaluate.ten_crop`` also the AlexNet paper's
+        10-crop figures (four corners and the centre, each with its mirror
+        image, softmax averaged) through ``tfcnn.train.ten_crop``.
+
+        Returns:
+            dict: ``loss``, ``accuracy``, ``top5_accuracy``; with 10-crop
+            also ``ten_crop_accuracy``, ``ten_crop_top5_accuracy``,
+            ``ten_crop_loss`` and ``views`` (10; 5 when the recipe trains
+            without flips).
+        """
+        from tfcnn import console
+        from tfcnn.train import losses
+        from tfcnn.train import metrics as metrics_lib
+
+        model.compile(loss=losses.CrossEntropy(),
+                      metrics=metrics_lib.build_metrics())
+        progress = console.keras_verbosity() if verbose else 0
+        results = model.evaluate(data.dataset, steps=data.steps,
+                                 return_dict=True, verbose=progress)
+        metrics = {
+            "loss": float(results["loss"]),
+            "accuracy": float(results["accuracy"]),
+            "top5_accuracy": float(results["top5_accuracy"]),
+        }
+        if recipe.evaluate.ten_crop:
+            from tfcnn.train import ten_crop
+
+            # Mirror views only for a model that trained on mirror images.
+            metrics.update(ten_crop.evaluate_ten_crop(
+                model, data.dataset, steps=data.steps,
+                verbose=progress, flip=recipe.augment.flip))
+        return metrics
 
     def format_metrics(self, metrics):
-        from tfcnn.train import evaluate as evaluate_lib
-
-        return evaluate_lib.format_classification(metrics)
-
-    def serving_model(self, model, class_names, top_k=5):
-        from tfcnn.export import serving
-
-        return serving.ServingModel(model, class_names, top_k)
+        """Split, count, top-1, top-5, loss (and the 10-crop figures)."""
+        text = (f"{metrics['split']} ({metrics['num_examples']} images): "
+                f"top-1 {metrics['accuracy']:.2%}, "
+                f"top-5 {metrics['top5_accuracy']:.2%}, "
+                f"loss {metrics['loss']:.4f}")
+        if "ten_crop_accuracy" in metrics:
+            text += (f"; {metrics['views']}-crop top-1 "
+                     f"{metrics['ten_crop_accuracy']:.2%}, "
+                     f"top-5 {metrics['ten_crop_top5_accuracy']:.2%}")
+        return text

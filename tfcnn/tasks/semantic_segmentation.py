@@ -46,7 +46,6 @@ class SemanticSegmentationTask(task_lib.Task):
     monitor = "mean_iou"
     log_keys = ("loss", "mean_iou", "val_loss", "val_pixel_accuracy",
                 "val_mean_iou")
-    output_rank = 4
 
     def host_dataset(self, source, *, size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
@@ -164,11 +163,6 @@ class SemanticSegmentationTask(task_lib.Task):
             "per_class_iou": dict(zip(data.class_names, per_class)),
             "pixels": int(total),
         }
-
-    def serving_model(self, model, class_names, top_k=5):
-        from tfcnn.export import segmentation
-
-        return segmentation.SegmentationServingModel(model, class_names)
 
     def format_metrics(self, metrics):
         return (f"{metrics['split']} ({metrics['num_examples']} images): "

@@ -17,14 +17,11 @@ class Task(abc.ABC):
             (without Keras' ``val_`` prefix).
         log_keys: tuple of str, the metrics of the one-line training
             summary.
-        output_rank: int, the rank of the inference model's output
-            (2: ``[B, K]`` per image, 4: ``[B, H, W, K]`` per pixel).
     """
 
     name = None
     monitor = None
     log_keys = ()
-    output_rank = None
 
     @abc.abstractmethod
     def host_dataset(self, source, *, size, batch_size, training,
@@ -71,12 +68,6 @@ class Task(abc.ABC):
         """The part of the TRAINING MODEL that is saved, evaluated and
         exported (uint8 images -> probabilities). Defaults to all of it."""
         return model
-
-    @abc.abstractmethod
-    def serving_model(self, model, class_names, top_k=5):
-        """The export's serving functions of a trained inference model
-        (``tfcnn.export``: ``archive()``, ``metadata()``,
-        ``warmup_inputs()``, ``selfcheck_cases()``)."""
 
     @abc.abstractmethod
     def build_loss(self, recipe, class_names=(), label_counts=None):

@@ -14,7 +14,6 @@ softmax averaged) through ``tfcnn.train.ten_crop``.
 import json
 from pathlib import Path
 
-from tfcnn import console
 from tfcnn import saving
 from tfcnn.errors import DataError
 
@@ -64,45 +63,6 @@ def evaluate(recipe, verbose=True):
     return metrics
 
 
-def classification_figures(model, data, recipe, verbose=True):
-    """Loss, top-1 and top-5 accuracy (and 10-crop figures) of a classifier.
-
-    Call it under the strategy's scope.
-
-    Args:
-        model: the loaded TRAINING MODEL.
-        data: ``tfcnn.train.inputs.EvalInputs``.
-        recipe: ``tfcnn.recipe.Recipe``.
-        verbose: bool, Keras' progress bar. Defaults to True.
-
-    Returns:
-        dict: ``loss``, ``accuracy``, ``top5_accuracy``; with 10-crop also
-        ``ten_crop_accuracy``, ``ten_crop_top5_accuracy``, ``ten_crop_loss``
-        and ``views`` (10; 5 when the recipe trains without flips).
-    """
-    from tfcnn.train import losses
-    from tfcnn.train import metrics as metrics_lib
-
-    model.compile(loss=losses.CrossEntropy(),
-                  metrics=metrics_lib.build_metrics())
-    progress = console.keras_verbosity() if verbose else 0
-    results = model.evaluate(data.dataset, steps=data.steps,
-                             return_dict=True, verbose=progress)
-    metrics = {
-        "loss": float(results["loss"]),
-        "accuracy": float(results["accuracy"]),
-        "top5_accuracy": float(results["top5_accuracy"]),
-    }
-    if recipe.evaluate.ten_crop:
-        from tfcnn.train import ten_crop
-
-        # Mirror views only for a model that trained on mirror images.
-        metrics.update(ten_crop.evaluate_ten_crop(
-            model, data.dataset, steps=data.steps,
-            verbose=progress, flip=recipe.augment.flip))
-    return metrics
-
-
 def format_metrics(metrics):
     """One line for people, in the terms of the evaluated task.
 
@@ -118,19 +78,6 @@ def format_metrics(metrics):
 
     return tasks.get_task(metrics.get("task", "classification")
                           ).format_metrics(metrics)
-
-
-def format_classification(metrics):
-    """``format_metrics`` of a classifier: split, count, top-1, top-5, loss."""
-    text = (f"{metrics['split']} ({metrics['num_examples']} images): "
-            f"top-1 {metrics['accuracy']:.2%}, "
-            f"top-5 {metrics['top5_accuracy']:.2%}, "
-            f"loss {metrics['loss']:.4f}")
-    if "ten_crop_accuracy" in metrics:
-        text += (f"; {metrics['views']}-crop top-1 "
-                 f"{metrics['ten_crop_accuracy']:.2%}, "
-                 f"top-5 {metrics['ten_crop_top5_accuracy']:.2%}")
-    return text
 
 
 def _check_classes(model, data, model_path):

@@ -239,15 +239,6 @@ def evaluation_inputs(recipe, split=None, batch_size=None):
                       source.class_names, batch_size, source.task)
 
 
-def sample_batch(dataset, count, with_labels=False):
-    """The first ``count`` images of a dataset's first batch (uint8), and
-    their labels too when ``with_labels``."""
-    images, labels = next(iter(dataset.take(1)))
-    if with_labels:
-        return images[:count], labels[:count]
-    return images[:count]
-
-
 # Sources ----------------------------------------------------------------
 
 class _Shards:

@@ -339,6 +339,15 @@ class SegmentationSummaries(keras.callbacks.Callback):
         self._writer.flush()
 
 
+def sample_batch(dataset, count, with_labels=False):
+    """The first ``count`` images of a dataset's first batch (uint8), and
+    their labels too when ``with_labels``."""
+    images, labels = next(iter(dataset.take(1)))
+    if with_labels:
+        return images[:count], labels[:count]
+    return images[:count]
+
+
 def overlay_grid(images, masks, predicted, alpha=0.5):
     """Rows of image | ground truth | prediction, masks over the image.
 
