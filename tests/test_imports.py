@@ -80,6 +80,23 @@ def test_no_cycle_through_deferred_imports():
     assert [sorted(c) for c in _cycles(_module_graph())] == []
 
 
+def test_augment_depends_on_neither_data_nor_recipe():
+    # The augmentation layers take their settings as arguments: the data
+    # pipeline and the recipe sit on either side of them, never below.
+    graph = _module_graph()
+    reached, todo = set(), [name for name in graph
+                            if name.split(".")[:2] == ["tfcnn", "augment"]]
+    while todo:
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(graph[name])
+    assert "tfcnn.augment.build" in reached
+    assert sorted(name for name in reached
+                  if name.split(".")[:2] in (["tfcnn", "data"],
+                                             ["tfcnn", "recipe"])) == []
+
+
 def test_the_cycle_finder_finds_one():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [
         frozenset("abc")]

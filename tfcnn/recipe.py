@@ -24,6 +24,8 @@ import tomllib
 from pathlib import Path
 
 from tfcnn.errors import RecipeError
+from tfcnn.preprocessing_modes import CropMode
+from tfcnn.preprocessing_modes import MeanMode
 
 
 class Source(enum.Enum):
@@ -68,38 +70,9 @@ class Schedule(enum.Enum):
     PLATEAU = "plateau"    # divide by 10 when val accuracy stalls (AlexNet)
 
 
-class CropMode(enum.Enum):
-    """How training crops the image the network sees."""
-
-    RANDOM = "random"        # random C x C square of the S x S image (AlexNet)
-    INCEPTION = "inception"  # random 8-100% area, 3/4-4/3 aspect, resized
-    NONE = "none"            # the S x S image resized to C x C
-
-    @classmethod
-    def _missing_(cls, value):
-        # Recipes written before the crop had modes said true or false.
-        if value is True:
-            return cls.RANDOM
-        if value is False:
-            return cls.NONE
-        return None
-
-
 class ClassWeighting(enum.Enum):
     NONE = "none"                          # every pixel counts the same
     MEDIAN_FREQUENCY = "median_frequency"  # Eigen & Fergus 2015 balancing
-
-
-class MeanMode(enum.Enum):
-    AUTO = "auto"        # caffe with model.weights = "imagenet", else image
-    IMAGE = "image"      # subtract the mean image (AlexNet)
-    CHANNEL = "channel"  # subtract the per-channel mean, divide by the std
-    NONE = "none"        # scale pixels to [0, 1] only
-    IMAGENET = "imagenet"  # ImageNet's channel mean and std (no dataset stats)
-    # keras.applications' preprocess_input modes, for its weights:
-    CAFFE = "caffe"      # RGB -> BGR, minus ImageNet's BGR means (VGG, ResNet)
-    TORCH = "torch"      # [0, 1], minus ImageNet's means, over its stds
-    TF = "tf"            # [-1, 1]
 
 
 @dataclasses.dataclass(frozen=True)

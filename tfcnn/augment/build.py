@@ -1,6 +1,6 @@
 """The preprocessing layers of a recipe's training model, in order.
 
-``tfcnn.train.fit.build_training_model`` builds the training model as::
+``tfcnn.tasks.image_classification`` builds the training model as::
 
     x = keras.Input((S, S, 3), dtype="uint8", name="image")
     for layer in build_preprocessing(recipe.augment, crop_size=C,
@@ -38,8 +38,8 @@ from tfcnn.augment import flip as flip_lib
 from tfcnn.augment import lighting as lighting_lib
 from tfcnn.augment import mean as mean_lib
 from tfcnn.augment import randaugment as randaugment_lib
-from tfcnn.recipe import CropMode
-from tfcnn.recipe import MeanMode
+from tfcnn.preprocessing_modes import CropMode
+from tfcnn.preprocessing_modes import MeanMode
 
 
 def build_preprocessing(config, *, crop_size, stats=None, seed=0):
@@ -136,7 +136,7 @@ def mean_subtraction(mode, stats=None):
     """The ``MeanSubtraction`` layer for a ``MeanMode`` and optional stats.
 
     Args:
-        mode: ``tfcnn.recipe.MeanMode``.
+        mode: ``tfcnn.preprocessing_modes.MeanMode``.
         stats: ``DatasetStats`` or None (ImageNet channel statistics).
 
     Returns:

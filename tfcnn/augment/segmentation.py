@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcnn.augment import seeding
-from tfcnn.recipe import CropMode
+from tfcnn.preprocessing_modes import CropMode
 
 IGNORE_VALUE = 255
 IMAGES = "images"
