@@ -20,7 +20,7 @@ def _recipe_file(tmp_path, **sections):
         "model": {"name": "lenet5"},
         "train": {"epochs": 1, "batch_size": 4,
                   "model_dir": str(tmp_path / "run"), "histogram_freq": 0},
-        "export": {"dir": str(tmp_path / "exports"), "name": "tiny",
+        "export": {"export_dir": str(tmp_path / "exports"), "name": "tiny",
                    "top_k": 2},
     }
     for section, values in sections.items():

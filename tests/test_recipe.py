@@ -53,7 +53,7 @@ devices = ["/cpu:0", "/cpu:1"]
     assert recipe.train.strategy is Strategy.MIRRORED
     assert recipe.train.devices == ("/cpu:0", "/cpu:1")
     # Keys not given keep their defaults.
-    assert recipe.export.dir == "saved_models"
+    assert recipe.export.export_dir == "saved_models"
     assert recipe.data.shard_dir == Path("d_tfrecords")
 
 
@@ -272,11 +272,12 @@ def test_augment_scale_range_is_checked():
         recipe_lib.CropMode.NONE)
 
 
-@pytest.mark.parametrize("old, new", [
-    ("image_size = 28", "data.crop_size"),
-    ("validation_fraction = 0.2", "data.validation_split")])
-def test_renamed_keys_name_their_new_key(tmp_path, old, new):
+@pytest.mark.parametrize("section, old, new", [
+    ("data", "image_size = 28", "data.crop_size"),
+    ("data", "validation_fraction = 0.2", "data.validation_split"),
+    ("export", 'dir = "exports"', "export.export_dir")])
+def test_renamed_keys_name_their_new_key(tmp_path, section, old, new):
     path = tmp_path / "old.toml"
-    path.write_text(f"[data]\n{old}\n")
+    path.write_text(f"[{section}]\n{old}\n")
     with pytest.raises(RecipeError, match=f"is now {re.escape(new)}"):
         recipe_lib.load_recipe(path)

@@ -37,8 +37,8 @@ def _recipe(project, **export):
     return recipe_lib.recipe_from_dict({
         "data": {"source": "synthetic"},
         "train": {"model_dir": str(project / "runs/a")},
-        "export": {"dir": str(project / "saved_models"), "name": "digits",
-                   "top_k": 3, **export},
+        "export": {"export_dir": str(project / "saved_models"),
+                   "name": "digits", "top_k": 3, **export},
     })
 
 
@@ -71,7 +71,7 @@ def test_another_export_dir_is_exported(tmp_path, fake_export):
     _trained(tmp_path)
     run._export(_recipe(tmp_path), False)
     report = run._export(
-        _recipe(tmp_path, dir=str(tmp_path / "elsewhere")), False)
+        _recipe(tmp_path, export_dir=str(tmp_path / "elsewhere")), False)
     assert not report.skipped
     assert report.result.is_relative_to(tmp_path / "elsewhere")
 
@@ -86,7 +86,7 @@ def test_copied_project_does_not_use_the_original_export(
     relative = recipe_lib.recipe_from_dict({
         "data": {"source": "synthetic"},
         "train": {"model_dir": "runs/a"},
-        "export": {"dir": "saved_models", "name": "digits", "top_k": 3}})
+        "export": {"export_dir": "saved_models", "name": "digits", "top_k": 3}})
     run._export(relative, False)
     # Only the run is copied: the copy has no export of its own yet.
     shutil.copytree(original / "runs", copy / "runs")

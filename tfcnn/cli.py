@@ -182,6 +182,26 @@ def _add_json(parser):
                              "(everything else goes to stderr)")
 
 
+def _add_renamed(parser, old, new):
+    """Accepts an option's old name only to end with one line naming the
+    new one (a concept has one name in recipes, options and Python)."""
+    parser.add_argument(old, nargs="?", action=_RenamedOption, new=new,
+                        help=argparse.SUPPRESS)
+
+
+class _RenamedOption(argparse.Action):
+    def __init__(self, option_strings, dest, new, **kwargs):
+        super().__init__(option_strings, argparse.SUPPRESS,
+                         default=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = option_string if values is None else (
+            f"{option_string} {values}")
+        parser.error(f"{option_string} is now {self.new}; rename it. "
+                     f"Received: {given}")
+
+
 def _recipe_or_none(text, overrides):
     """The recipe ``text`` names (a .toml file or a packaged recipe name),
     or None when it is a plain path (a folder, a .keras file)."""
@@ -216,6 +236,7 @@ def _add_ingest(subparsers):
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE",
                    help="override a key of the recipe; repeatable")
+    _add_renamed(p, "--validation-fraction", "--validation-split")
     p.add_argument("--validation-split", type=float, default=None,
                    help="stratified fraction of train held out when SRC has "
                         "no validation folder (default: the recipe's "
@@ -300,6 +321,7 @@ def _add_stats(subparsers):
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE",
                    help="override a key of the recipe; repeatable")
+    _add_renamed(p, "--size", "--resize-size")
     p.add_argument("--resize-size", type=int, default=None,
                    help="side of the mean image, the host resize size "
                         "(default: the recipe's data.resize_size, else 256)")
@@ -442,9 +464,10 @@ def _evaluate(args):
 def _add_export(subparsers):
     p = subparsers.add_parser(
         "export", help="publish a trained model as a SavedModel",
-        description="Export a trained model to <dir>/<name>/<version>/ in "
-                    "the TF Serving layout, verified before it is published. "
-                    "Names, root and top-k come from the recipe (the one "
+        description="Export a trained model to <export_dir>/<name>/"
+                    "<version>/ in the TF Serving layout, verified before it "
+                    "is published. Root, name and top-k come from the "
+                    "recipe (the one "
                     "given, or the run's own recipe.toml); options override "
                     "them.")
     p.add_argument("model", help="a recipe (its train.model_dir and export "
@@ -456,9 +479,10 @@ def _add_export(subparsers):
                    help="override a key of the recipe; repeatable")
     p.add_argument("--name", default=None,
                    help="model name (default: the recipe's export.name)")
-    p.add_argument("--dir", default=None,
-                   help="export root (default: the recipe's export.dir, "
-                        "else saved_models)")
+    p.add_argument("--export-dir", default=None,
+                   help="export root (default: the recipe's "
+                        "export.export_dir, else saved_models)")
+    _add_renamed(p, "--dir", "--export-dir")
     p.add_argument("--version", type=int, default=None,
                    help="version number, 1 to 2^63-1; 0: the next free one "
                         "(default: the recipe's export.version, else 0)")
@@ -508,7 +532,8 @@ def _export(args):
     print("export: writing the SavedModel and checking it in a fresh "
           "process (about 15 s)...", file=sys.stderr, flush=True)
     path = export.export_model(
-        model, export_dir=_given(args.dir, config.dir), name=name,
+        model, export_dir=_given(args.export_dir, config.export_dir),
+        name=name,
         version=version, top_k=_given(args.top_k, config.top_k))
     if args.model_config_file is not None:
         from tfcnn.serve import config as serve_config
@@ -556,12 +581,13 @@ def _add_serve(subparsers):
     p = subparsers.add_parser(
         "serve", help="serve exported models with TF Serving's REST and "
                       "gRPC APIs",
-        description="Serve every model under MODEL_BASE (<name>/<version>/"
+        description="Serve every model under EXPORT_DIR (<name>/<version>/"
                     ", newest version) or those of --model-config-file "
                     "with TF Serving's REST and gRPC APIs. SIGTERM drains "
                     "the requests in flight.")
-    p.add_argument("model_base", nargs="?", default=None,
-                   help="export root, e.g. saved_models")
+    p.add_argument("export_dir", nargs="?", default=None,
+                   help="export root (a recipe's export.export_dir), e.g. "
+                        "saved_models")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on")
     p.add_argument("--port", type=int, default=8501,
@@ -570,7 +596,7 @@ def _add_serve(subparsers):
                    help="gRPC port; 0: a free one; -1: no gRPC")
     p.add_argument("--model-config-file", default=None,
                    help="TF Serving model config file (models, version "
-                        "policies, labels) instead of MODEL_BASE")
+                        "policies, labels) instead of EXPORT_DIR")
     p.add_argument("--max-body-mb", type=float, default=32.0,
                    help="reject request bodies larger than this (413)")
     p.add_argument("--poll-seconds", type=float, default=1.0,
@@ -612,9 +638,9 @@ def _serve(args):
     from tfcnn.serve import inputs
     from tfcnn.serve import server
 
-    if (args.model_base is None) == (args.model_config_file is None):
+    if (args.export_dir is None) == (args.model_config_file is None):
         raise _usage_error(
-            "give MODEL_BASE or --model-config-file (one of them)")
+            "give EXPORT_DIR or --model-config-file (one of them)")
     batching_flags = {
         "max_batch_size": args.max_batch_size,
         "batch_timeout_micros": args.batch_timeout_micros,
@@ -636,7 +662,7 @@ def _serve(args):
         request_timeout_s=args.request_timeout,
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout, batching=batching)
-    server.serve(args.model_base, host=args.host, port=args.port,
+    server.serve(args.export_dir, host=args.host, port=args.port,
                  grpc_port=None if args.grpc_port < 0 else args.grpc_port,
                  model_config_file=args.model_config_file, options=options)
 

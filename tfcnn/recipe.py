@@ -342,8 +342,9 @@ class EvaluateConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    # export root: models land in <dir>/<name>/<version>/
-    dir: str = "saved_models"
+    # export root, the folder `tfcnn serve` serves: SavedModels land in
+    # <export_dir>/<name>/<version>/ (TF Serving's layout)
+    export_dir: str = "saved_models"
     # model name: the <name> folder and the name TF Serving serves it under
     name: str = "model"
     # 0: the next free version
@@ -656,6 +657,9 @@ RENAMED_KEYS = {
         "the resize target, is data.resize_size"),
     "data.validation_fraction": (
         "data.validation_split", "Keras' name for the held-out fraction"),
+    "export.dir": (
+        "export.export_dir", "the export root's one name: export --export-dir "
+        "and export_model(export_dir=)"),
 }
 
 

@@ -202,12 +202,14 @@ def _export(recipe, force):
     print("export: writing the SavedModel and checking it in a fresh "
           "process (about 15 s)...", file=sys.stderr, flush=True)
     path = export.export_model(
-        model_dir, export_dir=recipe.export.dir, name=recipe.export.name,
-        version=recipe.export.version, top_k=recipe.export.top_k)
-    # The export as the recipe names it (export.dir is relative to the
-    # folder the recipe runs in), so a moved or copied project never
+        model_dir, export_dir=recipe.export.export_dir,
+        name=recipe.export.name, version=recipe.export.version,
+        top_k=recipe.export.top_k)
+    # The export as the recipe names it (export.export_dir is relative to
+    # the folder the recipe runs in), so a moved or copied project never
     # points at another project's SavedModel.
-    record = {"model_sha256": digest, "dir": str(recipe.export.dir),
+    record = {"model_sha256": digest,
+              "export_dir": str(recipe.export.export_dir),
               "name": recipe.export.name, "version": int(path.name),
               "top_k": recipe.export.top_k}
     atomic_files.write_json_atomic(record_path, record)
@@ -217,23 +219,26 @@ def _export(recipe, force):
 
 def _recorded_export(recipe, record, digest):
     """The recorded export's folder if it is this model exported as the
-    recipe asks (same model, dir, name, top-k and version), else None."""
+    recipe asks (same model, export_dir, name, top-k and version), else
+    None."""
     config = recipe.export
-    wanted = {"model_sha256": digest, "dir": str(config.dir),
+    if "dir" in record:  # written before export.dir became export_dir
+        record.setdefault("export_dir", record.pop("dir"))
+    wanted = {"model_sha256": digest, "export_dir": str(config.export_dir),
               "name": config.name, "top_k": config.top_k}
     if any(record.get(key) != value for key, value in wanted.items()):
         return None
     version = record.get("version")
     if not isinstance(version, int) or config.version not in (0, version):
         return None
-    path = Path(config.dir) / config.name / str(version)
+    path = Path(config.export_dir) / config.name / str(version)
     return path if (path / "saved_model.pb").is_file() else None
 
 
 def _export_path(recipe):
     record = json.loads(
         (Path(recipe.train.model_dir) / _EXPORT_RECORD).read_text())
-    return Path(recipe.export.dir) / recipe.export.name / str(
+    return Path(recipe.export.export_dir) / recipe.export.name / str(
         record["version"])
 
 

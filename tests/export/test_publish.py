@@ -220,7 +220,7 @@ def test_export_command_on_a_training_model_dir_with_tfcnn_layers(
         json.dumps({"class_names": ["left", "right"]}))
 
     assert cli.main(["export", str(model_dir), "--name", "run",
-                     "--dir", str(tmp_path / "sm")]) == 0
+                     "--export-dir", str(tmp_path / "sm")]) == 0
     path = tmp_path / "sm" / "run" / "1"
     metadata = json.loads((path / layout.METADATA_FILE).read_text())
     assert metadata["class_names"] == ["left", "right"]
@@ -270,14 +270,14 @@ def test_bad_classes_json(tmp_path):
 def test_export_command_reports_a_bad_name_in_one_line(tmp_path, capsys):
     contract_model.build().save(tmp_path / "model.keras")
     assert cli.main(["export", str(tmp_path), "--name", "../up",
-                     "--dir", str(tmp_path / "sm")]) == 2
+                     "--export-dir", str(tmp_path / "sm")]) == 2
     assert capsys.readouterr().err.startswith(
         "tfcnn export: error: name must be")
 
 
 def test_export_command_with_a_huge_version_is_one_line(tmp_path, capsys):
     contract_model.build().save(tmp_path / "model.keras")
-    assert cli.main(["export", str(tmp_path), "--name", "m", "--dir",
+    assert cli.main(["export", str(tmp_path), "--name", "m", "--export-dir",
                      str(tmp_path / "sm"),
                      "--version", "99999999999999999999"]) == 2
     err = capsys.readouterr().err
@@ -298,7 +298,7 @@ def test_export_into_a_read_only_folder_is_one_line(tmp_path, capsys,
         monkeypatch.setattr(publish.pathlib.Path, "mkdir", refuse)
     else:
         target.chmod(0o555)
-    assert cli.main(["export", str(tmp_path), "--name", "m", "--dir",
+    assert cli.main(["export", str(tmp_path), "--name", "m", "--export-dir",
                      str(target)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("tfcnn export: error: Permission denied")
@@ -315,7 +315,7 @@ def test_export_adds_the_model_to_a_model_config_file(
     contract_model.build().save(tmp_path / "model.keras")
     config_file = tmp_path / "models.config"
     for label in ("stable", "canary"):
-        assert cli.main(["export", str(tmp_path), "--name", "m", "--dir",
+        assert cli.main(["export", str(tmp_path), "--name", "m", "--export-dir",
                          str(tmp_path / "sm"), "--model-config-file",
                          str(config_file), "--label", label]) == 0
     (model,) = config.read_model_config_file(config_file)
