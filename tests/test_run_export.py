@@ -56,6 +56,17 @@ def test_same_export_is_skipped(tmp_path, fake_export):
     assert report.skipped and len(fake_export) == 1
 
 
+def test_a_record_written_before_export_dir_still_skips(tmp_path,
+                                                       fake_export):
+    _trained(tmp_path)
+    run._export(_recipe(tmp_path), False)
+    path = tmp_path / "runs/a/export.json"
+    record = json.loads(path.read_text())
+    record["dir"] = record.pop("export_dir")
+    path.write_text(json.dumps(record))
+    assert run._export(_recipe(tmp_path), False).skipped
+
+
 @pytest.mark.parametrize("change", [
     {"name": "digits_v2"}, {"top_k": 5}, {"version": 7}])
 def test_another_name_top_k_or_version_is_exported(tmp_path, fake_export,
