@@ -153,22 +153,22 @@ def test_interrupted_ingest_resumes_without_duplicates(tmp_path,
                                                        monkeypatch):
     src, out = tmp_path / "src", tmp_path / "out"
     segmentation_files.make_pairs(src, 8)
-    real = segmentation_ingest._check_in_order
+    real = ingest_plan.check_in_order
 
-    def interrupted(pairs, *args):
-        for i, result in enumerate(real(pairs, *args)):
+    def interrupted(*args):
+        for i, result in enumerate(real(*args)):
             if i == 5:
                 raise KeyboardInterrupt
             yield result
 
-    monkeypatch.setattr(segmentation_ingest, "_check_in_order", interrupted)
+    monkeypatch.setattr(ingest_plan, "check_in_order", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ingest.ingest(src, out, num_shards=4, workers=1, progress=False,
                       validation_split=0.0)
     assert not (out / "manifest.json").exists()
     kept = sorted(p.name for p in out.glob("train-*"))
     assert len(kept) == 2  # two shards of two pairs were finished
-    monkeypatch.setattr(segmentation_ingest, "_check_in_order", real)
+    monkeypatch.setattr(ingest_plan, "check_in_order", real)
     data = ingest.ingest(src, out, num_shards=4, workers=1, progress=False,
                          validation_split=0.0)
     records = _records(Manifest.load(out).files("train"))

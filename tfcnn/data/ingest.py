@@ -35,9 +35,10 @@ What it guarantees:
 
 Files are checked by all cores (spawned worker processes, chunks of 16
 files, results consumed in order by this process, which writes the shards)
-with a progress bar; the run ends with one summary line. The lock, the
-journal, resuming and the manifest written last are
-``tfcnn.data.ingest_plan``, which segmentation ingest shares.
+with a progress bar; the run ends with one summary line. The shard plan,
+the checking and writing loop, the lock, the journal, resuming and the
+manifest written last are ``tfcnn.data.ingest_plan``, which segmentation
+ingest shares.
 """
 
 import collections
@@ -46,14 +47,11 @@ import functools
 import os
 import time
 
-from tfcnn import atomic_files
 from tfcnn.data import image_check
 from tfcnn.data import image_folders
 from tfcnn.data import ingest_plan
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import segmentation_folders
-from tfcnn.data import sharding
-from tfcnn.data import worker_pool
 from tfcnn.errors import DataError
 
 # Callers of ingest also ask whether an output is complete.
@@ -177,115 +175,49 @@ def _plan(tree, validation_split, num_shards, seed):
         splits[image_folders.TRAIN], splits[image_folders.VALIDATION] = (
             image_folders.split_validation(
                 splits[image_folders.TRAIN], validation_split, seed))
-    shards = []
-    for split in image_folders.SPLITS:
-        files = splits.get(split)
-        if not files:
-            continue
-        count = sharding.num_shards_for(sum(f.size for f in files),
-                                        len(files), num_shards)
-        for index, members in enumerate(
-                sharding.assign_shards(files, count, seed, split)):
-            shards.append(ingest_plan.Shard(split, index, count, members))
-    return shards
+    return ingest_plan.plan_shards(splits, num_shards, seed)
 
 
 # Writing -------------------------------------------------------------------
 
 def _write_shards(tree, out, shards, max_pixels, storage, workers, bar,
                   journal):
-    """Checks the files of ``shards`` in parallel and writes each shard.
-
-    Each shard is recorded in the journal before its rename, so a shard
-    under its final name is always in the journal (a kill in between
-    leaves a journal entry whose file is missing: that shard is redone).
-    Yields ``(shard, result)`` after each shard is published.
-    """
-    import tensorflow as tf
-
+    """Checks the files of ``shards`` in parallel and writes each shard
+    (``tfcnn.data.ingest_plan.write_shards``); yields ``(shard, result)``
+    after each shard is published."""
     from tfcnn.data import features
 
     labels = {name: i for i, name in enumerate(tree.class_names)}
     files = [f for s in shards for f in s.files]
-    workers = min(workers or ingest_plan.available_cores(),
-                  sum(f.size for f in files)
-                  // ingest_plan.MIN_BYTES_PER_WORKER)
-    checked = _check_in_order([str(tree.root / f.relpath) for f in files],
-                              max_pixels, storage, workers)
-    try:
-        for shard in shards:
-            final = out / shard.name
-            tmp = atomic_files.temporary_path(final)
-            counts = collections.Counter()
-            formats = collections.Counter()
-            raw_shapes = set()
-            resized = 0
-            skipped, converted = [], []
-            with tf.io.TFRecordWriter(str(tmp)) as writer:
-                for f in shard.files:
-                    image = next(checked)
-                    bar.update(1)
-                    where = {"path": f.relpath, "split": shard.split}
-                    if image.skipped:
-                        skipped.append({**where,
-                                        "reason": image.skip_reason})
-                        continue
-                    if image.note:
-                        converted.append({**where, "note": image.note})
-                    writer.write(features.make_example(
-                        image.encoded, image_format=image.image_format,
-                        height=image.height, width=image.width,
-                        label=labels[f.class_name],
-                        # fsencode: names that are not valid UTF-8 keep
-                        # their bytes instead of failing to encode.
-                        text=os.fsencode(f.class_name),
-                        filename=os.fsencode(f.relpath)).SerializeToString())
-                    counts[f.class_name] += 1
-                    formats[image.image_format] += 1
-                    resized += image.resized
-                    if image.image_format == image_check.RAW:
-                        raw_shapes.add((image.height, image.width))
-            result = {"records": sum(counts.values()),
-                      "class_counts": dict(counts), "skipped": skipped,
-                      "converted": converted, "formats": dict(formats),
-                      "resized": resized,
-                      "raw_shapes": sorted(raw_shapes)[:2]}
+    check = functools.partial(image_check.check_images,
+                              max_pixels=max_pixels, storage=storage)
+    checked = ingest_plan.check_in_order(
+        check, [str(tree.root / f.relpath) for f in files],
+        ingest_plan.worker_count(workers, files), image_check.CheckedImage)
 
-            def record(size, digest, name=shard.name, result=result):
-                result.update(bytes=size, sha256=digest)
-                journal.append(name, result)
+    def add_record(f, image, result):
+        counts, formats = result["class_counts"], result["formats"]
+        counts[f.class_name] = counts.get(f.class_name, 0) + 1
+        formats[image.image_format] = formats.get(image.image_format, 0) + 1
+        result["resized"] += image.resized
+        shape = (image.height, image.width)
+        if (image.image_format == image_check.RAW
+                and shape not in result["raw_shapes"]):
+            # Two shapes tell that raw records differ; keep no more.
+            result["raw_shapes"] = sorted(result["raw_shapes"] + [shape])[:2]
+        return features.make_example(
+            image.encoded, image_format=image.image_format,
+            height=image.height, width=image.width,
+            label=labels[f.class_name],
+            # fsencode: names that are not valid UTF-8 keep their bytes
+            # instead of failing to encode.
+            text=os.fsencode(f.class_name),
+            filename=os.fsencode(f.relpath)).SerializeToString()
 
-            sharding.publish(tmp, final, before_rename=record)
-            yield shard, result
-    finally:
-        checked.close()
-
-
-def _check_in_order(paths, max_pixels, storage, workers):
-    """Yields ``image_check.check_image`` of each path, in order.
-
-    With more than one worker, chunks of paths go to worker processes
-    (``tfcnn.data.worker_pool``); a file that kills its worker is skipped.
-    """
-    if workers <= 1 or len(paths) <= ingest_plan.CHUNK:
-        for path in paths:
-            yield image_check.check_image(path, max_pixels=max_pixels,
-                                          storage=storage)
-        return
-    chunk = ingest_plan.CHUNK
-    yield from worker_pool.map_in_order(
-        functools.partial(image_check.check_images, max_pixels=max_pixels,
-                          storage=storage),
-        (paths[i:i + chunk] for i in range(0, len(paths), chunk)),
-        workers=workers, on_crash=_crashed,
-        inflight_per_worker=ingest_plan.INFLIGHT_PER_WORKER)
-
-
-def _crashed(path):
-    del path
-    return image_check.CheckedImage(
-        skip_reason="the image decoder crashed on it (its worker process "
-                    "died)")
+    return ingest_plan.write_shards(
+        out, shards, checked, bar, journal, add_record=add_record,
+        new_result=lambda: {"class_counts": {}, "formats": {}, "resized": 0,
+                            "raw_shapes": []})
 
 
 # Manifest ------------------------------------------------------------------

@@ -1,7 +1,13 @@
-"""Writing planned shards: what classification and segmentation ingest share.
+"""Planning and writing shards: what both ingests (classification and
+segmentation) share.
 
-``write_plan`` takes the shards an ingest planned and a function that
-writes them, and supplies the rest: an advisory lock
+``plan_shards`` deals each split's files to shards, ``check_in_order``
+checks them in worker processes, and ``write_shards`` writes each shard
+from the check results (under a temporary name, skipped and converted files
+listed, journalled before its rename), asking the task's per-record
+function for each record and its counts. ``write_plan`` takes the planned
+shards and a function that writes them, and supplies the rest: an advisory
+lock
 (``OUT/.ingest.lock``), the check for a complete output of the same files
 and options (its fingerprint), the journal of finished shards
 (``OUT/.ingest-journal.jsonl``) that lets a killed run resume without
@@ -9,7 +15,8 @@ duplicates, the removal of temporaries and strays (never another tool's
 shards), the progress bar, ``manifest.json`` written last, and the summary
 line. ``is_complete`` tells whether a folder holds a complete, intact
 ingest. ``tfcnn.data.ingest`` (classification) and
-``tfcnn.data.segmentation_ingest`` plan and write the shards.
+``tfcnn.data.segmentation_ingest`` find the files, build their records and
+assemble their manifests.
 """
 
 import contextlib
@@ -21,8 +28,10 @@ import time
 from pathlib import Path
 
 from tfcnn import atomic_files
+from tfcnn.data import image_folders
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import sharding
+from tfcnn.data import worker_pool
 from tfcnn.errors import DataError
 
 JOURNAL_NAME = ".ingest-journal.jsonl"
@@ -35,6 +44,7 @@ INFLIGHT_PER_WORKER = 4
 # imports NumPy and Pillow), about what one core takes to check ~16 MB of
 # JPEGs; smaller jobs are checked in this process.
 MIN_BYTES_PER_WORKER = 16 * 2**20
+_CRASHED = "the image decoder crashed on it (its worker process died)"
 
 
 class Shard:
@@ -44,6 +54,32 @@ class Shard:
         self.split = split
         self.name = sharding.shard_filename(split, index, num_shards)
         self.files = files
+
+
+def plan_shards(splits, num_shards, seed):
+    """The shards of every split, in ``image_folders.SPLITS`` order.
+
+    Args:
+        splits: dict split name -> list of files (with ``relpath`` and
+            ``size``).
+        num_shards: int, shards per split; 0 picks one per ~128 MB
+            (``tfcnn.data.sharding.num_shards_for``).
+        seed: int; with the file list alone it decides each file's shard.
+
+    Returns:
+        list of ``Shard``.
+    """
+    shards = []
+    for split in image_folders.SPLITS:
+        files = splits.get(split)
+        if not files:
+            continue
+        count = sharding.num_shards_for(sum(f.size for f in files),
+                                        len(files), num_shards)
+        for index, members in enumerate(
+                sharding.assign_shards(files, count, seed, split)):
+            shards.append(Shard(split, index, count, members))
+    return shards
 
 
 def write_plan(out, shards, options, num_files, *, write_shards,
@@ -108,6 +144,105 @@ def write_plan(out, shards, options, num_files, *, write_shards,
         for warning in data.get("warnings", []):
             print(f"ingest: warning: {warning}", file=sys.stderr)
     return data
+
+
+def check_in_order(check, items, workers, result_type):
+    """Yields ``check([item])[0]`` of each item, in order.
+
+    With more than one worker, chunks of ``CHUNK`` items go to worker
+    processes (``tfcnn.data.worker_pool``); an item that kills its worker
+    is skipped.
+
+    Args:
+        check: picklable callable ``list -> list``, one check result per
+            item.
+        items: list of picklable items (paths, or image and mask paths).
+        workers: int, processes (``worker_count``); 1 checks here.
+        result_type: the class of the check results; an item that kills
+            its worker gets ``result_type(skip_reason=...)``.
+
+    Yields:
+        one check result per item.
+    """
+    if workers <= 1 or len(items) <= CHUNK:
+        for item in items:
+            yield check([item])[0]
+        return
+    yield from worker_pool.map_in_order(
+        check, (items[i:i + CHUNK] for i in range(0, len(items), CHUNK)),
+        workers=workers,
+        on_crash=lambda item: result_type(skip_reason=_CRASHED),
+        inflight_per_worker=INFLIGHT_PER_WORKER)
+
+
+def worker_count(workers, files):
+    """Checking processes for ``files`` (with ``size``): ``workers``, or
+    every core for 0, but none that would check under
+    ``MIN_BYTES_PER_WORKER``."""
+    return min(workers or available_cores(),
+               sum(f.size for f in files) // MIN_BYTES_PER_WORKER)
+
+
+def write_shards(out, shards, checked, bar, journal, *, new_result,
+                 add_record):
+    """Writes each planned shard from its files' check results.
+
+    The files of a shard go in order into a hidden temporary file; a file
+    that failed its check is listed with its reason, one converted on the
+    way with its note. Each shard is recorded in the journal before its
+    rename, so a shard under its final name is always in the journal (a
+    kill in between leaves a journal entry whose file is missing: that
+    shard is redone).
+
+    Args:
+        out: Path, the output folder.
+        shards: list of ``Shard``, the shards to write.
+        checked: iterator of the check results of every file of ``shards``
+            in order (``skipped``, ``skip_reason``, ``note``); closed at the
+            end.
+        bar: the progress bar, advanced once per file.
+        journal: the journal of finished shards.
+        new_result: callable ``() -> dict``, the counts of an empty shard.
+        add_record: callable ``(file, check_result, result) -> bytes``, the
+            serialized example of a file that passed its check; it adds the
+            record to the shard's counts in ``result``.
+
+    Yields:
+        ``(shard, result)`` once each shard is published; ``result`` holds
+        the counts and ``records``, ``skipped``, ``converted``, ``bytes``
+        and ``sha256``.
+    """
+    import tensorflow as tf
+
+    try:
+        for shard in shards:
+            final = out / shard.name
+            tmp = atomic_files.temporary_path(final)
+            result = {"records": 0, **new_result(), "skipped": [],
+                      "converted": []}
+            with tf.io.TFRecordWriter(str(tmp)) as writer:
+                for file in shard.files:
+                    check = next(checked)
+                    bar.update(1)
+                    where = {"path": file.relpath, "split": shard.split}
+                    if check.skipped:
+                        result["skipped"].append(
+                            {**where, "reason": check.skip_reason})
+                        continue
+                    if check.note:
+                        result["converted"].append(
+                            {**where, "note": check.note})
+                    writer.write(add_record(file, check, result))
+                    result["records"] += 1
+
+            def record(size, digest, name=shard.name, result=result):
+                result.update(bytes=size, sha256=digest)
+                journal.append(name, result)
+
+            sharding.publish(tmp, final, before_rename=record)
+            yield shard, result
+    finally:
+        checked.close()
 
 
 def is_complete(out, *, verify_sha256=True):

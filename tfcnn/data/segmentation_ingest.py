@@ -4,12 +4,12 @@
 segmentation (Pascal VOC, or images/masks folders: see
 ``tfcnn.data.segmentation_folders``) to ``ingest_segmentation``, which keeps
 every guarantee of classification ingest, with the same machinery
-(``tfcnn.data.ingest_plan.write_plan``: lock, journal, resume, atomic shard
-renames, manifest written last): every pair is written as one record or
-listed in the manifest's ``skipped`` with its reason (a bad image, a bad
-mask, a mask of another size, an id that is no class, an image without a
-mask or the reverse), nothing half-written is ever visible, and a killed run
-resumes.
+(``tfcnn.data.ingest_plan``: shard plan, checks in worker processes, lock,
+journal, resume, atomic shard renames, manifest written last): every pair
+is written as one record or listed in the manifest's ``skipped`` with its
+reason (a bad image, a bad mask, a mask of another size, an id that is no
+class, an image without a mask or the reverse), nothing half-written is
+ever visible, and a killed run resumes.
 
 Each record holds the image (as classification ingest stores it: a JPEG's
 own bytes, anything else as lossless PNG) and its mask as a one-channel
@@ -22,15 +22,12 @@ number of images showing each class (``class_counts``).
 import functools
 import time
 
-from tfcnn import atomic_files
 from tfcnn.data import image_folders
 from tfcnn.data import ingest_plan
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import segmentation_features
 from tfcnn.data import segmentation_folders
 from tfcnn.data import segmentation_masks
-from tfcnn.data import sharding
-from tfcnn.data import worker_pool
 
 TASK = "segmentation"
 IGNORE_VALUE = segmentation_masks.IGNORE_VALUE
@@ -98,95 +95,38 @@ def _plan(tree, validation_split, num_shards, seed):
                                               for f in train]
         splits[segmentation_folders.VALIDATION] = [by_path[f.relpath]
                                                    for f in validation]
-    shards = []
-    for split in image_folders.SPLITS:
-        pairs = splits.get(split)
-        if not pairs:
-            continue
-        count = sharding.num_shards_for(sum(p.size for p in pairs),
-                                        len(pairs), num_shards)
-        for index, members in enumerate(
-                sharding.assign_shards(pairs, count, seed, split)):
-            shards.append(ingest_plan.Shard(split, index, count, members))
-    return shards
+    return ingest_plan.plan_shards(splits, num_shards, seed)
 
 
 def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
-    """Checks the pairs of ``shards`` in parallel and writes each shard;
-    yields ``(shard, result)`` once it is published (see
-    ``tfcnn.data.ingest._write_shards`` for the journal's order)."""
-    import tensorflow as tf
-
+    """Checks the pairs of ``shards`` in parallel and writes each shard
+    (``tfcnn.data.ingest_plan.write_shards``); yields ``(shard, result)``
+    once it is published."""
     num_classes = len(tree.class_names) if tree.class_names else None
     pairs = [p for s in shards for p in s.files]
-    workers = min(workers or ingest_plan.available_cores(),
-                  sum(p.size for p in pairs)
-                  // ingest_plan.MIN_BYTES_PER_WORKER)
-    checked = _check_in_order(
-        [(str(tree.root / p.relpath), str(tree.root / p.mask_relpath))
-         for p in pairs], num_classes, max_pixels, workers)
-    try:
-        for shard in shards:
-            final = out / shard.name
-            tmp = atomic_files.temporary_path(final)
-            histogram = [0] * 256
-            images_with = [0] * 256
-            records = 0
-            skipped, converted = [], []
-            with tf.io.TFRecordWriter(str(tmp)) as writer:
-                for pair in shard.files:
-                    result = next(checked)
-                    bar.update(1)
-                    where = {"path": pair.relpath, "split": shard.split}
-                    if result.skipped:
-                        skipped.append({**where,
-                                        "reason": result.skip_reason})
-                        continue
-                    if result.note:
-                        converted.append({**where, "note": result.note})
-                    image = result.image
-                    writer.write(segmentation_features.make_example(
-                        image.encoded, image_format=image.image_format,
-                        height=image.height, width=image.width,
-                        mask_png=result.mask_png,
-                        filename=pair.relpath).SerializeToString())
-                    records += 1
-                    for value, count in enumerate(result.histogram):
-                        histogram[value] += count
-                        images_with[value] += count > 0
-            result = {"records": records, "histogram": histogram,
-                      "images_with": images_with, "skipped": skipped,
-                      "converted": converted}
-
-            def record(size, digest, name=shard.name, result=result):
-                result.update(bytes=size, sha256=digest)
-                journal.append(name, result)
-
-            sharding.publish(tmp, final, before_rename=record)
-            yield shard, result
-    finally:
-        checked.close()
-
-
-def _check_in_order(pairs, num_classes, max_pixels, workers):
     check = functools.partial(segmentation_masks.check_pairs,
                               num_classes=num_classes, max_pixels=max_pixels)
-    if workers <= 1 or len(pairs) <= ingest_plan.CHUNK:
-        for pair in pairs:
-            yield check([pair])[0]
-        return
-    chunk = ingest_plan.CHUNK
-    yield from worker_pool.map_in_order(
-        check, (pairs[i:i + chunk] for i in range(0, len(pairs), chunk)),
-        workers=workers, on_crash=_crashed,
-        inflight_per_worker=ingest_plan.INFLIGHT_PER_WORKER)
+    checked = ingest_plan.check_in_order(
+        check, [(str(tree.root / p.relpath), str(tree.root / p.mask_relpath))
+                for p in pairs],
+        ingest_plan.worker_count(workers, pairs),
+        segmentation_masks.CheckedPair)
 
+    def add_record(pair, checked_pair, result):
+        for value, count in enumerate(checked_pair.histogram):
+            result["histogram"][value] += count
+            result["images_with"][value] += count > 0
+        image = checked_pair.image
+        return segmentation_features.make_example(
+            image.encoded, image_format=image.image_format,
+            height=image.height, width=image.width,
+            mask_png=checked_pair.mask_png,
+            filename=pair.relpath).SerializeToString()
 
-def _crashed(pair):
-    del pair
-    return segmentation_masks.CheckedPair(
-        skip_reason="the image decoder crashed on it (its worker process "
-                    "died)")
+    return ingest_plan.write_shards(
+        out, shards, checked, bar, journal, add_record=add_record,
+        new_result=lambda: {"histogram": [0] * 256,
+                            "images_with": [0] * 256})
 
 
 def _manifest_data(tree, shards, results, options, fingerprint):
