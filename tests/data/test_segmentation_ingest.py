@@ -202,3 +202,16 @@ def test_cli_ingest_and_bad_classes_file(tmp_path, capsys):
         capsys.readouterr().err)
     with pytest.raises(DataError, match="not a segmentation source"):
         segmentation_ingest.ingest_segmentation(tmp_path, tmp_path / "x")
+
+
+def test_an_empty_validation_split_warns(tmp_path, capsys):
+    src = tmp_path / "src"
+    segmentation_files.make_pairs(src, 2)
+    # A tenth of two pairs holds out none.
+    data = ingest.ingest(src, tmp_path / "out", workers=1,
+                         validation_split=0.1)
+    assert data["splits"]["train"]["count"] == 2
+    assert any("too few pairs for validation_split=0.1" in w
+               for w in data["warnings"])
+    assert "ingest: warning: the validation split is empty" in (
+        capsys.readouterr().err)

@@ -223,20 +223,13 @@ def _write_shards(tree, out, shards, max_pixels, storage, workers, bar,
 # Manifest ------------------------------------------------------------------
 
 def _manifest_data(tree, shards, results, options, fingerprint, storage):
-    splits, skipped, converted = {}, [], []
+    splits, skipped, converted = ingest_plan.sum_results(
+        shards, results,
+        new_split=lambda: {"class_counts": collections.Counter()},
+        add_result=lambda entry, result: entry["class_counts"].update(
+            result["class_counts"]))
     formats, resized, raw_shapes = collections.Counter(), 0, set()
-    for shard in shards:
-        result = results[shard.name]
-        entry = splits.setdefault(shard.split, {
-            "count": 0, "class_counts": collections.Counter(), "shards": []})
-        entry["count"] += result["records"]
-        entry["class_counts"].update(result["class_counts"])
-        entry["shards"].append({"name": shard.name,
-                                "records": result["records"],
-                                "bytes": result["bytes"],
-                                "sha256": result["sha256"]})
-        skipped.extend(result["skipped"])
-        converted.extend(result["converted"])
+    for result in (results[shard.name] for shard in shards):
         formats.update(result.get("formats", {}))
         resized += result.get("resized", 0)
         raw_shapes.update(tuple(s) for s in result.get("raw_shapes", ()))
@@ -275,14 +268,9 @@ def _warnings(data, tree, options):
             warnings.append(
                 f"class {name!r} has no usable training image (every file "
                 "of it was skipped, see 'skipped'): it cannot be learned")
-    wanted = tree.has_validation_folder or options["validation_split"] > 0
-    if wanted and not data["splits"].get(image_folders.VALIDATION, {}).get(
-            "count"):
-        warnings.append(
-            "the validation split is empty (too few images per class for "
-            f"validation_split={options['validation_split']}, or "
-            "every validation file was skipped): training will run without "
-            "validation")
-    return warnings
+    empty = ingest_plan.empty_validation(
+        data, tree.has_validation_folder or options["validation_split"] > 0,
+        options["validation_split"], too_few="images per class", item="file")
+    return warnings + [empty] if empty else warnings
 
 

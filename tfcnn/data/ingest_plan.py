@@ -245,6 +245,61 @@ def write_shards(out, shards, checked, bar, journal, *, new_result,
         checked.close()
 
 
+def sum_results(shards, results, *, new_split, add_result):
+    """The shards' results summed per split, for the manifest.
+
+    Args:
+        shards: list of ``Shard``, in manifest order.
+        results: dict shard name -> its result (``write_shards``').
+        new_split: callable ``() -> dict``, a split's counts before any
+            shard.
+        add_result: callable ``(entry, result)`` adding a shard's counts
+            to its split's ``entry``.
+
+    Returns:
+        ``(splits, skipped, converted)``: dict split -> entry (with
+        ``count`` and ``shards``: name, records, bytes and sha256 of each),
+        and every shard's skipped and converted files.
+    """
+    splits, skipped, converted = {}, [], []
+    for shard in shards:
+        result = results[shard.name]
+        entry = splits.get(shard.split)
+        if entry is None:
+            entry = splits[shard.split] = {"count": 0, **new_split(),
+                                           "shards": []}
+        entry["count"] += result["records"]
+        add_result(entry, result)
+        entry["shards"].append({"name": shard.name,
+                                "records": result["records"],
+                                "bytes": result["bytes"],
+                                "sha256": result["sha256"]})
+        skipped.extend(result["skipped"])
+        converted.extend(result["converted"])
+    return splits, skipped, converted
+
+
+def empty_validation(data, wanted, validation_split, *, too_few, item):
+    """The warning for a validation split asked for but left empty, or
+    None.
+
+    Args:
+        data: dict, the manifest.
+        wanted: bool, whether the source has a validation split or one is
+            held out.
+        validation_split: float, the fraction held out.
+        too_few: str, what was too few ("images per class").
+        item: str, what was skipped ("file").
+    """
+    if wanted and not data["splits"].get(
+            image_folders.VALIDATION, {}).get("count"):
+        return (f"the validation split is empty (too few {too_few} for "
+                f"validation_split={validation_split}, or every "
+                f"validation {item} was skipped): training will run "
+                "without validation")
+    return None
+
+
 def is_complete(out, *, verify_sha256=True):
     """Whether ``out`` holds a complete, intact ingest.
 

@@ -130,23 +130,14 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
 
 
 def _manifest_data(tree, shards, results, options, fingerprint):
-    totals = {}
-    skipped, converted = [], []
-    for shard in shards:
-        result = results[shard.name]
-        entry = totals.setdefault(shard.split, {
-            "count": 0, "histogram": [0] * 256, "images_with": [0] * 256,
-            "shards": []})
-        entry["count"] += result["records"]
+    def add_result(entry, result):
         for value in range(256):
             entry["histogram"][value] += result["histogram"][value]
             entry["images_with"][value] += result["images_with"][value]
-        entry["shards"].append({"name": shard.name,
-                                "records": result["records"],
-                                "bytes": result["bytes"],
-                                "sha256": result["sha256"]})
-        skipped.extend(result["skipped"])
-        converted.extend(result["converted"])
+
+    totals, skipped, converted = ingest_plan.sum_results(
+        shards, results, add_result=add_result,
+        new_split=lambda: {"histogram": [0] * 256, "images_with": [0] * 256})
     class_names = list(tree.class_names or _names_from_ids(totals))
     splits = {}
     for split, entry in totals.items():
@@ -182,15 +173,10 @@ def _warnings(data, tree, options):
             warnings.append(
                 f"class {name!r} has no pixel in the training masks: it "
                 "cannot be learned")
-    wanted = tree.has_validation or options["validation_split"] > 0
-    if wanted and not data["splits"].get(
-            segmentation_folders.VALIDATION, {}).get("count"):
-        warnings.append(
-            "the validation split is empty (too few pairs for "
-            f"validation_split={options['validation_split']}, or "
-            "every validation pair was skipped): training will run without "
-            "validation")
-    return warnings
+    empty = ingest_plan.empty_validation(
+        data, tree.has_validation or options["validation_split"] > 0,
+        options["validation_split"], too_few="pairs", item="pair")
+    return warnings + [empty] if empty else warnings
 
 
 def _names_from_ids(totals):
