@@ -108,18 +108,13 @@ def _make_data(data, count):
     if done.exists():
         return
     import numpy as np
-    import skimage.data
     import tensorflow as tf
 
     from tfcnn.data import features
     from tfcnn.data import sharding
 
     rng = np.random.default_rng(0)
-    photos = []
-    for name in PHOTOS:
-        photo = getattr(skimage.data, name)()
-        photo = photo[0] if isinstance(photo, tuple) else photo
-        photos.append(np.asarray(photo[..., :3], np.uint8))
+    photos = load_photos()
     shards = data / "shards"
     shards.mkdir(parents=True, exist_ok=True)
     folders = data / "folders"
@@ -130,7 +125,7 @@ def _make_data(data, count):
     total_bytes = 0
     for index in range(count):
         label = index % len(PHOTOS)
-        image = _variant(photos[label], rng)
+        image = variant(photos[label], rng)
         encoded = tf.io.encode_jpeg(image, quality=90).numpy()
         total_bytes += len(encoded)
         folder = folders / PHOTOS[label]
@@ -182,7 +177,20 @@ def _make_small_data(data, count):
                   num_shards=8, shorter_side=SIZE, progress=False)
 
 
-def _variant(photo, rng):
+def load_photos():
+    """``PHOTOS`` from scikit-image's sample data, as uint8 RGB arrays."""
+    import numpy as np
+    import skimage.data
+
+    photos = []
+    for name in PHOTOS:
+        photo = getattr(skimage.data, name)()
+        photo = photo[0] if isinstance(photo, tuple) else photo
+        photos.append(np.asarray(photo[..., :3], np.uint8))
+    return photos
+
+
+def variant(photo, rng):
     """A random crop of a photo resized to 500x375 (a quarter portrait)."""
     import numpy as np
     import tensorflow as tf

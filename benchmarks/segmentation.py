@@ -46,7 +46,8 @@ from pathlib import Path
 
 # The photos and their 500x375 variants of the pipeline benchmark.
 from pipeline import PHOTOS
-from pipeline import _variant
+from pipeline import load_photos
+from pipeline import variant
 
 SIZE = 256
 CROP = 224
@@ -85,23 +86,18 @@ def _make_data(data, count):
     if done.exists():
         return
     import numpy as np
-    import skimage.data
     from PIL import Image
 
     from tfcnn.data import ingest
 
     rng = np.random.default_rng(0)
-    photos = []
-    for name in PHOTOS:
-        photo = getattr(skimage.data, name)()
-        photo = photo[0] if isinstance(photo, tuple) else photo
-        photos.append(np.asarray(photo[..., :3], np.uint8))
+    photos = load_photos()
     pairs, folders = data / "pairs", data / "folders"
     for sub in ("images", "masks"):
         (pairs / sub).mkdir(parents=True, exist_ok=True)
     for index in range(count):
         label = index % len(PHOTOS)
-        image = _variant(photos[label], rng)
+        image = variant(photos[label], rng)
         stem = f"{index:05d}"
         Image.fromarray(image).save(pairs / "images" / f"{stem}.jpg",
                                     quality=90)

@@ -114,8 +114,7 @@ def alexnet(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
                             min_size=(MIN_INPUT, MIN_INPUT))
     validation.check_choice("towers", towers, (1, 2))
     validation.check_positive("width_multiplier", width_multiplier)
-    validation.check_positive("fc_units", fc_units, int)
-    validation.check_dropout(dropout)
+    validation.check_fully_connected(fc_units, dropout)
     if paper_init:
         kernel_init = keras.initializers.RandomNormal(stddev=0.01)
     else:

@@ -75,11 +75,10 @@ def dilation8(input_shape=(None, None, 3), num_classes=21, include_top=True,
     >>> model = dilation8(input_shape=(64, 64, 3), num_classes=3,
     ...                   width_multiplier=0.125, fc_units=32)
     """
-    validation.check_common(input_shape, num_classes, pooling)
-    validation.check_divisible(input_shape, OUTPUT_STRIDE)
+    validation.check_dense_prediction(input_shape, num_classes, pooling,
+                                      OUTPUT_STRIDE)
     check_vgg_options(width_multiplier, OUTPUT_STRIDE)
-    validation.check_positive("fc_units", fc_units, int)
-    validation.check_dropout(dropout)
+    validation.check_fully_connected(fc_units, dropout)
     inputs = keras.Input(shape=input_shape, name="image")
     x = vgg_features(inputs, 16, width_multiplier=width_multiplier,
                      output_stride=OUTPUT_STRIDE)[OUTPUT_STRIDE]

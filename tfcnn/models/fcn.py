@@ -167,11 +167,9 @@ def fcn(stride, input_shape=(None, None, 3), num_classes=21, include_top=True,
     ...             width_multiplier=0.125, fc_units=32)
     """
     validation.check_choice("stride", stride, STRIDES)
-    validation.check_common(input_shape, num_classes, pooling)
-    validation.check_divisible(input_shape, 32)
+    validation.check_dense_prediction(input_shape, num_classes, pooling, 32)
     check_vgg_options(width_multiplier, 32)
-    validation.check_positive("fc_units", fc_units, int)
-    validation.check_dropout(dropout)
+    validation.check_fully_connected(fc_units, dropout)
     inputs = keras.Input(shape=input_shape, name="image")
     endpoints = vgg_features(inputs, 16, width_multiplier=width_multiplier)
     x = fully_convolutional_head(endpoints[32], fc_units=fc_units,
@@ -227,8 +225,7 @@ def fcn_resnet(stride, depth, input_shape=(None, None, 3), num_classes=21,
         ValueError: a bad argument, named in the message.
     """
     validation.check_choice("stride", stride, STRIDES)
-    validation.check_common(input_shape, num_classes, pooling)
-    validation.check_divisible(input_shape, 32)
+    validation.check_dense_prediction(input_shape, num_classes, pooling, 32)
     check_resnet_options(depth, shortcut=shortcut, norm=norm,
                          norm_groups=norm_groups,
                          width_multiplier=width_multiplier)
@@ -279,8 +276,7 @@ def fcn_small(stride, input_shape=(None, None, 3), num_classes=21,
         ValueError: a bad argument, named in the message.
     """
     validation.check_choice("stride", stride, STRIDES)
-    validation.check_common(input_shape, num_classes, pooling)
-    validation.check_divisible(input_shape, 32)
+    validation.check_dense_prediction(input_shape, num_classes, pooling, 32)
     check_small_options(widths, norm)
     inputs = keras.Input(shape=input_shape, name="image")
     endpoints = small_features(inputs, widths=tuple(widths), norm=norm)

@@ -33,6 +33,28 @@ def check_common(input_shape, num_classes, pooling, min_size=(32, 32)):
             f"Received: pooling={pooling}")
 
 
+def check_dense_prediction(input_shape, num_classes, pooling, stride):
+    """``check_common`` for a builder of per-pixel scores whose coarsest
+    features have ``stride``: fixed sides must be multiples of it.
+
+    Raises:
+        ValueError: naming the argument and the received value.
+    """
+    check_common(input_shape, num_classes, pooling)
+    check_divisible(input_shape, stride)
+
+
+def check_fully_connected(fc_units, dropout):
+    """Validates the width and dropout of fully connected layers (dense,
+    or the convolutions that replace them in FCN and dilated networks).
+
+    Raises:
+        ValueError: naming the argument and the received value.
+    """
+    check_positive("fc_units", fc_units, int)
+    check_dropout(dropout)
+
+
 def check_channels_last():
     """Checks that Keras builds channels-last layers.
 

@@ -127,8 +127,7 @@ def vgg(depth, input_shape=(224, 224, 3), num_classes=1000, include_top=True,
     validation.check_choice("depth", depth, tuple(VGG_SPECS))
     validation.check_common(input_shape, num_classes, pooling)
     check_vgg_options(width_multiplier, 32)
-    validation.check_positive("fc_units", fc_units, int)
-    validation.check_dropout(dropout)
+    validation.check_fully_connected(fc_units, dropout)
     inputs = keras.Input(shape=input_shape, name="image")
     x = vgg_features(inputs, depth, width_multiplier=width_multiplier,
                      norm=norm)[32]
