@@ -10,7 +10,7 @@ from tfcnn import recipe as recipe_lib
 from tfcnn.errors import RecipeError
 
 
-def _recipe_file(tmp_path, **sections):
+def recipe_file(tmp_path, **sections):
     """A recipe over tiny class folders, as a TOML file; returns its path."""
     raw = {
         "data": {"source": "folder", "path": str(tmp_path / "src"),
@@ -56,7 +56,7 @@ def test_help_shows_defaults(capsys, command, option):
 @pytest.mark.slow
 def test_stage_commands_take_the_recipe(tmp_path, capsys):
     image_files.make_class_folders(tmp_path / "src", ("a", "b"), 4)
-    recipe = _recipe_file(tmp_path)
+    recipe = recipe_file(tmp_path)
 
     assert cli.main(["ingest", str(recipe), "--workers", "1",
                      "--json"]) == 0

@@ -40,6 +40,17 @@ def test_keras_progress_bar_only_on_a_terminal():
     assert console.keras_verbosity(io.StringIO()) == 2
 
 
+def test_result_lines_print_once_or_go_to_the_capture(capsys):
+    console.print_result("stats: wrote stats.npz")
+    with console.capture_results() as lines:
+        console.print_result("ingest: wrote 8 records")
+        with console.capture_results() as inner:
+            console.print_result("train: wrote model.keras")
+    assert lines == ["ingest: wrote 8 records"]
+    assert inner == ["train: wrote model.keras"]
+    assert capsys.readouterr().out == "stats: wrote stats.npz\n"
+
+
 def _tfcnn(*args, cwd, **env):
     environ = {k: v for k, v in os.environ.items()
                if k != "TF_CPP_MIN_LOG_LEVEL"}

@@ -1,4 +1,5 @@
-"""End to end: the quickstart recipe, run as a user runs it, twice."""
+"""End to end: the quickstart recipe, run as a user runs it, twice; a
+small recipe's stages each print their result once."""
 
 import json
 import os
@@ -8,6 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.data import image_files
+from tests.test_cli_commands import recipe_file
+from tfcnn import cli
 
 # The packaged recipe, run by name as the README shows.
 QUICKSTART = "quickstart"
@@ -38,6 +43,7 @@ def test_quickstart_end_to_end(tmp_path):
     for stage in ("prepare", "ingest", "stats", "train", "evaluate",
                   "export", "predict"):
         assert re.search(rf"^\[done\] {stage}:", out, re.M), out
+        assert len(_stage_lines(out, stage)) == 1, out  # said once
     assert not NATIVE_LOG.search(result.stderr), result.stderr
     # Keras' progress bar redraws only on a terminal: no ANSI codes here.
     assert "\x1b[" not in out and "\r" not in result.stderr
@@ -74,3 +80,46 @@ def test_quickstart_end_to_end(tmp_path):
                 .glob("*.png"))[:3], "--json", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     json.loads(predicted.stdout)
+
+
+STAGES = ("ingest", "stats", "train", "evaluate", "export", "predict")
+
+
+def _stage_lines(out, stage):
+    """The lines that report ``stage``: run's tagged ones and any untagged
+    result line of the stage itself."""
+    return [line for line in out.splitlines()
+            if re.match(rf"(\[(done|skip)\] )?{stage}: ", line)]
+
+
+@pytest.mark.slow
+def test_each_stage_prints_its_result_once(tmp_path, capsys):
+    image_files.make_class_folders(tmp_path / "src", ("a", "b"), 4)
+    recipe = recipe_file(tmp_path, data={"validation_split": 0.25})
+
+    assert cli.main(["run", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    for stage in STAGES:
+        assert len(_stage_lines(out, stage)) == 1, out
+        assert f"[done] {stage}: " in out, out
+    # The line is the stage's own result (what it wrote), not a summary.
+    assert "[done] ingest: wrote 8 records" in out, out
+    assert re.search(r"^\[done\] stats: 6 train images at 16x16", out,
+                     re.M), out
+    assert "[done] train: wrote model.keras" in out, out
+
+    # Again: complete stages are skipped, each said once.
+    assert cli.main(["run", str(recipe)]) == 0
+    again = capsys.readouterr().out
+    for stage in STAGES:
+        assert len(_stage_lines(again, stage)) == 1, again
+    for stage in ("ingest", "stats", "train", "export"):
+        assert f"[skip] {stage}: " in again, again
+
+    # --json: one object on stdout with every stage, the lines on stderr.
+    assert cli.main(["run", str(recipe), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert [s["stage"] for s in report["stages"]] == list(STAGES)
+    for stage in STAGES:
+        assert len(_stage_lines(captured.err, stage)) == 1, captured.err

@@ -10,9 +10,14 @@ a filter that drops those lines and passes everything else on unchanged.
 Keras' progress bar redraws one line with carriage returns and ANSI codes:
 right on a terminal, unreadable in a log file. ``keras_verbosity`` picks
 the bar on a terminal and one line per epoch (``verbose=2``) elsewhere.
+
+Each stage (ingest, stats, train) ends with one result line on stdout,
+``print_result``; ``tfcnn run`` takes that line as the stage's own
+(``capture_results``), so a stage's result is printed once.
 """
 
 import contextlib
+import contextvars
 import os
 import re
 import sys
@@ -118,3 +123,37 @@ def keras_verbosity(stream=None):
         return 1 if stream.isatty() else 2
     except (AttributeError, ValueError):
         return 2
+
+
+# The lines ``print_result`` hands to the innermost ``capture_results``
+# block instead of printing them (None: print).
+_captured = contextvars.ContextVar("tfcnn_captured_results", default=None)
+
+
+def print_result(line):
+    """Prints a stage's result line on stdout, or hands it to the
+    enclosing ``capture_results`` block.
+
+    Args:
+        line: str, the line, e.g. "stats: 6 train images at 16x16 ...".
+    """
+    captured = _captured.get()
+    if captured is None:
+        print(line, flush=True)
+    else:
+        captured.append(line)
+
+
+@contextlib.contextmanager
+def capture_results():
+    """Collects the ``print_result`` lines of the ``with`` block.
+
+    Yields:
+        list of str, filled as the block runs.
+    """
+    lines = []
+    token = _captured.set(lines)
+    try:
+        yield lines
+    finally:
+        _captured.reset(token)

@@ -2,9 +2,11 @@
 
 Stages: prepare (the embedded digits and digit scenes only) -> ingest ->
 stats -> train -> evaluate -> export -> predict. Each stage prints one line
-naming what it wrote. A stage is skipped when its output exists and is
-complete, so running the same command again after a crash or a kill picks up
-where it stopped (training itself resumes mid-run from its backup).
+naming what it wrote (for ingest, stats and train their own result line,
+taken over by ``tfcnn.console.capture_results``, so it is printed once). A
+stage is skipped when its output exists and is complete, so running the
+same command again after a crash or a kill picks up where it stopped
+(training itself resumes mid-run from its backup).
 """
 
 import dataclasses
@@ -13,6 +15,7 @@ import sys
 from pathlib import Path
 
 from tfcnn import atomic_files
+from tfcnn import console
 from tfcnn.data import sharding
 from tfcnn.errors import DataError
 from tfcnn.recipe import MeanMode
@@ -47,9 +50,14 @@ def run_recipe(recipe, *, force=False, echo=print):
     """
     reports = []
     for stage in _stages(recipe):
-        report = stage(recipe, force)
+        with console.capture_results() as lines:
+            report = stage(recipe, force)
         if report is None:
             continue
+        if lines:
+            # The stage's own result line says more than the summary here.
+            report.message = "\n".join(
+                line.removeprefix(f"{report.stage}: ") for line in lines)
         prefix = "skip" if report.skipped else "done"
         echo(f"[{prefix}] {report.stage}: {report.message}")
         reports.append(report)

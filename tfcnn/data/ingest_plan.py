@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from tfcnn import atomic_files
+from tfcnn import console
 from tfcnn.data import image_folders
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import sharding
@@ -115,9 +116,10 @@ def write_plan(out, shards, options, num_files, *, write_shards,
         done = None if overwrite else _existing_output(out, fingerprint)
         if done is not None:
             if progress:
-                print(f"ingest: {out} is already complete "
-                      f"({_split_summary(done)}); nothing written "
-                      "(overwrite=True rewrites it)")
+                console.print_result(
+                    f"ingest: {out} is already complete "
+                    f"({_split_summary(done)}); nothing written "
+                    "(overwrite=True rewrites it)")
             return done
         owned = _owned_shards(out)
         _refuse_foreign_shards(out, owned)
@@ -139,8 +141,8 @@ def write_plan(out, shards, options, num_files, *, write_shards,
         manifest_lib.write(out, data)
         journal.remove()
     if progress:
-        print(_summary(data, out, len(shards) - len(pending),
-                       time.perf_counter() - started))
+        console.print_result(_summary(data, out, len(shards) - len(pending),
+                                      time.perf_counter() - started))
         for warning in data.get("warnings", []):
             print(f"ingest: warning: {warning}", file=sys.stderr)
     return data

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from tfcnn import atomic_files
+from tfcnn import console
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.errors import DataError
 
@@ -129,10 +130,11 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
         mean = ", ".join(f"{v:.1f}" for v in stats.channel_mean)
         undecodable = (f" ({left_out} records that do not decode left out)"
                        if left_out else "")
-        print(f"stats: {num_images} {split} images at {size}x{size}"
-              f"{undecodable}: RGB mean ({mean}), eigenvalues "
-              f"{np.array2string(stats.eigenvalues, precision=1)}; "
-              f"wrote {path}")
+        console.print_result(
+            f"stats: {num_images} {split} images at {size}x{size}"
+            f"{undecodable}: RGB mean ({mean}), eigenvalues "
+            f"{np.array2string(stats.eigenvalues, precision=1)}; "
+            f"wrote {path}")
     return stats
 
 
@@ -172,8 +174,9 @@ def compute_tfds_stats(name, *, split="train", data_dir=None, size=256,
     path.parent.mkdir(parents=True, exist_ok=True)
     save_stats(stats, path)
     if progress:
-        print(f"stats: {stats.num_images} {split} images of {name} at "
-              f"{size}x{size}; wrote {path}")
+        console.print_result(
+            f"stats: {stats.num_images} {split} images of {name} at "
+            f"{size}x{size}; wrote {path}")
     return stats
 
 

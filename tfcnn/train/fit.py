@@ -369,10 +369,11 @@ def finish_run(recipe, model, data, callbacks, placement, history,
         trainable, frozen = summary["parameters"].values()
         # The result, on stdout as ingest's and stats' are; notices such
         # as resuming go to stderr.
-        print(f"train: wrote {MODEL_NAME}, {CLASSES_NAME}, {RECIPE_NAME}, "
-              f"checkpoints/ and logs/ in {model_dir} ({epochs}, "
-              f"{trainable:,} trainable / {frozen:,} frozen parameters, "
-              f"{_format_logs(metrics, data.task.log_keys)})", flush=True)
+        console.print_result(
+            f"train: wrote {MODEL_NAME}, {CLASSES_NAME}, {RECIPE_NAME}, "
+            f"checkpoints/ and logs/ in {model_dir} ({epochs}, "
+            f"{trainable:,} trainable / {frozen:,} frozen parameters, "
+            f"{_format_logs(metrics, data.task.log_keys)})")
     strategy_lib.remove_worker_dir(write_dir, placement)
     return summary
 
@@ -408,9 +409,10 @@ def _leave_finished_run(recipe, state):
     done = state.get("epochs_completed", 0)
     wanted = recipe.train.epochs
     asked = "" if done == wanted else f"; the recipe asks for {wanted}"
-    print(f"train: {recipe.train.model_dir} is complete ({done} epoch"
-          f"{'s' * (done != 1)}{asked}); left as it is (--overwrite or "
-          "another train.model_dir trains again)", flush=True)
+    console.print_result(
+        f"train: {recipe.train.model_dir} is complete ({done} epoch"
+        f"{'s' * (done != 1)}{asked}); left as it is (--overwrite or "
+        "another train.model_dir trains again)")
     return {**state, "epochs_run": 0, "resumed_from": None, "skipped": True}
 
 
