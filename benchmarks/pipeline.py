@@ -107,14 +107,11 @@ def _make_data(data, count):
     done = data / f"done-{count}"
     if done.exists():
         return
-    import numpy as np
     import tensorflow as tf
 
     from tfcnn.data import features
     from tfcnn.data import sharding
 
-    rng = np.random.default_rng(0)
-    photos = load_photos()
     shards = data / "shards"
     shards.mkdir(parents=True, exist_ok=True)
     folders = data / "folders"
@@ -123,9 +120,7 @@ def _make_data(data, count):
         shards / sharding.shard_filename("train", i, num_shards)))
         for i in range(num_shards)]
     total_bytes = 0
-    for index in range(count):
-        label = index % len(PHOTOS)
-        image = variant(photos[label], rng)
+    for index, (label, image) in enumerate(photo_variants(count)):
         encoded = tf.io.encode_jpeg(image, quality=90).numpy()
         total_bytes += len(encoded)
         folder = folders / PHOTOS[label]
@@ -177,20 +172,24 @@ def _make_small_data(data, count):
                   num_shards=8, shorter_side=SIZE, progress=False)
 
 
-def load_photos():
-    """``PHOTOS`` from scikit-image's sample data, as uint8 RGB arrays."""
+def photo_variants(count):
+    """Yields ``(label, image)`` for ``count`` seeded 500x375 variants of
+    ``PHOTOS`` (scikit-image's sample data), in turn."""
     import numpy as np
     import skimage.data
 
+    rng = np.random.default_rng(0)
     photos = []
     for name in PHOTOS:
         photo = getattr(skimage.data, name)()
         photo = photo[0] if isinstance(photo, tuple) else photo
         photos.append(np.asarray(photo[..., :3], np.uint8))
-    return photos
+    for index in range(count):
+        label = index % len(PHOTOS)
+        yield label, _variant(photos[label], rng)
 
 
-def variant(photo, rng):
+def _variant(photo, rng):
     """A random crop of a photo resized to 500x375 (a quarter portrait)."""
     import numpy as np
     import tensorflow as tf

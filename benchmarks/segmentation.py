@@ -46,8 +46,7 @@ from pathlib import Path
 
 # The photos and their 500x375 variants of the pipeline benchmark.
 from pipeline import PHOTOS
-from pipeline import load_photos
-from pipeline import variant
+from pipeline import photo_variants
 
 SIZE = 256
 CROP = 224
@@ -85,19 +84,14 @@ def _make_data(data, count):
     done = data / f"done-{count}"
     if done.exists():
         return
-    import numpy as np
     from PIL import Image
 
     from tfcnn.data import ingest
 
-    rng = np.random.default_rng(0)
-    photos = load_photos()
     pairs, folders = data / "pairs", data / "folders"
     for sub in ("images", "masks"):
         (pairs / sub).mkdir(parents=True, exist_ok=True)
-    for index in range(count):
-        label = index % len(PHOTOS)
-        image = variant(photos[label], rng)
+    for index, (label, image) in enumerate(photo_variants(count)):
         stem = f"{index:05d}"
         Image.fromarray(image).save(pairs / "images" / f"{stem}.jpg",
                                     quality=90)

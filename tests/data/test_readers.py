@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tests.data import image_files
 from tests.data import reference_shards
+from tests.data import tfds_files
 from tfcnn.data import ingest
 from tfcnn.data import preprocess
 from tfcnn.data import readers
@@ -74,44 +75,16 @@ def test_read_tfrecords_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):
-    """A tiny tfds dataset built and prepared on local disk (no download).
-
-    Its builder class is not registered, so the readers find it from the
-    prepared files alone, as for a dataset whose builder code is elsewhere.
-    """
+    """A tiny tfds dataset of three classes (``tests.data.tfds_files``)."""
     import tensorflow_datasets as tfds
 
-    class TfcnnTinyImages(tfds.core.GeneratorBasedBuilder,
-                          skip_registration=True):
-        # tfds 4.9.10 looks up a packaged builder's source file through
-        # importlib_resources, which tensorflow-datasets does not install;
-        # builders defined in __main__ skip that lookup.
-        __module__ = "__main__"
-        VERSION = tfds.core.Version("1.0.0")
-
-        def _info(self):
-            return tfds.core.DatasetInfo(
-                builder=self,
-                features=tfds.features.FeaturesDict({
-                    "image": tfds.features.Image(shape=(None, None, 3)),
-                    "label": tfds.features.ClassLabel(
-                        names=["circle", "square", "star"]),
-                }),
-                supervised_keys=("image", "label"))
-
-        def _split_generators(self, dl_manager):
-            del dl_manager  # nothing to download
-            return {"train": self._generate_examples(6, 0),
-                    "test": self._generate_examples(3, 100)}
-
-        def _generate_examples(self, count, seed):
-            for i in range(count):
-                yield f"{seed + i}", {
-                    "image": image_files.rgb_array(seed + i, 12, 16),
-                    "label": i % 3}
-
     data_dir = tmp_path_factory.mktemp("tfds")
-    TfcnnTinyImages(data_dir=str(data_dir)).download_and_prepare()
+    tfds_files.prepare(data_dir, "TfcnnTinyImages", {
+        "image": tfds.features.Image(shape=(None, None, 3)),
+        "label": tfds.features.ClassLabel(names=["circle", "square", "star"]),
+    }, {split: {seed + i: {"image": image_files.rgb_array(seed + i, 12, 16),
+                           "label": i % 3} for i in range(count)}
+        for split, count, seed in (("train", 6, 0), ("test", 3, 100))})
     return data_dir
 
 

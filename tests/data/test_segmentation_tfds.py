@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tests.data import segmentation_files
+from tests.data import tfds_files
 from tfcnn.data import segmentation_pipeline
 from tfcnn.data import segmentation_tfds
 from tfcnn.errors import DataError
@@ -12,43 +13,23 @@ from tfcnn.errors import DataError
 
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):
-    """A tiny tfds dataset with an image and a one-channel mask feature,
-    built and prepared on local disk (no download), like
-    oxford_iiit_pet's image and segmentation_mask."""
+    """A tiny tfds dataset with an image and a one-channel mask feature
+    (``tests.data.tfds_files``), like oxford_iiit_pet's image and
+    segmentation_mask."""
     import tensorflow_datasets as tfds
 
-    class TfcnnTinyMasks(tfds.core.GeneratorBasedBuilder,
-                         skip_registration=True):
-        # Builders defined in __main__ skip tfds' source-file lookup.
-        __module__ = "__main__"
-        VERSION = tfds.core.Version("1.0.0")
-
-        def _info(self):
-            return tfds.core.DatasetInfo(
-                builder=self,
-                features=tfds.features.FeaturesDict({
-                    "image": tfds.features.Image(shape=(None, None, 3)),
-                    "label": tfds.features.ClassLabel(names=["a", "b"]),
-                    "segmentation_mask": tfds.features.Image(
-                        shape=(None, None, 1)),
-                }),
-                supervised_keys=("image", "label"))
-
-        def _split_generators(self, dl_manager):
-            del dl_manager  # nothing to download
-            return {"train": self._generate_examples(5, 0),
-                    "test": self._generate_examples(2, 50)}
-
-        def _generate_examples(self, count, seed):
-            for i in range(count):
-                mask = segmentation_files.mask_array(seed + i, 4)
-                yield f"{seed + i}", {
-                    "image": segmentation_files.image_for(mask),
-                    "label": i % 2,
-                    "segmentation_mask": mask[..., None]}
+    def example(key, label):
+        mask = segmentation_files.mask_array(key, 4)
+        return {"image": segmentation_files.image_for(mask), "label": label,
+                "segmentation_mask": mask[..., None]}
 
     data_dir = tmp_path_factory.mktemp("tfds")
-    TfcnnTinyMasks(data_dir=str(data_dir)).download_and_prepare()
+    tfds_files.prepare(data_dir, "TfcnnTinyMasks", {
+        "image": tfds.features.Image(shape=(None, None, 3)),
+        "label": tfds.features.ClassLabel(names=["a", "b"]),
+        "segmentation_mask": tfds.features.Image(shape=(None, None, 1)),
+    }, {split: {seed + i: example(seed + i, i % 2) for i in range(count)}
+        for split, count, seed in (("train", 5, 0), ("test", 2, 50))})
     return data_dir
 
 
