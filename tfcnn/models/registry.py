@@ -173,10 +173,13 @@ def describe(name, /, input_shape=None, num_classes=None, **options):
     import keras
 
     # reason: Keras has no public way to drop variables whose deferred
-    # initialization is no longer wanted; without this, the next
-    # StatelessScope to exit would allocate them all (no upstream issue
-    # found; tests/train/test_keras_patches.py fails once Keras drops
-    # them itself).
+    # initialization is no longer wanted: a StatelessScope that does not
+    # initialize them leaves them in the global list that the next
+    # StatelessScope to exit allocates (keras/src/backend/common/
+    # stateless_scope.py). keras-team/keras-hub#1341 asks for the same
+    # building without allocating; no keras-team/keras issue tracks
+    # dropping them. tests/train/test_keras_patches.py fails once Keras
+    # drops them itself.
     from keras.src.backend.common import global_state
 
     pending = "uninitialized_variables"

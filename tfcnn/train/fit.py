@@ -517,9 +517,9 @@ def _build_before_fit(model, dataset):
     Keras has no public way to skip that step, hence the private
     ``_symbolic_build`` (what ``fit`` itself calls) and the replaced
     ``_maybe_symbolic_build``. The multi-worker failures of Keras 3 on
-    ``tf.distribute`` are tensorflow/tensorflow#72388;
-    ``tests/train/test_keras_patches.py`` fails once Keras builds from a
-    distributed uint8 batch by itself.
+    ``tf.distribute`` are keras-team/keras#20585 (open) and
+    tensorflow/tensorflow#72388; ``tests/train/test_keras_patches.py``
+    fails once Keras builds from a distributed uint8 batch by itself.
     """
     batch = next(iter(dataset.take(1)))
     model._symbolic_build(data_batch=batch)

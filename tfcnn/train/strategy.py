@@ -259,8 +259,9 @@ def _fix_keras_multi_worker_mean():
     (the mean over replicas) instead; everything else keeps Keras' code.
     Idempotent.
 
-    Works around tensorflow/tensorflow#72388 (Keras 3 on
-    ``tf.distribute``: "Invalid reduction dimension 0 for input with 0
+    Works around keras-team/keras#20585 (Keras 3's ``fit`` under
+    ``MultiWorkerMirroredStrategy``, open) and tensorflow/tensorflow#72388
+    (its error: "Invalid reduction dimension 0 for input with 0
     dimensions"); ``tests/train/test_keras_patches.py`` fails once Keras no
     longer needs it.
     """

@@ -123,8 +123,8 @@ class StepMonitor(keras.callbacks.Callback):
     def _install_timer(self):
         # Keras exposes the compiled step as ``model.train_function`` (set
         # by ``make_train_function``) and offers no hook around the input
-        # fetch, so the timer wraps it; the TensorBoard test of
-        # ``input_wait_fraction`` fails if Keras stops calling it.
+        # fetch, so the timer wraps it; tests/train/test_summaries.py
+        # fails if Keras stops calling it with a Python iterator.
         function = self.model.train_function
         self._timed = self.model.steps_per_execution == 1
         if not self._timed or getattr(function, "_tfcnn_timed", False):
