@@ -1,5 +1,6 @@
 """Every stage command takes the recipe; --json; --version; help defaults."""
 
+import argparse
 import json
 
 import pytest
@@ -51,6 +52,29 @@ def test_help_shows_defaults(capsys, command, option):
     with pytest.raises(SystemExit):
         cli.main([*command, "--help"])
     assert option in " ".join(capsys.readouterr().out.split())
+
+
+def _commands(parser, prefix="tfcnn"):
+    """``(name, parser)`` of the command and every subcommand."""
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, f"{prefix} {name}")
+
+
+def test_every_option_is_explained_with_its_default():
+    for name, parser in _commands(cli._parser()):
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if action.help == argparse.SUPPRESS or isinstance(
+                    action, argparse._SubParsersAction):
+                continue  # an old name, kept to name the new one; COMMAND
+            assert action.help, (name, action.dest)
+            if action.option_strings and action.nargs != 0 and (
+                    action.default not in (None, argparse.SUPPRESS, [])):
+                assert f"(default: {action.default})" in text, (
+                    name, action.dest)
 
 
 @pytest.mark.slow

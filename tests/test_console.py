@@ -36,8 +36,14 @@ def test_native_noise(line, hidden):
     assert console.is_native_noise(line) is hidden
 
 
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
 def test_keras_progress_bar_only_on_a_terminal():
     assert console.keras_verbosity(io.StringIO()) == 2
+    assert console.keras_verbosity(_Terminal()) == 1
 
 
 def test_result_lines_print_once_or_go_to_the_capture(capsys):

@@ -98,7 +98,9 @@ def test_each_stage_prints_its_result_once(tmp_path, capsys):
     recipe = recipe_file(tmp_path, data={"validation_split": 0.25})
 
     assert cli.main(["run", str(recipe)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # Progress (the export's ~15 s check) on stderr, results on stdout.
+    assert "checking it in a fresh process" in err
     for stage in STAGES:
         assert len(_stage_lines(out, stage)) == 1, out
         assert f"[done] {stage}: " in out, out

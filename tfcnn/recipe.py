@@ -3,7 +3,7 @@
 A recipe has the sections ``data``, ``augment``, ``model``, ``train``,
 ``evaluate``, ``export`` and ``predict``. Each section is a frozen dataclass
 below, and each field's comment is the one place where that key is documented
-(``tfcnn run --help-keys`` prints them). Unknown keys and values of the wrong
+(``tfcnn keys`` prints them). Unknown keys and values of the wrong
 type are rejected with the key's dotted name. ``--set section.key=value``
 overrides any key; the value is read as a TOML value, and a bare word is read
 as a string.

@@ -2,12 +2,15 @@
 
 import json
 import os
+import re
+import shlex
 
 import numpy as np
 import pytest
 
 from tests.data import reference_shards
 from tests.data.test_readers import tfds_dir  # noqa: F401 - fixture
+from tfcnn import cli
 from tfcnn.data import ingest
 from tfcnn.data import preprocess
 from tfcnn.data import stats as stats_lib
@@ -95,9 +98,14 @@ def test_stats_are_saved_and_named_in_the_manifest(dataset):
 
 def test_no_stats_is_an_error_naming_the_command(tmp_path):
     # Never a silent fallback to ImageNet's values.
-    with pytest.raises(DataError, match=r"run `tfcnn stats .* --size 32`"):
+    with pytest.raises(DataError, match=r"run `tfcnn stats ") as error:
         stats_lib.load_stats(tmp_path, size=32)
     assert stats_lib.load_stats(tmp_path, required=False) is None
+    # The advice is a command tfcnn accepts, at the size asked for.
+    advice = re.search(r"run `tfcnn ([^`]*)`", str(error.value)).group(1)
+    args = cli._parser().parse_args(shlex.split(advice))
+    assert (args.command, args.data, args.resize_size) == (
+        "stats", str(tmp_path), 32)
 
 
 def test_stats_of_reference_shards(tmp_path):

@@ -318,6 +318,9 @@ def test_export_adds_the_model_to_a_model_config_file(
         assert cli.main(["export", str(tmp_path), "--name", "m", "--export-dir",
                          str(tmp_path / "sm"), "--model-config-file",
                          str(config_file), "--label", label]) == 0
+    # The verification takes ~15 s: a line says so before it starts.
+    assert capsys.readouterr().err.count(
+        "checking it in a fresh process") == 2
     (model,) = config.read_model_config_file(config_file)
     assert model.name == "m"
     assert model.base_path == tmp_path / "sm" / "m"

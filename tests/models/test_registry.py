@@ -85,6 +85,15 @@ def test_bad_options_are_named_in_the_error():
             pytest.fail(f"{name}({options}) raised no ValueError")
 
 
+def test_default_inputs_are_what_the_pipeline_feeds():
+    # tfcnn's pipeline feeds RGB, grey images as three equal channels
+    # (LeNet-5's 1998 input was one grey channel).
+    for name in tfcnn.models.list_models():
+        shape = tfcnn.models.describe(name)["input_shape"]
+        if len(shape) == 3:  # images; the 1-D text models take tokens
+            assert shape[-1] == 3, (name, shape)
+
+
 def test_the_model_name_is_an_option():
     model = tfcnn.models.build("lenet5", name="digits")
     assert model.name == "digits"

@@ -328,9 +328,10 @@ def load_stats(data_dir, *, size=None, required=True):
         if not required:
             return None
         raise DataError(
-            f"no statistics in {folder}: run `tfcnn stats {folder} --size "
-            f"{size or 256}` (or `tfcnn run RECIPE`), or set augment.mean = "
-            f"\"imagenet\" for ImageNet's values. Received: {folder}")
+            f"no statistics in {folder}: run `tfcnn stats {folder} "
+            f"--resize-size {size or 256}` (or `tfcnn run RECIPE`), or set "
+            f"augment.mean = \"imagenet\" for ImageNet's values. Received: "
+            f"{folder}")
     return _read(path, size)
 
 
