@@ -194,7 +194,7 @@ def test_a_new_version_is_served_without_a_restart(tmp_path):
         assert old.status_code == 404  # the default policy: newest only
 
 
-def test_serve_refuses_a_missing_base_dir(tmp_path):
+def test_serve_refuses_a_missing_export_dir(tmp_path):
     with pytest.raises(server_lib.ServeError, match="does not exist"):
         server_lib.serve(tmp_path / "missing", port=0)
 

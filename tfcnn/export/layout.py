@@ -96,13 +96,13 @@ def list_versions(model_dir):
     return sorted(versions)
 
 
-def list_models(base_dir):
-    """Returns ``{name: model_dir}`` of the model directories in ``base_dir``.
+def list_models(export_dir):
+    """Returns ``{name: model_dir}`` of the model folders in ``export_dir``.
 
     Only names that pass ``check_model_name`` and directories that resolve
-    inside ``base_dir`` (a symlink out of it is skipped) count.
+    inside ``export_dir`` (a symlink out of it is skipped) count.
     """
-    base = pathlib.Path(base_dir).resolve()
+    base = pathlib.Path(export_dir).resolve()
     models = {}
     try:
         entries = list(os.scandir(base))

@@ -48,8 +48,8 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
         model: a ``keras.Model`` following the training-model contract, a
             path to a ``.keras`` file, or a training ``model_dir`` holding
             ``model.keras`` and ``classes.json``.
-        export_dir: str or path, the export root (TF Serving's model base
-            path holds one directory per model). Defaults to
+        export_dir: str or path, the export root: one folder per model
+            under it, each a TF Serving model base path. Defaults to
             "saved_models".
         name: str, the model name: one path component of letters, digits,
             ``_``, ``.`` and ``-``.

@@ -1,14 +1,14 @@
 """The models a server serves: discovery, version policies, hot-swapping.
 
-A ``ModelRepository`` serves either every model folder under a TF Serving
-model base directory (``<base>/<name>/<version>/``, see
-``tfcnn.export.layout``) with TF Serving's default version policy (the
-newest version only), or the models of a model config file
-(``tfcnn.serve.config``), each with its own policy and version labels. It
-polls for new and removed versions, so a newly exported version is served
-without a restart: it is loaded in the background, becomes the default once
-it is ready, and the versions that leave the policy are then unloaded
-(TF Serving's availability-preserving order).
+A ``ModelRepository`` serves either every model folder under an export
+root (``<export_dir>/<name>/<version>/``, see ``tfcnn.export.layout``)
+with TF Serving's default version policy (the newest version only), or
+the models of a model config file (``tfcnn.serve.config``), each with its
+own policy and version labels. It polls for new and removed versions, so
+a newly exported version is served without a restart: it is loaded in the
+background, becomes the default once it is ready, and the versions that
+leave the policy are then unloaded (TF Serving's availability-preserving
+order).
 Requests keep being answered by the versions already loaded meanwhile.
 
 A version that fails to load (a corrupt file; a version copied file by
@@ -116,9 +116,10 @@ class ModelRepository:
     """Loads and tracks the served versions of models.
 
     Args:
-        base_dir: str or path, TF Serving's model base path: every model
-            folder under it is served with the default policy (the newest
-            version). Ignored when ``model_configs`` is given.
+        export_dir: str or path, the export root: every model folder
+            under it (a TF Serving model base path) is served with the
+            default policy (the newest version). Ignored when
+            ``model_configs`` is given.
         poll_seconds: float, how often the background thread looks for new
             and removed versions. Defaults to 1.0 (TF Serving's default).
         model_configs: sequence of ``config.ModelConfig`` (from a model
@@ -132,14 +133,14 @@ class ModelRepository:
     3
     """
 
-    def __init__(self, base_dir=None, poll_seconds=1.0, model_configs=None):
+    def __init__(self, export_dir=None, poll_seconds=1.0, model_configs=None):
         if not poll_seconds > 0:
             raise arguments.ArgumentError("poll_seconds must be > 0. "
                              f"Received: poll_seconds={poll_seconds!r}")
-        if base_dir is None and model_configs is None:
+        if export_dir is None and model_configs is None:
             raise arguments.ArgumentError(
-                "give base_dir or model_configs. Received: neither")
-        self.base_dir = base_dir
+                "give export_dir or model_configs. Received: neither")
+        self.export_dir = export_dir
         self.poll_seconds = poll_seconds
         self._configs = (None if model_configs is None
                          else list(model_configs))
@@ -157,7 +158,7 @@ class ModelRepository:
         if self._configs is not None:
             return list(self._configs)
         return [config_lib.ModelConfig(name, path) for name, path in
-                sorted(layout.list_models(self.base_dir).items())]
+                sorted(layout.list_models(self.export_dir).items())]
 
     def refresh(self):
         """Scans once: loads what the policies want, unloads the rest.

@@ -1,11 +1,11 @@
 """A local model server compatible with TF Serving's REST and gRPC APIs.
 
-It serves the models under a model base directory (``<base>/<name>/
-<version>/``, the layout ``tfcnn export`` writes and
-``tensorflow_model_server --model_base_path`` reads), or those of a TF
-Serving model config file, with the same URLs, JSON bodies and gRPC
-services as TF Serving, so a client written against one works against the
-other:
+It serves the models under an export root (``<export_dir>/<name>/
+<version>/``, the layout ``tfcnn export`` writes; each ``<export_dir>/
+<name>`` is what ``tensorflow_model_server --model_base_path`` reads), or
+those of a TF Serving model config file, with the same URLs, JSON bodies
+and gRPC services as TF Serving, so a client written against one works
+against the other:
 
 - ``GET /v1/models/<name>[/versions/<v> | /labels/<l>]``: version status;
 - ``GET .../metadata``: signatures;
@@ -117,7 +117,7 @@ def _error(message, status, headers=None):
     return _json_response({"error": message}, status, headers)
 
 
-def create_app(base_dir=None, *, model_configs=None, options=None,
+def create_app(export_dir=None, *, model_configs=None, options=None,
                **option_kwargs):
     """Returns the ASGI application serving the models.
 
@@ -125,8 +125,8 @@ def create_app(base_dir=None, *, model_configs=None, options=None,
     when it starts (ASGI lifespan) and stops polling when it shuts down.
 
     Args:
-        base_dir: str or path, the model base directory (every model
-            folder under it, newest version). Ignored with
+        export_dir: str or path, the export root (every model folder
+            under it, newest version). Ignored with
             ``model_configs``.
         model_configs: sequence of ``config.ModelConfig`` (a model config
             file), or None.
@@ -140,7 +140,7 @@ def create_app(base_dir=None, *, model_configs=None, options=None,
     """
     options = options or ServerOptions(**option_kwargs)
     models = repository_lib.ModelRepository(
-        base_dir, options.poll_seconds, model_configs=model_configs)
+        export_dir, options.poll_seconds, model_configs=model_configs)
     inference = inference_lib.Inference(
         models, options.limits, options.batching, options.max_in_flight,
         options.request_timeout_s)
@@ -423,7 +423,7 @@ def _grpc_server(app, host, port):
                          f"{error.strerror or error}") from None
 
 
-def serve(base_dir=None, host="127.0.0.1", port=8501, grpc_port=8500, *,
+def serve(export_dir=None, host="127.0.0.1", port=8501, grpc_port=8500, *,
           model_config_file=None, options=None, log_level="info"):
     """Serves the models until SIGTERM or Ctrl-C (blocking).
 
@@ -431,7 +431,7 @@ def serve(base_dir=None, host="127.0.0.1", port=8501, grpc_port=8500, *,
     flight are answered, and the function returns.
 
     Args:
-        base_dir: str or path, the model base directory; None with a
+        export_dir: str or path, the export root; None with a
             ``model_config_file``.
         host: str, the address to bind; only this machine can connect by
             default. Defaults to "127.0.0.1".
@@ -445,7 +445,7 @@ def serve(base_dir=None, host="127.0.0.1", port=8501, grpc_port=8500, *,
         log_level: str, uvicorn's log level. Defaults to "info".
 
     Raises:
-        ServeError: a port is in use or ``base_dir`` is missing.
+        ServeError: a port is in use or ``export_dir`` is missing.
         ConfigError: the model config file is malformed.
     """
     model_configs = None
@@ -453,9 +453,9 @@ def serve(base_dir=None, host="127.0.0.1", port=8501, grpc_port=8500, *,
         model_configs = config_lib.read_model_config_file(model_config_file)
         where = str(model_config_file)
     else:
-        _check_base_dir(base_dir)
-        where = f"models under {base_dir}"
-    app = create_app(base_dir, model_configs=model_configs,
+        _check_export_dir(export_dir)
+        where = f"models under {export_dir}"
+    app = create_app(export_dir, model_configs=model_configs,
                      options=options or ServerOptions())
     sock = _bind(host, port)
     grpc_server = None
@@ -492,17 +492,17 @@ def serve(base_dir=None, host="127.0.0.1", port=8501, grpc_port=8500, *,
           flush=True)
 
 
-def _check_base_dir(base_dir):
-    if base_dir is None or not os.path.isdir(base_dir):
+def _check_export_dir(export_dir):
+    if export_dir is None or not os.path.isdir(export_dir):
         raise ServeError(
-            f"the model base directory {str(base_dir)!r} does not exist")
+            f"the export root {str(export_dir)!r} does not exist")
 
 
 class BackgroundServer:
     """Runs the server in a thread: for tests, benchmarks and notebooks.
 
     Args:
-        base_dir: str or path, the model base directory (or None with
+        export_dir: str or path, the export root (or None with
             ``model_configs``).
         host: str. Defaults to "127.0.0.1".
         port: int, 0 picks a free port. Defaults to 0.
@@ -516,11 +516,11 @@ class BackgroundServer:
     ...     requests.get(server.url + "/v1/models/digits")
     """
 
-    def __init__(self, base_dir, host="127.0.0.1", port=0, grpc_port=None,
+    def __init__(self, export_dir, host="127.0.0.1", port=0, grpc_port=None,
                  **app_kwargs):
         if app_kwargs.get("model_configs") is None:
-            _check_base_dir(base_dir)
-        self.app = create_app(base_dir, **app_kwargs)
+            _check_export_dir(export_dir)
+        self.app = create_app(export_dir, **app_kwargs)
         self.host = host
         self._port = port
         self._grpc_port = grpc_port
