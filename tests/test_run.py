@@ -101,6 +101,9 @@ def test_each_stage_prints_its_result_once(tmp_path, capsys):
     out, err = capsys.readouterr()
     # Progress (the export's ~15 s check) on stderr, results on stdout.
     assert "checking it in a fresh process" in err
+    # Not a terminal: Keras' verbose=2 line per epoch, no redrawn bar.
+    assert re.search(r"^\d+/\d+ - .*loss", out, re.M), out
+    assert "\r" not in out + err and "\x1b[" not in out + err
     for stage in STAGES:
         assert len(_stage_lines(out, stage)) == 1, out
         assert f"[done] {stage}: " in out, out
