@@ -522,19 +522,11 @@ def _export(args):
         raise _usage_error("--label needs --model-config-file. "
                            f"Received: --label={args.label}")
     from tfcnn import export
-    from tfcnn.export import layout
 
-    # Bad arguments end in their one line before the progress line.
-    version = _given(args.version, config.version)
-    layout.check_model_name(name)
-    if version:
-        layout.check_version(version)
-    print("export: writing the SavedModel and checking it in a fresh "
-          "process (about 15 s)...", file=sys.stderr, flush=True)
     path = export.export_model(
         model, export_dir=_given(args.export_dir, config.export_dir),
-        name=name,
-        version=version, top_k=_given(args.top_k, config.top_k))
+        name=name, version=_given(args.version, config.version),
+        top_k=_given(args.top_k, config.top_k))
     if args.model_config_file is not None:
         from tfcnn.serve import config as serve_config
 

@@ -11,7 +11,6 @@ same command again after a crash or a kill picks up where it stopped
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 from tfcnn import atomic_files
@@ -207,8 +206,6 @@ def _export(recipe, force):
         if path is not None:
             return StageReport("export", True, f"{path} holds this model",
                                path)
-    print("export: writing the SavedModel and checking it in a fresh "
-          "process (about 15 s)...", file=sys.stderr, flush=True)
     path = export.export_model(
         model_dir, export_dir=recipe.export.export_dir,
         name=recipe.export.name, version=recipe.export.version,

@@ -41,7 +41,7 @@ _LOCK_FILE = ".publish.lock"
 
 
 def export_model(model, *, export_dir="saved_models", name, version=0,
-                 top_k=5, class_names=None, verify=True):
+                 top_k=5, class_names=None, verify=True, verbose=True):
     """Exports a trained model to ``<export_dir>/<name>/<version>/``.
 
     Args:
@@ -63,6 +63,9 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
             Defaults to None.
         verify: bool, check the SavedModel in a fresh process without
             tfcnn before publishing. Defaults to True.
+        verbose: bool, say on stderr, once the arguments are checked, that
+            writing and checking take a while (as Keras' ``model.export``
+            says what it saved). Defaults to True.
 
     Returns:
         ``pathlib.Path`` of the published version directory.
@@ -97,6 +100,10 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     model_root.mkdir(parents=True, exist_ok=True)
     if version and (model_root / str(version)).exists():
         raise ExportError(_exists_message(model_root, version))
+    if verbose:
+        print("export: writing the SavedModel" + (
+            " and checking it in a fresh process (about 15 s)"
+            if verify else "") + "...", file=sys.stderr, flush=True)
     with atomic_files.staging_folder(model_root, ".tmp-") as staging:
         # mkdtemp makes the directory private; a published version must be
         # readable by a model server running as another user.
