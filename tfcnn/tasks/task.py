@@ -1,8 +1,10 @@
 """The interface every task implements (TF Model Garden's ``base_task``).
 
 A task answers the questions on which classification and segmentation
-differ; the fit loop, the inputs, evaluation and export ask it and hold
-no task-specific code of their own.
+differ; the fit loop, the inputs and evaluation ask it and hold no
+task-specific code of their own. Serving differs too, by the trained
+model's output alone: ``tfcnn.export`` picks the serving model of a
+``[batch, classes]`` or a ``[batch, height, width, classes]`` output.
 """
 
 import abc
