@@ -163,7 +163,7 @@ def test_read_only_or_full_output_is_one_line(capsys, tmp_path, monkeypatch,
 def test_negative_shard_count_is_one_line(capsys, tmp_path):
     src = _small_source(tmp_path / "src")
     line = _error_line(capsys, ["ingest", str(src), str(tmp_path / "out"),
-                                "--shards", "-1"])
+                                "--num-shards", "-1"])
     assert "num_shards must be >= 0" in line
     assert not (tmp_path / "out").exists()
 
@@ -197,6 +197,7 @@ def test_weights_that_are_missing_or_not_weights(capsys, tmp_path):
 @pytest.mark.parametrize("argv, new", [
     (["export", "runs/a", "--dir", "out"], "--export-dir"),
     (["stats", "shards", "--size", "32"], "--resize-size"),
+    (["ingest", "src", "out", "--shards", "4"], "--num-shards"),
     (["ingest", "src", "out", "--validation-fraction", "0.2"],
      "--validation-split")])
 def test_renamed_options_name_their_new_name(capsys, argv, new):

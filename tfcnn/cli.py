@@ -241,7 +241,9 @@ def _add_ingest(subparsers):
                    help="stratified fraction of train held out when SRC has "
                         "no validation folder (default: the recipe's "
                         "data.validation_split, else 0.1)")
-    p.add_argument("--shards", type=int, default=None,
+    # data.shards is the shard folder; the count is data.num_shards.
+    _add_renamed(p, "--shards", "--num-shards")
+    p.add_argument("--num-shards", type=int, default=None,
                    help="shards per split; 0: one per ~128 MB (default: "
                         "the recipe's data.num_shards, else 0)")
     p.add_argument("--seed", type=int, default=None,
@@ -287,7 +289,7 @@ def _ingest(args):
         src, out,
         validation_split=_given(args.validation_split,
                                    data.validation_split),
-        num_shards=_given(args.shards, data.num_shards),
+        num_shards=_given(args.num_shards, data.num_shards),
         seed=_given(args.seed, data.seed), max_pixels=args.max_pixels,
         max_side=args.max_side, shorter_side=args.shorter_side,
         jpeg_quality=args.jpeg_quality, raw=args.raw,

@@ -331,7 +331,7 @@ def test_cli_ingest_and_stats(tmp_path, capsys):
     _make_folders(tmp_path / "src", per_class=2)
     out = tmp_path / "out"
     assert cli.main(["ingest", str(tmp_path / "src"), str(out),
-                     "--shards", "1", "--workers", "1"]) == 0
+                     "--num-shards", "1", "--workers", "1"]) == 0
     assert cli.main(["stats", str(out), "--resize-size", "8"]) == 0
     lines = capsys.readouterr().out
     assert "wrote 6 records" in lines and "stats.npz" in lines

@@ -96,7 +96,7 @@ def _coloured_shards(root, num_shards):
                 folder / f"{i}.png")
     result = subprocess.run(
         [*_tfcnn(), "ingest", str(root / "images"), str(root / "shards"),
-         "--validation-split", "0.25", "--shards", str(num_shards),
+         "--validation-split", "0.25", "--num-shards", str(num_shards),
          "--workers", "1"],
         env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -188,7 +188,7 @@ def training_inputs(recipe, *, num_workers=1, strategy=None):
         _say(f"{' and '.join(by_record)}: fewer shard files in "
              f"{source.where} than the {num_workers} workers, so each worker "
              f"reads every file and keeps 1 record in {num_workers} (DATA "
-             f"sharding; ingest with --shards {num_workers} or more to "
+             f"sharding; ingest with --num-shards {num_workers} or more to "
              f"split by file)")
     train_data = strategy.distribute_datasets_from_function(
         lambda context: batches("train", context, **train_args))
