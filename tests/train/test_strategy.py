@@ -154,6 +154,7 @@ def test_readme_two_worker_commands_on_a_one_shard_split(tmp_path):
     for returncode, _, error in results:
         assert returncode == 0, error[-3000:]
         assert "DATA sharding" in error
+        assert "ingest with --num-shards 2" in error  # an option it has
     run = tmp_path / "run"
     record = json.loads((run / "training.json").read_text())
     assert record["complete"] and record["num_replicas"] == 2
