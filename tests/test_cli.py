@@ -198,6 +198,7 @@ def test_weights_that_are_missing_or_not_weights(capsys, tmp_path):
     (["export", "runs/a", "--dir", "out"], "--export-dir"),
     (["stats", "shards", "--size", "32"], "--resize-size"),
     (["ingest", "src", "out", "--shards", "4"], "--num-shards"),
+    (["preview", "quickstart", "--data", "shards"], "--shards"),
     (["ingest", "src", "out", "--validation-fraction", "0.2"],
      "--validation-split")])
 def test_renamed_options_name_their_new_name(capsys, argv, new):

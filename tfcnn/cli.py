@@ -382,7 +382,8 @@ def _add_preview(subparsers):
     p.add_argument("source", help="a recipe (its data.shards, sizes and "
                                   "augment section), or a shard folder "
                                   "(with manifest.json)")
-    p.add_argument("--data", default=None,
+    _add_renamed(p, "--data", "--shards")
+    p.add_argument("--shards", default=None,
                    help="shard folder (default: the recipe's data.shards)")
     p.add_argument("--out", default="preview.png", help="PNG file to write")
     p.add_argument("--recipe", default=None,
@@ -398,7 +399,7 @@ def _add_preview(subparsers):
 def _preview(args):
     from tfcnn.preview import images as preview
 
-    recipe_path, data = args.recipe, args.data
+    recipe_path, data = args.recipe, args.shards
     if _recipe_or_none(args.source, args.overrides) is not None:
         recipe_path = args.source
     else:

@@ -67,3 +67,21 @@ def test_write_preview_with_a_manifest_and_overrides(tmp_path):
 def test_bad_count(tmp_path):
     with pytest.raises(ValueError, match="Received: count=0"):
         preview.augmented_examples(tmp_path, RECIPE, count=0)
+
+
+def test_command_reads_the_recipe_with_another_shard_folder(tmp_path,
+                                                            capsys):
+    from tfcnn import cli
+
+    (tmp_path / "other").mkdir()
+    shard_files.write_shards(tmp_path / "other", num_shards=1, per_shard=6)
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(recipe_lib.dump_toml(RECIPE.replace(
+        data={"shards": str(tmp_path / "missing")},
+        augment={"mean": "none"})))
+    out = tmp_path / "grid.png"
+    assert cli.main(["preview", str(recipe), "--shards",
+                     str(tmp_path / "other"), "--out", str(out)]) == 0
+    assert out.is_file()
+    assert cli.main(["preview", str(recipe), "--out", str(out)]) == 2
+    assert "missing" in capsys.readouterr().err
