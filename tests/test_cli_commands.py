@@ -1,7 +1,10 @@
 """Every stage command takes the recipe; --json; --version; help defaults."""
 
 import argparse
+import dataclasses
+import inspect
 import json
+import re
 
 import pytest
 
@@ -75,6 +78,37 @@ def test_every_option_is_explained_with_its_default():
                     action.default not in (None, argparse.SUPPRESS, [])):
                 assert f"(default: {action.default})" in text, (
                     name, action.dest)
+
+
+def test_options_carry_the_names_of_their_recipe_keys():
+    # An option that stands for a recipe key is that key, hyphenated:
+    # ingest --num-shards for data.num_shards, export --export-dir for
+    # export.export_dir, ...
+    checked = 0
+    for name, parser in _commands(cli._parser()):
+        for action in parser._actions:
+            key = re.search(r"the recipe's (\w+)\.(\w+)", action.help or "")
+            if key is None or not action.option_strings:
+                continue
+            checked += 1
+            option = "--" + key.group(2).replace("_", "-")
+            assert option in action.option_strings, (
+                name, action.option_strings, key.group(0))
+    assert checked >= 10
+
+
+def test_python_arguments_carry_the_names_of_their_recipe_keys():
+    from tfcnn.data import ingest
+    from tfcnn.export import publish
+
+    def parameters(function):
+        return set(inspect.signature(function).parameters)
+
+    export_keys = {f.name for f in dataclasses.fields(
+        recipe_lib.ExportConfig)}
+    assert export_keys <= parameters(publish.export_model)
+    assert {"validation_split", "num_shards", "seed"} <= parameters(
+        ingest.ingest)
 
 
 @pytest.mark.slow
