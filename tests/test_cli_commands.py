@@ -49,7 +49,7 @@ def test_version(capsys):
 
 @pytest.mark.parametrize("command, option", [
     (["ingest"], "(default: 89478485)"), (["stats"], "(default: train)"),
-    (["serve"], "(default: 8501)"), (["predict"], "(default: 5)"),
+    (["serve"], "(default: 8501)"), (["predict"], "export.top_k, else 5)"),
     (["preview"], "(default: 16)")])
 def test_help_shows_defaults(capsys, command, option):
     with pytest.raises(SystemExit):
@@ -156,6 +156,13 @@ def test_stage_commands_take_the_recipe(tmp_path, capsys):
     assert cli.main(["export", str(recipe), "--name", "other",
                      "--json"]) == 0
     assert _json(capsys)["path"].endswith("exports/other/1")
+
+    # predict takes the recipe: its export, at its top-k.
+    image = str(sorted((tmp_path / "src/a").iterdir())[0])
+    assert cli.main(["predict", str(recipe), image, "--json"]) == 0
+    predicted = _json(capsys)
+    assert predicted["saved_model"].endswith("exports/tiny/1")
+    assert len(predicted["predictions"][0]["class_ids"]) == 2
 
 
 def test_export_of_a_keras_file_needs_a_name(tmp_path, capsys):

@@ -552,20 +552,34 @@ def _add_predict(subparsers):
         "predict", help="top-k classes of images from an exported model",
         description="Classify image files with an exported SavedModel "
                     "(a version directory, or a model directory: newest "
-                    "version).")
+                    "version), or with the one a recipe exports.")
     p.add_argument("saved_model", help="an exported SavedModel: "
-                                       "saved_models/<name>[/<version>]")
+                                       "saved_models/<name>[/<version>], "
+                                       "or a recipe (its export.export_dir "
+                                       "and export.name)")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--top-k", type=int, default=5,
-                   help="classes per image")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE",
+                   help="override a key of the recipe; repeatable")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="classes per image (default: the recipe's "
+                        "export.top_k, else 5)")
     _add_json(p)
     p.set_defaults(handler=_predict)
 
 
 def _predict(args):
+    from tfcnn.recipe import ExportConfig
+
+    saved_model, config = args.saved_model, ExportConfig()
+    recipe = _recipe_or_none(saved_model, args.overrides)
+    if recipe is not None:
+        config = recipe.export
+        saved_model = pathlib.Path(config.export_dir, config.name)
     from tfcnn.serve import predict
 
-    result = predict.predict(args.saved_model, args.images, top_k=args.top_k)
+    result = predict.predict(saved_model, args.images,
+                             top_k=_given(args.top_k, config.top_k))
     if args.json:
         _print_json(args, result)
     else:
