@@ -151,6 +151,10 @@ def _add_recipe_arguments(parser):
     parser.add_argument(
         "recipe", help="recipe TOML file, or the name of a packaged recipe "
                        "(`tfcnn recipes` lists them)")
+    _add_overrides(parser)
+
+
+def _add_overrides(parser):
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[],
         metavar="SECTION.KEY=VALUE",
@@ -190,6 +194,8 @@ def _add_renamed(parser, old, new):
 
 
 class _RenamedOption(argparse.Action):
+    """An option's old name: parsing it is a usage error naming the new."""
+
     def __init__(self, option_strings, dest, new, **kwargs):
         super().__init__(option_strings, argparse.SUPPRESS,
                          default=argparse.SUPPRESS, **kwargs)
@@ -233,9 +239,7 @@ def _add_ingest(subparsers):
     p.add_argument("out", nargs="?", default=None,
                    help="output folder for shards and manifest.json "
                         "(with a recipe: data.shards)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE",
-                   help="override a key of the recipe; repeatable")
+    _add_overrides(p)
     _add_renamed(p, "--validation-fraction", "--validation-split")
     p.add_argument("--validation-split", type=float, default=None,
                    help="stratified fraction of train held out when SRC has "
@@ -320,9 +324,7 @@ def _add_stats(subparsers):
     p.add_argument("data", help="shard folder (with manifest.json, or "
                                 "train-* shards from other tools), or a "
                                 "recipe (its data.shards and sizes)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE",
-                   help="override a key of the recipe; repeatable")
+    _add_overrides(p)
     _add_renamed(p, "--size", "--resize-size")
     p.add_argument("--resize-size", type=int, default=None,
                    help="side of the mean image, the host resize size "
@@ -389,9 +391,7 @@ def _add_preview(subparsers):
     p.add_argument("--recipe", default=None,
                    help="with a shard folder as SOURCE: the recipe whose "
                         "data/augment sections to use")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE",
-                   help="override a key of the recipe; repeatable")
+    _add_overrides(p)
     p.add_argument("--count", type=int, default=16, help="images in the grid")
     p.set_defaults(handler=_preview)
 
@@ -470,16 +470,13 @@ def _add_export(subparsers):
         description="Export a trained model to <export_dir>/<name>/"
                     "<version>/ in the TF Serving layout, verified before it "
                     "is published. Root, name and top-k come from the "
-                    "recipe (the one "
-                    "given, or the run's own recipe.toml); options override "
-                    "them.")
+                    "recipe (the one given, or the run's own recipe.toml); "
+                    "options override them.")
     p.add_argument("model", help="a recipe (its train.model_dir and export "
                                  "section), a run folder (train.model_dir, "
                                  "with model.keras and classes.json) or a "
                                  ".keras file")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE",
-                   help="override a key of the recipe; repeatable")
+    _add_overrides(p)
     p.add_argument("--name", default=None,
                    help="model name (default: the recipe's export.name)")
     p.add_argument("--export-dir", default=None,
@@ -558,9 +555,7 @@ def _add_predict(subparsers):
                                        "or a recipe (its export.export_dir "
                                        "and export.name)")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.KEY=VALUE",
-                   help="override a key of the recipe; repeatable")
+    _add_overrides(p)
     p.add_argument("--top-k", type=int, default=None,
                    help="classes per image (default: the recipe's "
                         "export.top_k, else 5)")
