@@ -26,13 +26,15 @@ def test_finetuned_digits_evaluate_export_and_serve(tmp_path):
     tuned = _tfcnn("run", "finetune_digits", "--set", "train.epochs=12",
                    "--set", "train.head_epochs=4",
                    "--set", "evaluate.ten_crop=true", cwd=tmp_path)
-    # conv1, conv2, fc1, fc2 from the 0-4 run; its classifier is for other
-    # classes, so the new one starts fresh although the shapes match.
-    assert ("train: loaded 8 of 10 weight tensors from runs/digits_0to4; "
-            "new: logits/kernel, logits/bias; unused from the file: "
-            "logits/kernel, logits/bias") in tuned.stderr, tuned.stderr
-    assert re.search(r"train: epochs 1-4 train head: 425 trainable, "
-                     r"61,156 frozen parameters", tuned.stderr)
+    # conv1 and conv2 from the 0-4 run (model.weights_until); fc1, fc2 and
+    # the classifier start fresh and are the head of the first stage.
+    top = "fc1/kernel, fc1/bias, fc2/kernel, fc2/bias, logits/kernel, " \
+          "logits/bias"
+    assert (f"train: loaded 4 of 10 weight tensors from runs/digits_0to4; "
+            f"new: {top}; unused from the file: {top}") in tuned.stderr, \
+        tuned.stderr
+    assert re.search(r"train: epochs 1-4 train head: 58,709 trainable, "
+                     r"2,872 frozen parameters", tuned.stderr)
     assert "train: epochs 5-12 train all: 61,581 trainable, 0 frozen" \
         in tuned.stderr
     metrics = json.loads(

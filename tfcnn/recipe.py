@@ -225,9 +225,19 @@ class ModelConfig:
     # resnet101, resnet152; fetched by Keras). Matched by layer name and
     # shape; layers that differ (a new classifier) keep their fresh init
     weights: str = ""
+    # take model.weights only up to this layer (inclusive); the layers after
+    # it keep their fresh initialization and are the head that train.trainable
+    # = "head" and train.head_epochs train (Model Garden's
+    # init_checkpoint_modules = "backbone"); empty: every layer that matches
+    weights_until: str = ""
 
     def __post_init__(self):
         _coerce(self)
+        if self.weights_until and not self.weights:
+            raise RecipeError(
+                "model.weights_until needs model.weights (the weights to "
+                f"take up to that layer). Received: weights_until="
+                f"{self.weights_until!r}, weights=''")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,7 +301,8 @@ class TrainConfig:
     # seed of weight initialization and dropout
     seed: int = 0
     # the layers that train: all | head (the classifier: the network's last
-    # layer with weights) | from:<layer name> (that layer and all after it);
+    # layer with weights, or the layers after model.weights_until) |
+    # from:<layer name> (that layer and all after it);
     # the others are frozen (a frozen batch norm runs in inference mode)
     trainable: str = "all"
     # fine-tuning in two stages: the first head_epochs of train.epochs train

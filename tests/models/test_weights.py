@@ -287,3 +287,35 @@ def test_a_run_of_other_classes_gives_no_classifier(tmp_path):
         report = weights_lib.load_weights(network, run / "model.keras",
                                           class_names=class_names)
         assert report.new == new, class_names
+
+
+def test_weights_until_keeps_the_layers_after_it_fresh(tmp_path):
+    run, trained = _lenet_run(tmp_path, 5)
+    source = trained.get_layer("lenet5")
+    network = tfcnn.models.build("lenet5", input_shape=(16, 16, 3),
+                                 num_classes=5)
+    fresh = {name: network.get_layer(name).get_weights()
+             for name in ("fc1", "fc2", "logits")}
+    report = weights_lib.load_weights(network, run, until="conv2")
+    assert report.loaded == ("conv1/kernel", "conv1/bias", "conv2/kernel",
+                             "conv2/bias")
+    assert report.new == tuple(f"{layer}/{weight}"
+                               for layer in ("fc1", "fc2", "logits")
+                               for weight in ("kernel", "bias"))
+    assert report.unused == report.new  # the file's top went nowhere
+    for name in ("conv1", "conv2"):
+        for a, b in zip(network.get_layer(name).get_weights(),
+                        source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    for name, weights in fresh.items():
+        for a, b in zip(network.get_layer(name).get_weights(), weights):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(RecipeError, match="weights_until: lenet5 has no "
+                                          "layer 'conv9'"):
+        weights_lib.load_weights(network, run, until="conv9")
+
+
+def test_weights_until_needs_weights():
+    with pytest.raises(RecipeError, match="weights_until needs "
+                                          "model.weights"):
+        recipe_lib.ModelConfig(name="lenet5", weights_until="conv2")

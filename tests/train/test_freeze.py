@@ -184,3 +184,38 @@ def test_all_restores_what_the_builder_froze():
     assert freezer.apply("from:fixed") is False  # the builder's choice holds
     with pytest.raises(RecipeError, match="no layer 'nowhere'"):
         freezer.apply("from:nowhere")
+
+
+def test_head_after_weights_until_is_every_later_layer():
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(3, name="backbone")(inputs)
+    x = keras.layers.Dense(3, name="hidden")(x)
+    x = keras.layers.Dense(2, name="logits")(x)
+    network = keras.Model(inputs, x)
+    freezer = freeze.Freezer(network, head_after="backbone")
+    assert freezer.apply("head") is True
+    assert [layer.trainable for layer in network.layers[1:]] == [
+        False, True, True]
+    assert freezer.counts() == (3 * 3 + 3 + 3 * 2 + 2, 4 * 3 + 3)
+    with pytest.raises(RecipeError, match="weights_until: .* no layer "
+                                          "'nowhere'"):
+        freeze.Freezer(network, head_after="nowhere").apply("head")
+
+
+def test_head_stage_trains_every_layer_after_weights_until(tmp_path, capsys):
+    fit.train(bn_recipe(tmp_path / "source", epochs=1), verbose=0)
+    until = "conv5_block2_1_conv"
+    recipe = bn_recipe(tmp_path / "run", epochs=2, head_epochs=1)
+    recipe = recipe.replace(model={"weights": str(tmp_path / "source"),
+                                   "weights_until": until})
+    snapshots = _Snapshots()
+    fit.train(recipe, verbose=0, callbacks=[snapshots])
+    err = capsys.readouterr().err
+    assert "new: conv5_block2_1_bn/gamma" in err
+    names = [layer.name for layer in freeze.network_of(
+        fit.build_training_model(recipe, 4)).layers]
+    before, after = snapshots.before, snapshots.epochs[0]
+    for path in before:
+        layer = path.split("/")[0]
+        changed = not np.array_equal(before[path], after[path])
+        assert changed == (names.index(layer) > names.index(until)), path

@@ -3,8 +3,8 @@
 
 Two 5x5 convolutions (6 and 16 filters, the first padded to keep 28x28) each
 followed by 2x2 average pooling, then dense layers of 120, 84 and
-``num_classes`` units. The seeds use the sigmoid; ``activation="relu"`` is the
-modern variant that trains faster.
+``num_classes`` units. LeCun et al. use the sigmoid; ``activation="relu"`` is
+the modern variant that trains faster.
 """
 
 import keras

@@ -40,7 +40,7 @@ import numpy as np
 
 from tfcnn.errors import RecipeError
 from tfcnn.errors import WeightsError
-from tfcnn.recipe import MeanMode
+from tfcnn.preprocessing_modes import MeanMode
 
 IMAGENET = "imagenet"
 
@@ -120,7 +120,8 @@ def resolve_mean(mode, model=None):
     return MeanMode.IMAGE
 
 
-def load_weights(network, source, *, model_name=None, class_names=None):
+def load_weights(network, source, *, model_name=None, class_names=None,
+                 until=None):
     """Copies matching weights from ``source`` into ``network``.
 
     Call it under the strategy's scope: assigning a mirrored variable
@@ -138,6 +139,9 @@ def load_weights(network, source, *, model_name=None, class_names=None):
             they differ, its classifier (the network's last layer with
             weights) is not loaded even if the shapes match (5 other
             classes are not these 5). Defaults to None (not compared).
+        until: str or None, the name of the last layer to load; the
+            layers after it keep their fresh initialization (a new top on
+            a pretrained backbone). Defaults to None (every layer).
 
     Returns:
         ``LoadReport``.
@@ -145,12 +149,14 @@ def load_weights(network, source, *, model_name=None, class_names=None):
     Raises:
         WeightsError: a missing or unreadable file, a file that holds no
             weights, or one that matches none of the network's tensors.
-        RecipeError: ``"imagenet"`` for a model keras.applications lacks.
+        RecipeError: ``"imagenet"`` for a model keras.applications lacks,
+            or ``until`` names no layer of ``network``.
     """
     source = str(source)
+    targets = _target_layers(network)
+    fresh = _layers_after(network, until, targets)
     tensors = read_weights(source, model_name=model_name,
                            input_shape=tuple(network.input_shape[1:]))
-    targets = _target_layers(network)
     tensors = _fold_conv_biases(tensors, targets)
     run_classes = _run_classes(source)
     head = list(targets)[-1] if targets else None
@@ -160,7 +166,7 @@ def load_weights(network, source, *, model_name=None, class_names=None):
     matched = {}  # source layer -> its weights by name, and the names used
     for layer_name, variables in targets.items():
         found = _source_layer(layer_name, tensors)
-        if other_classes and layer_name == head:
+        if (other_classes and layer_name == head) or layer_name in fresh:
             found = None
         values = {}
         if found is not None:
@@ -190,6 +196,19 @@ def load_weights(network, source, *, model_name=None, class_names=None):
         unused += [f"{layer}/{w}" for w in (names or weights)
                    if w not in used]
     return LoadReport(source, tuple(loaded), tuple(new), tuple(unused))
+
+
+def _layers_after(network, until, targets):
+    """The names of the layers after ``until`` (none when it is None)."""
+    if not until:
+        return set()
+    names = [layer.name for layer in _flat_layers(network)]
+    if until not in names:
+        raise RecipeError(
+            f"model.weights_until: {network.name} has no layer {until!r} "
+            f"(its layers with weights: {_listing(list(targets))}). "
+            f"Received: {until!r}")
+    return set(names[names.index(until) + 1:])
 
 
 def _run_classes(source):

@@ -134,7 +134,7 @@ def build_network(recipe, input_shape, num_classes, class_names=None):
 
         report = weights_lib.load_weights(
             network, recipe.model.weights, model_name=recipe.model.name,
-            class_names=class_names)
+            class_names=class_names, until=recipe.model.weights_until)
         print(f"train: {report.message()}", file=sys.stderr, flush=True)
     return network
 

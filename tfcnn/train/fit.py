@@ -140,8 +140,9 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     callbacks = build_callbacks(recipe, data, write_dir, extra_callbacks)
     resumed_from = resume_from_backup(model, model_dir, placement,
                                       callbacks)
-    staged = freeze_lib.StagedTraining(model, config,
-                                       write_dir / LOGS_NAME / "train")
+    staged = freeze_lib.StagedTraining(
+        model, config, write_dir / LOGS_NAME / "train",
+        head_after=recipe.model.weights_until)
     history = fit_with_restarts(model, data, config.epochs, callbacks,
                                 placement, model_dir, verbose=verbose,
                                 max_restarts=max_restarts, staged=staged)

@@ -4,6 +4,8 @@
 
 * ``"all"``: every layer (as built);
 * ``"head"``: the classifier alone, the network's last layer with weights;
+  or, when ``model.weights_until`` names the last pretrained layer, every
+  layer after it (the new top on the pretrained backbone);
 * ``"from:<layer name>"``: that layer and every layer after it.
 
 The others are frozen the Keras way, ``layer.trainable = False``: their
@@ -75,10 +77,14 @@ class Freezer:
         network: a functional ``keras.Model``. Its layers' ``trainable``
             flags at construction are what ``"all"`` restores (a builder
             may freeze a layer on purpose).
+        head_after: str or None, the layer after which the head starts
+            (``model.weights_until``); None: the head is the last layer
+            with weights. Defaults to None.
     """
 
-    def __init__(self, network):
+    def __init__(self, network, head_after=None):
         self.network = network
+        self.head_after = head_after or None
         self._built = {layer.name: layer.trainable
                        for layer in network.layers}
         self.current = ALL
@@ -124,18 +130,21 @@ class Freezer:
         layers = self.network.layers
         if trainable == ALL:
             return {layer.name for layer in layers}
-        if trainable == HEAD:
+        if trainable == HEAD and self.head_after is None:
             weighted = [layer for layer in layers if layer.weights]
             return {weighted[-1].name} if weighted else set()
-        name = trainable[len(FROM):]
+        if trainable == HEAD:
+            key, name, first = "model.weights_until", self.head_after, 1
+        else:
+            key, name, first = "train.trainable", trainable[len(FROM):], 0
         names = [layer.name for layer in layers]
         if name not in names:
             raise RecipeError(
-                f"train.trainable: {self.network.name} has no layer "
+                f"{key}: {self.network.name} has no layer "
                 f"{name!r} (its layers with weights: "
                 f"{', '.join(_weighted_names(layers)[:6])}, ...). "
-                f"Received: {trainable!r}")
-        return set(names[names.index(name):])
+                f"Received: {name!r}")
+        return set(names[names.index(name) + first:])
 
 
 def describe(stage, counts):
@@ -169,12 +178,13 @@ class StagedTraining:
         log_dir: Path or None, where the counts go for TensorBoard
             (``parameters/trainable`` and ``parameters/frozen`` at the
             stage's first epoch). Defaults to None.
+        head_after: str or None, as for ``Freezer``. Defaults to None.
     """
 
-    def __init__(self, model, config, log_dir=None):
+    def __init__(self, model, config, log_dir=None, head_after=None):
         self.model = model
         self.stages = training_stages(config)
-        self.freezer = Freezer(network_of(model))
+        self.freezer = Freezer(network_of(model), head_after)
         self.log_dir = log_dir
 
     def enter(self, stage):
