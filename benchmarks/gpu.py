@@ -178,7 +178,7 @@ def _measure(name, size, crop, per_replica, devices, precision, xla, files,
                 rng.integers(0, 8, batch).astype(np.int32))).repeat()
         else:
             dataset = pipeline.make_dataset(
-                files, size=size, batch_size=batch, training=True,
+                files, resize_size=size, batch_size=batch, training=True,
                 repeat=True, deterministic=False)
         # The callback times each batch's arrival through the train
         # function; the warm-up goes through it too, so that the timed

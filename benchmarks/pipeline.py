@@ -250,7 +250,7 @@ def _candidates(data, threads):
         options.threading.private_threadpool_size = threads
 
     def ours(shards=files, **kwargs):
-        kwargs = {"size": SIZE, "batch_size": BATCH, **kwargs}
+        kwargs = {"resize_size": SIZE, "batch_size": BATCH, **kwargs}
         return pipeline.make_dataset(
             shards, training=True, shuffle_buffer=1000, deterministic=False,
             repeat=True, **kwargs).with_options(options)
@@ -258,7 +258,7 @@ def _candidates(data, threads):
     def small(name):
         # Exactly what training reads: the manifest gives raw_shape.
         manifest = Manifest.load(data / name)
-        return ours(manifest.files("train"), size=SMALL,
+        return ours(manifest.files("train"), resize_size=SMALL,
                     batch_size=SMALL_BATCH, raw_shape=manifest.raw_shape)
 
     def naive_decode(serialized):

@@ -145,7 +145,7 @@ def _candidates(data):
 
     cls_files = Manifest.load(data / "cls_shards").files("train")
     seg_files = Manifest.load(data / "seg_shards").files("train")
-    common = {"size": SIZE, "batch_size": BATCH, "training": True,
+    common = {"resize_size": SIZE, "batch_size": BATCH, "training": True,
               "shuffle_buffer": 1000, "deterministic": False, "repeat": True}
     cls_data = pipeline.make_dataset(cls_files, **common)
     seg_data = segmentation_pipeline.make_segmentation_dataset(

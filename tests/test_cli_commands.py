@@ -126,7 +126,7 @@ def test_stage_commands_take_the_recipe(tmp_path, capsys):
     # stats at the recipe's data.resize_size, not the 256 default.
     assert cli.main(["stats", str(recipe), "--json"]) == 0
     stats = _json(capsys)
-    assert stats["size"] == 16 and stats["num_images"] > 0
+    assert stats["resize_size"] == 16 and stats["num_images"] > 0
 
     # preview reads the shard folder and sizes from the recipe.
     out = tmp_path / "grid.png"

@@ -356,17 +356,19 @@ def _stats(args):
         result = stats.compute_tfds_stats(
             data.tfds_name, split=data.tfds_train_split,
             data_dir=data.tfds_data_dir or None,
-            size=_given(args.resize_size, data.resize_size),
+            resize_size=_given(args.resize_size, data.resize_size),
             progress=not args.json)
     else:
         result = stats.compute_stats(
             manifest.describe(folder, label_offset=_given(
                 args.label_offset, data.label_offset)),
-            size=_given(args.resize_size, data.resize_size), split=args.split,
+            resize_size=_given(args.resize_size, data.resize_size),
+            split=args.split,
             progress=not args.json)
 
     if args.json:
-        _print_json(args, {"data": str(folder), "size": result.size,
+        _print_json(args, {"data": str(folder),
+                           "resize_size": result.resize_size,
                            "split": result.split,
                            "num_images": result.num_images,
                            "channel_mean": result.channel_mean,

@@ -136,12 +136,12 @@ def _stats(recipe, force):
         return _tfds_stats(recipe, force)
     data_dir = recipe.data.shard_dir
     existing = stats.load_stats(data_dir, required=False)
-    if (existing is not None and existing.size == recipe.data.resize_size
+    if (existing is not None and existing.resize_size == recipe.data.resize_size
             and not force):
         return StageReport("stats", True,
-                           f"{data_dir} has stats at {existing.size}px")
+                           f"{data_dir} has stats at {existing.resize_size}px")
     result = stats.compute_stats(_describe(recipe),
-                                 size=recipe.data.resize_size)
+                                 resize_size=recipe.data.resize_size)
     return StageReport(
         "stats", False,
         f"mean image and RGB PCA of {result.num_images} training images "
@@ -153,7 +153,8 @@ def _tfds_stats(recipe, force):
 
     data = recipe.data
     where = dict(split=data.tfds_train_split,
-                 data_dir=data.tfds_data_dir or None, size=data.resize_size)
+                 data_dir=data.tfds_data_dir or None,
+                 resize_size=data.resize_size)
     if not force and stats.load_tfds_stats(data.tfds_name, required=False,
                                            **where) is not None:
         return StageReport("stats", True,

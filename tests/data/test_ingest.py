@@ -505,7 +505,7 @@ def test_raw_ingest_round_trips_the_pixels(tmp_path):
     # Both readers give back exactly the source pixels.
     for raw_shape in (None, manifest.raw_shape):
         images = np.concatenate([batch for batch, _ in pipeline.make_dataset(
-            files, size=16, batch_size=3, training=False,
+            files, resize_size=16, batch_size=3, training=False,
             raw_shape=raw_shape)])
         np.testing.assert_array_equal(
             np.sort(images.reshape(8, -1), axis=0),

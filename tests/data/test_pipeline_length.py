@@ -19,7 +19,7 @@ def test_length_is_known_and_fit_does_not_run_out(tmp_path, training,
                   validation_split=0.0, progress=False)
     files = pipeline.list_shards(tmp_path / "shards", "train")
     count = Manifest.load(tmp_path / "shards").count("train")
-    dataset = pipeline.make_dataset(files, size=8, batch_size=4,
+    dataset = pipeline.make_dataset(files, resize_size=8, batch_size=4,
                                     training=training, num_examples=count)
     # 14 images: 3 full batches in training, 4 batches in evaluation.
     assert int(dataset.cardinality()) == batches

@@ -186,10 +186,10 @@ def test_raw_record_of_the_wrong_length_fails():
 
 
 def _inception(encoded, image_format="jpeg", height=0, width=0, crop=12,
-               size=16, seed=None):
+               resize_size=16, seed=None):
     return preprocess.decode_inception_crop(
         encoded, tf.constant(image_format), height, width, crop_size=crop,
-        size=size, seed=seed).numpy()
+        resize_size=resize_size, seed=seed).numpy()
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "raw"])
@@ -200,7 +200,7 @@ def test_inception_crop_lies_in_the_centre_of_the_host_image(fmt):
         args = _raw_record(pixels)
     else:
         args = (shard_files.encode(pixels, fmt), tf.constant(fmt), 0, 0)
-    out = preprocess.decode_inception_crop(*args, crop_size=12, size=16)
+    out = preprocess.decode_inception_crop(*args, crop_size=12, resize_size=16)
     assert out.dtype == tf.uint8 and out.shape == (16, 16, 3)
     out = out.numpy().astype(int)
     # The 12x12 crop in the centre (offset (16 - 12) // 2 = 2), zeros
@@ -254,11 +254,12 @@ def test_inception_crop_of_a_jpeg_decodes_only_the_window(monkeypatch):
 
 def test_inception_pixels_match_the_encoded_path_for_a_constant_image():
     image = np.full((30, 40, 3), 90, np.uint8)
-    out = preprocess.inception_crop(image, crop_size=8, size=10).numpy()
+    out = preprocess.inception_crop(image, crop_size=8, resize_size=10).numpy()
     assert (out[1:9, 1:9] == 90).all() and out[0].sum() == 0
 
 
 def test_inception_crop_larger_than_the_host_size_is_rejected():
-    with pytest.raises(ValueError, match="crop_size must be <= size"):
+    with pytest.raises(ValueError,
+                       match="Received: crop_size=20, resize_size=16"):
         preprocess.inception_crop(np.zeros((8, 8, 3), np.uint8),
-                                  crop_size=20, size=16)
+                                  crop_size=20, resize_size=16)

@@ -30,7 +30,7 @@ def test_read_our_shards_as_bytes_and_decoded(tmp_path):
                                                       "b/002.jpg")}
     assert originals <= {image for image, _ in encoded}
 
-    decoded = _pairs(readers.read_shards(out, "train", size=8))
+    decoded = _pairs(readers.read_shards(out, "train", resize_size=8))
     for (image, label), (raw, raw_label) in zip(decoded, encoded):
         assert image.shape == (8, 8, 3) and image.dtype == np.uint8
         np.testing.assert_array_equal(
@@ -45,7 +45,7 @@ def test_reference_shards_from_a_separate_writer(tmp_path):
     assert sorted(pairs) == sorted(
         (encoded, label - 1) for encoded, label in written)
     dataset = readers.read_tfrecords(manifest.files("train"), num_classes=3,
-                                     label_offset=-1, size=16)
+                                     label_offset=-1, resize_size=16)
     image, label = next(iter(dataset))
     assert image.shape == (16, 16, 3) and label.dtype == tf.int32
 
@@ -107,7 +107,7 @@ def test_read_tfds_from_local_disk(tfds_dir):
         assert expected[pixels.tobytes()] == label  # lossless, right label
 
     image, label = next(iter(readers.read_tfds(
-        "tfcnn_tiny_images", "test", data_dir=tfds_dir, size=8)))
+        "tfcnn_tiny_images", "test", data_dir=tfds_dir, resize_size=8)))
     assert image.shape == (8, 8, 3) and image.dtype == tf.uint8
     assert label.dtype == tf.int32
 

@@ -40,8 +40,8 @@ def test_batches_are_uint8_and_masks_keep_only_source_values(tmp_path):
     pairs = [_blocky_pair(48, 72, seed) for seed in range(5)]
     _write_shard(tmp_path / "train-00000-of-00001.tfrecord", pairs)
     dataset = segmentation_pipeline.make_segmentation_dataset(
-        [tmp_path / "train-00000-of-00001.tfrecord"], size=20, batch_size=2,
-        training=True, seed=1)
+        [tmp_path / "train-00000-of-00001.tfrecord"], resize_size=20,
+        batch_size=2, training=True, seed=1)
     batches = list(dataset)
     assert len(batches) == 2  # training drops the partial batch
     for images, masks in batches:
@@ -83,7 +83,7 @@ def test_dataset_source_of_arrays():
     image, mask = _blocky_pair(40, 40, 0)
     source = tf.data.Dataset.from_tensors((image, mask[..., None]))
     (images, masks), = segmentation_pipeline.make_segmentation_dataset(
-        source, size=20, batch_size=1, training=False)
+        source, resize_size=20, batch_size=1, training=False)
     assert images.shape == (1, 20, 20, 3) and masks.shape == (1, 20, 20)
     np.testing.assert_array_equal(masks[0].numpy(), mask[1::2, 1::2])
 
@@ -100,7 +100,7 @@ def test_pipeline_on_shards_written_by_ingest(tmp_path):
     files = Manifest.load(out).files("train")
     # At S = 24 the 24x32 pairs keep their centre 24x24 square unscaled.
     dataset = segmentation_pipeline.make_segmentation_dataset(
-        files, size=24, batch_size=3, training=False)
+        files, resize_size=24, batch_size=3, training=False)
     images, masks_out = (np.concatenate(parts) for parts in zip(
         *[(i.numpy(), m.numpy()) for i, m in dataset]))
     expected = [mask[:, 4:28] for mask in masks.values()]

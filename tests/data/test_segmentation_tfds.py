@@ -47,7 +47,7 @@ def test_tfds_masks_feed_the_segmentation_pipeline(tfds_dir):
         "tfcnn_tiny_masks", "test", mask_key="segmentation_mask",
         data_dir=tfds_dir)
     dataset = segmentation_pipeline.make_segmentation_dataset(
-        pairs, size=24, batch_size=2, training=False)
+        pairs, resize_size=24, batch_size=2, training=False)
     (images, masks), = list(dataset)
     assert images.dtype == tf.uint8 and images.shape == (2, 24, 24, 3)
     # tfds orders examples by their keys' hashes: match them up.

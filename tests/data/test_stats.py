@@ -50,7 +50,7 @@ def _numpy_reference(data_dir, split="train"):
 
 
 def test_stats_match_numpy_float64(dataset):
-    stats = stats_lib.compute_stats(dataset, size=SIZE, progress=False)
+    stats = stats_lib.compute_stats(dataset, resize_size=SIZE, progress=False)
     images, pixels, covariance = _numpy_reference(dataset)
     assert stats.num_images == len(images) == Manifest.load(
         dataset).count("train")
@@ -77,29 +77,29 @@ def test_stats_match_numpy_float64(dataset):
 
 
 def test_stats_are_saved_and_named_in_the_manifest(dataset):
-    stats = stats_lib.compute_stats(dataset, size=SIZE, progress=False)
+    stats = stats_lib.compute_stats(dataset, resize_size=SIZE, progress=False)
     manifest = Manifest.load(dataset)
     assert manifest.stats_path == dataset / "stats.npz"
     assert json.loads((dataset / "manifest.json").read_text())["stats"] == (
         "stats.npz")
-    loaded = stats_lib.load_stats(dataset, size=SIZE)
+    loaded = stats_lib.load_stats(dataset, resize_size=SIZE)
     for field in ("mean_image", "channel_mean", "channel_std", "covariance",
                   "eigenvalues", "eigenvectors"):
         np.testing.assert_array_equal(getattr(loaded, field),
                                       getattr(stats, field))
-    assert (loaded.size, loaded.num_images, loaded.split) == (
+    assert (loaded.resize_size, loaded.num_images, loaded.split) == (
         SIZE, stats.num_images, "train")
     assert not [p for p in os.listdir(dataset) if p.endswith(".tmp")]
     # Recording the statistics does not make the ingest look incomplete.
     assert ingest.is_complete(dataset)
     with pytest.raises(DataError, match="--resize-size 32"):
-        stats_lib.load_stats(dataset, size=32)
+        stats_lib.load_stats(dataset, resize_size=32)
 
 
 def test_no_stats_is_an_error_naming_the_command(tmp_path):
     # Never a silent fallback to ImageNet's values.
     with pytest.raises(DataError, match=r"run `tfcnn stats ") as error:
-        stats_lib.load_stats(tmp_path, size=32)
+        stats_lib.load_stats(tmp_path, resize_size=32)
     assert stats_lib.load_stats(tmp_path, required=False) is None
     # The advice is a command tfcnn accepts, at the size asked for.
     advice = re.search(r"run `tfcnn ([^`]*)`", str(error.value)).group(1)
@@ -111,7 +111,7 @@ def test_no_stats_is_an_error_naming_the_command(tmp_path):
 def test_stats_of_reference_shards(tmp_path):
     reference_shards.write_reference_shards(tmp_path, "train", 2, 3)
     manifest = Manifest.from_shards(tmp_path, num_classes=3, label_offset=-1)
-    stats = stats_lib.compute_stats(manifest, size=8, progress=False)
+    stats = stats_lib.compute_stats(manifest, resize_size=8, progress=False)
     assert stats.num_images == 6
     assert (tmp_path / "stats.npz").is_file()
     assert not (tmp_path / "manifest.json").exists()
@@ -121,12 +121,12 @@ def test_stats_of_reference_shards(tmp_path):
 
 def test_stats_errors(dataset, tmp_path):
     with pytest.raises(DataError, match="no manifest.json and no shards"):
-        stats_lib.compute_stats(tmp_path, size=SIZE, progress=False)
+        stats_lib.compute_stats(tmp_path, resize_size=SIZE, progress=False)
     with pytest.raises(DataError, match="split='test'"):
-        stats_lib.compute_stats(dataset, size=SIZE, split="test",
+        stats_lib.compute_stats(dataset, resize_size=SIZE, split="test",
                                 progress=False)
-    with pytest.raises(DataError, match="size=0"):
-        stats_lib.compute_stats(dataset, size=0, progress=False)
+    with pytest.raises(DataError, match="resize_size=0"):
+        stats_lib.compute_stats(dataset, resize_size=0, progress=False)
     (tmp_path / "stats.npz").write_bytes(b"not an npz")
     with pytest.raises(DataError, match="cannot read statistics"):
         stats_lib.load_stats(tmp_path)
@@ -140,7 +140,7 @@ def test_cli_stats_of_reference_shards(tmp_path, capsys):
     assert "label_offset=-1" in capsys.readouterr().err
     assert cli.main(["stats", str(tmp_path), "--resize-size", "8",
                      "--label-offset", "-1"]) == 0
-    assert stats_lib.load_stats(tmp_path, size=8).num_images == 3
+    assert stats_lib.load_stats(tmp_path, resize_size=8).num_images == 3
 
 
 def test_undecodable_records_are_left_out_and_counted(tmp_path, capsys):
@@ -156,7 +156,7 @@ def test_undecodable_records_are_left_out_and_counted(tmp_path, capsys):
     with tf.io.TFRecordWriter(str(tmp_path / "train-00000-of-00002")) as w:
         w.write(example.SerializeToString())
     manifest = Manifest.from_shards(tmp_path, num_classes=3, label_offset=-1)
-    stats = stats_lib.compute_stats(manifest, size=8)
+    stats = stats_lib.compute_stats(manifest, resize_size=8)
     assert stats.num_images == len(written)
     assert "1 records that do not decode left out" in capsys.readouterr().out
 
@@ -195,8 +195,8 @@ def test_stats_of_compact_shards_equal_the_originals_within_jpeg_noise(
         if not out.exists():
             ingest.ingest(photos / "src", out, workers=1, progress=False,
                           **options)
-    a = stats_lib.compute_stats(original, size=32, progress=False)
-    b = stats_lib.compute_stats(compact, size=32, progress=False)
+    a = stats_lib.compute_stats(original, resize_size=32, progress=False)
+    b = stats_lib.compute_stats(compact, resize_size=32, progress=False)
     assert a.num_images == b.num_images == 20
     difference = np.abs(a.mean_image - b.mean_image)
     assert difference.mean() < 1.5 and difference.max() < 8.0, (
@@ -217,26 +217,26 @@ def test_tfds_stats_equal_a_numpy_pass(tfds_dir):  # noqa: F811
 
     name = "tfcnn_tiny_images"
     with pytest.raises(DataError, match=r"run `tfcnn stats RECIPE`"):
-        stats_lib.load_tfds_stats(name, data_dir=tfds_dir, size=12)
-    result = stats_lib.compute_tfds_stats(name, data_dir=tfds_dir, size=12,
-                                          progress=False)
+        stats_lib.load_tfds_stats(name, data_dir=tfds_dir, resize_size=12)
+    result = stats_lib.compute_tfds_stats(name, data_dir=tfds_dir,
+                                          resize_size=12, progress=False)
     # The 6 lossless 12x16 training images, their centre 12x12 squares
     # (the shorter side is already 12), in NumPy float64.
     images = np.stack([image_files.rgb_array(i, 12, 16)[:, 2:14]
                        for i in range(6)]).astype(np.float64)
     pixels = images.reshape(-1, 3)
-    assert result.num_images == 6 and result.size == 12
+    assert result.num_images == 6 and result.resize_size == 12
     np.testing.assert_allclose(result.mean_image, images.mean(axis=0),
                                rtol=1e-6)
     np.testing.assert_allclose(result.channel_mean, pixels.mean(axis=0),
                                rtol=1e-12)
     np.testing.assert_allclose(result.covariance,
                                np.cov(pixels.T, bias=True), rtol=1e-9)
-    loaded = stats_lib.load_tfds_stats(name, data_dir=tfds_dir, size=12)
+    loaded = stats_lib.load_tfds_stats(name, data_dir=tfds_dir, resize_size=12)
     np.testing.assert_array_equal(loaded.mean_image, result.mean_image)
     np.testing.assert_array_equal(loaded.eigenvectors, result.eigenvectors)
     # Keyed by split and size: another size has none yet.
-    assert stats_lib.load_tfds_stats(name, data_dir=tfds_dir, size=8,
+    assert stats_lib.load_tfds_stats(name, data_dir=tfds_dir, resize_size=8,
                                      required=False) is None
 
 
@@ -253,6 +253,6 @@ def test_stats_command_on_a_tfds_recipe(tmp_path, tfds_dir,  # noqa: F811
     path.write_text(recipe_lib.dump_toml(recipe))
     assert cli.main(["stats", str(path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert (summary["num_images"], summary["size"]) == (6, 10)
+    assert (summary["num_images"], summary["resize_size"]) == (6, 10)
     assert stats_lib.load_tfds_stats("tfcnn_tiny_images", data_dir=tfds_dir,
-                                     size=10).num_images == 6
+                                     resize_size=10).num_images == 6

@@ -81,7 +81,7 @@ def test_run_prepares_ingests_and_computes_stats(tmp_path, monkeypatch):
     lines = [stage(recipe, False).message for stage in stages]
     assert "wrote 10 train and 3 test scenes" in lines[0]
     loaded = stats.load_stats(recipe.data.shard_dir)
-    assert loaded.num_images == 9 and loaded.size == 64
+    assert loaded.num_images == 9 and loaded.resize_size == 64
     # Run again: each stage sees its output complete.
     assert all(stage(recipe, False).skipped for stage in stages)
     # predict's held-out image: a test scene, with no one true class.

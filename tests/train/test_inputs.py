@@ -21,7 +21,7 @@ def shards(tmp_path_factory):
     from tfcnn.data import stats
 
     shards = _ingested(tmp_path_factory.mktemp("shards"), num_shards=0)
-    stats.compute_stats(shards, size=20, progress=False)
+    stats.compute_stats(shards, resize_size=20, progress=False)
     return shards
 
 
@@ -59,7 +59,7 @@ def test_shards_give_global_uint8_batches_and_counts(tmp_path, shards):
     assert data.validation_steps == math.ceil(6 / 4)
     seen = sum(int(y.shape[0]) for _, y in data.validation)
     assert seen == 6  # every validation image once, last batch partial
-    assert data.stats is not None and data.stats.size == 20
+    assert data.stats is not None and data.stats.resize_size == 20
     assert not data.dense_labels
 
 
@@ -219,7 +219,7 @@ def test_tfds_source_reads_its_statistics(tmp_path, tfds_dir):  # noqa: F811
     with pytest.raises(DataError, match=r"tfcnn stats RECIPE"):
         inputs.training_inputs(recipe)
     computed = stats.compute_tfds_stats(
-        "tfcnn_tiny_images", data_dir=tfds_dir, size=12, progress=False)
+        "tfcnn_tiny_images", data_dir=tfds_dir, resize_size=12, progress=False)
     data = inputs.training_inputs(recipe)
     np.testing.assert_array_equal(data.stats.channel_mean,
                                   computed.channel_mean)

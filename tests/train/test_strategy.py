@@ -262,7 +262,7 @@ def first_step(recipe, placement, shards, initial):
     from tfcnn.train import fit
 
     files = manifest.describe(shards).files("train")
-    read = dict(size=recipe.data.resize_size, training=False)
+    read = dict(resize_size=recipe.data.resize_size, training=False)
     with placement.strategy.scope():
         model = fit.build_training_model(recipe, 3)
         fit.compile_model(model, recipe, steps_per_epoch=1)

@@ -53,7 +53,7 @@ DEFAULT_SHUFFLE_BUFFER = 10_000
 _READ_BUFFER = 8 * 2**20
 
 
-def make_dataset(source, *, size, batch_size, training, seed=0,
+def make_dataset(source, *, resize_size, batch_size, training, seed=0,
                  shuffle_buffer=0, cache=False, repeat=False,
                  deterministic=None, drop_remainder=None, input_context=None,
                  label_offset=0, element_fn=None, raw_shape=None,
@@ -65,7 +65,7 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
             ``tfcnn.data.features``, or a ``tf.data.Dataset`` of per-example
             ``(image, label)`` pairs where the image is encoded bytes
             (scalar string) or a uint8 ``[H, W, 3]`` array.
-        size: int, host size S: the shorter side is resized to S and the
+        resize_size: int, host size S: the shorter side is resized to S and the
             centre ``S x S`` square kept.
         batch_size: int, the global batch size; with ``input_context`` each
             pipeline batches ``input_context.get_per_replica_batch_size(
@@ -90,8 +90,9 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
         label_offset: int added to stored labels (-1 for shards with 1-based
             labels). Defaults to 0.
         element_fn: callable or None, what each source element becomes
-            before batching, called with ``size=size``: for shard files it
-            gets the serialized record, for a dataset source the element
+            before batching, called with ``resize_size=resize_size``: for
+            shard files it gets the serialized record, for a dataset source
+            the element
             (unpacked). None decodes classification examples; semantic
             segmentation passes ``tfcnn.data.segmentation_pipeline.
             decode_record``. Defaults to None.
@@ -102,7 +103,7 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
             holds).
         inception_crop: int C or None. In training, decode a random
             Inception window resized to ``C x C`` in the centre of the
-            ``size x size`` image (the model's centre crop takes it);
+            ``S x S`` image (the model's centre crop takes it);
             ignored when ``training`` is False. Defaults to None.
         num_examples: int or None, the records in ``source`` (e.g.
             ``Manifest.count(split)``). The dataset then knows its length
@@ -112,14 +113,14 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
             None.
 
     Returns:
-        ``tf.data.Dataset`` of ``(uint8 [B, size, size, 3], int32 [B])``,
+        ``tf.data.Dataset`` of ``(uint8 [B, S, S, 3], int32 [B])``,
         or of ``element_fn``'s elements, batched.
 
     Raises:
-        ValueError: bad ``size``, ``batch_size``, ``shuffle_buffer`` or an
-            empty or unsupported ``source``.
+        ValueError: bad ``resize_size``, ``batch_size``, ``shuffle_buffer``
+            or an empty or unsupported ``source``.
     """
-    _check_positive(size=size, batch_size=batch_size)
+    _check_positive(resize_size=resize_size, batch_size=batch_size)
     if shuffle_buffer < 0:
         raise ValueError(
             "shuffle_buffer must be >= 0. Received: "
@@ -135,30 +136,31 @@ def make_dataset(source, *, size, batch_size, training, seed=0,
         inception_crop = None
     if inception_crop is not None:
         _check_positive(inception_crop=inception_crop)
-        if inception_crop > size:
+        if inception_crop > resize_size:
             raise ValueError(
-                "inception_crop must be <= size. Received: "
-                f"inception_crop={inception_crop}, size={size}")
+                "inception_crop must be <= resize_size. Received: "
+                f"inception_crop={inception_crop}, resize_size={resize_size}")
     decode_batch = None
     if isinstance(source, tf.data.Dataset):
         records = _shard(source, input_context)
         to_example = functools.partial(
-            _example_from_pair, spec=source.element_spec, size=size,
-            label_offset=label_offset, inception_crop=inception_crop,
-            seed=seed)
+            _example_from_pair, spec=source.element_spec,
+            resize_size=resize_size, label_offset=label_offset,
+            inception_crop=inception_crop, seed=seed)
     else:
         records = read_records(source, shuffle=training, seed=seed,
                                input_context=input_context,
                                deterministic=deterministic)
         to_example = functools.partial(
-            _example_from_record, size=size, label_offset=label_offset,
-            inception_crop=inception_crop, seed=seed)
+            _example_from_record, resize_size=resize_size,
+            label_offset=label_offset, inception_crop=inception_crop,
+            seed=seed)
     if element_fn is not None:
-        to_example = functools.partial(element_fn, size=size)
+        to_example = functools.partial(element_fn, resize_size=resize_size)
     elif (raw_shape is not None and inception_crop is None
           and not isinstance(source, tf.data.Dataset)):
         decode_batch = functools.partial(
-            _raw_batch, shape=raw_shape, size=size,
+            _raw_batch, shape=raw_shape, resize_size=resize_size,
             label_offset=label_offset)
 
     if decode_batch is not None:
@@ -333,45 +335,46 @@ def _shard(dataset, input_context):
                          input_context.input_pipeline_id)
 
 
-def _raw_batch(serialized, *, shape, size, label_offset):
+def _raw_batch(serialized, *, shape, resize_size, label_offset):
     keys = (features.IMAGE_ENCODED, features.LABEL)
     example = tf.io.parse_example(
         serialized, {key: features.FEATURE_SPEC[key] for key in keys})
     images = preprocess.decode_raw_batch(example[features.IMAGE_ENCODED],
-                                         shape, size)
+                                         shape, resize_size)
     return images, _label(example[features.LABEL], label_offset)
 
 
-def _example_from_record(serialized, *, size, label_offset, inception_crop,
-                         seed):
+def _example_from_record(serialized, *, resize_size, label_offset,
+                         inception_crop, seed):
     example = decode_lib.decode(serialized)
     args = (example[features.IMAGE_ENCODED], example[features.IMAGE_FORMAT],
             example[features.IMAGE_HEIGHT], example[features.IMAGE_WIDTH])
     if inception_crop is None:
-        image = preprocess.decode_record(*args, size)
+        image = preprocess.decode_record(*args, resize_size)
     else:
         image = preprocess.decode_inception_crop(
-            *args, crop_size=inception_crop, size=size, seed=seed)
+            *args, crop_size=inception_crop, resize_size=resize_size, seed=seed)
     return image, _label(example[features.LABEL], label_offset)
 
 
-def _example_from_pair(image, label, *, spec, size, label_offset,
+def _example_from_pair(image, label, *, spec, resize_size, label_offset,
                        inception_crop, seed):
     image_spec = spec[0]
     if inception_crop is not None:
         if image_spec.dtype == tf.string:
             image = preprocess.decode_inception_crop(
                 image, tf.constant(""), 0, 0, crop_size=inception_crop,
-                size=size, seed=seed)
+                resize_size=resize_size, seed=seed)
         else:
             image = preprocess.inception_crop(
                 tf.cast(image, tf.uint8), crop_size=inception_crop,
-                size=size, seed=seed)
+                resize_size=resize_size, seed=seed)
     elif image_spec.dtype == tf.string:
-        image = preprocess.decode_and_resize(image, size)
-    elif image_spec.shape[:2] != (size, size):
-        image = preprocess.resize_shorter_and_centre_crop(image, size)
-    image = tf.ensure_shape(tf.cast(image, tf.uint8), [size, size, 3])
+        image = preprocess.decode_and_resize(image, resize_size)
+    elif image_spec.shape[:2] != (resize_size, resize_size):
+        image = preprocess.resize_shorter_and_centre_crop(image, resize_size)
+    image = tf.ensure_shape(tf.cast(image, tf.uint8),
+                            [resize_size, resize_size, 3])
     return image, _label(label, label_offset)
 
 

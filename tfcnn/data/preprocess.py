@@ -1,7 +1,7 @@
 """Host-side image preprocessing shared by training, evaluation and serving.
 
 Everything here is a pure function of its arguments. The host resizes the
-shorter side to ``size`` and keeps the centre ``size x size`` square (the
+shorter side to ``resize_size`` S and keeps the centre ``S x S`` square (the
 AlexNet paper's 256x256 rescaling); the random crop, flip, lighting and mean
 subtraction run on the accelerator as Keras layers (``tfcnn.augment``).
 Serving uses the very same function (``decode_and_resize``), so training and
@@ -10,7 +10,7 @@ serving can't preprocess differently.
 JPEGs take a faster road to the same square: only the centre square is
 decoded (``tf.io.decode_and_crop_jpeg``), and large images are downscaled by
 the decoder's DCT scaling (``ratio`` 2, 4 or 8) as long as the square stays at
-least ``size`` pixels wide, so the resize that follows always shrinks. This
+least S pixels wide, so the resize that follows always shrinks. This
 skips the decoding and resizing of pixels that the centre crop throws away.
 
 Records of a shard are decoded by ``decode_record``, which also reads raw
@@ -40,8 +40,8 @@ INCEPTION_ASPECT_RANGE = (3 / 4, 4 / 3)
 _INCEPTION_ATTEMPTS = 10
 
 
-def resize_shorter_and_centre_crop(image, size):
-    """Resizes the shorter side to ``size`` and centre-crops a square.
+def resize_shorter_and_centre_crop(image, resize_size):
+    """Resizes the shorter side to ``resize_size`` and centre-crops.
 
     The centre square (side = the shorter side) is cut first and only it is
     resized, which gives the same picture as resizing the whole image and
@@ -49,45 +49,46 @@ def resize_shorter_and_centre_crop(image, size):
 
     Args:
         image: ``[H, W, C]`` tensor of any real or integer dtype.
-        size: int, side of the square output.
+        resize_size: int, S, the side of the square output.
 
     Returns:
-        ``[size, size, C]`` uint8 tensor.
+        ``[S, S, C]`` uint8 tensor.
     """
     shape = tf.shape(image)
     side = tf.minimum(shape[0], shape[1])
     top = (shape[0] - side) // 2
     left = (shape[1] - side) // 2
-    return resize_square(image[top:top + side, left:left + side, :], size)
+    return resize_square(image[top:top + side, left:left + side, :],
+                         resize_size)
 
 
-def resize_square(image, size):
-    """Resizes a square image to ``size x size`` uint8.
+def resize_square(image, resize_size):
+    """Resizes a square image to ``S x S`` uint8.
 
     Bilinear, except when shrinking by 2x or more, where area averaging (a
     box filter over the source pixels each output pixel covers) keeps
     detail from aliasing. Bilinear below 2x costs a third of
     ``antialias=True`` and differs from it only in fine texture; large
     JPEGs never get here with more than 2x to go, because the decoder's DCT
-    scaling has already done the rest. An image already at ``size`` is only
-    cast.
+    scaling has already done the rest. An image already at S is only cast.
 
     Args:
         image: ``[N, N, C]`` tensor.
-        size: int.
+        resize_size: int, S, the side of the square output.
 
     Returns:
-        ``[size, size, C]`` uint8 tensor.
+        ``[S, S, C]`` uint8 tensor.
     """
     side = tf.shape(image)[0]
-    method = (tf.cast(side != size, tf.int32)
-              + tf.cast(side >= 2 * size, tf.int32))
+    method = (tf.cast(side != resize_size, tf.int32)
+              + tf.cast(side >= 2 * resize_size, tf.int32))
     image = tf.switch_case(method, [
         lambda: tf.cast(image, tf.float32),
-        lambda: tf.image.resize(image, [size, size]),
-        lambda: tf.image.resize(image, [size, size], method="area"),
+        lambda: tf.image.resize(image, [resize_size, resize_size]),
+        lambda: tf.image.resize(image, [resize_size, resize_size],
+                                method="area"),
     ])
-    return _to_uint8(image, size)
+    return _to_uint8(image, resize_size)
 
 
 def decode_image(encoded):
@@ -117,29 +118,31 @@ def _composite_over_white(image):
     return tf.ensure_shape(_round_to_uint8(white), [None, None, 3])
 
 
-def decode_and_resize(encoded, size):
-    """Decodes image bytes to the centre square resized to ``size``.
+def decode_and_resize(encoded, resize_size):
+    """Decodes image bytes to the centre square resized to ``resize_size``.
 
     The result is that of ``resize_shorter_and_centre_crop(decode_image(
-    encoded), size)``: JPEGs decode only the centre square, and large ones
-    at the coarsest DCT scale that keeps it at least ``size`` wide (which
-    filters a little differently from area averaging); other formats are
+    encoded), resize_size)``: JPEGs decode only the centre square, and
+    large ones at the coarsest DCT scale that keeps it at least S wide
+    (which filters a little differently from area averaging); other formats
+    are
     decoded whole.
 
     Args:
         encoded: scalar string tensor, JPEG/PNG/GIF/BMP bytes.
-        size: int, side of the square output.
+        resize_size: int, S, the side of the square output.
 
     Returns:
-        ``[size, size, 3]`` uint8 tensor.
+        ``[S, S, 3]`` uint8 tensor.
     """
     return tf.cond(
         tf.io.is_jpeg(encoded),
-        lambda: decode_jpeg_centre_square(encoded, size),
-        lambda: resize_shorter_and_centre_crop(decode_image(encoded), size))
+        lambda: decode_jpeg_centre_square(encoded, resize_size),
+        lambda: resize_shorter_and_centre_crop(decode_image(encoded),
+                                               resize_size))
 
 
-def decode_record(encoded, image_format, height, width, size):
+def decode_record(encoded, image_format, height, width, resize_size):
     """Decodes a shard record's image to the centre square resized to S.
 
     What training, ``tfcnn stats`` and the exported model's
@@ -152,16 +155,17 @@ def decode_record(encoded, image_format, height, width, size):
         image_format: scalar string tensor, ``image/format``.
         height: scalar int tensor, ``image/height`` (raw records only).
         width: scalar int tensor, ``image/width`` (raw records only).
-        size: int, side S of the square output.
+        resize_size: int, S, the side of the square output.
 
     Returns:
-        ``[size, size, 3]`` uint8 tensor.
+        ``[S, S, 3]`` uint8 tensor.
     """
     return tf.switch_case(_kind(encoded, image_format), [
-        lambda: decode_jpeg_centre_square(encoded, size),
-        lambda: resize_shorter_and_centre_crop(decode_image(encoded), size),
+        lambda: decode_jpeg_centre_square(encoded, resize_size),
+        lambda: resize_shorter_and_centre_crop(decode_image(encoded),
+                                               resize_size),
         lambda: resize_shorter_and_centre_crop(
-            decode_raw(encoded, height, width), size),
+            decode_raw(encoded, height, width), resize_size),
     ])
 
 
@@ -177,8 +181,8 @@ def decode_raw(encoded, height, width):
                                         tf.cast(width, tf.int32), 3]))
 
 
-def decode_raw_batch(encoded, shape, size):
-    """A batch of raw records of one shape -> ``[B, size, size, 3]`` uint8.
+def decode_raw_batch(encoded, shape, resize_size):
+    """A batch of raw records of one shape -> ``[B, S, S, 3]`` uint8.
 
     The pixels equal those of ``decode_record`` on each record, with one
     op per batch instead of several per image (what makes raw shards of
@@ -187,10 +191,10 @@ def decode_raw_batch(encoded, shape, size):
     Args:
         encoded: ``[B]`` string tensor, raw records.
         shape: ``(height, width)`` of every record.
-        size: int, side S of the square output.
+        resize_size: int, S, the side of the square output.
 
     Returns:
-        ``[B, size, size, 3]`` uint8 tensor.
+        ``[B, S, S, 3]`` uint8 tensor.
     """
     height, width = (int(v) for v in shape)
     images = tf.reshape(tf.io.decode_raw(encoded, tf.uint8),
@@ -198,25 +202,25 @@ def decode_raw_batch(encoded, shape, size):
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
     images = images[:, top:top + side, left:left + side, :]
-    if side == size:
+    if side == resize_size:
         return images
     # The same filters as resize_square, chosen once for the whole batch.
-    method = "area" if side >= 2 * size else "bilinear"
-    return _round_to_uint8(tf.image.resize(images, [size, size],
+    method = "area" if side >= 2 * resize_size else "bilinear"
+    return _round_to_uint8(tf.image.resize(images, [resize_size, resize_size],
                                            method=method))
 
 
 def decode_inception_crop(encoded, image_format, height, width, *,
-                          crop_size, size, seed=None):
+                          crop_size, resize_size, seed=None):
     """Decodes a random Inception-style window of a record's image.
 
     The window covers 8% to 100% of the image's area with a width/height
     ratio in [3/4, 4/3] (``tf.image.sample_distorted_bounding_box``, at
     most 10 attempts; when all fail, the centre square of side
-    ``shorter side * crop_size / size``, the view evaluation sees). JPEGs
+    ``shorter side * crop_size / resize_size``, the view evaluation sees). JPEGs
     decode only the window. The window is resized (bilinear) to
     ``crop_size x crop_size`` and placed in the centre of a
-    ``size x size`` image, zeros around it.
+    ``S x S`` image, zeros around it.
 
     Args:
         encoded: scalar string tensor, ``image/encoded``.
@@ -224,59 +228,61 @@ def decode_inception_crop(encoded, image_format, height, width, *,
         height: scalar int tensor, ``image/height`` (raw records only).
         width: scalar int tensor, ``image/width`` (raw records only).
         crop_size: int, C, the side the network sees.
-        size: int, S >= C, the host size.
+        resize_size: int, S >= C, the host size.
         seed: int or None, seed of the window sampling. Defaults to None.
 
     Returns:
-        ``[size, size, 3]`` uint8 tensor.
+        ``[S, S, 3]`` uint8 tensor.
     """
-    _check_crop(crop_size, size)
+    _check_crop(crop_size, resize_size)
 
     def jpeg():
         shape = tf.image.extract_jpeg_shape(encoded)
-        window = _inception_window(shape, crop_size, size, seed)
+        window = _inception_window(shape, crop_size, resize_size, seed)
         return tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
 
     window = tf.switch_case(_kind(encoded, image_format), [
         jpeg,
-        lambda: _cut_window(decode_image(encoded), crop_size, size, seed),
+        lambda: _cut_window(decode_image(encoded), crop_size, resize_size,
+                            seed),
         lambda: _cut_window(decode_raw(encoded, height, width), crop_size,
-                            size, seed),
+                            resize_size, seed),
     ])
-    return _centre_in_host_image(window, crop_size, size)
+    return _centre_in_host_image(window, crop_size, resize_size)
 
 
-def inception_crop(image, *, crop_size, size, seed=None):
+def inception_crop(image, *, crop_size, resize_size, seed=None):
     """``decode_inception_crop`` for decoded ``[H, W, 3]`` pixels."""
-    _check_crop(crop_size, size)
-    return _centre_in_host_image(_cut_window(image, crop_size, size, seed),
-                                 crop_size, size)
+    _check_crop(crop_size, resize_size)
+    window = _cut_window(image, crop_size, resize_size, seed)
+    return _centre_in_host_image(window, crop_size, resize_size)
 
 
-def _check_crop(crop_size, size):
-    if crop_size > size:
+def _check_crop(crop_size, resize_size):
+    if crop_size > resize_size:
         raise ValueError(
-            f"crop_size must be <= size. Received: crop_size={crop_size}, "
-            f"size={size}")
+            "crop_size must be <= resize_size. Received: "
+            f"crop_size={crop_size}, resize_size={resize_size}")
 
 
-def _cut_window(image, crop_size, size, seed):
-    window = _inception_window(tf.shape(image), crop_size, size, seed)
+def _cut_window(image, crop_size, resize_size, seed):
+    window = _inception_window(tf.shape(image), crop_size, resize_size, seed)
     return image[window[0]:window[0] + window[2],
                  window[1]:window[1] + window[3], :]
 
 
-def _centre_in_host_image(window, crop_size, size):
+def _centre_in_host_image(window, crop_size, resize_size):
     # Resized to C x C, then padded to S x S around the centre, where the
     # model's centre crop (offset (S - C) // 2) takes it back.
     image = tf.image.resize(tf.ensure_shape(window, [None, None, 3]),
                             [crop_size, crop_size])
-    offset = (size - crop_size) // 2
-    return tf.ensure_shape(tf.image.pad_to_bounding_box(
-        _round_to_uint8(image), offset, offset, size, size), [size, size, 3])
+    offset = (resize_size - crop_size) // 2
+    image = tf.image.pad_to_bounding_box(
+        _round_to_uint8(image), offset, offset, resize_size, resize_size)
+    return tf.ensure_shape(image, [resize_size, resize_size, 3])
 
 
-def _inception_window(shape, crop_size, size, seed):
+def _inception_window(shape, crop_size, resize_size, seed):
     """``[top, left, height, width]`` of a sampled window of ``shape``."""
     begin, extent, _ = tf.image.sample_distorted_bounding_box(
         shape, tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
@@ -289,7 +295,7 @@ def _inception_window(shape, crop_size, size, seed):
     failed = tf.reduce_all(tf.equal(extent[:2], shape[:2]))
     side = tf.maximum(1, tf.cast(
         tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
-        * (crop_size / size), tf.int32))
+        * (crop_size / resize_size), tf.int32))
     centre = tf.stack([(shape[0] - side) // 2, (shape[1] - side) // 2,
                        side, side])
     sampled = tf.stack([begin[0], begin[1], extent[0], extent[1]])
@@ -304,52 +310,53 @@ def _kind(encoded, image_format):
         tf.cast(tf.logical_not(tf.io.is_jpeg(encoded)), tf.int32))
 
 
-def decode_jpeg_centre_square(encoded, size):
-    """Decodes the centre square of a JPEG and resizes it to ``size``.
+def decode_jpeg_centre_square(encoded, resize_size):
+    """Decodes the centre square of a JPEG and resizes it to ``resize_size``.
 
     Args:
         encoded: scalar string tensor of JPEG bytes.
-        size: int, side of the square output.
+        resize_size: int, S, the side of the square output.
 
     Returns:
-        ``[size, size, 3]`` uint8 tensor.
+        ``[S, S, 3]`` uint8 tensor.
     """
     shape = tf.image.extract_jpeg_shape(encoded)
     # Ratio is an op attribute, not a tensor, hence one branch per ratio.
     # Each branch decodes and resizes, so an image costs one branch call
     # (in tf.data a branch is a function call, ~0.3 ms: nested branches
     # add up).
-    index = jpeg_ratio_index(shape, size)
+    index = jpeg_ratio_index(shape, resize_size)
     return tf.switch_case(index, [
         lambda ratio=ratio: _shrink_under_2x(
-            _decode_centre(encoded, shape, ratio), size)
+            _decode_centre(encoded, shape, ratio), resize_size)
         for ratio in JPEG_RATIOS])
 
 
-def jpeg_ratio_index(shape, size):
+def jpeg_ratio_index(shape, resize_size):
     """Which DCT ratio ``decode_jpeg_centre_square`` decodes a JPEG at.
 
     The largest of ``JPEG_RATIOS`` whose scaled centre square is still at
-    least ``size`` wide; its centre window in the scaled image is that of
+    least S wide; its centre window in the scaled image is that of
     ``_decode_centre``.
 
     Args:
         shape: int32 ``[3]`` tensor, ``tf.image.extract_jpeg_shape``.
-        size: int.
+        resize_size: int, S, the side of the square output.
 
     Returns:
         int32 scalar tensor, an index into ``JPEG_RATIOS``.
     """
     side = tf.minimum(shape[0], shape[1])
-    return tf.add_n([tf.cast(side >= ratio * size, tf.int32)
+    return tf.add_n([tf.cast(side >= ratio * resize_size, tf.int32)
                      for ratio in JPEG_RATIOS[1:]])
 
 
-def _shrink_under_2x(image, size):
-    # After the DCT ratio the square is between size and 2 * size (or
-    # smaller than size, if the JPEG is): bilinear suffices, and at exactly
-    # size it returns the pixels unchanged.
-    return _to_uint8(tf.image.resize(image, [size, size]), size)
+def _shrink_under_2x(image, resize_size):
+    # After the DCT ratio the square is between S and 2 * S (or smaller
+    # than S, if the JPEG is): bilinear suffices, and at exactly S it
+    # returns the pixels unchanged.
+    return _to_uint8(tf.image.resize(image, [resize_size, resize_size]),
+                     resize_size)
 
 
 def _decode_centre(encoded, shape, ratio):
@@ -364,8 +371,9 @@ def _decode_centre(encoded, shape, ratio):
     return tf.ensure_shape(image, [None, None, 3])
 
 
-def _to_uint8(image, size):
-    return tf.ensure_shape(_round_to_uint8(image), [size, size, None])
+def _to_uint8(image, resize_size):
+    return tf.ensure_shape(_round_to_uint8(image),
+                           [resize_size, resize_size, None])
 
 
 def _round_to_uint8(image):

@@ -2,9 +2,9 @@
 
 Each reader returns a ``tf.data.Dataset`` of ``(image, label)`` pairs with
 an int32, 0-based label. The image is the stored encoded bytes (a scalar
-string) by default, or, with ``size=S``, the image decoded and brought to
+string) by default, or, with ``resize_size=S``, the image decoded and brought to
 ``S x S`` by ``tfcnn.data.preprocess.decode_record`` (what the training
-pipeline does; raw records of ``tfcnn ingest --raw`` need ``size``).
+pipeline does; raw records of ``tfcnn ingest --raw`` need ``resize_size``).
 ``tfcnn.data.pipeline.make_dataset`` accepts such a dataset as its source.
 
 - ``read_shards(data_dir_or_manifest, split)``: shards with a manifest, ours
@@ -33,14 +33,14 @@ from tfcnn.errors import DataError
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def read_shards(data, split, *, size=None, shuffle_files=False, seed=0):
+def read_shards(data, split, *, resize_size=None, shuffle_files=False, seed=0):
     """Reads one split of a shard folder.
 
     Args:
         data: str or Path of a folder with ``manifest.json``, or a
             ``Manifest`` (e.g. from ``Manifest.from_shards``).
         split: str, ``"train"``, ``"validation"`` or ``"test"``.
-        size: int or None, decode and resize to ``size x size`` uint8;
+        resize_size: int or None, S: decode and resize to ``S x S`` uint8;
             None yields the encoded bytes. Defaults to None.
         shuffle_files: bool, shuffle the shard order. Defaults to False.
         seed: int, seed of the shard shuffle. Defaults to 0.
@@ -52,11 +52,12 @@ def read_shards(data, split, *, size=None, shuffle_files=False, seed=0):
         manifest_lib.Manifest.load(data))
     return read_tfrecords(manifest.files(split),
                           num_classes=manifest.num_classes,
-                          label_offset=manifest.label_offset, size=size,
+                          label_offset=manifest.label_offset,
+                          resize_size=resize_size,
                           shuffle_files=shuffle_files, seed=seed)
 
 
-def read_tfrecords(files, *, num_classes=None, label_offset=0, size=None,
+def read_tfrecords(files, *, num_classes=None, label_offset=0, resize_size=None,
                    shuffle_files=False, seed=0):
     """Reads shard files in the ImageNet schema of ``features.py``.
 
@@ -67,7 +68,7 @@ def read_tfrecords(files, *, num_classes=None, label_offset=0, size=None,
             fails with ``tf.errors.InvalidArgumentError`` naming the shard
             and the label otherwise. Defaults to None (not checked).
         label_offset: int added to each stored label. Defaults to 0.
-        size: int or None, decode and resize to ``size x size``.
+        resize_size: int or None, S: decode and resize to ``S x S``.
             Defaults to None (encoded bytes).
         shuffle_files: bool. Defaults to False.
         seed: int. Defaults to 0.
@@ -81,12 +82,12 @@ def read_tfrecords(files, *, num_classes=None, label_offset=0, size=None,
     files = existing_files(files)
     dataset = pipeline.read_records(files, shuffle=shuffle_files, seed=seed,
                                     with_paths=True)
-    parse = _parser(num_classes, label_offset, size)
+    parse = _parser(num_classes, label_offset, resize_size)
     return dataset.map(parse, num_parallel_calls=AUTOTUNE)
 
 
-def read_images(files, *, size):
-    """The images of shard files, decoded and resized to ``size x size``.
+def read_images(files, *, resize_size):
+    """The images of shard files, decoded and resized to ``S x S``.
 
     Reads only the image keys (``image/encoded``, ``image/format``,
     ``image/height``, ``image/width``), which the classification and the
@@ -96,10 +97,10 @@ def read_images(files, *, size):
 
     Args:
         files: sequence of shard paths.
-        size: int, side of the square output.
+        resize_size: int, S, the side of the square output.
 
     Returns:
-        ``tf.data.Dataset`` of uint8 ``[size, size, 3]``.
+        ``tf.data.Dataset`` of uint8 ``[S, S, 3]``.
     """
     keys = (features.IMAGE_ENCODED, features.IMAGE_FORMAT,
             features.IMAGE_HEIGHT, features.IMAGE_WIDTH)
@@ -108,7 +109,7 @@ def read_images(files, *, size):
     def parse(record):
         example = tf.io.parse_single_example(record, spec)
         return preprocess.decode_record(*(example[key] for key in keys),
-                                        size)
+                                        resize_size)
 
     return tf.data.TFRecordDataset(existing_files(files)).map(
         parse, num_parallel_calls=AUTOTUNE)
@@ -129,7 +130,7 @@ def existing_files(files):
     return files
 
 
-def _parser(num_classes, label_offset, size):
+def _parser(num_classes, label_offset, resize_size):
 
     def parse(record, path):
         example = decode_lib.decode(record)
@@ -144,11 +145,11 @@ def _parser(num_classes, label_offset, size):
             with tf.control_dependencies([check]):
                 label = tf.identity(label)
         image = example[features.IMAGE_ENCODED]
-        if size is not None:
+        if resize_size is not None:
             image = preprocess.decode_record(
                 image, example[features.IMAGE_FORMAT],
                 example[features.IMAGE_HEIGHT], example[features.IMAGE_WIDTH],
-                size)
+                resize_size)
         return image, label
 
     return parse
@@ -224,13 +225,13 @@ def describe_tfds(name, *, data_dir=None):
         prepared_dir=str(builder.data_dir))
 
 
-def read_tfds(name, split, *, data_dir=None, size=None):
+def read_tfds(name, split, *, data_dir=None, resize_size=None):
     """Reads a split of a tfds dataset prepared on disk.
 
     The image feature is not decoded by tfds (``SkipDecoding``): the reader
     yields the stored bytes, or decodes them with
-    ``tfcnn.data.preprocess.decode_and_resize`` when ``size`` is given, so
-    tfds data goes through the same decoding as our shards.
+    ``tfcnn.data.preprocess.decode_and_resize`` when ``resize_size`` is
+    given, so tfds data goes through the same decoding as our shards.
 
     Args:
         name: str, the tfds dataset name.
@@ -238,7 +239,7 @@ def read_tfds(name, split, *, data_dir=None, size=None):
             ``"train[:90%]"``, ...).
         data_dir: str, Path or None, the tfds data folder; None is tfds'
             default. Defaults to None.
-        size: int or None, decode and resize to ``size x size``.
+        resize_size: int or None, S: decode and resize to ``S x S``.
             Defaults to None (encoded bytes).
 
     Returns:
@@ -262,8 +263,8 @@ def read_tfds(name, split, *, data_dir=None, size=None):
 
     def pair(example):
         image = example[image_key]
-        if size is not None:
-            image = preprocess.decode_and_resize(image, size)
+        if resize_size is not None:
+            image = preprocess.decode_and_resize(image, resize_size)
         return image, tf.cast(example[label_key], tf.int32)
 
     return dataset.map(pair, num_parallel_calls=AUTOTUNE)

@@ -33,7 +33,7 @@ from tfcnn.data import segmentation_features as features
 IGNORE_VALUE = features.IGNORE_VALUE
 
 
-def make_segmentation_dataset(source, *, size, batch_size, training,
+def make_segmentation_dataset(source, *, resize_size, batch_size, training,
                               **kwargs):
     """Builds the host pipeline of image and mask batches.
 
@@ -47,7 +47,7 @@ def make_segmentation_dataset(source, *, size, batch_size, training,
             Model Garden's tools), or a ``tf.data.Dataset`` of per-example
             ``(image, mask)`` pairs: encoded bytes (scalar strings) or
             uint8 arrays ``[H, W, 3]`` and ``[H, W]`` (or ``[H, W, 1]``).
-        size: int, host size S.
+        resize_size: int, host size S.
         batch_size: int, the global batch size.
         training: bool, shuffle and drop the last partial batch.
         **kwargs: the other keyword arguments of ``make_dataset`` (seed,
@@ -59,67 +59,67 @@ def make_segmentation_dataset(source, *, size, batch_size, training,
     """
     element_fn = (_pair_from_dataset if isinstance(source, tf.data.Dataset)
                   else decode_record)
-    return pipeline.make_dataset(source, size=size, batch_size=batch_size,
-                                 training=training, element_fn=element_fn,
-                                 **kwargs)
+    return pipeline.make_dataset(source, resize_size=resize_size,
+                                 batch_size=batch_size, training=training,
+                                 element_fn=element_fn, **kwargs)
 
 
-def decode_record(serialized, *, size):
+def decode_record(serialized, *, resize_size):
     """One serialized segmentation record to ``(image, mask)`` at ``S x S``.
 
     Args:
         serialized: scalar string tensor.
-        size: int, host size S.
+        resize_size: int, host size S.
 
     Returns:
         ``(uint8 [S, S, 3], uint8 [S, S])``.
     """
     example = features.decode(serialized)
     mask = features.decode_mask(example[features.MASK_ENCODED])
-    return decode_pair(example[features.IMAGE_ENCODED], mask, size)
+    return decode_pair(example[features.IMAGE_ENCODED], mask, resize_size)
 
 
-def decode_pair(encoded, mask, size):
+def decode_pair(encoded, mask, resize_size):
     """Decodes an image and brings it and its mask to ``S x S``.
 
     The image takes classification's road (``preprocess.decode_and_resize``:
     a JPEG decodes only its centre square, at the coarsest DCT scale that
-    keeps it ``size`` wide), and the mask is sampled by nearest neighbour
+    keeps it ``resize_size`` wide), and the mask is sampled by nearest neighbour
     over the very window the image decoded, so the two stay aligned.
 
     Args:
         encoded: scalar string tensor, the image bytes.
         mask: uint8 ``[H, W]``, the image's height and width.
-        size: int.
+        resize_size: int, host size S.
 
     Returns:
-        ``(uint8 [size, size, 3], uint8 [size, size])``.
+        ``(uint8 [S, S, 3], uint8 [S, S])``.
     """
 
     def jpeg():
         shape = tf.image.extract_jpeg_shape(encoded)
         ratio = tf.gather(preprocess.JPEG_RATIOS,
-                          preprocess.jpeg_ratio_index(shape, size))
+                          preprocess.jpeg_ratio_index(shape, resize_size))
         # The centre square of the DCT-scaled image (sides rounded up),
         # in full-resolution pixels: scaled pixel k covers r*k .. r*k+r-1.
         top, left, side = _centre_square(-(-shape[:2] // ratio))
-        return (preprocess.decode_jpeg_centre_square(encoded, size),
+        return (preprocess.decode_jpeg_centre_square(encoded, resize_size),
                 ratio * top, ratio * left, ratio * side)
 
     def other():
         image = preprocess.decode_image(encoded)
         top, left, side = _centre_square(tf.shape(image))
         return (preprocess.resize_square(
-            image[top:top + side, left:left + side, :], size),
+            image[top:top + side, left:left + side, :], resize_size),
             top, left, side)
 
     image, top, left, extent = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
-    image = tf.ensure_shape(image, [size, size, 3])
-    return image, _nearest_square(mask, top, left, extent, size)
+    image = tf.ensure_shape(image, [resize_size, resize_size, 3])
+    return image, _nearest_square(mask, top, left, extent, resize_size)
 
 
-def resize_pair(image, mask, size):
-    """Resizes image and mask alike: shorter side to ``size``, centre square.
+def resize_pair(image, mask, resize_size):
+    """Resizes image and mask alike: shorter side to S, centre square.
 
     The image is resized by ``preprocess.resize_square`` (bilinear, area
     averaging from 2x down); the mask by nearest neighbour only.
@@ -127,15 +127,15 @@ def resize_pair(image, mask, size):
     Args:
         image: uint8 ``[H, W, 3]``.
         mask: uint8 ``[H, W]`` with the image's height and width.
-        size: int.
+        resize_size: int, host size S.
 
     Returns:
-        ``(uint8 [size, size, 3], uint8 [size, size])``.
+        ``(uint8 [S, S, 3], uint8 [S, S])``.
     """
     top, left, side = _centre_square(tf.shape(image))
     image = preprocess.resize_square(
-        image[top:top + side, left:left + side, :], size)
-    return image, _nearest_square(mask, top, left, side, size)
+        image[top:top + side, left:left + side, :], resize_size)
+    return image, _nearest_square(mask, top, left, side, resize_size)
 
 
 def _centre_square(shape):
@@ -143,19 +143,20 @@ def _centre_square(shape):
     return (shape[0] - side) // 2, (shape[1] - side) // 2, side
 
 
-def _nearest_square(mask, top, left, extent, size):
+def _nearest_square(mask, top, left, extent, resize_size):
     """Nearest neighbour of the ``extent``-wide square at ``(top, left)``
-    resized to ``size``: output pixel ``j`` takes source pixel
-    ``floor((j + 0.5) * extent / size)`` (pixel centres, as
+    resized to ``resize_size``: output pixel ``j`` takes source pixel
+    ``floor((j + 0.5) * extent / resize_size)`` (pixel centres, as
     ``tf.image.resize(method="nearest")``), clipped to the mask."""
     shape = tf.shape(mask)
-    steps = (tf.range(size, dtype=tf.float32) + 0.5) / size
+    steps = (tf.range(resize_size, dtype=tf.float32) + 0.5) / resize_size
     offsets = tf.cast(tf.floor(steps * tf.cast(extent, tf.float32)),
                       tf.int32)
     rows = tf.minimum(top + offsets, shape[0] - 1)
     cols = tf.minimum(left + offsets, shape[1] - 1)
     square = tf.gather(tf.gather(mask, rows, axis=0), cols, axis=1)
-    return tf.ensure_shape(tf.cast(square, tf.uint8), [size, size])
+    return tf.ensure_shape(tf.cast(square, tf.uint8),
+                           [resize_size, resize_size])
 
 
 def read_segmentation_shards(files, *, deterministic=True):
@@ -211,12 +212,12 @@ def read_full_size(source, *, deterministic=True):
                       deterministic=deterministic)
 
 
-def _pair_from_dataset(image, mask, *, size):
+def _pair_from_dataset(image, mask, *, resize_size):
     if mask.dtype == tf.string:
         mask = features.decode_mask(mask)
     elif mask.shape.rank == 3:
         mask = mask[..., 0]
     if image.dtype == tf.string:
-        return decode_pair(image, tf.cast(mask, tf.uint8), size)
+        return decode_pair(image, tf.cast(mask, tf.uint8), resize_size)
     return resize_pair(tf.cast(image, tf.uint8), tf.cast(mask, tf.uint8),
-                       size)
+                       resize_size)

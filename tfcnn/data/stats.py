@@ -53,7 +53,7 @@ class DatasetStats:
     """Statistics of a split at host size ``S``, in pixel units of [0, 255].
 
     Attributes:
-        size: int, S.
+        resize_size: int, S.
         num_images: int, images the statistics were computed from.
         mean_image: ``(S, S, 3)`` float32, per-pixel mean.
         channel_mean: ``(3,)`` float64, RGB mean over all pixels.
@@ -67,7 +67,7 @@ class DatasetStats:
         split: str, the split they were computed from. Defaults to "train".
     """
 
-    size: int
+    resize_size: int
     num_images: int
     mean_image: np.ndarray
     channel_mean: np.ndarray
@@ -78,7 +78,7 @@ class DatasetStats:
     split: str = "train"
 
 
-def compute_stats(data_dir, *, size=256, progress=True, split="train",
+def compute_stats(data_dir, *, resize_size=256, progress=True, split="train",
                   batch_size=32):
     """Computes the statistics of a split and saves them beside the shards.
 
@@ -88,7 +88,7 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
             by ``manifest.describe``; pass ``Manifest.from_shards(...,
             label_offset=-1)`` for 1-based labels. Without a manifest file,
             ``stats.npz`` is written but no manifest.
-        size: int, the host size S. Defaults to 256.
+        resize_size: int, the host size S. Defaults to 256.
         progress: bool, show a progress bar and print a summary line.
             Defaults to True.
         split: str, the split to describe. Defaults to "train".
@@ -102,9 +102,10 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
     """
     from tfcnn.data import readers
 
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise DataError(f"size must be a positive integer. Received: "
-                        f"size={size!r}")
+    if (isinstance(resize_size, bool) or not isinstance(resize_size, int)
+            or resize_size < 1):
+        raise DataError(f"resize_size must be a positive integer. Received: "
+                        f"resize_size={resize_size!r}")
     manifest = data_dir if isinstance(data_dir, manifest_lib.Manifest) else (
         manifest_lib.describe(data_dir))
     if not manifest.has_split(split):
@@ -114,8 +115,8 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
     # Labels play no part here, so they are not checked; a record that does
     # not decode (possible in shards from other tools, never in ours) is
     # left out and counted instead of ending the pass.
-    images = readers.read_images(manifest.files(split), size=size)
-    stats = _one_pass(images, size=size, split=split,
+    images = readers.read_images(manifest.files(split), resize_size=resize_size)
+    stats = _one_pass(images, resize_size=resize_size, split=split,
                       count=manifest.count(split), batch_size=batch_size,
                       progress=progress, where=manifest.data_dir)
     num_images = stats.num_images
@@ -131,28 +132,29 @@ def compute_stats(data_dir, *, size=256, progress=True, split="train",
         undecodable = (f" ({left_out} records that do not decode left out)"
                        if left_out else "")
         console.print_result(
-            f"stats: {num_images} {split} images at {size}x{size}"
+            f"stats: {num_images} {split} images at {resize_size}x{resize_size}"
             f"{undecodable}: RGB mean ({mean}), eigenvalues "
             f"{np.array2string(stats.eigenvalues, precision=1)}; "
             f"wrote {path}")
     return stats
 
 
-def compute_tfds_stats(name, *, split="train", data_dir=None, size=256,
+def compute_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
                        progress=True, batch_size=32):
     """Computes the statistics of a tfds split and caches them on disk.
 
     One pass over the split, each image decoded and resized by
-    ``tfcnn.data.readers.read_tfds(..., size=size)`` as training reads it.
+    ``tfcnn.data.readers.read_tfds(..., resize_size=resize_size)`` as
+    training reads it.
     The result is saved in the prepared dataset's folder (``<data_dir>/
     <name>/<version>``, so keyed by dataset and version) as
-    ``tfcnn_stats/<split>-<size>.npz``, where ``load_tfds_stats`` finds it.
+    ``tfcnn_stats/<split>-<S>.npz``, where ``load_tfds_stats`` finds it.
 
     Args:
         name: str, the tfds dataset name.
         split: str, a tfds split. Defaults to "train".
         data_dir: str, Path or None, the tfds data folder. Defaults to None.
-        size: int, the host size S. Defaults to 256.
+        resize_size: int, the host size S. Defaults to 256.
         progress: bool, a progress bar and a summary line. Defaults to True.
         batch_size: int, images per step of the pass. Defaults to 32.
 
@@ -165,37 +167,39 @@ def compute_tfds_stats(name, *, split="train", data_dir=None, size=256,
     from tfcnn.data import readers
 
     source = readers.describe_tfds(name, data_dir=data_dir)
-    images = readers.read_tfds(name, split, data_dir=data_dir,
-                               size=size).map(lambda image, label: image)
-    stats = _one_pass(images, size=size, split=split,
+    images = readers.read_tfds(
+        name, split, data_dir=data_dir,
+        resize_size=resize_size).map(lambda image, label: image)
+    stats = _one_pass(images, resize_size=resize_size, split=split,
                       count=source.count(split), batch_size=batch_size,
                       progress=progress, where=f"tfds dataset {name}")
-    path = tfds_stats_path(source, split, size)
+    path = tfds_stats_path(source, split, resize_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_stats(stats, path)
     if progress:
         console.print_result(
             f"stats: {stats.num_images} {split} images of {name} at "
-            f"{size}x{size}; wrote {path}")
+            f"{resize_size}x{resize_size}; wrote {path}")
     return stats
 
 
-def tfds_stats_path(source, split, size):
-    """Where the statistics of a tfds split at host size ``size`` live.
+def tfds_stats_path(source, split, resize_size):
+    """Where the statistics of a tfds split at host size S live.
 
     Args:
         source: ``tfcnn.data.readers.TfdsSource``.
         split: str, a tfds split (``"train"``, ``"train[:90%]"``).
-        size: int.
+        resize_size: int, S.
 
     Returns:
         Path inside the prepared dataset's versioned folder.
     """
     key = "".join(c if c.isalnum() else "_" for c in split)
-    return Path(source.prepared_dir) / "tfcnn_stats" / f"{key}-{size}.npz"
+    folder = Path(source.prepared_dir) / "tfcnn_stats"
+    return folder / f"{key}-{resize_size}.npz"
 
 
-def load_tfds_stats(name, *, split="train", data_dir=None, size=256,
+def load_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
                     required=True):
     """Loads the statistics ``compute_tfds_stats`` cached for a split.
 
@@ -203,7 +207,7 @@ def load_tfds_stats(name, *, split="train", data_dir=None, size=256,
         name: str, the tfds dataset name.
         split: str. Defaults to "train".
         data_dir: str, Path or None, the tfds data folder. Defaults to None.
-        size: int, the host size. Defaults to 256.
+        resize_size: int, the host size S. Defaults to 256.
         required: bool, raise when none were computed; False returns None.
             Defaults to True.
 
@@ -216,26 +220,28 @@ def load_tfds_stats(name, *, split="train", data_dir=None, size=256,
     from tfcnn.data import readers
 
     path = tfds_stats_path(readers.describe_tfds(name, data_dir=data_dir),
-                           split, size)
+                           split, resize_size)
     if not path.is_file():
         if not required:
             return None
         raise DataError(
             f"no statistics of tfds dataset {name} ({split}) at "
-            f"{size}x{size}: run `tfcnn stats RECIPE` (or `tfcnn run "
-            f"RECIPE`) with data.source = \"tfds\", or set augment.mean = "
-            f"\"imagenet\" for ImageNet's values. Received: {path}")
-    return _read(path, size)
+            f"{resize_size}x{resize_size}: run `tfcnn stats RECIPE` (or "
+            f"`tfcnn run RECIPE`) with data.source = \"tfds\", or set "
+            f"augment.mean = \"imagenet\" for ImageNet's values. Received: "
+            f"{path}")
+    return _read(path, resize_size)
 
 
-def _one_pass(images, *, size, split, count, batch_size, progress, where):
+def _one_pass(images, *, resize_size, split, count, batch_size, progress,
+              where):
     """Exact integer sums over uint8 ``[S, S, 3]`` images, finished."""
     import tensorflow as tf
     from tqdm import auto
 
     dataset = images.ignore_errors().batch(batch_size).map(
         _batch_sums, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-    image_sum = np.zeros((size, size, 3), np.int64)
+    image_sum = np.zeros((resize_size, resize_size, 3), np.int64)
     cross = np.zeros((3, 3), np.int64)
     num_images = 0
     steps = math.ceil(count / batch_size)
@@ -250,7 +256,7 @@ def _one_pass(images, *, size, split, count, batch_size, progress, where):
             bar.update(1)
     if num_images == 0:
         raise DataError(f"no readable {split} images in {where}")
-    return _finish(image_sum, cross, num_images, size, split)
+    return _finish(image_sum, cross, num_images, resize_size, split)
 
 
 def _batch_sums(images):
@@ -264,8 +270,8 @@ def _batch_sums(images):
     return tf.shape(images, out_type=tf.int64)[0], image_sum, cross
 
 
-def _finish(image_sum, cross, num_images, size, split):
-    n = num_images * size * size
+def _finish(image_sum, cross, num_images, resize_size, split):
+    n = num_images * resize_size * resize_size
     channel_sum = [int(v) for v in image_sum.sum(axis=(0, 1))]
     # Python integers: n * cross - sum * sum^T is exact at any dataset size.
     numerator = np.array(
@@ -280,7 +286,7 @@ def _finish(image_sum, cross, num_images, size, split):
                                  np.arange(3)])
     eigenvectors = eigenvectors * np.where(signs == 0, 1.0, signs)
     return DatasetStats(
-        size=size, num_images=num_images,
+        resize_size=resize_size, num_images=num_images,
         mean_image=(image_sum / num_images).astype(np.float32),
         channel_mean=np.array(channel_sum, np.float64) / n,
         channel_std=np.sqrt(np.diag(covariance)),
@@ -291,19 +297,20 @@ def _finish(image_sum, cross, num_images, size, split):
 def save_stats(stats, path):
     """Writes ``stats`` as an ``.npz`` file atomically."""
     buffer = io.BytesIO()
-    np.savez(buffer, format_version=_FORMAT_VERSION, size=stats.size,
+    # The file keeps its key "size" (format 1), so older files still load.
+    np.savez(buffer, format_version=_FORMAT_VERSION, size=stats.resize_size,
              num_images=stats.num_images, split=stats.split,
              **{name: getattr(stats, name) for name in _FIELDS})
     atomic_files.write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_stats(data_dir, *, size=None, required=True):
+def load_stats(data_dir, *, resize_size=None, required=True):
     """Loads the statistics saved beside a shard folder's shards.
 
     Args:
         data_dir: str or Path of a shard folder, or a ``Manifest``.
-        size: int or None; when given, the stored statistics must be at this
-            host size. Defaults to None.
+        resize_size: int or None; when given, the stored statistics must
+            be at this host size S. Defaults to None.
         required: bool, raise when no statistics were computed yet; False
             returns None then. Defaults to True.
 
@@ -312,7 +319,7 @@ def load_stats(data_dir, *, size=None, required=True):
 
     Raises:
         DataError: no statistics (with ``required``), the statistics file
-            is unreadable, or its size differs from ``size``.
+            is unreadable, or its size differs from ``resize_size``.
     """
     if isinstance(data_dir, manifest_lib.Manifest):
         path = data_dir.stats_path or (
@@ -329,26 +336,27 @@ def load_stats(data_dir, *, size=None, required=True):
             return None
         raise DataError(
             f"no statistics in {folder}: run `tfcnn stats {folder} "
-            f"--resize-size {size or 256}` (or `tfcnn run RECIPE`), or set "
-            f"augment.mean = \"imagenet\" for ImageNet's values. Received: "
-            f"{folder}")
-    return _read(path, size)
+            f"--resize-size {resize_size or 256}` (or `tfcnn run RECIPE`), "
+            f"or set augment.mean = \"imagenet\" for ImageNet's values. "
+            f"Received: {folder}")
+    return _read(path, resize_size)
 
 
-def _read(path, size):
+def _read(path, resize_size):
     try:
         with np.load(path, allow_pickle=False) as npz:
             stats = DatasetStats(
-                size=int(npz["size"]), num_images=int(npz["num_images"]),
+                resize_size=int(npz["size"]), num_images=int(npz["num_images"]),
                 split=str(npz["split"]),
                 **{name: npz[name] for name in _FIELDS})
     except (OSError, KeyError, ValueError) as error:
         raise DataError(f"cannot read statistics {path}: {error}") from None
-    if size is not None and stats.size != size:
+    if resize_size is not None and stats.resize_size != resize_size:
         raise DataError(
-            f"{path} holds statistics at {stats.size}x{stats.size}, not "
-            f"{size}x{size}: use the recipe they were computed for, or set "
-            f"data.resize_size = {stats.size} (`tfcnn stats "
-            f"{path.parent} --resize-size {size}` would replace them). "
-            f"Received: size={size}")
+            f"{path} holds statistics at {stats.resize_size}x"
+            f"{stats.resize_size}, not {resize_size}x{resize_size}: use the "
+            f"recipe they were computed for, or set data.resize_size = "
+            f"{stats.resize_size} (`tfcnn stats "
+            f"{path.parent} --resize-size {resize_size}` would replace them). "
+            f"Received: resize_size={resize_size}")
     return stats

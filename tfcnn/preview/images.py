@@ -118,10 +118,10 @@ def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
         data_dir, label_offset=recipe.data.label_offset,
         labels_file=recipe.data.labels_file or None)
     files, class_names = manifest.files("train"), manifest.class_names
-    size = recipe.data.resize_size
+    resize_size = recipe.data.resize_size
     dataset = pipeline.make_dataset(
-        files, size=size, batch_size=count, training=True, seed=seed,
-        shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False,
+        files, resize_size=resize_size, batch_size=count, training=True,
+        seed=seed, shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False,
         label_offset=manifest.label_offset,
         inception_crop=build_lib.host_crop_size(recipe.augment,
                                                 recipe.data.crop_size))
@@ -132,7 +132,8 @@ def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
         recipe.augment, crop_size=recipe.data.crop_size,
         # The preview adds the mean back, so data without statistics can
         # still be looked at.
-        stats=stats_lib.load_stats(manifest, size=size, required=False),
+        stats=stats_lib.load_stats(manifest, resize_size=resize_size,
+                                   required=False),
         seed=seed)
     # Mean subtraction is linear and the crop and flip only move pixels, so
     # "the mean added back" is the same chain without it: exact even where

@@ -64,12 +64,14 @@ def augmented_pairs(data_dir, recipe, *, count=16, seed=0):
         image, then the same with its mask overlaid; ``N <= count``.
     """
     manifest = manifest_lib.Manifest.load(data_dir)
-    size = recipe.data.resize_size
+    resize_size = recipe.data.resize_size
     dataset = segmentation_pipeline.make_segmentation_dataset(
-        manifest.files("train"), size=size, batch_size=count, training=True,
-        seed=seed, shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False)
+        manifest.files("train"), resize_size=resize_size, batch_size=count,
+        training=True, seed=seed, shuffle_buffer=_PREVIEW_SHUFFLE,
+        drop_remainder=False)
     images, masks = next(iter(dataset))
-    stats = stats_lib.load_stats(manifest, size=size, required=False)
+    stats = stats_lib.load_stats(manifest, resize_size=resize_size,
+                                 required=False)
     data = {"images": images, "segmentation_masks": masks}
     for layer in segmentation_lib.augmentation_from_recipe(recipe, stats):
         data = layer(data, training=True)

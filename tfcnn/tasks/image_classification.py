@@ -21,16 +21,16 @@ class ImageClassificationTask(task_lib.Task):
     log_keys = ("loss", "accuracy", "val_loss", "val_accuracy",
                 "val_top5_accuracy")
 
-    def host_dataset(self, source, *, size, batch_size, training,
+    def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
                      inception_crop=None, **kwargs):
         from tfcnn.data import pipeline
 
         del full_size  # the network takes S x S images (centre crop)
         return pipeline.make_dataset(
-            source, size=size, batch_size=batch_size, training=training,
-            label_offset=label_offset, raw_shape=raw_shape,
-            inception_crop=inception_crop, **kwargs)
+            source, resize_size=resize_size, batch_size=batch_size,
+            training=training, label_offset=label_offset,
+            raw_shape=raw_shape, inception_crop=inception_crop, **kwargs)
 
     def label_counts(self, manifest, split):
         return manifest.class_counts(split)

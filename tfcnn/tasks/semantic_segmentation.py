@@ -47,7 +47,7 @@ class SemanticSegmentationTask(task_lib.Task):
     log_keys = ("loss", "mean_iou", "val_loss", "val_pixel_accuracy",
                 "val_mean_iou")
 
-    def host_dataset(self, source, *, size, batch_size, training,
+    def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
                      inception_crop=None, **kwargs):
         from tfcnn.data import segmentation_pipeline
@@ -57,8 +57,8 @@ class SemanticSegmentationTask(task_lib.Task):
         if full_size:
             return segmentation_pipeline.read_full_size(source).batch(1)
         return segmentation_pipeline.make_segmentation_dataset(
-            source, size=size, batch_size=batch_size, training=training,
-            **kwargs)
+            source, resize_size=resize_size, batch_size=batch_size,
+            training=training, **kwargs)
 
     def label_counts(self, manifest, split):
         return manifest.pixel_counts(split)

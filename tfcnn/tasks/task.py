@@ -26,7 +26,7 @@ class Task(abc.ABC):
     log_keys = ()
 
     @abc.abstractmethod
-    def host_dataset(self, source, *, size, batch_size, training,
+    def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
                      inception_crop=None, **kwargs):
         """The host pipeline of this task's shards (``tf.data``).
@@ -34,7 +34,7 @@ class Task(abc.ABC):
         Args:
             source: list of shard paths, or a ``tf.data.Dataset`` of
                 examples.
-            size: int, host size S.
+            resize_size: int, host size S.
             batch_size: int, global batch size.
             training: bool, shuffle and drop the last partial batch.
             full_size: bool, for evaluation: each image at its own size

@@ -275,14 +275,14 @@ class _Shards:
         from tfcnn.data import stats as stats_lib
 
         return stats_lib.load_stats(self._manifest,
-                                    size=self._recipe.data.resize_size,
+                                    resize_size=self._recipe.data.resize_size,
                                     required=_needs_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
         data = self._recipe.data
         return self.task.host_dataset(
-            self._manifest.files(split), size=data.resize_size,
+            self._manifest.files(split), resize_size=data.resize_size,
             batch_size=batch_size, training=training, full_size=full_size,
             seed=data.seed,
             shuffle_buffer=data.shuffle_buffer,
@@ -353,7 +353,7 @@ class _Tfds:
         data = self._recipe.data
         return stats_lib.load_tfds_stats(
             data.tfds_name, split=self._splits["train"],
-            data_dir=self._data_dir, size=data.resize_size,
+            data_dir=self._data_dir, resize_size=data.resize_size,
             required=_needs_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
@@ -373,7 +373,7 @@ class _Tfds:
         # With an input context make_dataset keeps every n-th example of
         # the (deterministically ordered) split before decoding.
         return self.task.host_dataset(
-            examples, size=data.resize_size, batch_size=batch_size,
+            examples, resize_size=data.resize_size, batch_size=batch_size,
             training=training, full_size=full_size, seed=data.seed,
             shuffle_buffer=data.shuffle_buffer,
             cache=data.cache and training, repeat=repeat,
