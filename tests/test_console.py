@@ -89,3 +89,15 @@ def test_commands_print_no_tensorflow_log_lines(tmp_path):
                      cwd=tmp_path)
     assert verbose.returncode == 0
     assert NATIVE.search(verbose.stderr), verbose.stderr
+
+
+def test_option_text_names_the_option_as_the_caller_spells_it():
+    assert console.option_text("overwrite") == "overwrite=True"
+    assert console.option_text("resize_size", 256) == "resize_size=256"
+    with console.command_flags():
+        assert console.option_text("overwrite") == "--overwrite"
+        assert console.option_text("resize_size") == "--resize-size"
+        with console.command_flags(overwrite="--force"):
+            assert console.option_text("overwrite") == "--force"
+        assert console.option_text("overwrite") == "--overwrite"
+    assert console.option_text("overwrite") == "overwrite=True"

@@ -25,7 +25,7 @@ def main(argv=None):
     quiet = not args.verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     _configure_runtime(quiet)
     with (console.quiet_native_logs() if quiet
-          else contextlib.nullcontext()):
+          else contextlib.nullcontext()), console.command_flags():
         return _call(args)
 
 
@@ -692,7 +692,8 @@ def _run(args):
     recipe = _load_recipe(args)
     from tfcnn import run
 
-    reports = run.run_recipe(recipe, force=args.force)
+    with console.command_flags(overwrite="--force"):
+        reports = run.run_recipe(recipe, force=args.force)
     if args.json:
         _print_json(args, {"stages": [
             {"stage": r.stage, "skipped": r.skipped, "message": r.message,

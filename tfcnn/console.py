@@ -13,7 +13,10 @@ the bar on a terminal and one line per epoch (``verbose=2``) elsewhere.
 
 Each stage (ingest, stats, train) ends with one result line on stdout,
 ``print_result``; ``tfcnn run`` takes that line as the stage's own
-(``capture_results``), so a stage's result is printed once.
+(``capture_results``), so a stage's result is printed once. A result line
+that tells how to ask for more names the option as the caller spells it
+(``option_text``): ``--overwrite`` from the command, ``overwrite=True``
+from Python.
 """
 
 import contextlib
@@ -157,3 +160,43 @@ def capture_results():
         yield lines
     finally:
         _captured.reset(token)
+
+
+# How a result line names an option: None in Python (``overwrite=True``),
+# else a dict of the ``tfcnn`` command's flags that differ from
+# ``--argument``.
+_command_flags = contextvars.ContextVar("tfcnn_command_flags", default=None)
+
+
+@contextlib.contextmanager
+def command_flags(**renamed):
+    """Makes ``option_text`` name options as the ``tfcnn`` command does.
+
+    Args:
+        **renamed: argument name -> the flag that sets it, where that is
+            not ``--argument`` (``tfcnn run`` asks for ``overwrite`` with
+            ``--force``).
+    """
+    outer = _command_flags.get() or {}
+    token = _command_flags.set({**outer, **renamed})
+    try:
+        yield
+    finally:
+        _command_flags.reset(token)
+
+
+def option_text(argument, value=True):
+    """How a user asks for ``argument=value`` where they called tfcnn from.
+
+    Args:
+        argument: str, the Python argument, e.g. ``"overwrite"``.
+        value: the value asked for. Defaults to True.
+
+    Returns:
+        str: ``"overwrite=True"`` in Python; the flag (``"--overwrite"``)
+        inside ``command_flags``.
+    """
+    flags = _command_flags.get()
+    if flags is None:
+        return f"{argument}={value!r}"
+    return flags.get(argument, "--" + argument.replace("_", "-"))

@@ -154,7 +154,8 @@ def test_complete_output_is_not_rewritten(tmp_path, capsys):
     shard = Manifest.load(out).files("train")[0]
     before = os.stat(shard).st_mtime_ns
     ingest.ingest(src, out, workers=1)
-    assert "already complete" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert "already complete" in line and "(overwrite=True rewrites" in line
     assert os.stat(shard).st_mtime_ns == before
 
     with pytest.raises(DataError, match="overwrite"):
@@ -464,10 +465,13 @@ def test_compact_ingest_from_the_command_line(tmp_path, capsys):
         else:
             assert min(shape[:2]) == 48
             assert len(r[features.IMAGE_ENCODED]) < source.stat().st_size
-    # The same command again finds the output complete.
+    # The same command again finds the output complete, and says how the
+    # command (not the Python API) asks for a rewrite.
     capsys.readouterr()
     assert cli.main(argv) == 0
-    assert "already complete" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert "already complete" in line and "(--overwrite rewrites it)" in line
+    assert "overwrite=True" not in line
 
 
 def test_original_ingest_keeps_its_fingerprint_options(tmp_path):

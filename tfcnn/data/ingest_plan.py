@@ -119,7 +119,7 @@ def write_plan(out, shards, options, num_files, *, write_shards,
                 console.print_result(
                     f"ingest: {out} is already complete "
                     f"({_split_summary(done)}); nothing written "
-                    "(overwrite=True rewrites it)")
+                    f"({console.option_text('overwrite')} rewrites it)")
             return done
         owned = _owned_shards(out)
         _refuse_foreign_shards(out, owned)

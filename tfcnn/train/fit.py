@@ -412,8 +412,9 @@ def _leave_finished_run(recipe, state):
     asked = "" if done == wanted else f"; the recipe asks for {wanted}"
     console.print_result(
         f"train: {recipe.train.model_dir} is complete ({done} epoch"
-        f"{'s' * (done != 1)}{asked}); left as it is (--overwrite or "
-        "another train.model_dir trains again)")
+        f"{'s' * (done != 1)}{asked}); left as it is "
+        f"({console.option_text('overwrite')} or another train.model_dir "
+        "trains again)")
     return {**state, "epochs_run": 0, "resumed_from": None, "skipped": True}
 
 
