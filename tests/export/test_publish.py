@@ -52,7 +52,7 @@ def test_first_export_is_version_1_with_warmup_and_metadata(published):
     assert (path / layout.WARMUP_FILE).stat().st_size > 0
     metadata = json.loads((path / layout.METADATA_FILE).read_text())
     assert metadata["class_names"] == contract_model.CLASS_NAMES
-    assert metadata["image_size"] == contract_model.SIZE
+    assert metadata["resize_size"] == contract_model.SIZE
     assert metadata["top_k"] == 2
     assert oct(path.stat().st_mode & 0o777) == oct(0o755)
 

@@ -118,7 +118,7 @@ def test_non_square_input_is_refused():
     outputs = keras.layers.Dense(2)(keras.layers.Flatten()(
         keras.layers.Rescaling(1.0)(inputs)))
     with pytest.raises(ValueError, match="Received: input_shape="):
-        serving.image_size(keras.Model(inputs, outputs))
+        serving.resize_size(keras.Model(inputs, outputs))
 
 
 def _record(encoded, image_format, height, width):

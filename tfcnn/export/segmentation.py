@@ -42,7 +42,7 @@ class SegmentationServingModel:
         top_k: unused (classifiers' option), accepted for one signature.
     """
 
-    size = None
+    resize_size = None
     top_k = 0
     signatures = SIGNATURES
     # The rank of the outputs it serves: [batch, height, width, classes].

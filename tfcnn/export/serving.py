@@ -43,8 +43,8 @@ SIGNATURES = (SERVING_DEFAULT, PREDICT_IMAGES, PREDICT_IMAGES_UINT8,
 OUTPUTS = ("probabilities", "class_ids", "scores", "class_names")
 
 
-def image_size(model):
-    """Returns the host resize size ``S`` of a model with input [B, S, S, 3].
+def resize_size(model):
+    """Returns the host resize target ``S`` of a model with input [B, S, S, 3].
 
     Args:
         model: a ``keras.Model`` with one image input.
@@ -98,7 +98,7 @@ class ServingModel:
 
     def __init__(self, model, class_names, top_k=5):
         self.model = model
-        self.size = image_size(model)
+        self.resize_size = resize_size(model)
         self.num_classes = num_classes(model)
         class_names = [str(name) for name in class_names]
         if len(class_names) != self.num_classes:
@@ -127,20 +127,21 @@ class ServingModel:
     def classify_bytes(self, image_bytes):
         """Encoded images ``[B]`` string -> the output dict."""
         images = tf.map_fn(
-            lambda encoded: preprocess.decode_and_resize(encoded, self.size),
+            lambda encoded: preprocess.decode_and_resize(
+                encoded, self.resize_size),
             image_bytes,
             fn_output_signature=tf.TensorSpec(
-                [self.size, self.size, 3], tf.uint8))
+                [self.resize_size, self.resize_size, 3], tf.uint8))
         return self.classify_images(images)
 
     def classify_pixels(self, images):
         """``[B, H, W, 3]`` images of any size and real dtype -> outputs."""
         resized = tf.map_fn(
             lambda image: preprocess.resize_shorter_and_centre_crop(
-                image, self.size),
+                image, self.resize_size),
             images,
             fn_output_signature=tf.TensorSpec(
-                [self.size, self.size, 3], tf.uint8))
+                [self.resize_size, self.resize_size, 3], tf.uint8))
         return self.classify_images(resized)
 
     def classify_examples(self, examples):
@@ -150,25 +151,27 @@ class ServingModel:
         parsed = tf.io.parse_example(
             examples, {key: features.FEATURE_SPEC[key] for key in keys})
         images = tf.map_fn(
-            lambda fields: preprocess.decode_record(*fields, self.size),
+            lambda fields: preprocess.decode_record(*fields, self.resize_size),
             tuple(parsed[key] for key in keys),
             fn_output_signature=tf.TensorSpec(
-                [self.size, self.size, 3], tf.uint8))
+                [self.resize_size, self.resize_size, 3], tf.uint8))
         return self.classify_images(images)
 
     def metadata(self):
         """What ``export.json`` records about the served model."""
-        return {"image_size": self.size, "num_classes": self.num_classes,
-                "top_k": self.top_k, "class_names": self.class_names,
+        return {"resize_size": self.resize_size,
+                "num_classes": self.num_classes, "top_k": self.top_k,
+                "class_names": self.class_names,
                 "signatures": list(SIGNATURES)}
 
     def warmup_inputs(self):
         """signature -> (input name, value) of TF Serving's warm-up file."""
-        image = np.full((self.size, self.size, 3), 128, np.uint8)
+        image = np.full((self.resize_size, self.resize_size, 3), 128, np.uint8)
         encoded = tf.io.encode_png(image).numpy()
         example = features.make_example(
-            encoded, image_format="png", height=self.size, width=self.size,
-            label=0, text="", filename="warmup.png").SerializeToString()
+            encoded, image_format="png", height=self.resize_size,
+            width=self.resize_size, label=0, text="",
+            filename="warmup.png").SerializeToString()
         return {
             SERVING_DEFAULT: ("image_bytes", [encoded]),
             PREDICT_IMAGES: ("images", image[None].astype(np.float32)),
@@ -183,7 +186,7 @@ class ServingModel:
             ``(arrays, signatures)`` as ``tfcnn.export.selfcheck`` reads
             them.
         """
-        encoded, pixels, examples = _sample_inputs(self.size)
+        encoded, pixels, examples = _sample_inputs(self.resize_size)
 
         def keras_probabilities(images):
             images = tf.cast(images, self.model.inputs[0].dtype)
@@ -191,10 +194,10 @@ class ServingModel:
                               np.float32)
 
         from_bytes = keras_probabilities(tf.stack(
-            [preprocess.decode_and_resize(data, self.size)
+            [preprocess.decode_and_resize(data, self.resize_size)
              for data in encoded]))
         from_pixels = keras_probabilities(tf.stack(
-            [preprocess.resize_shorter_and_centre_crop(image, self.size)
+            [preprocess.resize_shorter_and_centre_crop(image, self.resize_size)
              for image in pixels]))
         arrays = {}
         signatures = {}
