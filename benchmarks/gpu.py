@@ -85,17 +85,17 @@ def main():
         devices, plan = [f"/gpu:{i}" for i in range(len(gpus))], FULL
     started = time.perf_counter()
     files = _real_shards(Path(args.data), plan["images"])
-    check = _equivalence(devices, size=36)
+    check = _equivalence(devices, resize_size=36)
     print(f"1 vs {len(devices)} replicas, 2 SGD steps of LeNet-5: max "
           f"|difference| {check['max_abs_difference']:.2e} "
           f"({'same' if check['equivalent'] else 'DIFFERENT'} weights)")
     rows = []
-    for name, size, crop, per_replica in plan["models"]:
+    for name, resize_size, crop, per_replica in plan["models"]:
         for replicas, precision, xla in _configurations(
                 len(devices), plan["mixed"], args.cpu_smoke):
             for source in ("synthetic", "real"):
                 speed, wait = _measure(
-                    name, size, crop, per_replica, devices[:replicas],
+                    name, resize_size, crop, per_replica, devices[:replicas],
                     precision, xla, files if source == "real" else None,
                     plan)
                 rows.append({"model": name, "replicas": replicas,
@@ -143,10 +143,10 @@ def _real_shards(data, count):
     return pipeline.list_shards(data / "shards", "train")
 
 
-def _recipe(name, size, crop, batch, precision, xla, classes):
+def _recipe(name, resize_size, crop, batch, precision, xla, classes):
     return recipe_lib.recipe_from_dict({
         "data": {"source": "synthetic", "crop_size": crop,
-                 "resize_size": size, "synthetic_classes": classes},
+                 "resize_size": resize_size, "synthetic_classes": classes},
         "model": {"name": name},
         "train": {"batch_size": batch, "precision": precision,
                   "jit_compile": xla, "learning_rate": 0.01},
@@ -159,11 +159,11 @@ def _strategy(devices):
     return mirrored(devices)
 
 
-def _measure(name, size, crop, per_replica, devices, precision, xla, files,
-             plan):
+def _measure(name, resize_size, crop, per_replica, devices, precision, xla,
+             files, plan):
     """images/s and input-wait fraction of ``plan['steps']`` fit steps."""
     batch = per_replica * len(devices)
-    recipe = _recipe(name, size, crop, batch, precision, xla,
+    recipe = _recipe(name, resize_size, crop, batch, precision, xla,
                      plan["classes"])
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
@@ -174,11 +174,12 @@ def _measure(name, size, crop, per_replica, devices, precision, xla, files,
         if files is None:
             rng = np.random.default_rng(0)
             dataset = tf.data.Dataset.from_tensors((
-                rng.integers(0, 256, (batch, size, size, 3), np.uint8),
+                rng.integers(0, 256, (batch, resize_size, resize_size, 3),
+                             np.uint8),
                 rng.integers(0, 8, batch).astype(np.int32))).repeat()
         else:
             dataset = pipeline.make_dataset(
-                files, resize_size=size, batch_size=batch, training=True,
+                files, resize_size=resize_size, batch_size=batch, training=True,
                 repeat=True, deterministic=False)
         # The callback times each batch's arrival through the train
         # function; the warm-up goes through it too, so that the timed
@@ -210,11 +211,11 @@ class _Speed(summaries.StepMonitor):
         super().on_epoch_end(epoch, logs)
 
 
-def _equivalence(devices, size):
+def _equivalence(devices, resize_size):
     """Weights after 2 SGD steps on one device and on all ``devices``."""
     recipe = recipe_lib.recipe_from_dict({
-        "data": {"source": "synthetic", "crop_size": size - 4,
-                 "resize_size": size},
+        "data": {"source": "synthetic", "crop_size": resize_size - 4,
+                 "resize_size": resize_size},
         "augment": {"crop": "none", "flip": False, "pca_lighting": 0.0,
                     "mean": "none"},
         "model": {"name": "lenet5", "options": {"activation": "relu"}},
@@ -224,8 +225,8 @@ def _equivalence(devices, size):
     keras.utils.set_random_seed(1)
     initial = fit.build_training_model(recipe, 10).get_weights()
     rng = np.random.default_rng(0)
-    batch = (rng.integers(0, 256, (8 * len(devices), size, size, 3),
-                          np.uint8),
+    shape = (8 * len(devices), resize_size, resize_size, 3)
+    batch = (rng.integers(0, 256, shape, np.uint8),
              rng.integers(0, 10, 8 * len(devices)).astype(np.int32))
     results = []
     for strategy_devices in (devices[:1], devices):
