@@ -21,7 +21,7 @@ IMAGES = RNG.integers(0, 256, (4, S, S, 3), dtype=np.uint8)
 class Stats:
     """The fields of tfcnn.data.stats.DatasetStats that the builder reads."""
 
-    size: int = S
+    resize_size: int = S
     mean_image: np.ndarray = dataclasses.field(
         default_factory=lambda: RNG.uniform(0, 255, (S, S, 3)).astype(
             np.float32))
