@@ -156,7 +156,44 @@ def remove_worker_dir(path, placement):
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _multi_worker(config):
+@dataclasses.dataclass(frozen=True)
+class WorkerRole:
+    """This process's part in a run, known before any TensorFlow op runs.
+
+    Attributes:
+        cluster: dict, ``TF_CONFIG``'s cluster (empty unless multi-worker).
+        is_chief: bool, whether this process writes the run's files.
+        task: str, ``"chief"`` or ``"<task_type>_<task_id>"``.
+        chief: str, the chief's address (``"localhost"`` unless
+            multi-worker).
+    """
+
+    cluster: dict
+    is_chief: bool
+    task: str
+    chief: str
+
+
+def worker_role(config):
+    """Which worker this process is under a ``TrainConfig``.
+
+    Under ``multi_worker`` the role comes from ``TF_CONFIG``: the task of
+    type ``chief``, or else worker 0, is the chief (as in
+    ``tf.distribute.MultiWorkerMirroredStrategy``). Every other strategy
+    runs one process, the chief. No TensorFlow op runs, so callers may ask
+    before ``make_strategy``.
+
+    Args:
+        config: ``tfcnn.recipe.TrainConfig``.
+
+    Returns:
+        a ``WorkerRole``.
+
+    Raises:
+        RecipeError: ``multi_worker`` without a valid ``TF_CONFIG``.
+    """
+    if config.strategy is not Strategy.MULTI_WORKER:
+        return WorkerRole({}, True, "chief", "localhost")
     raw = os.environ.get("TF_CONFIG", "")
     if not raw:
         raise RecipeError(
@@ -168,10 +205,21 @@ def _multi_worker(config):
         cluster = tf_config["cluster"]
         task_type = tf_config["task"]["type"]
         task_id = int(tf_config["task"]["index"])
-    except (ValueError, KeyError, TypeError) as error:
+        chief = (cluster.get("chief") or cluster["worker"])[0]
+    except (ValueError, KeyError, TypeError, IndexError) as error:
         raise RecipeError(
             f"TF_CONFIG must be JSON with cluster and task.type/index "
             f"({error}). Received: TF_CONFIG={raw!r}") from None
+    is_chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in cluster)
+    return WorkerRole(cluster, is_chief,
+                      "chief" if is_chief else f"{task_type}_{task_id}",
+                      chief)
+
+
+def _multi_worker(config):
+    role = worker_role(config)
+    cluster = role.cluster
     _configure_coordination(cluster, config)
     watchdog = _JoinWatchdog(config.join_timeout, cluster)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -179,13 +227,10 @@ def _multi_worker(config):
     strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
     watchdog.cancel()
     _fix_keras_multi_worker_mean()
-    is_chief = task_type == "chief" or (
-        task_type == "worker" and task_id == 0 and "chief" not in cluster)
     num_workers = sum(len(cluster.get(kind, ()))
                       for kind in ("chief", "worker"))
     placement = Placement(strategy, strategy.num_replicas_in_sync,
-                          num_workers, is_chief,
-                          "chief" if is_chief else f"{task_type}_{task_id}")
+                          num_workers, role.is_chief, role.task)
     check_batch_size(config.batch_size, placement.num_replicas)
     return placement
 
