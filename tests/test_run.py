@@ -13,6 +13,7 @@ import pytest
 from tests.data import image_files
 from tests.test_cli_commands import recipe_file
 from tfcnn import cli
+from tfcnn import run
 
 # The packaged recipe, run by name as the README shows.
 QUICKSTART = "quickstart"
@@ -128,3 +129,52 @@ def test_each_stage_prints_its_result_once(tmp_path, capsys):
     assert [s["stage"] for s in report["stages"]] == list(STAGES)
     for stage in STAGES:
         assert len(_stage_lines(captured.err, stage)) == 1, captured.err
+
+
+def _other_worker(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"worker": ["127.0.0.1:2222", "127.0.0.1:2223"]},
+        "task": {"type": "worker", "index": 1}}))
+
+
+def test_other_worker_names_what_the_chief_never_wrote(tmp_path,
+                                                       monkeypatch, capsys):
+    # Worker 1 of `tfcnn run` waits for the chief's shards and statistics;
+    # no chief runs, so it gives up after train.join_timeout, exit 2.
+    _other_worker(monkeypatch)
+    recipe = recipe_file(tmp_path, train={"strategy": "multi_worker",
+                                          "join_timeout": 1})
+    assert cli.main(["run", str(recipe)]) == 2
+    out, err = capsys.readouterr()
+    shards = tmp_path / "shards"
+    assert out.splitlines() == [
+        f"[wait] the shards in {shards}, the statistics of {shards} at "
+        "16px: up to train.join_timeout = 1 s for the chief "
+        "(127.0.0.1:2222) to complete them"]
+    assert err.splitlines()[-1] == (
+        f"tfcnn run: error: ingest: the chief (127.0.0.1:2222) did not "
+        f"complete the shards in {shards}, the statistics of {shards} at "
+        "16px within train.join_timeout = 1 s (start the same `tfcnn run` "
+        "on the chief, or raise train.join_timeout)")
+    assert not shards.exists() and not (tmp_path / "run").exists()
+
+
+def test_wait_for_chief_ends_when_its_outputs_are_complete():
+    from tfcnn.train import strategy as strategy_lib
+
+    checks = iter([False, False, True])
+    role = strategy_lib.WorkerRole({}, False, "worker_1", "10.0.0.1:1")
+    lines = []
+    reports = run.wait_for_chief(
+        [("ingest", "the shards in s", lambda: next(checks)),
+         ("stats", "the statistics of s", lambda: True)],
+        role, timeout=60, echo=lines.append, poll_seconds=0)
+    assert lines == [
+        "[wait] the shards in s: up to train.join_timeout = 60 s for the "
+        "chief (10.0.0.1:1) to complete them",
+        "[skip] ingest: the shards in s: complete, written by the chief "
+        "(10.0.0.1:1)",
+        "[skip] stats: the statistics of s: complete, written by the chief "
+        "(10.0.0.1:1)"]
+    assert [(r.stage, r.skipped) for r in reports] == [
+        ("ingest", True), ("stats", True)]

@@ -7,10 +7,18 @@ taken over by ``tfcnn.console.capture_results``, so it is printed once). A
 stage is skipped when its output exists and is complete, so running the
 same command again after a crash or a kill picks up where it stopped
 (training itself resumes mid-run from its backup).
+
+Under ``train.strategy = "multi_worker"`` the same command runs on every
+worker: the chief runs every stage, the other workers wait for its data,
+train with it and leave the stages after training to it (``run_recipe``).
 """
 
+import contextlib
 import dataclasses
+import functools
 import json
+import sys
+import time
 from pathlib import Path
 
 from tfcnn import atomic_files
@@ -19,6 +27,7 @@ from tfcnn.data import sharding
 from tfcnn.errors import DataError
 from tfcnn.recipe import MeanMode
 from tfcnn.recipe import Source
+from tfcnn.recipe import Strategy
 
 _EXPORT_RECORD = "export.json"
 # Mean modes that need no statistics of the dataset.
@@ -39,6 +48,14 @@ class StageReport:
 def run_recipe(recipe, *, force=False, echo=print):
     """Runs every stage of ``recipe`` and returns their reports.
 
+    Under ``train.strategy = "multi_worker"`` the same command runs on
+    every worker (see the README's "Two machines"): the chief writes
+    everything and the other workers only train. They wait (up to
+    ``train.join_timeout`` seconds) until the chief's prepared images,
+    shards and statistics are complete, train with it, and leave
+    evaluate, export and predict to it, as the chief alone writes in
+    Keras' multi-worker guide and the TF Model Garden.
+
     Args:
         recipe: a ``tfcnn.recipe.Recipe``.
         force: bool, run stages even when their output is complete.
@@ -46,21 +63,131 @@ def run_recipe(recipe, *, force=False, echo=print):
 
     Returns:
         list of ``StageReport``.
+
+    Raises:
+        DataError: a worker waited ``train.join_timeout`` seconds for an
+            output of the chief that never became complete.
     """
-    reports = []
-    for stage in _stages(recipe):
-        with console.capture_results() as lines:
-            report = stage(recipe, force)
-        if report is None:
-            continue
-        if lines:
-            # The stage's own result line says more than the summary here.
-            report.message = "\n".join(
-                line.removeprefix(f"{report.stage}: ") for line in lines)
+    from tfcnn.train import strategy as strategy_lib
+
+    role = strategy_lib.worker_role(recipe.train)
+    stages = _stages(recipe)
+    if not role.is_chief:
+        return _run_as_worker(recipe, role, stages, force, echo)
+    train_at = stages.index(_train)
+    if recipe.train.strategy is Strategy.MULTI_WORKER:
+        reports = _run_in_child(stages[:train_at], recipe, force, echo)
+    else:
+        reports = [_run_stage(stage, recipe, force, echo)
+                   for stage in stages[:train_at]]
+    reports += [_run_stage(stage, recipe, force, echo)
+                for stage in stages[train_at:]]
+    return [report for report in reports if report is not None]
+
+
+def _run_stage(stage, recipe, force, echo):
+    """Runs one stage and echoes its line; None if it had nothing to do."""
+    return _echo(_call_stage(stage, recipe, force), echo)
+
+
+def _call_stage(stage, recipe, force, stdout_to_stderr=False):
+    with (contextlib.redirect_stdout(sys.stderr) if stdout_to_stderr
+          else contextlib.nullcontext()), console.capture_results() as lines:
+        report = stage(recipe, force)
+    if report is not None and lines:
+        # The stage's own result line says more than the summary here.
+        report.message = "\n".join(
+            line.removeprefix(f"{report.stage}: ") for line in lines)
+    return report
+
+
+def _echo(report, echo):
+    if report is not None:
         prefix = "skip" if report.skipped else "done"
         echo(f"[{prefix}] {report.stage}: {report.message}")
-        reports.append(report)
+    return report
+
+
+def _run_in_child(stages, recipe, force, echo):
+    """Runs ``stages`` in one child process, echoing each one's line.
+
+    ``MultiWorkerMirroredStrategy`` configures collective ops only on a
+    TensorFlow runtime that has run no op yet ("Collective ops must be
+    configured at program startup"). Prepare, ingest and stats run ops,
+    so under ``multi_worker`` the chief runs them in a fresh (spawned)
+    process and keeps its own runtime for training.
+    """
+    import multiprocessing
+    from concurrent import futures
+
+    # Under --json the command's stdout carries one object: the child's
+    # output goes to stderr, as the parent's does.
+    to_stderr = sys.stdout is not sys.__stdout__
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return [_echo(pool.submit(_call_stage, stage, recipe, force,
+                                  to_stderr).result(), echo)
+                for stage in stages]
+
+
+def _run_as_worker(recipe, role, stages, force, echo):
+    """A non-chief worker's run: wait for the chief's data, train, stop."""
+    train_at = stages.index(_train)
+    outputs = [(stage_name, what, check)
+               for stage in stages[:train_at]
+               for stage_name, what, check in [_chief_output(stage, recipe)]
+               if what is not None]
+    reports = wait_for_chief(outputs, role, recipe.train.join_timeout, echo)
+    report = _call_stage(_train, recipe, force)
+    if not report.skipped:
+        report.message = (f"trained with the chief ({role.chief}), which "
+                          f"saved the model in {recipe.train.model_dir}")
+    reports.append(_echo(report, echo))
+    names = [stage.__name__.lstrip("_") for stage in stages[train_at + 1:]]
+    message = f"the chief ({role.chief}) runs them; {role.task} is done"
+    echo(f"[skip] {', '.join(names)}: {message}")
+    reports += [StageReport(name, True, message) for name in names]
     return reports
+
+
+def wait_for_chief(outputs, role, timeout, echo=print, poll_seconds=1.0):
+    """Waits until every output the chief writes is complete.
+
+    Args:
+        outputs: list of ``(stage, what, is_complete)``: the stage's name,
+            a description of its output, and a callable that returns
+            whether that output is complete.
+        role: ``tfcnn.train.strategy.WorkerRole`` of this worker.
+        timeout: seconds to wait in all (``train.join_timeout``).
+        echo: callable taking one line. Defaults to print.
+        poll_seconds: float, seconds between checks. Defaults to 1.
+
+    Returns:
+        list of ``StageReport``, one skipped stage per output.
+
+    Raises:
+        DataError: an output was still incomplete after ``timeout``
+            seconds (the message names it).
+    """
+    deadline = time.monotonic() + timeout
+    pending = [output for output in outputs if not output[2]()]
+    if pending:
+        echo(f"[wait] {', '.join(what for _, what, _ in pending)}: up to "
+             f"train.join_timeout = {timeout} s for the chief "
+             f"({role.chief}) to complete them")
+    while pending:
+        if time.monotonic() >= deadline:
+            raise DataError(
+                f"{pending[0][0]}: the chief ({role.chief}) did not "
+                f"complete {', '.join(what for _, what, _ in pending)} "
+                f"within train.join_timeout = {timeout} s (start the same "
+                "`tfcnn run` on the chief, or raise train.join_timeout)")
+        time.sleep(poll_seconds)
+        pending = [output for output in pending if not output[2]()]
+    return [_echo(StageReport(stage, True, f"{what}: complete, written by "
+                                           f"the chief ({role.chief})"),
+                  echo)
+            for stage, what, _ in outputs]
 
 
 def _stages(recipe):
@@ -129,42 +256,79 @@ def _ingest(recipe, force):
 def _stats(recipe, force):
     from tfcnn.data import stats
 
-    if (recipe.augment.mean in _FIXED_MEANS
-            and recipe.augment.pca_lighting == 0):
+    if not _needs_stats(recipe):
         return None
-    if recipe.data.source is Source.TFDS:
-        return _tfds_stats(recipe, force)
-    data_dir = recipe.data.shard_dir
-    existing = stats.load_stats(data_dir, required=False)
-    if (existing is not None and existing.resize_size == recipe.data.resize_size
-            and not force):
-        return StageReport("stats", True,
-                           f"{data_dir} has stats at {existing.resize_size}px")
+    data = recipe.data
+    if data.source is Source.TFDS:
+        if _has_stats(recipe) and not force:
+            return StageReport("stats", True,
+                               f"tfds dataset {data.tfds_name} has stats at "
+                               f"{data.resize_size}px")
+        result = stats.compute_tfds_stats(data.tfds_name,
+                                          **_tfds_where(data))
+        return StageReport(
+            "stats", False,
+            f"mean image and RGB PCA of {result.num_images} training images "
+            f"of tfds dataset {data.tfds_name} saved")
+    if _has_stats(recipe) and not force:
+        return StageReport("stats", True, f"{data.shard_dir} has stats at "
+                                          f"{data.resize_size}px")
     result = stats.compute_stats(_describe(recipe),
-                                 resize_size=recipe.data.resize_size)
+                                 resize_size=data.resize_size)
     return StageReport(
         "stats", False,
         f"mean image and RGB PCA of {result.num_images} training images "
-        f"saved in {data_dir}")
+        f"saved in {data.shard_dir}")
 
 
-def _tfds_stats(recipe, force):
+def _needs_stats(recipe):
+    return (recipe.augment.mean not in _FIXED_MEANS
+            or recipe.augment.pca_lighting != 0)
+
+
+def _has_stats(recipe):
+    """Whether the statistics the recipe's augmentation reads exist."""
     from tfcnn.data import stats
 
     data = recipe.data
-    where = dict(split=data.tfds_train_split,
-                 data_dir=data.tfds_data_dir or None,
-                 resize_size=data.resize_size)
-    if not force and stats.load_tfds_stats(data.tfds_name, required=False,
-                                           **where) is not None:
-        return StageReport("stats", True,
-                           f"tfds dataset {data.tfds_name} has stats at "
-                           f"{data.resize_size}px")
-    result = stats.compute_tfds_stats(data.tfds_name, **where)
-    return StageReport(
-        "stats", False,
-        f"mean image and RGB PCA of {result.num_images} training images of "
-        f"tfds dataset {data.tfds_name} saved")
+    if data.source is Source.TFDS:
+        return stats.load_tfds_stats(data.tfds_name, required=False,
+                                     **_tfds_where(data)) is not None
+    existing = stats.load_stats(data.shard_dir, required=False)
+    return existing is not None and existing.resize_size == data.resize_size
+
+
+def _tfds_where(data):
+    return dict(split=data.tfds_train_split,
+                data_dir=data.tfds_data_dir or None,
+                resize_size=data.resize_size)
+
+
+def _chief_output(stage, recipe):
+    """What a stage before training writes, as ``(stage name, what,
+    is_complete)``; ``what`` is None when the stage writes nothing. The
+    checks are the stages' own skip checks."""
+    from tfcnn.data import ingest
+    from tfcnn.datasets import digit_scenes
+    from tfcnn.datasets import digits
+
+    data = recipe.data
+    path = Path(data.path)
+    if stage is _prepare_digits:
+        return "prepare", f"the digit images in {path}", functools.partial(
+            digits.is_complete, path)
+    if stage is _prepare_digit_scenes:
+        return "prepare", f"the digit scenes in {path}", functools.partial(
+            digit_scenes.is_complete, path)
+    if stage is _ingest:
+        return "ingest", f"the shards in {data.shard_dir}", functools.partial(
+            ingest.is_complete, data.shard_dir, verify_sha256=False)
+    if stage is _stats and _needs_stats(recipe):
+        where = (f"tfds dataset {data.tfds_name}"
+                 if data.source is Source.TFDS else str(data.shard_dir))
+        return ("stats", f"the statistics of {where} at {data.resize_size}px",
+                functools.partial(_has_stats, recipe))
+    return "", None, None
 
 
 def _train(recipe, force):

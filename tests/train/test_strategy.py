@@ -175,6 +175,48 @@ def test_readme_two_worker_commands_on_a_one_shard_split(tmp_path):
 
 
 @pytest.mark.slow
+def test_readme_two_worker_run_of_the_quickstart(tmp_path):
+    # `tfcnn run` started on both workers, as the README's two-machine
+    # commands: the chief prepares, ingests, computes the statistics,
+    # evaluates, exports and predicts; worker 1 waits for its data, trains
+    # with it and leaves the rest to it. One SavedModel version.
+    scratch = tmp_path / "tmp"  # where the other worker writes
+    scratch.mkdir()
+    processes = start_workers(
+        [*_tfcnn(), "run", "quickstart", "--json", "--set",
+         "train.strategy=multi_worker", "--set", "train.epochs=1", "--set",
+         "train.steps_per_epoch=2", "--set", "data.digits_per_class=6"],
+        env={"TMPDIR": str(scratch)}, cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    results = _wait(processes, timeout=300)
+    for returncode, _, error in results:
+        assert returncode == 0, error[-3000:]
+    chief, other = (json.loads(out)["stages"] for _, out, _ in results)
+    assert [(s["stage"], s["skipped"]) for s in chief] == [
+        (stage, False) for stage in ("prepare", "ingest", "stats", "train",
+                                     "evaluate", "export", "predict")]
+    assert [s["stage"] for s in other] == [
+        "prepare", "ingest", "stats", "train", "evaluate", "export",
+        "predict"]
+    for stage in other[4:]:
+        assert stage["skipped"] and "the chief (127.0.0.1:" in stage[
+            "message"], other
+    error = results[1][2]
+    assert ("[skip] ingest: the shards in data/digits_tfrecords: complete, "
+            "written by the chief (127.0.0.1:") in error, error
+    assert ("[skip] evaluate, export, predict: the chief (127.0.0.1:"
+            in error), error
+    versions = [p.name for p in (tmp_path / "saved_models/digits_lenet5")
+                .iterdir() if p.name.isdigit()]
+    assert versions == ["1"]
+    assert chief[5]["result"].endswith("saved_models/digits_lenet5/1")
+    record = json.loads((tmp_path / "runs/quickstart/training.json")
+                        .read_text())
+    assert record["complete"] and record["num_replicas"] == 2
+    assert not list(scratch.iterdir())
+
+
+@pytest.mark.slow
 def test_killed_worker_ends_the_other_and_both_resume(tmp_path):
     # 2 shards per split: each worker reads its own file. Worker 1 is
     # killed mid-epoch; worker 0 stops with a message within
