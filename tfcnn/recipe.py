@@ -12,6 +12,7 @@ Recipes hold choices, never derived numbers: steps per epoch, class counts
 and schedule boundaries are computed from the dataset's manifest.
 """
 
+import ast
 import copy
 import dataclasses
 import enum
@@ -20,6 +21,7 @@ import inspect
 import json
 import math
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -565,7 +567,7 @@ def key_docs():
     """
     rows = []
     for section in dataclasses.fields(Recipe):
-        docs = _field_comments(section.type)
+        docs = _FIELD_DOCS[section.type]
         for field in dataclasses.fields(section.type):
             default = getattr(section.type(), field.name)
             if isinstance(default, enum.Enum):
@@ -578,9 +580,24 @@ def key_docs():
     return rows
 
 
-def _field_comments(cls):
+def _read_field_docs():
+    """Maps each section's config class to its field comments.
+
+    Reads and parses this module's source once: ``inspect.getsource(cls)``
+    re-parses the whole module on every call, which cost every CLI command
+    a parse per section at import.
+    """
+    lines = inspect.getsource(sys.modules[__name__]).splitlines()
+    classes = {cls.__name__: cls for cls in _SECTION_OF}
+    return {classes[node.name]:
+            _field_comments(lines[node.lineno - 1:node.end_lineno])
+            for node in ast.parse("\n".join(lines)).body
+            if isinstance(node, ast.ClassDef) and node.name in classes}
+
+
+def _field_comments(lines):
     docs, block = {}, []
-    for line in inspect.getsource(cls).splitlines():
+    for line in lines:
         text = line.strip()
         if text.startswith("#"):
             if block and block[-1] is None:
@@ -760,7 +777,7 @@ def _document_fields():
         defaults = cls()
         lines = [f"The ``[{section}]`` section of a recipe.", "",
                  "Attributes:"]
-        for name, doc in _field_comments(cls).items():
+        for name, doc in _FIELD_DOCS[cls].items():
             default = getattr(defaults, name)
             if isinstance(default, enum.Enum):
                 default = default.value
@@ -769,4 +786,5 @@ def _document_fields():
         cls.__doc__ = "\n".join(lines)
 
 
+_FIELD_DOCS = _read_field_docs()
 _document_fields()
