@@ -411,16 +411,12 @@ def _coerce(config):
     """Converts and checks a config's fields as the TOML path does, so
     ``AugmentConfig(mean="channel")`` works and a bad value fails at
     construction naming its key."""
-    section = _section_name(type(config))
+    section = _SECTION_OF[type(config)]
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         converted = _convert(field.type, value, f"{section}.{field.name}")
         if converted is not value:
             object.__setattr__(config, field.name, converted)
-
-
-def _section_name(cls):
-    return cls.__name__.removesuffix("Config").lower()
 
 
 def _positive(config, *names):
