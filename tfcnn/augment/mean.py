@@ -14,13 +14,12 @@ standard deviations (the torchvision/timm convention). The statistics are
 non-trainable weights, so training, evaluation and the exported model use
 the same numbers.
 
-The modes ``"caffe"``, ``"torch"`` and ``"tf"`` are keras.applications'
-``preprocess_input`` conventions, with its constants and in its order of
-operations, so that a network carrying keras.applications' weights sees
-exactly the inputs they were trained on (``tfcnn.models.weights``): the
-Caffe models (VGG, ResNet) take BGR images minus ImageNet's BGR channel
-means. The mode is part of the layer's config, so the exported model
-preprocesses the same way.
+The modes ``"caffe"``, ``"torch"`` and ``"tf"`` call keras.applications'
+``preprocess_input`` on the float32 images, so that a network carrying
+keras.applications' weights sees exactly the inputs they were trained on
+(``tfcnn.models.weights``): the Caffe models (VGG, ResNet) take BGR images
+minus ImageNet's BGR channel means. The mode is part of the layer's config,
+so the exported model preprocesses the same way.
 """
 
 import keras
@@ -30,12 +29,6 @@ import tensorflow as tf
 # ImageNet per-channel statistics in [0, 255] pixel units.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
-
-# keras.applications.imagenet_utils' constants: caffe's BGR means, torch's
-# RGB mean and std of [0, 1] pixels.
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-TORCH_MEAN = (0.485, 0.456, 0.406)
-TORCH_STD = (0.229, 0.224, 0.225)
 
 MODES = ("image", "channel", "none", "caffe", "torch", "tf")
 
@@ -49,9 +42,10 @@ class MeanSubtraction(keras.layers.Layer):
       subtracted from ``H x W`` inputs.
     * ``"channel"``: ``(x - mean) / std`` with ``(C,)`` statistics.
     * ``"none"``: ``x / 255``, pixels in [0, 1].
-    * ``"caffe"``: RGB to BGR, minus ``CAFFE_BGR_MEAN``.
-    * ``"torch"``: ``(x / 255 - TORCH_MEAN) / TORCH_STD``.
-    * ``"tf"``: ``x / 127.5 - 1``, pixels in [-1, 1].
+    * ``"caffe"``, ``"torch"``, ``"tf"``: keras.applications'
+      ``preprocess_input`` in that mode (caffe: RGB to BGR minus ImageNet's
+      BGR means; torch: ``x / 255`` standardised with ImageNet's [0, 1]
+      statistics; tf: ``x / 127.5 - 1``).
 
     The arithmetic is float32 whatever the policy; only the output is cast
     to the compute dtype (bfloat16 can't hold 123.675).
@@ -119,14 +113,9 @@ class MeanSubtraction(keras.layers.Layer):
             images = images / 255.0
         elif self.mode == "channel":
             images = (images - self.mean) / self.std
-        elif self.mode == "caffe":
-            images = tf.reverse(images, axis=[-1]) - tf.constant(
-                CAFFE_BGR_MEAN, "float32")
-        elif self.mode == "torch":
-            images = (images / 255.0 - tf.constant(TORCH_MEAN, "float32")) \
-                / tf.constant(TORCH_STD, "float32")
-        elif self.mode == "tf":
-            images = images / 127.5 - 1.0
+        elif self.mode in ("caffe", "torch", "tf"):
+            images = keras.applications.imagenet_utils.preprocess_input(
+                images, data_format="channels_last", mode=self.mode)
         else:
             images = images - self._centre_of_mean(tf.shape(images)[1:3])
         return tf.cast(images, self.compute_dtype)
