@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
 import threading
 import time
@@ -371,7 +370,8 @@ class _Server(uvicorn.Server):
 
     uvicorn re-raises the signal after its graceful shutdown, which ends
     the process with a signal status; a server that drained every
-    request in flight has done its job, so ``serve`` returns instead.
+    request in flight has done its job, so ``handle_exit`` forgets the
+    signal and ``serve`` returns instead.
     """
 
     def __init__(self, config, on_exit=None, ready_message=None):
@@ -384,24 +384,11 @@ class _Server(uvicorn.Server):
         if self.started and self._ready_message:
             print(self._ready_message, flush=True)
 
-    @contextlib.contextmanager
-    def capture_signals(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        handled = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self.handle_exit)
-                    for sig in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
     def handle_exit(self, sig, frame):
         if self._on_exit is not None and not self.should_exit:
             self._on_exit()
         super().handle_exit(sig, frame)
+        # uvicorn's capture_signals re-raises what handle_exit recorded.
         self._captured_signals.clear()
 
 
