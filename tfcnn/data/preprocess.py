@@ -54,12 +54,22 @@ def resize_shorter_and_centre_crop(image, resize_size):
     Returns:
         ``[S, S, C]`` uint8 tensor.
     """
-    shape = tf.shape(image)
-    side = tf.minimum(shape[0], shape[1])
-    top = (shape[0] - side) // 2
-    left = (shape[1] - side) // 2
+    top, left, side = centre_square(tf.shape(image))
     return resize_square(image[top:top + side, left:left + side, :],
                          resize_size)
+
+
+def centre_square(shape):
+    """The centre square of an image: ``(top, left, side)``.
+
+    Args:
+        shape: int ``[2+]`` tensor, the image's height and width first.
+
+    Returns:
+        three int scalar tensors; ``side`` is the shorter side.
+    """
+    side = tf.minimum(shape[0], shape[1])
+    return (shape[0] - side) // 2, (shape[1] - side) // 2, side
 
 
 def resize_square(image, resize_size):
@@ -320,55 +330,66 @@ def decode_jpeg_centre_square(encoded, resize_size):
     Returns:
         ``[S, S, 3]`` uint8 tensor.
     """
-    shape = tf.image.extract_jpeg_shape(encoded)
-    # Ratio is an op attribute, not a tensor, hence one branch per ratio.
-    # Each branch decodes and resizes, so an image costs one branch call
-    # (in tf.data a branch is a function call, ~0.3 ms: nested branches
-    # add up).
-    index = jpeg_ratio_index(shape, resize_size)
-    return tf.switch_case(index, [
-        lambda ratio=ratio: _shrink_under_2x(
-            _decode_centre(encoded, shape, ratio), resize_size)
-        for ratio in JPEG_RATIOS])
+    index, window = jpeg_centre_window(tf.image.extract_jpeg_shape(encoded),
+                                       resize_size)
+    return decode_jpeg_window(encoded, index, window, resize_size)
 
 
-def jpeg_ratio_index(shape, resize_size):
-    """Which DCT ratio ``decode_jpeg_centre_square`` decodes a JPEG at.
+def jpeg_centre_window(shape, resize_size):
+    """Where ``decode_jpeg_centre_square`` decodes a JPEG: ratio and window.
 
-    The largest of ``JPEG_RATIOS`` whose scaled centre square is still at
-    least S wide; its centre window in the scaled image is that of
-    ``_decode_centre``.
+    The ratio is the largest of ``JPEG_RATIOS`` whose scaled centre square
+    is still at least S wide; the window is the centre square of the
+    image scaled by it, whose sides are ``ceil(side / ratio)``. Scaled
+    pixel ``k`` covers full-resolution pixels ``ratio * k`` to
+    ``ratio * k + ratio - 1``.
 
     Args:
         shape: int32 ``[3]`` tensor, ``tf.image.extract_jpeg_shape``.
         resize_size: int, S, the side of the square output.
 
     Returns:
-        int32 scalar tensor, an index into ``JPEG_RATIOS``.
+        ``(index, window)``: int32 scalar tensor, an index into
+        ``JPEG_RATIOS``, and int32 ``[4]`` tensor ``[top, left, side,
+        side]`` in the scaled image (``tf.io.decode_and_crop_jpeg``'s
+        ``crop_window``).
     """
-    side = tf.minimum(shape[0], shape[1])
-    return tf.add_n([tf.cast(side >= ratio * resize_size, tf.int32)
-                     for ratio in JPEG_RATIOS[1:]])
+    shorter = tf.minimum(shape[0], shape[1])
+    index = tf.add_n([tf.cast(shorter >= ratio * resize_size, tf.int32)
+                      for ratio in JPEG_RATIOS[1:]])
+    ratio = tf.gather(JPEG_RATIOS, index)
+    top, left, side = centre_square(-(-shape[:2] // ratio))
+    return index, tf.stack([top, left, side, side])
 
 
-def _shrink_under_2x(image, resize_size):
-    # After the DCT ratio the square is between S and 2 * S (or smaller
-    # than S, if the JPEG is): bilinear suffices, and at exactly S it
-    # returns the pixels unchanged.
-    return _to_uint8(tf.image.resize(image, [resize_size, resize_size]),
-                     resize_size)
+def decode_jpeg_window(encoded, index, window, resize_size):
+    """Decodes a ``jpeg_centre_window`` of a JPEG, resized to S x S.
 
+    Args:
+        encoded: scalar string tensor of JPEG bytes.
+        index: int32 scalar tensor, an index into ``JPEG_RATIOS``.
+        window: int32 ``[4]`` tensor, the square to decode in the image
+            scaled by that ratio.
+        resize_size: int, S, the side of the square output.
 
-def _decode_centre(encoded, shape, ratio):
-    # The crop window is in the coordinates of the DCT-scaled image, whose
-    # sides are ceil(side / ratio).
-    height = -(-shape[0] // ratio)
-    width = -(-shape[1] // ratio)
-    side = tf.minimum(height, width)
-    window = tf.stack([(height - side) // 2, (width - side) // 2, side, side])
-    image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3,
-                                       ratio=ratio)
-    return tf.ensure_shape(image, [None, None, 3])
+    Returns:
+        ``[S, S, 3]`` uint8 tensor.
+    """
+    # Ratio is an op attribute, not a tensor, hence one branch per ratio.
+    # Each branch decodes and resizes, so an image costs one branch call
+    # (in tf.data a branch is a function call, ~0.3 ms: nested branches
+    # add up). After the ratio the square is between S and 2 * S (or
+    # smaller than S, if the JPEG is): bilinear suffices, and at exactly S
+    # it returns the pixels unchanged.
+    def decode(ratio):
+        image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3,
+                                           ratio=ratio)
+        image = tf.image.resize(tf.ensure_shape(image, [None, None, 3]),
+                                [resize_size, resize_size])
+        return _to_uint8(image, resize_size)
+
+    return tf.switch_case(index, [
+        lambda ratio=ratio: decode(ratio) for ratio in JPEG_RATIOS])
 
 
 def _to_uint8(image, resize_size):

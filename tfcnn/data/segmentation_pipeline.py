@@ -97,18 +97,17 @@ def decode_pair(encoded, mask, resize_size):
     """
 
     def jpeg():
-        shape = tf.image.extract_jpeg_shape(encoded)
-        ratio = tf.gather(preprocess.JPEG_RATIOS,
-                          preprocess.jpeg_ratio_index(shape, resize_size))
-        # The centre square of the DCT-scaled image (sides rounded up),
-        # in full-resolution pixels: scaled pixel k covers r*k .. r*k+r-1.
-        top, left, side = _centre_square(-(-shape[:2] // ratio))
-        return (preprocess.decode_jpeg_centre_square(encoded, resize_size),
-                ratio * top, ratio * left, ratio * side)
+        index, window = preprocess.jpeg_centre_window(
+            tf.image.extract_jpeg_shape(encoded), resize_size)
+        # In full-resolution pixels: scaled pixel k covers r*k .. r*k+r-1.
+        ratio = tf.gather(preprocess.JPEG_RATIOS, index)
+        return (preprocess.decode_jpeg_window(encoded, index, window,
+                                              resize_size),
+                ratio * window[0], ratio * window[1], ratio * window[2])
 
     def other():
         image = preprocess.decode_image(encoded)
-        top, left, side = _centre_square(tf.shape(image))
+        top, left, side = preprocess.centre_square(tf.shape(image))
         return (preprocess.resize_square(
             image[top:top + side, left:left + side, :], resize_size),
             top, left, side)
@@ -132,15 +131,10 @@ def resize_pair(image, mask, resize_size):
     Returns:
         ``(uint8 [S, S, 3], uint8 [S, S])``.
     """
-    top, left, side = _centre_square(tf.shape(image))
+    top, left, side = preprocess.centre_square(tf.shape(image))
     image = preprocess.resize_square(
         image[top:top + side, left:left + side, :], resize_size)
     return image, _nearest_square(mask, top, left, side, resize_size)
-
-
-def _centre_square(shape):
-    side = tf.minimum(shape[0], shape[1])
-    return (shape[0] - side) // 2, (shape[1] - side) // 2, side
 
 
 def _nearest_square(mask, top, left, extent, resize_size):
