@@ -219,3 +219,24 @@ def test_head_stage_trains_every_layer_after_weights_until(tmp_path, capsys):
         layer = path.split("/")[0]
         changed = not np.array_equal(before[path], after[path])
         assert changed == (names.index(layer) > names.index(until)), path
+
+
+def test_segmentation_freezes_the_network_inside_its_wrappers():
+    # JointAugmentationModel -> inference model (mean, pad, crop, softmax)
+    # -> the network: "head" is the network's classifier, not the wrapper.
+    from tfcnn import tasks
+
+    recipe = recipe_lib.recipe_from_dict({
+        "data": {"source": "synthetic", "crop_size": 32, "resize_size": 32},
+        "augment": {"mean": "imagenet", "flip": False, "pca_lighting": 0.0},
+        "model": {"name": "fcn8s_small"}})
+    model = tasks.get_task("segmentation").build_training_model(recipe, 3)
+    network = freeze.network_of(model)
+    assert "mean_subtraction" not in [layer.name for layer in network.layers]
+    freezer = freeze.Freezer(network)
+    assert freezer.apply("head") is True
+    # The score layer trains; the fixed bilinear upsampling after it
+    # (built frozen) stays frozen.
+    trained = [layer.name for layer in network.layers
+               if layer.weights and layer.trainable]
+    assert len(trained) == 1 and trained[0].startswith("score"), trained

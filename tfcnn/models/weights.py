@@ -273,25 +273,18 @@ def read_weights(source, *, model_name=None, input_shape=None):
 
 
 def _keras_file_weights(path):
-    import keras
-
-    import tfcnn.augment  # noqa: F401  (registers the preprocessing layers)
-    import tfcnn.layers  # noqa: F401  (registers tfcnn's layers)
+    from tfcnn import saving
 
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = saving.load_model(path)
     except Exception as error:  # noqa: BLE001 - any failure: not a model
         raise WeightsError(
             f"model.weights: {path} is not a Keras model file "
             f"({type(error).__name__}: {_first_line(error)})") from None
-    # A tfcnn training model holds its network as its one nested model;
-    # the preprocessing around it (the dataset's mean) is not the network's.
-    nested = [layer for layer in model.layers
-              if isinstance(layer, keras.Model)]
-    if len(nested) == 1:
-        model = nested[0]
+    # The preprocessing around the network (the dataset's mean) is not
+    # the network's.
     tensors = {}
-    for layer in _flat_layers(model):
+    for layer in _flat_layers(network_of(model)):
         if layer.weights:
             tensors[layer.name] = {
                 v.name: np.asarray(v.numpy()) for v in layer.weights}
@@ -376,6 +369,31 @@ def _imagenet_weights(model_name, input_shape):
     return {layer.name: {v.name: np.asarray(v.numpy())
                          for v in layer.weights}
             for layer in model.layers if layer.weights}
+
+
+def network_of(model):
+    """The network inside a tfcnn model: its innermost nested model.
+
+    A classification TRAINING MODEL (and its saved ``model.keras``) holds
+    the network as its one nested ``keras.Model``, between the
+    preprocessing layers and the softmax; segmentation's holds the
+    inference model (mean, padding, crop and softmax around the network)
+    that holds it. A network without a nested model is its own.
+
+    Args:
+        model: a ``keras.Model``.
+
+    Returns:
+        the ``keras.Model`` of the network.
+    """
+    import keras
+
+    while True:
+        nested = [layer for layer in model.layers
+                  if isinstance(layer, keras.Model)]
+        if len(nested) != 1:
+            return model
+        model = nested[0]
 
 
 def _flat_layers(model):

@@ -3,7 +3,8 @@
 ``train.trainable`` picks the layers of the network that train:
 
 * ``"all"``: every layer (as built);
-* ``"head"``: the classifier alone, the network's last layer with weights;
+* ``"head"``: the classifier alone, the network's last layer with weights
+  that trains as built;
   or, when ``model.weights_until`` names the last pretrained layer, every
   layer after it (the new top on the pretrained backbone);
 * ``"from:<layer name>"``: that layer and every layer after it.
@@ -30,6 +31,7 @@ import sys
 import numpy as np
 
 from tfcnn.errors import RecipeError
+from tfcnn.models.weights import network_of  # noqa: F401  (re-exported)
 
 ALL = "all"
 HEAD = "head"
@@ -60,14 +62,6 @@ def training_stages(config):
             Stage(config.head_epochs, config.epochs, config.trainable))
 
 
-def network_of(model):
-    """The network inside a TRAINING MODEL (its nested ``keras.Model``)."""
-    import keras
-
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            return layer
-    return model
 
 
 class Freezer:
@@ -131,7 +125,10 @@ class Freezer:
         if trainable == ALL:
             return {layer.name for layer in layers}
         if trainable == HEAD and self.head_after is None:
-            weighted = [layer for layer in layers if layer.weights]
+            # The last layer that trains as built: FCN's final bilinear
+            # upsampling has weights but stays fixed (Shelhamer et al.).
+            weighted = [layer for layer in layers
+                        if layer.weights and self._built[layer.name]]
             return {weighted[-1].name} if weighted else set()
         if trainable == HEAD:
             key, name, first = "model.weights_until", self.head_after, 1
