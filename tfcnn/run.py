@@ -25,14 +25,10 @@ from tfcnn import atomic_files
 from tfcnn import console
 from tfcnn.data import sharding
 from tfcnn.errors import DataError
-from tfcnn.recipe import MeanMode
 from tfcnn.recipe import Source
 from tfcnn.recipe import Strategy
 
 _EXPORT_RECORD = "export.json"
-# Mean modes that need no statistics of the dataset.
-_FIXED_MEANS = (MeanMode.NONE, MeanMode.IMAGENET, MeanMode.CAFFE,
-                MeanMode.TORCH, MeanMode.TF)
 
 
 @dataclasses.dataclass
@@ -255,8 +251,9 @@ def _ingest(recipe, force):
 
 def _stats(recipe, force):
     from tfcnn.data import stats
+    from tfcnn.models import weights as weights_lib
 
-    if not _needs_stats(recipe):
+    if not weights_lib.needs_stats(recipe):
         return None
     data = recipe.data
     if data.source is Source.TFDS:
@@ -279,11 +276,6 @@ def _stats(recipe, force):
         "stats", False,
         f"mean image and RGB PCA of {result.num_images} training images "
         f"saved in {data.shard_dir}")
-
-
-def _needs_stats(recipe):
-    return (recipe.augment.mean not in _FIXED_MEANS
-            or recipe.augment.pca_lighting != 0)
 
 
 def _has_stats(recipe):
@@ -311,6 +303,7 @@ def _chief_output(stage, recipe):
     from tfcnn.data import ingest
     from tfcnn.datasets import digit_scenes
     from tfcnn.datasets import digits
+    from tfcnn.models import weights as weights_lib
 
     data = recipe.data
     path = Path(data.path)
@@ -323,7 +316,7 @@ def _chief_output(stage, recipe):
     if stage is _ingest:
         return "ingest", f"the shards in {data.shard_dir}", functools.partial(
             ingest.is_complete, data.shard_dir, verify_sha256=False)
-    if stage is _stats and _needs_stats(recipe):
+    if stage is _stats and weights_lib.needs_stats(recipe):
         where = (f"tfds dataset {data.tfds_name}"
                  if data.source is Source.TFDS else str(data.shard_dir))
         return ("stats", f"the statistics of {where} at {data.resize_size}px",

@@ -273,10 +273,11 @@ class _Shards:
 
     def stats(self):
         from tfcnn.data import stats as stats_lib
+        from tfcnn.models import weights as weights_lib
 
-        return stats_lib.load_stats(self._manifest,
-                                    resize_size=self._recipe.data.resize_size,
-                                    required=_needs_stats(self._recipe))
+        return stats_lib.load_stats(
+            self._manifest, resize_size=self._recipe.data.resize_size,
+            required=weights_lib.needs_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
@@ -349,12 +350,13 @@ class _Tfds:
 
     def stats(self):
         from tfcnn.data import stats as stats_lib
+        from tfcnn.models import weights as weights_lib
 
         data = self._recipe.data
         return stats_lib.load_tfds_stats(
             data.tfds_name, split=self._splits["train"],
             data_dir=self._data_dir, resize_size=data.resize_size,
-            required=_needs_stats(self._recipe))
+            required=weights_lib.needs_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
@@ -402,15 +404,6 @@ def _host_crop(recipe):
     from tfcnn.augment import host_crop_size
 
     return host_crop_size(recipe.augment, recipe.data.crop_size)
-
-
-def _needs_stats(recipe):
-    from tfcnn.augment.build import needs_stats
-    from tfcnn.models import weights as weights_lib
-
-    # augment.mean = "auto" follows the weights the network starts from.
-    mean = weights_lib.resolve_mean(recipe.augment.mean, recipe.model)
-    return needs_stats(dataclasses.replace(recipe.augment, mean=mean))
 
 
 def _source(recipe):
