@@ -38,8 +38,6 @@ class ImageClassificationTask(task_lib.Task):
     def build_training_model(self, recipe, num_classes, stats=None,
                              class_names=None):
         """See the module docstring; ``stats`` feed the mean and PCA."""
-        import dataclasses
-
         import keras
 
         from tfcnn.augment import build_preprocessing
@@ -49,8 +47,7 @@ class ImageClassificationTask(task_lib.Task):
         inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
         x = inputs
         # augment.mean = "auto" follows the weights the network starts from.
-        mean = weights_lib.resolve_mean(recipe.augment.mean, recipe.model)
-        augment = dataclasses.replace(recipe.augment, mean=mean)
+        augment = weights_lib.resolved_augment(recipe)
         for layer in build_preprocessing(augment, crop_size=crop,
                                          stats=stats, seed=recipe.data.seed):
             x = layer(x)

@@ -86,7 +86,7 @@ class SemanticSegmentationTask(task_lib.Task):
         from tfcnn.layers import PadToMultiple
         from tfcnn.models import weights as weights_lib
 
-        config = recipe.augment
+        config = weights_lib.resolved_augment(recipe)
         inputs = keras.Input((None, None, 3), dtype="uint8", name="image")
         x = inputs
         if config.pca_lighting > 0:
@@ -95,7 +95,7 @@ class SemanticSegmentationTask(task_lib.Task):
                 stddev=config.pca_lighting, eigenvalues=eigenvalues,
                 eigenvectors=eigenvectors, seed=recipe.data.seed + 2,
                 name="pca_lighting")(x)
-        mode = weights_lib.resolve_mean(config.mean, recipe.model)
+        mode = config.mean
         if mode is MeanMode.IMAGE:
             mode = MeanMode.CHANNEL
         x = augment_build.mean_subtraction(mode, stats)(x)
