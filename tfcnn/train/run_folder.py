@@ -55,14 +55,20 @@ def check_same_run(recipe, class_names):
             f"({_preview(class_names)}); {advice}. Received: "
             f"train.model_dir={str(model_dir)!r}")
     old = _toml(model_dir / RECIPE_NAME)
-    data = old.get("data", {})
-    if isinstance(data, dict) and "image_size" in data:
-        # Written before data.image_size was renamed data.crop_size.
-        data.setdefault("crop_size", data.pop("image_size"))
     if not old:
         return
     from tfcnn import recipe as recipe_lib
 
+    # A run folder written before a key was renamed stores its old name.
+    for old_key, (new_key, _) in recipe_lib.RENAMED_KEYS.items():
+        old_section, old_name = old_key.split(".")
+        new_section, new_name = new_key.split(".")
+        section = old.get(old_section)
+        if isinstance(section, dict) and old_name in section:
+            value = section.pop(old_name)
+            target = old.setdefault(new_section, {})
+            if isinstance(target, dict):
+                target.setdefault(new_name, value)
     new = recipe_lib.recipe_to_dict(recipe)
     for key, old_value, new_value in _identity_changes(old, new):
         raise RecipeError(
