@@ -29,12 +29,12 @@ which count in neither the loss (``PixelCrossEntropy``) nor the metrics
 import keras
 import numpy as np
 
+from tfcnn.data.segmentation_features import IGNORE_VALUE
 from tfcnn.errors import DataError
 from tfcnn.recipe import ClassWeighting
 from tfcnn.recipe import MeanMode
 from tfcnn.tasks import task as task_lib
 
-IGNORE_VALUE = 255
 # Every registered dense-prediction model's coarsest stride divides it.
 PAD_MULTIPLE = 32
 
