@@ -44,7 +44,6 @@ def _model_spec(spec):
         if version < 1:
             raise ServingError("the version must be a positive integer. "
                                f"Received: version={version}")
-        layout.check_version(version)
     elif choice == "version_label":
         label = spec.version_label
     if not layout.is_model_name(spec.name):
