@@ -42,9 +42,6 @@ class SegmentationServingModel:
         top_k: unused (classifiers' option), accepted for one signature.
     """
 
-    resize_size = None
-    top_k = 0
-    signatures = SIGNATURES
     # The rank of the outputs it serves: [batch, height, width, classes].
     output_rank = 4
 
