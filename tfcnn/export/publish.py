@@ -124,15 +124,18 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     return target
 
 
+# The serving model of each task by its output rank: [batch, classes] per
+# image (classification), [batch, height, width, classes] per pixel
+# (segmentation).
+_SERVING_CLASSES = {2: serving.ServingModel,
+                    4: segmentation.SegmentationServingModel}
+
+
 def _serving_class(model):
-    """The serving model of ``model``'s task, told by its output rank:
-    ``[batch, classes]`` per image (classification) or ``[batch, height,
-    width, classes]`` per pixel (segmentation)."""
+    """The serving model of ``model``'s task, told by its output rank."""
     rank = len(model.outputs[0].shape)
-    for serving_class in (serving.ServingModel,
-                          segmentation.SegmentationServingModel):
-        if serving_class.output_rank == rank:
-            return serving_class
+    if rank in _SERVING_CLASSES:
+        return _SERVING_CLASSES[rank]
     raise DataError(
         "the model's output is neither [batch, classes] (classification) "
         "nor [batch, height, width, classes] (segmentation). Received: "

@@ -42,9 +42,6 @@ class SegmentationServingModel:
         top_k: unused (classifiers' option), accepted for one signature.
     """
 
-    # The rank of the outputs it serves: [batch, height, width, classes].
-    output_rank = 4
-
     def __init__(self, model, class_names, top_k=0):
         del top_k
         shape = tuple(model.outputs[0].shape)

@@ -93,9 +93,6 @@ class ServingModel:
     >>> serving.archive().write_out("/tmp/cats/1", verbose=False)
     """
 
-    # The rank of the outputs it serves: [batch, classes].
-    output_rank = 2
-
     def __init__(self, model, class_names, top_k=5):
         self.model = model
         self.resize_size = resize_size(model)
