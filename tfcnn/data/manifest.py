@@ -565,6 +565,32 @@ def _check_labels(scans, names, label_offset):
     return names
 
 
+def read_labels_file(path, key="labels file"):
+    """Class names from a labels file: one per line, blank lines skipped.
+
+    Args:
+        path: str or Path.
+        key: str, what the file is called in the error (the recipe key
+            that named it, say). Defaults to ``"labels file"``.
+
+    Returns:
+        list of str, in label order.
+
+    Raises:
+        DataError: the file cannot be read as UTF-8 text or names no
+            class.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise DataError(f"cannot read {key} {path}: {reason}") from None
+    names = [line.strip() for line in lines if line.strip()]
+    if not names:
+        raise DataError(f"{key} {path} has no class names")
+    return names
+
+
 def _class_names(num_classes, labels_file, class_names):
     given = sum(x is not None for x in (num_classes, labels_file,
                                          class_names))
@@ -577,16 +603,7 @@ def _class_names(num_classes, labels_file, class_names):
             f"num_classes={num_classes}, labels_file={labels_file}, "
             f"class_names={'...' if class_names else class_names}")
     if labels_file is not None:
-        try:
-            lines = Path(labels_file).read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise DataError(
-                f"cannot read labels file {labels_file}: {error.strerror}"
-            ) from None
-        names = [line.strip() for line in lines if line.strip()]
-        if not names:
-            raise DataError(f"labels file {labels_file} has no class names")
-        return names
+        return read_labels_file(labels_file)
     if class_names is not None:
         return [str(name) for name in class_names]
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or (

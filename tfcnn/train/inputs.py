@@ -31,7 +31,6 @@ is split by example, and synthetic data by slicing the fixed batch.
 import dataclasses
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -389,15 +388,12 @@ class _Tfds:
 
 
 def _labels_file(path):
-    """Class names from a labels file (one per line), or None."""
+    """Class names from ``data.labels_file``, or None when it is unset."""
+    from tfcnn.data import manifest as manifest_lib
+
     if not path:
         return None
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot read data.labels_file {path}: {error}"
-                        ) from None
-    return [line.strip() for line in lines if line.strip()]
+    return manifest_lib.read_labels_file(path, key="data.labels_file")
 
 
 def _host_crop(recipe):
