@@ -131,6 +131,14 @@ def find_images(src):
                       VALIDATION in split_roots)
 
 
+def check_fraction(fraction):
+    """Raises ``DataError`` unless ``0 <= fraction < 1``."""
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(
+            "validation_split must be in [0, 1). "
+            f"Received: validation_split={fraction}")
+
+
 def split_validation(files, fraction, seed):
     """Holds out a stratified fraction of each class.
 
@@ -146,10 +154,7 @@ def split_validation(files, fraction, seed):
     Returns:
         ``(train, validation)`` lists, each sorted by path.
     """
-    if not 0.0 <= fraction < 1.0:
-        raise DataError(
-            "validation_split must be in [0, 1). "
-            f"Received: validation_split={fraction}")
+    check_fraction(fraction)
     by_class = {}
     for f in files:
         by_class.setdefault(f.class_name, []).append(f)

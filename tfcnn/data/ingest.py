@@ -170,7 +170,7 @@ def _storage(max_side, shorter_side, jpeg_quality, raw):
 def _plan(tree, validation_split, num_shards, seed):
     splits = dict(tree.splits)
     if tree.has_validation_folder:
-        ingest_plan.check_fraction(validation_split)
+        image_folders.check_fraction(validation_split)
     else:
         splits[image_folders.TRAIN], splits[image_folders.VALIDATION] = (
             image_folders.split_validation(

@@ -354,14 +354,6 @@ def check_arguments(tree, out, workers, max_pixels):
     return out
 
 
-def check_fraction(fraction):
-    """Raises ``DataError`` unless ``0 <= fraction < 1``."""
-    if not 0.0 <= fraction < 1.0:
-        raise DataError(
-            "validation_split must be in [0, 1). "
-            f"Received: validation_split={fraction}")
-
-
 def _fingerprint(shards, options):
     digest = hashlib.sha256()
     digest.update(json.dumps([manifest_lib.VERSION, options],

@@ -81,7 +81,7 @@ def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,
 
 def _plan(tree, validation_split, num_shards, seed):
     splits = dict(tree.splits)
-    ingest_plan.check_fraction(validation_split)
+    image_folders.check_fraction(validation_split)
     if not tree.has_validation:
         # One stratum: a pair shows several classes, so there is no class
         # to stratify by; the seeded choice is that of classification.
