@@ -115,9 +115,9 @@ def needs_stats(config):
     The mean image or channel mean/std (``mean`` image or channel) and PCA
     lighting need them; ``mean = "imagenet"`` asks for ImageNet's values
     instead (its PCA too), and keras.applications' modes carry their own
-    constants. ``mean = "auto"`` counts as the mean image: resolve it first
-    (``tfcnn.models.weights.resolve_mean``) for a network that starts from
-    ImageNet weights.
+    constants. ``mean = "auto"`` counts as the mean image: for a recipe,
+    ``tfcnn.models.weights.needs_stats`` resolves it first (a network that
+    starts from ImageNet weights takes keras.applications' constants).
 
     Args:
         config: ``tfcnn.recipe.AugmentConfig``.
