@@ -47,8 +47,18 @@ class Strategy(enum.Enum):
 
     AUTO = "auto"                  # mirrored over all GPUs, else one device
     MIRRORED = "mirrored"          # MirroredStrategy over train.devices
-    MULTI_WORKER = "multi_worker"  # MultiWorkerMirroredStrategy, TF_CONFIG
+    # MultiWorkerMirroredStrategy over the cluster train.cluster names
+    MULTI_WORKER = "multi_worker"
     ONE_DEVICE = "one_device"      # OneDeviceStrategy on the first device
+
+
+class Cluster(enum.Enum):
+    """Where a multi-worker run learns its cluster (tfcnn.train.cluster)."""
+
+    AUTO = "auto"              # the first of the three below that is set
+    TF_CONFIG = "tf_config"    # the TF_CONFIG environment variable
+    SLURM = "slurm"            # the job step srun started
+    KUBERNETES = "kubernetes"  # an Indexed Job behind a headless service
 
 
 class Precision(enum.Enum):
@@ -278,6 +288,13 @@ class TrainConfig:
     strategy: Strategy = Strategy.AUTO
     # devices for strategy = "mirrored", e.g. ["/gpu:0", "/gpu:1"]
     devices: tuple = ()
+    # multi_worker: where the cluster comes from: auto | tf_config | slurm |
+    # kubernetes (auto: TF_CONFIG, else a Slurm step, else a Kubernetes
+    # Indexed Job)
+    cluster: Cluster = Cluster.AUTO
+    # multi_worker under slurm or kubernetes: the workers' first gRPC port
+    # (Slurm: a node's tasks listen on it plus their rank on the node)
+    cluster_port: int = 8888
     # multi_worker: seconds every worker waits for all of them to start
     join_timeout: int = 900
     # multi_worker: a worker silent this many seconds (killed, lost) ends
@@ -317,7 +334,11 @@ class TrainConfig:
         _coerce(self)
         _positive(self, "epochs", "batch_size", "steps_per_execution",
                   "lr_batch_size", "join_timeout", "worker_timeout",
-                  "unfreeze_lr_divisor")
+                  "cluster_port", "unfreeze_lr_divisor")
+        if self.cluster_port > 65535:
+            raise RecipeError(
+                "train.cluster_port must be a TCP port, at most 65535. "
+                f"Received: {self.cluster_port}")
         if not (self.trainable in ("all", "head") or (
                 self.trainable.startswith("from:") and self.trainable[5:])):
             raise RecipeError(

@@ -101,32 +101,104 @@ def subprocess_env(**extra):
 
 
 
-def start_workers(command, count=2, env=None, **popen_kwargs):
+def start_workers(command, count=2, env=None, cluster="tf_config",
+                  port=None, **popen_kwargs):
     """Starts ``command`` as the ``count`` workers of a localhost cluster.
 
-    Each process gets ``TF_CONFIG`` naming free ports on 127.0.0.1 and its
-    own task index, in the environment of ``subprocess_env`` plus the
-    variables in the dict ``env``.
+    Each process gets the environment of ``subprocess_env`` plus the
+    variables in the dict ``env`` and those that describe the cluster and
+    its own task the way ``cluster`` would:
+
+    - ``"tf_config"``: ``TF_CONFIG`` naming free ports on 127.0.0.1.
+    - ``"slurm"``: what ``srun --ntasks=COUNT`` sets in a one-node job step
+      on ``localhost`` (the tasks listen on ``port`` + their rank, so the
+      recipe's ``train.cluster_port`` must be ``port``).
+    - ``"kubernetes"``: what an Indexed Job's pods see (Kubernetes'
+      ``JOB_COMPLETION_INDEX`` and ``HOSTNAME``, the manifest's
+      ``TFCNN_WORKERS`` and ``TFCNN_WORKER_ADDRESS``), the pods' addresses
+      being ``localhost:port+index``.
+
+    Args:
+        port: for ``slurm`` and ``kubernetes``, from ``free_port_range``.
 
     Returns:
         list of ``subprocess.Popen``, worker 0 first.
     """
     import json
-    import socket
     import subprocess
+
+    if cluster == "tf_config":
+        workers = [f"127.0.0.1:{p}" for p in _free_ports(count)]
+    processes = []
+    for index in range(count):
+        if cluster == "tf_config":
+            manager = {"TF_CONFIG": json.dumps(
+                {"cluster": {"worker": workers},
+                 "task": {"type": "worker", "index": index}})}
+        elif cluster == "slurm":
+            manager = slurm_environment(index, count)
+        else:
+            # The address template maps index i to port + i: the ports
+            # are a run of ten starting at a multiple of ten.
+            manager = {"JOB_COMPLETION_INDEX": str(index),
+                       "HOSTNAME": f"tfcnn-train-{index}",
+                       "TFCNN_WORKERS": str(count),
+                       "TFCNN_WORKER_ADDRESS":
+                           f"localhost:{port // 10}{{index}}"}
+        processes.append(subprocess.Popen(
+            command, env=subprocess_env(**manager, **(env or {})),
+            text=True, **popen_kwargs))
+    return processes
+
+
+def slurm_environment(rank, count, node="localhost"):
+    """The variables ``srun --ntasks=COUNT`` sets for task ``rank`` of a
+    job step whose tasks all run on ``node`` (Slurm 23's names)."""
+    return {
+        "SLURM_JOB_ID": "4242", "SLURM_JOBID": "4242",
+        "SLURM_JOB_NAME": "tfcnn", "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_JOB_NODELIST": node, "SLURM_NODELIST": node,
+        "SLURM_NNODES": "1", "SLURM_NTASKS": str(count),
+        "SLURM_NPROCS": str(count), "SLURM_TASKS_PER_NODE": str(count),
+        "SLURM_STEP_ID": "0", "SLURM_STEPID": "0",
+        "SLURM_STEP_NODELIST": node, "SLURM_STEP_NUM_NODES": "1",
+        "SLURM_STEP_NUM_TASKS": str(count),
+        "SLURM_STEP_TASKS_PER_NODE": str(count),
+        "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank),
+        "SLURM_NODEID": "0", "SLURMD_NODENAME": node,
+        "SLURM_CPUS_ON_NODE": "2", "SLURM_SUBMIT_DIR": "/tmp",
+    }
+
+
+def _free_ports(count):
+    import socket
 
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
-    workers = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    ports = [s.getsockname()[1] for s in sockets]
     for s in sockets:
         s.close()
-    processes = []
-    for index in range(count):
-        tf_config = {"cluster": {"worker": workers},
-                     "task": {"type": "worker", "index": index}}
-        processes.append(subprocess.Popen(
-            command, env=subprocess_env(TF_CONFIG=json.dumps(tf_config),
-                                        **(env or {})),
-            text=True, **popen_kwargs))
-    return processes
+    return ports
+
+
+def free_port_range(count):
+    """A port P, a multiple of ten, with P .. P + count - 1 all free."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 10)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {count} free consecutive ports")

@@ -7,8 +7,9 @@ strategy:
   without GPUs, ``OneDeviceStrategy`` on the CPU.
 - ``mirrored``: ``MirroredStrategy`` over ``train.devices`` (all GPUs when
   empty).
-- ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured by the
-  ``TF_CONFIG`` environment variable. Collective ops must be configured
+- ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster that
+  ``train.cluster`` names: ``TF_CONFIG``, a Slurm job step or a Kubernetes
+  Indexed Job (``tfcnn.train.cluster``). Collective ops must be configured
   before any other TensorFlow op runs, so ``tfcnn.train.fit.train`` creates
   the strategy first thing.
 - ``one_device``: ``OneDeviceStrategy`` on the first GPU, else the CPU.
@@ -28,8 +29,6 @@ other workers write to throw-away folders (``worker_dir``).
 
 import dataclasses
 import faulthandler
-import json
-import os
 import shutil
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import tensorflow as tf
 
 from tfcnn.errors import RecipeError
 from tfcnn.recipe import Strategy
+from tfcnn.train import cluster as cluster_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +74,7 @@ def make_strategy(config):
         a ``Placement``.
 
     Raises:
-        RecipeError: no ``TF_CONFIG`` for ``multi_worker``, a device that
+        RecipeError: no cluster for ``multi_worker``, a device that
             does not exist, or a batch size that is not a multiple of the
             number of replicas.
     """
@@ -161,7 +161,8 @@ class WorkerRole:
     """This process's part in a run, known before any TensorFlow op runs.
 
     Attributes:
-        cluster: dict, ``TF_CONFIG``'s cluster (empty unless multi-worker).
+        cluster: dict, the cluster as in ``TF_CONFIG`` (empty unless
+            multi-worker).
         is_chief: bool, whether this process writes the run's files.
         task: str, ``"chief"`` or ``"<task_type>_<task_id>"``.
         chief: str, the chief's address (``"localhost"`` unless
@@ -177,11 +178,12 @@ class WorkerRole:
 def worker_role(config):
     """Which worker this process is under a ``TrainConfig``.
 
-    Under ``multi_worker`` the role comes from ``TF_CONFIG``: the task of
-    type ``chief``, or else worker 0, is the chief (as in
-    ``tf.distribute.MultiWorkerMirroredStrategy``). Every other strategy
-    runs one process, the chief. No TensorFlow op runs, so callers may ask
-    before ``make_strategy``.
+    Under ``multi_worker`` the role comes from the cluster ``train.cluster``
+    names (``tfcnn.train.cluster.resolve``, which exports it as
+    ``TF_CONFIG``): the task of type ``chief``, or else worker 0, is the
+    chief (as in ``tf.distribute.MultiWorkerMirroredStrategy``). Every
+    other strategy runs one process, the chief. No TensorFlow op runs, so
+    callers may ask before ``make_strategy``.
 
     Args:
         config: ``tfcnn.recipe.TrainConfig``.
@@ -190,26 +192,15 @@ def worker_role(config):
         a ``WorkerRole``.
 
     Raises:
-        RecipeError: ``multi_worker`` without a valid ``TF_CONFIG``.
+        RecipeError: ``multi_worker`` without a cluster, or a malformed one.
     """
     if config.strategy is not Strategy.MULTI_WORKER:
         return WorkerRole({}, True, "chief", "localhost")
-    raw = os.environ.get("TF_CONFIG", "")
-    if not raw:
-        raise RecipeError(
-            "train.strategy = \"multi_worker\" needs the TF_CONFIG "
-            "environment variable (cluster and task). Received: TF_CONFIG "
-            "unset")
-    try:
-        tf_config = json.loads(raw)
-        cluster = tf_config["cluster"]
-        task_type = tf_config["task"]["type"]
-        task_id = int(tf_config["task"]["index"])
-        chief = (cluster.get("chief") or cluster["worker"])[0]
-    except (ValueError, KeyError, TypeError, IndexError) as error:
-        raise RecipeError(
-            f"TF_CONFIG must be JSON with cluster and task.type/index "
-            f"({error}). Received: TF_CONFIG={raw!r}") from None
+    resolved = cluster_lib.resolve(config)
+    cluster = resolved["cluster"]
+    task_type = resolved["task"]["type"]
+    task_id = resolved["task"]["index"]
+    chief = (cluster.get("chief") or cluster["worker"])[0]
     is_chief = task_type == "chief" or (
         task_type == "worker" and task_id == 0 and "chief" not in cluster)
     return WorkerRole(cluster, is_chief,
