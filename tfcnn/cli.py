@@ -561,6 +561,10 @@ def _add_predict(subparsers):
     p.add_argument("--top-k", type=int, default=None,
                    help="classes per image (default: the recipe's "
                         "export.top_k, else 5)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="segmentation: the folder class maps are written "
+                        "to, never over an existing file (default: a new "
+                        "folder class_maps, class_maps_2, ... here)")
     _add_json(p)
     p.set_defaults(handler=_predict)
 
@@ -576,7 +580,8 @@ def _predict(args):
     from tfcnn.serve import predict
 
     result = predict.predict(saved_model, args.images,
-                             top_k=_given(args.top_k, config.top_k))
+                             top_k=_given(args.top_k, config.top_k),
+                             output_dir=args.out)
     if args.json:
         _print_json(args, result)
     else:
