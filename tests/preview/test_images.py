@@ -5,7 +5,6 @@ import pytest
 from PIL import Image
 
 from tests.data import shard_files
-from tfcnn import figures
 from tfcnn import recipe as recipe_lib
 from tfcnn.data import ingest
 from tfcnn.preview import images as preview
@@ -35,14 +34,6 @@ def test_mixed_labels_name_two_classes(tmp_path):
     recipe = RECIPE.replace(augment={"mixup_alpha": 1.0})
     _, captions = preview.augmented_examples(tmp_path, recipe, count=8)
     assert any(" / " in caption for caption in captions)
-
-
-def test_make_grid_layout():
-    images = np.zeros((5, 8, 8, 3), np.uint8)
-    grid = figures.captioned_grid(images, ["a"] * 5)
-    # 3 columns x 2 rows of 96 px tiles (8 px enlarged 12x) with captions.
-    assert grid.dtype == np.uint8
-    assert grid.shape == (2 * (96 + 14 + 2) + 2, 3 * (96 + 2) + 2, 3)
 
 
 def test_write_preview_with_a_manifest_and_overrides(tmp_path):
