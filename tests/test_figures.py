@@ -108,7 +108,7 @@ def test_segmentation_figure_titles_columns_and_names_classes():
     legend = figure[20 + 2 * (128 + 4):].reshape(-1, 3)
     present = {tuple(p) for p in legend}
     # Each class shown (truth or prediction), and void, has its swatch.
-    for colour in (palette[0], palette[1], palette[2],
+    for colour in ((255, 255, 255), palette[1], palette[2],
                    segmentation_masks.VOID_COLOUR):
         assert tuple(int(v) for v in colour) in present
     titles = figure[:20]

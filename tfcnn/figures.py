@@ -132,8 +132,9 @@ def segmentation_figure(images, masks, predicted, class_names, *,
     The truth and prediction columns show the masks over the image
     (``overlay_masks``); the legend under the rows names every class that
     appears in either (and "void" where the truth has ignored pixels) next
-    to its colour. Tiles are enlarged to at least ``min_tile`` pixels so
-    that small crops stay readable on TensorBoard's image card.
+    to its colour, class 0 as untinted. Tiles are enlarged to at least
+    ``min_tile`` pixels so that small crops stay readable on TensorBoard's
+    image card.
 
     Args:
         images: uint8 ``[N, H, W, 3]``.
@@ -164,8 +165,10 @@ def segmentation_figure(images, masks, predicted, class_names, *,
     title_h, gap = 20, 4
     shown = sorted(set(np.unique(masks).tolist())
                    | set(np.unique(predicted).tolist()))
-    legend = [(_class_name(class_names, i), i) for i in shown
-              if i != ignore_value]
+    # Class 0 is left untinted (``overlay_masks``): a white swatch.
+    legend = [(_class_name(class_names, i) + (" (untinted)" if i == 0
+                                              else ""), i)
+              for i in shown if i != ignore_value]
     if ignore_value in shown:
         legend.append(("void", ignore_value))
     grid_w = 3 * tile_w + 4 * gap
@@ -191,8 +194,10 @@ def segmentation_figure(images, masks, predicted, class_names, *,
     for k, (name, class_id) in enumerate(legend):
         x = gap + (k % per_row) * entry_w
         y = top + (k // per_row) * row_h + 3
+        fill = _WHITE if class_id == 0 else tuple(
+            int(v) for v in palette[class_id])
         draw.rectangle([x, y, x + swatch, y + swatch], outline=_BLACK,
-                       fill=tuple(int(v) for v in palette[class_id]))
+                       fill=fill)
         draw.text((x + swatch + 4, y + swatch / 2), name, fill=_BLACK,
                   font=font, anchor="lm")
     return np.asarray(canvas)
