@@ -235,9 +235,7 @@ class ImageSummaries(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if self._writers is not None:
             return  # a resumed epoch's second fit call: written already
-        self._writers = {
-            run: tf.summary.create_file_writer(f"{self.log_dir}/{run}")
-            for run in ("train", "validation")}
+        self._writers = _run_writers(self.log_dir)
         step = self._step()
         with self._writers["train"].as_default(step=step):
             self._write_graph()
@@ -365,9 +363,7 @@ class SegmentationSummaries(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if self._writers is not None:
             return  # a resumed epoch's second fit call: written already
-        self._writers = {
-            run: tf.summary.create_file_writer(f"{self.log_dir}/{run}")
-            for run in ("train", "validation")}
+        self._writers = _run_writers(self.log_dir)
         self._write_inputs()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -421,6 +417,12 @@ class SegmentationSummaries(keras.callbacks.Callback):
                             "(scale, crop, flip), each beside its mask in "
                             "Pascal VOC's colours; captions name the "
                             "classes shown.")
+
+
+def _run_writers(log_dir):
+    """Summary writers of the ``train`` and ``validation`` runs."""
+    return {run: tf.summary.create_file_writer(f"{log_dir}/{run}")
+            for run in ("train", "validation")}
 
 
 def sample_batch(dataset, count, with_labels=False):
