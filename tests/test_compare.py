@@ -167,3 +167,36 @@ def test_recipe_hparams_are_flat_scalars_without_output_paths():
                for value in hparams.values())
     assert np.isclose(hparams["train.learning_rate"],
                       recipe.train.learning_rate)
+
+
+def _run_folder(path, metrics=None, **train):
+    """A run folder as tfcnn train leaves it: recipe.toml, training.json."""
+    path.mkdir(parents=True)
+    recipe = recipe_lib.recipe_from_dict(
+        {"train": {"model_dir": str(path), **train}})
+    (path / "recipe.toml").write_text(recipe_lib.dump_toml(recipe))
+    state = ({"complete": True, "epochs_completed": recipe.train.epochs,
+              "metrics": metrics} if metrics is not None else
+             {"complete": False, "epochs_completed": 1})
+    (path / "training.json").write_text(json.dumps(state))
+    return str(path)
+
+
+def test_sort_puts_runs_without_the_metric_last_and_names_unknown_ones(
+        tmp_path):
+    low = _run_folder(tmp_path / "low", {"val_loss": 0.2, "loss": 0.1},
+                      epochs=3)
+    high = _run_folder(tmp_path / "high", {"val_loss": 0.9}, epochs=3)
+    unfinished = _run_folder(tmp_path / "unfinished", epochs=5)
+    result = compare.compare_runs([unfinished, high, low], sort="val_loss")
+    assert [run["run"] for run in result["runs"]] == [low, high, unfinished]
+    assert result["keys"] == ["train.epochs"]
+    # Training metrics other than the validation ones stay out.
+    assert result["metrics"] == ["val_loss"]
+    assert result["runs"][2]["status"] == "unfinished (1/5 epochs)"
+    table = compare.format_table(result).splitlines()
+    assert table[3].split() == [unfinished, "unfinished", "(1/5", "epochs)",
+                                "5", "-"]
+    with pytest.raises(DataError, match="--sort val_accuracy: no run has"
+                                        " this metric; they have val_loss"):
+        compare.compare_runs([low, high], sort="val_accuracy")
