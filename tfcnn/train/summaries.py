@@ -1,8 +1,9 @@
 """TensorBoard beyond Keras' callback: speed, inputs, filters, confusion.
 
 Keras' ``TensorBoard`` callback writes the epoch scalars (loss, top-1, top-5
-and the learning rate, for train and validation), weight histograms and the
-optional profiler trace. The callbacks here add what a person watching a
+and the learning rate, for train and validation) and, when the recipe asks
+(``train.histogram_freq``, ``train.profile_steps``), weight histograms and
+a profiler trace. The callbacks here add what a person watching a
 CNN train wants to see, into the same ``logs/train`` and ``logs/validation``
 runs:
 
