@@ -122,8 +122,8 @@ def _parser():
         *a, formatter_class=_HelpFormatter, **k)
     for add in (_add_ingest, _add_stats, _add_preview, _add_train,
                 _add_evaluate, _add_export, _add_predict, _add_serve,
-                _add_run, _add_recipes, _add_recipe, _add_keys,
-                _add_models):
+                _add_run, _add_compare, _add_recipes, _add_recipe,
+                _add_keys, _add_models):
         add(subparsers)
     return parser
 
@@ -561,6 +561,10 @@ def _add_predict(subparsers):
     p.add_argument("--top-k", type=int, default=None,
                    help="classes per image (default: the recipe's "
                         "export.top_k, else 5)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="segmentation: the folder class maps are written "
+                        "to, never over an existing file (default: a new "
+                        "folder class_maps, class_maps_2, ... here)")
     _add_json(p)
     p.set_defaults(handler=_predict)
 
@@ -576,7 +580,8 @@ def _predict(args):
     from tfcnn.serve import predict
 
     result = predict.predict(saved_model, args.images,
-                             top_k=_given(args.top_k, config.top_k))
+                             top_k=_given(args.top_k, config.top_k),
+                             output_dir=args.out)
     if args.json:
         _print_json(args, result)
     else:
@@ -698,6 +703,34 @@ def _run(args):
         _print_json(args, {"stages": [
             {"stage": r.stage, "skipped": r.skipped, "message": r.message,
              "result": r.result} for r in reports]})
+
+
+def _add_compare(subparsers):
+    p = subparsers.add_parser(
+        "compare", help="the keys that differ between runs, and their "
+                        "final metrics",
+        description="Print one table of run folders: the recipe keys whose "
+                    "values differ between them and each run's final "
+                    "validation metrics (val_*) and, where `tfcnn run` "
+                    "evaluated it, its evaluation metrics (test_*).")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run folders (train.model_dir, with recipe.toml)")
+    p.add_argument("--sort", default=None, metavar="METRIC",
+                   help="order the runs by this metric, e.g. val_accuracy "
+                        "(ascending for a loss, else descending); default: "
+                        "the order given")
+    _add_json(p)
+    p.set_defaults(handler=_compare)
+
+
+def _compare(args):
+    from tfcnn import compare
+
+    comparison = compare.compare_runs(args.runs, sort=args.sort)
+    if args.json:
+        _print_json(args, comparison)
+    else:
+        print(compare.format_table(comparison))
 
 
 def _add_recipes(subparsers):

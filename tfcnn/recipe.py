@@ -313,8 +313,9 @@ class TrainConfig:
     steps_per_execution: int = 1
     # 0: one pass over the training split per epoch
     steps_per_epoch: int = 0
-    # TensorBoard: weight histograms every N epochs; 0 turns them off
-    histogram_freq: int = 1
+    # TensorBoard: weight histograms every N epochs; 0 (the default) leaves
+    # them out
+    histogram_freq: int = 0
     # TensorBoard: profile these steps, "a,b" (e.g. "10,20"); empty: none
     profile_steps: str = ""
     # seed of weight initialization and dropout

@@ -416,7 +416,11 @@ def _predict(recipe, force):
         if image is None:
             return None
         images = [image]
-    result = predict.predict(export_path, images, top_k=recipe.export.top_k)
+    # Segmentation class maps: a new folder in the run folder each time.
+    result = predict.predict(
+        export_path, images, top_k=recipe.export.top_k,
+        output_dir=predict.new_folder(
+            Path(recipe.train.model_dir) / predict.DEFAULT_OUTPUT))
     lines = predict.format_predictions(result)
     if truth is not None:
         lines += f"\n  (true class of the held-out image: {truth})"

@@ -36,14 +36,6 @@ def test_mixed_labels_name_two_classes(tmp_path):
     assert any(" / " in caption for caption in captions)
 
 
-def test_make_grid_layout():
-    images = np.zeros((5, 8, 8, 3), np.uint8)
-    grid = preview.make_grid(images, ["a"] * 5)
-    # 3 columns x 2 rows of 96 px tiles (8 px enlarged 12x) with captions.
-    assert grid.dtype == np.uint8
-    assert grid.shape == (2 * (96 + 14 + 2) + 2, 3 * (96 + 2) + 2, 3)
-
-
 def test_write_preview_with_a_manifest_and_overrides(tmp_path):
     source = tmp_path / "images"
     for name, value in (("cat", 40), ("dog", 200)):

@@ -6,21 +6,7 @@ from PIL import Image
 from tests.data import segmentation_files
 from tfcnn import cli
 from tfcnn.data import ingest
-from tfcnn.data import segmentation_masks
 from tfcnn.preview import segmentation as segmentation_preview
-
-
-def test_overlay_tints_classes_and_leaves_background():
-    images = np.full((1, 2, 2, 3), 100, np.uint8)
-    masks = np.array([[[0, 1], [2, 255]]])
-    out = segmentation_preview.overlay_masks(images, masks, alpha=0.5)
-    palette = segmentation_masks.voc_palette()
-    assert out[0, 0, 0].tolist() == [100, 100, 100]
-    np.testing.assert_array_equal(
-        out[0, 0, 1], np.round((100 + palette[1].astype(float)) / 2))
-    np.testing.assert_array_equal(
-        out[0, 1, 1], np.round((100 + np.array(
-            segmentation_masks.VOID_COLOUR)) / 2))
 
 
 def test_cli_preview_overlays_masks_of_ingested_pairs(tmp_path, capsys):

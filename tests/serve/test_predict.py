@@ -133,3 +133,22 @@ def test_versions_beyond_int64_are_not_versions(model_base, tmp_path):
     shutil.copytree(model_base / "tiny" / "1", huge)
     with pytest.raises(FileNotFoundError, match="no SavedModel"):
         predict.predict(tmp_path / "m", ["x.png"])
+
+
+def test_class_maps_go_to_a_new_folder_never_over_a_file(tmp_path):
+    assert predict.new_folder(tmp_path / "class_maps") == (
+        tmp_path / "class_maps")
+    (tmp_path / "class_maps").mkdir()
+    (tmp_path / "class_maps_2").mkdir()
+    assert predict.new_folder(tmp_path / "class_maps") == (
+        tmp_path / "class_maps_3")
+    out = tmp_path / "out"
+    # Two inputs of one name would write one file: refused up front.
+    with pytest.raises(DataError, match="would both write"):
+        predict._class_map_paths(out, ["a/x.png", "b/x.jpg"])
+    out.mkdir()
+    (out / "x_class_map.png").write_bytes(b"earlier")
+    with pytest.raises(DataError, match="x_class_map.png exists"):
+        predict._class_map_paths(out, ["a/x.png"])
+    assert predict._class_map_paths(out, ["a/y.png"]) == [
+        out / "y_class_map.png"]

@@ -17,6 +17,7 @@ from tfcnn import export
 from tfcnn import recipe as recipe_lib
 from tfcnn import tasks
 from tfcnn.data import segmentation_pipeline
+from tfcnn.errors import DataError
 from tfcnn.serve import predict
 from tfcnn.serve import server as server_lib
 from tfcnn.tasks import semantic_segmentation
@@ -98,6 +99,17 @@ def test_ingested_masks_train_with_overlays_and_per_class_iou(tmp_path):
             tags.update(value.tag for value in event.summary.value)
     assert "segmentation_overlays" in tags
     assert {"iou/0", "iou/1", "iou/2"} <= tags
+    # The overlays are labelled and large enough to read: three 128 px
+    # columns (the 24 px host crops enlarged) under titles, a legend
+    # below; the train run shows the jointly augmented inputs.
+    overlays = _last_image(tmp_path / "run/logs/validation",
+                           "segmentation_overlays")
+    assert overlays.shape[1] >= 3 * 128
+    assert overlays.shape[0] > 20 + 4 * 128
+    augmented = _last_image(tmp_path / "run/logs/train",
+                            "inputs/augmented")
+    # Two columns of image | mask pairs.
+    assert augmented.shape[1] > augmented.shape[0] > 96
     classes = json.loads((tmp_path / "run/classes.json").read_text())
     assert classes["class_names"] == ["0", "1", "2"]
 
@@ -140,8 +152,17 @@ def test_ingested_masks_train_with_overlays_and_per_class_iou(tmp_path):
     np.testing.assert_array_equal(
         both["class_map"], model(odd[:1]).numpy().argmax(-1))
     (tmp_path / "scene.png").write_bytes(encoded[0])
-    result = predict.predict(version, [str(tmp_path / "scene.png")])
+    result = predict.predict(version, [str(tmp_path / "scene.png")],
+                             output_dir=tmp_path / "maps")
     written = result["predictions"][0]
+    assert written["class_map"] == str(tmp_path / "maps/scene_class_map.png")
+    before = (tmp_path / "maps/scene_class_map.png").read_bytes()
+    # Never over an existing class map: one line naming it, nothing
+    # written.
+    with pytest.raises(DataError, match="scene_class_map.png exists"):
+        predict.predict(version, [str(tmp_path / "scene.png")],
+                        output_dir=tmp_path / "maps")
+    assert (tmp_path / "maps/scene_class_map.png").read_bytes() == before
     with Image.open(written["class_map"]) as image:
         assert image.size == (45, 37) and image.mode == "P"
         np.testing.assert_array_equal(np.asarray(image), class_map[0])
@@ -158,6 +179,17 @@ def test_ingested_masks_train_with_overlays_and_per_class_iou(tmp_path):
     served_maps = np.array([p["class_map"] if isinstance(p, dict) else p
                             for p in answer.json()["predictions"]])
     np.testing.assert_array_equal(served_maps, class_map.numpy())
+
+
+def _last_image(folder, tag):
+    """The last ``tag`` image written to the event files in ``folder``."""
+    found = None
+    for path in sorted(glob.glob(str(folder / "*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    found = value.tensor.string_val[2]
+    return tf.io.decode_png(found).numpy()
 
 
 class _VoidMasks(keras.layers.Layer):

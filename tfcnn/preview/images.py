@@ -4,24 +4,23 @@ Reads a batch of training images through the real pipeline
 (``tfcnn.data.pipeline.make_dataset``), applies the recipe's MixUp/CutMix
 and the training model's preprocessing layers (``build_preprocessing``)
 with ``training=True``, adds the mean back for display, and lays the
-results out in a grid with each image's class name (or, after MixUp or
-CutMix, its two heaviest classes with their weights). Segmentation shards
-show each augmented image beside its mask overlaid in VOC's colours
-(``tfcnn.preview.segmentation``).
+results out in a grid (``tfcnn.figures.captioned_grid``) with each image's
+class name (or, after MixUp or CutMix, its two heaviest classes with their
+weights). Segmentation shards show each augmented image beside its mask
+overlaid in VOC's colours (``tfcnn.preview.segmentation``).
 
 ``preview_image`` returns the grid as a uint8 ``[H, W, 3]`` array, ready
 for ``tf.summary.image("augmented", grid[None])``; ``write_preview`` saves
 it as a PNG.
 """
 
-import math
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
-from PIL import ImageDraw
 
+from tfcnn import figures
 from tfcnn import recipe as recipe_lib
 from tfcnn.augment import build as build_lib
 from tfcnn.augment import mean as mean_lib
@@ -31,11 +30,6 @@ from tfcnn.data import pipeline
 from tfcnn.data import stats as stats_lib
 from tfcnn.preview import segmentation as segmentation_preview
 
-# Tiles narrower than this are enlarged (nearest neighbour) so the class
-# names under them stay readable, e.g. for 8x8 digits.
-_MIN_TILE = 96
-_CAPTION_HEIGHT = 14
-_PAD = 2
 # Records shuffled before the preview batch is drawn: enough to mix
 # classes, small enough to start in a second.
 _PREVIEW_SHUFFLE = 512
@@ -92,7 +86,7 @@ def preview_image(data_dir, recipe=None, *, count=16, seed=None):
     else:
         images, captions = augmented_examples(data_dir, recipe, count=count,
                                               seed=seed)
-    return make_grid(images, captions)
+    return figures.captioned_grid(images, captions)
 
 
 def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
@@ -149,40 +143,6 @@ def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
     return tf.cast(pixels, tf.uint8).numpy(), captions
 
 
-def make_grid(images, captions, *, columns=None):
-    """Lays images out in a grid with a caption under each.
-
-    Args:
-        images: uint8 ``[N, H, W, 3]`` array.
-        captions: list of N str.
-        columns: int or None; None makes the grid about square.
-            Defaults to None.
-
-    Returns:
-        uint8 ``[rows * (h + caption), columns * w, 3]`` array (with
-        padding), where tiles smaller than 96 px are enlarged.
-    """
-    images = np.asarray(images, np.uint8)
-    count, height, width = images.shape[:3]
-    columns = columns or math.ceil(math.sqrt(count))
-    rows = math.ceil(count / columns)
-    zoom = max(1, math.ceil(_MIN_TILE / max(height, width)))
-    tile_h, tile_w = height * zoom, width * zoom
-    cell_h, cell_w = tile_h + _CAPTION_HEIGHT + _PAD, tile_w + _PAD
-    canvas = Image.new("RGB", (columns * cell_w + _PAD,
-                               rows * cell_h + _PAD), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for index, (image, caption) in enumerate(zip(images, captions)):
-        top = _PAD + (index // columns) * cell_h
-        left = _PAD + (index % columns) * cell_w
-        tile = Image.fromarray(image).resize((tile_w, tile_h),
-                                             Image.NEAREST)
-        canvas.paste(tile, (left, top))
-        draw.text((left + 1, top + tile_h + 1),
-                  _fit(draw, caption, tile_w), fill=(0, 0, 0))
-    return np.asarray(canvas)
-
-
 def _check_count(count):
     if not isinstance(count, int) or count < 1:
         raise ValueError(
@@ -207,11 +167,3 @@ def _caption(label, class_names):
 
 def _class_name(index, class_names):
     return class_names[index] if index < len(class_names) else str(index)
-
-
-def _fit(draw, text, width):
-    if draw.textlength(text) <= width - 2:
-        return text
-    while text and draw.textlength(text + "...") > width - 2:
-        text = text[:-1]
-    return text + "..."

@@ -6,48 +6,23 @@ moves them through the recipe's joint augmentation
 (``tfcnn.augment.segmentation.augmentation_from_recipe``) with
 ``training=True``, and returns tiles that show each augmented image beside
 the same image with its mask overlaid in Pascal VOC's palette colours
-(``overlay_masks``), captioned with the classes the mask shows.
-``tfcnn preview`` lays them out with ``tfcnn.preview.images.make_grid``.
+(``tfcnn.figures.overlay_masks``, as TensorBoard's figures draw it),
+captioned with the classes the mask shows. ``tfcnn preview`` lays them out
+with ``tfcnn.figures.captioned_grid``.
 """
 
 from pathlib import Path
 
 import numpy as np
 
+from tfcnn import figures
 from tfcnn.augment import segmentation as segmentation_lib
 from tfcnn.data import manifest as manifest_lib
-from tfcnn.data import segmentation_masks
 from tfcnn.data import segmentation_pipeline
 from tfcnn.data import stats as stats_lib
 
 # Records shuffled before the batch is drawn (as for classification).
 _PREVIEW_SHUFFLE = 512
-
-
-def overlay_masks(images, masks, *, alpha=0.5, ignore_value=255):
-    """Blends each mask's class colours over its image.
-
-    Class 0 (background) leaves the image as it is; class ``i`` is tinted
-    with VOC's colour ``i`` and the ignore value with VOC's void colour,
-    each at opacity ``alpha``.
-
-    Args:
-        images: uint8 ``[N, H, W, 3]``.
-        masks: integer ``[N, H, W]`` class ids.
-        alpha: float in [0, 1]. Defaults to 0.5.
-        ignore_value: int. Defaults to 255.
-
-    Returns:
-        uint8 ``[N, H, W, 3]``.
-    """
-    images = np.asarray(images, np.float32)
-    masks = np.asarray(masks)
-    palette = segmentation_masks.voc_palette().astype(np.float32)
-    palette[ignore_value] = segmentation_masks.VOID_COLOUR
-    colours = palette[masks]
-    weight = np.where(masks[..., None] == 0, 0.0, alpha)
-    blended = images * (1.0 - weight) + colours * weight
-    return np.round(blended).astype(np.uint8)
 
 
 def augmented_pairs(data_dir, recipe, *, count=16, seed=0):
@@ -78,12 +53,9 @@ def augmented_pairs(data_dir, recipe, *, count=16, seed=0):
     images = np.clip(np.round(np.asarray(data["images"], np.float32)), 0,
                      255).astype(np.uint8)
     masks = np.asarray(data["segmentation_masks"])
-    tiles = np.concatenate([images, overlay_masks(
-        images, masks, ignore_value=manifest.ignore_value or 255)], axis=2)
-    names = manifest.class_names
-    captions = [", ".join(names[i] for i in np.unique(mask)
-                          if 0 < i < len(names)) or names[0]
-                for mask in masks]
+    tiles, captions = figures.mask_pairs(
+        images, masks, manifest.class_names,
+        ignore_value=manifest.ignore_value or 255)
     return tiles, captions
 
 

@@ -14,6 +14,8 @@ from tfcnn.export import arguments
 from tfcnn.export import layout
 
 _BATCH = 32
+# Where segmentation class maps go when no folder is given (a new one).
+DEFAULT_OUTPUT = "class_maps"
 
 
 def predict(saved_model, image_paths, top_k=5, output_dir=None):
@@ -32,9 +34,12 @@ def predict(saved_model, image_paths, top_k=5, output_dir=None):
         image_paths: sequence of image file paths (JPEG, PNG, GIF, BMP).
         top_k: int, classes per image; at most what the model was exported
             with. Defaults to 5.
-        output_dir: str or path, where segmentation class maps are written
-            (``<image stem>_class_map.png``); None writes each beside its
-            image. Defaults to None.
+        output_dir: str or path, the folder segmentation class maps are
+            written to (``<image stem>_class_map.png``; created if
+            missing); None: a new folder ``class_maps`` in the current
+            folder (``class_maps_2``, ``_3``, ... when taken,
+            ``new_folder``). A class map is never written over an existing
+            file. Defaults to None.
 
     Returns:
         ``{"saved_model": str, "version": int or None, "top_k": int,
@@ -43,15 +48,17 @@ def predict(saved_model, image_paths, top_k=5, output_dir=None):
         classes best first; ``scores`` are the top-k probabilities, as in
         the SavedModel's ``scores`` output (its ``probabilities`` output
         is the full vector). Segmentation: ``{"saved_model", "version",
-        "predictions": [{"image", "class_map" (the PNG's path), "height",
-        "width", "pixel_share": {class name: fraction}}, ...]}``, the
-        shares largest first.
+        "output_dir" (the class maps' folder), "predictions": [{"image",
+        "class_map" (the PNG's path), "height", "width", "pixel_share":
+        {class name: fraction}}, ...]}``, the shares largest first.
 
     Raises:
         FileNotFoundError: no SavedModel in ``saved_model`` or a missing
             image.
         DataError: an image path is a directory, can't be read or can't be
-            decoded, or the SavedModel is corrupt (named in the message).
+            decoded, the SavedModel is corrupt (named in the message), or
+            a class map would replace an existing file or another image's
+            class map (nothing is written then).
         ArgumentError: (a ValueError) ``top_k`` is not a positive int.
 
     Example:
@@ -105,15 +112,17 @@ def _segment(segment, encoded, paths, version_dir, version, output_dir):
     if metadata.is_file():
         names = json.loads(metadata.read_text()).get("class_names")
     palette = voc_palette().ravel().tolist()
+    folder = Path(output_dir) if output_dir else new_folder(
+        DEFAULT_OUTPUT)
+    targets = _class_map_paths(folder, paths)
+    folder.mkdir(parents=True, exist_ok=True)
     predictions = []
-    for data, path in zip(encoded, paths):
+    for data, path, target in zip(encoded, paths, targets):
         class_map = _classify(segment, [data], [path])["class_map"][0]
-        folder = Path(output_dir) if output_dir else Path(path).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{Path(path).stem}_class_map.png"
         image = Image.fromarray(class_map.astype(np.uint8), mode="P")
         image.putpalette(palette)
-        image.save(target)
+        with open(target, "xb") as file:  # never over a file made since
+            image.save(file, format="PNG")
         ids, counts = np.unique(class_map, return_counts=True)
         order = np.argsort(-counts, kind="stable")
         share = {(names[i] if names and i < len(names) else str(i)):
@@ -124,7 +133,41 @@ def _segment(segment, encoded, paths, version_dir, version, output_dir):
                             "width": int(class_map.shape[1]),
                             "pixel_share": share})
     return {"saved_model": str(version_dir), "version": version,
-            "predictions": predictions}
+            "output_dir": str(folder), "predictions": predictions}
+
+
+def new_folder(base):
+    """``base`` if no such path exists, else the first free ``base_2``,
+    ``base_3``, ... (a Path)."""
+    from pathlib import Path
+
+    base = Path(base)
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}_{number}")
+    return candidate
+
+
+def _class_map_paths(folder, paths):
+    """The class-map file of each image in ``folder``; raises DataError
+    before anything is written when one exists or two would collide."""
+    from pathlib import Path
+
+    targets = [folder / f"{Path(path).stem}_class_map.png" for path in paths]
+    seen = {}
+    for path, target in zip(paths, targets):
+        if target in seen:
+            raise DataError(
+                f"{path} and {seen[target]} would both write {target}; "
+                "predict them into different --out folders. Received: "
+                f"{path}")
+        seen[target] = path
+        if target.exists():
+            raise DataError(
+                f"{target} exists and is not replaced; choose another "
+                f"--out folder or remove it. Received: --out {folder}")
+    return targets
 
 
 def _read_image(path):

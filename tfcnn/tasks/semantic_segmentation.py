@@ -128,7 +128,9 @@ class SemanticSegmentationTask(task_lib.Task):
             return []
         return [summaries.SegmentationSummaries(
             log_dir, next(iter(data.local_validation.take(1))),
-            data.class_names)]
+            data.class_names, ignore_value=IGNORE_VALUE,
+            train_batch=summaries.sample_batch(data.local_train, 4,
+                                               with_labels=True))]
 
     def evaluate(self, model, data, recipe, verbose=True):
         """Mean IoU, pixel accuracy and per-class IoU, void ignored.

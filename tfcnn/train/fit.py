@@ -580,20 +580,20 @@ def _merge(history, result):
 
 
 def _tensorboard_callbacks(recipe, data, write_dir):
-    import keras
-
+    from tfcnn.train import hparams
     from tfcnn.train import summaries
 
     config = recipe.train
     logs = write_dir / LOGS_NAME
     profile = _profile_steps(config.profile_steps)
     return [
-        keras.callbacks.TensorBoard(
+        summaries.EpochScalars(
             log_dir=str(logs), histogram_freq=config.histogram_freq,
             write_graph=False, update_freq="epoch", profile_batch=profile),
         summaries.StepMonitor(logs / "train", config.batch_size,
                               every_steps=min(100, data.steps_per_epoch)),
         *data.task.summary_callbacks(logs, data),
+        hparams.RunHParams(logs, recipe),
     ]
 
 

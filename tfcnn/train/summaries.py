@@ -1,8 +1,9 @@
 """TensorBoard beyond Keras' callback: speed, inputs, filters, confusion.
 
 Keras' ``TensorBoard`` callback writes the epoch scalars (loss, top-1, top-5
-and the learning rate, for train and validation), weight histograms and the
-optional profiler trace. The callbacks here add what a person watching a
+and the learning rate, for train and validation) and, when the recipe asks
+(``train.histogram_freq``, ``train.profile_steps``), weight histograms and
+a profiler trace. The callbacks here add what a person watching a
 CNN train wants to see, into the same ``logs/train`` and ``logs/validation``
 runs:
 
@@ -20,8 +21,14 @@ runs:
   the input is grey), ``evaluation/confusion_matrix`` after each
   validation (class names on both axes, counts, a colour scale), and the
   model's graph.
-- ``SegmentationSummaries`` (semantic segmentation): image, ground truth
-  and prediction overlays and the IoU of each class after each validation.
+- ``SegmentationSummaries`` (semantic segmentation): augmented inputs
+  with their masks, labelled image / truth / prediction overlays and the
+  IoU of each class after each validation.
+- ``EpochScalars``: Keras' ``TensorBoard`` callback without its second
+  copy of every validation metric, so each axis has one tag family.
+
+The drawing itself lives in ``tfcnn.figures``, shared with ``tfcnn
+preview``.
 
 Input wait is measured exactly where the step waits: Keras' train function
 is given an iterator that times each ``next()`` (an eager ``get_next`` that
@@ -30,12 +37,17 @@ This needs ``steps_per_execution = 1``; with more steps per call the batches
 are fetched inside the graph, and ``input_wait_fraction`` is not written.
 """
 
-import math
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfcnn import figures
+
+# Side of each captioned input tile: 4 columns make 274 px, which
+# TensorBoard's image card shows at full size.
+_INPUT_TILE = 64
 
 # Tags and what their TensorBoard cards say about them.
 SCALARS = {
@@ -140,6 +152,24 @@ class StepMonitor(keras.callbacks.Callback):
         self.model.train_function = timed_train_function
 
 
+class EpochScalars(keras.callbacks.TensorBoard):
+    """Keras' ``TensorBoard`` callback, each validation written once.
+
+    Keras writes the validation metrics twice: ``epoch_<metric>`` in the
+    ``validation`` run on the epoch axis, and again at the end of every
+    validation as ``evaluation_<metric>_vs_iterations`` on the step axis.
+    The step axis belongs to the ``training/`` scalars (``StepMonitor``),
+    so the second copy is left out: loss and accuracy then have one tag
+    family per axis. Everything else (``epoch_*`` scalars, histograms,
+    the profiler trace) is Keras' own.
+    """
+
+    def on_test_end(self, logs=None):
+        # Keras' on_test_end writes one scalar per entry of ``logs`` and
+        # then restores the writer; with no entries it only restores.
+        super().on_test_end({})
+
+
 class _TimedIterator:
     """Adds the time each ``next()`` blocks to ``monitor._wait``."""
 
@@ -206,9 +236,7 @@ class ImageSummaries(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if self._writers is not None:
             return  # a resumed epoch's second fit call: written already
-        self._writers = {
-            run: tf.summary.create_file_writer(f"{self.log_dir}/{run}")
-            for run in ("train", "validation")}
+        self._writers = _run_writers(self.log_dir)
         step = self._step()
         with self._writers["train"].as_default(step=step):
             self._write_graph()
@@ -226,7 +254,7 @@ class ImageSummaries(keras.callbacks.Callback):
             with self._writers["validation"].as_default(step=step):
                 tf.summary.image(
                     "evaluation/confusion_matrix",
-                    confusion_image(matrix, self.class_names)[None],
+                    figures.confusion_image(matrix, self.class_names)[None],
                     description="Validation predictions: rows are the true "
                                 "classes, columns the predicted ones; each "
                                 "cell shows its count, coloured by its "
@@ -258,7 +286,7 @@ class ImageSummaries(keras.callbacks.Callback):
         if kernel is not None:
             tf.summary.image(
                 "filters/first_layer",
-                filter_grid(kernel, grey=self.grey_input)[None],
+                figures.filter_grid(kernel, grey=self.grey_input)[None],
                 description="Kernels of the first convolution, each "
                             "scaled to its own range (cf. Fig. 3 of "
                             "Krizhevsky et al. 2012).")
@@ -287,17 +315,24 @@ class ImageSummaries(keras.callbacks.Callback):
 
 
 class SegmentationSummaries(keras.callbacks.Callback):
-    """Overlays and per-class IoU after each validation (segmentation).
+    """Augmented inputs, labelled overlays and per-class IoU (segmentation).
 
-    Writes to ``logs/validation`` at the global step:
+    Writes at the global step:
 
-    - ``segmentation_overlays``: one row per sample image, the image, its
-      ground truth and the model's prediction, the masks blended over the
-      image in Pascal VOC's colours (void in VOC's void colour);
-    - ``iou/<class name>``: each class's IoU over the whole validation
-      pass, from the confusion matrix the compiled ``mean_iou`` metric
-      accumulated (Keras leaves the validation state in the metrics until
-      the next epoch begins), so it costs no second pass.
+    - ``inputs/augmented`` (``logs/train``, at the start and after each
+      epoch): training images after the joint augmentation of the TRAINING
+      MODEL (``model.augmentation``, a fresh random draw each time), each
+      beside its mask overlaid, captioned with the classes it shows, as
+      ``tfcnn preview`` draws them (``tfcnn.figures.mask_pairs``);
+    - ``segmentation_overlays`` (``logs/validation``): one row per sample
+      image under the column titles image / truth / prediction, the masks
+      blended over the image in Pascal VOC's colours, with a legend naming
+      each class shown (``tfcnn.figures.segmentation_figure``);
+    - ``iou/<class name>`` (``logs/validation``): each class's IoU over the
+      whole validation pass, from the confusion matrix the compiled
+      ``mean_iou`` metric accumulated (Keras leaves the validation state
+      in the metrics until the next epoch begins), so it costs no second
+      pass.
 
     Args:
         log_dir: str or Path, the ``logs`` folder.
@@ -305,30 +340,50 @@ class SegmentationSummaries(keras.callbacks.Callback):
             validation batch; its first ``max_images`` are shown.
         class_names: list of str, in label order.
         max_images: int. Defaults to 4.
+        train_batch: ``(uint8 images, masks)``, a training batch whose
+            first ``max_images`` are shown augmented, or None. Defaults to
+            None.
+        ignore_value: int, the masks' void value. Defaults to 255.
     """
 
-    def __init__(self, log_dir, sample_batch, class_names, max_images=4):
+    def __init__(self, log_dir, sample_batch, class_names, max_images=4,
+                 train_batch=None, ignore_value=255):
         super().__init__()
         self.log_dir = str(log_dir)
         images, masks = sample_batch
         self.images = np.asarray(images)[:max_images]
         self.masks = np.asarray(masks)[:max_images]
+        self.train_batch = None
+        if train_batch is not None:
+            self.train_batch = tuple(np.asarray(part)[:max_images]
+                                     for part in train_batch)
         self.class_names = list(class_names)
-        self._writer = None
+        self.ignore_value = ignore_value
+        self._writers = None
+
+    def on_train_begin(self, logs=None):
+        if self._writers is not None:
+            return  # a resumed epoch's second fit call: written already
+        self._writers = _run_writers(self.log_dir)
+        self._write_inputs()
 
     def on_epoch_end(self, epoch, logs=None):
         from tfcnn.train import metrics as metrics_lib
 
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(
-                f"{self.log_dir}/validation")
+        self._write_inputs()
         probabilities = self.model(self.images, training=False)
         predicted = keras.ops.convert_to_numpy(
             keras.ops.argmax(probabilities, axis=-1))
-        step = int(self.model.optimizer.iterations.numpy())
-        with self._writer.as_default(step=step):
-            tf.summary.image("segmentation_overlays", overlay_grid(
-                self.images, self.masks, predicted)[None])
+        with self._writers["validation"].as_default(step=self._step()):
+            tf.summary.image(
+                "segmentation_overlays",
+                figures.segmentation_figure(
+                    self.images, self.masks, predicted, self.class_names,
+                    ignore_value=self.ignore_value)[None],
+                description="Validation images (left), their ground truth "
+                            "(middle) and the model's prediction (right) "
+                            "in Pascal VOC's colours; the legend names "
+                            "each class shown.")
             metric = _find_metric(self.model, "mean_iou")
             if metric is not None:
                 confusion = keras.ops.convert_to_numpy(metric.total_cm)
@@ -336,7 +391,39 @@ class SegmentationSummaries(keras.callbacks.Callback):
                                      metrics_lib.per_class_iou(confusion)):
                     if iou is not None:
                         tf.summary.scalar(f"iou/{name}", iou)
-        self._writer.flush()
+        for writer in self._writers.values():
+            writer.flush()
+
+    def _step(self):
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _write_inputs(self):
+        if self.train_batch is None:
+            return
+        images, masks = self.train_batch
+        batch = {"images": tf.convert_to_tensor(images),
+                 "segmentation_masks": tf.convert_to_tensor(masks)}
+        for layer in self.model.augmentation:
+            batch = layer(batch, training=True)
+        pixels = np.clip(np.round(np.asarray(batch["images"], np.float32)),
+                         0, 255).astype(np.uint8)
+        tiles, captions = figures.mask_pairs(
+            pixels, np.asarray(batch["segmentation_masks"]),
+            self.class_names, ignore_value=self.ignore_value)
+        with self._writers["train"].as_default(step=self._step()):
+            tf.summary.image(
+                "inputs/augmented",
+                figures.captioned_grid(tiles, captions, columns=2)[None],
+                description="Training images after the joint augmentation "
+                            "(scale, crop, flip), each beside its mask in "
+                            "Pascal VOC's colours; captions name the "
+                            "classes shown.")
+
+
+def _run_writers(log_dir):
+    """Summary writers of the ``train`` and ``validation`` runs."""
+    return {run: tf.summary.create_file_writer(f"{log_dir}/{run}")
+            for run in ("train", "validation")}
 
 
 def sample_batch(dataset, count, with_labels=False):
@@ -346,32 +433,6 @@ def sample_batch(dataset, count, with_labels=False):
     if with_labels:
         return images[:count], labels[:count]
     return images[:count]
-
-
-def overlay_grid(images, masks, predicted, alpha=0.5):
-    """Rows of image | ground truth | prediction, masks over the image.
-
-    Args:
-        images: uint8 ``[N, H, W, 3]``.
-        masks: int ``[N, H, W]`` class ids (255 void).
-        predicted: int ``[N, H, W]`` class ids.
-        alpha: float, the masks' opacity. Defaults to 0.5.
-
-    Returns:
-        float32 ``[rows, columns, 3]`` in [0, 1].
-    """
-    from tfcnn.data.segmentation_masks import voc_palette
-
-    palette = voc_palette().astype(np.float32)
-    images = np.asarray(images, np.float32)
-
-    def blend(ids):
-        colours = palette[np.asarray(ids).astype(np.int64) % 256]
-        return (1 - alpha) * images + alpha * colours
-
-    tiles = np.stack([images, blend(masks), blend(predicted)], axis=1)
-    count, _, height, width, _ = tiles.shape
-    return _tile(tiles.reshape(-1, height, width, 3) / 255.0, columns=3)
 
 
 def _find_metric(model, name):
@@ -400,7 +461,7 @@ def augmented_grid(model, images, columns=None, captions=None):
             Defaults to None.
 
     Returns:
-        float32 ``[1, H, W, 3]``.
+        ``[1, H, W, 3]``: float32 in [0, 1], or uint8 with captions.
     """
     x = tf.convert_to_tensor(images)
     for layer in model.layers[1:]:
@@ -412,36 +473,10 @@ def augmented_grid(model, images, columns=None, captions=None):
     high = tf.reduce_max(x, axis=[1, 2, 3], keepdims=True)
     x = (x - low) / tf.maximum(high - low, 1e-6)
     if captions is None:
-        return _tile(x.numpy(), columns)[None]
-    return _captioned_grid(x.numpy(), captions, columns)[None]
-
-
-def _captioned_grid(tiles, captions, columns=None, side=64):
-    """Tiles enlarged to ``side`` px with a caption under each, small
-    enough (4 columns: 276 px) for TensorBoard to show at full size."""
-    from PIL import Image
-    from PIL import ImageDraw
-
-    count = tiles.shape[0]
-    columns = columns or math.ceil(math.sqrt(count))
-    rows = math.ceil(count / columns)
-    pad, caption_h = 4, 16
-    canvas = Image.new("RGB", (columns * (side + pad) + pad,
-                               rows * (side + caption_h + pad) + pad),
-                       (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    font = _font(12)
-    pixels = np.round(tiles * 255.0).astype(np.uint8)
-    for i in range(count):
-        left = pad + (i % columns) * (side + pad)
-        top = pad + (i // columns) * (side + caption_h + pad)
-        canvas.paste(Image.fromarray(pixels[i]).resize((side, side),
-                                                       Image.NEAREST),
-                     (left, top))
-        text = _clip(draw, captions[i], side, font)
-        _centred(draw, text, left + side / 2, top + side + caption_h / 2,
-                 font, (0, 0, 0))
-    return np.asarray(canvas, np.float32) / 255.0
+        return figures.tile(x.numpy(), columns)[None]
+    pixels = np.round(x.numpy() * 255.0).astype(np.uint8)
+    return figures.captioned_grid(pixels, captions, columns=columns,
+                                  side=_INPUT_TILE)[None]
 
 
 def first_conv_kernel(model):
@@ -453,185 +488,9 @@ def first_conv_kernel(model):
     return None
 
 
-def filter_grid(kernel, min_side=48, grey=False):
-    """The kernels of a convolution as a grid, each scaled to [0, 1].
-
-    RGB kernels (``c_in = 3``) are shown in colour, others (and all when
-    ``grey``) as the mean over their input channels; small kernels are
-    enlarged (nearest neighbour) to at least ``min_side`` pixels.
-
-    Args:
-        kernel: ``[kh, kw, c_in, c_out]`` array.
-        min_side: int. Defaults to 48.
-        grey: bool, the input is grey (three equal channels): show each
-            kernel's channel mean in grey. Defaults to False.
-
-    Returns:
-        float32 ``[H, W, 3]``.
-    """
-    kernel = np.asarray(kernel, np.float32)
-    if kernel.shape[2] == 3 and not grey:
-        tiles = np.transpose(kernel, (3, 0, 1, 2))
-    else:
-        tiles = np.repeat(np.transpose(kernel.mean(axis=2, keepdims=True),
-                                       (3, 0, 1, 2)), 3, axis=-1)
-    low = tiles.min(axis=(1, 2, 3), keepdims=True)
-    high = tiles.max(axis=(1, 2, 3), keepdims=True)
-    tiles = (tiles - low) / np.maximum(high - low, 1e-6)
-    scale = max(1, math.ceil(min_side / tiles.shape[1]))
-    tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
-    return _tile(tiles, pad=3)
-
-
-def confusion_image(matrix, class_names=None, max_side=240):
-    """A confusion matrix drawn for TensorBoard's image card.
-
-    Rows are the true classes and columns the predicted ones, each cell
-    coloured by its share of the row (viridis: dark 0%, yellow 100%) with
-    its count written in it; class names label both axes, with axis titles
-    and a colour scale. Beyond about 30 classes the cells are too small
-    for text: names and counts are left out, the colours stay.
-
-    Args:
-        matrix: ``[K, K]`` counts, rows true, columns predicted.
-        class_names: list of K str, or None ("0", "1", ...). Defaults to
-            None.
-        max_side: int, the matrix part's side in pixels at most: with the
-            labels the image then fits TensorBoard's card (about 340 px)
-            without being scaled down. Defaults to 240.
-
-    Returns:
-        float32 ``[H, W, 3]`` in [0, 1].
-    """
-    from PIL import Image
-    from PIL import ImageDraw
-
-    counts = np.asarray(matrix, np.int64)
-    k = counts.shape[0]
-    names = ([str(i) for i in range(k)] if class_names is None
-             else [str(n) for n in class_names])
-    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    cell = min(40, max_side / k)
-    labelled = cell >= 16
-    cell = int(cell) if cell >= 1 else cell
-    font = _font(12)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    name_len = (min(80, max(probe.textlength(n, font=font) for n in names))
-                + 6 if labelled else 0)
-    title_h, bar_w = 18, 14
-    left = title_h + int(name_len)
-    top = 8
-    side = int(round(cell * k))
-    right_labels = int(probe.textlength("100%", font=font)) + 6
-    width = left + side + 12 + bar_w + right_labels + 4
-    height = top + side + int(name_len) + title_h + 4
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    colours = _viridis(shares)
-    # Cells as pixels, enlarged (or, for hundreds of classes, averaged)
-    # to the matrix's side.
-    canvas.paste(Image.fromarray(colours).resize(
-        (side, side), Image.NEAREST if cell >= 1 else Image.BOX),
-        (left, top))
-    for r in range(k if labelled else 0):
-        for c in range(k):
-            x, y = left + c * cell, top + r * cell
-            if counts[r, c]:
-                text = str(counts[r, c])
-                ink = (0, 0, 0) if shares[r, c] > 0.6 else (255, 255, 255)
-                _centred(draw, text, x + cell / 2, y + cell / 2, font, ink)
-    if labelled:
-        for i, name in enumerate(names):
-            name = _clip(probe, name, name_len - 6, font)
-            draw.text((left - 4, top + i * cell + cell / 2), name,
-                      fill=(0, 0, 0), font=font, anchor="rm")
-            label = _text_image(name, font, anchor_right=False)
-            label = label.rotate(90, expand=True)
-            canvas.paste(label, (int(left + i * cell + cell / 2
-                                     - label.width / 2), top + side + 4))
-    # Axis titles.
-    _centred(draw, "predicted class", left + side / 2,
-             top + side + name_len + title_h / 2, font, (0, 0, 0))
-    title = _text_image("true class", font).rotate(90, expand=True)
-    canvas.paste(title, (2, int(top + side / 2 - title.height / 2)))
-    # Colour scale: 100% at the top, 0% at the bottom.
-    bar_x = left + side + 12
-    ramp = _viridis(np.linspace(1.0, 0.0, side)[:, None])
-    for y in range(side):
-        draw.line([bar_x, top + y, bar_x + bar_w - 1, top + y],
-                  fill=tuple(ramp[y, 0]))
-    draw.text((bar_x + bar_w + 3, top), "100%", fill=(0, 0, 0), font=font,
-              anchor="lt")
-    draw.text((bar_x + bar_w + 3, top + side), "0%", fill=(0, 0, 0),
-              font=font, anchor="lb")
-    return np.asarray(canvas, np.float32) / 255.0
-
-
-# Viridis (matplotlib's default colour map) at five stops.
-_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140],
-                     [94, 201, 98], [253, 231, 37]], np.float64)
-
-
-def _viridis(values):
-    """``[...]`` values in [0, 1] -> ``[..., 3]`` uint8 colours."""
-    scaled = np.clip(np.asarray(values, np.float64), 0, 1) * 4
-    low = np.minimum(np.floor(scaled).astype(int), 3)
-    frac = (scaled - low)[..., None]
-    colours = _VIRIDIS[low] * (1 - frac) + _VIRIDIS[low + 1] * frac
-    return np.round(colours).astype(np.uint8)
-
-
-def _font(size):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow without FreeType: bitmap font
-        return ImageFont.load_default()
-
-
-def _centred(draw, text, x, y, font, fill):
-    draw.text((x, y), text, fill=fill, font=font, anchor="mm")
-
-
-def _text_image(text, font, anchor_right=False):
-    """White image with ``text`` in black, to paste rotated."""
-    from PIL import Image
-    from PIL import ImageDraw
-
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
-    image = Image.new("RGB", (int(right - left) + 2, int(bottom - top) + 2),
-                      (255, 255, 255))
-    ImageDraw.Draw(image).text((1 - left, 1 - top), text, fill=(0, 0, 0),
-                               font=font)
-    return image
-
-
-def _clip(draw, text, width, font):
-    if draw.textlength(text, font=font) <= width:
-        return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
-    return text + "..."
-
-
 def _name(class_names, index):
     return class_names[index] if 0 <= index < len(class_names) else str(
         index)
-
-
-def _tile(tiles, columns=None, pad=1):
-    count, height, width, channels = tiles.shape
-    columns = columns or math.ceil(math.sqrt(count))
-    rows = math.ceil(count / columns)
-    grid = np.ones((rows * (height + pad) + pad,
-                    columns * (width + pad) + pad, channels), np.float32)
-    for i in range(count):
-        top = pad + (i // columns) * (height + pad)
-        left = pad + (i % columns) * (width + pad)
-        grid[top:top + height, left:left + width] = tiles[i]
-    return grid
 
 
 def _walk(layer):
