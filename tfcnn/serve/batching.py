@@ -14,7 +14,9 @@ With ``allowed_batch_sizes`` a merged batch is padded up to the next
 allowed size, as TF Serving does. Only requests whose inputs have the same
 non-batch shape and dtype are merged (images of different sizes sent as
 pixels run apart); a request of ``max_batch_size`` rows or more runs
-alone. A queue holds at most
+alone. When a merged call fails (one request's image does not decode),
+its requests run again one by one, so a bad request is answered with its
+own error and never with another's. A queue holds at most
 ``max_enqueued_batches`` batches of rows; beyond it a request is refused
 with RESOURCE_EXHAUSTED at once. A request whose deadline passes while it
 is queued gets DEADLINE_EXCEEDED and never runs.
@@ -178,8 +180,13 @@ class Batcher:
                         [t.inputs[name] for t in batch]), padded)
                      for name in batch[0].inputs})
         except Exception as error:  # noqa: BLE001  (handed to each caller)
-            for queued in batch:
-                queued.finish(error=error)
+            if len(batch) == 1:
+                batch[0].finish(error=error)
+            else:
+                # One request's bad input (an undecodable image) fails the
+                # whole merged call: each request runs alone, so only its
+                # own sender gets its error.
+                self._run_apart(batch)
             return
         if padded != total and all(np.ndim(v) and len(v) == padded
                                    for v in outputs.values()):
@@ -187,16 +194,21 @@ class Batcher:
                        for name, value in outputs.items()}
         if any(np.ndim(v) == 0 or len(v) != total for v in outputs.values()):
             # An output without the batch dimension can't be split.
-            for queued in batch:
-                try:
-                    queued.finish(self._function(queued.inputs))
-                except Exception as error:  # noqa: BLE001
-                    queued.finish(error=error)
+            self._run_apart(batch)
             return
         offsets = np.cumsum([0] + [t.rows for t in batch])
         for queued, begin, end in zip(batch, offsets, offsets[1:]):
             queued.finish({name: value[begin:end]
                            for name, value in outputs.items()})
+
+
+    def _run_apart(self, batch):
+        for queued in batch:
+            self.calls += 1
+            try:
+                queued.finish(self._function(queued.inputs))
+            except Exception as error:  # noqa: BLE001
+                queued.finish(error=error)
 
 
 def _pad(array, rows):
