@@ -83,7 +83,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                         raise ServingError(
                             f"input {name!r} is not an input of signature "
                             f"{signature!r}; it has {sorted(specs)}")
-                    arrays[name] = _to_array(name, proto)
+                    arrays[name] = _to_array(name, proto,
+                                              self.inference.limits)
                 outputs = self.inference.predict(
                     served, signature, arrays,
                     self.inference.deadline(context.time_remaining()))
@@ -220,7 +221,78 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return _answer(self.inference, "status", request, context, body)
 
 
-def _to_array(name, proto):
+# TensorProto's repeated value fields, and values per element in each.
+_VALUE_FIELDS = (("half_val", 1), ("float_val", 1), ("double_val", 1),
+                 ("int_val", 1), ("string_val", 1), ("scomplex_val", 2),
+                 ("int64_val", 1), ("bool_val", 1), ("dcomplex_val", 2),
+                 ("uint32_val", 1), ("uint64_val", 1))
+# A few values may be repeated to fill a declared shape (TensorFlow's own
+# convention for protos such as make_tensor_proto(0.0, shape=[3])), as long
+# as the expanded tensor stays this small.
+_MAX_EXPANDED_BYTES = 2**20
+
+
+def check_tensor_proto(name, proto, limits):
+    """Checks a ``TensorProto``'s declared shape before anything is made.
+
+    ``tf.make_ndarray`` allocates the declared shape and repeats the last
+    value to fill it, so a 40-byte proto can ask for gigabytes, and a
+    string decoded once per element can be declared a thousand times. The
+    shape must match the content (``tensor_content`` bytes or the number
+    of values; a few numeric values may fill up to 1 MiB), its first
+    dimension must be within ``limits.max_instances`` and the height x
+    width of a rank-4 (NHWC) tensor within ``limits.max_pixels``.
+
+    Raises:
+        ServingError: (INVALID_ARGUMENT) a shape the content or the
+            limits don't allow.
+    """
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if proto.tensor_shape.unknown_rank and dims:
+        raise ServingError(f"input {name!r}: a TensorProto with "
+                           "unknown_rank must not list dimensions")
+    if any(d < 0 for d in dims):
+        raise ServingError(f"input {name!r}: the shape {dims} has a "
+                           "negative dimension")
+    if dims and dims[0] > limits.max_instances:
+        raise ServingError(
+            f"input {name!r}: the request has {dims[0]} instances, more "
+            f"than the server's max_instances={limits.max_instances}",
+            http_status=413)
+    if len(dims) == 4 and dims[1] * dims[2] > limits.max_pixels:
+        raise ServingError(
+            f"input {name!r}: {dims[1]}x{dims[2]} images are larger than "
+            f"the server's max_pixels={limits.max_pixels}",
+            http_status=413)
+    elements = int(np.prod(dims, dtype=object)) if dims else 1
+    try:
+        dtype = tf.dtypes.as_dtype(proto.dtype)
+    except TypeError:
+        raise ServingError(f"input {name!r}: unknown dtype enum "
+                           f"{proto.dtype}") from None
+    itemsize = 0 if dtype == tf.string else np.dtype(
+        dtype.as_numpy_dtype).itemsize
+    if proto.tensor_content:
+        if dtype == tf.string or \
+                len(proto.tensor_content) != elements * itemsize:
+            raise ServingError(
+                f"input {name!r}: tensor_content has "
+                f"{len(proto.tensor_content)} bytes; shape {dims} of "
+                f"{dtype.name} needs {elements * itemsize}")
+        return
+    values = sum(len(getattr(proto, field)) // per
+                 for field, per in _VALUE_FIELDS)
+    if values == elements or (
+            0 < values < elements and dtype != tf.string
+            and elements * itemsize <= _MAX_EXPANDED_BYTES):
+        return
+    raise ServingError(f"input {name!r}: the TensorProto holds {values} "
+                       f"values for its shape {dims} of {elements} "
+                       "elements")
+
+
+def _to_array(name, proto, limits):
+    check_tensor_proto(name, proto, limits)
     try:
         return tf.make_ndarray(proto)
     except (TypeError, ValueError) as error:
