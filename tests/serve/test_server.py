@@ -167,6 +167,31 @@ def test_bad_requests_get_a_4xx_json_error(url, method, path, body,
                         timeout=30).status_code == 200
 
 
+def test_bytes_that_are_no_example_are_a_client_error(url, caplog):
+    caplog.set_level(logging.INFO)
+    answer = _predict(url, {"signature_name": "predict_examples",
+                            "instances": [{"examples": {"b64": "//4="}}]})
+    assert answer.status_code == 400, answer.text
+    assert "internal" not in answer.json()["error"]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_unknown_model_names_share_one_metrics_label(model_base):
+    with server_lib.BackgroundServer(model_base) as running:
+        for i in range(30):
+            requests.post(running.url + f"/v1/models/m{i}%00:predict",
+                          json={"instances": [1]}, timeout=30)
+            requests.get(running.url + f"/v1/models/n{i}", timeout=30)
+        requests.get(running.url + "/v1/models/tiny", timeout=30)
+        metrics = requests.get(
+            running.url + "/monitoring/prometheus/metrics", timeout=30).text
+    names = {line.split('model_name="')[1].split('"')[0]
+             for line in metrics.splitlines() if 'model_name="' in line}
+    assert names == {"tiny", ""}
+    assert ':tensorflow:serving:request_count{model_name="",' \
+           'status="NOT_FOUND"} 60' in metrics
+
+
 def test_a_new_version_is_served_without_a_restart(tmp_path):
     publish(tmp_path, "swap", favour=0)
     with server_lib.BackgroundServer(tmp_path, poll_seconds=0.1) as running:

@@ -55,7 +55,7 @@ class Inference:
         self.batching = batching
         self.max_in_flight = max_in_flight
         self.request_timeout_s = request_timeout_s
-        self.metrics = metrics_lib.Metrics()
+        self.metrics = metrics_lib.Metrics(models.names)
         self._in_flight = 0
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(
@@ -163,6 +163,13 @@ def _call(function, specs, arrays):
     except tf.errors.ResourceExhaustedError as error:
         raise ServingError(op_message(error),
                            StatusCode.RESOURCE_EXHAUSTED) from None
+    except UnicodeDecodeError:
+        # TensorFlow could not decode an op's error message because it
+        # quotes the request's bytes (bytes that are not a serialized
+        # tf.Example, for one): the input was wrong, not the server.
+        raise ServingError("the model could not read the request's input "
+                           "bytes (for a tf.Example input: they are not "
+                           "a serialized tf.Example)") from None
     return {name: value.numpy() for name, value in outputs.items()}
 
 
