@@ -561,6 +561,9 @@ def _add_predict(subparsers):
     p.add_argument("--top-k", type=int, default=None,
                    help="classes per image (default: the recipe's "
                         "export.top_k, else 5)")
+    p.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="refuse images whose header declares more pixels "
+                        "(width x height), before decoding them")
     _add_json(p)
     p.set_defaults(handler=_predict)
 
@@ -576,7 +579,8 @@ def _predict(args):
     from tfcnn.serve import predict
 
     result = predict.predict(saved_model, args.images,
-                             top_k=_given(args.top_k, config.top_k))
+                             top_k=_given(args.top_k, config.top_k),
+                             max_pixels=args.max_pixels)
     if args.json:
         _print_json(args, result)
     else:
