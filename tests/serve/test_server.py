@@ -346,6 +346,36 @@ def test_a_client_disconnect_is_one_log_line(url, caplog):
     assert requests.get(url + "/v1/models/tiny", timeout=30).ok
 
 
+def test_work_of_a_client_that_left_is_dropped_and_logged(model_base,
+                                                         caplog):
+    from tfcnn.serve import config
+
+    caplog.set_level(logging.INFO, logger="tfcnn.serve.server")
+    body = json.dumps({"instances": [b64(_image())]}).encode()
+    params = config.BatchingParameters(max_batch_size=8,
+                                       batch_timeout_micros=1_500_000)
+    with server_lib.BackgroundServer(model_base,
+                                     batching=params) as running:
+        with _raw_connection(running.url) as gone:
+            gone.sendall(b"POST /v1/models/tiny:predict HTTP/1.1\r\n"
+                         b"Host: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            deadline = time.monotonic() + 10
+            while running.inference.in_flight < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        deadline = time.monotonic() + 20
+        while running.inference.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        batchers = running.repository.get("tiny").batchers.values()
+        assert sum(b.calls for b in batchers) == 0
+        metrics = requests.get(
+            running.url + "/monitoring/prometheus/metrics", timeout=30).text
+    assert [r for r in caplog.records
+            if "disconnected before the answer" in r.getMessage()]
+    assert 'model_name="tiny",status="CANCELLED"} 1' in metrics
+
+
 def test_serve_on_a_port_in_use_is_one_line(model_base, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

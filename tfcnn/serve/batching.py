@@ -19,7 +19,8 @@ its requests run again one by one, so a bad request is answered with its
 own error and never with another's. A queue holds at most
 ``max_enqueued_batches`` batches of rows; beyond it a request is refused
 with RESOURCE_EXHAUSTED at once. A request whose deadline passes while it
-is queued gets DEADLINE_EXCEEDED and never runs.
+is queued gets DEADLINE_EXCEEDED and never runs, and one whose client has
+gone (its ``cancelled`` event set) gets CANCELLED and never runs.
 """
 
 import collections
@@ -35,10 +36,11 @@ from tfcnn.errors import StatusCode
 class _Task:
     """One request waiting in a batch queue."""
 
-    def __init__(self, inputs, rows, deadline):
+    def __init__(self, inputs, rows, deadline, cancelled=None):
         self.inputs = inputs
         self.rows = rows
         self.deadline = deadline
+        self.cancelled = cancelled
         self.key = tuple(sorted((name, array.shape[1:], array.dtype.str)
                                 for name, array in inputs.items()))
         self.arrived = time.monotonic()
@@ -84,7 +86,7 @@ class Batcher:
         self._leading = False
         self.calls = 0  # merged calls run so far
 
-    def run(self, inputs, rows, deadline=None):
+    def run(self, inputs, rows, deadline=None, cancelled=None):
         """Runs ``inputs`` in a merged call; returns this request's outputs.
 
         Args:
@@ -92,18 +94,22 @@ class Batcher:
             rows: int, the batch size of the request.
             deadline: float or None, a ``time.monotonic()`` time after
                 which the request is dropped if it has not started.
+            cancelled: ``threading.Event`` or None, set when the client
+                has gone: the request is dropped if it has not started.
 
         Raises:
             ServingError: RESOURCE_EXHAUSTED when the queue is full,
                 DEADLINE_EXCEEDED when the deadline passed in the queue,
-                or the error of the merged call.
+                CANCELLED when the client left, or the error of the merged
+                call.
         """
         if rows >= self._max_rows:
             with self._slots:
                 _check_deadline(deadline)
+                check_cancelled(cancelled)
                 self.calls += 1
                 return self._function(inputs)
-        task = _Task(inputs, rows, deadline)
+        task = _Task(inputs, rows, deadline, cancelled)
         with self._cond:
             if self._queued_rows + rows > self._max_queued_rows:
                 raise ServingError(
@@ -161,6 +167,8 @@ class Batcher:
         for queued in batch:
             if queued.deadline is not None and now > queued.deadline:
                 queued.finish(error=_deadline_error())
+            elif queued.cancelled is not None and queued.cancelled.is_set():
+                queued.finish(error=_cancelled_error())
             else:
                 live.append(queued)
         return live
@@ -222,6 +230,16 @@ def _pad(array, rows):
 def _deadline_error():
     return ServingError("the request's deadline passed while it was "
                         "queued", StatusCode.DEADLINE_EXCEEDED)
+
+
+def _cancelled_error():
+    return ServingError("the client left before the request started",
+                        StatusCode.CANCELLED)
+
+
+def check_cancelled(cancelled):
+    if cancelled is not None and cancelled.is_set():
+        raise _cancelled_error()
 
 
 def _check_deadline(deadline):

@@ -13,6 +13,7 @@ DEADLINE_EXCEEDED), never UNKNOWN for a client's mistake.
 """
 
 import concurrent.futures
+import threading
 import time
 
 import grpc
@@ -87,7 +88,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                                               self.inference.limits)
                 outputs = self.inference.predict(
                     served, signature, arrays,
-                    self.inference.deadline(context.time_remaining()))
+                    self.inference.deadline(context.time_remaining()),
+                    _cancelled(context))
             wanted = list(request.output_filter) or sorted(outputs)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:
@@ -119,7 +121,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 specs = self.inference.input_specs(served, signature)
                 outputs = self.inference.predict(
                     served, signature, {next(iter(specs)): examples},
-                    self.inference.deadline(context.time_remaining()))
+                    self.inference.deadline(context.time_remaining()),
+                    _cancelled(context))
             classes = next((outputs[n] for n in _CLASS_OUTPUTS
                             if n in outputs), None)
             scores = outputs.get("scores")
@@ -190,6 +193,15 @@ def _examples_signature(served):
                 input_name in ("inputs", "examples")):
             return name
     return inference_lib.DEFAULT_SIGNATURE
+
+
+def _cancelled(context):
+    """An event set when the RPC ends, so queued work of a client that
+    cancelled (or whose deadline passed) is dropped before it runs."""
+    event = threading.Event()
+    if not context.add_callback(event.set):
+        event.set()
+    return event
 
 
 def _label(value):

@@ -116,7 +116,8 @@ class Inference:
                 f"has {sorted(served.signatures)}")
         return served.input_specs(signature)
 
-    def predict(self, served, signature, inputs, deadline=None):
+    def predict(self, served, signature, inputs, deadline=None,
+                cancelled=None):
         """Runs a checked predict call; returns ``{output name: array}``.
 
         Args:
@@ -124,12 +125,14 @@ class Inference:
             signature: str, the signature name.
             inputs: dict, input name -> NumPy array.
             deadline: float or None, from ``deadline()``.
+            cancelled: ``threading.Event`` or None, set when the client
+                has gone; a request not yet started is then dropped.
 
         Raises:
             ServingError: a bad input (INVALID_ARGUMENT), a request over
                 the limits (INVALID_ARGUMENT, HTTP 413), a full queue
                 (RESOURCE_EXHAUSTED), a passed deadline
-                (DEADLINE_EXCEEDED).
+                (DEADLINE_EXCEEDED), a client that left (CANCELLED).
         """
         specs = self.input_specs(served, signature)
         rows = inputs_lib.check_inputs(inputs, specs)
@@ -143,13 +146,14 @@ class Inference:
             if deadline is not None and time.monotonic() > deadline:
                 raise ServingError("the request's deadline passed before "
                                    "it started", StatusCode.DEADLINE_EXCEEDED)
+            batching.check_cancelled(cancelled)
             return call(inputs)
         with served.lock:
             batcher = served.batchers.get(signature)
             if batcher is None:
                 batcher = served.batchers[signature] = batching.Batcher(
                     call, self.batching, self._slots)
-        return batcher.run(inputs, rows, deadline)
+        return batcher.run(inputs, rows, deadline, cancelled)
 
 
 def _call(function, specs, arrays):

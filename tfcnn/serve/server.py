@@ -48,6 +48,7 @@ from uvicorn.protocols.http import h11_impl
 
 from tfcnn.errors import ServeError
 from tfcnn.errors import ServingError
+from tfcnn.errors import StatusCode
 from tfcnn.export import arguments
 from tfcnn.export import layout
 from tfcnn.serve import config as config_lib
@@ -241,9 +242,34 @@ async def _dispatch(request, match, inference, options):
         body = await _read_body(request, options.max_body_bytes,
                                 options.body_timeout_s)
         deadline = inference.deadline()
-        answer = await run_in_threadpool(_predict, inference, served, body,
-                                         deadline)
+        cancelled = threading.Event()
+        work = asyncio.ensure_future(run_in_threadpool(
+            _predict, inference, served, body, deadline, cancelled))
+        gone = asyncio.ensure_future(_disconnected(request))
+        await asyncio.wait({work, gone},
+                           return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            # The client left: work not yet started is dropped; a call
+            # already running can't be stopped, and holds its place.
+            cancelled.set()
+            client = request.client
+            _log.info("client %s:%s disconnected before the answer to %s; "
+                      "its request was dropped unless already running",
+                      client.host if client else "?",
+                      client.port if client else "?", request.url.path)
+            with contextlib.suppress(Exception):
+                await work
+            raise ServingError("the client disconnected",
+                               StatusCode.CANCELLED)
+        gone.cancel()
+        answer = work.result()
     return Response(answer, media_type="application/json")
+
+
+async def _disconnected(request):
+    """Returns once the client has closed its connection."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _require(request, method):
@@ -286,13 +312,14 @@ def _too_large(size, limit):
             f"Received: {size} bytes or more")
 
 
-def _predict(inference, served, body, deadline):
+def _predict(inference, served, body, deadline, cancelled=None):
     """Runs one predict request (in a worker thread); returns JSON bytes."""
     request = rest.parse_body(body)
     signature = rest.signature_name(request)
     specs = inference.input_specs(served, signature)
     inputs, row_format = rest.request_inputs(request, specs)
-    outputs = inference.predict(served, signature, inputs, deadline)
+    outputs = inference.predict(served, signature, inputs, deadline,
+                                cancelled)
     return json.dumps(rest.response_body(outputs, row_format)).encode()
 
 
