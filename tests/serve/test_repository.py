@@ -59,9 +59,17 @@ def test_unknown_names_and_metadata(tmp_path):
     assert inputs["image_bytes"]["dtype"] == "DT_STRING"
 
 
-def test_poll_seconds_must_be_positive(tmp_path):
-    with pytest.raises(ValueError, match="Received: poll_seconds=0"):
-        repository.ModelRepository(tmp_path, poll_seconds=0)
+def test_poll_seconds_zero_looks_once_and_negative_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="Received: poll_seconds=-1"):
+        repository.ModelRepository(tmp_path, poll_seconds=-1)
+    publish(tmp_path, "m")
+    models = repository.ModelRepository(tmp_path, poll_seconds=0)
+    models.start()
+    try:
+        assert models._thread is None
+        assert [entry[:2] for entry in models.loaded()] == [("m", 1)]
+    finally:
+        models.stop()
 
 
 def _configured(tmp_path, policy, labels=()):

@@ -18,6 +18,7 @@ import requests
 
 from tests.export import contract_model
 from tests.serve.conftest import bomb_png
+from tests.serve.conftest import free_port
 from tests.serve.conftest import publish
 from tfcnn import cli
 from tfcnn.data import features
@@ -381,14 +382,14 @@ def test_serve_on_a_port_in_use_is_one_line(model_base, capsys):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        assert cli.main(["serve", str(model_base), "--port", str(port),
-                         "--grpc-port", "0"]) == 2
+        assert cli.main(["serve", str(model_base), "--rest_api_port",
+                         str(port), "--port", "0"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("tfcnn serve: error: can't listen for REST "
                               f"on 127.0.0.1:{port}")
         assert len(err.strip().splitlines()) == 1
-        assert cli.main(["serve", str(model_base), "--port", "0",
-                         "--grpc-port", str(port)]) == 2
+        assert cli.main(["serve", str(model_base), "--rest_api_port",
+                         str(free_port()), f"--port={port}"]) == 2
         assert "can't listen for gRPC" in capsys.readouterr().err
 
 
@@ -401,10 +402,12 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(model_base):
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "tfcnn.cli", "serve", str(model_base),
-         "--port", "0", "--grpc-port", "0", "--max-batch-size", "64",
-         "--batch-timeout-micros", "2000000"],
+         f"--rest_api_port={free_port()}", "--port=0",
+         "--max-batch-size", "64", "--batch-timeout-micros", "2000000"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
+        line = proc.stdout.readline()
+        assert line.startswith("tfcnn serve: loaded tiny version 1 from ")
         line = proc.stdout.readline()
         rest_url = "http://" + line.split("http://")[1].split("/v1/")[0]
         target = line.strip().rsplit("gRPC at ", 1)[1]
@@ -473,3 +476,130 @@ def test_a_malformed_model_config_file_is_one_line(tmp_path, capsys):
     path.write_text("model_config_list { config { name: 'm' } }")
     assert cli.main(["serve", "--model-config-file", str(path)]) == 2
     assert "base_path is empty" in capsys.readouterr().err
+
+
+@pytest.fixture
+def serve_calls(monkeypatch):
+    """Runs `tfcnn serve` flags up to the server; records what it got."""
+    calls = []
+    monkeypatch.setattr(server_lib, "serve",
+                        lambda *args, **kwargs: calls.append(kwargs))
+    return calls
+
+
+def test_tf_serving_flags_keep_their_meanings(model_base, tmp_path,
+                                              serve_calls):
+    batching = tmp_path / "batching.config"
+    batching.write_text("max_batch_size { value: 16 }")
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true path: "/m" }')
+    assert cli.main([
+        "serve", "--port=8500", "--rest_api_port=8501", "--model_name=tiny",
+        f"--model_base_path={model_base / 'tiny'}", "--enable_batching",
+        f"--batching_parameters_file={batching}",
+        "--file_system_poll_wait_seconds=0",
+        "--rest_api_timeout_in_ms=2500",
+        f"--monitoring_config_file={monitoring}"]) == 0
+    (got,) = serve_calls
+    assert (got["port"], got["grpc_port"]) == (8501, 8500)
+    assert (got["model_name"], got["model_base_path"]) == (
+        "tiny", str(model_base / "tiny"))
+    options = got["options"]
+    assert options.batching.max_batch_size == 16
+    assert options.poll_seconds == 0
+    assert options.request_timeout_s == 2.5
+    assert options.metrics_path == "/m"
+    assert options.access_log is False
+    assert cli.main(["serve", str(model_base), "--rest_api_port=0",
+                     f"--batching_parameters_file={batching}",
+                     "--enable_batching=false", "--access-log"]) == 0
+    got = serve_calls[-1]
+    assert got["port"] is None and got["grpc_port"] == 8500
+    assert got["options"].batching is None
+    assert got["options"].access_log is True
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--port", "70000"], "--port (gRPC) must be a port number"),
+    (["--grpc-port", "70000"], "--port (gRPC) must be a port number"),
+    (["--rest_api_port=70000"], "--rest_api_port must be a port number"),
+    (["--rest_api_port=-5"], "--rest_api_port must be a port number"),
+    (["--rest_api_port=0", "--port=-1"], "nothing to serve on"),
+    (["--model_name=x"], "--model_name needs --model_base_path"),
+    (["--rest_api_timeout_in_ms=0"], "must be > 0"),
+])
+def test_bad_serve_flags_are_one_line_and_exit_2(model_base, capsys,
+                                                 serve_calls, flags, match):
+    assert cli.main(["serve", str(model_base), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfcnn serve: error: ") and match in err
+    assert len(err.strip().splitlines()) == 1
+    assert not serve_calls
+
+
+def test_a_model_folder_as_export_root_is_refused_with_a_hint(model_base,
+                                                              capsys):
+    assert cli.main(["serve", str(model_base / "tiny"),
+                     f"--rest_api_port={free_port()}", "--port=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tfcnn serve: error: nothing servable: no model "
+                          f"version loaded from {model_base / 'tiny'}; ")
+    assert f"--model_base_path={model_base / 'tiny'}" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_the_monitoring_config_moves_or_hides_the_metrics(model_base):
+    with server_lib.BackgroundServer(model_base,
+                                     metrics_path="/m") as running:
+        assert requests.get(running.url + "/m", timeout=30).ok
+        assert requests.get(running.url + "/monitoring/prometheus/metrics",
+                            timeout=30).status_code == 404
+    with server_lib.BackgroundServer(model_base,
+                                     metrics_path=None) as running:
+        assert requests.get(running.url + "/monitoring/prometheus/metrics",
+                            timeout=30).status_code == 404
+
+
+@pytest.mark.slow
+def test_tf_servings_docker_flags_with_its_stubs_and_curl(model_base):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    # The flags of TF Serving's Docker example (tensorflow_model_server
+    # --port=8500 --rest_api_port=8501 --model_name=${MODEL_NAME}
+    # --model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME}), on free ports.
+    grpc_port, rest_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfcnn.cli", "serve", f"--port={grpc_port}",
+         f"--rest_api_port={rest_port}", "--model_name=my_model",
+         f"--model_base_path={model_base / 'tiny'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline() == (
+            f"tfcnn serve: loaded my_model version 1 from "
+            f"{model_base / 'tiny' / '1'}\n")
+        assert "REST at" in proc.stdout.readline()
+        image = base64.b64encode(_image()).decode()
+        curl = subprocess.run(
+            ["curl", "-s", "-d", json.dumps({"instances": [{"b64": image}]}),
+             "-X", "POST",
+             f"http://127.0.0.1:{rest_port}/v1/models/my_model:predict"],
+            capture_output=True, text=True, timeout=60, check=True)
+        rest = json.loads(curl.stdout)["predictions"][0]
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "my_model"
+        request.inputs["image_bytes"].CopyFrom(
+            tf.make_tensor_proto([_image()]))
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            response = stub.Predict(request, timeout=60)
+        assert tf.make_ndarray(response.outputs["class_ids"])[0].tolist() \
+            == rest["class_ids"]
+        assert rest["class_names"][0] == "ant"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+        proc.wait()

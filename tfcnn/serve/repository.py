@@ -121,7 +121,9 @@ class ModelRepository:
             default policy (the newest version). Ignored when
             ``model_configs`` is given.
         poll_seconds: float, how often the background thread looks for new
-            and removed versions. Defaults to 1.0 (TF Serving's default).
+            and removed versions; 0 looks once, at start (TF Serving's
+            ``--file_system_poll_wait_seconds=0``). Defaults to 1.0 (TF
+            Serving's default).
         model_configs: sequence of ``config.ModelConfig`` (from a model
             config file), or None. Defaults to None.
 
@@ -134,8 +136,8 @@ class ModelRepository:
     """
 
     def __init__(self, export_dir=None, poll_seconds=1.0, model_configs=None):
-        if not poll_seconds > 0:
-            raise arguments.ArgumentError("poll_seconds must be > 0. "
+        if not poll_seconds >= 0:
+            raise arguments.ArgumentError("poll_seconds must be >= 0. "
                              f"Received: poll_seconds={poll_seconds!r}")
         if export_dir is None and model_configs is None:
             raise arguments.ArgumentError(
@@ -243,7 +245,7 @@ class ModelRepository:
     def start(self):
         """Loads what is there now, then polls in a daemon thread."""
         self.refresh()
-        if self._thread is None:
+        if self._thread is None and self.poll_seconds > 0:
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._poll, name="tfcnn-model-poller", daemon=True)
@@ -262,6 +264,13 @@ class ModelRepository:
                 self.refresh()
             except Exception:  # noqa: BLE001  (keep polling)
                 _log.exception("model poll failed")
+
+    def loaded(self):
+        """``(name, version, path)`` of every loaded version, sorted."""
+        with self._lock:
+            return [(name, version, served.path)
+                    for name, versions in sorted(self._served.items())
+                    for version, served in sorted(versions.items())]
 
     def names(self):
         """Returns the names of the models with a loaded version."""
