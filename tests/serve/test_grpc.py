@@ -202,4 +202,17 @@ def test_unknown_version_and_label(running):
     request.model_spec.version_label = "stable"
     with pytest.raises(grpc.RpcError) as info:
         running.predictions.Predict(request, timeout=60)
-    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Unrecognized servable version label" in info.value.details()
+
+
+def test_regress_needs_an_outputs_output(running):
+    from tensorflow_serving.apis import regression_pb2
+
+    request = regression_pb2.RegressionRequest()
+    request.model_spec.name = "tiny"
+    request.input.example_list.examples.add()
+    with pytest.raises(grpc.RpcError) as info:
+        running.predictions.Regress(request, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "no 'outputs' output" in info.value.details()

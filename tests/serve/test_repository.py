@@ -5,6 +5,8 @@ import shutil
 import pytest
 
 from tests.serve.conftest import publish
+from tfcnn.errors import ServingError
+from tfcnn.errors import StatusCode
 from tfcnn.serve import repository
 
 
@@ -113,9 +115,12 @@ def test_labels_name_versions(tmp_path):
     assert models.get("m", label="stable").version == 1
     assert models.get("m", label="canary").version == 2
     assert models.status("m", label="stable")[0]["version"] == "1"
-    for label, match in (("gone", "not loaded"), ("nope", "label 'nope'")):
-        with pytest.raises(repository.NotFoundError, match=match):
-            models.get("m", label=label)
+    with pytest.raises(repository.NotFoundError, match="not loaded"):
+        models.get("m", label="gone")
+    # TF Serving answers a label its config lacks with INVALID_ARGUMENT.
+    with pytest.raises(ServingError, match="label 'nope'") as info:
+        models.get("m", label="nope")
+    assert info.value.code is StatusCode.INVALID_ARGUMENT
 
 
 def test_a_failed_newest_version_leaves_the_previous_serving(tmp_path):

@@ -143,14 +143,21 @@ def _post_raw(url, path, data):
     ("GET", "/v1/models/tiny/versions/0", None, 404, "integer from 1"),
     ("GET", "/v1/models/tiny/versions/9223372036854775808", None, 404,
      "integer from 1 to 9223372036854775807"),
-    ("GET", "/v1/models/tiny/labels/stable", None, 404, "label 'stable'"),
+    ("GET", "/v1/models/tiny/labels/stable", None, 400, "label 'stable'"),
     ("GET", "/v1/models/nope/metadata", None, 404, "nope"),
     ("GET", "/v1/models/..%2F..%2Fetc%2Fpasswd", None, 404, ""),
     ("GET", "/v1/models/%2E%2E", None, 404, ""),
     ("GET", "/v1/models/.publish.lock", None, 404, ""),
-    ("GET", "/v1/models/tiny:predict", None, 405, "use POST"),
+    ("GET", "/v1/models/tiny:predict", None, 400,
+     "Malformed request: GET /v1/models/tiny:predict"),
     ("POST", "/v1/models/tiny:classify", {"instances": [1]}, 400,
-     ":predict"),
+     "unknown request keys ['instances']"),
+    ("POST", "/v1/models/tiny:regress", {"examples": [{"x": 1}]}, 400,
+     "no 'outputs' output"),
+    ("POST", "/v1/models/tiny:classify", {"examples": [{"x": [1, "a"]}]},
+     400, "feature 'x'"),
+    ("POST", "/v1/models/tiny:explain", {"instances": [1]}, 404,
+     "unsupported method 'explain'"),
     ("PUT", "/v1/models/tiny", None, 405, ""),
     ("GET", "/v2/anything", None, 404, ""),
 ])
@@ -203,6 +210,34 @@ def test_a_kept_alive_connection_has_no_delayed_ack_stall(url):
             assert session.get(url + "/v1/models/tiny", timeout=30).ok
             times.append(time.perf_counter() - start)
     assert sorted(times)[len(times) // 2] < 0.010, times
+
+
+def test_classify_takes_tf_servings_json_examples(url):
+    def example(i):
+        return {"image/encoded": b64(contract_model.encoded_images(
+            2, seed=i)[0]), "image/height": 0, "image/width": 0,
+                "image/class/label": 0, "image/class/text": "",
+                "image/filename": "a.png"}
+
+    answer = requests.post(url + "/v1/models/tiny:classify", timeout=60,
+                           json={"context": {"image/format": "png"},
+                                 "examples": [example(1), example(2)]})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["result"]
+    assert len(result) == 2 and len(result[0]) == 2
+    (label, score), (_, second) = result[0]
+    assert label == "ant" and score >= second
+    # The same answer as gRPC Classify and :predict on predict_examples.
+    pairs = requests.post(url + "/v1/models/tiny:predict", timeout=60, json={
+        "signature_name": "predict_examples",
+        "instances": [{"examples": b64(features.make_example(
+            contract_model.encoded_images(2, seed=1)[0],
+            image_format="png", height=0, width=0, label=0, text="",
+            filename="a.png").SerializeToString())}]}).json()
+    prediction = pairs["predictions"][0]
+    assert [label for label, _ in result[0]] == prediction["class_names"]
+    np.testing.assert_allclose([s for _, s in result[0]],
+                               prediction["scores"], atol=1e-6)
 
 
 def test_a_new_version_is_served_without_a_restart(tmp_path):

@@ -1,8 +1,9 @@
 """TF Serving's gRPC API on grpcio, with the protos of tensorflow-serving-api.
 
 ``tensorflow.serving.PredictionService``: ``Predict`` (named input
-tensors), ``Classify`` (``tf.Example`` inputs, answered from a signature's
-``classes``/``class_names`` and ``scores`` outputs) and
+tensors), ``Classify`` and ``Regress`` (``tf.Example`` inputs, with an
+optional shared context, answered from a signature's ``classes``/
+``class_names`` and ``scores`` outputs, or its ``outputs``) and
 ``GetModelMetadata`` (the ``signature_def`` map); and
 ``tensorflow.serving.ModelService.GetModelStatus``. A client written for
 TF Serving with ``prediction_service_pb2_grpc.PredictionServiceStub`` works
@@ -25,6 +26,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import regression_pb2
 
 from tfcnn.errors import ServingError
 from tfcnn.errors import StatusCode
@@ -33,7 +35,6 @@ from tfcnn.serve import inference as inference_lib
 
 _STATES = {"AVAILABLE": get_model_status_pb2.ModelVersionStatus.AVAILABLE,
            "END": get_model_status_pb2.ModelVersionStatus.END}
-_CLASS_OUTPUTS = ("classes", "class_names")
 
 
 def _model_spec(spec):
@@ -108,40 +109,38 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Classify(self, request, context):  # noqa: N802
         def body():
-            kind = request.input.WhichOneof("kind")
-            if kind != "example_list":
-                raise ServingError("Classify takes input.example_list "
-                                   f"here. Received: {kind}")
-            examples = np.array(
-                [e.SerializeToString()
-                 for e in request.input.example_list.examples],
-                dtype=object)
             with self.inference.admit():
                 served, signature = self._resolve(request, classify=True)
-                specs = self.inference.input_specs(served, signature)
-                outputs = self.inference.predict(
-                    served, signature, {next(iter(specs)): examples},
+                rows = self.inference.classify(
+                    served, signature, _examples(request),
                     self.inference.deadline(context.time_remaining()),
                     _cancelled(context))
-            classes = next((outputs[n] for n in _CLASS_OUTPUTS
-                            if n in outputs), None)
-            scores = outputs.get("scores")
-            if classes is None or scores is None:
-                raise ServingError(
-                    f"signature {signature!r} has no 'classes' (or "
-                    f"'class_names') and 'scores' outputs to classify with;"
-                    f" it has {sorted(outputs)}")
             response = classification_pb2.ClassificationResponse()
             _fill_spec(response.model_spec, served, signature)
-            for row_classes, row_scores in zip(classes, scores):
+            for row in rows:
                 result = response.result.classifications.add()
-                for label, score in zip(row_classes, row_scores):
-                    result.classes.add(label=_label(label),
-                                       score=float(score))
+                for label, score in row:
+                    result.classes.add(label=label, score=score)
             return response
 
         return _answer(self.inference, "classify", request, context,
                        body)
+
+    def Regress(self, request, context):  # noqa: N802
+        def body():
+            with self.inference.admit():
+                served, signature = self._resolve(request, classify=True)
+                values = self.inference.regress(
+                    served, signature, _examples(request),
+                    self.inference.deadline(context.time_remaining()),
+                    _cancelled(context))
+            response = regression_pb2.RegressionResponse()
+            _fill_spec(response.model_spec, served, signature)
+            for value in values:
+                response.result.regressions.add(value=value)
+            return response
+
+        return _answer(self.inference, "regress", request, context, body)
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         def body():
@@ -167,32 +166,34 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         name, version, label = _model_spec(request.model_spec)
         served = self.inference.served(name, version, label)
         signature = request.model_spec.signature_name
-        if not signature and classify:
-            signature = _examples_signature(served)
+        if classify:
+            signature = self.inference.examples_signature(served, signature)
         return served, signature or inference_lib.DEFAULT_SIGNATURE
 
 
-def _examples_signature(served):
-    """The signature Classify uses when the request names none.
-
-    TF Serving's default (``serving_default``) when it takes one string
-    input, else the first signature whose one input is a string vector
-    named ``inputs`` or ``examples`` (TF Serving's classify input key and
-    the dataset's).
-    """
-    candidates = [inference_lib.DEFAULT_SIGNATURE] + sorted(
-        served.signatures)
-    for name in candidates:
-        if name not in served.signatures:
-            continue
-        specs = served.input_specs(name)
-        if len(specs) != 1:
-            continue
-        (input_name, spec), = specs.items()
-        if spec.dtype == tf.string and (
-                input_name in ("inputs", "examples")):
-            return name
-    return inference_lib.DEFAULT_SIGNATURE
+def _examples(request):
+    """The serialized ``tf.Example``s of a Classify or Regress request."""
+    kind = request.input.WhichOneof("kind")
+    if kind == "example_list":
+        examples = request.input.example_list.examples
+        context = None
+    elif kind == "example_list_with_context":
+        examples = request.input.example_list_with_context.examples
+        context = request.input.example_list_with_context.context
+    else:
+        raise ServingError("the request's input must hold an example_list "
+                           f"or example_list_with_context. Received: {kind}")
+    serialized = []
+    for example in examples:
+        if context is not None:
+            merged = type(example)()
+            merged.CopyFrom(context)
+            merged.MergeFrom(example)
+            example = merged
+        serialized.append(example.SerializeToString())
+    if not serialized:
+        raise ServingError("the request holds no examples")
+    return np.array(serialized, dtype=object)
 
 
 def _cancelled(context):
@@ -202,12 +203,6 @@ def _cancelled(context):
     if not context.add_callback(event.set):
         event.set()
     return event
-
-
-def _label(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):

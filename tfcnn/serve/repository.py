@@ -30,6 +30,7 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfcnn.errors import NotFoundError
+from tfcnn.errors import ServingError
 from tfcnn.export import arguments
 from tfcnn.export import layout
 from tfcnn.serve import config as config_lib
@@ -313,8 +314,10 @@ class ModelRepository:
     def _label_version(self, name, label):
         version = self._labels.get(name, {}).get(label)
         if version is None:
-            raise NotFoundError(f"Unrecognized servable version label "
-                                f"{label!r} of model {name!r}")
+            # TF Serving's answer (ServerCore): a label the config does
+            # not define is the request's mistake, INVALID_ARGUMENT.
+            raise ServingError(f"Unrecognized servable version label "
+                               f"{label!r} of model {name!r}")
         return version
 
     def status(self, name, version=None, label=None):

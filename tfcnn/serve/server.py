@@ -11,6 +11,8 @@ against the other:
 - ``GET .../metadata``: signatures;
 - ``POST ...:predict``: ``instances`` (row) or ``inputs`` (columnar)
   bodies, ``{"b64": ...}`` for bytes;
+- ``POST ...:classify`` and ``...:regress``: ``tf.Example`` features as
+  JSON (``tfcnn.serve.rest``);
 - ``GET /monitoring/prometheus/metrics``: TF Serving's metrics
   (``tfcnn.serve.metrics``);
 - gRPC ``PredictionService`` and ``ModelService`` (``tfcnn.serve.grpc_api``)
@@ -178,8 +180,11 @@ def create_app(export_dir=None, *, model_configs=None, options=None,
             if match is None:
                 raise rest.RequestError(
                     f"malformed URL path {request.url.path!r}", 404)
+            # Only known APIs become metrics labels (bounded, as names).
             api = ("metadata" if match["metadata"] else
-                   (match["method"] or "status"))
+                   "status" if match["method"] is None else
+                   match["method"] if match["method"] in _METHODS else
+                   "other")
             return await _dispatch(request, match, inference, options)
         except ServingError as error:
             code = error.code.name
@@ -247,10 +252,10 @@ async def _dispatch(request, match, inference, options):
                 _metadata(inference.served(name, version, label)))
         return _json_response({"model_version_status": inference.status(
             name, version, label)})
-    if method != "predict":
+    if method not in _METHODS:
         raise rest.RequestError(
-            f"unsupported method {method!r}; this server answers :predict",
-            404 if method not in ("classify", "regress") else 400)
+            f"unsupported method {method!r}; this server answers "
+            ":predict, :classify and :regress", 404)
     _require(request, "POST")
     served = inference.served(name, version, label)
     with inference.admit():
@@ -259,7 +264,8 @@ async def _dispatch(request, match, inference, options):
         deadline = inference.deadline()
         cancelled = threading.Event()
         work = asyncio.ensure_future(run_in_threadpool(
-            _predict, inference, served, body, deadline, cancelled))
+            _METHODS[method], inference, served, body, deadline,
+            cancelled))
         gone = asyncio.ensure_future(_disconnected(request))
         await asyncio.wait({work, gone},
                            return_when=asyncio.FIRST_COMPLETED)
@@ -288,9 +294,12 @@ async def _disconnected(request):
 
 
 def _require(request, method):
+    # TF Serving answers a method the URL does not take as a malformed
+    # request (http_rest_api_handler.cc), 400 rather than 405.
     if request.method != method:
         raise rest.RequestError(
-            f"{request.method} is not allowed here; use {method}", 405)
+            f"Malformed request: {request.method} {request.url.path} "
+            f"(use {method})", 400)
 
 
 def _metadata(served):
@@ -336,6 +345,32 @@ def _predict(inference, served, body, deadline, cancelled=None):
     outputs = inference.predict(served, signature, inputs, deadline,
                                 cancelled)
     return json.dumps(rest.response_body(outputs, row_format)).encode()
+
+
+def _examples_call(answer):
+    """A ``:classify``/``:regress`` runner around ``Inference``'s own."""
+
+    def run(inference, served, body, deadline, cancelled=None):
+        request = rest.parse_body(body)
+        signature = inference.examples_signature(
+            served, request.get("signature_name", ""))
+        if not isinstance(signature, str):
+            raise rest.RequestError("signature_name must be a string. "
+                                    f"Received: {signature!r}")
+        examples = rest.request_examples(request)
+        return json.dumps(answer(inference, served, signature, examples,
+                                 deadline, cancelled)).encode()
+
+    return run
+
+
+_METHODS = {
+    "predict": _predict,
+    "classify": _examples_call(lambda inference, *args: rest.classify_body(
+        inference.classify(*args))),
+    "regress": _examples_call(lambda inference, *args: rest.regress_body(
+        inference.regress(*args))),
+}
 
 
 def _timed_protocol(header_timeout_s):
