@@ -102,8 +102,8 @@ def test_model_metadata_and_status(running):
     signatures = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signatures)
     assert sorted(signatures.signature_def) == [
-        "predict_examples", "predict_images", "predict_images_uint8",
-        "serving_default"]
+        "__saved_model_init_op", "predict_examples", "predict_images",
+        "predict_images_uint8", "serving_default"]
     assert signatures.signature_def["serving_default"].inputs[
         "image_bytes"].dtype == tf.string.as_datatype_enum
     status = get_model_status_pb2.GetModelStatusRequest()

@@ -56,9 +56,13 @@ def test_unknown_names_and_metadata(tmp_path):
         with pytest.raises(repository.NotFoundError):
             models.status(name)
     signature_def = models.get("m").signature_def["signature_def"]
-    assert "__saved_model_init_op" not in signature_def
+    # As TF Serving's metadata: the init op too, and default values.
+    assert signature_def["__saved_model_init_op"]["method_name"] == ""
     inputs = signature_def["serving_default"]["inputs"]
     assert inputs["image_bytes"]["dtype"] == "DT_STRING"
+    assert inputs["image_bytes"]["tensor_shape"] == {
+        "dim": [{"size": "-1", "name": ""}], "unknown_rank": False}
+    assert signature_def["serving_default"]["defaults"] == {}
 
 
 def test_poll_seconds_zero_looks_once_and_negative_is_refused(tmp_path):

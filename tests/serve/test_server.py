@@ -65,7 +65,8 @@ def test_model_metadata(url):
         assert answer["model_spec"] == {"name": "tiny", "signature_name": "",
                                         "version": "1"}
         signatures = answer["metadata"]["signature_def"]["signature_def"]
-        assert sorted(signatures) == ["predict_examples", "predict_images",
+        assert sorted(signatures) == ["__saved_model_init_op",
+                                      "predict_examples", "predict_images",
                                       "predict_images_uint8",
                                       "serving_default"]
         default = signatures["serving_default"]

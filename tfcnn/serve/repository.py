@@ -36,7 +36,6 @@ from tfcnn.export import layout
 from tfcnn.serve import config as config_lib
 
 _log = logging.getLogger(__name__)
-_INIT_OP_SIGNATURE = "__saved_model_init_op"
 
 
 class ServedVersion:
@@ -63,8 +62,11 @@ class ServedVersion:
         self._loaded = tf.saved_model.load(self.path)
         self.signatures = dict(self._loaded.signatures)
         self.signature_def = {"signature_def": {
+            # TF Serving prints default values too ("unknown_rank": false,
+            # a dim's "name": "", "defaults": {}).
             key: json_format.MessageToDict(
-                value, preserving_proto_field_name=True)
+                value, preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True)
             for key, value in sorted(self.signature_defs.items())}}
         self.batchers = {}
         self.lock = threading.Lock()
@@ -79,9 +81,9 @@ def _read_signature_defs(path):
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(path, layout.SAVED_MODEL_FILE), "rb") as f:
         proto.ParseFromString(f.read())
-    return {key: signature
-            for key, signature in proto.meta_graphs[0].signature_def.items()
-            if key != _INIT_OP_SIGNATURE}
+    # Every SignatureDef, __saved_model_init_op included, as TF Serving's
+    # metadata lists them.
+    return dict(proto.meta_graphs[0].signature_def.items())
 
 
 def _release_memory():
