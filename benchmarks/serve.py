@@ -301,6 +301,15 @@ def run_grpc(target, clients, seconds, images_file, record=False,
                            + done.stderr[-2000:]) from None
 
 
+def _ab_row(result, bare):
+    """A table row of ``run_ab``'s figures against the bare call rate."""
+    return {"requests_per_s": round(result["requests_per_s"], 1),
+            "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
+            "failed": result["failed"] + result["non_2xx"],
+            "bare_calls_per_s": round(bare, 1),
+            "vs_bare": round(result["requests_per_s"] / bare, 3)}
+
+
 def load_matrix(base, body_file, images_file, seconds, bare, label,
                 batching_flags):
     """REST and gRPC at each client count, batching off and on.
@@ -322,20 +331,9 @@ def load_matrix(base, body_file, images_file, seconds, bare, label,
                               keep_alive=True)
                 bare_grpc = bare()
                 grpc_ = run_grpc(server.grpc, clients, seconds, images_file)
-                rows[f"{key}_rest_{clients}"] = {
-                    "requests_per_s": round(rest["requests_per_s"], 1),
-                    "p50_ms": rest["p50_ms"], "p99_ms": rest["p99_ms"],
-                    "failed": rest["failed"] + rest["non_2xx"],
-                    "bare_calls_per_s": round(bare_rest, 1),
-                    "vs_bare": round(rest["requests_per_s"] / bare_rest,
-                                     3)}
-                rows[f"{key}_rest_keepalive_{clients}"] = {
-                    "requests_per_s": round(kept["requests_per_s"], 1),
-                    "p50_ms": kept["p50_ms"], "p99_ms": kept["p99_ms"],
-                    "failed": kept["failed"] + kept["non_2xx"],
-                    "bare_calls_per_s": round(bare_kept, 1),
-                    "vs_bare": round(kept["requests_per_s"] / bare_kept,
-                                     3)}
+                rows[f"{key}_rest_{clients}"] = _ab_row(rest, bare_rest)
+                rows[f"{key}_rest_keepalive_{clients}"] = _ab_row(
+                    kept, bare_kept)
                 rows[f"{key}_grpc_{clients}"] = {
                     "requests_per_s": round(grpc_["requests_per_s"], 1),
                     "p50_ms": round(grpc_["p50_ms"], 2),
