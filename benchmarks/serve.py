@@ -5,7 +5,9 @@ Everything runs on 127.0.0.1. The server is ``tfcnn serve`` in its own
 process. The load generators are not the server's bottleneck:
 
 - REST: ``ab`` (ApacheBench, Debian's apache2-utils, written in C),
-  posting a base64 PNG to ``:predict`` with 1, 8 and 32 concurrent clients;
+  posting a base64 PNG to ``:predict`` with 1, 8 and 32 concurrent clients,
+  once with a new connection per request and once with keep-alive
+  (``ab -k``: each client reuses its HTTP/1.1 connection);
 - gRPC: this script in a second process (``--grpc-client``) keeping 1, 8 or
   32 ``Predict`` calls in flight with TF Serving's own stub (futures, one
   thread); its own CPU time is measured and reported.
@@ -48,6 +50,7 @@ import json  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -218,12 +221,18 @@ class Server:
     """``tfcnn serve`` in its own process on free loopback ports."""
 
     def __init__(self, base, extra=()):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            rest_port = probe.getsockname()[1]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tfcnn.cli", "serve", str(base),
-             "--port", "0", "--grpc-port", "0", "--max-in-flight", "256",
-             *extra],
+             f"--rest_api_port={rest_port}", "--port=0",
+             "--max-in-flight", "256", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # One "loaded ..." line per version, then the addresses.
         line = self.proc.stdout.readline()
+        while line.startswith("tfcnn serve: loaded "):
+            line = self.proc.stdout.readline()
         if "http://" not in line:
             self.proc.kill()
             raise RuntimeError(f"the server did not start: {line!r}")
@@ -246,10 +255,12 @@ class Server:
             return self.proc.wait()
 
 
-def run_ab(url, body_file, clients, seconds):
-    """REST load with ApacheBench; returns its figures."""
+def run_ab(url, body_file, clients, seconds, keep_alive=False):
+    """REST load with ApacheBench (``-k``: HTTP/1.1 keep-alive, each
+    client reusing its connection); returns its figures."""
     done = subprocess.run(
-        ["ab", "-q", "-t", str(seconds), "-n", "10000000", "-c",
+        ["ab", "-q", *(["-k"] if keep_alive else []), "-t", str(seconds),
+         "-n", "10000000", "-c",
          str(clients), "-p", body_file, "-T", "application/json",
          "-s", "60", url + "/v1/models/bench:predict"],
         capture_output=True, text=True, check=False)
@@ -290,6 +301,15 @@ def run_grpc(target, clients, seconds, images_file, record=False,
                            + done.stderr[-2000:]) from None
 
 
+def _ab_row(result, bare):
+    """A table row of ``run_ab``'s figures against the bare call rate."""
+    return {"requests_per_s": round(result["requests_per_s"], 1),
+            "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
+            "failed": result["failed"] + result["non_2xx"],
+            "bare_calls_per_s": round(bare, 1),
+            "vs_bare": round(result["requests_per_s"] / bare, 3)}
+
+
 def load_matrix(base, body_file, images_file, seconds, bare, label,
                 batching_flags):
     """REST and gRPC at each client count, batching off and on.
@@ -306,15 +326,14 @@ def load_matrix(base, body_file, images_file, seconds, bare, label,
                 key = f"{label}_{'batched' if batching else 'unbatched'}"
                 bare_rest = bare()
                 rest = run_ab(server.url, body_file, clients, seconds)
+                bare_kept = bare()
+                kept = run_ab(server.url, body_file, clients, seconds,
+                              keep_alive=True)
                 bare_grpc = bare()
                 grpc_ = run_grpc(server.grpc, clients, seconds, images_file)
-                rows[f"{key}_rest_{clients}"] = {
-                    "requests_per_s": round(rest["requests_per_s"], 1),
-                    "p50_ms": rest["p50_ms"], "p99_ms": rest["p99_ms"],
-                    "failed": rest["failed"] + rest["non_2xx"],
-                    "bare_calls_per_s": round(bare_rest, 1),
-                    "vs_bare": round(rest["requests_per_s"] / bare_rest,
-                                     3)}
+                rows[f"{key}_rest_{clients}"] = _ab_row(rest, bare_rest)
+                rows[f"{key}_rest_keepalive_{clients}"] = _ab_row(
+                    kept, bare_kept)
                 rows[f"{key}_grpc_{clients}"] = {
                     "requests_per_s": round(grpc_["requests_per_s"], 1),
                     "p50_ms": round(grpc_["p50_ms"], 2),

@@ -565,6 +565,9 @@ def _add_predict(subparsers):
                    help="segmentation: the folder class maps are written "
                         "to, never over an existing file (default: a new "
                         "folder class_maps, class_maps_2, ... here)")
+    p.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="refuse images whose header declares more pixels "
+                        "(width x height), before decoding them")
     _add_json(p)
     p.set_defaults(handler=_predict)
 
@@ -581,11 +584,22 @@ def _predict(args):
 
     result = predict.predict(saved_model, args.images,
                              top_k=_given(args.top_k, config.top_k),
-                             output_dir=args.out)
+                             output_dir=args.out,
+                             max_pixels=args.max_pixels)
     if args.json:
         _print_json(args, result)
     else:
         print(predict.format_predictions(result))
+
+
+def _flag_bool(value):
+    """TF Serving's boolean flag values: true/false, 1/0 (argparse)."""
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(
+        f"must be true or false. Received: {value!r}")
 
 
 def _add_serve(subparsers):
@@ -593,30 +607,56 @@ def _add_serve(subparsers):
         "serve", help="serve exported models with TF Serving's REST and "
                       "gRPC APIs",
         description="Serve every model under EXPORT_DIR (<name>/<version>/"
-                    ", newest version) or those of --model-config-file "
-                    "with TF Serving's REST and gRPC APIs. SIGTERM drains "
-                    "the requests in flight.")
+                    ", newest version), one model (--model_name and "
+                    "--model_base_path) or those of --model_config_file "
+                    "with TF Serving's REST and gRPC APIs. "
+                    "tensorflow_model_server's flags are accepted with "
+                    "their meanings (--port is gRPC, --rest_api_port "
+                    "REST), in either spelling (--rest_api_port=8501 or "
+                    "--rest-api-port 8501). SIGTERM drains the requests "
+                    "in flight.")
     p.add_argument("export_dir", nargs="?", default=None,
                    help="export root (a recipe's export.export_dir), e.g. "
                         "saved_models")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on")
-    p.add_argument("--port", type=int, default=8501,
-                   help="REST port; 0: a free one")
-    p.add_argument("--grpc-port", type=int, default=8500,
-                   help="gRPC port; 0: a free one; -1: no gRPC")
-    p.add_argument("--model-config-file", default=None,
+                   help="address to listen on (0.0.0.0: every interface, "
+                        "as in a container)")
+    p.add_argument("--port", "--grpc-port", "--grpc_port", type=int,
+                   default=8500, dest="grpc_port",
+                   help="gRPC port (as tensorflow_model_server); 0: a free "
+                        "one; -1: no gRPC")
+    p.add_argument("--rest_api_port", "--rest-api-port", type=int,
+                   default=8501, dest="rest_api_port",
+                   help="REST port; 0: no REST (as tensorflow_model_server)"
+                        " (default: 8501)")
+    p.add_argument("--model_name", "--model-name", default=None,
+                   dest="model_name",
+                   help="with --model_base_path: the name clients ask for "
+                        "(default: 'default', as tensorflow_model_server)")
+    p.add_argument("--model_base_path", "--model-base-path", default=None,
+                   dest="model_base_path",
+                   help="one model's folder of version folders, served "
+                        "as --model_name")
+    p.add_argument("--model_config_file", "--model-config-file",
+                   default=None, dest="model_config_file",
                    help="TF Serving model config file (models, version "
                         "policies, labels) instead of EXPORT_DIR")
     p.add_argument("--max-body-mb", type=float, default=32.0,
                    help="reject request bodies larger than this (413)")
-    p.add_argument("--poll-seconds", type=float, default=1.0,
-                   help="how often to look for new versions")
+    p.add_argument("--file_system_poll_wait_seconds",
+                   "--file-system-poll-wait-seconds", "--poll-seconds",
+                   type=float, default=1.0, dest="poll_seconds",
+                   help="how often to look for new versions; 0: once, at "
+                        "start")
     p.add_argument("--max-in-flight", type=int, default=64,
                    help="requests in flight or queued at once, REST and "
                         "gRPC together; more get 429 / RESOURCE_EXHAUSTED")
     p.add_argument("--request-timeout", type=float, default=30.0,
                    help="seconds a request may wait before its call starts")
+    p.add_argument("--rest_api_timeout_in_ms", "--rest-api-timeout-in-ms",
+                   type=int, default=None, dest="rest_api_timeout_in_ms",
+                   help="--request-timeout in milliseconds (as "
+                        "tensorflow_model_server)")
     p.add_argument("--max-instances", type=int, default=1024,
                    help="instances per request; more get 413")
     p.add_argument("--max-pixels", type=int, default=40_000_000,
@@ -626,12 +666,16 @@ def _add_serve(subparsers):
                    help="seconds to receive a request's headers")
     p.add_argument("--body-timeout", type=float, default=30.0,
                    help="seconds to receive a request's body; 408 after")
-    p.add_argument("--enable-batching", action="store_true",
+    p.add_argument("--enable_batching", "--enable-batching", nargs="?",
+                   const=True, default=None, type=_flag_bool,
+                   dest="enable_batching",
                    help="merge concurrent requests into one call (TF "
-                        "Serving's batching)")
-    p.add_argument("--batching-parameters-file", default=None,
-                   help="TF Serving BatchingParameters text file (implies "
-                        "--enable-batching)")
+                        "Serving's batching); =false turns it off")
+    p.add_argument("--batching_parameters_file",
+                   "--batching-parameters-file", default=None,
+                   dest="batching_parameters_file",
+                   help="TF Serving BatchingParameters text file "
+                        "(implies --enable_batching unless =false)")
     p.add_argument("--max-batch-size", type=int, default=None,
                    help="rows per merged call (default 32; implies "
                         "--enable-batching)")
@@ -641,6 +685,13 @@ def _add_serve(subparsers):
                    help="merged calls at once (default: the CPU cores)")
     p.add_argument("--max-enqueued-batches", type=int, default=None,
                    help="queued batches per model signature (default 64)")
+    p.add_argument("--monitoring_config_file", "--monitoring-config-file",
+                   default=None, dest="monitoring_config_file",
+                   help="TF Serving MonitoringConfig text file: whether and "
+                        "where the Prometheus metrics page is served "
+                        "(default: at /monitoring/prometheus/metrics)")
+    p.add_argument("--access-log", action="store_true",
+                   help="log one line per REST request (off by default)")
     p.set_defaults(handler=_serve)
 
 
@@ -649,33 +700,73 @@ def _serve(args):
     from tfcnn.serve import inputs
     from tfcnn.serve import server
 
-    if (args.export_dir is None) == (args.model_config_file is None):
+    sources = [name for name, value in (
+        ("EXPORT_DIR", args.export_dir),
+        ("--model_base_path", args.model_base_path),
+        ("--model_config_file", args.model_config_file)) if value]
+    if len(sources) != 1:
         raise _usage_error(
-            "give EXPORT_DIR or --model-config-file (one of them)")
+            "give one of EXPORT_DIR, --model_base_path or "
+            f"--model_config_file. Received: {sources or 'none'}")
+    if args.model_name is not None and args.model_base_path is None:
+        raise _usage_error("--model_name needs --model_base_path. "
+                           f"Received: --model_name={args.model_name}")
+    if not -1 <= args.grpc_port <= 65535:
+        raise _usage_error("--port (gRPC) must be a port number from 0 to "
+                           f"65535, or -1 for no gRPC. Received: "
+                           f"--port={args.grpc_port}")
+    if not 0 <= args.rest_api_port <= 65535:
+        raise _usage_error("--rest_api_port must be a port number from 0 "
+                           "to 65535 (0: no REST). Received: "
+                           f"--rest_api_port={args.rest_api_port}")
+    if args.rest_api_port == 0 and args.grpc_port < 0:
+        raise _usage_error("--rest_api_port=0 and --port=-1 leave nothing "
+                           "to serve on")
     batching_flags = {
         "max_batch_size": args.max_batch_size,
         "batch_timeout_micros": args.batch_timeout_micros,
         "num_batch_threads": args.num_batch_threads,
         "max_enqueued_batches": args.max_enqueued_batches}
+    # Batching is on with --enable_batching, or implied by its file or
+    # --max-batch-size unless --enable_batching=false says otherwise.
+    enabled = args.enable_batching
+    if enabled is None:
+        enabled = (args.batching_parameters_file is not None
+                   or args.max_batch_size is not None)
     batching = None
-    if args.batching_parameters_file is not None:
+    if enabled and args.batching_parameters_file is not None:
         batching = config.read_batching_parameters_file(
             args.batching_parameters_file, **batching_flags)
-    elif args.enable_batching or args.max_batch_size is not None:
+    elif enabled:
         batching = config.BatchingParameters(
             **{k: v for k, v in batching_flags.items() if v is not None})
+    request_timeout = args.request_timeout
+    if args.rest_api_timeout_in_ms is not None:
+        if args.rest_api_timeout_in_ms <= 0:
+            raise _usage_error(
+                "--rest_api_timeout_in_ms must be > 0. Received: "
+                f"--rest_api_timeout_in_ms={args.rest_api_timeout_in_ms}")
+        request_timeout = args.rest_api_timeout_in_ms / 1000
+    metrics_path = config.DEFAULT_METRICS_PATH
+    if args.monitoring_config_file is not None:
+        metrics_path = config.read_monitoring_config_file(
+            args.monitoring_config_file)
     options = server.ServerOptions(
         max_body_bytes=int(args.max_body_mb * 2**20),
         poll_seconds=args.poll_seconds,
         limits=inputs.Limits(max_instances=args.max_instances,
                              max_pixels=args.max_pixels),
         max_in_flight=args.max_in_flight,
-        request_timeout_s=args.request_timeout,
+        request_timeout_s=request_timeout,
         header_timeout_s=args.header_timeout,
-        body_timeout_s=args.body_timeout, batching=batching)
-    server.serve(args.export_dir, host=args.host, port=args.port,
+        body_timeout_s=args.body_timeout, batching=batching,
+        metrics_path=metrics_path, access_log=args.access_log)
+    server.serve(args.export_dir, host=args.host,
+                 port=args.rest_api_port or None,
                  grpc_port=None if args.grpc_port < 0 else args.grpc_port,
-                 model_config_file=args.model_config_file, options=options)
+                 model_config_file=args.model_config_file,
+                 model_name=args.model_name or "default",
+                 model_base_path=args.model_base_path, options=options)
 
 
 # run / models -----------------------------------------------------------------

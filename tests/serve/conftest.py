@@ -1,5 +1,6 @@
 """Fixtures of the serve tests: small exported models, hostile images."""
 
+import socket
 import struct
 import zlib
 
@@ -38,3 +39,10 @@ def bomb_png(width=20000, height=20000):
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
             + chunk(b"IEND", b""))
+
+
+def free_port():
+    """A TCP port no one listens on now (for a server started by flags)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

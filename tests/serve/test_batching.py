@@ -59,6 +59,23 @@ def test_concurrent_requests_are_merged_and_split_back():
                                                    for i in range(8))
 
 
+def test_a_failing_request_fails_alone_not_its_batch():
+    def reject_negative(inputs):
+        if (inputs["x"] < 0).any():
+            raise ServingError("negative input")
+        return {"y": inputs["x"] * 2}
+
+    batcher = _batcher(reject_negative, max_batch_size=64,
+                       batch_timeout_micros=300_000)
+    results, errors = _concurrently(8, lambda i: batcher.run(
+        {"x": np.full((1, 2), -1 if i == 3 else i, np.float32)}, 1))
+    assert [str(e) if e else None for e in errors] == \
+        [None] * 3 + ["negative input"] + [None] * 4
+    for i, outputs in enumerate(results):
+        if i != 3:
+            np.testing.assert_array_equal(outputs["y"], [[2 * i, 2 * i]])
+
+
 def test_batches_are_padded_to_an_allowed_size():
     sizes = []
 
@@ -168,6 +185,47 @@ def test_batched_answers_equal_unbatched_ones(model_base):
         assert got["class_ids"] == want["class_ids"]
         np.testing.assert_allclose(got["probabilities"],
                                    want["probabilities"], atol=1e-6)
+
+
+def test_an_undecodable_image_answers_only_its_own_request(model_base):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    good = contract_model.encoded_images(1)[0]
+    bad = b"not an image"
+    params = config.BatchingParameters(max_batch_size=8,
+                                       batch_timeout_micros=500_000)
+    with server_lib.BackgroundServer(model_base, grpc_port=0,
+                                     batching=params) as running:
+        url = running.url + "/v1/models/tiny:predict"
+        channel = grpc.insecure_channel(running.grpc_target)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        def rest(i):
+            data = bad if i == 0 else good
+            return requests.post(url, json={"instances": [_b64(data)]},
+                                 timeout=60).status_code
+
+        def grpc_call(i):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "tiny"
+            request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(
+                [bad if i == 0 else good]))
+            try:
+                stub.Predict(request, timeout=60)
+            except grpc.RpcError as error:
+                return error.code()
+            return grpc.StatusCode.OK
+
+        statuses, errors = _concurrently(8, rest)
+        codes, grpc_errors = _concurrently(8, grpc_call)
+        channel.close()
+    assert errors == grpc_errors == [None] * 8
+    assert statuses == [400] + [200] * 7
+    assert codes == [grpc.StatusCode.INVALID_ARGUMENT] + \
+        [grpc.StatusCode.OK] * 7
 
 
 def test_overload_gets_429_and_resource_exhausted_never_5xx(model_base):

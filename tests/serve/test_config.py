@@ -2,6 +2,7 @@
 
 import pytest
 
+from tfcnn.errors import ConfigError
 from tfcnn.serve import config
 
 CONFIG = """
@@ -109,3 +110,20 @@ def test_bad_batching_parameters(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(config.ConfigError, match=match):
         config.read_batching_parameters_file(path)
+
+
+def test_monitoring_config_file(tmp_path):
+    path = tmp_path / "monitoring.config"
+    path.write_text("prometheus_config { enable: true }")
+    assert config.read_monitoring_config_file(path) == \
+        "/monitoring/prometheus/metrics"
+    path.write_text('prometheus_config { enable: true, path: "/metrics" }')
+    assert config.read_monitoring_config_file(path) == "/metrics"
+    path.write_text("prometheus_config { enable: false }")
+    assert config.read_monitoring_config_file(path) is None
+    path.write_text('prometheus_config { enable: true, path: "metrics" }')
+    with pytest.raises(ConfigError, match="must start with '/'"):
+        config.read_monitoring_config_file(path)
+    path.write_text("prometheus_config { nope: 1 }")
+    with pytest.raises(ConfigError, match="monitoring.config"):
+        config.read_monitoring_config_file(path)

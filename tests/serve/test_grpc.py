@@ -102,8 +102,8 @@ def test_model_metadata_and_status(running):
     signatures = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signatures)
     assert sorted(signatures.signature_def) == [
-        "predict_examples", "predict_images", "predict_images_uint8",
-        "serving_default"]
+        "__saved_model_init_op", "predict_examples", "predict_images",
+        "predict_images_uint8", "serving_default"]
     assert signatures.signature_def["serving_default"].inputs[
         "image_bytes"].dtype == tf.string.as_datatype_enum
     status = get_model_status_pb2.GetModelStatusRequest()
@@ -143,6 +143,56 @@ def test_errors_carry_canonical_codes(running, request_fn, code, match):
     assert match in info.value.details()
 
 
+def _declared(signature, name, dtype, shape, **content):
+    proto = tf.make_tensor_proto(np.zeros(0, dtype.as_numpy_dtype))
+    proto.ClearField("tensor_content")
+    proto.tensor_shape.Clear()
+    for size in shape:
+        proto.tensor_shape.dim.add(size=size)
+    for field, values in content.items():
+        if field == "tensor_content":
+            proto.tensor_content = values
+        else:
+            getattr(proto, field).extend(values)
+    request = _request(signature)
+    request.inputs[name].CopyFrom(proto)
+    return request
+
+
+@pytest.mark.parametrize("request_fn,match", [
+    # 40 bytes asking for 8000x8000 pixels, then for 112 GiB.
+    (lambda: _declared("predict_images", "images", tf.float32,
+                       [1, 8000, 8000, 3]), "max_pixels"),
+    (lambda: _declared("predict_images", "images", tf.float32,
+                       [1, 4000, 4000, 3]), "0 values"),
+    (lambda: _declared("predict_images", "images", tf.float32,
+                       [1, 100000, 100000, 3]), "max_pixels"),
+    (lambda: _declared("predict_images", "images", tf.float32,
+                       [1, 300, 300, 3], float_val=[0.5]), "1 values"),
+    (lambda: _declared("predict_images", "images", tf.float32,
+                       [5000, 1, 1, 3]), "max_instances"),
+    # One image declared four times would be decoded four times.
+    (lambda: _declared("serving_default", "image_bytes", tf.string, [4],
+                       string_val=[contract_model.encoded_images(1)[0]]),
+     "1 values"),
+    (lambda: _declared("predict_images", "images", tf.float32,
+                       [1, 2, 2, 3], tensor_content=b"\0" * 7),
+     "tensor_content has 7 bytes"),
+])
+def test_declared_shapes_are_checked_before_allocation(running, request_fn,
+                                                       match):
+    with pytest.raises(grpc.RpcError) as info:
+        running.predictions.Predict(request_fn(), timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert match in info.value.details()
+
+
+def test_a_few_values_may_fill_a_small_shape(running):
+    request = _declared("predict_images", "images", tf.float32,
+                        [1, 8, 8, 3], float_val=[0.5])
+    assert _outputs(running.predictions.Predict(request, timeout=60))
+
+
 def test_unknown_version_and_label(running):
     request = _request(image_bytes=[b"x"])
     request.model_spec.version.value = 7
@@ -152,4 +202,17 @@ def test_unknown_version_and_label(running):
     request.model_spec.version_label = "stable"
     with pytest.raises(grpc.RpcError) as info:
         running.predictions.Predict(request, timeout=60)
-    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Unrecognized servable version label" in info.value.details()
+
+
+def test_regress_needs_an_outputs_output(running):
+    from tensorflow_serving.apis import regression_pb2
+
+    request = regression_pb2.RegressionRequest()
+    request.model_spec.name = "tiny"
+    request.input.example_list.examples.add()
+    with pytest.raises(grpc.RpcError) as info:
+        running.predictions.Regress(request, timeout=60)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "no 'outputs' output" in info.value.details()

@@ -152,3 +152,24 @@ def test_class_maps_go_to_a_new_folder_never_over_a_file(tmp_path):
         predict._class_map_paths(out, ["a/x.png"])
     assert predict._class_map_paths(out, ["a/y.png"]) == [
         out / "y_class_map.png"]
+def test_an_image_bomb_is_refused_from_its_header(model_base, images,
+                                                  tmp_path, capsys):
+    from tests.serve.conftest import bomb_png
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png(8000, 8000))
+    assert cli.main(["predict", str(model_base / "tiny"), images[0],
+                     str(bomb)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"tfcnn predict: error: {bomb}: a 8000x8000 image "
+                   "(64000000 pixels) is larger than max_pixels=40000000 "
+                   "(raise --max-pixels to allow it)")
+    # Past PIL's own bomb limit: its message, still one line and exit 2.
+    bomb.write_bytes(bomb_png(18000, 18000))
+    assert cli.main(["predict", str(model_base / "tiny"), str(bomb)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tfcnn predict: error: {bomb}: ")
+    assert "max_pixels=40000000" in err and "\n" not in err
+    assert cli.main(["predict", str(model_base / "tiny"), images[0],
+                     "--max-pixels", "10"]) == 2
+    assert "max_pixels=10" in capsys.readouterr().err

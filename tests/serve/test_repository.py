@@ -5,6 +5,8 @@ import shutil
 import pytest
 
 from tests.serve.conftest import publish
+from tfcnn.errors import ServingError
+from tfcnn.errors import StatusCode
 from tfcnn.serve import repository
 
 
@@ -54,14 +56,26 @@ def test_unknown_names_and_metadata(tmp_path):
         with pytest.raises(repository.NotFoundError):
             models.status(name)
     signature_def = models.get("m").signature_def["signature_def"]
-    assert "__saved_model_init_op" not in signature_def
+    # As TF Serving's metadata: the init op too, and default values.
+    assert signature_def["__saved_model_init_op"]["method_name"] == ""
     inputs = signature_def["serving_default"]["inputs"]
     assert inputs["image_bytes"]["dtype"] == "DT_STRING"
+    assert inputs["image_bytes"]["tensor_shape"] == {
+        "dim": [{"size": "-1", "name": ""}], "unknown_rank": False}
+    assert signature_def["serving_default"]["defaults"] == {}
 
 
-def test_poll_seconds_must_be_positive(tmp_path):
-    with pytest.raises(ValueError, match="Received: poll_seconds=0"):
-        repository.ModelRepository(tmp_path, poll_seconds=0)
+def test_poll_seconds_zero_looks_once_and_negative_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="Received: poll_seconds=-1"):
+        repository.ModelRepository(tmp_path, poll_seconds=-1)
+    publish(tmp_path, "m")
+    models = repository.ModelRepository(tmp_path, poll_seconds=0)
+    models.start()
+    try:
+        assert models._thread is None
+        assert [entry[:2] for entry in models.loaded()] == [("m", 1)]
+    finally:
+        models.stop()
 
 
 def _configured(tmp_path, policy, labels=()):
@@ -105,9 +119,12 @@ def test_labels_name_versions(tmp_path):
     assert models.get("m", label="stable").version == 1
     assert models.get("m", label="canary").version == 2
     assert models.status("m", label="stable")[0]["version"] == "1"
-    for label, match in (("gone", "not loaded"), ("nope", "label 'nope'")):
-        with pytest.raises(repository.NotFoundError, match=match):
-            models.get("m", label=label)
+    with pytest.raises(repository.NotFoundError, match="not loaded"):
+        models.get("m", label="gone")
+    # TF Serving answers a label its config lacks with INVALID_ARGUMENT.
+    with pytest.raises(ServingError, match="label 'nope'") as info:
+        models.get("m", label="nope")
+    assert info.value.code is StatusCode.INVALID_ARGUMENT
 
 
 def test_a_failed_newest_version_leaves_the_previous_serving(tmp_path):

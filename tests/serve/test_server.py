@@ -18,6 +18,7 @@ import requests
 
 from tests.export import contract_model
 from tests.serve.conftest import bomb_png
+from tests.serve.conftest import free_port
 from tests.serve.conftest import publish
 from tfcnn import cli
 from tfcnn.data import features
@@ -64,7 +65,8 @@ def test_model_metadata(url):
         assert answer["model_spec"] == {"name": "tiny", "signature_name": "",
                                         "version": "1"}
         signatures = answer["metadata"]["signature_def"]["signature_def"]
-        assert sorted(signatures) == ["predict_examples", "predict_images",
+        assert sorted(signatures) == ["__saved_model_init_op",
+                                      "predict_examples", "predict_images",
                                       "predict_images_uint8",
                                       "serving_default"]
         default = signatures["serving_default"]
@@ -142,14 +144,21 @@ def _post_raw(url, path, data):
     ("GET", "/v1/models/tiny/versions/0", None, 404, "integer from 1"),
     ("GET", "/v1/models/tiny/versions/9223372036854775808", None, 404,
      "integer from 1 to 9223372036854775807"),
-    ("GET", "/v1/models/tiny/labels/stable", None, 404, "label 'stable'"),
+    ("GET", "/v1/models/tiny/labels/stable", None, 400, "label 'stable'"),
     ("GET", "/v1/models/nope/metadata", None, 404, "nope"),
     ("GET", "/v1/models/..%2F..%2Fetc%2Fpasswd", None, 404, ""),
     ("GET", "/v1/models/%2E%2E", None, 404, ""),
     ("GET", "/v1/models/.publish.lock", None, 404, ""),
-    ("GET", "/v1/models/tiny:predict", None, 405, "use POST"),
+    ("GET", "/v1/models/tiny:predict", None, 400,
+     "Malformed request: GET /v1/models/tiny:predict"),
     ("POST", "/v1/models/tiny:classify", {"instances": [1]}, 400,
-     ":predict"),
+     "unknown request keys ['instances']"),
+    ("POST", "/v1/models/tiny:regress", {"examples": [{"x": 1}]}, 400,
+     "no 'outputs' output"),
+    ("POST", "/v1/models/tiny:classify", {"examples": [{"x": [1, "a"]}]},
+     400, "feature 'x'"),
+    ("POST", "/v1/models/tiny:explain", {"instances": [1]}, 404,
+     "unsupported method 'explain'"),
     ("PUT", "/v1/models/tiny", None, 405, ""),
     ("GET", "/v2/anything", None, 404, ""),
 ])
@@ -165,6 +174,71 @@ def test_bad_requests_get_a_4xx_json_error(url, method, path, body,
     # The server is still up and answering.
     assert requests.get(url + "/v1/models/tiny",
                         timeout=30).status_code == 200
+
+
+def test_bytes_that_are_no_example_are_a_client_error(url, caplog):
+    caplog.set_level(logging.INFO)
+    answer = _predict(url, {"signature_name": "predict_examples",
+                            "instances": [{"examples": {"b64": "//4="}}]})
+    assert answer.status_code == 400, answer.text
+    assert "internal" not in answer.json()["error"]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_unknown_model_names_share_one_metrics_label(model_base):
+    with server_lib.BackgroundServer(model_base) as running:
+        for i in range(30):
+            requests.post(running.url + f"/v1/models/m{i}%00:predict",
+                          json={"instances": [1]}, timeout=30)
+            requests.get(running.url + f"/v1/models/n{i}", timeout=30)
+        requests.get(running.url + "/v1/models/tiny", timeout=30)
+        metrics = requests.get(
+            running.url + "/monitoring/prometheus/metrics", timeout=30).text
+    names = {line.split('model_name="')[1].split('"')[0]
+             for line in metrics.splitlines() if 'model_name="' in line}
+    assert names == {"tiny", ""}
+    assert ':tensorflow:serving:request_count{model_name="",' \
+           'status="NOT_FOUND"} 60' in metrics
+
+
+def test_a_kept_alive_connection_has_no_delayed_ack_stall(url):
+    # Without TCP_NODELAY each response on a reused connection waits for
+    # the client's delayed ACK: 40 ms or more on Linux, every time.
+    times = []
+    with requests.Session() as session:
+        for _ in range(20):
+            start = time.perf_counter()
+            assert session.get(url + "/v1/models/tiny", timeout=30).ok
+            times.append(time.perf_counter() - start)
+    assert sorted(times)[len(times) // 2] < 0.010, times
+
+
+def test_classify_takes_tf_servings_json_examples(url):
+    def example(i):
+        return {"image/encoded": b64(contract_model.encoded_images(
+            2, seed=i)[0]), "image/height": 0, "image/width": 0,
+                "image/class/label": 0, "image/class/text": "",
+                "image/filename": "a.png"}
+
+    answer = requests.post(url + "/v1/models/tiny:classify", timeout=60,
+                           json={"context": {"image/format": "png"},
+                                 "examples": [example(1), example(2)]})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["result"]
+    assert len(result) == 2 and len(result[0]) == 2
+    (label, score), (_, second) = result[0]
+    assert label == "ant" and score >= second
+    # The same answer as gRPC Classify and :predict on predict_examples.
+    pairs = requests.post(url + "/v1/models/tiny:predict", timeout=60, json={
+        "signature_name": "predict_examples",
+        "instances": [{"examples": b64(features.make_example(
+            contract_model.encoded_images(2, seed=1)[0],
+            image_format="png", height=0, width=0, label=0, text="",
+            filename="a.png").SerializeToString())}]}).json()
+    prediction = pairs["predictions"][0]
+    assert [label for label, _ in result[0]] == prediction["class_names"]
+    np.testing.assert_allclose([s for _, s in result[0]],
+                               prediction["scores"], atol=1e-6)
 
 
 def test_a_new_version_is_served_without_a_restart(tmp_path):
@@ -309,19 +383,49 @@ def test_a_client_disconnect_is_one_log_line(url, caplog):
     assert requests.get(url + "/v1/models/tiny", timeout=30).ok
 
 
+def test_work_of_a_client_that_left_is_dropped_and_logged(model_base,
+                                                         caplog):
+    from tfcnn.serve import config
+
+    caplog.set_level(logging.INFO, logger="tfcnn.serve.server")
+    body = json.dumps({"instances": [b64(_image())]}).encode()
+    params = config.BatchingParameters(max_batch_size=8,
+                                       batch_timeout_micros=1_500_000)
+    with server_lib.BackgroundServer(model_base,
+                                     batching=params) as running:
+        with _raw_connection(running.url) as gone:
+            gone.sendall(b"POST /v1/models/tiny:predict HTTP/1.1\r\n"
+                         b"Host: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            deadline = time.monotonic() + 10
+            while running.inference.in_flight < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        deadline = time.monotonic() + 20
+        while running.inference.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        batchers = running.repository.get("tiny").batchers.values()
+        assert sum(b.calls for b in batchers) == 0
+        metrics = requests.get(
+            running.url + "/monitoring/prometheus/metrics", timeout=30).text
+    assert [r for r in caplog.records
+            if "disconnected before the answer" in r.getMessage()]
+    assert 'model_name="tiny",status="CANCELLED"} 1' in metrics
+
+
 def test_serve_on_a_port_in_use_is_one_line(model_base, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        assert cli.main(["serve", str(model_base), "--port", str(port),
-                         "--grpc-port", "0"]) == 2
+        assert cli.main(["serve", str(model_base), "--rest_api_port",
+                         str(port), "--port", "0"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("tfcnn serve: error: can't listen for REST "
                               f"on 127.0.0.1:{port}")
         assert len(err.strip().splitlines()) == 1
-        assert cli.main(["serve", str(model_base), "--port", "0",
-                         "--grpc-port", str(port)]) == 2
+        assert cli.main(["serve", str(model_base), "--rest_api_port",
+                         str(free_port()), f"--port={port}"]) == 2
         assert "can't listen for gRPC" in capsys.readouterr().err
 
 
@@ -334,10 +438,12 @@ def test_sigterm_answers_every_request_in_flight_then_exits_0(model_base):
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "tfcnn.cli", "serve", str(model_base),
-         "--port", "0", "--grpc-port", "0", "--max-batch-size", "64",
-         "--batch-timeout-micros", "2000000"],
+         f"--rest_api_port={free_port()}", "--port=0",
+         "--max-batch-size", "64", "--batch-timeout-micros", "2000000"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
+        line = proc.stdout.readline()
+        assert line.startswith("tfcnn serve: loaded tiny version 1 from ")
         line = proc.stdout.readline()
         rest_url = "http://" + line.split("http://")[1].split("/v1/")[0]
         target = line.strip().rsplit("gRPC at ", 1)[1]
@@ -406,3 +512,130 @@ def test_a_malformed_model_config_file_is_one_line(tmp_path, capsys):
     path.write_text("model_config_list { config { name: 'm' } }")
     assert cli.main(["serve", "--model-config-file", str(path)]) == 2
     assert "base_path is empty" in capsys.readouterr().err
+
+
+@pytest.fixture
+def serve_calls(monkeypatch):
+    """Runs `tfcnn serve` flags up to the server; records what it got."""
+    calls = []
+    monkeypatch.setattr(server_lib, "serve",
+                        lambda *args, **kwargs: calls.append(kwargs))
+    return calls
+
+
+def test_tf_serving_flags_keep_their_meanings(model_base, tmp_path,
+                                              serve_calls):
+    batching = tmp_path / "batching.config"
+    batching.write_text("max_batch_size { value: 16 }")
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true path: "/m" }')
+    assert cli.main([
+        "serve", "--port=8500", "--rest_api_port=8501", "--model_name=tiny",
+        f"--model_base_path={model_base / 'tiny'}", "--enable_batching",
+        f"--batching_parameters_file={batching}",
+        "--file_system_poll_wait_seconds=0",
+        "--rest_api_timeout_in_ms=2500",
+        f"--monitoring_config_file={monitoring}"]) == 0
+    (got,) = serve_calls
+    assert (got["port"], got["grpc_port"]) == (8501, 8500)
+    assert (got["model_name"], got["model_base_path"]) == (
+        "tiny", str(model_base / "tiny"))
+    options = got["options"]
+    assert options.batching.max_batch_size == 16
+    assert options.poll_seconds == 0
+    assert options.request_timeout_s == 2.5
+    assert options.metrics_path == "/m"
+    assert options.access_log is False
+    assert cli.main(["serve", str(model_base), "--rest_api_port=0",
+                     f"--batching_parameters_file={batching}",
+                     "--enable_batching=false", "--access-log"]) == 0
+    got = serve_calls[-1]
+    assert got["port"] is None and got["grpc_port"] == 8500
+    assert got["options"].batching is None
+    assert got["options"].access_log is True
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--port", "70000"], "--port (gRPC) must be a port number"),
+    (["--grpc-port", "70000"], "--port (gRPC) must be a port number"),
+    (["--rest_api_port=70000"], "--rest_api_port must be a port number"),
+    (["--rest_api_port=-5"], "--rest_api_port must be a port number"),
+    (["--rest_api_port=0", "--port=-1"], "nothing to serve on"),
+    (["--model_name=x"], "--model_name needs --model_base_path"),
+    (["--rest_api_timeout_in_ms=0"], "must be > 0"),
+])
+def test_bad_serve_flags_are_one_line_and_exit_2(model_base, capsys,
+                                                 serve_calls, flags, match):
+    assert cli.main(["serve", str(model_base), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfcnn serve: error: ") and match in err
+    assert len(err.strip().splitlines()) == 1
+    assert not serve_calls
+
+
+def test_a_model_folder_as_export_root_is_refused_with_a_hint(model_base,
+                                                              capsys):
+    assert cli.main(["serve", str(model_base / "tiny"),
+                     f"--rest_api_port={free_port()}", "--port=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tfcnn serve: error: nothing servable: no model "
+                          f"version loaded from {model_base / 'tiny'}; ")
+    assert f"--model_base_path={model_base / 'tiny'}" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_the_monitoring_config_moves_or_hides_the_metrics(model_base):
+    with server_lib.BackgroundServer(model_base,
+                                     metrics_path="/m") as running:
+        assert requests.get(running.url + "/m", timeout=30).ok
+        assert requests.get(running.url + "/monitoring/prometheus/metrics",
+                            timeout=30).status_code == 404
+    with server_lib.BackgroundServer(model_base,
+                                     metrics_path=None) as running:
+        assert requests.get(running.url + "/monitoring/prometheus/metrics",
+                            timeout=30).status_code == 404
+
+
+@pytest.mark.slow
+def test_tf_servings_docker_flags_with_its_stubs_and_curl(model_base):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    # The flags of TF Serving's Docker example (tensorflow_model_server
+    # --port=8500 --rest_api_port=8501 --model_name=${MODEL_NAME}
+    # --model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME}), on free ports.
+    grpc_port, rest_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfcnn.cli", "serve", f"--port={grpc_port}",
+         f"--rest_api_port={rest_port}", "--model_name=my_model",
+         f"--model_base_path={model_base / 'tiny'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline() == (
+            f"tfcnn serve: loaded my_model version 1 from "
+            f"{model_base / 'tiny' / '1'}\n")
+        assert "REST at" in proc.stdout.readline()
+        image = base64.b64encode(_image()).decode()
+        curl = subprocess.run(
+            ["curl", "-s", "-d", json.dumps({"instances": [{"b64": image}]}),
+             "-X", "POST",
+             f"http://127.0.0.1:{rest_port}/v1/models/my_model:predict"],
+            capture_output=True, text=True, timeout=60, check=True)
+        rest = json.loads(curl.stdout)["predictions"][0]
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "my_model"
+        request.inputs["image_bytes"].CopyFrom(
+            tf.make_tensor_proto([_image()]))
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            response = stub.Predict(request, timeout=60)
+        assert tf.make_ndarray(response.outputs["class_ids"])[0].tolist() \
+            == rest["class_ids"]
+        assert rest["class_names"][0] == "ant"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+        proc.wait()

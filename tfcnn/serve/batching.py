@@ -14,10 +14,13 @@ With ``allowed_batch_sizes`` a merged batch is padded up to the next
 allowed size, as TF Serving does. Only requests whose inputs have the same
 non-batch shape and dtype are merged (images of different sizes sent as
 pixels run apart); a request of ``max_batch_size`` rows or more runs
-alone. A queue holds at most
+alone. When a merged call fails (one request's image does not decode),
+its requests run again one by one, so a bad request is answered with its
+own error and never with another's. A queue holds at most
 ``max_enqueued_batches`` batches of rows; beyond it a request is refused
 with RESOURCE_EXHAUSTED at once. A request whose deadline passes while it
-is queued gets DEADLINE_EXCEEDED and never runs.
+is queued gets DEADLINE_EXCEEDED and never runs, and one whose client has
+gone (its ``cancelled`` event set) gets CANCELLED and never runs.
 """
 
 import collections
@@ -33,10 +36,11 @@ from tfcnn.errors import StatusCode
 class _Task:
     """One request waiting in a batch queue."""
 
-    def __init__(self, inputs, rows, deadline):
+    def __init__(self, inputs, rows, deadline, cancelled=None):
         self.inputs = inputs
         self.rows = rows
         self.deadline = deadline
+        self.cancelled = cancelled
         self.key = tuple(sorted((name, array.shape[1:], array.dtype.str)
                                 for name, array in inputs.items()))
         self.arrived = time.monotonic()
@@ -82,7 +86,7 @@ class Batcher:
         self._leading = False
         self.calls = 0  # merged calls run so far
 
-    def run(self, inputs, rows, deadline=None):
+    def run(self, inputs, rows, deadline=None, cancelled=None):
         """Runs ``inputs`` in a merged call; returns this request's outputs.
 
         Args:
@@ -90,18 +94,22 @@ class Batcher:
             rows: int, the batch size of the request.
             deadline: float or None, a ``time.monotonic()`` time after
                 which the request is dropped if it has not started.
+            cancelled: ``threading.Event`` or None, set when the client
+                has gone: the request is dropped if it has not started.
 
         Raises:
             ServingError: RESOURCE_EXHAUSTED when the queue is full,
                 DEADLINE_EXCEEDED when the deadline passed in the queue,
-                or the error of the merged call.
+                CANCELLED when the client left, or the error of the merged
+                call.
         """
         if rows >= self._max_rows:
             with self._slots:
                 _check_deadline(deadline)
+                check_cancelled(cancelled)
                 self.calls += 1
                 return self._function(inputs)
-        task = _Task(inputs, rows, deadline)
+        task = _Task(inputs, rows, deadline, cancelled)
         with self._cond:
             if self._queued_rows + rows > self._max_queued_rows:
                 raise ServingError(
@@ -159,6 +167,8 @@ class Batcher:
         for queued in batch:
             if queued.deadline is not None and now > queued.deadline:
                 queued.finish(error=_deadline_error())
+            elif queued.cancelled is not None and queued.cancelled.is_set():
+                queued.finish(error=_cancelled_error())
             else:
                 live.append(queued)
         return live
@@ -178,8 +188,13 @@ class Batcher:
                         [t.inputs[name] for t in batch]), padded)
                      for name in batch[0].inputs})
         except Exception as error:  # noqa: BLE001  (handed to each caller)
-            for queued in batch:
-                queued.finish(error=error)
+            if len(batch) == 1:
+                batch[0].finish(error=error)
+            else:
+                # One request's bad input (an undecodable image) fails the
+                # whole merged call: each request runs alone, so only its
+                # own sender gets its error.
+                self._run_apart(batch)
             return
         if padded != total and all(np.ndim(v) and len(v) == padded
                                    for v in outputs.values()):
@@ -187,16 +202,21 @@ class Batcher:
                        for name, value in outputs.items()}
         if any(np.ndim(v) == 0 or len(v) != total for v in outputs.values()):
             # An output without the batch dimension can't be split.
-            for queued in batch:
-                try:
-                    queued.finish(self._function(queued.inputs))
-                except Exception as error:  # noqa: BLE001
-                    queued.finish(error=error)
+            self._run_apart(batch)
             return
         offsets = np.cumsum([0] + [t.rows for t in batch])
         for queued, begin, end in zip(batch, offsets, offsets[1:]):
             queued.finish({name: value[begin:end]
                            for name, value in outputs.items()})
+
+
+    def _run_apart(self, batch):
+        for queued in batch:
+            self.calls += 1
+            try:
+                queued.finish(self._function(queued.inputs))
+            except Exception as error:  # noqa: BLE001
+                queued.finish(error=error)
 
 
 def _pad(array, rows):
@@ -210,6 +230,16 @@ def _pad(array, rows):
 def _deadline_error():
     return ServingError("the request's deadline passed while it was "
                         "queued", StatusCode.DEADLINE_EXCEEDED)
+
+
+def _cancelled_error():
+    return ServingError("the client left before the request started",
+                        StatusCode.CANCELLED)
+
+
+def check_cancelled(cancelled):
+    if cancelled is not None and cancelled.is_set():
+        raise _cancelled_error()
 
 
 def _check_deadline(deadline):

@@ -18,6 +18,11 @@ one version), ``all {}`` or ``specific { versions: ... }``, as in
 ``file_system_storage_path_source.proto``. ``update_model_config_file``
 adds or updates one model's entry (``tfcnn export --model-config-file``).
 
+``read_monitoring_config_file`` reads ``--monitoring_config_file``, TF
+Serving's ``MonitoringConfig`` (``prometheus_config { enable: true path:
+"/monitoring/prometheus/metrics" }``; ``monitoring_config.proto``, declared
+here the same way).
+
 ``read_batching_parameters_file`` reads ``--batching-parameters-file``,
 TF Serving's ``BatchingParameters`` text format (``max_batch_size { value:
 32 }``; ``session_bundle_config.proto``, which the tensorflow-serving-api
@@ -326,3 +331,49 @@ def read_batching_parameters_file(path, **overrides):
     except ValueError as error:
         raise ConfigError(f"{path}: {error}") from None
 
+
+
+DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
+
+
+def _monitoring_message():
+    """``tensorflow.serving.MonitoringConfig`` declared at run time."""
+    pool = descriptor_pool.DescriptorPool()
+    file_proto = descriptor_pb2.FileDescriptorProto(
+        name="tfcnn_monitoring_config.proto", package="tensorflow.serving",
+        syntax="proto3")
+    field_type = descriptor_pb2.FieldDescriptorProto
+    prometheus = file_proto.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, type=field_type.TYPE_BOOL)
+    prometheus.field.add(name="path", number=2, type=field_type.TYPE_STRING)
+    monitoring = file_proto.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(name="prometheus_config", number=1,
+                         type=field_type.TYPE_MESSAGE,
+                         type_name=".tensorflow.serving.PrometheusConfig")
+    pool.Add(file_proto)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
+
+
+def read_monitoring_config_file(path):
+    """The Prometheus metrics path a ``MonitoringConfig`` file asks for.
+
+    Returns:
+        str, the URL path of the metrics page (TF Serving's default
+        ``/monitoring/prometheus/metrics`` when the file names none), or
+        None when ``prometheus_config`` is not enabled.
+
+    Raises:
+        ConfigError: the file does not parse, or the path does not start
+            with '/'.
+    """
+    proto = _parse(path, _monitoring_message()())
+    if not proto.prometheus_config.enable:
+        return None
+    metrics_path = proto.prometheus_config.path or DEFAULT_METRICS_PATH
+    if not metrics_path.startswith("/") or metrics_path.startswith(
+            "/v1/models"):
+        raise ConfigError(
+            f"{path}: prometheus_config.path must start with '/' and not "
+            f"with /v1/models. Received: path={metrics_path!r}")
+    return metrics_path

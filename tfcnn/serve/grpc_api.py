@@ -1,8 +1,9 @@
 """TF Serving's gRPC API on grpcio, with the protos of tensorflow-serving-api.
 
 ``tensorflow.serving.PredictionService``: ``Predict`` (named input
-tensors), ``Classify`` (``tf.Example`` inputs, answered from a signature's
-``classes``/``class_names`` and ``scores`` outputs) and
+tensors), ``Classify`` and ``Regress`` (``tf.Example`` inputs, with an
+optional shared context, answered from a signature's ``classes``/
+``class_names`` and ``scores`` outputs, or its ``outputs``) and
 ``GetModelMetadata`` (the ``signature_def`` map); and
 ``tensorflow.serving.ModelService.GetModelStatus``. A client written for
 TF Serving with ``prediction_service_pb2_grpc.PredictionServiceStub`` works
@@ -13,6 +14,7 @@ DEADLINE_EXCEEDED), never UNKNOWN for a client's mistake.
 """
 
 import concurrent.futures
+import threading
 import time
 
 import grpc
@@ -24,6 +26,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import regression_pb2
 
 from tfcnn.errors import ServingError
 from tfcnn.errors import StatusCode
@@ -32,7 +35,6 @@ from tfcnn.serve import inference as inference_lib
 
 _STATES = {"AVAILABLE": get_model_status_pb2.ModelVersionStatus.AVAILABLE,
            "END": get_model_status_pb2.ModelVersionStatus.END}
-_CLASS_OUTPUTS = ("classes", "class_names")
 
 
 def _model_spec(spec):
@@ -83,10 +85,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                         raise ServingError(
                             f"input {name!r} is not an input of signature "
                             f"{signature!r}; it has {sorted(specs)}")
-                    arrays[name] = _to_array(name, proto)
+                    arrays[name] = _to_array(name, proto,
+                                              self.inference.limits)
                 outputs = self.inference.predict(
                     served, signature, arrays,
-                    self.inference.deadline(context.time_remaining()))
+                    self.inference.deadline(context.time_remaining()),
+                    _cancelled(context))
             wanted = list(request.output_filter) or sorted(outputs)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:
@@ -105,39 +109,38 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Classify(self, request, context):  # noqa: N802
         def body():
-            kind = request.input.WhichOneof("kind")
-            if kind != "example_list":
-                raise ServingError("Classify takes input.example_list "
-                                   f"here. Received: {kind}")
-            examples = np.array(
-                [e.SerializeToString()
-                 for e in request.input.example_list.examples],
-                dtype=object)
             with self.inference.admit():
                 served, signature = self._resolve(request, classify=True)
-                specs = self.inference.input_specs(served, signature)
-                outputs = self.inference.predict(
-                    served, signature, {next(iter(specs)): examples},
-                    self.inference.deadline(context.time_remaining()))
-            classes = next((outputs[n] for n in _CLASS_OUTPUTS
-                            if n in outputs), None)
-            scores = outputs.get("scores")
-            if classes is None or scores is None:
-                raise ServingError(
-                    f"signature {signature!r} has no 'classes' (or "
-                    f"'class_names') and 'scores' outputs to classify with;"
-                    f" it has {sorted(outputs)}")
+                rows = self.inference.classify(
+                    served, signature, _examples(request),
+                    self.inference.deadline(context.time_remaining()),
+                    _cancelled(context))
             response = classification_pb2.ClassificationResponse()
             _fill_spec(response.model_spec, served, signature)
-            for row_classes, row_scores in zip(classes, scores):
+            for row in rows:
                 result = response.result.classifications.add()
-                for label, score in zip(row_classes, row_scores):
-                    result.classes.add(label=_label(label),
-                                       score=float(score))
+                for label, score in row:
+                    result.classes.add(label=label, score=score)
             return response
 
         return _answer(self.inference, "classify", request, context,
                        body)
+
+    def Regress(self, request, context):  # noqa: N802
+        def body():
+            with self.inference.admit():
+                served, signature = self._resolve(request, classify=True)
+                values = self.inference.regress(
+                    served, signature, _examples(request),
+                    self.inference.deadline(context.time_remaining()),
+                    _cancelled(context))
+            response = regression_pb2.RegressionResponse()
+            _fill_spec(response.model_spec, served, signature)
+            for value in values:
+                response.result.regressions.add(value=value)
+            return response
+
+        return _answer(self.inference, "regress", request, context, body)
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         def body():
@@ -163,38 +166,43 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         name, version, label = _model_spec(request.model_spec)
         served = self.inference.served(name, version, label)
         signature = request.model_spec.signature_name
-        if not signature and classify:
-            signature = _examples_signature(served)
+        if classify:
+            signature = self.inference.examples_signature(served, signature)
         return served, signature or inference_lib.DEFAULT_SIGNATURE
 
 
-def _examples_signature(served):
-    """The signature Classify uses when the request names none.
+def _examples(request):
+    """The serialized ``tf.Example``s of a Classify or Regress request."""
+    kind = request.input.WhichOneof("kind")
+    if kind == "example_list":
+        examples = request.input.example_list.examples
+        context = None
+    elif kind == "example_list_with_context":
+        examples = request.input.example_list_with_context.examples
+        context = request.input.example_list_with_context.context
+    else:
+        raise ServingError("the request's input must hold an example_list "
+                           f"or example_list_with_context. Received: {kind}")
+    serialized = []
+    for example in examples:
+        if context is not None:
+            merged = type(example)()
+            merged.CopyFrom(context)
+            merged.MergeFrom(example)
+            example = merged
+        serialized.append(example.SerializeToString())
+    if not serialized:
+        raise ServingError("the request holds no examples")
+    return np.array(serialized, dtype=object)
 
-    TF Serving's default (``serving_default``) when it takes one string
-    input, else the first signature whose one input is a string vector
-    named ``inputs`` or ``examples`` (TF Serving's classify input key and
-    the dataset's).
-    """
-    candidates = [inference_lib.DEFAULT_SIGNATURE] + sorted(
-        served.signatures)
-    for name in candidates:
-        if name not in served.signatures:
-            continue
-        specs = served.input_specs(name)
-        if len(specs) != 1:
-            continue
-        (input_name, spec), = specs.items()
-        if spec.dtype == tf.string and (
-                input_name in ("inputs", "examples")):
-            return name
-    return inference_lib.DEFAULT_SIGNATURE
 
-
-def _label(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+def _cancelled(context):
+    """An event set when the RPC ends, so queued work of a client that
+    cancelled (or whose deadline passed) is dropped before it runs."""
+    event = threading.Event()
+    if not context.add_callback(event.set):
+        event.set()
+    return event
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
@@ -220,7 +228,78 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return _answer(self.inference, "status", request, context, body)
 
 
-def _to_array(name, proto):
+# TensorProto's repeated value fields, and values per element in each.
+_VALUE_FIELDS = (("half_val", 1), ("float_val", 1), ("double_val", 1),
+                 ("int_val", 1), ("string_val", 1), ("scomplex_val", 2),
+                 ("int64_val", 1), ("bool_val", 1), ("dcomplex_val", 2),
+                 ("uint32_val", 1), ("uint64_val", 1))
+# A few values may be repeated to fill a declared shape (TensorFlow's own
+# convention for protos such as make_tensor_proto(0.0, shape=[3])), as long
+# as the expanded tensor stays this small.
+_MAX_EXPANDED_BYTES = 2**20
+
+
+def check_tensor_proto(name, proto, limits):
+    """Checks a ``TensorProto``'s declared shape before anything is made.
+
+    ``tf.make_ndarray`` allocates the declared shape and repeats the last
+    value to fill it, so a 40-byte proto can ask for gigabytes, and a
+    string decoded once per element can be declared a thousand times. The
+    shape must match the content (``tensor_content`` bytes or the number
+    of values; a few numeric values may fill up to 1 MiB), its first
+    dimension must be within ``limits.max_instances`` and the height x
+    width of a rank-4 (NHWC) tensor within ``limits.max_pixels``.
+
+    Raises:
+        ServingError: (INVALID_ARGUMENT) a shape the content or the
+            limits don't allow.
+    """
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if proto.tensor_shape.unknown_rank and dims:
+        raise ServingError(f"input {name!r}: a TensorProto with "
+                           "unknown_rank must not list dimensions")
+    if any(d < 0 for d in dims):
+        raise ServingError(f"input {name!r}: the shape {dims} has a "
+                           "negative dimension")
+    if dims and dims[0] > limits.max_instances:
+        raise ServingError(
+            f"input {name!r}: the request has {dims[0]} instances, more "
+            f"than the server's max_instances={limits.max_instances}",
+            http_status=413)
+    if len(dims) == 4 and dims[1] * dims[2] > limits.max_pixels:
+        raise ServingError(
+            f"input {name!r}: {dims[1]}x{dims[2]} images are larger than "
+            f"the server's max_pixels={limits.max_pixels}",
+            http_status=413)
+    elements = int(np.prod(dims, dtype=object)) if dims else 1
+    try:
+        dtype = tf.dtypes.as_dtype(proto.dtype)
+    except TypeError:
+        raise ServingError(f"input {name!r}: unknown dtype enum "
+                           f"{proto.dtype}") from None
+    itemsize = 0 if dtype == tf.string else np.dtype(
+        dtype.as_numpy_dtype).itemsize
+    if proto.tensor_content:
+        if dtype == tf.string or \
+                len(proto.tensor_content) != elements * itemsize:
+            raise ServingError(
+                f"input {name!r}: tensor_content has "
+                f"{len(proto.tensor_content)} bytes; shape {dims} of "
+                f"{dtype.name} needs {elements * itemsize}")
+        return
+    values = sum(len(getattr(proto, field)) // per
+                 for field, per in _VALUE_FIELDS)
+    if values == elements or (
+            0 < values < elements and dtype != tf.string
+            and elements * itemsize <= _MAX_EXPANDED_BYTES):
+        return
+    raise ServingError(f"input {name!r}: the TensorProto holds {values} "
+                       f"values for its shape {dims} of {elements} "
+                       "elements")
+
+
+def _to_array(name, proto, limits):
+    check_tensor_proto(name, proto, limits)
     try:
         return tf.make_ndarray(proto)
     except (TypeError, ValueError) as error:

@@ -27,6 +27,11 @@ from tfcnn.serve import metrics as metrics_lib
 from tfcnn.serve import repository as repository_lib
 
 DEFAULT_SIGNATURE = "serving_default"
+# The outputs TF Serving's Classify reads (classes: labels, or ids as
+# class_names here), and the one its Regress reads.
+CLASS_OUTPUTS = ("classes", "class_names")
+SCORES_OUTPUT = "scores"
+REGRESSION_OUTPUT = "outputs"
 
 
 class Inference:
@@ -55,7 +60,7 @@ class Inference:
         self.batching = batching
         self.max_in_flight = max_in_flight
         self.request_timeout_s = request_timeout_s
-        self.metrics = metrics_lib.Metrics()
+        self.metrics = metrics_lib.Metrics(models.names)
         self._in_flight = 0
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(
@@ -116,7 +121,8 @@ class Inference:
                 f"has {sorted(served.signatures)}")
         return served.input_specs(signature)
 
-    def predict(self, served, signature, inputs, deadline=None):
+    def predict(self, served, signature, inputs, deadline=None,
+                cancelled=None):
         """Runs a checked predict call; returns ``{output name: array}``.
 
         Args:
@@ -124,12 +130,14 @@ class Inference:
             signature: str, the signature name.
             inputs: dict, input name -> NumPy array.
             deadline: float or None, from ``deadline()``.
+            cancelled: ``threading.Event`` or None, set when the client
+                has gone; a request not yet started is then dropped.
 
         Raises:
             ServingError: a bad input (INVALID_ARGUMENT), a request over
                 the limits (INVALID_ARGUMENT, HTTP 413), a full queue
                 (RESOURCE_EXHAUSTED), a passed deadline
-                (DEADLINE_EXCEEDED).
+                (DEADLINE_EXCEEDED), a client that left (CANCELLED).
         """
         specs = self.input_specs(served, signature)
         rows = inputs_lib.check_inputs(inputs, specs)
@@ -143,13 +151,106 @@ class Inference:
             if deadline is not None and time.monotonic() > deadline:
                 raise ServingError("the request's deadline passed before "
                                    "it started", StatusCode.DEADLINE_EXCEEDED)
+            batching.check_cancelled(cancelled)
             return call(inputs)
         with served.lock:
             batcher = served.batchers.get(signature)
             if batcher is None:
                 batcher = served.batchers[signature] = batching.Batcher(
                     call, self.batching, self._slots)
-        return batcher.run(inputs, rows, deadline)
+        return batcher.run(inputs, rows, deadline, cancelled)
+
+
+    def examples_signature(self, served, signature=""):
+        """The signature Classify and Regress use.
+
+        The one named, else TF Serving's default (``serving_default``)
+        when it takes one string input, else the first signature whose one
+        input is a string vector named ``inputs`` or ``examples`` (TF
+        Serving's classify input key and the dataset's).
+        """
+        if signature:
+            return signature
+        candidates = [DEFAULT_SIGNATURE] + sorted(served.signatures)
+        for name in candidates:
+            if name not in served.signatures:
+                continue
+            specs = served.input_specs(name)
+            if len(specs) != 1:
+                continue
+            (input_name, spec), = specs.items()
+            if spec.dtype == tf.string and (
+                    input_name in ("inputs", "examples")):
+                return name
+        return DEFAULT_SIGNATURE
+
+    def classify(self, served, signature, examples, deadline=None,
+                 cancelled=None):
+        """TF Serving's Classify on serialized ``tf.Example``s.
+
+        Returns:
+            list, per example a list of ``(label str, score float)``.
+
+        Raises:
+            ServingError: as ``predict``, or a signature without
+                ``classes`` (or ``class_names``) and ``scores`` outputs.
+        """
+        outputs = self._run_examples(served, signature, examples, deadline,
+                                     cancelled)
+        classes = next((outputs[n] for n in CLASS_OUTPUTS
+                        if n in outputs), None)
+        scores = outputs.get(SCORES_OUTPUT)
+        if classes is None or scores is None:
+            raise ServingError(
+                f"signature {signature!r} has no 'classes' (or "
+                f"'class_names') and 'scores' outputs to classify with; "
+                f"it has {sorted(outputs)}")
+        return [[(_label(label), float(score))
+                 for label, score in zip(row_classes, row_scores)]
+                for row_classes, row_scores in zip(classes, scores)]
+
+    def regress(self, served, signature, examples, deadline=None,
+                cancelled=None):
+        """TF Serving's Regress on serialized ``tf.Example``s.
+
+        Returns:
+            list of float, one per example.
+
+        Raises:
+            ServingError: as ``predict``, or a signature without one
+                ``outputs`` value per example.
+        """
+        self.input_specs(served, signature)
+        declared = served.signatures[signature].structured_outputs
+        if REGRESSION_OUTPUT not in declared:
+            raise ServingError(
+                f"signature {signature!r} has no 'outputs' output to "
+                f"regress with; it has {sorted(declared)}")
+        outputs = self._run_examples(served, signature, examples, deadline,
+                                     cancelled)
+        values = outputs[REGRESSION_OUTPUT]
+        if values.size != len(examples):
+            raise ServingError(
+                f"signature {signature!r} gave {values.size} 'outputs' "
+                f"values for {len(examples)} examples")
+        return [float(v) for v in values.reshape(-1)]
+
+    def _run_examples(self, served, signature, examples, deadline,
+                      cancelled):
+        specs = self.input_specs(served, signature)
+        if len(specs) != 1:
+            raise ServingError(
+                f"signature {signature!r} must take one input of "
+                f"serialized tf.Examples; it takes {sorted(specs)}")
+        return self.predict(served, signature,
+                            {next(iter(specs)): examples}, deadline,
+                            cancelled)
+
+
+def _label(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 def _call(function, specs, arrays):
@@ -163,6 +264,13 @@ def _call(function, specs, arrays):
     except tf.errors.ResourceExhaustedError as error:
         raise ServingError(op_message(error),
                            StatusCode.RESOURCE_EXHAUSTED) from None
+    except UnicodeDecodeError:
+        # TensorFlow could not decode an op's error message because it
+        # quotes the request's bytes (bytes that are not a serialized
+        # tf.Example, for one): the input was wrong, not the server.
+        raise ServingError("the model could not read the request's input "
+                           "bytes (for a tf.Example input: they are not "
+                           "a serialized tf.Example)") from None
     return {name: value.numpy() for name, value in outputs.items()}
 
 

@@ -133,23 +133,40 @@ def _check_string(name, value, max_pixels):
 
 
 def _check_image_header(name, data, max_pixels):
-    """Reads width and height from the header only (no pixel is decoded)."""
+    problem = image_too_large(data, max_pixels, "the server's ")
+    if problem is not None:
+        raise ServingError(f"input {name!r}: {problem}", http_status=413)
+
+
+def image_too_large(data, max_pixels, whose=""):
+    """Why an encoded image is over ``max_pixels``, or None.
+
+    Reads width and height from the header only (no pixel is decoded), as
+    ingest does, so a small file that declares a huge image (a
+    decompression bomb) is refused before it costs memory. Bytes that are
+    not a readable image header pass: the model's decoder will say why.
+
+    Args:
+        data: bytes, an encoded image.
+        max_pixels: int, the most width x height allowed.
+        whose: str, the limit's owner in the message ("the server's ").
+
+    Returns:
+        str or None: one line naming the size and the limit.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
     except Image.DecompressionBombError as error:
-        raise ServingError(f"input {name!r}: {error}; the server's "
-                           f"max_pixels={max_pixels}",
-                           http_status=413) from None
+        return f"{error}; {whose}max_pixels={max_pixels}"
     except Exception:  # noqa: BLE001  (the model's decoder will say why)
-        return
+        return None
     if width * height > max_pixels:
-        raise ServingError(
-            f"input {name!r}: a {width}x{height} image ({width * height} "
-            f"pixels) is larger than the server's max_pixels={max_pixels}",
-            http_status=413)
+        return (f"a {width}x{height} image ({width * height} pixels) is "
+                f"larger than {whose}max_pixels={max_pixels}")
+    return None
 
 
 def _example_bytes(value):

@@ -12,6 +12,11 @@ gives them (``/`` becomes ``:``):
   TF Serving's), API ``predict``, ``classify``, ``metadata`` or
   ``status`` and entrypoint ``REST`` or ``GRPC``;
 - ``:tfcnn:serving:requests_in_flight``: a gauge of admitted requests.
+
+Only the models the server serves get a ``model_name`` label of their own;
+requests for any other name (a client's typo, or a scan of made-up names)
+are counted under ``model_name=""``, so the metrics page stays as small as
+the set of served models whatever clients ask for.
 """
 
 import threading
@@ -23,9 +28,15 @@ BUCKETS = tuple(10 * 1.8 ** i for i in range(33))
 
 
 class Metrics:
-    """Thread-safe counters and histograms, rendered for Prometheus."""
+    """Thread-safe counters and histograms, rendered for Prometheus.
 
-    def __init__(self):
+    Args:
+        served: callable returning the names of the served models (the
+            only names labelled as such), or None to label every name.
+    """
+
+    def __init__(self, served=None):
+        self._served = served
         self._lock = threading.Lock()
         self._counts = {}     # (model, status) -> int
         self._latency = {}    # (model, api, entrypoint) -> [buckets, sum]
@@ -41,6 +52,8 @@ class Metrics:
             seconds: float, wall time of the request.
         """
         micros = seconds * 1e6
+        if self._served is not None and model not in self._served():
+            model = ""
         with self._lock:
             key = (model, status)
             self._counts[key] = self._counts.get(key, 0) + 1

@@ -16,9 +16,12 @@ from tfcnn.export import layout
 _BATCH = 32
 # Where segmentation class maps go when no folder is given (a new one).
 DEFAULT_OUTPUT = "class_maps"
+# The server's limit: images whose header declares more pixels are refused.
+DEFAULT_MAX_PIXELS = 40_000_000
 
 
-def predict(saved_model, image_paths, top_k=5, output_dir=None):
+def predict(saved_model, image_paths, top_k=5, output_dir=None,
+            max_pixels=DEFAULT_MAX_PIXELS):
     """Returns the top-k classes of each image as a JSON-ready dict.
 
     A segmentation model (its ``serving_default`` answers a ``class_map``)
@@ -40,6 +43,9 @@ def predict(saved_model, image_paths, top_k=5, output_dir=None):
             folder (``class_maps_2``, ``_3``, ... when taken,
             ``new_folder``). A class map is never written over an existing
             file. Defaults to None.
+        max_pixels: int, images whose header declares more pixels (width
+            x height) are refused before decoding. Defaults to 40,000,000
+            (the server's limit).
 
     Returns:
         ``{"saved_model": str, "version": int or None, "top_k": int,
@@ -74,7 +80,8 @@ def predict(saved_model, image_paths, top_k=5, output_dir=None):
             "image_paths must name at least one image. "
                          "Received: image_paths=[]")
     version_dir, version = layout.resolve_version_dir(saved_model)
-    encoded = [_read_image(path) for path in image_paths]
+    arguments.check_positive_int(max_pixels, "max_pixels")
+    encoded = [_read_image(path, max_pixels) for path in image_paths]
     classify = _load(version_dir).signatures["serving_default"]
     if "class_map" in classify.structured_outputs:
         return _segment(classify, encoded, image_paths, version_dir,
@@ -170,18 +177,30 @@ def _class_map_paths(folder, paths):
     return targets
 
 
-def _read_image(path):
-    """The bytes of an image file; one clear error for what is not one."""
+def _read_image(path, max_pixels):
+    """The bytes of an image file; one clear error for what is not one.
+
+    An image whose header declares more than ``max_pixels`` pixels is
+    refused before it is decoded (``tfcnn.serve.inputs.image_too_large``,
+    the server's check).
+    """
+    from tfcnn.serve import inputs
+
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not an image file")
     try:
         with open(path, "rb") as f:
-            return f.read()
+            data = f.read()
     except FileNotFoundError:
         raise
     except OSError as error:
         raise DataError(f"{path}: can't be read: {error.strerror}") \
             from None
+    problem = inputs.image_too_large(data, max_pixels)
+    if problem is not None:
+        raise DataError(f"{path}: {problem} (raise --max-pixels to "
+                        "allow it)")
+    return data
 
 
 def _load(version_dir):

@@ -30,12 +30,12 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfcnn.errors import NotFoundError
+from tfcnn.errors import ServingError
 from tfcnn.export import arguments
 from tfcnn.export import layout
 from tfcnn.serve import config as config_lib
 
 _log = logging.getLogger(__name__)
-_INIT_OP_SIGNATURE = "__saved_model_init_op"
 
 
 class ServedVersion:
@@ -62,8 +62,11 @@ class ServedVersion:
         self._loaded = tf.saved_model.load(self.path)
         self.signatures = dict(self._loaded.signatures)
         self.signature_def = {"signature_def": {
+            # TF Serving prints default values too ("unknown_rank": false,
+            # a dim's "name": "", "defaults": {}).
             key: json_format.MessageToDict(
-                value, preserving_proto_field_name=True)
+                value, preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True)
             for key, value in sorted(self.signature_defs.items())}}
         self.batchers = {}
         self.lock = threading.Lock()
@@ -78,9 +81,9 @@ def _read_signature_defs(path):
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(path, layout.SAVED_MODEL_FILE), "rb") as f:
         proto.ParseFromString(f.read())
-    return {key: signature
-            for key, signature in proto.meta_graphs[0].signature_def.items()
-            if key != _INIT_OP_SIGNATURE}
+    # Every SignatureDef, __saved_model_init_op included, as TF Serving's
+    # metadata lists them.
+    return dict(proto.meta_graphs[0].signature_def.items())
 
 
 def _release_memory():
@@ -121,7 +124,9 @@ class ModelRepository:
             default policy (the newest version). Ignored when
             ``model_configs`` is given.
         poll_seconds: float, how often the background thread looks for new
-            and removed versions. Defaults to 1.0 (TF Serving's default).
+            and removed versions; 0 looks once, at start (TF Serving's
+            ``--file_system_poll_wait_seconds=0``). Defaults to 1.0 (TF
+            Serving's default).
         model_configs: sequence of ``config.ModelConfig`` (from a model
             config file), or None. Defaults to None.
 
@@ -134,8 +139,8 @@ class ModelRepository:
     """
 
     def __init__(self, export_dir=None, poll_seconds=1.0, model_configs=None):
-        if not poll_seconds > 0:
-            raise arguments.ArgumentError("poll_seconds must be > 0. "
+        if not poll_seconds >= 0:
+            raise arguments.ArgumentError("poll_seconds must be >= 0. "
                              f"Received: poll_seconds={poll_seconds!r}")
         if export_dir is None and model_configs is None:
             raise arguments.ArgumentError(
@@ -243,7 +248,7 @@ class ModelRepository:
     def start(self):
         """Loads what is there now, then polls in a daemon thread."""
         self.refresh()
-        if self._thread is None:
+        if self._thread is None and self.poll_seconds > 0:
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._poll, name="tfcnn-model-poller", daemon=True)
@@ -262,6 +267,13 @@ class ModelRepository:
                 self.refresh()
             except Exception:  # noqa: BLE001  (keep polling)
                 _log.exception("model poll failed")
+
+    def loaded(self):
+        """``(name, version, path)`` of every loaded version, sorted."""
+        with self._lock:
+            return [(name, version, served.path)
+                    for name, versions in sorted(self._served.items())
+                    for version, served in sorted(versions.items())]
 
     def names(self):
         """Returns the names of the models with a loaded version."""
@@ -304,8 +316,10 @@ class ModelRepository:
     def _label_version(self, name, label):
         version = self._labels.get(name, {}).get(label)
         if version is None:
-            raise NotFoundError(f"Unrecognized servable version label "
-                                f"{label!r} of model {name!r}")
+            # TF Serving's answer (ServerCore): a label the config does
+            # not define is the request's mistake, INVALID_ARGUMENT.
+            raise ServingError(f"Unrecognized servable version label "
+                               f"{label!r} of model {name!r}")
         return version
 
     def status(self, name, version=None, label=None):

@@ -15,6 +15,15 @@ there is only one), columnar ones with ``{"outputs": ...}``. String outputs
 whose name ends in ``_bytes`` are written as ``{"b64": ...}``, as TF Serving
 does.
 
+``:classify`` and ``:regress`` take TF Serving's example format,
+``{"signature_name": ..., "context": {feature: value}, "examples":
+[{feature: value}, ...]}``, where a value is a number, a string,
+``{"b64": ...}`` or a list of one kind of them (integers go to an
+``int64_list``, numbers with a fraction to a ``float_list``, strings to a
+``bytes_list``); ``context`` features are added to every example. They are
+answered ``{"result": [[[label, score], ...], ...]}`` and ``{"result":
+[value, ...]}``.
+
 Every problem with a request raises ``RequestError`` (a
 ``tfcnn.errors.ServingError``) carrying the HTTP status, so the
 server answers ``{"error": "..."}`` and keeps running. Shapes, batch sizes
@@ -225,3 +234,71 @@ def _json_value(name, array):
         return {"b64": base64.b64encode(item).decode("ascii")}
 
     return convert(array.tolist())
+
+
+def request_examples(request):
+    """Serialized ``tf.Example``s of a ``:classify``/``:regress`` body.
+
+    Args:
+        request: dict, the parsed request body.
+
+    Returns:
+        NumPy object array of serialized ``tf.Example`` bytes.
+
+    Raises:
+        RequestError: unknown keys, no examples, or a feature value that
+            is not a number, string, ``{"b64": ...}`` or a list of one
+            kind of them.
+    """
+    from tensorflow.core.example import example_pb2
+
+    unknown = sorted(set(request) - {"signature_name", "context",
+                                     "examples"})
+    if unknown:
+        raise RequestError(f"unknown request keys {unknown}; expected "
+                           "'examples', 'context' and 'signature_name'")
+    examples = request.get("examples")
+    if not isinstance(examples, list) or not examples:
+        raise RequestError("'examples' must be a non-empty list of "
+                           "objects")
+    context = request.get("context", {})
+    if not isinstance(context, dict):
+        raise RequestError("'context' must be an object of features")
+    serialized = []
+    for i, features in enumerate(examples):
+        if not isinstance(features, dict):
+            raise RequestError(f"example {i} must be an object of "
+                               "features")
+        example = example_pb2.Example()
+        for name, value in {**context, **features}.items():
+            _set_feature(example.features.feature[name], name, value, i)
+        serialized.append(example.SerializeToString())
+    return np.array(serialized, dtype=object)
+
+
+def _set_feature(feature, name, value, index):
+    values = value if isinstance(value, list) else [value]
+    try:
+        if all(isinstance(v, bool) for v in values) and values:
+            raise ValueError("booleans are not a feature type")
+        if all(isinstance(v, int) for v in values):
+            feature.int64_list.value.extend(values)
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                 for v in values):
+            feature.float_list.value.extend(values)
+        else:
+            feature.bytes_list.value.extend(_strings(values))
+    except (ValueError, TypeError) as error:
+        raise RequestError(f"example {index}, feature {name!r}: "
+                           f"{error}") from None
+
+
+def classify_body(rows):
+    """``{"result": [[[label, score], ...], ...]}`` of Classify rows."""
+    return {"result": [[[label, score] for label, score in row]
+                       for row in rows]}
+
+
+def regress_body(values):
+    """``{"result": [value, ...]}`` of Regress values."""
+    return {"result": list(values)}

@@ -11,6 +11,8 @@ against the other:
 - ``GET .../metadata``: signatures;
 - ``POST ...:predict``: ``instances`` (row) or ``inputs`` (columnar)
   bodies, ``{"b64": ...}`` for bytes;
+- ``POST ...:classify`` and ``...:regress``: ``tf.Example`` features as
+  JSON (``tfcnn.serve.rest``);
 - ``GET /monitoring/prometheus/metrics``: TF Serving's metrics
   (``tfcnn.serve.metrics``);
 - gRPC ``PredictionService`` and ``ModelService`` (``tfcnn.serve.grpc_api``)
@@ -31,6 +33,7 @@ import dataclasses
 import json
 import logging
 import os
+import pathlib
 import re
 import socket
 import threading
@@ -48,6 +51,7 @@ from uvicorn.protocols.http import h11_impl
 
 from tfcnn.errors import ServeError
 from tfcnn.errors import ServingError
+from tfcnn.errors import StatusCode
 from tfcnn.export import arguments
 from tfcnn.export import layout
 from tfcnn.serve import config as config_lib
@@ -71,8 +75,8 @@ class ServerOptions:
     Attributes:
         max_body_bytes: int, larger request bodies get 413. Defaults to
             32 MiB.
-        poll_seconds: float, how often to look for new versions. Defaults
-            to 1.0.
+        poll_seconds: float, how often to look for new versions; 0 looks
+            once, at start. Defaults to 1.0.
         limits: ``inputs.Limits``, instances per request and image pixels.
         max_in_flight: int, requests in flight or queued at once (REST and
             gRPC together); more get 429 / RESOURCE_EXHAUSTED. Defaults
@@ -85,6 +89,11 @@ class ServerOptions:
         body_timeout_s: float, time to receive a request's body. Defaults
             to 30.0.
         batching: ``config.BatchingParameters`` or None (no batching).
+        metrics_path: str or None, the URL path of the Prometheus metrics
+            page; None serves none. Defaults to
+            "/monitoring/prometheus/metrics".
+        access_log: bool, log one line per REST request (uvicorn's access
+            log). Defaults to False.
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -95,10 +104,17 @@ class ServerOptions:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     batching: config_lib.BatchingParameters | None = None
+    metrics_path: str | None = config_lib.DEFAULT_METRICS_PATH
+    access_log: bool = False
 
     def __post_init__(self):
         arguments.check_positive_int(self.max_body_bytes, "max_body_bytes")
-        for name in ("poll_seconds", "request_timeout_s",
+        if isinstance(self.poll_seconds, bool) or not isinstance(
+                self.poll_seconds, (int, float)) or self.poll_seconds < 0:
+            raise arguments.ArgumentError(
+                "poll_seconds must be >= 0. "
+                f"Received: poll_seconds={self.poll_seconds!r}")
+        for name in ("request_timeout_s",
                      "header_timeout_s", "body_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(
@@ -164,8 +180,11 @@ def create_app(export_dir=None, *, model_configs=None, options=None,
             if match is None:
                 raise rest.RequestError(
                     f"malformed URL path {request.url.path!r}", 404)
+            # Only known APIs become metrics labels (bounded, as names).
             api = ("metadata" if match["metadata"] else
-                   (match["method"] or "status"))
+                   "status" if match["method"] is None else
+                   match["method"] if match["method"] in _METHODS else
+                   "other")
             return await _dispatch(request, match, inference, options)
         except ServingError as error:
             code = error.code.name
@@ -195,11 +214,13 @@ def create_app(export_dir=None, *, model_configs=None, options=None,
                        exc_info=error)
         return _error(f"internal error: {type(error).__name__}", 500)
 
+    routes = [Route("/v1/models/{path:path}", models_endpoint,
+                    methods=["GET", "POST"])]
+    if options.metrics_path is not None:
+        routes.append(Route(options.metrics_path, metrics_endpoint,
+                            methods=["GET"]))
     app = Starlette(
-        routes=[Route("/v1/models/{path:path}", models_endpoint,
-                      methods=["GET", "POST"]),
-                Route("/monitoring/prometheus/metrics", metrics_endpoint,
-                      methods=["GET"])],
+        routes=routes,
         exception_handlers={HTTPException: http_error,
                             Exception: server_error},
         lifespan=lifespan)
@@ -231,25 +252,54 @@ async def _dispatch(request, match, inference, options):
                 _metadata(inference.served(name, version, label)))
         return _json_response({"model_version_status": inference.status(
             name, version, label)})
-    if method != "predict":
+    if method not in _METHODS:
         raise rest.RequestError(
-            f"unsupported method {method!r}; this server answers :predict",
-            404 if method not in ("classify", "regress") else 400)
+            f"unsupported method {method!r}; this server answers "
+            ":predict, :classify and :regress", 404)
     _require(request, "POST")
     served = inference.served(name, version, label)
     with inference.admit():
         body = await _read_body(request, options.max_body_bytes,
                                 options.body_timeout_s)
         deadline = inference.deadline()
-        answer = await run_in_threadpool(_predict, inference, served, body,
-                                         deadline)
+        cancelled = threading.Event()
+        work = asyncio.ensure_future(run_in_threadpool(
+            _METHODS[method], inference, served, body, deadline,
+            cancelled))
+        gone = asyncio.ensure_future(_disconnected(request))
+        await asyncio.wait({work, gone},
+                           return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            # The client left: work not yet started is dropped; a call
+            # already running can't be stopped, and holds its place.
+            cancelled.set()
+            client = request.client
+            _log.info("client %s:%s disconnected before the answer to %s; "
+                      "its request was dropped unless already running",
+                      client.host if client else "?",
+                      client.port if client else "?", request.url.path)
+            with contextlib.suppress(Exception):
+                await work
+            raise ServingError("the client disconnected",
+                               StatusCode.CANCELLED)
+        gone.cancel()
+        answer = work.result()
     return Response(answer, media_type="application/json")
 
 
+async def _disconnected(request):
+    """Returns once the client has closed its connection."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _require(request, method):
+    # TF Serving answers a method the URL does not take as a malformed
+    # request (http_rest_api_handler.cc), 400 rather than 405.
     if request.method != method:
         raise rest.RequestError(
-            f"{request.method} is not allowed here; use {method}", 405)
+            f"Malformed request: {request.method} {request.url.path} "
+            f"(use {method})", 400)
 
 
 def _metadata(served):
@@ -286,14 +336,41 @@ def _too_large(size, limit):
             f"Received: {size} bytes or more")
 
 
-def _predict(inference, served, body, deadline):
+def _predict(inference, served, body, deadline, cancelled=None):
     """Runs one predict request (in a worker thread); returns JSON bytes."""
     request = rest.parse_body(body)
     signature = rest.signature_name(request)
     specs = inference.input_specs(served, signature)
     inputs, row_format = rest.request_inputs(request, specs)
-    outputs = inference.predict(served, signature, inputs, deadline)
+    outputs = inference.predict(served, signature, inputs, deadline,
+                                cancelled)
     return json.dumps(rest.response_body(outputs, row_format)).encode()
+
+
+def _examples_call(answer):
+    """A ``:classify``/``:regress`` runner around ``Inference``'s own."""
+
+    def run(inference, served, body, deadline, cancelled=None):
+        request = rest.parse_body(body)
+        signature = inference.examples_signature(
+            served, request.get("signature_name", ""))
+        if not isinstance(signature, str):
+            raise rest.RequestError("signature_name must be a string. "
+                                    f"Received: {signature!r}")
+        examples = rest.request_examples(request)
+        return json.dumps(answer(inference, served, signature, examples,
+                                 deadline, cancelled)).encode()
+
+    return run
+
+
+_METHODS = {
+    "predict": _predict,
+    "classify": _examples_call(lambda inference, *args: rest.classify_body(
+        inference.classify(*args))),
+    "regress": _examples_call(lambda inference, *args: rest.regress_body(
+        inference.regress(*args))),
+}
 
 
 def _timed_protocol(header_timeout_s):
@@ -353,7 +430,11 @@ def _timed_protocol(header_timeout_s):
 
 def _bind(host, port, what="REST"):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # asyncio sets TCP_NODELAY on a connection only when its socket says
+    # IPPROTO_TCP (proto 0 does not), and without it every keep-alive
+    # response waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -394,7 +475,8 @@ class _Server(uvicorn.Server):
 
 def _uvicorn_server(app, log_level, on_exit=None, ready_message=None):
     options = app.state.options
-    config = uvicorn.Config(app, log_level=log_level, access_log=False,
+    config = uvicorn.Config(app, log_level=log_level,
+                            access_log=options.access_log,
                             timeout_keep_alive=30,
                             http=_timed_protocol(options.header_timeout_s))
     return _Server(config, on_exit, ready_message)
@@ -411,46 +493,70 @@ def _grpc_server(app, host, port):
 
 
 def serve(export_dir=None, host="127.0.0.1", port=8501, grpc_port=8500, *,
-          model_config_file=None, options=None, log_level="info"):
+          model_config_file=None, model_name=None, model_base_path=None,
+          options=None, log_level="info"):
     """Serves the models until SIGTERM or Ctrl-C (blocking).
 
-    On SIGTERM (or SIGINT) both front ends stop accepting, the requests in
-    flight are answered, and the function returns.
+    At start it prints one line per model version loaded, or refuses to
+    start (``ServeError``) when nothing is servable. On SIGTERM (or
+    SIGINT) both front ends stop accepting, the requests in flight are
+    answered, and the function returns.
 
     Args:
         export_dir: str or path, the export root; None with a
-            ``model_config_file``.
+            ``model_config_file`` or ``model_base_path``.
         host: str, the address to bind; only this machine can connect by
             default. Defaults to "127.0.0.1".
-        port: int, the REST port; 0 picks a free one. Defaults to 8501
-            (TF Serving's REST port).
+        port: int or None, the REST port; 0 picks a free one, None serves
+            no REST. Defaults to 8501 (TF Serving's REST port).
         grpc_port: int or None, the gRPC port; 0 picks a free one, None
             serves no gRPC. Defaults to 8500 (TF Serving's gRPC port).
         model_config_file: str or path, a TF Serving model config file,
             or None. Defaults to None.
+        model_name: str or None, with ``model_base_path``: the name of
+            the one model served (TF Serving's ``--model_name``).
+        model_base_path: str or path or None, one model's folder of
+            version folders (TF Serving's ``--model_base_path``).
         options: ``ServerOptions`` or None (the defaults).
         log_level: str, uvicorn's log level. Defaults to "info".
 
     Raises:
-        ServeError: a port is in use or ``export_dir`` is missing.
+        ServeError: a port is in use, a path is missing, or nothing under
+            it is servable.
         ConfigError: the model config file is malformed.
     """
     model_configs = None
     if model_config_file is not None:
         model_configs = config_lib.read_model_config_file(model_config_file)
         where = str(model_config_file)
+    elif model_base_path is not None:
+        _check_export_dir(model_base_path, "model base path")
+        layout.check_model_name(model_name)
+        model_configs = [config_lib.ModelConfig(
+            model_name, pathlib.Path(model_base_path))]
+        where = f"model {model_name!r} from {model_base_path}"
     else:
         _check_export_dir(export_dir)
         where = f"models under {export_dir}"
     app = create_app(export_dir, model_configs=model_configs,
                      options=options or ServerOptions())
-    sock = _bind(host, port)
+    # Loaded before either front end answers (the lifespan's start is then
+    # a no-op), so the first request finds the models.
+    app.state.repository.start()
+    try:
+        _report_loaded(app.state.repository, export_dir, model_base_path)
+    except BaseException:
+        app.state.repository.stop()
+        raise
+    sock = None if port is None else _bind(host, port)
     grpc_server = None
     try:
         if grpc_port is not None:
             grpc_server, grpc_port = _grpc_server(app, host, grpc_port)
     except BaseException:
-        sock.close()
+        if sock is not None:
+            sock.close()
+        app.state.repository.stop()
         raise
     stopped = []
 
@@ -459,30 +565,71 @@ def serve(export_dir=None, host="127.0.0.1", port=8501, grpc_port=8500, *,
             stopped.append(grpc_server.stop(
                 grace=app.state.options.request_timeout_s))
 
-    # Loaded before either front end answers (the lifespan's start is then
-    # a no-op), so the first request finds the models.
-    app.state.repository.start()
-    message = (f"tfcnn serve: {where} at http://{host}:"
-               f"{sock.getsockname()[1]}/v1/models/<name>")
+    parts = []
+    if sock is not None:
+        parts.append(f"REST at http://{host}:{sock.getsockname()[1]}"
+                     "/v1/models/<name>")
     if grpc_server is not None:
         grpc_server.start()
-        message += f", gRPC at {host}:{grpc_port}"
+        parts.append(f"gRPC at {host}:{grpc_port}")
+    message = f"tfcnn serve: {where}: " + ", ".join(parts)
     try:
-        _uvicorn_server(app, log_level, stop_grpc, message).run(
-            sockets=[sock])
+        if sock is not None:
+            _uvicorn_server(app, log_level, stop_grpc, message).run(
+                sockets=[sock])
+        else:
+            print(message, flush=True)
+            _wait_for_signal(stop_grpc)
     finally:
         if grpc_server is not None:
             if not stopped:
                 stop_grpc()
             stopped[0].wait()
+        app.state.repository.stop()
     print("tfcnn serve: stopped after answering every request in flight",
           flush=True)
 
 
-def _check_export_dir(export_dir):
+def _report_loaded(repository, export_dir, model_base_path):
+    """Prints a line per loaded version; ServeError when there is none."""
+    loaded = repository.loaded()
+    for name, version, path in loaded:
+        print(f"tfcnn serve: loaded {name} version {version} from {path}",
+              flush=True)
+    if loaded:
+        return
+    hint = ""
+    if export_dir is not None and layout.list_versions(export_dir):
+        hint = (f"; {export_dir} holds version folders, so it is one "
+                "model's base path: serve its parent folder, or pass "
+                f"--model_name=NAME --model_base_path={export_dir}")
+    elif model_base_path is not None:
+        hint = (f"; {model_base_path} must hold version folders "
+                "(<version>/saved_model.pb)")
+    source = export_dir or model_base_path or "the model config file"
+    raise ServeError(f"nothing servable: no model version loaded from "
+                     f"{source}{hint}")
+
+
+def _wait_for_signal(on_exit):
+    """Blocks until SIGTERM or SIGINT (gRPC alone: no uvicorn loop)."""
+    import signal
+
+    done = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: done.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        done.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    on_exit()
+
+
+def _check_export_dir(export_dir, what="export root"):
     if export_dir is None or not os.path.isdir(export_dir):
         raise ServeError(
-            f"the export root {str(export_dir)!r} does not exist")
+            f"the {what} {str(export_dir)!r} does not exist")
 
 
 class BackgroundServer:
