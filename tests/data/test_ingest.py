@@ -574,3 +574,38 @@ def test_both_size_limits_on_the_command_line(tmp_path, capsys):
                   "--max-side", "8", "--shorter-side", "8"])
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+_INGEST_BOTH = textwrap.dedent("""
+    import sys
+    from tfcnn.data import ingest
+    for src, out in zip(sys.argv[1::2], sys.argv[2::2]):
+        ingest.ingest(src, out, workers=1, progress=False)
+""")
+
+
+@pytest.mark.slow
+def test_reingest_in_another_process_gives_identical_shard_bytes(tmp_path):
+    """The Example's feature map is serialized in key order, not in the
+    order of the process's string hashes."""
+    from tests.data import segmentation_files
+
+    _make_folders(tmp_path / "src", per_class=3)
+    segmentation_files.make_voc(tmp_path / "voc", train=3, val=1)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    for seed in ("1", "2"):
+        subprocess.run(
+            [sys.executable, "-c", _INGEST_BOTH,
+             str(tmp_path / "src"), str(tmp_path / f"classes{seed}"),
+             str(tmp_path / "voc"), str(tmp_path / f"voc{seed}")],
+            env=dict(env, PYTHONHASHSEED=seed), check=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for kind in ("classes", "voc"):
+        first, second = tmp_path / f"{kind}1", tmp_path / f"{kind}2"
+        shards = sorted(p.name for p in first.glob("*.tfrecord"))
+        assert shards and shards == sorted(
+            p.name for p in second.glob("*.tfrecord"))
+        for name in shards:
+            assert (first / name).read_bytes() == (
+                second / name).read_bytes(), name
+        assert _shard_digests(first) == _shard_digests(second)

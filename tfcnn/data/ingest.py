@@ -212,7 +212,10 @@ def _write_shards(tree, out, shards, max_pixels, storage, workers, bar,
             # fsencode: names that are not valid UTF-8 keep their bytes
             # instead of failing to encode.
             text=os.fsencode(f.class_name),
-            filename=os.fsencode(f.relpath)).SerializeToString()
+            filename=os.fsencode(f.relpath)).SerializeToString(
+                # Map entries in key order: the same source gives the same
+                # shard bytes (and sha256) in every process.
+                deterministic=True)
 
     return ingest_plan.write_shards(
         out, shards, checked, bar, journal, add_record=add_record,
