@@ -387,12 +387,45 @@ def test_symlink_loop_is_listed_as_skipped(tmp_path):
     (src / "cat" / "linked").symlink_to(linked, target_is_directory=True)
     data = ingest.ingest(src, out, workers=1, progress=False)
     reasons = {s["path"]: s["reason"] for s in data["skipped"]}
-    assert "already walked (a loop" in reasons["ant/loop/"]
+    assert "link to a folder of the source tree" in reasons["ant/loop/"]
     # A link to a folder outside the tree is followed, once.
     assert data["splits"]["train"]["class_counts"]["cat"] + data["splits"][
         "validation"]["class_counts"]["cat"] == 11
     written = sum(s["count"] for s in data["splits"].values())
     assert written + len(data["skipped"]) == data["files_found"]
+
+
+def test_link_to_the_source_root_stores_no_file_twice(tmp_path):
+    """``ln -s .. SRC/2/loop`` would file classes 0 and 1 again under 2,
+    one file in train as 0 and in validation as 2."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    image_files.make_class_folders(src, ("0", "1", "2"), 10)
+    os.symlink("..", src / "2" / "loop")
+    twin = tmp_path / "twin"
+    os.symlink(src, twin)  # and a link to an ancestor, through another path
+    os.symlink(twin, src / "1" / "up")
+    data = ingest.ingest(src, out, workers=1, progress=False)
+    names = [r[features.IMAGE_FILENAME].decode()
+             for r in _records(Manifest.load(out).files("train")
+                               + Manifest.load(out).files("validation"))]
+    assert len(names) == 30
+    assert not [n for n in names if "/loop/" in n or "/up/" in n]
+    reasons = {s["path"]: s["reason"] for s in data["skipped"]}
+    assert set(reasons) == {"2/loop/", "1/up/"}
+    assert all("link to a folder of the source tree" in r
+               for r in reasons.values())
+
+
+def test_split_leaving_a_class_without_training_images_is_refused(
+        tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=20)
+    with pytest.raises(DataError, match=(
+            r"validation_split=0.99 holds out all 20 files of class 'ant', "
+            r"leaving it no training image")):
+        ingest.ingest(src, out, validation_split=0.99, workers=1,
+                      progress=False)
+    assert not (out / "manifest.json").exists()
 
 
 def test_class_folder_without_files_is_an_error(tmp_path):
