@@ -215,3 +215,32 @@ def test_an_empty_validation_split_warns(tmp_path, capsys):
                for w in data["warnings"])
     assert "ingest: warning: the validation split is empty" in (
         capsys.readouterr().err)
+
+
+def test_voc_id_in_two_split_lists_is_refused(tmp_path, capsys):
+    src = tmp_path / "voc"
+    stems = segmentation_files.make_voc(src, train=3, val=2)
+    lists = src / "ImageSets/Segmentation"
+    (lists / "val.txt").write_text(
+        "".join(s + "\n" for s in stems["val"] + stems["train"][:1]))
+    out = tmp_path / "out"
+    assert cli.main(["ingest", str(src), str(out), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"tfcnn ingest: error: {lists}: {stems['train'][0]} listed in "
+        "both train.txt and "
+        "val.txt; an image belongs to one split, so remove it from one "
+        "list. Received: 1 shared ids"]
+    assert not (out / "manifest.json").exists()
+
+
+def test_voc_trainval_without_train_list_leaves_val_out_of_train(tmp_path):
+    src = tmp_path / "voc"
+    stems = segmentation_files.make_voc(src, train=3, val=2)
+    lists = src / "ImageSets/Segmentation"
+    (lists / "train.txt").rename(lists / "trainval.txt")
+    (lists / "trainval.txt").write_text(
+        "".join(s + "\n" for s in stems["train"] + stems["val"]))
+    data = ingest.ingest(src, tmp_path / "out", workers=1, progress=False)
+    assert (data["splits"]["train"]["count"],
+            data["splits"]["validation"]["count"]) == (3, 2)
