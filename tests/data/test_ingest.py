@@ -274,7 +274,19 @@ def test_summary_line_names_what_was_written(tmp_path, capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "wrote 6 records in 1 shard (train 6)" in line
     assert "skipped 1 of 7 files" in line
+    assert line.endswith(
+        f": ant/x.jpg, see {tmp_path / 'out' / 'manifest.json'}")
     assert str(tmp_path / "out") in line
+    for i in range(4):
+        image_files.write_kind(tmp_path / "src" / "bee" / f"bad{i}.jpg",
+                               "truncated_jpeg")
+    ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1,
+                  overwrite=True)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "skipped 5 of 11 files" in line
+    assert line.endswith(
+        ": ant/x.jpg, bee/bad0.jpg, bee/bad1.jpg and 2 more, see "
+        f"{tmp_path / 'out' / 'manifest.json'}")
 
 
 _KILLED_INGEST = textwrap.dedent("""
