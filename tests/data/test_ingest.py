@@ -80,9 +80,10 @@ def test_every_bad_file_kind_is_converted_or_listed(tmp_path):
         cls = CLASSES[i % 2]
         image_files.write_kind(
             src / cls / f"{kind}{image_files.extension(kind)}", kind, seed=i)
-    data = ingest.ingest(src, out, validation_split=0.0, workers=1,
-                         progress=False)
+    data = ingest.ingest(src, out, validation_split=0.0, lossless=True,
+                         workers=1, progress=False)
 
+    assert data["storage"]["lossless"] is True
     written = sum(split["count"] for split in data["splits"].values())
     assert data["files_found"] == len(kinds)
     assert written + len(data["skipped"]) == data["files_found"]
@@ -104,6 +105,54 @@ def test_every_bad_file_kind_is_converted_or_listed(tmp_path):
                 image.astype(int),
                 image_files.expected_pixels(kind, seed=kinds.index(kind)),
                 atol=atol, rtol=0)
+
+
+def _model_garden_jpeg_decode(encoded):
+    """TF Model Garden's classification Parser with its default
+    ``decode_jpeg_only=True``: the shape from the JPEG header, then a fused
+    crop-and-decode of the centre window (``center_crop_image_v2``)."""
+    shape = tf.image.extract_jpeg_shape(encoded)
+    side = tf.minimum(shape[0], shape[1])
+    window = tf.stack([(shape[0] - side) // 2, (shape[1] - side) // 2,
+                       side, side])
+    return tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
+
+
+def test_every_record_of_a_mixed_folder_reads_as_jpeg(tmp_path, capsys):
+    """By default every record is a JPEG, as the reference schema says, so
+    JPEG-only readers decode all of them; --lossless keeps PNG."""
+    from tfcnn import cli
+
+    src = tmp_path / "src"
+    kinds = sorted(image_files.GOOD_KINDS)
+    for i, kind in enumerate(kinds * 2):
+        image_files.write_kind(
+            src / CLASSES[i % 3] / f"{i}{image_files.extension(kind)}",
+            kind, seed=i)
+    assert cli.main(["ingest", str(src), str(tmp_path / "out"),
+                     "--workers", "1"]) == 0
+    manifest = Manifest.load(tmp_path / "out")
+    records = _records(manifest.files("train")
+                       + manifest.files("validation"))
+    assert len(records) == 2 * len(kinds)
+    for r in records:
+        assert r[features.IMAGE_FORMAT] == b"jpeg"
+        image = _model_garden_jpeg_decode(r[features.IMAGE_ENCODED])
+        assert image.shape == (image_files.HEIGHT, image_files.HEIGHT, 3)
+    assert manifest.storage["lossless"] is False
+    assert manifest.storage["formats"] == {"jpeg": 2 * len(kinds)}
+
+    assert cli.main(["ingest", str(src), str(tmp_path / "lossless"),
+                     "--workers", "1", "--lossless"]) == 0
+    lossless = Manifest.load(tmp_path / "lossless")
+    assert lossless.storage["lossless"] is True
+    png = [r for r in _records(lossless.files("train")
+                               + lossless.files("validation"))
+           if r[features.IMAGE_FORMAT] == b"png"]
+    assert len(png) == 2 * sum(not k.endswith("jpeg") or not keep
+                               for k, keep in image_files.GOOD_KINDS.items())
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        _model_garden_jpeg_decode(png[0][features.IMAGE_ENCODED])
 
 
 def test_split_folders_and_unknown_test_class(tmp_path):

@@ -36,8 +36,10 @@ def _ingested(root, num_shards):
         for i in range(10):
             pixels = rng.integers(0, 256, (24, 30, 3)).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
+    # Lossless: the raw-shard test compares decoded pixels exactly.
     ingest.ingest(root / "images", root / "shards", validation_split=0.2,
-                  num_shards=num_shards, workers=1, progress=False)
+                  num_shards=num_shards, lossless=True, workers=1,
+                  progress=False)
     return root / "shards"
 
 

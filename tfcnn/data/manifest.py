@@ -101,8 +101,8 @@ class Manifest:
 
         Finds ``<split>-*`` shard files (``train-00000-of-01024`` with or
         without ``.tfrecord``; validation also named ``val``, ``valid`` or
-        ``eval``, ``SPLIT_ALIASES``), counts their records and checks every label
-        in the same pass: ``label + label_offset`` must lie in
+        ``eval``, ``SPLIT_ALIASES``), counts their records and checks every
+        label in the same pass: ``label + label_offset`` must lie in
         ``[0, num_classes)``. Segmentation shards (TF Model Garden's
         schema, found from the first record) get their masks' ids checked
         instead, and the largest id names the classes when nothing else

@@ -122,7 +122,11 @@ def check_pair(image_path, mask_path, *, num_classes=None,
     Returns:
         a ``CheckedPair``. Never raises for a bad file.
     """
-    image = image_check.check_image(image_path, max_pixels=max_pixels)
+    # Lossless: Model Garden's segmentation decoder reads PNG images
+    # (decode_image), and the stored pixels stay those the mask labels.
+    image = image_check.check_image(
+        image_path, max_pixels=max_pixels,
+        storage=image_check.Storage(lossless=True))
     if image.skipped:
         return CheckedPair(skip_reason=f"image: {image.skip_reason}")
     try:
