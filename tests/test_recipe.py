@@ -193,6 +193,24 @@ def test_non_finite_and_absurd_numbers_are_refused(tmp_path, text, match):
         recipe_lib.load_recipe(_write(tmp_path, text))
 
 
+@pytest.mark.parametrize("text, message", [
+    ('[data]\npath = "data/a\\u0000b"\n',
+     "data.path holds a NUL byte (\\u0000), which no path or name may "
+     "hold. Received: 'data/a\\x00b'"),
+    ("[train]\nseed = -1\n",
+     "train.seed must be in [0, 2**32). Received: -1"),
+    ("[data]\nseed = -3\n",
+     "data.seed must be in [0, 2**32). Received: -3"),
+])
+def test_nul_byte_and_negative_seed_end_in_one_line(tmp_path, capsys, text,
+                                                    message):
+    from tfcnn import cli
+
+    assert cli.main(["ingest", str(_write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(message), err
+
+
 def test_python_api_refuses_a_nan_learning_rate():
     with pytest.raises(RecipeError, match="learning_rate"):
         recipe_lib.TrainConfig(learning_rate=float("nan"))

@@ -414,7 +414,18 @@ def _coerce(config):
     section = _SECTION_OF[type(config)]
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        converted = _convert(field.type, value, f"{section}.{field.name}")
+        key = f"{section}.{field.name}"
+        converted = _convert(field.type, value, key)
+        if isinstance(converted, str) and "\0" in converted:
+            # The OS takes no NUL in a path or name: say so here, not in a
+            # ValueError traceback from the first open().
+            raise RecipeError(
+                f"{key} holds a NUL byte (\\u0000), which no path or name "
+                f"may hold. Received: {converted!r}")
+        if field.name == "seed" and not 0 <= converted < 2**32:
+            # The range NumPy's and TensorFlow's global seeds accept.
+            raise RecipeError(
+                f"{key} must be in [0, 2**32). Received: {converted}")
         if converted is not value:
             object.__setattr__(config, field.name, converted)
 
