@@ -28,6 +28,7 @@ import io
 
 import numpy as np
 from PIL import Image
+from PIL import UnidentifiedImageError
 
 from tfcnn.data import image_check
 
@@ -138,6 +139,10 @@ def check_pair(image_path, mask_path, *, num_classes=None,
         mask, mask_note = read_mask(data, num_classes)
     except ValueError as error:
         return CheckedPair(skip_reason=f"mask: {error}")
+    except UnidentifiedImageError:
+        # Pillow's own message names the in-memory buffer's address.
+        return CheckedPair(skip_reason="mask: not an image (unrecognised "
+                                       "format)")
     except Exception as error:  # noqa: BLE001 (any decoder failure)
         message = str(error) or type(error).__name__
         return CheckedPair(skip_reason=f"mask: corrupt or not an image: "
