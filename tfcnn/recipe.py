@@ -94,7 +94,9 @@ class DataConfig:
     crop_size: int = 224
     # host-side size: shorter side resized to this, centre square kept (256)
     resize_size: int = 256
-    # fraction of the training images held out for validation (stratified)
+    # fraction of the training images held out for validation (stratified
+    # at ingest; for tfds without a validation split, the end of
+    # tfds_train_split)
     validation_split: float = 0.1
     # number of shards per split; 0 picks one per ~128 MB
     num_shards: int = 0

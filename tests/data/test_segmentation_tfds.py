@@ -86,7 +86,12 @@ def test_recipe_with_a_tfds_mask_key_reads_segmentation(tfds_dir, tmp_path):
     images, masks = next(iter(source.dataset("train", batch_size=2,
                                              training=True)))
     assert images.shape == (2, 24, 24, 3) and masks.shape == (2, 24, 24)
-    full = list(source.dataset("validation", batch_size=1, training=False,
+    # Validation holds out the end of train (round(0.1 * 5) = 1), never
+    # the evaluation split.
+    assert (source.count("train"), source.count("validation")) == (4, 1)
+    assert len(list(source.dataset("validation", batch_size=1,
+                                   training=False))) == 1
+    full = list(source.dataset("test", batch_size=1, training=False,
                                full_size=True))
     assert len(full) == 2
     image, mask = full[0]
