@@ -360,7 +360,7 @@ def _stats(args):
             data.tfds_name, split=data.tfds_train_split,
             data_dir=data.tfds_data_dir or None,
             resize_size=_given(args.resize_size, data.resize_size),
-            progress=not args.json)
+            progress=not args.json, mask_key=data.tfds_mask_key)
     else:
         result = stats.compute_stats(
             manifest.describe(folder, label_offset=_given(

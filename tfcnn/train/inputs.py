@@ -359,7 +359,8 @@ class _Tfds:
         return stats_lib.load_tfds_stats(
             data.tfds_name, split=data.tfds_train_split,
             data_dir=self._data_dir, resize_size=data.resize_size,
-            required=weights_lib.needs_stats(self._recipe))
+            required=weights_lib.needs_stats(self._recipe),
+            mask_key=data.tfds_mask_key)
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
