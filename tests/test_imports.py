@@ -5,7 +5,12 @@ dependency, so any cycle through them fails as well.
 """
 
 import ast
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
+
+import pytest
 
 import tfcnn
 
@@ -101,3 +106,35 @@ def test_the_cycle_finder_finds_one():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [
         frozenset("abc")]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+# The README's loading recipe, in a fresh interpreter.
+_LOAD = textwrap.dedent("""
+    import sys
+    import tfcnn
+    assert "keras" not in sys.modules and "tensorflow" not in sys.modules
+    import keras
+    model = keras.models.load_model(sys.argv[1])
+    print(sorted({type(layer).__module__.split(".")[1]
+                  for layer in model._flatten_layers()
+                  if type(layer).__module__.startswith("tfcnn.")}))
+""")
+
+
+@pytest.mark.slow
+def test_plain_import_tfcnn_loads_a_trained_runs_model_keras(tmp_path):
+    """A trained model.keras holds tfcnn's preprocessing layers
+    (RandomOrCentreCrop, ...) besides its custom layers; ``import tfcnn``
+    registers them all without importing Keras itself."""
+    from tests.train.conftest import tiny_recipe
+    from tfcnn.train import fit
+
+    recipe = tiny_recipe(tmp_path / "run", epochs=1)
+    fit.train(recipe, verbose=0)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD, str(tmp_path / "run" / "model.keras")],
+        capture_output=True, text=True,
+        env={"PYTHONPATH": str(ROOT.parent), "TF_CPP_MIN_LOG_LEVEL": "3",
+             "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "'augment'" in done.stdout.strip().splitlines()[-1]

@@ -124,8 +124,9 @@ def test_dump_toml_round_trips():
 
 
 def _random_text(rng):
-    # Control characters, quotes, backslashes, DEL, non-ASCII, TOML syntax.
-    alphabet = ("ab \n\r\t\x00\x01\x1f\x7f\"'\\[]{}=#.,:"
+    # Control characters, quotes, backslashes, DEL, non-ASCII, TOML syntax
+    # (not NUL: a recipe refuses it, see test_nul_byte_and_negative_seed_...).
+    alphabet = ("ab \n\r\t\x01\x1f\x7f\"'\\[]{}=#.,:"
                 "\u00e9\u4e2d\U0001f600")
     return "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
 
@@ -162,7 +163,7 @@ def test_every_dumped_recipe_parses_back_to_itself():
     rng = random.Random(0)
     checked = 0
     # Validation refuses about three in four random combinations.
-    for _ in range(500):
+    for _ in range(700):
         raw = {}
         for section in dataclasses.fields(recipe_lib.Recipe):
             defaults = section.type()
@@ -191,6 +192,24 @@ def test_every_dumped_recipe_parses_back_to_itself():
 def test_non_finite_and_absurd_numbers_are_refused(tmp_path, text, match):
     with pytest.raises(RecipeError, match=match):
         recipe_lib.load_recipe(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[data]\npath = "data/a\\u0000b"\n',
+     "data.path holds a NUL byte (\\u0000), which no path or name may "
+     "hold. Received: 'data/a\\x00b'"),
+    ("[train]\nseed = -1\n",
+     "train.seed must be in [0, 2**32). Received: -1"),
+    ("[data]\nseed = -3\n",
+     "data.seed must be in [0, 2**32). Received: -3"),
+])
+def test_nul_byte_and_negative_seed_end_in_one_line(tmp_path, capsys, text,
+                                                    message):
+    from tfcnn import cli
+
+    assert cli.main(["ingest", str(_write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(message), err
 
 
 def test_python_api_refuses_a_nan_learning_rate():

@@ -268,6 +268,9 @@ def _add_ingest(subparsers):
     p.add_argument("--raw", action="store_true",
                    help="store 8-bit RGB pixels instead of encoded images "
                         "(small images, e.g. 32x32: reading beats decoding)")
+    p.add_argument("--lossless", action="store_true",
+                   help="store images that are not RGB or grey JPEGs as "
+                        "PNG (exact pixels) instead of JPEG at quality 95")
     p.add_argument("--workers", type=int, default=0,
                    help="parallel workers; 0: all cores")
     p.add_argument("--overwrite", action="store_true",
@@ -296,7 +299,7 @@ def _ingest(args):
         num_shards=_given(args.num_shards, data.num_shards),
         seed=_given(args.seed, data.seed), max_pixels=args.max_pixels,
         max_side=args.max_side, shorter_side=args.shorter_side,
-        jpeg_quality=args.jpeg_quality, raw=args.raw,
+        jpeg_quality=args.jpeg_quality, raw=args.raw, lossless=args.lossless,
         workers=args.workers, overwrite=args.overwrite,
         progress=not args.json)
     if args.json:
@@ -357,7 +360,7 @@ def _stats(args):
             data.tfds_name, split=data.tfds_train_split,
             data_dir=data.tfds_data_dir or None,
             resize_size=_given(args.resize_size, data.resize_size),
-            progress=not args.json)
+            progress=not args.json, mask_key=data.tfds_mask_key)
     else:
         result = stats.compute_stats(
             manifest.describe(folder, label_offset=_given(

@@ -104,7 +104,9 @@ class DataConfig:
     crop_size: int = 224
     # host-side size: shorter side resized to this, centre square kept (256)
     resize_size: int = 256
-    # fraction of the training images held out for validation (stratified)
+    # fraction of the training images held out for validation (stratified
+    # at ingest; for tfds without a validation split, the end of
+    # tfds_train_split)
     validation_split: float = 0.1
     # number of shards per split; 0 picks one per ~128 MB
     num_shards: int = 0
@@ -436,7 +438,18 @@ def _coerce(config):
     section = _SECTION_OF[type(config)]
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        converted = _convert(field.type, value, f"{section}.{field.name}")
+        key = f"{section}.{field.name}"
+        converted = _convert(field.type, value, key)
+        if isinstance(converted, str) and "\0" in converted:
+            # The OS takes no NUL in a path or name: say so here, not in a
+            # ValueError traceback from the first open().
+            raise RecipeError(
+                f"{key} holds a NUL byte (\\u0000), which no path or name "
+                f"may hold. Received: {converted!r}")
+        if field.name == "seed" and not 0 <= converted < 2**32:
+            # The range NumPy's and TensorFlow's global seeds accept.
+            raise RecipeError(
+                f"{key} must be in [0, 2**32). Received: {converted}")
         if converted is not value:
             object.__setattr__(config, field.name, converted)
 

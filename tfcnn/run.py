@@ -195,9 +195,7 @@ def _stages(recipe):
         stages.append(_prepare_digit_scenes)
     if source in (Source.DIGITS, Source.DIGIT_SCENES, Source.FOLDER):
         stages.append(_ingest)
-    if source in (Source.DIGITS, Source.DIGIT_SCENES, Source.FOLDER,
-                  Source.TFRECORD) or (source is Source.TFDS
-                                       and not recipe.data.tfds_mask_key):
+    if source is not Source.SYNTHETIC:
         stages.append(_stats)
     stages += [_train, _evaluate, _export, _predict]
     return stages
@@ -293,7 +291,7 @@ def _has_stats(recipe):
 def _tfds_where(data):
     return dict(split=data.tfds_train_split,
                 data_dir=data.tfds_data_dir or None,
-                resize_size=data.resize_size)
+                resize_size=data.resize_size, mask_key=data.tfds_mask_key)
 
 
 def _chief_output(stage, recipe):

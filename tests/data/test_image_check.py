@@ -11,11 +11,13 @@ from PIL import Image
 from tests.data import image_files
 from tfcnn.data import image_check
 
+LOSSLESS = image_check.Storage(lossless=True)
+
 
 @pytest.mark.parametrize("kind", sorted(image_files.GOOD_KINDS))
-def test_good_kinds_decode_to_8bit_rgb(kind):
+def test_good_kinds_decode_to_8bit_rgb_lossless(kind):
     data = image_files.encode_kind(kind, seed=1)
-    checked = image_check.check_image_bytes(data)
+    checked = image_check.check_image_bytes(data, storage=LOSSLESS)
     assert not checked.skipped, checked.skip_reason
     assert (checked.height, checked.width) == (image_files.HEIGHT,
                                                image_files.WIDTH)
@@ -36,6 +38,31 @@ def test_good_kinds_decode_to_8bit_rgb(kind):
     atol = 1 if kind in ("rgba_png", "la_png") else 0
     np.testing.assert_allclose(decoded.astype(int), expected.astype(int),
                                atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("kind", sorted(image_files.GOOD_KINDS))
+def test_good_kinds_are_stored_as_jpeg_by_default(kind):
+    """TF Model Garden's default classification Parser decodes with
+    extract_jpeg_shape and decode_and_crop_jpeg, which fail on PNG."""
+    data = image_files.encode_kind(kind, seed=1)
+    checked = image_check.check_image_bytes(data)
+    assert checked.image_format == "jpeg"
+    shape = tf.image.extract_jpeg_shape(checked.encoded).numpy()
+    assert list(shape[:2]) == [image_files.HEIGHT, image_files.WIDTH]
+    decoded = tf.image.decode_and_crop_jpeg(
+        checked.encoded, [0, 0, shape[0], shape[1]], channels=3).numpy()
+    if kind.endswith("jpeg") and image_files.GOOD_KINDS[kind]:
+        assert checked.encoded == data and checked.note == ""
+        return
+    assert checked.note.endswith("stored as JPEG (quality 95)")
+    if image_files.GOOD_KINDS[kind]:  # 8-bit RGB or grey PNG
+        expected = tf.io.decode_png(data, channels=3).numpy()
+    else:
+        expected = image_files.expected_pixels(kind, seed=1)
+    error = np.abs(decoded.astype(int) - expected.astype(int))
+    # 1-bit noise, all edges, is JPEG's worst case (--lossless keeps it).
+    assert error.mean() < (20 if kind == "bilevel_png" else 4), (
+        kind, error.mean())
 
 
 def test_grayscale_jpeg_decodes_to_equal_channels():

@@ -80,9 +80,10 @@ def test_every_bad_file_kind_is_converted_or_listed(tmp_path):
         cls = CLASSES[i % 2]
         image_files.write_kind(
             src / cls / f"{kind}{image_files.extension(kind)}", kind, seed=i)
-    data = ingest.ingest(src, out, validation_split=0.0, workers=1,
-                         progress=False)
+    data = ingest.ingest(src, out, validation_split=0.0, lossless=True,
+                         workers=1, progress=False)
 
+    assert data["storage"]["lossless"] is True
     written = sum(split["count"] for split in data["splits"].values())
     assert data["files_found"] == len(kinds)
     assert written + len(data["skipped"]) == data["files_found"]
@@ -104,6 +105,54 @@ def test_every_bad_file_kind_is_converted_or_listed(tmp_path):
                 image.astype(int),
                 image_files.expected_pixels(kind, seed=kinds.index(kind)),
                 atol=atol, rtol=0)
+
+
+def _model_garden_jpeg_decode(encoded):
+    """TF Model Garden's classification Parser with its default
+    ``decode_jpeg_only=True``: the shape from the JPEG header, then a fused
+    crop-and-decode of the centre window (``center_crop_image_v2``)."""
+    shape = tf.image.extract_jpeg_shape(encoded)
+    side = tf.minimum(shape[0], shape[1])
+    window = tf.stack([(shape[0] - side) // 2, (shape[1] - side) // 2,
+                       side, side])
+    return tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
+
+
+def test_every_record_of_a_mixed_folder_reads_as_jpeg(tmp_path, capsys):
+    """By default every record is a JPEG, as the reference schema says, so
+    JPEG-only readers decode all of them; --lossless keeps PNG."""
+    from tfcnn import cli
+
+    src = tmp_path / "src"
+    kinds = sorted(image_files.GOOD_KINDS)
+    for i, kind in enumerate(kinds * 2):
+        image_files.write_kind(
+            src / CLASSES[i % 3] / f"{i}{image_files.extension(kind)}",
+            kind, seed=i)
+    assert cli.main(["ingest", str(src), str(tmp_path / "out"),
+                     "--workers", "1"]) == 0
+    manifest = Manifest.load(tmp_path / "out")
+    records = _records(manifest.files("train")
+                       + manifest.files("validation"))
+    assert len(records) == 2 * len(kinds)
+    for r in records:
+        assert r[features.IMAGE_FORMAT] == b"jpeg"
+        image = _model_garden_jpeg_decode(r[features.IMAGE_ENCODED])
+        assert image.shape == (image_files.HEIGHT, image_files.HEIGHT, 3)
+    assert manifest.storage["lossless"] is False
+    assert manifest.storage["formats"] == {"jpeg": 2 * len(kinds)}
+
+    assert cli.main(["ingest", str(src), str(tmp_path / "lossless"),
+                     "--workers", "1", "--lossless"]) == 0
+    lossless = Manifest.load(tmp_path / "lossless")
+    assert lossless.storage["lossless"] is True
+    png = [r for r in _records(lossless.files("train")
+                               + lossless.files("validation"))
+           if r[features.IMAGE_FORMAT] == b"png"]
+    assert len(png) == 2 * sum(not k.endswith("jpeg") or not keep
+                               for k, keep in image_files.GOOD_KINDS.items())
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        _model_garden_jpeg_decode(png[0][features.IMAGE_ENCODED])
 
 
 def test_split_folders_and_unknown_test_class(tmp_path):
@@ -274,7 +323,19 @@ def test_summary_line_names_what_was_written(tmp_path, capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "wrote 6 records in 1 shard (train 6)" in line
     assert "skipped 1 of 7 files" in line
+    assert line.endswith(
+        f": ant/x.jpg, see {tmp_path / 'out' / 'manifest.json'}")
     assert str(tmp_path / "out") in line
+    for i in range(4):
+        image_files.write_kind(tmp_path / "src" / "bee" / f"bad{i}.jpg",
+                               "truncated_jpeg")
+    ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1,
+                  overwrite=True)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "skipped 5 of 11 files" in line
+    assert line.endswith(
+        ": ant/x.jpg, bee/bad0.jpg, bee/bad1.jpg and 2 more, see "
+        f"{tmp_path / 'out' / 'manifest.json'}")
 
 
 _KILLED_INGEST = textwrap.dedent("""
@@ -387,12 +448,45 @@ def test_symlink_loop_is_listed_as_skipped(tmp_path):
     (src / "cat" / "linked").symlink_to(linked, target_is_directory=True)
     data = ingest.ingest(src, out, workers=1, progress=False)
     reasons = {s["path"]: s["reason"] for s in data["skipped"]}
-    assert "already walked (a loop" in reasons["ant/loop/"]
+    assert "link to a folder of the source tree" in reasons["ant/loop/"]
     # A link to a folder outside the tree is followed, once.
     assert data["splits"]["train"]["class_counts"]["cat"] + data["splits"][
         "validation"]["class_counts"]["cat"] == 11
     written = sum(s["count"] for s in data["splits"].values())
     assert written + len(data["skipped"]) == data["files_found"]
+
+
+def test_link_to_the_source_root_stores_no_file_twice(tmp_path):
+    """``ln -s .. SRC/2/loop`` would file classes 0 and 1 again under 2,
+    one file in train as 0 and in validation as 2."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    image_files.make_class_folders(src, ("0", "1", "2"), 10)
+    os.symlink("..", src / "2" / "loop")
+    twin = tmp_path / "twin"
+    os.symlink(src, twin)  # and a link to an ancestor, through another path
+    os.symlink(twin, src / "1" / "up")
+    data = ingest.ingest(src, out, workers=1, progress=False)
+    names = [r[features.IMAGE_FILENAME].decode()
+             for r in _records(Manifest.load(out).files("train")
+                               + Manifest.load(out).files("validation"))]
+    assert len(names) == 30
+    assert not [n for n in names if "/loop/" in n or "/up/" in n]
+    reasons = {s["path"]: s["reason"] for s in data["skipped"]}
+    assert set(reasons) == {"2/loop/", "1/up/"}
+    assert all("link to a folder of the source tree" in r
+               for r in reasons.values())
+
+
+def test_split_leaving_a_class_without_training_images_is_refused(
+        tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    _make_folders(src, per_class=20)
+    with pytest.raises(DataError, match=(
+            r"validation_split=0.99 holds out all 20 files of class 'ant', "
+            r"leaving it no training image")):
+        ingest.ingest(src, out, validation_split=0.99, workers=1,
+                      progress=False)
+    assert not (out / "manifest.json").exists()
 
 
 def test_class_folder_without_files_is_an_error(tmp_path):
@@ -574,3 +668,38 @@ def test_both_size_limits_on_the_command_line(tmp_path, capsys):
                   "--max-side", "8", "--shorter-side", "8"])
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+_INGEST_BOTH = textwrap.dedent("""
+    import sys
+    from tfcnn.data import ingest
+    for src, out in zip(sys.argv[1::2], sys.argv[2::2]):
+        ingest.ingest(src, out, workers=1, progress=False)
+""")
+
+
+@pytest.mark.slow
+def test_reingest_in_another_process_gives_identical_shard_bytes(tmp_path):
+    """The Example's feature map is serialized in key order, not in the
+    order of the process's string hashes."""
+    from tests.data import segmentation_files
+
+    _make_folders(tmp_path / "src", per_class=3)
+    segmentation_files.make_voc(tmp_path / "voc", train=3, val=1)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    for seed in ("1", "2"):
+        subprocess.run(
+            [sys.executable, "-c", _INGEST_BOTH,
+             str(tmp_path / "src"), str(tmp_path / f"classes{seed}"),
+             str(tmp_path / "voc"), str(tmp_path / f"voc{seed}")],
+            env=dict(env, PYTHONHASHSEED=seed), check=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for kind in ("classes", "voc"):
+        first, second = tmp_path / f"{kind}1", tmp_path / f"{kind}2"
+        shards = sorted(p.name for p in first.glob("*.tfrecord"))
+        assert shards and shards == sorted(
+            p.name for p in second.glob("*.tfrecord"))
+        for name in shards:
+            assert (first / name).read_bytes() == (
+                second / name).read_bytes(), name
+        assert _shard_digests(first) == _shard_digests(second)

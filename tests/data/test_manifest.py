@@ -131,3 +131,34 @@ def test_from_shards_argument_errors(tmp_path):
         Manifest.from_shards(tmp_path, num_classes=3, class_names=["a"])
     with pytest.raises(DataError, match="num_classes must be a positive"):
         Manifest.from_shards(tmp_path, num_classes=0)
+
+
+@pytest.mark.parametrize("alias", ["val", "valid", "eval"])
+def test_val_shards_are_the_validation_split(tmp_path, alias, capsys):
+    """DeepLab's converters and others name validation shards ``val-*``."""
+    from tfcnn.data import readers
+
+    reference_shards.write_reference_shards(tmp_path, "train", 1, 3)
+    written = reference_shards.write_reference_shards(tmp_path, alias, 2, 2)
+    manifest = Manifest.from_shards(tmp_path, label_offset=-1)
+    assert manifest.splits == ("train", "validation")
+    assert manifest.count("validation") == 4
+    assert [s["name"] for s in manifest.shards("validation")] == [
+        f"{alias}-00000-of-00002", f"{alias}-00001-of-00002"]
+    labels = [int(label) for _, label in readers.read_shards(
+        manifest, "validation").as_numpy_iterator()]
+    assert sorted(labels) == sorted(label - 1 for _, label in written)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_shards_of_no_known_split_are_reported(tmp_path, capsys):
+    reference_shards.write_reference_shards(tmp_path, "dev", 1, 2)
+    with pytest.raises(DataError, match=(
+            r"validation \(val, valid, eval\).*it holds shards of no known "
+            r"split: dev-\*")):
+        Manifest.from_shards(tmp_path, label_offset=-1)
+    reference_shards.write_reference_shards(tmp_path, "train", 1, 3)
+    manifest = Manifest.from_shards(tmp_path, label_offset=-1)
+    assert manifest.splits == ("train",)
+    err = capsys.readouterr().err
+    assert f"warning: {tmp_path}: shards dev-* match no split" in err

@@ -59,7 +59,8 @@ def test_decode_image_channels():
 @pytest.mark.parametrize("mode", ["RGBA", "LA"])
 def test_alpha_composited_over_white_as_ingest_stores_it(mode):
     # Serving decodes an uploaded PNG with transparency to what ingest
-    # stored for the same file in training: composited over white.
+    # --lossless stored for the same file in training: composited over
+    # white.
     import io
 
     from PIL import Image
@@ -77,7 +78,8 @@ def test_alpha_composited_over_white_as_ingest_stores_it(mode):
     encoded = buffer.getvalue()
 
     served = preprocess.decode_image(encoded).numpy()
-    stored = image_check.check_image_bytes(encoded)
+    stored = image_check.check_image_bytes(
+        encoded, storage=image_check.Storage(lossless=True))
     ingested = tf.io.decode_png(stored.encoded, channels=3).numpy()
 
     assert stored.note and "alpha" in stored.note

@@ -86,8 +86,38 @@ def test_recipe_with_a_tfds_mask_key_reads_segmentation(tfds_dir, tmp_path):
     images, masks = next(iter(source.dataset("train", batch_size=2,
                                              training=True)))
     assert images.shape == (2, 24, 24, 3) and masks.shape == (2, 24, 24)
-    full = list(source.dataset("validation", batch_size=1, training=False,
+    # Validation holds out the end of train (round(0.1 * 5) = 1), never
+    # the evaluation split.
+    assert (source.count("train"), source.count("validation")) == (4, 1)
+    assert len(list(source.dataset("validation", batch_size=1,
+                                   training=False))) == 1
+    full = list(source.dataset("test", batch_size=1, training=False,
                                full_size=True))
     assert len(full) == 2
     image, mask = full[0]
     assert image.shape == (1, 24, 32, 3) and mask.shape == (1, 24, 32)
+
+
+def test_run_computes_the_statistics_of_a_segmentation_tfds_source(
+        tfds_dir, tmp_path, monkeypatch):
+    """The stats stage of `tfcnn run` covers every source: a segmentation
+    tfds recipe whose augmentation needs statistics finds them after it."""
+    from tfcnn import recipe as recipe_lib
+    from tfcnn import run
+    from tfcnn.train import inputs
+
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working folder
+    recipe = recipe_lib.recipe_from_dict({
+        "data": {"source": "tfds", "tfds_name": "tfcnn_tiny_masks",
+                 "tfds_data_dir": str(tfds_dir),
+                 "tfds_mask_key": "segmentation_mask",
+                 "resize_size": 24, "crop_size": 16},
+        "augment": {"mean": "channel"},
+        "train": {"batch_size": 2, "model_dir": str(tmp_path / "run")}})
+    assert run._stats in run._stages(recipe)
+    report = run._stats(recipe, False)
+    assert not report.skipped and "5 training images" in report.message
+    assert run._stats(recipe, False).skipped  # found, not computed again
+    assert inputs.training_inputs(recipe).stats.channel_mean.shape == (3,)
+    assert list(tmp_path.iterdir()) == []
+    assert list(tfds_dir.glob("tfcnn_tiny_masks/*/tfcnn_stats/train-24.npz"))

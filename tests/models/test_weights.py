@@ -194,6 +194,31 @@ def test_bad_sources_are_weights_errors(tmp_path, content, name, match):
         weights_lib.load_weights(network, path)
 
 
+@pytest.mark.parametrize("layer_names, weight_names, match", [
+    (["conv"], None, "layer_names lists 'conv', which is no group"),
+    (b"conv", None, "attribute layer_names must be a list of names. "
+                    "Received: "),
+    (["dense"], ["dense/kernel:0"], "layer 'dense' lists weight "
+                                    "'dense/kernel:0', which is no dataset"),
+    (["dense"], b"dense/kernel:0", "/dense attribute weight_names must be"),
+])
+def test_malformed_h5_weights_are_one_line_errors(tmp_path, layer_names,
+                                                  weight_names, match):
+    import h5py
+
+    path = tmp_path / "malformed.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = layer_names
+        if weight_names is not None:
+            f.create_group("dense").attrs["weight_names"] = weight_names
+    network = tfcnn.models.build("lenet5", input_shape=(16, 16, 3),
+                                 num_classes=3)
+    with pytest.raises(WeightsError, match=match) as caught:
+        weights_lib.load_weights(network, path)
+    assert str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
 def test_a_directory_without_a_model_is_an_error(tmp_path):
     network = tfcnn.models.build("lenet5", input_shape=(16, 16, 3),
                                  num_classes=3)

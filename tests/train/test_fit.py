@@ -388,3 +388,24 @@ def test_two_replicas_match_one_device_on_a_segmentation_step(tmp_path):
     assert moved >= 10
     for key in ("loss", "mean_iou", "pixel_accuracy"):
         assert logs_two[key][0] == pytest.approx(logs_one[key][0], rel=1e-4)
+
+
+def test_lost_worker_message_is_one_line_without_graph_context(tmp_path):
+    """The message TensorFlow gives the survivors when a worker stops
+    sending heartbeats (as a killed worker in
+    tests/train/test_strategy.py), reduced to its cause and lost task."""
+    error = tf.errors.UnavailableError(None, None, (
+        "{{function_node __wrapped__CollectiveReduceV2_Nordering_token_1_"
+        "device_/job:worker/replica:0/task:0/device:CPU:0}} Collective ops "
+        "is aborted by: The following tasks are unhealthy (stopped sending "
+        "heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have "
+        "crashed. Check the task logs for an earlier error to debug "
+        "further. [Op:CollectiveReduceV2]\n\t [[{{node CollectiveReduceV2}}]]"
+        " [Op:__inference_one_step_on_data_1234]"))
+    message = fit._worker_lost_message(error, tiny_recipe(tmp_path / "run"))
+    assert "\n" not in message
+    assert "function_node" not in message and "[Op:" not in message
+    assert message.startswith(
+        "a worker of this multi-worker run was lost (UnavailableError: "
+        "Collective ops is aborted by: The following tasks are unhealthy "
+        "(stopped sending heartbeats): /job:worker/replica:0/task:1)")

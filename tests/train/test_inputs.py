@@ -36,8 +36,10 @@ def _ingested(root, num_shards):
         for i in range(10):
             pixels = rng.integers(0, 256, (24, 30, 3)).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
+    # Lossless: the raw-shard test compares decoded pixels exactly.
     ingest.ingest(root / "images", root / "shards", validation_split=0.2,
-                  num_shards=num_shards, workers=1, progress=False)
+                  num_shards=num_shards, lossless=True, workers=1,
+                  progress=False)
     return root / "shards"
 
 
@@ -206,6 +208,32 @@ def test_raw_shards_train_with_no_recipe_change(tmp_path, shards):
     np.testing.assert_array_equal(batches[0][1], batches[1][1])
 
 
+def test_tfds_validation_is_held_out_of_train_never_the_test_split(
+        tmp_path, tfds_dir):  # noqa: F811
+    """Validation picks checkpoints/best.keras: it must not be the split
+    that evaluate reports."""
+    recipe = tiny_recipe(tmp_path / "run", batch_size=2).replace(
+        data={"source": "tfds", "tfds_name": "tfcnn_tiny_images",
+              "tfds_data_dir": str(tfds_dir), "resize_size": 12,
+              "crop_size": 8, "validation_split": 0.34})
+    source = inputs._source(recipe)
+    assert (source.count("train"), source.count("validation"),
+            source.count("test")) == (4, 2, 3)
+
+    def keys(split):
+        return [key for images, _ in source.dataset(
+            split, batch_size=1, training=False, full_size=True)
+            for key in _keys(images)]
+
+    train, validation, test = keys("train"), keys("validation"), keys("test")
+    assert (len(train), len(validation)) == (4, 2)
+    assert not set(validation) & (set(train) | set(test))
+    assert sorted(train + validation) == sorted(keys("train") + validation)
+    data = inputs.training_inputs(recipe)
+    assert data.validation_steps == 1
+    assert inputs.evaluation_inputs(recipe).split == "test"
+
+
 def test_tfds_source_reads_its_statistics(tmp_path, tfds_dir):  # noqa: F811
     from tfcnn.augment.build import needs_stats
     from tfcnn.data import stats
@@ -213,7 +241,7 @@ def test_tfds_source_reads_its_statistics(tmp_path, tfds_dir):  # noqa: F811
     recipe = tiny_recipe(tmp_path / "run", batch_size=2).replace(
         data={"source": "tfds", "tfds_name": "tfcnn_tiny_images",
               "tfds_data_dir": str(tfds_dir), "resize_size": 12,
-              "crop_size": 8},
+              "crop_size": 8, "validation_split": 0.34},
         augment={"mean": "channel"})
     # Statistics asked for but never computed: an error, not ImageNet's.
     with pytest.raises(DataError, match=r"tfcnn stats RECIPE"):
@@ -230,5 +258,6 @@ def test_tfds_source_reads_its_statistics(tmp_path, tfds_dir):  # noqa: F811
         recipe, split="train").dataset for key in _keys(images))
     seen, data = _worker_epochs(recipe)
     (first, _), (second, _) = seen
-    assert data.steps_per_epoch == 3 and len(first) == len(second) == 3
+    # 4 of the 6 training examples: 2 are held out for validation.
+    assert data.steps_per_epoch == 2 and len(first) == len(second) == 2
     assert sorted(first + second) == everything

@@ -15,16 +15,19 @@ What is stored:
   JPEGs keep their bytes too: every decoder in the schema's use
   (``tf.io.decode_image(..., channels=3)``, the reference tools'
   ``decode_jpeg(channels=3)``) expands them to RGB.
-- A PNG that is already 8-bit RGB or grayscale, with no transparency and one
-  frame, is stored as its original bytes after a full decode.
-- Everything else (CMYK JPEG, 16-bit, alpha, palette, animated, GIF, BMP,
-  TIFF, WebP, ...) is converted to 8-bit RGB and re-encoded as **PNG**, which
-  is lossless: the stored pixels are exactly the converted source pixels, so
-  a serving client that sends the original file sees what training saw, and
-  no JPEG generation loss is added on top of the conversion. PNG costs more
-  bytes than JPEG, but such files are rare in photo datasets; ``image/format``
-  says ``png`` and ``tf.io.decode_jpeg`` decodes PNG too, so readers written
-  for the reference schema still work.
+- Everything else (PNG, CMYK JPEG, 16-bit, alpha, palette, animated, GIF,
+  BMP, TIFF, WebP, ...) is converted to 8-bit RGB (grey PNGs stay grey) and
+  re-encoded as **JPEG** at ``CONVERTED_JPEG_QUALITY`` (95, 4:4:4 chroma),
+  as the reference writer (``build_imagenet_data.py``) converts PNG and CMYK
+  to JPEG: the reference schema promises JPEG, and JPEG-only readers (TF
+  Model Garden's default ``Parser``, ``decode_and_crop_jpeg``) fail on PNG.
+- With ``Storage(lossless=True)`` (``tfcnn ingest --lossless``) a PNG that
+  is already 8-bit RGB or grayscale, with no transparency and one frame, is
+  stored as its original bytes after a full decode, and every other
+  conversion is re-encoded as **PNG**: the stored pixels are exactly the
+  converted source pixels, with no JPEG generation loss. ``image/format``
+  says ``png``; readers must decode with ``tf.io.decode_image`` (or
+  ``decode_jpeg``, which reads PNG too), not ``decode_and_crop_jpeg``.
 
 Conversions: CMYK to RGB (Pillow's conversion, Adobe-inverted CMYK
 included); 16-bit to 8-bit by keeping the high byte (``v >> 8``, what
@@ -72,6 +75,13 @@ PNG = "png"
 # of TensorFlow so that ingest's worker processes start fast.
 RAW = "raw"
 
+# The JPEG quality of converted images (not RGB or grey JPEGs), with
+# full-resolution chroma (4:4:4). The reference writer
+# (build_imagenet_data.py) converts PNG and CMYK sources to JPEG, so that
+# JPEG-only readers (TF Model Garden's default Parser: extract_jpeg_shape,
+# decode_and_crop_jpeg) read every record; Pillow's documentation advises
+# against qualities above 95, which grow the file for hardly any gain.
+CONVERTED_JPEG_QUALITY = 95
 # Pillow formats whose bytes TensorFlow's JPEG decoder reads as they are.
 _JPEG_FORMATS = ("JPEG", "MPO")
 _PASSTHROUGH_MODES = ("RGB", "L")
@@ -125,12 +135,16 @@ class Storage:
             of the two limits is set.
         jpeg_quality: int in [1, 100], the quality of re-encoded JPEGs.
         raw: bool, store 8-bit RGB pixels instead of an encoded image.
+        lossless: bool, store images that are not RGB or grey JPEGs as PNG
+            (their exact converted pixels) instead of JPEG at
+            ``CONVERTED_JPEG_QUALITY``.
     """
 
     max_side: int = 0
     shorter_side: int = 0
     jpeg_quality: int = 90
     raw: bool = False
+    lossless: bool = False
 
     @property
     def kind(self):
@@ -236,10 +250,20 @@ def _check(data, max_pixels, storage):
         return CheckedImage(data, JPEG, height, width, note=note)
     if _is_plain_png(image):
         image.load()
-        return CheckedImage(data, PNG, height, width)
-    rgb, note = to_rgb8(image)
-    return CheckedImage(_encode(rgb, "PNG"), PNG, rgb.height, rgb.width,
-                        note=note)
+        if storage.lossless:
+            return CheckedImage(data, PNG, height, width)
+        note = "PNG"  # 8-bit RGB or grey: nothing to convert
+    else:
+        image, note = to_rgb8(image)
+        if storage.lossless:
+            return CheckedImage(_encode(image, "PNG"), PNG, image.height,
+                                image.width, note=note)
+    # Grey stays grey: JPEG decoders expand it to RGB, as for originals.
+    return CheckedImage(
+        _encode(image, "JPEG", quality=CONVERTED_JPEG_QUALITY,
+                subsampling=0),
+        JPEG, image.height, image.width,
+        note=f"{note}; stored as JPEG (quality {CONVERTED_JPEG_QUALITY})")
 
 
 def _decoded(image, target, storage, jpeg, note):
@@ -335,7 +359,7 @@ def to_rgb8(image):
     if image.format == "PNG" and mode == "RGB" and not notes:
         notes.append("16-bit RGB reduced to 8-bit")
     if image.format not in (None, "PNG") and not notes:
-        notes.append(f"{image.format} re-encoded as PNG")
+        notes.append(f"{image.format} re-encoded")
     return image.convert("RGB"), "; ".join(notes)
 
 

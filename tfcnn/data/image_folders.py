@@ -153,6 +153,10 @@ def split_validation(files, fraction, seed):
 
     Returns:
         ``(train, validation)`` lists, each sorted by path.
+
+    Raises:
+        DataError: the fraction would leave a class without a training
+            file.
     """
     check_fraction(fraction)
     by_class = {}
@@ -163,6 +167,12 @@ def split_validation(files, fraction, seed):
         members = sorted(members, key=lambda f: f.relpath)
         random.Random(f"{seed}/validation/{class_name}").shuffle(members)
         held = math.floor(fraction * len(members) + 0.5)
+        if held == len(members):
+            raise DataError(
+                f"validation_split={fraction} holds out all "
+                f"{len(members)} files of class {class_name!r}, leaving it "
+                "no training image; use a smaller validation_split. "
+                f"Received: validation_split={fraction}")
         validation.extend(members[:held])
         train.extend(members[held:])
     key = lambda f: f.relpath  # noqa: E731
@@ -200,13 +210,22 @@ def _size(path):
         return 0  # a dangling link: found, and skipped when read
 
 
+def _overlaps(real, root):
+    """Whether the real folder ``real`` is ``root``, inside it or one of
+    its ancestors."""
+    real, root = Path(real), Path(root)
+    return real == root or root in real.parents or real in root.parents
+
+
 def _files_under(root, folder, class_name):
     """Files below a class folder, and the folders that could not be walked.
 
-    Linked folders are followed, each real folder once: a link back to an
-    ancestor (a loop) or to a folder already walked is reported instead of
-    walked again, as is a folder that cannot be listed, so that no file
-    disappears without a word.
+    Linked folders outside the source tree are followed, each real folder
+    once. A link to a folder inside the source tree or to one of its
+    ancestors (``ln -s .. SRC/2/loop``) is reported instead of walked: it
+    would store another class's or split's files again under this one. So
+    are a link to a folder already walked and a folder that cannot be
+    listed, so that no file disappears without a word.
 
     Returns:
         ``(files, problems)``: lists of ``SourceFile`` and of
@@ -228,8 +247,14 @@ def _files_under(root, folder, class_name):
                                                 followlinks=True):
         kept = []
         for name in sorted(d for d in dirnames if not d.startswith(".")):
-            real = os.path.realpath(os.path.join(dirpath, name))
-            if real in visited:
+            path = os.path.join(dirpath, name)
+            real = os.path.realpath(path)
+            if os.path.islink(path) and _overlaps(real, root):
+                folder_problem(path,
+                               "link to a folder of the source tree or "
+                               "above it; not walked, so no file is read "
+                               "twice under two classes or splits")
+            elif real in visited:
                 folder_problem(os.path.join(dirpath, name),
                                "link to a folder already walked (a loop, "
                                "or a second link to it); not walked again")

@@ -16,7 +16,8 @@ What it guarantees:
   the run, not even one that crashes the native decoder in its worker
   process (``tfcnn.data.worker_pool``).
 - **Stored bytes.** RGB and grayscale JPEGs keep their original bytes; other
-  files are converted to 8-bit RGB and stored as lossless PNG (see
+  files are converted to 8-bit RGB and stored as JPEG at quality 95, as the
+  reference writer does, or with ``lossless`` as PNG (see
   ``tfcnn.data.image_check`` for why and for each conversion). Compact
   shards (``max_side`` or ``shorter_side``) store larger images downscaled
   once and re-encoded as JPEG at ``jpeg_quality``; ``raw`` stores 8-bit RGB
@@ -59,8 +60,8 @@ is_complete = ingest_plan.is_complete
 
 def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
            max_pixels=89_478_485, max_side=0, shorter_side=0,
-           jpeg_quality=90, raw=False, workers=0, overwrite=False,
-           progress=True):
+           jpeg_quality=90, raw=False, lossless=False, workers=0,
+           overwrite=False, progress=True):
     """Writes the images under ``src`` as TFRecord shards in ``out``.
 
     A source laid out for semantic segmentation (Pascal VOC, or
@@ -95,6 +96,11 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
             instead of encoded images: for small images, where decoding
             costs more than reading 3 bytes per pixel. Defaults to False.
             Classification sources only.
+        lossless: bool, store images that are not RGB or grey JPEGs as
+            PNG (the exact converted pixels, read by ``tf.io.decode_image``)
+            instead of JPEG at quality 95 (what the reference schema
+            promises and JPEG-only readers need). Segmentation sources are
+            always stored lossless. Defaults to False.
         workers: int, processes that check and convert images; 0 uses every
             core available to this process, 1 runs in this process. Jobs of
             less than ~16 MB per worker use fewer workers (starting one
@@ -111,11 +117,12 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
             an argument is out of range, or ``out`` holds a complete ingest
             of other files or options and ``overwrite`` is False.
     """
-    storage = _storage(max_side, shorter_side, jpeg_quality, raw)
+    storage = _storage(max_side, shorter_side, jpeg_quality, raw, lossless)
     if segmentation_folders.is_segmentation_source(src):
         from tfcnn.data import segmentation_ingest
 
-        if storage != image_check.Storage():
+        if dataclasses.replace(storage, lossless=False) != (
+                image_check.Storage()):
             raise DataError(
                 "compact and raw storage (max_side, shorter_side, "
                 "jpeg_quality, raw) are for classification sources; "
@@ -146,7 +153,7 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
 
 # Planning ------------------------------------------------------------------
 
-def _storage(max_side, shorter_side, jpeg_quality, raw):
+def _storage(max_side, shorter_side, jpeg_quality, raw, lossless):
     """Checks the storage arguments; returns an ``image_check.Storage``."""
     for name, value in (("max_side", max_side),
                         ("shorter_side", shorter_side)):
@@ -164,7 +171,7 @@ def _storage(max_side, shorter_side, jpeg_quality, raw):
             "jpeg_quality must be an int in [1, 100]. "
             f"Received: jpeg_quality={jpeg_quality!r}")
     return image_check.Storage(max_side, shorter_side, jpeg_quality,
-                               bool(raw))
+                               bool(raw), bool(lossless))
 
 
 def _plan(tree, validation_split, num_shards, seed):
@@ -212,7 +219,10 @@ def _write_shards(tree, out, shards, max_pixels, storage, workers, bar,
             # fsencode: names that are not valid UTF-8 keep their bytes
             # instead of failing to encode.
             text=os.fsencode(f.class_name),
-            filename=os.fsencode(f.relpath)).SerializeToString()
+            filename=os.fsencode(f.relpath)).SerializeToString(
+                # Map entries in key order: the same source gives the same
+                # shard bytes (and sha256) in every process.
+                deterministic=True)
 
     return ingest_plan.write_shards(
         out, shards, checked, bar, journal, add_record=add_record,

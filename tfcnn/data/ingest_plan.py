@@ -562,7 +562,19 @@ def _summary(data, out, resumed, seconds):
     return (f"ingest: wrote {written} records in {shards} "
             f"shard{'' if shards == 1 else 's'} ({_split_summary(data)}) to "
             f"{out}; skipped {len(data['skipped'])} of "
-            f"{data['files_found']} files{kept} in {seconds:.1f}s")
+            f"{data['files_found']} files{kept} in {seconds:.1f}s"
+            f"{_skipped_names(data['skipped'], out)}")
+
+
+def _skipped_names(skipped, out, shown=3):
+    """``": a.jpg, b.png and 4 more, see OUT/manifest.json"``, or "" when
+    nothing was skipped."""
+    if not skipped:
+        return ""
+    names = ", ".join(entry["path"] for entry in skipped[:shown])
+    more = (f" and {len(skipped) - shown} more" if len(skipped) > shown
+            else "")
+    return f": {names}{more}, see {out / manifest_lib.MANIFEST_NAME}"
 
 
 def _split_summary(data):

@@ -9,7 +9,8 @@ everything downstream (the pipeline, training, ``tfcnn run``).
 
 Shards written by other tools (TensorFlow's reference ImageNet scripts) have
 no manifest; ``Manifest.from_shards`` describes them by globbing
-``train-*``/``validation-*``/``test-*``, counting records and checking the
+``train-*``/``validation-*``/``test-*`` (validation also as ``val-*``,
+``valid-*`` or ``eval-*``), counting records and checking the
 labels against the class count in the same pass (it reads every record's
 label once: minutes for all of ImageNet). ``describe(data_dir)`` loads
 ``manifest.json`` where there is one and describes the shards otherwise.
@@ -21,6 +22,7 @@ manifest or the new one, never half of one.
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 import tensorflow as tf
@@ -39,6 +41,9 @@ FORMAT = "tfcnn.manifest"
 VERSION = 1
 SCHEMA_NAME = "imagenet-tfrecord"
 _REQUIRED_KEYS = ("class_names", "splits")
+# Other names of a split in shard file names (DeepLab's converters and
+# others write ``val-0000K-of-0000N``), read when there is no manifest.
+SPLIT_ALIASES = {image_folders.VALIDATION: ("val", "valid", "eval")}
 OFFSET_HINT = ("if the labels are 1-based (TensorFlow's reference ImageNet "
                "tools store 1..1000), use label_offset=-1 "
                "(data.label_offset)")
@@ -95,8 +100,9 @@ class Manifest:
         """Describes shards that have no ``manifest.json``.
 
         Finds ``<split>-*`` shard files (``train-00000-of-01024`` with or
-        without ``.tfrecord``), counts their records and checks every label
-        in the same pass: ``label + label_offset`` must lie in
+        without ``.tfrecord``; validation also named ``val``, ``valid`` or
+        ``eval``, ``SPLIT_ALIASES``), counts their records and checks every
+        label in the same pass: ``label + label_offset`` must lie in
         ``[0, num_classes)``. Segmentation shards (TF Model Garden's
         schema, found from the first record) get their masks' ids checked
         instead, and the largest id names the classes when nothing else
@@ -519,17 +525,38 @@ def _split_data(scans):
 
 
 def _find_shards(data_dir, splits):
+    """The shard files of each split, named ``<split>-0000K-of-0000N``
+    (with or without ``.tfrecord``) or by a ``SPLIT_ALIASES`` name.
+
+    Shard-named files of no split (``dev-00000-of-00001``) are reported on
+    stderr, or in the error when no split has any.
+    """
+    by_prefix = {}
+    for path in sorted(data_dir.iterdir()) if data_dir.is_dir() else ():
+        match = sharding.parse_shard_filename(path.name)
+        if match and path.is_file():
+            by_prefix.setdefault(match, []).append(path)
     found = {}
     for split in splits:
-        files = sorted(p for p in data_dir.glob(f"{split}-*")
-                       if sharding.is_shard_filename(p.name) and p.is_file())
-        if files:
-            found[split] = files
+        for name in (split, *SPLIT_ALIASES.get(split, ())):
+            if name in by_prefix:
+                found.setdefault(split, []).extend(by_prefix.pop(name))
+    unmatched = sorted(by_prefix)
+    names = ", ".join(
+        f"{split} ({', '.join(SPLIT_ALIASES[split])})"
+        if SPLIT_ALIASES.get(split) else split for split in splits)
     if not found:
+        held = (f"; it holds shards of no known split: "
+                f"{', '.join(p + '-*' for p in unmatched)}"
+                if unmatched else "")
         raise DataError(
-            f"no {MANIFEST_NAME} and no shards named train-*, validation-* "
-            f"or test-* in {data_dir} (run `tfcnn ingest` first?). "
-            f"Received: data_dir={data_dir}")
+            f"no {MANIFEST_NAME} and no shards named <split>-0000K-of-0000N "
+            f"for a split among {names} in {data_dir}{held} (run `tfcnn "
+            f"ingest` first?). Received: data_dir={data_dir}")
+    if unmatched:
+        print(f"warning: {data_dir}: shards "
+              f"{', '.join(p + '-*' for p in unmatched)} match no split "
+              f"({names}) and are not read", file=sys.stderr)
     return found
 
 

@@ -6,8 +6,9 @@ class folders of classification):
 - **Pascal VOC 2012**: ``SRC/JPEGImages/<stem>.jpg`` with
   ``SRC/SegmentationClass/<stem>.png``. The splits come from
   ``SRC/ImageSets/Segmentation/{train,val,test}.txt`` (``val`` becomes the
-  validation split; ``trainval.txt`` is used only when ``train.txt`` is
-  missing). The stems listed there are the files found; VOC's many
+  validation split; ``trainval.txt`` less the other lists' stems is used
+  only when ``train.txt`` is missing; a stem in two lists is an error). The
+  stems listed there are the files found; VOC's many
   detection-only JPEGs, which have no mask and are listed nowhere, are not.
   Without split lists every mask of ``SegmentationClass`` is a pair.
 - **Plain pairs**: ``SRC/images/<stem>.*`` with ``SRC/masks/<stem>.png``,
@@ -176,14 +177,38 @@ def _voc_pairs(root):
     for name, split in _VOC_SPLITS.items():
         if (lists / f"{name}.txt").is_file():
             listed[split] = _read_list(lists / f"{name}.txt")
+    _check_disjoint(lists, listed)
     if TRAIN not in listed and (lists / "trainval.txt").is_file():
-        listed[TRAIN] = _read_list(lists / "trainval.txt")
+        # VOC's trainval.txt is train.txt and val.txt together.
+        held = {stem for stems in listed.values() for stem in stems}
+        listed[TRAIN] = [stem for stem in _read_list(lists / "trainval.txt")
+                         if stem not in held]
     if not listed:
         listed = {TRAIN: sorted(masks)}
     splits, rejected = {}, []
     for split, stems in listed.items():
         splits[split] = _match(root, split, stems, images, masks, rejected)
     return splits, rejected
+
+
+def _check_disjoint(lists, listed):
+    """Raises ``DataError`` naming the ids that two split lists share: one
+    image in two splits would be validated or tested on what it trained
+    on."""
+    names = {split: name for name, split in _VOC_SPLITS.items()}
+    seen = {}
+    for split, stems in listed.items():
+        for stem in stems:
+            first = seen.setdefault(stem, split)
+            if first != split:
+                shared = sorted(set(listed[first]) & set(stems))
+                more = (f" and {len(shared) - 3} more" if len(shared) > 3
+                        else "")
+                raise DataError(
+                    f"{lists}: {', '.join(shared[:3])}{more} listed in both "
+                    f"{names[first]}.txt and {names[split]}.txt; an image "
+                    "belongs to one split, so remove it from one list. "
+                    f"Received: {len(shared)} shared ids")
 
 
 def _plain_pairs(root):

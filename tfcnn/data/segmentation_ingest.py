@@ -121,7 +121,8 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
             image.encoded, image_format=image.image_format,
             height=image.height, width=image.width,
             mask_png=checked_pair.mask_png,
-            filename=pair.relpath).SerializeToString()
+            filename=pair.relpath).SerializeToString(
+                deterministic=True)  # byte-identical shards on re-ingest
 
     return ingest_plan.write_shards(
         out, shards, checked, bar, journal, add_record=add_record,

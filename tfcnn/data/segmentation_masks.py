@@ -28,6 +28,7 @@ import io
 
 import numpy as np
 from PIL import Image
+from PIL import UnidentifiedImageError
 
 from tfcnn.data import image_check
 
@@ -122,7 +123,11 @@ def check_pair(image_path, mask_path, *, num_classes=None,
     Returns:
         a ``CheckedPair``. Never raises for a bad file.
     """
-    image = image_check.check_image(image_path, max_pixels=max_pixels)
+    # Lossless: Model Garden's segmentation decoder reads PNG images
+    # (decode_image), and the stored pixels stay those the mask labels.
+    image = image_check.check_image(
+        image_path, max_pixels=max_pixels,
+        storage=image_check.Storage(lossless=True))
     if image.skipped:
         return CheckedPair(skip_reason=f"image: {image.skip_reason}")
     try:
@@ -134,6 +139,10 @@ def check_pair(image_path, mask_path, *, num_classes=None,
         mask, mask_note = read_mask(data, num_classes)
     except ValueError as error:
         return CheckedPair(skip_reason=f"mask: {error}")
+    except UnidentifiedImageError:
+        # Pillow's own message names the in-memory buffer's address.
+        return CheckedPair(skip_reason="mask: not an image (unrecognised "
+                                       "format)")
     except Exception as error:  # noqa: BLE001 (any decoder failure)
         message = str(error) or type(error).__name__
         return CheckedPair(skip_reason=f"mask: corrupt or not an image: "

@@ -55,7 +55,8 @@ def describe_segmentation_tfds(name, *, mask_key, data_dir=None,
     return readers.TfdsSource(
         name=name, data_dir=str(data_dir or ""),
         class_names=list(class_names), image_key=image_key,
-        label_key=mask_key, counts=counts)
+        label_key=mask_key, counts=counts,
+        prepared_dir=str(builder.data_dir))
 
 
 def read_segmentation_tfds(name, split, *, mask_key, data_dir=None):

@@ -34,6 +34,13 @@ def is_shard_filename(name):
     return _SHARD_RE.match(name) is not None
 
 
+def parse_shard_filename(name):
+    """The split prefix of a shard name (``val`` of
+    ``val-00001-of-00004``), or None for another name."""
+    match = _SHARD_RE.match(name)
+    return match["split"] if match else None
+
+
 def num_shards_for(total_bytes, num_files, requested=0):
     """Chooses the number of shards of one split.
 

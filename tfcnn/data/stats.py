@@ -140,7 +140,7 @@ def compute_stats(data_dir, *, resize_size=256, progress=True, split="train",
 
 
 def compute_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
-                       progress=True, batch_size=32):
+                       progress=True, batch_size=32, mask_key=""):
     """Computes the statistics of a tfds split and caches them on disk.
 
     One pass over the split, each image decoded and resized by
@@ -157,6 +157,9 @@ def compute_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
         resize_size: int, the host size S. Defaults to 256.
         progress: bool, a progress bar and a summary line. Defaults to True.
         batch_size: int, images per step of the pass. Defaults to 32.
+        mask_key: str, a segmentation dataset's mask feature
+            (``data.tfds_mask_key``); "" for a classification dataset.
+            Defaults to "".
 
     Returns:
         a ``DatasetStats``.
@@ -164,12 +167,12 @@ def compute_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
     Raises:
         DataError: the dataset or split is not prepared, or is empty.
     """
-    from tfcnn.data import readers
+    from tfcnn.data import preprocess
 
-    source = readers.describe_tfds(name, data_dir=data_dir)
-    images = readers.read_tfds(
-        name, split, data_dir=data_dir,
-        resize_size=resize_size).map(lambda image, label: image)
+    source = _describe_tfds(name, data_dir, mask_key)
+    images = _read_tfds(name, split, data_dir, mask_key).map(
+        lambda image, label: preprocess.decode_and_resize(image,
+                                                          resize_size))
     stats = _one_pass(images, resize_size=resize_size, split=split,
                       count=source.count(split), batch_size=batch_size,
                       progress=progress, where=f"tfds dataset {name}")
@@ -200,7 +203,7 @@ def tfds_stats_path(source, split, resize_size):
 
 
 def load_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
-                    required=True):
+                    required=True, mask_key=""):
     """Loads the statistics ``compute_tfds_stats`` cached for a split.
 
     Args:
@@ -210,6 +213,7 @@ def load_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
         resize_size: int, the host size S. Defaults to 256.
         required: bool, raise when none were computed; False returns None.
             Defaults to True.
+        mask_key: str, as in ``compute_tfds_stats``. Defaults to "".
 
     Returns:
         a ``DatasetStats`` (or None, see ``required``).
@@ -217,10 +221,8 @@ def load_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
     Raises:
         DataError: none computed (with ``required``), or unreadable.
     """
-    from tfcnn.data import readers
-
-    path = tfds_stats_path(readers.describe_tfds(name, data_dir=data_dir),
-                           split, resize_size)
+    path = tfds_stats_path(_describe_tfds(name, data_dir, mask_key), split,
+                           resize_size)
     if not path.is_file():
         if not required:
             return None
@@ -231,6 +233,32 @@ def load_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
             f"augment.mean = \"imagenet\" for ImageNet's values. Received: "
             f"{path}")
     return _read(path, resize_size)
+
+
+def _describe_tfds(name, data_dir, mask_key):
+    """The ``TfdsSource`` of a classification or (``mask_key``)
+    segmentation dataset."""
+    if mask_key:
+        from tfcnn.data import segmentation_tfds
+
+        # Statistics need no class names: skip the pass that finds them.
+        return segmentation_tfds.describe_segmentation_tfds(
+            name, mask_key=mask_key, data_dir=data_dir, class_names=())
+    from tfcnn.data import readers
+
+    return readers.describe_tfds(name, data_dir=data_dir)
+
+
+def _read_tfds(name, split, data_dir, mask_key):
+    """``(encoded image, label or mask)`` pairs of a tfds split."""
+    if mask_key:
+        from tfcnn.data import segmentation_tfds
+
+        return segmentation_tfds.read_segmentation_tfds(
+            name, split, mask_key=mask_key, data_dir=data_dir)
+    from tfcnn.data import readers
+
+    return readers.read_tfds(name, split, data_dir=data_dir)
 
 
 def _one_pass(images, *, resize_size, split, count, batch_size, progress,

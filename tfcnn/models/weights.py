@@ -298,7 +298,7 @@ def _h5_weights(path):
         with h5py.File(path, "r") as f:
             root = f["model_weights"] if "model_weights" in f else f
             if "layer_names" in root.attrs:
-                return _legacy_h5_weights(root)
+                return _legacy_h5_weights(root, path)
             return _keras3_h5_weights(f)
     except OSError as error:
         raise WeightsError(
@@ -306,21 +306,46 @@ def _h5_weights(path):
             f"({_first_line(error)})") from None
 
 
-def _legacy_h5_weights(root):
-    """The keras.applications layout: ``weight_names`` name each tensor."""
+def _legacy_h5_weights(root, path):
+    """The keras.applications layout: ``weight_names`` name each tensor.
+
+    Raises:
+        WeightsError: ``layer_names`` or a ``weight_names`` is not a list,
+            or names what the file does not hold.
+    """
+    import h5py
+
     tensors = {}
-    for layer_name in root.attrs["layer_names"]:
-        layer_name = _text(layer_name)
-        group = root[layer_name]
+    for layer_name in _name_list(root, "layer_names", path):
+        group = root.get(layer_name)
+        if not isinstance(group, h5py.Group):
+            raise WeightsError(
+                f"model.weights: {path} is malformed: its layer_names lists "
+                f"{layer_name!r}, which is no group in the file")
         weights = {}
-        for weight_name in group.attrs.get("weight_names", []):
-            weight_name = _text(weight_name)
+        for weight_name in _name_list(group, "weight_names", path):
             # "block1_conv1/kernel:0" (Keras 2) or "block1_conv1/kernel".
             short = weight_name.rsplit("/", 1)[-1].split(":")[0]
-            weights[short] = np.asarray(group[weight_name])
+            tensor = group.get(weight_name)
+            if not isinstance(tensor, h5py.Dataset):
+                raise WeightsError(
+                    f"model.weights: {path} is malformed: layer "
+                    f"{layer_name!r} lists weight {weight_name!r}, which is "
+                    "no dataset in the file")
+            weights[short] = np.asarray(tensor)
         if weights:
             tensors[layer_name] = weights
     return tensors
+
+
+def _name_list(node, key, path):
+    """The names of the list attribute ``key`` of an HDF5 group, as str."""
+    names = node.attrs.get(key, [])
+    if np.ndim(names) != 1:
+        raise WeightsError(
+            f"model.weights: {path} is malformed: {node.name} attribute "
+            f"{key} must be a list of names. Received: {names!r}")
+    return [_text(name) for name in names]
 
 
 def _keras3_h5_weights(f):

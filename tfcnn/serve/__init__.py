@@ -9,3 +9,9 @@ unloads the versions of each model by the version policies of ``config``
 keeps TF Serving's Prometheus metrics. ``predict`` runs a SavedModel on
 image files.
 """
+
+import tfcnn
+
+# The server runs SavedModels, never .keras files: tfcnn's layers,
+# augmentation and training modules stay out of its process.
+tfcnn.stop_registering_on_import()

@@ -24,6 +24,7 @@ transient failure of a collective (a worker lost under
 
 import dataclasses
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -613,6 +614,10 @@ def _profile_steps(text):
     return steps
 
 
+_TF_CONTEXT = re.compile(r"\{\{function_node [^}]*\}\}|\[\[\{\{node [^]]*\]\]"
+                         r"|\[Op:[^\]]*\]|\s*\[\[[^\]]*\]\]")
+
+
 def _worker_lost_message(error, recipe):
     lines = [line.strip() for line in str(error.message).splitlines()]
     found = [i for i, line in enumerate(lines)
@@ -622,6 +627,10 @@ def _worker_lost_message(error, recipe):
     names = [line for line in lines[first + 1:first + 4]
              if line.startswith("/job:")]
     cause = " ".join([lines[first] if lines else "", *names])
+    # TensorFlow appends the graph function that ran the collective
+    # ("[[{{node ...}}]] [Op:__inference_...]", "{{function_node ...}}"):
+    # noise to a user, who needs the cause and the lost task.
+    cause = _TF_CONTEXT.sub("", cause)
     return (f"a worker of this multi-worker run was lost "
             f"({type(error).__name__}: {cause.strip()[:300]}). Start the same "
             f"command on every worker again: training resumes from "

@@ -310,8 +310,12 @@ class _Shards:
 class _Tfds:
     """A tfds dataset prepared on disk, read by ``tfcnn.data.readers``.
 
-    ``data.tfds_eval_split`` serves as the validation split during training
-    and as the evaluation split afterwards.
+    Validation during training (which picks ``checkpoints/best.keras``)
+    never reads ``data.tfds_eval_split``: it is the dataset's own
+    ``validation`` split when it has one, else the last
+    ``data.validation_split`` of ``data.tfds_train_split`` (a fixed slice
+    of the deterministically ordered split), which training then leaves
+    out. ``evaluate`` reads ``data.tfds_eval_split``.
     """
 
     def __init__(self, recipe):
@@ -320,9 +324,6 @@ class _Tfds:
         self._recipe = recipe
         data = recipe.data
         self.where = f"tfds dataset {data.tfds_name}"
-        self._splits = {"train": data.tfds_train_split,
-                        "validation": data.tfds_eval_split,
-                        "test": data.tfds_eval_split}
         self._data_dir = data.tfds_data_dir or None
         if data.tfds_mask_key:
             from tfcnn.data import segmentation_tfds
@@ -337,12 +338,15 @@ class _Tfds:
                                                  data_dir=self._data_dir)
             self.task = tasks.get_task(_CLASSIFICATION)
         self.class_names = self._source.class_names
+        self._splits, self._counts = _tfds_splits(data, self._source)
 
     def has(self, split):
-        return self._source.has_split(self._splits[split])
+        return self._counts.get(split, 0) > 0
 
     def count(self, split):
-        return self._source.count(self._splits[split])
+        if split not in self._counts:
+            return self._source.count(self._splits[split])
+        return self._counts[split]
 
     def label_counts(self, split):
         return {}
@@ -353,9 +357,10 @@ class _Tfds:
 
         data = self._recipe.data
         return stats_lib.load_tfds_stats(
-            data.tfds_name, split=self._splits["train"],
+            data.tfds_name, split=data.tfds_train_split,
             data_dir=self._data_dir, resize_size=data.resize_size,
-            required=weights_lib.needs_stats(self._recipe))
+            required=weights_lib.needs_stats(self._recipe),
+            mask_key=data.tfds_mask_key)
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
@@ -385,6 +390,39 @@ class _Tfds:
     def shards_by_record(self, split, num_workers):
         del split, num_workers
         return False  # always by example (nothing to say)
+
+
+def _tfds_splits(data, source):
+    """The tfds split strings read as train, validation and test, and the
+    examples each holds where known.
+
+    Returns:
+        ``(splits, counts)``: dicts keyed by ``train``, ``validation`` and
+        ``test``; ``counts`` lacks a split whose size tfds does not list
+        (a sliced ``data.tfds_train_split`` such as ``train[:50%]``).
+    """
+    train, evaluation = data.tfds_train_split, data.tfds_eval_split
+    splits = {"train": train, "validation": "", "test": evaluation}
+    counts = {"validation": 0}
+    if source.has_split(evaluation):
+        counts["test"] = source.count(evaluation)
+    own = "validation"
+    if source.has_split(own) and own not in (train, evaluation):
+        splits["validation"] = own
+        counts["validation"] = source.count(own)
+    elif source.has_split(train) and data.validation_split > 0:
+        # Held out as ingest holds out shards' validation files.
+        total = source.count(train)
+        held = math.floor(data.validation_split * total + 0.5)
+        if 0 < held < total:
+            splits["train"] = f"{train}[:{total - held}]"
+            splits["validation"] = f"{train}[{total - held}:]"
+            counts["validation"] = held
+    if source.has_split(train):
+        counts["train"] = source.count(train) - (
+            counts["validation"] if splits["validation"].startswith(
+                f"{train}[") else 0)
+    return splits, counts
 
 
 def _labels_file(path):
