@@ -25,6 +25,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from tfcnn import storage
 from tfcnn.errors import RecipeError
 from tfcnn.preprocessing_modes import CropMode
 from tfcnn.preprocessing_modes import MeanMode
@@ -502,7 +503,7 @@ def load_recipe(path, overrides=()):
     Raises:
         RecipeError: a missing file, bad TOML, or an unknown or ill-typed key.
     """
-    path = Path(path)
+    path = storage.path(path)
     if not path.is_file():
         if str(path) in packaged_recipes():
             path = _RECIPES.joinpath(f"{path}.toml")
