@@ -167,9 +167,9 @@ class DataConfig:
     def shard_dir(self):
         """The folder holding shards and manifest.json."""
         if self.source is Source.TFRECORD:
-            return Path(self.shards or self.path)
+            return storage.path(self.shards or self.path)
         if self.shards:
-            return Path(self.shards)
+            return storage.path(self.shards)
         return Path(f"{self.path.rstrip('/')}_tfrecords")
 
 

@@ -69,6 +69,27 @@ def append_text(file, text):
     atomic_files.write_text_atomic(file, old + text)
 
 
+def rmtree(folder):
+    """Removes ``folder`` and everything under it; nothing if it is
+    missing (``shutil.rmtree(..., ignore_errors=True)`` locally)."""
+    import shutil
+
+    if not is_url(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+    elif path(folder).exists():
+        path(folder).rmtree()
+
+
+def copy_file(source, target):
+    """Copies the file ``source`` to ``target`` (either may be a URL)."""
+    import shutil
+
+    if is_url(source) or is_url(target):
+        _gfile().copy(str(source), str(target), overwrite=True)
+    else:
+        shutil.copyfile(source, target)
+
+
 class _Stat:
     def __init__(self, size):
         self.st_size = size
