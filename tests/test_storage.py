@@ -142,3 +142,40 @@ def test_local_paths_are_untouched_by_url_handling(tmp_path):
     storage.append_text(path, "b")
     assert path.read_text() == "ab"
     assert sorted(os.listdir(tmp_path)) == ["x.txt"]
+
+
+@pytest.mark.slow
+def test_run_with_shards_and_run_folder_on_ram(tmp_path, ram, capsys,
+                                               monkeypatch):
+    """Every stage of ``tfcnn run`` in one process, its shards and run
+    folder on ram://; a second run finds them complete there."""
+    from tests.test_cli_commands import recipe_file
+    from tfcnn import cli
+
+    monkeypatch.chdir(tmp_path)
+    image_files.make_class_folders(tmp_path / "src", ("a", "b"), 4)
+    shards, run = f"{ram}/shards", f"{ram}/run"
+    recipe = recipe_file(tmp_path, data={"validation_split": 0.25,
+                                         "shards": shards},
+                         train={"model_dir": run})
+    assert cli.main(["run", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "[done] ingest: wrote 8 records in 2 shards" in out, out
+    assert f"wrote {shards}/stats.npz" in out, out
+    assert "[done] predict: " in out, out
+    assert {"checkpoints", "classes.json", "export.json", "logs",
+            "metrics.json", "model.keras", "recipe.toml",
+            "training.json"} <= set(tf.io.gfile.listdir(run))
+    assert not tf.io.gfile.exists(f"{run}/backup")  # removed when done
+    assert sorted(tf.io.gfile.listdir(f"{run}/checkpoints")) == [
+        "best.keras", "last.keras", "state.json"]
+    assert tf.io.gfile.glob(f"{run}/logs/train/events.out.tfevents.*")
+    # Nothing landed in a local folder named after the URL.
+    assert sorted(os.listdir(tmp_path)) == [
+        "exports", "recipe.toml", "src"]
+    assert layout.list_versions(tmp_path / "exports" / "tiny") == [1]
+
+    assert cli.main(["run", str(recipe)]) == 0
+    again = capsys.readouterr().out
+    for stage in ("ingest", "stats", "train", "export"):
+        assert f"[skip] {stage}: " in again, again
