@@ -64,6 +64,9 @@ def test_url_files_read_write_list_and_raise_os_errors(ram):
     assert (folder / "x.json").is_file() and folder.is_dir()
     with pytest.raises(FileNotFoundError, match="nothing"):
         (folder / "nothing").read_text()
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        (folder / "nothing").iterdir()
+    assert (folder / "nothing").glob("*") == []
     (folder / "log").unlink()
     (folder / "log").unlink(missing_ok=True)
     assert not (folder / "log").exists()

@@ -171,10 +171,15 @@ class UrlPath:
         _gfile().makedirs(str(self))
 
     def iterdir(self):
-        return [self / name.rstrip("/")
-                for name in _gfile().listdir(str(self))]
+        with _os_errors(self):
+            names = _gfile().listdir(str(self))
+        return [self / name.rstrip("/") for name in names]
 
     def glob(self, pattern):
+        """The entries whose names match ``pattern`` (one level, as
+        ``Path.glob`` without ``**``); none in a missing folder."""
+        if not self.is_dir():
+            return []
         return [p for p in self.iterdir()
                 if fnmatch.fnmatchcase(p.name, pattern)]
 
