@@ -17,7 +17,8 @@ completes) and a rename is a server-side copy on ``gs://`` and ``s3://``,
 which creates the new object whole or not at all, so the write-to-a-hidden-
 name-then-rename protocol still never shows a half-written file under its
 final name. There are no advisory file locks (``tfcnn.data.ingest_plan``
-takes none on a URL) and no appending (an append rewrites the object).
+takes none on a URL) and no appending (ingest writes its journal again
+whole there).
 """
 
 import contextlib
@@ -45,28 +46,6 @@ def open_file(file, mode="rb"):
     if is_url(file):
         return _gfile().GFile(str(file), mode)
     return open(file, mode)
-
-
-def append_text(file, text):
-    """Appends ``text`` to ``file`` durably.
-
-    A local file is opened for appending and fsynced; an object cannot be
-    appended to on object storage, so the object is read and written
-    again whole (through a hidden name and a rename, as
-    ``tfcnn.atomic_files.write_bytes_atomic`` does).
-    """
-    import os
-
-    from tfcnn import atomic_files
-
-    if not is_url(file):
-        with open(file, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        return
-    old = file.read_text(encoding="utf-8") if file.exists() else ""
-    atomic_files.write_text_atomic(file, old + text)
 
 
 def rmtree(folder):

@@ -524,8 +524,16 @@ class _Journal:
                 and _shard_intact(out / name, entry, verify_sha256=True)}
 
     def append(self, name, result):
-        storage.append_text(self._path,
-                            json.dumps({"name": name, **result}) + "\n")
+        line = json.dumps({"name": name, **result}) + "\n"
+        if storage.is_url(self._path):
+            # Objects cannot be appended to: write the journal again whole.
+            atomic_files.write_text_atomic(
+                self._path, self._path.read_text(encoding="utf-8") + line)
+            return
+        with open(self._path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
 
     def remove(self):
         self._path.unlink(missing_ok=True)
