@@ -121,6 +121,17 @@ def test_export_from_a_run_folder_on_ram(tmp_path, ram, monkeypatch):
                        "source": f"{run}/{publish.MODEL_FILE}"}
     assert layout.list_versions(tmp_path / "m") == [1]
 
+    # The command finds the export name in the run's recipe.toml there.
+    from tfcnn import cli
+    from tfcnn import recipe as recipe_lib
+
+    with tf.io.gfile.GFile(f"{run}/recipe.toml", "w") as f:
+        f.write(recipe_lib.dump_toml(recipe_lib.load_recipe(
+            "quickstart", ["export.name=from_recipe"])))
+    monkeypatch.setattr(publish, "verify_saved_model", lambda *args: {})
+    assert cli.main(["export", run, "--export-dir", str(tmp_path)]) == 0
+    assert layout.list_versions(tmp_path / "from_recipe") == [1]
+
 
 def test_export_dir_on_object_storage_is_refused(ram):
     with pytest.raises(ValueError, match=(
