@@ -200,3 +200,21 @@ def test_sort_puts_runs_without_the_metric_last_and_names_unknown_ones(
     with pytest.raises(DataError, match="--sort val_accuracy: no run has"
                                         " this metric; they have val_loss"):
         compare.compare_runs([low, high], sort="val_accuracy")
+
+
+def test_compare_reads_run_folders_on_object_storage(tmp_path):
+    """ram://, TensorFlow's in-memory filesystem, stands in for gs://."""
+    run = f"ram://{tmp_path.name}/run"
+    tf.io.gfile.makedirs(run)
+    recipe = recipe_lib.load_recipe("quickstart")
+    with tf.io.gfile.GFile(f"{run}/recipe.toml", "w") as f:
+        f.write(recipe_lib.dump_toml(recipe))
+    with tf.io.gfile.GFile(f"{run}/training.json", "w") as f:
+        f.write(json.dumps({"complete": True, "epochs_completed": 40,
+                            "metrics": {"val_accuracy": 0.5}}))
+    try:
+        [found] = compare.compare_runs([run])["runs"]
+    finally:
+        tf.io.gfile.rmtree(f"ram://{tmp_path.name}")
+    assert (found["run"], found["status"]) == (run, "complete")
+    assert found["metrics"] == {"val_accuracy": 0.5}

@@ -7,6 +7,10 @@ name, flushed to disk, and renamed over the final name. A rename within one
 folder is atomic on POSIX filesystems, so a crash or kill leaves either the
 old file or the new one, plus at worst a hidden ``.NAME.tmp`` that the next
 run removes or overwrites.
+
+On object storage (a URL, ``tfcnn.storage``) there is no fsync: an upload
+is durable once it completes, and the rename is a server-side copy that
+creates the final object whole, so the same protocol holds there too.
 """
 
 import contextlib
@@ -15,6 +19,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from tfcnn import storage
 
 TMP_SUFFIX = ".tmp"
 
@@ -29,9 +35,10 @@ def temporary_path(final_path, suffix=""):
             Defaults to "".
 
     Returns:
-        Path ``.NAME.tmp`` (plus ``suffix``) in the same folder.
+        Path (``UrlPath`` for a URL) ``.NAME.tmp`` (plus ``suffix``) in
+        the same folder.
     """
-    final_path = Path(final_path)
+    final_path = storage.path(final_path)
     return final_path.with_name(f".{final_path.name}{TMP_SUFFIX}{suffix}")
 
 
@@ -42,6 +49,9 @@ def is_temporary_name(name):
 
 def replace_durably(tmp_path, final_path):
     """Flushes ``tmp_path`` to disk and renames it over ``final_path``."""
+    if storage.is_url(final_path):
+        storage.path(tmp_path).replace(final_path)
+        return
     with open(tmp_path, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp_path, final_path)

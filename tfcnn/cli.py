@@ -14,6 +14,7 @@ import pathlib
 import sys
 
 from tfcnn import console
+from tfcnn import storage
 
 
 def main(argv=None):
@@ -509,7 +510,7 @@ def _export(args):
 
     model = args.model
     recipe = _recipe_or_none(model, args.overrides)
-    run_recipe = pathlib.Path(model, "recipe.toml")
+    run_recipe = storage.path(model) / "recipe.toml"
     if recipe is not None:
         model = recipe.train.model_dir
     elif run_recipe.is_file():

@@ -18,8 +18,8 @@ keys.
 
 import json
 import math
-from pathlib import Path
 
+from tfcnn import storage
 from tfcnn.errors import DataError
 
 RECIPE_NAME = "recipe.toml"
@@ -67,7 +67,7 @@ def compare_runs(run_dirs, sort=None):
 
     Args:
         run_dirs: list of str or Path, run folders (each with its
-            ``recipe.toml``).
+            ``recipe.toml``); URLs too (``tfcnn.storage``).
         sort: str or None, a metric to order the runs by (ascending for a
             loss, descending for anything else; runs without it last), or
             None for the order given. Defaults to None.
@@ -84,7 +84,7 @@ def compare_runs(run_dirs, sort=None):
             one, or a ``sort`` metric no run has (the message lists those
             there are).
     """
-    runs = [_read_run(Path(path)) for path in run_dirs]
+    runs = [_read_run(storage.path(path)) for path in run_dirs]
     keys = sorted({key for run in runs for key in run["hparams"]
                    if len({_text(other["hparams"].get(key))
                            for other in runs}) > 1})

@@ -25,6 +25,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from tfcnn import storage
 from tfcnn.errors import RecipeError
 from tfcnn.preprocessing_modes import CropMode
 from tfcnn.preprocessing_modes import MeanMode
@@ -168,9 +169,9 @@ class DataConfig:
     def shard_dir(self):
         """The folder holding shards and manifest.json."""
         if self.source is Source.TFRECORD:
-            return Path(self.shards or self.path)
+            return storage.path(self.shards or self.path)
         if self.shards:
-            return Path(self.shards)
+            return storage.path(self.shards)
         return Path(f"{self.path.rstrip('/')}_tfrecords")
 
 
@@ -515,7 +516,7 @@ def load_recipe(path, overrides=()):
     Raises:
         RecipeError: a missing file, bad TOML, or an unknown or ill-typed key.
     """
-    path = Path(path)
+    path = storage.path(path)
     if not path.is_file():
         if str(path) in packaged_recipes():
             path = _RECIPES.joinpath(f"{path}.toml")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tfcnn import atomic_files
 from tfcnn import console
+from tfcnn import storage
 from tfcnn.data import sharding
 from tfcnn.errors import DataError
 from tfcnn.recipe import Source
@@ -343,7 +344,7 @@ def _evaluate(recipe, force):
     from tfcnn.train import evaluate
 
     metrics = evaluate.evaluate(recipe, verbose=False)
-    path = Path(recipe.train.model_dir) / "metrics.json"
+    path = storage.path(recipe.train.model_dir) / "metrics.json"
     atomic_files.write_json_atomic(path, metrics)
     return StageReport("evaluate", False,
                        f"{evaluate.format_metrics(metrics)} (saved {path})",
@@ -353,7 +354,7 @@ def _evaluate(recipe, force):
 def _export(recipe, force):
     from tfcnn import export
 
-    model_dir = Path(recipe.train.model_dir)
+    model_dir = storage.path(recipe.train.model_dir)
     record_path = model_dir / _EXPORT_RECORD
     digest = sharding.file_sha256(model_dir / "model.keras")
     if record_path.is_file() and not force:
@@ -398,7 +399,7 @@ def _recorded_export(recipe, record, digest):
 
 def _export_path(recipe):
     record = json.loads(
-        (Path(recipe.train.model_dir) / _EXPORT_RECORD).read_text())
+        (storage.path(recipe.train.model_dir) / _EXPORT_RECORD).read_text())
     return Path(recipe.export.export_dir) / recipe.export.name / str(
         record["version"])
 
@@ -418,7 +419,7 @@ def _predict(recipe, force):
     result = predict.predict(
         export_path, images, top_k=recipe.export.top_k,
         output_dir=predict.new_folder(
-            Path(recipe.train.model_dir) / predict.DEFAULT_OUTPUT))
+            storage.path(recipe.train.model_dir) / predict.DEFAULT_OUTPUT))
     lines = predict.format_predictions(result)
     if truth is not None:
         lines += f"\n  (true class of the held-out image: {truth})"
@@ -459,7 +460,7 @@ def _held_out_image(recipe):
             encoded, example[features.IMAGE_HEIGHT],
             example[features.IMAGE_WIDTH]))
     suffix = {"jpeg": ".jpg", "jpg": ".jpg"}.get(fmt.lower(), f".{fmt}")
-    path = Path(recipe.train.model_dir) / f"held_out_example{suffix}"
+    path = storage.path(recipe.train.model_dir) / f"held_out_example{suffix}"
     atomic_files.write_bytes_atomic(path, encoded.numpy())
     stored = int(example[features.LABEL].numpy())
     if stored < 0:

@@ -8,12 +8,15 @@ model file uses.
 
 import keras
 
+from tfcnn import storage
+
 
 def load_model(path, compile=False):
     """Loads a ``.keras`` file that may hold tfcnn layers.
 
     Args:
-        path: str or Path of a ``.keras`` file.
+        path: str or Path of a ``.keras`` file, or its URL (Keras copies
+            a remote file through ``tf.io.gfile``).
         compile: bool, restore the training configuration too. Defaults to
             False.
 
@@ -24,4 +27,6 @@ def load_model(path, compile=False):
     import tfcnn.layers  # noqa: F401  (registers the custom layers)
     import tfcnn.models  # noqa: F401  (registers blocks' layers, if any)
 
+    if storage.is_url(path):
+        path = str(path)
     return keras.saving.load_model(path, compile=compile)

@@ -25,10 +25,10 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from tfcnn import atomic_files
 from tfcnn import console
+from tfcnn import storage
 from tfcnn.data import image_folders
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import sharding
@@ -331,7 +331,7 @@ def is_complete(out, *, verify_sha256=True):
         if sum(s.get("records", -1) for s in shards) != manifest.count(split):
             return False
         for shard in shards:
-            if not _shard_intact(Path(out) / shard["name"], shard,
+            if not _shard_intact(storage.path(out) / shard["name"], shard,
                                  verify_sha256):
                 return False
     return True
@@ -339,7 +339,7 @@ def is_complete(out, *, verify_sha256=True):
 
 def check_arguments(tree, out, workers, max_pixels):
     """Validates the arguments that planning does not; returns ``out``."""
-    out = Path(out).expanduser().resolve()
+    out = storage.path(out).expanduser().resolve()
     if out == tree.root or tree.root in out.parents:
         raise DataError(
             f"out must not be inside src (ingest would read its own shards). "
@@ -370,7 +370,14 @@ def _fingerprint(shards, options):
 
 @contextlib.contextmanager
 def _exclusive(out):
-    """Holds an advisory lock on ``out`` so two ingests never interleave."""
+    """Holds an advisory lock on ``out`` so two ingests never interleave.
+
+    Object storage has no locks: on a URL none is taken, and two ingests
+    must not write one URL at once (the README's object storage part).
+    """
+    if storage.is_url(out):
+        yield
+        return
     try:
         import fcntl
     except ImportError:  # not POSIX: no advisory locks
@@ -449,7 +456,7 @@ def _refuse_foreign_shards(out, owned):
     wrote (another tool's): ingest deletes and replaces its own files only,
     with or without ``overwrite``."""
     foreign = sorted(
-        entry.name for entry in os.scandir(out)
+        entry.name for entry in storage.path(out).iterdir()
         if sharding.is_shard_filename(entry.name) and entry.is_file()
         and entry.name not in owned)
     if foreign:
@@ -471,10 +478,7 @@ def _read_or_empty(path):
 def _clear(out, owned):
     for name in (manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME,
                  JOURNAL_NAME):
-        try:
-            os.remove(out / name)
-        except FileNotFoundError:
-            pass
+        (out / name).unlink(missing_ok=True)
     sharding.remove_stale(out, set(), owned, own_files=(
         manifest_lib.MANIFEST_NAME, manifest_lib.STATS_NAME))
 
@@ -520,16 +524,19 @@ class _Journal:
                 and _shard_intact(out / name, entry, verify_sha256=True)}
 
     def append(self, name, result):
+        line = json.dumps({"name": name, **result}) + "\n"
+        if storage.is_url(self._path):
+            # Objects cannot be appended to: write the journal again whole.
+            atomic_files.write_text_atomic(
+                self._path, self._path.read_text(encoding="utf-8") + line)
+            return
         with open(self._path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"name": name, **result}) + "\n")
+            f.write(line)
             f.flush()
             os.fsync(f.fileno())
 
     def remove(self):
-        try:
-            os.remove(self._path)
-        except FileNotFoundError:
-            pass
+        self._path.unlink(missing_ok=True)
 
 
 def _json_or_none(line):

@@ -23,11 +23,11 @@ import dataclasses
 import json
 import os
 import sys
-from pathlib import Path
 
 import tensorflow as tf
 
 from tfcnn import atomic_files
+from tfcnn import storage
 from tfcnn.data import features
 from tfcnn.data import image_folders
 from tfcnn.data import sharding
@@ -62,7 +62,7 @@ class Manifest:
     """
 
     def __init__(self, data_dir, data, *, from_file=True):
-        self._dir = Path(data_dir)
+        self._dir = storage.path(data_dir)
         self._data = data
         self._from_file = from_file
 
@@ -76,7 +76,7 @@ class Manifest:
             DataError: the file is missing, not JSON, or lacks required keys;
                 the message names the path.
         """
-        path = Path(data_dir) / MANIFEST_NAME
+        path = storage.path(data_dir) / MANIFEST_NAME
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -135,7 +135,7 @@ class Manifest:
                 outside the class count (naming the shard, the label and the
                 usual fix).
         """
-        data_dir = Path(data_dir)
+        data_dir = storage.path(data_dir)
         if labels_file is None and num_classes is None and (
                 class_names is None) and (
                 data_dir / LABELS_FILE_NAME).is_file():
@@ -339,7 +339,7 @@ def assemble(*, source, class_names, splits, label_offset=0, skipped=(),
 def write(data_dir, data):
     """Writes a manifest dict to ``<data_dir>/manifest.json`` atomically."""
     text = json.dumps(data, indent=1, sort_keys=False) + "\n"
-    atomic_files.write_bytes_atomic(Path(data_dir) / MANIFEST_NAME,
+    atomic_files.write_bytes_atomic(storage.path(data_dir) / MANIFEST_NAME,
                                     text.encode("utf-8"))
 
 
@@ -391,7 +391,7 @@ def describe(data_dir, **from_shards_kwargs):
     Returns:
         a ``Manifest``.
     """
-    if (Path(data_dir) / MANIFEST_NAME).exists():
+    if (storage.path(data_dir) / MANIFEST_NAME).exists():
         return Manifest.load(data_dir)
     return Manifest.from_shards(data_dir, **from_shards_kwargs)
 
@@ -608,7 +608,7 @@ def read_labels_file(path, key="labels file"):
             class.
     """
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = storage.path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or error
         raise DataError(f"cannot read {key} {path}: {reason}") from None

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfcnn import storage
 from tfcnn.data import decode as decode_lib
 from tfcnn.data import features
 from tfcnn.data import manifest as manifest_lib
@@ -124,7 +125,7 @@ def existing_files(files):
     files = [str(f) for f in files]
     if not files:
         raise DataError("no shard files to read. Received: files=[]")
-    missing = [f for f in files if not os.path.isfile(f)]
+    missing = [f for f in files if not storage.path(f).is_file()]
     if missing:
         raise DataError(f"shard file not found: {missing[0]}")
     return files

@@ -9,11 +9,11 @@ atomic, so a reader sees either no shard or the whole shard.
 
 import hashlib
 import math
-import os
 import random
 import re
 
 from tfcnn import atomic_files
+from tfcnn import storage
 from tfcnn.errors import DataError
 
 SHARD_SUFFIX = ".tfrecord"
@@ -85,7 +85,7 @@ def assign_shards(items, num_shards, seed, split):
 def file_sha256(path, chunk=2**22):
     """Hex sha256 of a file, read in 4 MiB chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with storage.open_file(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -105,7 +105,7 @@ def publish(tmp_path, final_path, before_rename=None):
     Returns:
         ``(bytes, sha256)`` of the published file.
     """
-    size = os.path.getsize(tmp_path)
+    size = storage.path(tmp_path).stat().st_size
     digest = file_sha256(tmp_path)
     if before_rename is not None:
         before_rename(size, digest)
@@ -131,13 +131,13 @@ def remove_stale(out, keep, owned, own_files=()):
         list of removed names.
     """
     removed = []
-    for entry in os.scandir(out):
+    for entry in storage.path(out).iterdir():
         name = entry.name
         stem = name[1:-len(atomic_files.TMP_SUFFIX)]
         ours_tmp = atomic_files.is_temporary_name(name) and (
             is_shard_filename(stem) or stem in own_files)
         stale = name in owned and name not in keep
         if entry.is_file() and (ours_tmp or stale):
-            os.remove(entry.path)
+            entry.unlink()
             removed.append(name)
     return removed

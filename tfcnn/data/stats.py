@@ -34,12 +34,12 @@ import dataclasses
 import io
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from tfcnn import atomic_files
 from tfcnn import console
+from tfcnn import storage
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.errors import DataError
 
@@ -120,7 +120,7 @@ def compute_stats(data_dir, *, resize_size=256, progress=True, split="train",
                       count=manifest.count(split), batch_size=batch_size,
                       progress=progress, where=manifest.data_dir)
     num_images = stats.num_images
-    path = Path(manifest.data_dir) / manifest_lib.STATS_NAME
+    path = storage.path(manifest.data_dir) / manifest_lib.STATS_NAME
     save_stats(stats, path)
     if manifest.from_file:
         # Re-read: the manifest on disk is the one to amend.
@@ -198,7 +198,7 @@ def tfds_stats_path(source, split, resize_size):
         Path inside the prepared dataset's versioned folder.
     """
     key = "".join(c if c.isalnum() else "_" for c in split)
-    folder = Path(source.prepared_dir) / "tfcnn_stats"
+    folder = storage.path(source.prepared_dir) / "tfcnn_stats"
     return folder / f"{key}-{resize_size}.npz"
 
 
@@ -351,13 +351,13 @@ def load_stats(data_dir, *, resize_size=None, required=True):
     """
     if isinstance(data_dir, manifest_lib.Manifest):
         path = data_dir.stats_path or (
-            Path(data_dir.data_dir) / manifest_lib.STATS_NAME)
+            storage.path(data_dir.data_dir) / manifest_lib.STATS_NAME)
         folder = data_dir.data_dir
-    elif (Path(data_dir) / manifest_lib.MANIFEST_NAME).exists():
+    elif (storage.path(data_dir) / manifest_lib.MANIFEST_NAME).exists():
         path = manifest_lib.Manifest.load(data_dir).stats_path
         folder = data_dir
     else:
-        path = Path(data_dir) / manifest_lib.STATS_NAME
+        path = storage.path(data_dir) / manifest_lib.STATS_NAME
         folder = data_dir
     if path is None or not path.is_file():
         if not required:
@@ -372,7 +372,8 @@ def load_stats(data_dir, *, resize_size=None, required=True):
 
 def _read(path, resize_size):
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with storage.open_file(path, "rb") as f, np.load(
+                f, allow_pickle=False) as npz:
             stats = DatasetStats(
                 resize_size=int(npz["size"]), num_images=int(npz["num_images"]),
                 split=str(npz["split"]),

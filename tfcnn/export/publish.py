@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcnn import atomic_files
+from tfcnn import storage
 from tfcnn.errors import DataError
 from tfcnn.errors import ExportError
 from tfcnn.export import arguments
@@ -47,10 +48,12 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     Args:
         model: a ``keras.Model`` following the training-model contract, a
             path to a ``.keras`` file, or a training ``model_dir`` holding
-            ``model.keras`` and ``classes.json``.
+            ``model.keras`` and ``classes.json``; either may be a URL
+            (``gs://...``, ``tfcnn.storage``).
         export_dir: str or path, the export root: one folder per model
-            under it, each a TF Serving model base path. Defaults to
-            "saved_models".
+            under it, each a TF Serving model base path; a local folder
+            (publishing is one atomic folder rename, which object storage
+            lacks). Defaults to "saved_models".
         name: str, the model name: one path component of letters, digits,
             ``_``, ``.`` and ``-``.
         version: int, the version to publish, from 1 to
@@ -84,6 +87,12 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     '1'
     """
     layout.check_model_name(name)
+    if storage.is_url(export_dir):
+        raise arguments.ArgumentError(
+            "export_dir must be a local folder: a version is published by "
+            "one atomic folder rename, which object storage lacks; export "
+            "locally, then copy the version folder up. "
+            f"Received: export_dir={export_dir}")
     if not (type(version) is int and version == 0):  # 0: the next free
         layout.check_version(version)
     keras_model, file_class_names, source = _load_model(model)
@@ -193,11 +202,11 @@ def _load_model(model):
     """Returns ``(keras_model, class_names or None, source str or None)``."""
     if isinstance(model, keras.Model):
         return model, None, None
-    if not isinstance(model, (str, os.PathLike)):
+    if not isinstance(model, (str, os.PathLike, storage.UrlPath)):
         raise arguments.ArgumentError(
             "model must be a keras.Model, a .keras file or a training "
             f"model_dir. Received: model={model!r}")
-    path = pathlib.Path(model)
+    path = storage.path(model)
     class_names = None
     if path.is_dir():
         classes_path = path / CLASSES_FILE
@@ -212,7 +221,7 @@ def _load_model(model):
 
 
 def _read_class_names(path):
-    with open(path, encoding="utf-8") as f:
+    with storage.open_file(path, "r") as f:
         names = json.load(f).get("class_names")
     if not isinstance(names, list) or not all(
             isinstance(n, str) for n in names):

@@ -9,6 +9,7 @@ on the files' encoded bytes, so the answer is the one the server gives.
 
 import os
 
+from tfcnn import storage
 from tfcnn.errors import DataError
 from tfcnn.export import arguments
 from tfcnn.export import layout
@@ -74,7 +75,8 @@ def predict(saved_model, image_paths, top_k=5, output_dir=None,
     ['7']
     """
     arguments.check_positive_int(top_k, "top_k")
-    image_paths = [os.fspath(path) for path in image_paths]
+    image_paths = [str(path) if storage.is_url(path) else os.fspath(path)
+                   for path in image_paths]
     if not image_paths:
         raise arguments.ArgumentError(
             "image_paths must name at least one image. "
@@ -119,7 +121,7 @@ def _segment(segment, encoded, paths, version_dir, version, output_dir):
     if metadata.is_file():
         names = json.loads(metadata.read_text()).get("class_names")
     palette = voc_palette().ravel().tolist()
-    folder = Path(output_dir) if output_dir else new_folder(
+    folder = storage.path(output_dir) if output_dir else new_folder(
         DEFAULT_OUTPUT)
     targets = _class_map_paths(folder, paths)
     folder.mkdir(parents=True, exist_ok=True)
@@ -128,7 +130,10 @@ def _segment(segment, encoded, paths, version_dir, version, output_dir):
         class_map = _classify(segment, [data], [path])["class_map"][0]
         image = Image.fromarray(class_map.astype(np.uint8), mode="P")
         image.putpalette(palette)
-        with open(target, "xb") as file:  # never over a file made since
+        # Never over a file made since (object storage has no exclusive
+        # create: there only _class_map_paths' check holds).
+        with storage.open_file(target, "wb" if storage.is_url(
+                target) else "xb") as file:
             image.save(file, format="PNG")
         ids, counts = np.unique(class_map, return_counts=True)
         order = np.argsort(-counts, kind="stable")
@@ -146,9 +151,7 @@ def _segment(segment, encoded, paths, version_dir, version, output_dir):
 def new_folder(base):
     """``base`` if no such path exists, else the first free ``base_2``,
     ``base_3``, ... (a Path)."""
-    from pathlib import Path
-
-    base = Path(base)
+    base = storage.path(base)
     candidate, number = base, 1
     while candidate.exists():
         number += 1
@@ -186,10 +189,10 @@ def _read_image(path, max_pixels):
     """
     from tfcnn.serve import inputs
 
-    if os.path.isdir(path):
+    if storage.path(path).is_dir():
         raise DataError(f"{path}: is a directory, not an image file")
     try:
-        with open(path, "rb") as f:
+        with storage.open_file(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         raise

@@ -17,12 +17,11 @@
 
 import json
 import math
-import shutil
-from pathlib import Path
 
 import keras
 
 from tfcnn import atomic_files
+from tfcnn import storage
 
 STATE_NAME = "state.json"
 
@@ -45,7 +44,7 @@ class Backup(keras.callbacks.Callback):
         if save_steps < 0:
             raise ValueError(
                 f"save_steps must be >= 0. Received: save_steps={save_steps}")
-        self.backup_dir = Path(backup_dir)
+        self.backup_dir = storage.path(backup_dir)
         self.save_steps = save_steps
         self.steps_per_epoch = None  # set by the fit loop
 
@@ -67,7 +66,7 @@ class Backup(keras.callbacks.Callback):
         name = f"backup-{step:010d}.weights.h5"
         with atomic_files.replacing(self.backup_dir / name,
                                     suffix=".weights.h5") as tmp:
-            self.model.save_weights(tmp, overwrite=True)
+            self.model.save_weights(str(tmp), overwrite=True)
         epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
         atomic_files.write_json_atomic(self.backup_dir / STATE_NAME, {
             "weights": name, "global_step": step, "epoch": epoch,
@@ -94,7 +93,7 @@ def read_backup(backup_dir):
         dict with ``weights`` (a Path), ``global_step``, ``epoch``, ``step``
         and ``steps_per_epoch``, or None.
     """
-    backup_dir = Path(backup_dir)
+    backup_dir = storage.path(backup_dir)
     try:
         state = json.loads((backup_dir / STATE_NAME).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -122,7 +121,7 @@ def restore_backup(model, backup_dir):
         return None
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(state["weights"])
+    model.load_weights(str(state["weights"]))
     return state
 
 
@@ -142,7 +141,7 @@ class Checkpoints(keras.callbacks.Callback):
 
     def __init__(self, directory, monitor="val_accuracy"):
         super().__init__()
-        self.directory = Path(directory)
+        self.directory = storage.path(directory)
         self.monitor = monitor
         self.state = _read_json(self.directory / STATE_NAME) or {}
 
@@ -155,7 +154,7 @@ class Checkpoints(keras.callbacks.Callback):
                    if isinstance(v, (int, float)) or hasattr(v, "__float__")}
         with atomic_files.replacing(self.directory / "last.keras",
                                     suffix=".keras") as tmp:
-            self.model.save(tmp)
+            self.model.save(str(tmp))
         self.state["last"] = {"epoch": epoch + 1, "metrics": metrics}
         monitor = (self.monitor if self.monitor in logs
                    else self.monitor.removeprefix("val_"))
@@ -164,7 +163,7 @@ class Checkpoints(keras.callbacks.Callback):
         if value is not None and (best is None or value > best["value"]):
             # The same model as last.keras: copy the file, don't re-save.
             with atomic_files.replacing(self.directory / "best.keras") as tmp:
-                shutil.copyfile(self.directory / "last.keras", tmp)
+                storage.copy_file(self.directory / "last.keras", tmp)
             self.state["best"] = {"epoch": epoch + 1, "monitor": monitor,
                                   "value": value, "metrics": metrics}
         atomic_files.write_json_atomic(self.directory / STATE_NAME,
@@ -205,6 +204,6 @@ def _finite(logs):
 
 def _read_json(path):
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(storage.path(path).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None

@@ -12,9 +12,9 @@ softmax averaged) through ``tfcnn.train.ten_crop``.
 """
 
 import json
-from pathlib import Path
 
 from tfcnn import saving
+from tfcnn import storage
 from tfcnn.errors import DataError
 
 
@@ -45,7 +45,7 @@ def evaluate(recipe, verbose=True):
 
     from tfcnn.train import inputs as inputs_lib
 
-    model_path = Path(recipe.train.model_dir) / "model.keras"
+    model_path = storage.path(recipe.train.model_dir) / "model.keras"
     if not model_path.is_file():
         raise DataError(
             f"no trained model at {model_path}: run `tfcnn train` first. "

@@ -25,12 +25,11 @@ transient failure of a collective (a worker lost under
 import dataclasses
 import json
 import re
-import shutil
 import sys
-from pathlib import Path
 
 from tfcnn import atomic_files
 from tfcnn import console
+from tfcnn import storage
 from tfcnn.errors import DivergedError
 from tfcnn.errors import RecipeError
 from tfcnn.errors import WorkerLostError
@@ -84,11 +83,11 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
     run_folder.check_folder(recipe.train.model_dir)
     if verbose == "auto":
         verbose = console.keras_verbosity()
-    finished = _finished_state(Path(recipe.train.model_dir))
+    finished = _finished_state(storage.path(recipe.train.model_dir))
     if finished is not None:
         if not overwrite:
             return _leave_finished_run(recipe, finished)
-        _remove_finished_run(Path(recipe.train.model_dir))
+        _remove_finished_run(storage.path(recipe.train.model_dir))
     # First TensorFlow op of the run: MultiWorkerMirroredStrategy needs it.
     from tfcnn.train import strategy as strategy_lib
 
@@ -121,8 +120,8 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
 
     config = recipe.train
     keras.utils.set_random_seed(config.seed)
-    model_dir = Path(config.model_dir)
-    write_dir = Path(strategy_lib.worker_dir(model_dir, placement))
+    model_dir = storage.path(config.model_dir)
+    write_dir = storage.path(strategy_lib.worker_dir(model_dir, placement))
     data = inputs_lib.training_inputs(recipe,
                                       num_workers=placement.num_workers,
                                       strategy=placement.strategy)
@@ -163,7 +162,7 @@ def prepare_run_folder(recipe, class_names):
     """
     from tfcnn import recipe as recipe_lib
 
-    model_dir = Path(recipe.train.model_dir)
+    model_dir = storage.path(recipe.train.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     atomic_files.write_json_atomic(model_dir / CLASSES_NAME,
                                    {"class_names": list(class_names)})
@@ -337,7 +336,7 @@ def finish_run(recipe, model, data, callbacks, placement, history,
     from tfcnn.train import strategy as strategy_lib
 
     config = recipe.train
-    model_dir = Path(config.model_dir)
+    model_dir = storage.path(config.model_dir)
     checkpoints = callbacks.checkpoints
     if callbacks.guard.diverged is not None:
         raise DivergedError(_diverged_message(callbacks.guard.diverged,
@@ -366,7 +365,7 @@ def finish_run(recipe, model, data, callbacks, placement, history,
         atomic_files.write_json_atomic(model_dir / TRAINING_STATE, {
             "epochs": config.epochs, "epochs_completed": config.epochs,
             "complete": True, **summary}, default=float)
-        shutil.rmtree(model_dir / BACKUP_NAME, ignore_errors=True)
+        storage.rmtree(model_dir / BACKUP_NAME)
         epochs = f"{config.epochs} epoch" + "s" * (config.epochs != 1)
         trainable, frozen = summary["parameters"].values()
         # The result, on stdout as ingest's and stats' are; notices such
@@ -389,7 +388,7 @@ def is_complete(recipe):
     Returns:
         bool.
     """
-    state = _finished_state(Path(recipe.train.model_dir))
+    state = _finished_state(storage.path(recipe.train.model_dir))
     return state is not None and (
         state.get("epochs_completed", 0) >= recipe.train.epochs)
 
@@ -422,7 +421,7 @@ def _leave_finished_run(recipe, state):
 def _remove_finished_run(model_dir):
     """Removes what training writes, so the new run's logs stand alone."""
     for name in ("logs", "checkpoints", "backup"):
-        shutil.rmtree(model_dir / name, ignore_errors=True)
+        storage.rmtree(model_dir / name)
     for name in (MODEL_NAME, TRAINING_STATE):
         (model_dir / name).unlink(missing_ok=True)
 
@@ -440,12 +439,12 @@ def save_inference_model(model, path):
     """
     import keras
 
-    path = Path(path)
+    path = storage.path(path)
     # From the config alone: clone_model would copy the compile settings.
     clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
     with atomic_files.replacing(path, suffix=".keras") as tmp:
-        clone.save(tmp)
+        clone.save(str(tmp))
 
 
 def build_training_model(recipe, num_classes, stats=None, task=None,
@@ -634,8 +633,8 @@ def _worker_lost_message(error, recipe):
     return (f"a worker of this multi-worker run was lost "
             f"({type(error).__name__}: {cause.strip()[:300]}). Start the same "
             f"command on every worker again: training resumes from "
-            f"{Path(recipe.train.model_dir) / BACKUP_NAME} at its last saved "
-            f"step")
+            f"{storage.path(recipe.train.model_dir) / BACKUP_NAME} at its "
+            f"last saved step")
 
 
 def _diverged_message(diverged, model_dir, checkpoints):

@@ -11,8 +11,8 @@ and a mismatch ends the run with one line naming it.
 
 import json
 import tomllib
-from pathlib import Path
 
+from tfcnn import storage
 from tfcnn.errors import RecipeError
 
 CLASSES_NAME = "classes.json"
@@ -24,7 +24,7 @@ def check_folder(model_dir):
 
     Cheap and free of TensorFlow: call it before data and model are built.
     """
-    path = Path(model_dir)
+    path = storage.path(model_dir)
     if path.exists() and not path.is_dir():
         raise RecipeError(
             f"train.model_dir must be a folder, and {path} is a file. "
@@ -42,7 +42,7 @@ def check_same_run(recipe, class_names):
         recipe: ``tfcnn.recipe.Recipe`` about to be trained.
         class_names: list of str, the data's classes in label order.
     """
-    model_dir = Path(recipe.train.model_dir)
+    model_dir = storage.path(recipe.train.model_dir)
     check_folder(model_dir)
     where = f"train.model_dir {model_dir} holds a run of"
     advice = ("a run folder belongs to one recipe and one class list: "
@@ -98,7 +98,7 @@ def _preview(names, count=3):
 
 def _json(path):
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(storage.path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -106,6 +106,6 @@ def _json(path):
 
 def _toml(path):
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return tomllib.loads(storage.path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
