@@ -216,3 +216,37 @@ def test_regress_needs_an_outputs_output(running):
         running.predictions.Regress(request, timeout=60)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "no 'outputs' output" in info.value.details()
+
+
+def test_a_client_that_left_is_logged_and_its_work_dropped(model_base,
+                                                         caplog):
+    import logging
+    import time
+
+    from tfcnn.serve import config
+
+    caplog.set_level(logging.INFO, logger="tfcnn.serve.grpc_api")
+    params = config.BatchingParameters(max_batch_size=8,
+                                       batch_timeout_micros=1_500_000)
+    with server_lib.BackgroundServer(model_base, grpc_port=0,
+                                     batching=params) as server:
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            images = contract_model.encoded_images(1, seed=2)
+            # The client gives up after 0.3 s; the request waits 1.5 s in
+            # the batch queue for company.
+            with pytest.raises(grpc.RpcError) as gone:
+                stub.Predict(_request(
+                    image_bytes=np.array(images, dtype=object)), timeout=0.3)
+            assert gone.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        deadline = time.monotonic() + 20
+        while server.inference.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        batchers = server.repository.get("tiny").batchers.values()
+        assert sum(b.calls for b in batchers) == 0
+        metrics = requests.get(
+            server.url + "/monitoring/prometheus/metrics", timeout=30).text
+    lines = [r.getMessage() for r in caplog.records
+             if "left before the answer" in r.getMessage()]
+    assert len(lines) == 1 and "model 'tiny'" in lines[0], lines
+    assert 'model_name="tiny",status="CANCELLED"} 1' in metrics

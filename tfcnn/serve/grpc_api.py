@@ -14,6 +14,7 @@ DEADLINE_EXCEEDED), never UNKNOWN for a client's mistake.
 """
 
 import concurrent.futures
+import logging
 import threading
 import time
 
@@ -32,6 +33,8 @@ from tfcnn.errors import ServingError
 from tfcnn.errors import StatusCode
 from tfcnn.export import layout
 from tfcnn.serve import inference as inference_lib
+
+_log = logging.getLogger(__name__)
 
 _STATES = {"AVAILABLE": get_model_status_pb2.ModelVersionStatus.AVAILABLE,
            "END": get_model_status_pb2.ModelVersionStatus.END}
@@ -55,7 +58,12 @@ def _model_spec(spec):
 
 
 def _answer(inference, api, request, context, body):
-    """Runs ``body()``; aborts with the error's code; records metrics."""
+    """Runs ``body()``; aborts with the error's code; records metrics.
+
+    A client that cancelled its call or let its deadline pass before the
+    answer is logged in one line (its queued work was dropped through
+    ``_cancelled``) and counted as CANCELLED.
+    """
     start = time.perf_counter()
     code = "OK"
     try:
@@ -64,6 +72,11 @@ def _answer(inference, api, request, context, body):
         code = error.code.name
         context.abort(getattr(grpc.StatusCode, code), str(error))
     finally:
+        if not context.is_active():
+            code = StatusCode.CANCELLED.name
+            _log.info("gRPC client %s left before the answer to %s of "
+                      "model %r; its work not yet started was dropped",
+                      context.peer(), api, request.model_spec.name)
         inference.metrics.observe(request.model_spec.name, api, "GRPC",
                                   code, time.perf_counter() - start)
 
