@@ -20,6 +20,7 @@ class ImageClassificationTask(task_lib.Task):
     monitor = "accuracy"
     log_keys = ("loss", "accuracy", "val_loss", "val_accuracy",
                 "val_top5_accuracy")
+    output_rank = 2  # [batch, classes]
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,

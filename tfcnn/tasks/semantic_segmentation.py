@@ -46,6 +46,8 @@ class SemanticSegmentationTask(task_lib.Task):
     monitor = "mean_iou"
     log_keys = ("loss", "mean_iou", "val_loss", "val_pixel_accuracy",
                 "val_mean_iou")
+    output_rank = 4  # [batch, height, width, classes]
+    labels_per_pixel = True
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,

@@ -2,9 +2,9 @@
 
 A task answers the questions on which classification and segmentation
 differ; the fit loop, the inputs and evaluation ask it and hold no
-task-specific code of their own. Serving differs too, by the trained
-model's output alone: ``tfcnn.export`` picks the serving model of a
-``[batch, classes]`` or a ``[batch, height, width, classes]`` output.
+task-specific code of their own. A saved model is told to its task by
+the rank of its output (``tfcnn.tasks.task_of_model``), which is how
+``tfcnn.export`` picks its serving model.
 """
 
 import abc
@@ -19,11 +19,17 @@ class Task(abc.ABC):
             (without Keras' ``val_`` prefix).
         log_keys: tuple of str, the metrics of the one-line training
             summary.
+        output_rank: int, the rank of the INFERENCE MODEL's output
+            (``[batch, classes]``: 2).
+        labels_per_pixel: bool, whether a label is a mask of class ids
+            (one per pixel) rather than one class id per image.
     """
 
     name = None
     monitor = None
     log_keys = ()
+    output_rank = None
+    labels_per_pixel = False
 
     @abc.abstractmethod
     def host_dataset(self, source, *, resize_size, batch_size, training,
@@ -70,6 +76,21 @@ class Task(abc.ABC):
         """The part of the TRAINING MODEL that is saved, evaluated and
         exported (uint8 images -> probabilities). Defaults to all of it."""
         return model
+
+    def network(self, model):
+        """The registered network (``build_network``'s) inside this task's
+        TRAINING MODEL: the one ``keras.Model`` nested in its inference
+        model, between the preprocessing and the softmax."""
+        import keras
+
+        nested = [layer for layer in self.inference_model(model).layers
+                  if isinstance(layer, keras.Model)]
+        if len(nested) != 1:
+            raise ValueError(
+                f"a {self.name} model holds its network as its one nested "
+                f"model. Received: {len(nested)} nested models in "
+                f"{model.name!r}")
+        return nested[0]
 
     @abc.abstractmethod
     def build_loss(self, recipe, class_names=(), label_counts=None):

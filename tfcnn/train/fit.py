@@ -142,7 +142,8 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
                                       callbacks)
     staged = freeze_lib.StagedTraining(
         model, config, write_dir / LOGS_NAME / "train",
-        head_after=recipe.model.weights_until)
+        head_after=recipe.model.weights_until,
+        network=data.task.network(model))
     history = fit_with_restarts(model, data, config.epochs, callbacks,
                                 placement, model_dir, verbose=verbose,
                                 max_restarts=max_restarts, staged=staged)
@@ -354,7 +355,7 @@ def finish_run(recipe, model, data, callbacks, placement, history,
         "num_replicas": placement.num_replicas,
         "steps_per_epoch": data.steps_per_epoch,
         "parameters": dict(zip(("trainable", "frozen"), freeze_lib.Freezer(
-            freeze_lib.network_of(model)).counts())),
+            data.task.network(model)).counts())),
         "paths": {"model": str(model_dir / MODEL_NAME),
                   "classes": str(model_dir / CLASSES_NAME),
                   "recipe": str(model_dir / RECIPE_NAME),

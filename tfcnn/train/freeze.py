@@ -176,12 +176,17 @@ class StagedTraining:
             (``parameters/trainable`` and ``parameters/frozen`` at the
             stage's first epoch). Defaults to None.
         head_after: str or None, as for ``Freezer``. Defaults to None.
+        network: the ``keras.Model`` of the network inside ``model``
+            (``tfcnn.tasks.task.Task.network``), or None to find it with
+            ``network_of``. Defaults to None.
     """
 
-    def __init__(self, model, config, log_dir=None, head_after=None):
+    def __init__(self, model, config, log_dir=None, head_after=None,
+                 network=None):
         self.model = model
         self.stages = training_stages(config)
-        self.freezer = Freezer(network_of(model), head_after)
+        self.freezer = Freezer(
+            network_of(model) if network is None else network, head_after)
         self.log_dir = log_dir
 
     def enter(self, stage):
