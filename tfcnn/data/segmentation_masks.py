@@ -30,8 +30,8 @@ import numpy as np
 from PIL import Image
 
 from tfcnn.data import image_check
+from tfcnn.label_values import IGNORE_VALUE
 
-IGNORE_VALUE = 255
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus",
     "car", "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike",

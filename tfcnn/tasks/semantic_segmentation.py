@@ -29,8 +29,8 @@ which count in neither the loss (``PixelCrossEntropy``) nor the metrics
 import keras
 import numpy as np
 
-from tfcnn.data.segmentation_features import IGNORE_VALUE
 from tfcnn.errors import DataError
+from tfcnn.label_values import IGNORE_VALUE
 from tfcnn.recipe import ClassWeighting
 from tfcnn.recipe import MeanMode
 from tfcnn.tasks import task as task_lib
