@@ -25,7 +25,6 @@ transient failure of a collective (a worker lost under
 import dataclasses
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from tfcnn import atomic_files
@@ -257,9 +256,9 @@ def resume_from_backup(model, model_dir, placement, callbacks):
     if state is None:
         callbacks.checkpoints.state = {}
         return None
-    _say(f"train: resuming from {backup_dir} at epoch "
-         f"{state['epoch'] + 1}, step {state['step']} "
-         f"(global step {state['global_step']})")
+    console.progress(f"train: resuming from {backup_dir} at epoch "
+                     f"{state['epoch'] + 1}, step {state['step']} "
+                     f"(global step {state['global_step']})")
     return {"epoch": state["epoch"], "step": state["step"]}
 
 
@@ -312,8 +311,9 @@ def fit_with_restarts(model, data, epochs, callbacks, placement, model_dir,
             # in this process ("Restart your program to reset").
             if attempt == max_restarts or placement.num_workers > 1:
                 raise
-            _say(f"train: {type(error).__name__} ({error}); restarting fit "
-                 f"from the backup ({attempt + 1}/{max_restarts})")
+            console.progress(
+                f"train: {type(error).__name__} ({error}); restarting fit "
+                f"from the backup ({attempt + 1}/{max_restarts})")
             with placement.strategy.scope():
                 callbacks_lib.restore_backup(model, model_dir / BACKUP_NAME)
     return history
@@ -643,7 +643,3 @@ def _diverged_message(diverged, model_dir, checkpoints):
 
 def _format_logs(logs, keys):
     return ", ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)
-
-
-def _say(message):
-    print(message, file=sys.stderr, flush=True)

@@ -26,10 +26,10 @@ frozen variables' slots simply stay as they are.
 """
 
 import dataclasses
-import sys
 
 import numpy as np
 
+from tfcnn import console
 from tfcnn.errors import RecipeError
 from tfcnn.models.weights import network_of  # noqa: F401  (re-exported)
 
@@ -197,7 +197,7 @@ class StagedTraining:
             self.model.make_train_function(force=True)
         counts = self.freezer.counts()
         if len(self.stages) > 1 or stage.trainable != ALL:
-            _say(f"train: {describe(stage, counts)}")
+            console.progress(f"train: {describe(stage, counts)}")
         if self.log_dir is not None:
             _log_counts(self.log_dir, stage, counts)
         return counts
@@ -219,7 +219,3 @@ def _log_counts(log_dir, stage, counts):
         tf.summary.text("stages", describe(stage, counts),
                         step=stage.first_epoch)
     writer.close()
-
-
-def _say(message):
-    print(message, file=sys.stderr, flush=True)

@@ -30,11 +30,11 @@ is split by example, and synthetic data by slicing the fixed batch.
 
 import dataclasses
 import math
-import sys
 
 import numpy as np
 import tensorflow as tf
 
+from tfcnn import console
 from tfcnn import tasks
 from tfcnn.errors import DataError
 from tfcnn.errors import RecipeError
@@ -184,11 +184,12 @@ def training_inputs(recipe, *, num_workers=1, strategy=None):
                  if source.has(split)
                  and source.shards_by_record(split, num_workers)]
     if by_record:
-        _say(f"{' and '.join(by_record)}: fewer shard files in "
-             f"{source.where} than the {num_workers} workers, so each worker "
-             f"reads every file and keeps 1 record in {num_workers} (DATA "
-             f"sharding; ingest with --num-shards {num_workers} or more to "
-             f"split by file)")
+        console.progress(
+            f"{' and '.join(by_record)}: fewer shard files in "
+            f"{source.where} than the {num_workers} workers, so each worker "
+            f"reads every file and keeps 1 record in {num_workers} (DATA "
+            f"sharding; ingest with --num-shards {num_workers} or more to "
+            f"split by file)")
     train_data = strategy.distribute_datasets_from_function(
         lambda context: batches("train", context, **train_args))
     if has_validation:
@@ -512,7 +513,3 @@ def _one_hot(num_classes):
         return images, tf.one_hot(labels, num_classes, dtype=tf.float32)
 
     return convert
-
-
-def _say(message):
-    print(message, file=sys.stderr, flush=True)
