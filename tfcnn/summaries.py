@@ -317,7 +317,7 @@ class SegmentationSummaries(keras.callbacks.Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
-        from tfcnn.train import metrics as metrics_lib
+        from tfcnn import metrics as metrics_lib
 
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(

@@ -10,11 +10,11 @@ import pytest
 import tensorflow as tf
 
 from tests.train.conftest import tiny_recipe
+from tfcnn import losses  # noqa: F401 - registers CrossEntropy
 from tfcnn import tasks
 from tfcnn.train import callbacks as callbacks_lib
 from tfcnn.train import fit
 from tfcnn.train import inputs
-from tfcnn.train import losses  # noqa: F401 - registers CrossEntropy
 from tfcnn.train.strategy import mirrored
 
 

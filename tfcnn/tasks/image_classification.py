@@ -6,7 +6,7 @@ The TRAINING MODEL::
         -> tfcnn.models.build(name, (C, C, 3), K, **options) (no softmax)
         -> float32 softmax "probabilities" [K]
 
-trained with ``tfcnn.train.losses.CrossEntropy`` (label smoothing, MixUp
+trained with ``tfcnn.losses.CrossEntropy`` (label smoothing, MixUp
 and CutMix labels) and reporting top-1 and top-5 accuracy.
 """
 
@@ -58,18 +58,18 @@ class ImageClassificationTask(task_lib.Task):
                            name=f"{recipe.model.name}_training")
 
     def build_loss(self, recipe, class_names=(), label_counts=None):
-        from tfcnn.train import losses
+        from tfcnn import losses
 
         return losses.CrossEntropy(
             label_smoothing=recipe.train.label_smoothing)
 
     def build_metrics(self, num_classes, dense_labels=False):
-        from tfcnn.train import metrics
+        from tfcnn import metrics
 
         return metrics.build_metrics(dense_labels)
 
     def summary_callbacks(self, log_dir, data):
-        from tfcnn.train import summaries
+        from tfcnn import summaries
 
         images, labels = summaries.sample_batch(data.local_train, 16,
                                                 with_labels=True)
@@ -84,7 +84,7 @@ class ImageClassificationTask(task_lib.Task):
         crop) over one pass, every image counted once (the last batch is
         not dropped). With ``evaluate.ten_crop`` also the AlexNet paper's
         10-crop figures (four corners and the centre, each with its mirror
-        image, softmax averaged) through ``tfcnn.train.ten_crop``.
+        image, softmax averaged) through ``tfcnn.ten_crop``.
 
         Returns:
             dict: ``loss``, ``accuracy``, ``top5_accuracy``; with 10-crop
@@ -93,8 +93,8 @@ class ImageClassificationTask(task_lib.Task):
             without flips).
         """
         from tfcnn import console
-        from tfcnn.train import losses
-        from tfcnn.train import metrics as metrics_lib
+        from tfcnn import losses
+        from tfcnn import metrics as metrics_lib
 
         model.compile(loss=losses.CrossEntropy(),
                       metrics=metrics_lib.build_metrics())
@@ -107,7 +107,7 @@ class ImageClassificationTask(task_lib.Task):
             "top5_accuracy": float(results["top5_accuracy"]),
         }
         if recipe.evaluate.ten_crop:
-            from tfcnn.train import ten_crop
+            from tfcnn import ten_crop
 
             # Mirror views only for a model that trained on mirror images.
             metrics.update(ten_crop.evaluate_ten_crop(

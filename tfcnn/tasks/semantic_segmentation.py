@@ -108,7 +108,7 @@ class SemanticSegmentationTask(task_lib.Task):
                            name=recipe.model.name)
 
     def build_loss(self, recipe, class_names=(), label_counts=None):
-        from tfcnn.train import losses
+        from tfcnn import losses
 
         weights = None
         if recipe.train.class_weighting is ClassWeighting.MEDIAN_FREQUENCY:
@@ -118,13 +118,13 @@ class SemanticSegmentationTask(task_lib.Task):
                                         class_weights=weights)
 
     def build_metrics(self, num_classes, dense_labels=False):
-        from tfcnn.train import metrics
+        from tfcnn import metrics
 
         return metrics.build_segmentation_metrics(num_classes,
                                                   ignore_class=IGNORE_VALUE)
 
     def summary_callbacks(self, log_dir, data):
-        from tfcnn.train import summaries
+        from tfcnn import summaries
 
         if data.local_validation is None:
             return []
@@ -141,7 +141,7 @@ class SemanticSegmentationTask(task_lib.Task):
         """
         import tensorflow as tf
 
-        from tfcnn.train import metrics as metrics_lib
+        from tfcnn import metrics as metrics_lib
 
         num_classes = len(data.class_names)
 

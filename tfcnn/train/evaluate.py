@@ -8,7 +8,7 @@ is not dropped); a segmentation model gets mean IoU, pixel accuracy and
 the IoU of each class, at each image's own resolution. With
 ``evaluate.ten_crop`` a classifier also gets the AlexNet paper's 10-crop
 figures (four corners and the centre, each with its mirror image,
-softmax averaged) through ``tfcnn.train.ten_crop``.
+softmax averaged) through ``tfcnn.ten_crop``.
 """
 
 import json

@@ -583,7 +583,7 @@ def _merge(history, result):
 def _tensorboard_callbacks(recipe, data, write_dir):
     import keras
 
-    from tfcnn.train import summaries
+    from tfcnn import summaries
 
     config = recipe.train
     logs = write_dir / LOGS_NAME
