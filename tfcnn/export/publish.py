@@ -198,7 +198,7 @@ def _load_model(model):
         path = path / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no Keras model file at {str(path)!r}")
-    from tfcnn import saving
+    from tfcnn.models import saving
 
     return saving.load_model(path), class_names, str(path)
 

@@ -273,7 +273,7 @@ def read_weights(source, *, model_name=None, input_shape=None):
 
 
 def _keras_file_weights(path):
-    from tfcnn import saving
+    from tfcnn.models import saving
 
     try:
         model = saving.load_model(path)

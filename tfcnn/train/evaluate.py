@@ -14,8 +14,8 @@ softmax averaged) through ``tfcnn.ten_crop``.
 import json
 from pathlib import Path
 
-from tfcnn import saving
 from tfcnn.errors import DataError
+from tfcnn.models import saving
 
 
 def evaluate(recipe, verbose=True):
