@@ -42,13 +42,12 @@ class ImageClassificationTask(task_lib.Task):
         import keras
 
         from tfcnn.augment import build_preprocessing
-        from tfcnn.models import weights as weights_lib
 
         size, crop = recipe.data.resize_size, recipe.data.crop_size
         inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
         x = inputs
         # augment.mean = "auto" follows the weights the network starts from.
-        augment = weights_lib.resolved_augment(recipe)
+        augment = task_lib.resolved_augment(recipe)
         for layer in build_preprocessing(augment, crop_size=crop,
                                          stats=stats, seed=recipe.data.seed):
             x = layer(x)

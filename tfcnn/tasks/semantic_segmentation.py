@@ -86,9 +86,8 @@ class SemanticSegmentationTask(task_lib.Task):
         from tfcnn.augment import lighting as lighting_lib
         from tfcnn.layers import CropLike
         from tfcnn.layers import PadToMultiple
-        from tfcnn.models import weights as weights_lib
 
-        config = weights_lib.resolved_augment(recipe)
+        config = task_lib.resolved_augment(recipe)
         inputs = keras.Input((None, None, 3), dtype="uint8", name="image")
         x = inputs
         if config.pca_lighting > 0:

@@ -8,6 +8,7 @@ the rank of its output (``tfcnn.tasks.task_of_model``), which is how
 """
 
 import abc
+import dataclasses
 
 
 class Task(abc.ABC):
@@ -166,3 +167,40 @@ def probabilities(scores):
 
     return keras.layers.Activation("softmax", dtype="float32",
                                    name="probabilities")(scores)
+
+
+def resolved_augment(recipe):
+    """The recipe's ``AugmentConfig`` with ``mean = "auto"`` resolved.
+
+    ``"auto"`` follows the weights the network starts from
+    (``tfcnn.models.weights.resolve_mean``); every other field is the
+    recipe's own.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+
+    Returns:
+        ``tfcnn.recipe.AugmentConfig`` whose ``mean`` is never ``AUTO``.
+    """
+    from tfcnn.models import weights as weights_lib
+
+    mean = weights_lib.resolve_mean(recipe.augment.mean, recipe.model)
+    return dataclasses.replace(recipe.augment, mean=mean)
+
+
+def reads_stats(recipe):
+    """Whether training the recipe reads the dataset's statistics.
+
+    ``tfcnn.augment.build.needs_stats`` of ``resolved_augment(recipe)``:
+    the one rule that the input pipeline (must the statistics exist?) and
+    ``tfcnn run``'s stats stage (compute them?) both follow.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+
+    Returns:
+        bool.
+    """
+    from tfcnn.augment import build as augment_build
+
+    return augment_build.needs_stats(resolved_augment(recipe))

@@ -273,11 +273,11 @@ class _Shards:
 
     def stats(self):
         from tfcnn.data import stats as stats_lib
-        from tfcnn.models import weights as weights_lib
+        from tfcnn.tasks import task as task_lib
 
         return stats_lib.load_stats(
             self._manifest, resize_size=self._recipe.data.resize_size,
-            required=weights_lib.needs_stats(self._recipe))
+            required=task_lib.reads_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
@@ -350,13 +350,13 @@ class _Tfds:
 
     def stats(self):
         from tfcnn.data import stats as stats_lib
-        from tfcnn.models import weights as weights_lib
+        from tfcnn.tasks import task as task_lib
 
         data = self._recipe.data
         return stats_lib.load_tfds_stats(
             data.tfds_name, split=self._splits["train"],
             data_dir=self._data_dir, resize_size=data.resize_size,
-            required=weights_lib.needs_stats(self._recipe))
+            required=task_lib.reads_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
