@@ -65,3 +65,14 @@ def test_the_network_of_a_classification_training_model():
         keras.layers.Rescaling(0.5)(inputs)))
     model = keras.Model(inputs, outputs)
     assert tasks.get_task("classification").network(model) is network
+
+
+@pytest.mark.parametrize("mask_key, name", [("", "classification"),
+                                             ("segmentation_mask",
+                                              "segmentation")])
+def test_task_of_tfds_by_the_mask_key(mask_key, name):
+    from tfcnn import recipe as recipe_lib
+
+    data = recipe_lib.DataConfig(source="tfds", tfds_name="x",
+                                 tfds_mask_key=mask_key)
+    assert tasks.task_of_tfds(data).name == name

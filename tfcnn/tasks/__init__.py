@@ -67,10 +67,24 @@ def task_of_model(model):
         f"Received: output_shape={shape}")
 
 
+def task_of_tfds(data):
+    """The task of the tfds dataset a recipe's ``data`` section names.
+
+    Args:
+        data: ``tfcnn.recipe.DataConfig``.
+
+    Returns:
+        the one ``tfcnn.tasks.task.Task`` whose ``reads_tfds(data)``.
+    """
+    task, = [task for task in _TASKS.values() if task.reads_tfds(data)]
+    return task
+
+
 def list_tasks():
     """The registered task names."""
     return list(_TASKS)
 
 
 __all__ = ["ImageClassificationTask", "SemanticSegmentationTask",
-           "get_task", "list_tasks", "task_of_model"]
+           "get_task", "list_tasks", "task_of_model",
+           "task_of_tfds"]

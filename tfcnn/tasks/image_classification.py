@@ -33,6 +33,22 @@ class ImageClassificationTask(task_lib.Task):
             training=training, label_offset=label_offset,
             raw_shape=raw_shape, inception_crop=inception_crop, **kwargs)
 
+    def reads_tfds(self, data):
+        return not data.tfds_mask_key
+
+    def describe_tfds(self, data, class_names=None):
+        from tfcnn.data import readers
+
+        del class_names  # tfds' own label names
+        return readers.describe_tfds(data.tfds_name,
+                                     data_dir=data.tfds_data_dir or None)
+
+    def read_tfds(self, data, split):
+        from tfcnn.data import readers
+
+        return readers.read_tfds(data.tfds_name, split,
+                                 data_dir=data.tfds_data_dir or None)
+
     def label_counts(self, manifest, split):
         return manifest.class_counts(split)
 

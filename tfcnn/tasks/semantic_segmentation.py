@@ -62,6 +62,24 @@ class SemanticSegmentationTask(task_lib.Task):
             source, resize_size=resize_size, batch_size=batch_size,
             training=training, **kwargs)
 
+    def reads_tfds(self, data):
+        # data.tfds_mask_key names the image feature holding the masks.
+        return bool(data.tfds_mask_key)
+
+    def describe_tfds(self, data, class_names=None):
+        from tfcnn.data import segmentation_tfds
+
+        return segmentation_tfds.describe_segmentation_tfds(
+            data.tfds_name, mask_key=data.tfds_mask_key,
+            data_dir=data.tfds_data_dir or None, class_names=class_names)
+
+    def read_tfds(self, data, split):
+        from tfcnn.data import segmentation_tfds
+
+        return segmentation_tfds.read_segmentation_tfds(
+            data.tfds_name, split, mask_key=data.tfds_mask_key,
+            data_dir=data.tfds_data_dir or None)
+
     def label_counts(self, manifest, split):
         return manifest.pixel_counts(split)
 

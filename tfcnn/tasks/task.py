@@ -59,6 +59,21 @@ class Task(abc.ABC):
         """
 
     @abc.abstractmethod
+    def reads_tfds(self, data):
+        """Whether a tfds dataset, as ``data`` (``tfcnn.recipe.DataConfig``)
+        names it, holds this task's labels."""
+
+    @abc.abstractmethod
+    def describe_tfds(self, data, class_names=None):
+        """The ``tfcnn.data.readers.TfdsSource`` of ``data.tfds_name``;
+        ``class_names`` (from ``data.labels_file``) or None."""
+
+    @abc.abstractmethod
+    def read_tfds(self, data, split):
+        """The examples of one split of ``data.tfds_name``, as
+        ``host_dataset`` takes them."""
+
+    @abc.abstractmethod
     def label_counts(self, manifest, split):
         """dict class name -> labels of that class in ``split`` (images or
         pixels), or {} when the manifest has none."""

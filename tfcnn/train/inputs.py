@@ -316,7 +316,6 @@ class _Tfds:
     """
 
     def __init__(self, recipe):
-        from tfcnn.data import readers
 
         self._recipe = recipe
         data = recipe.data
@@ -325,18 +324,9 @@ class _Tfds:
                         "validation": data.tfds_eval_split,
                         "test": data.tfds_eval_split}
         self._data_dir = data.tfds_data_dir or None
-        if data.tfds_mask_key:
-            from tfcnn.data import segmentation_tfds
-
-            self._source = segmentation_tfds.describe_segmentation_tfds(
-                data.tfds_name, mask_key=data.tfds_mask_key,
-                data_dir=self._data_dir,
-                class_names=_labels_file(data.labels_file))
-            self.task = tasks.get_task("segmentation")
-        else:
-            self._source = readers.describe_tfds(data.tfds_name,
-                                                 data_dir=self._data_dir)
-            self.task = tasks.get_task(_CLASSIFICATION)
+        self.task = tasks.task_of_tfds(data)
+        self._source = self.task.describe_tfds(
+            data, _labels_file(data.labels_file))
         self.class_names = self._source.class_names
 
     def has(self, split):
@@ -360,18 +350,8 @@ class _Tfds:
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
-        from tfcnn.data import readers
-
         data = self._recipe.data
-        if data.tfds_mask_key:
-            from tfcnn.data import segmentation_tfds
-
-            examples = segmentation_tfds.read_segmentation_tfds(
-                data.tfds_name, self._splits[split],
-                mask_key=data.tfds_mask_key, data_dir=self._data_dir)
-        else:
-            examples = readers.read_tfds(data.tfds_name, self._splits[split],
-                                         data_dir=self._data_dir)
+        examples = self.task.read_tfds(data, self._splits[split])
         # With an input context make_dataset keeps every n-th example of
         # the (deterministically ordered) split before decoding.
         return self.task.host_dataset(
