@@ -76,3 +76,12 @@ def test_task_of_tfds_by_the_mask_key(mask_key, name):
     data = recipe_lib.DataConfig(source="tfds", tfds_name="x",
                                  tfds_mask_key=mask_key)
     assert tasks.task_of_tfds(data).name == name
+
+
+def test_the_default_task_is_the_manifests_default(tmp_path):
+    # Labels that record no task are one class per image everywhere.
+    from tfcnn.data import manifest as manifest_lib
+
+    manifest = manifest_lib.Manifest(tmp_path, {"class_names": ["a"]},
+                                     from_file=False)
+    assert tasks.default_task().name == manifest.task

@@ -44,6 +44,13 @@ def get_task(name):
             f"Received: task={name!r}") from None
 
 
+def default_task():
+    """The task of labels that record none (tfds without masks, synthetic
+    images, metrics written before they named their task): one class per
+    image, as ``tfcnn.data.manifest.Manifest.task`` also assumes."""
+    return _TASKS[ImageClassificationTask.name]
+
+
 def task_of_model(model):
     """The task of a saved INFERENCE MODEL, told by its output's rank.
 
@@ -86,5 +93,5 @@ def list_tasks():
 
 
 __all__ = ["ImageClassificationTask", "SemanticSegmentationTask",
-           "get_task", "list_tasks", "task_of_model",
+           "default_task", "get_task", "list_tasks", "task_of_model",
            "task_of_tfds"]

@@ -76,8 +76,9 @@ def format_metrics(metrics):
     """
     from tfcnn import tasks
 
-    return tasks.get_task(metrics.get("task", "classification")
-                          ).format_metrics(metrics)
+    task = (tasks.get_task(metrics["task"]) if "task" in metrics
+            else tasks.default_task())
+    return task.format_metrics(metrics)
 
 
 def _check_classes(model, data, model_path):

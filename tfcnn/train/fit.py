@@ -504,7 +504,7 @@ def compile_model(model, recipe, steps_per_epoch, dense_labels=False, *,
 def _task(task):
     from tfcnn import tasks
 
-    return task if task is not None else tasks.get_task("classification")
+    return task if task is not None else tasks.default_task()
 
 
 def _build_before_fit(model, dataset):

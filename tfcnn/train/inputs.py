@@ -40,9 +40,6 @@ from tfcnn.errors import DataError
 from tfcnn.errors import RecipeError
 from tfcnn.recipe import Source
 
-# The task of sources that record none (tfds, synthetic images).
-_CLASSIFICATION = "classification"
-
 
 @dataclasses.dataclass(frozen=True)
 class Inputs:
@@ -223,7 +220,7 @@ def evaluation_inputs(recipe, split=None, batch_size=None):
             batch_size)
         return EvalInputs(dataset, len(labels), split,
                           _synthetic_names(recipe.data), batch_size,
-                          tasks.get_task(_CLASSIFICATION))
+                          tasks.default_task())
     source = _source(recipe)
     if split is None:
         split = recipe.data.eval_split
@@ -439,7 +436,7 @@ def _synthetic_inputs(recipe, num_workers, strategy):
     return Inputs(train_data, validation, steps, validation_steps,
                   _synthetic_names(data), None, data.synthetic_images, dense,
                   local_train, local_validation,
-                  tasks.get_task(_CLASSIFICATION), {})
+                  tasks.default_task(), {})
 
 
 def _worker_slices(array, per_replica, context):
