@@ -195,8 +195,7 @@ class AugmentConfig:
     scale_max: float = 2.0
 
     def __post_init__(self):
-        # AugmentConfig(mean="channel"), crop="inception" and the old
-        # crop=True/False too.
+        # AugmentConfig(mean="channel") and crop="inception" too.
         _coerce(self)
         if not (math.isfinite(self.scale_min) and math.isfinite(
                 self.scale_max) and 0.0 < self.scale_min <= self.scale_max):

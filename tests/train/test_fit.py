@@ -77,7 +77,7 @@ def test_two_replicas_match_one_device(tmp_path):
     # aggregated or were scaled twice (keras#19891, #21061).
     recipe = tiny_recipe(tmp_path, weight_decay=5e-4, label_smoothing=0.1,
                          momentum=0.9, learning_rate=0.1)
-    recipe = recipe.replace(augment={"crop": False})
+    recipe = recipe.replace(augment={"crop": "none"})
     keras.utils.set_random_seed(1)
     initial = fit.build_training_model(recipe, 4).get_weights()
     rng = np.random.default_rng(0)
