@@ -12,7 +12,7 @@ subtraction, then the network, 224 crops), prints images/s of
 - one GPU, and every GPU under ``MirroredStrategy`` (NCCL all-reduce);
 
 with the fraction of step time spent waiting for the next batch, measured
-where the step waits (``tfcnn.train.summaries.StepMonitor``). Before that,
+where the step waits (``tfcnn.summaries.StepMonitor``). Before that,
 two SGD steps of LeNet-5 on one device and on all of them, from the same
 weights on the same global batch, must give the same weights (the 1-vs-N
 equivalence check: gradients aggregated once, not lost or doubled).
@@ -49,9 +49,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tfcnn import recipe as recipe_lib  # noqa: E402
+from tfcnn import summaries  # noqa: E402
 from tfcnn.data import pipeline  # noqa: E402
 from tfcnn.train import fit  # noqa: E402
-from tfcnn.train import summaries  # noqa: E402
 from tfcnn.train.strategy import mirrored  # noqa: E402
 
 # models: (name, host size S, crop C, images per replica); then timed and

@@ -260,7 +260,7 @@ def _fcn_step(repeats):
 
     import tfcnn.models
     from tfcnn.layers import TransposedConv2D
-    from tfcnn.train.losses import PixelCrossEntropy
+    from tfcnn.losses import PixelCrossEntropy
 
     keras.utils.set_random_seed(0)
     ours = tfcnn.models.build("fcn8s_small", num_classes=FCN_CLASSES,

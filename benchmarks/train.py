@@ -48,9 +48,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfcnn import recipe as recipe_lib  # noqa: E402
+from tfcnn import summaries  # noqa: E402
 from tfcnn.train import fit  # noqa: E402
 from tfcnn.train import inputs  # noqa: E402
-from tfcnn.train import summaries  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -192,23 +192,3 @@ def test_weights_that_are_missing_or_not_weights(capsys, tmp_path):
         tmp_path, f'name = "lenet5"\nweights = "{tmp_path / "notes.h5"}"')
     line = _error_line(capsys, ["train", str(recipe)])
     assert "notes.h5 is not an HDF5 weights file" in line
-
-
-@pytest.mark.parametrize("argv, new", [
-    (["export", "runs/a", "--dir", "out"], "--export-dir"),
-    (["stats", "shards", "--size", "32"], "--resize-size"),
-    (["ingest", "src", "out", "--shards", "4"], "--num-shards"),
-    (["preview", "quickstart", "--data", "shards"], "--shards"),
-    (["ingest", "src", "out", "--validation-fraction", "0.2"],
-     "--validation-split")])
-def test_renamed_options_name_their_new_name(capsys, argv, new):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    assert exit_info.value.code == 2
-    old = argv[-2]
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"tfcnn {argv[0]}: error: {old} is now {new}")
-    # The old names are not offered in the help.
-    with pytest.raises(SystemExit):
-        cli.main([argv[0], "--help"])
-    assert old + " " not in capsys.readouterr().out

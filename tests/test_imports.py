@@ -85,6 +85,38 @@ def test_no_cycle_through_deferred_imports():
     assert [sorted(c) for c in _cycles(_module_graph())] == []
 
 
+def _package_graph(graph):
+    """The module graph with each module merged into its package below
+    ``tfcnn`` (``tfcnn.train.fit`` -> ``tfcnn.train``); a module at the top
+    (``tfcnn.recipe``) stays itself."""
+    def package(name):
+        return ".".join(name.split(".")[:2])
+
+    packages = {}
+    for name, targets in graph.items():
+        packages.setdefault(package(name), set()).update(
+            package(target) for target in targets
+            if package(target) not in (package(name), "tfcnn"))
+    return packages
+
+
+def test_no_package_level_cycle_through_any_import():
+    # Two packages that import each other, even through different modules
+    # and only inside functions, are one package in two folders.
+    graph = _package_graph(_module_graph())
+    assert {"tfcnn.train", "tfcnn.tasks", "tfcnn.models"} <= set(graph)
+    assert [sorted(c) for c in _cycles(graph)] == []
+
+
+def test_the_package_graph_merges_modules():
+    graph = _package_graph({"tfcnn.a.x": {"tfcnn.b.y"}, "tfcnn.a.z": set(),
+                            "tfcnn.b.y": {"tfcnn.a.z", "tfcnn.b.w"},
+                            "tfcnn.b.w": set(), "tfcnn": {"tfcnn.a.x"}})
+    assert graph == {"tfcnn.a": {"tfcnn.b"}, "tfcnn.b": {"tfcnn.a"},
+                     "tfcnn": {"tfcnn.a"}}
+    assert _cycles(graph) == [frozenset({"tfcnn.a", "tfcnn.b"})]
+
+
 def test_augment_depends_on_neither_data_nor_recipe():
     # The augmentation layers take their settings as arguments: the data
     # pipeline and the recipe sit on either side of them, never below.

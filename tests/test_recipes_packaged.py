@@ -16,8 +16,16 @@ from tfcnn.errors import RecipeError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_packaged_recipes_are_the_repository_pipelines():
-    names = sorted(p.stem for p in (ROOT / "pipelines").glob("*.toml"))
+def test_pipelines_is_the_packaged_recipes_folder():
+    # The repository's pipelines/ is a link to tfcnn/recipes/, not a copy:
+    # one folder, so what the README shows is what the wheel ships.
+    assert (ROOT / "pipelines").resolve() == (
+        ROOT / "tfcnn" / "recipes").resolve()
+
+
+def test_packaged_recipes_lists_every_recipe_file():
+    names = sorted(p.stem for p in (ROOT / "tfcnn" / "recipes").glob(
+        "*.toml"))
     assert "quickstart" in names
     assert recipe_lib.packaged_recipes() == names
 

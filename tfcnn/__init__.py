@@ -34,8 +34,8 @@ __version__ = "0.1.0"
 SERIALIZABLE_MODULES = (
     "tfcnn.layers",
     "tfcnn.augment",
-    "tfcnn.train.losses",
-    "tfcnn.train.metrics",
+    "tfcnn.losses",
+    "tfcnn.metrics",
     "tfcnn.train.optimizers",
     "tfcnn.tasks.semantic_segmentation",
 )

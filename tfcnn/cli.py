@@ -187,28 +187,6 @@ def _add_json(parser):
                              "(everything else goes to stderr)")
 
 
-def _add_renamed(parser, old, new):
-    """Accepts an option's old name only to end with one line naming the
-    new one (a concept has one name in recipes, options and Python)."""
-    parser.add_argument(old, nargs="?", action=_RenamedOption, new=new,
-                        help=argparse.SUPPRESS)
-
-
-class _RenamedOption(argparse.Action):
-    """An option's old name: parsing it is a usage error naming the new."""
-
-    def __init__(self, option_strings, dest, new, **kwargs):
-        super().__init__(option_strings, argparse.SUPPRESS,
-                         default=argparse.SUPPRESS, **kwargs)
-        self.new = new
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        given = option_string if values is None else (
-            f"{option_string} {values}")
-        parser.error(f"{option_string} is now {self.new}; rename it. "
-                     f"Received: {given}")
-
-
 def _recipe_or_none(text, overrides):
     """The recipe ``text`` names (a .toml file or a packaged recipe name),
     or None when it is a plain path (a folder, a .keras file)."""
@@ -241,13 +219,11 @@ def _add_ingest(subparsers):
                    help="output folder for shards and manifest.json "
                         "(with a recipe: data.shards)")
     _add_overrides(p)
-    _add_renamed(p, "--validation-fraction", "--validation-split")
     p.add_argument("--validation-split", type=float, default=None,
                    help="stratified fraction of train held out when SRC has "
                         "no validation folder (default: the recipe's "
                         "data.validation_split, else 0.1)")
     # data.shards is the shard folder; the count is data.num_shards.
-    _add_renamed(p, "--shards", "--num-shards")
     p.add_argument("--num-shards", type=int, default=None,
                    help="shards per split; 0: one per ~128 MB (default: "
                         "the recipe's data.num_shards, else 0)")
@@ -329,7 +305,6 @@ def _add_stats(subparsers):
                                 "train-* shards from other tools), or a "
                                 "recipe (its data.shards and sizes)")
     _add_overrides(p)
-    _add_renamed(p, "--size", "--resize-size")
     p.add_argument("--resize-size", type=int, default=None,
                    help="side of the mean image, the host resize size "
                         "(default: the recipe's data.resize_size, else 256)")
@@ -390,7 +365,6 @@ def _add_preview(subparsers):
     p.add_argument("source", help="a recipe (its data.shards, sizes and "
                                   "augment section), or a shard folder "
                                   "(with manifest.json)")
-    _add_renamed(p, "--data", "--shards")
     p.add_argument("--shards", default=None,
                    help="shard folder (default: the recipe's data.shards)")
     p.add_argument("--out", default="preview.png", help="PNG file to write")
@@ -488,7 +462,6 @@ def _add_export(subparsers):
     p.add_argument("--export-dir", default=None,
                    help="export root (default: the recipe's "
                         "export.export_dir, else saved_models)")
-    _add_renamed(p, "--dir", "--export-dir")
     p.add_argument("--version", type=int, default=None,
                    help="version number, 1 to 2^63-1; 0: the next free one "
                         "(default: the recipe's export.version, else 0)")

@@ -128,6 +128,16 @@ def keras_verbosity(stream=None):
         return 2
 
 
+def progress(line):
+    """Prints a line that tells how a stage is going on stderr, flushed:
+    stdout is for results (``print_result``), which scripts read.
+
+    Args:
+        line: str, e.g. "train: resuming from runs/x/backup at epoch 3".
+    """
+    print(line, file=sys.stderr, flush=True)
+
+
 # The lines ``print_result`` hands to the innermost ``capture_results``
 # block instead of printing them (None: print).
 _captured = contextvars.ContextVar("tfcnn_captured_results", default=None)

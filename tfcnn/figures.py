@@ -1,7 +1,7 @@
 """Figures for people: image grids, mask overlays, confusion matrices.
 
 One home for the drawing that ``tfcnn preview`` (PNG files) and the
-TensorBoard callbacks of ``tfcnn.train.summaries`` (image cards) share, so
+TensorBoard callbacks of ``tfcnn.summaries`` (image cards) share, so
 a mask or a grid looks the same in both:
 
 - ``captioned_grid``: images in a grid, each enlarged (nearest neighbour)

@@ -17,15 +17,6 @@ class CropMode(enum.Enum):
     INCEPTION = "inception"  # random 8-100% area, 3/4-4/3 aspect, resized
     NONE = "none"            # the S x S image resized to C x C
 
-    @classmethod
-    def _missing_(cls, value):
-        # Recipes written before the crop had modes said true or false.
-        if value is True:
-            return cls.RANDOM
-        if value is False:
-            return cls.NONE
-        return None
-
 
 class MeanMode(enum.Enum):
     """How the mean is taken away from the pixels (``tfcnn.augment.mean``)."""

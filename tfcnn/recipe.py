@@ -15,6 +15,7 @@ and schedule boundaries are computed from the dataset's manifest.
 import ast
 import copy
 import dataclasses
+import difflib
 import enum
 import importlib.resources
 import inspect
@@ -181,8 +182,7 @@ class AugmentConfig:
     # "inception" (random 8-100% of the area, aspect 3/4-4/3, resized; the
     # host decodes only that window; ResNets as in Model Garden and timm)
     # or "none" (the whole image resized); evaluation takes the centre
-    # square for random and inception. true/false: old names of
-    # random/none
+    # square for random and inception
     crop: CropMode = CropMode.RANDOM
     # random horizontal flip in training (off for digits and text)
     flip: bool = True
@@ -208,8 +208,7 @@ class AugmentConfig:
     scale_max: float = 2.0
 
     def __post_init__(self):
-        # AugmentConfig(mean="channel"), crop="inception" and the old
-        # crop=True/False too.
+        # AugmentConfig(mean="channel") and crop="inception" too.
         _coerce(self)
         if not (math.isfinite(self.scale_min) and math.isfinite(
                 self.scale_max) and 0.0 < self.scale_min <= self.scale_max):
@@ -708,21 +707,6 @@ def _apply_override(raw, override):
     node[leaf] = value
 
 
-# Keys renamed so that one concept has one name in recipes, the CLI and the
-# Python API (Keras' name where Keras has the concept): old key -> (new
-# key, why).
-RENAMED_KEYS = {
-    "data.image_size": (
-        "data.crop_size", "the square the network sees; Keras' image_size, "
-        "the resize target, is data.resize_size"),
-    "data.validation_fraction": (
-        "data.validation_split", "Keras' name for the held-out fraction"),
-    "export.dir": (
-        "export.export_dir", "the export root's one name: export --export-dir "
-        "and export_model(export_dir=)"),
-}
-
-
 def _build(cls, raw, prefix):
     if not isinstance(raw, dict):
         raise RecipeError(
@@ -730,15 +714,11 @@ def _build(cls, raw, prefix):
             f"Received: {raw!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
-    for key in unknown:
-        if prefix + key in RENAMED_KEYS:
-            new, why = RENAMED_KEYS[prefix + key]
-            raise RecipeError(
-                f"recipe key {prefix}{key} is now {new} ({why}); rename it "
-                f"in the recipe. Received: {prefix}{key}={raw[key]!r}")
     if unknown:
+        close = difflib.get_close_matches(unknown[0], fields, n=1)
+        hint = f"; did you mean {prefix}{close[0]}?" if close else ""
         raise RecipeError(
-            f"unknown recipe key {prefix}{unknown[0]} "
+            f"unknown recipe key {prefix}{unknown[0]}{hint} "
             f"(known in {prefix.rstrip('.') or 'recipe'}: "
             f"{', '.join(fields)})")
     values = {}
@@ -759,7 +739,6 @@ def _convert(tp, value, key):
         if isinstance(value, tp):
             return value
         try:
-            # By value, or what the Enum's _missing_ accepts (old spellings).
             return tp(value)
         except ValueError:
             choices = ", ".join(str(m.value) for m in tp)

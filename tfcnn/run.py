@@ -250,9 +250,9 @@ def _ingest(recipe, force):
 
 def _stats(recipe, force):
     from tfcnn.data import stats
-    from tfcnn.models import weights as weights_lib
+    from tfcnn.tasks import task as task_lib
 
-    if not weights_lib.needs_stats(recipe):
+    if not task_lib.reads_stats(recipe):
         return None
     data = recipe.data
     if data.source is Source.TFDS:
@@ -302,7 +302,7 @@ def _chief_output(stage, recipe):
     from tfcnn.data import ingest
     from tfcnn.datasets import digit_scenes
     from tfcnn.datasets import digits
-    from tfcnn.models import weights as weights_lib
+    from tfcnn.tasks import task as task_lib
 
     data = recipe.data
     path = Path(data.path)
@@ -315,7 +315,7 @@ def _chief_output(stage, recipe):
     if stage is _ingest:
         return "ingest", f"the shards in {data.shard_dir}", functools.partial(
             ingest.is_complete, data.shard_dir, verify_sha256=False)
-    if stage is _stats and weights_lib.needs_stats(recipe):
+    if stage is _stats and task_lib.reads_stats(recipe):
         where = (f"tfds dataset {data.tfds_name}"
                  if data.source is Source.TFDS else str(data.shard_dir))
         return ("stats", f"the statistics of {where} at {data.resize_size}px",

@@ -113,7 +113,7 @@ def test_lighting_uses_the_dataset_pca_in_unit_pixel_scale():
 
 
 def test_switches_turn_layers_off():
-    config = AugmentConfig(crop=False, flip=False, pca_lighting=0.0,
+    config = AugmentConfig(crop="none", flip=False, pca_lighting=0.0,
                            mean=MeanMode.NONE)
     layers = augment.build_preprocessing(config, crop_size=C)
     assert [type(layer).__name__ for layer in layers] == [

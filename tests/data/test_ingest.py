@@ -579,40 +579,6 @@ def test_original_ingest_keeps_its_fingerprint_options(tmp_path):
     assert data["storage"]["formats"] == {"jpeg": 4}
 
 
-def test_ingest_written_with_validation_fraction_stays_complete(
-        tmp_path, monkeypatch, capsys):
-    src, out = tmp_path / "src", tmp_path / "out"
-    _make_folders(src, per_class=3)
-    fingerprint = ingest_plan._fingerprint
-    planned = []
-    monkeypatch.setattr(ingest_plan, "_fingerprint", lambda shards, options: (
-        planned.append(shards) or fingerprint(shards, options)))
-    ingest.ingest(src, out, workers=1, progress=False)
-    # The manifest of an ingest written when the option was still called
-    # validation_fraction, which its fingerprint hashed.
-    path = out / "manifest.json"
-    data = json.loads(path.read_text())
-    data["options"]["validation_fraction"] = data["options"].pop(
-        "validation_split")
-    data["fingerprint"] = fingerprint(planned[0], data["options"])
-    path.write_text(json.dumps(data))
-    shard = Manifest.load(out).files("train")[0]
-    before = os.stat(shard).st_mtime_ns
-
-    done = ingest.ingest(src, out, workers=1)
-    assert "already complete" in capsys.readouterr().out
-    assert os.stat(shard).st_mtime_ns == before
-    assert done["options"]["validation_split"] == 0.1
-    assert "validation_fraction" not in done["options"]
-    # The other options and the split itself still count.
-    with pytest.raises(DataError, match="other files or options"):
-        ingest.ingest(src, out, seed=1, workers=1, progress=False)
-    with pytest.raises(DataError, match="other files or options"):
-        ingest.ingest(src, out, validation_split=0.2, workers=1,
-                      progress=False)
-    assert os.stat(shard).st_mtime_ns == before
-
-
 def test_raw_ingest_round_trips_the_pixels(tmp_path):
     from PIL import Image
 

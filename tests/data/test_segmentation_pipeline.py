@@ -8,6 +8,7 @@ from PIL import Image
 
 from tfcnn.data import segmentation_features as features
 from tfcnn.data import segmentation_pipeline
+from tfcnn.label_values import IGNORE_VALUE
 
 
 def _png(array):
@@ -22,7 +23,7 @@ def _blocky_pair(height, width, seed, block=8):
     classes = rng.integers(0, 5, (height // block + 1, width // block + 1))
     mask = np.kron(classes, np.ones((block, block), int))[:height, :width]
     mask = mask.astype(np.uint8)
-    mask[0, :] = features.IGNORE_VALUE
+    mask[0, :] = IGNORE_VALUE
     image = np.stack([mask * 20, mask, 255 - mask], -1).astype(np.uint8)
     return image, mask
 
@@ -48,7 +49,7 @@ def test_batches_are_uint8_and_masks_keep_only_source_values(tmp_path):
         assert images.dtype == tf.uint8 and images.shape == (2, 20, 20, 3)
         assert masks.dtype == tf.uint8 and masks.shape == (2, 20, 20)
         values = set(np.unique(masks.numpy()))
-        assert values <= {0, 1, 2, 3, 4, features.IGNORE_VALUE}
+        assert values <= {0, 1, 2, 3, 4, IGNORE_VALUE}
 
 
 def test_image_and_mask_get_the_same_crop_and_scale():
@@ -62,7 +63,7 @@ def test_image_and_mask_get_the_same_crop_and_scale():
     np.testing.assert_array_equal(out_mask, expected)
     # Where the mask is a class (not void), the image's green channel
     # averaged over a constant 2x2 block equals it.
-    inside = expected != features.IGNORE_VALUE
+    inside = expected != IGNORE_VALUE
     block = image[:, 16:80, 1].reshape(32, 2, 32, 2)
     constant = (block.min((1, 3)) == block.max((1, 3))) & inside
     np.testing.assert_array_equal(out_image[..., 1][constant],
@@ -146,8 +147,8 @@ def test_model_garden_shards_without_a_manifest_are_described(tmp_path):
     _write_shard(tmp_path / "validation-00000-of-00001", pairs[:1])
     manifest = Manifest.from_shards(tmp_path)
     assert manifest.task == "segmentation"
-    assert manifest.ignore_value == features.IGNORE_VALUE
-    largest = max(int(mask[mask != features.IGNORE_VALUE].max())
+    assert manifest.ignore_value == IGNORE_VALUE
+    largest = max(int(mask[mask != IGNORE_VALUE].max())
                   for _, mask in pairs)
     assert manifest.class_names == [str(i) for i in range(largest + 1)]
     assert manifest.count("train") == 4 and manifest.count("validation") == 1

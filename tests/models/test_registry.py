@@ -166,9 +166,7 @@ def test_channels_first_configuration_is_refused():
         keras.config.set_image_data_format("channels_last")
 
 
-@pytest.mark.parametrize("model, option, value", [
-    ("vgg16", "batch_norm", True), ("googlenet", "normalization", "batch")])
-def test_old_normalization_options_name_norm(model, option, value):
-    with pytest.raises(ModelOptionError, match=f"option '{option}' is now "
-                                               "norm"):
-        tfcnn.models.build(model, **{option: value})
+def test_an_unknown_option_names_the_closest_known_one():
+    with pytest.raises(ModelOptionError, match="takes no option 'nrom' "
+                                               r"\(did you mean 'norm'\?\)"):
+        tfcnn.models.build("vgg16", nrom="batch")

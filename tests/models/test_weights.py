@@ -344,19 +344,3 @@ def test_weights_until_needs_weights():
     with pytest.raises(RecipeError, match="weights_until needs "
                                           "model.weights"):
         recipe_lib.ModelConfig(name="lenet5", weights_until="conv2")
-
-
-@pytest.mark.parametrize("augment, weights, expected", [
-    ({"mean": "auto", "pca_lighting": 0.0}, "", True),
-    ({"mean": "auto", "pca_lighting": 0.0}, "imagenet", False),
-    ({"mean": "imagenet", "pca_lighting": 0.1}, "", False),
-    ({"mean": "none", "pca_lighting": 0.1}, "", True),
-])
-def test_needs_stats_resolves_auto_before_asking(augment, weights,
-                                                 expected):
-    recipe = recipe_lib.recipe_from_dict({
-        "data": {"source": "synthetic"}, "augment": augment,
-        "model": {"name": "resnet50", "weights": weights}})
-    assert weights_lib.needs_stats(recipe) is expected
-    assert weights_lib.resolved_augment(recipe).mean is not (
-        recipe_lib.MeanMode.AUTO)

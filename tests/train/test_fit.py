@@ -10,11 +10,11 @@ import pytest
 import tensorflow as tf
 
 from tests.train.conftest import tiny_recipe
+from tfcnn import losses  # noqa: F401 - registers CrossEntropy
 from tfcnn import tasks
 from tfcnn.train import callbacks as callbacks_lib
 from tfcnn.train import fit
 from tfcnn.train import inputs
-from tfcnn.train import losses  # noqa: F401 - registers CrossEntropy
 from tfcnn.train.strategy import mirrored
 
 
@@ -77,7 +77,7 @@ def test_two_replicas_match_one_device(tmp_path):
     # aggregated or were scaled twice (keras#19891, #21061).
     recipe = tiny_recipe(tmp_path, weight_decay=5e-4, label_smoothing=0.1,
                          momentum=0.9, learning_rate=0.1)
-    recipe = recipe.replace(augment={"crop": False})
+    recipe = recipe.replace(augment={"crop": "none"})
     keras.utils.set_random_seed(1)
     initial = fit.build_training_model(recipe, 4).get_weights()
     rng = np.random.default_rng(0)

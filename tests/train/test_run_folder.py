@@ -64,15 +64,3 @@ def test_model_dir_that_is_a_file_is_refused_first(tmp_path):
     with pytest.raises(RecipeError, match="must be a folder.*is a file"):
         fit.train(tiny_recipe(path), verbose=0)
     assert path.read_text() == "not a folder"
-
-
-def test_run_folder_written_before_a_rename_is_compared_by_new_name(
-        interrupted):
-    stored = Path(interrupted.train.model_dir) / run_folder.RECIPE_NAME
-    text = stored.read_text()
-    assert "\ncrop_size = " in text
-    stored.write_text(text.replace("\ncrop_size = ", "\nimage_size = "))
-    run_folder.check_same_run(interrupted, NAMES)
-    with pytest.raises(RecipeError, match="holds a run of data.crop_size"):
-        run_folder.check_same_run(
-            _other(interrupted, "data", crop_size=12), NAMES)

@@ -334,7 +334,7 @@ def test_two_workers_take_the_first_step_of_one_device(tmp_path):
     recipe, _ = _shard_recipe_file(tmp_path, shards, weight_decay=5e-4,
                                    label_smoothing=0.1, momentum=0.9,
                                    learning_rate=0.1)
-    recipe = recipe.replace(augment={"crop": False})
+    recipe = recipe.replace(augment={"crop": "none"})
     keras.utils.set_random_seed(1)
     initial = fit.build_training_model(recipe, 3).get_weights()
     np.savez(tmp_path / "initial.npz",

@@ -116,7 +116,7 @@ def needs_stats(config):
     lighting need them; ``mean = "imagenet"`` asks for ImageNet's values
     instead (its PCA too), and keras.applications' modes carry their own
     constants. ``mean = "auto"`` counts as the mean image: for a recipe,
-    ``tfcnn.models.weights.needs_stats`` resolves it first (a network that
+    ``tfcnn.tasks.task.reads_stats`` resolves it first (a network that
     starts from ImageNet weights takes keras.applications' constants).
 
     Args:

@@ -29,9 +29,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfcnn.augment import seeding
+from tfcnn.label_values import IGNORE_VALUE
 from tfcnn.preprocessing_modes import CropMode
 
-IGNORE_VALUE = 255
 IMAGES = "images"
 # Windows are pulled this far (in input pixels) inside their ends, so that
 # float rounding never puts a sample point on the image's first or last

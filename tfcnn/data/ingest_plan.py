@@ -46,9 +46,6 @@ INFLIGHT_PER_WORKER = 4
 # JPEGs; smaller jobs are checked in this process.
 MIN_BYTES_PER_WORKER = 16 * 2**20
 _CRASHED = "the image decoder crashed on it (its worker process died)"
-# Ingest options renamed since, old name -> new. A manifest written before
-# stores (and its fingerprint hashes) the old name.
-_RENAMED_OPTIONS = {"validation_fraction": "validation_split"}
 
 
 class Shard:
@@ -116,8 +113,7 @@ def write_plan(out, shards, options, num_files, *, write_shards,
     fingerprint = _fingerprint(shards, options)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
-        done = None if overwrite else _existing_output(
-            out, fingerprint, shards, options)
+        done = None if overwrite else _existing_output(out, fingerprint)
         if done is not None:
             if progress:
                 console.print_result(
@@ -402,15 +398,10 @@ def _exclusive(out):
                 pass
 
 
-def _existing_output(out, fingerprint, shards, options):
+def _existing_output(out, fingerprint):
     """Returns the manifest of a complete output of this very ingest, None
     when there is none or it is damaged, and raises for a complete output
     of other files or options.
-
-    A manifest that stores options under their earlier names
-    (``_RENAMED_OPTIONS``) is read with today's names; when they equal
-    ``options``, its fingerprint is checked against the stored options, the
-    ones it was computed from.
     """
     if not (out / manifest_lib.MANIFEST_NAME).exists():
         return None
@@ -420,12 +411,6 @@ def _existing_output(out, fingerprint, shards, options):
         return None
     if not is_complete(out):
         return None
-    stored = data.get("options")
-    if isinstance(stored, dict) and stored.keys() & _RENAMED_OPTIONS.keys():
-        data["options"] = {_RENAMED_OPTIONS.get(name, name): value
-                           for name, value in stored.items()}
-        if data["options"] == options:
-            fingerprint = _fingerprint(shards, stored)
     if data.get("fingerprint") != fingerprint:
         raise DataError(
             f"{out} already holds a complete ingest of other files or "

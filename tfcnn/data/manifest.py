@@ -32,6 +32,7 @@ from tfcnn.data import features
 from tfcnn.data import image_folders
 from tfcnn.data import sharding
 from tfcnn.errors import DataError
+from tfcnn.label_values import IGNORE_VALUE
 
 MANIFEST_NAME = "manifest.json"
 STATS_NAME = "stats.npz"
@@ -460,7 +461,7 @@ def scan_segmentation_shard(path):
     def ids(serialized):
         mask = schema.decode_mask(
             schema.decode(serialized)[schema.MASK_ENCODED])
-        void = schema.IGNORE_VALUE
+        void = IGNORE_VALUE
         valid = mask != void
         return (tf.reduce_min(tf.where(valid, mask, void)),
                 tf.reduce_max(tf.where(valid, mask, 0)))
@@ -504,13 +505,13 @@ def _segmentation_data(data_dir, found, names):
                 raise DataError(
                     f"{path}: mask value {scan.max_label} is neither a "
                     f"class id (< {len(names)}) nor the ignore value "
-                    f"{segmentation_features.IGNORE_VALUE}")
+                    f"{IGNORE_VALUE}")
     return assemble(
         source=data_dir.resolve(), class_names=names,
         splits=_split_data(scans),
         schema=segmentation_features.schema_description(),
         task="segmentation",
-        ignore_value=segmentation_features.IGNORE_VALUE,
+        ignore_value=IGNORE_VALUE,
         stats=STATS_NAME if (data_dir / STATS_NAME).is_file() else None)
 
 

@@ -26,9 +26,6 @@ IMAGE_FILENAME = features.IMAGE_FILENAME
 MASK_ENCODED = "image/segmentation/class/encoded"
 MASK_FORMAT = "image/segmentation/class/format"
 
-# Pascal VOC's "void" (object boundaries and ambiguous pixels); also Model
-# Garden's default ``ignore_label``.
-IGNORE_VALUE = 255
 SCHEMA_NAME = "model-garden-segmentation-tfrecord"
 
 FEATURE_SPEC = {

@@ -28,9 +28,9 @@ from tfcnn.data import manifest as manifest_lib
 from tfcnn.data import segmentation_features
 from tfcnn.data import segmentation_folders
 from tfcnn.data import segmentation_masks
+from tfcnn.label_values import IGNORE_VALUE
 
 TASK = "segmentation"
-IGNORE_VALUE = segmentation_masks.IGNORE_VALUE
 
 
 def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,

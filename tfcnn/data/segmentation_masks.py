@@ -31,8 +31,8 @@ from PIL import Image
 from PIL import UnidentifiedImageError
 
 from tfcnn.data import image_check
+from tfcnn.label_values import IGNORE_VALUE
 
-IGNORE_VALUE = 255
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus",
     "car", "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike",

@@ -30,8 +30,6 @@ from tfcnn.data import preprocess
 from tfcnn.data import readers
 from tfcnn.data import segmentation_features as features
 
-IGNORE_VALUE = features.IGNORE_VALUE
-
 
 def make_segmentation_dataset(source, *, resize_size, batch_size, training,
                               **kwargs):

@@ -17,10 +17,8 @@ import tensorflow as tf
 
 from tfcnn.data import readers
 from tfcnn.data import segmentation_features
-from tfcnn.data import segmentation_pipeline
 from tfcnn.errors import DataError
-
-IGNORE_VALUE = segmentation_pipeline.IGNORE_VALUE
+from tfcnn.label_values import IGNORE_VALUE
 
 
 def describe_segmentation_tfds(name, *, mask_key, data_dir=None,

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from tfcnn import atomic_files
+from tfcnn.label_values import IGNORE_VALUE
 
 CLASS_NAMES = ("background",) + tuple(f"digit {d}" for d in range(10))
-IGNORE_VALUE = 255
 _MARKER = "digit_scenes.json"
 # Ink fractions (of the scan's maximum, 16) below which a pixel is
 # background and above which it is the digit; in between is void.

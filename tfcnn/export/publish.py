@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from tfcnn import atomic_files
 from tfcnn import storage
-from tfcnn.errors import DataError
+from tfcnn import tasks
 from tfcnn.errors import ExportError
 from tfcnn.export import arguments
 from tfcnn.export import layout
@@ -133,22 +133,14 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     return target
 
 
-# The serving model of each task by its output rank: [batch, classes] per
-# image (classification), [batch, height, width, classes] per pixel
-# (segmentation).
-_SERVING_CLASSES = {2: serving.ServingModel,
-                    4: segmentation.SegmentationServingModel}
+# The serving model of each task (``tfcnn.tasks``), by the task's name.
+_SERVING_CLASSES = {"classification": serving.ServingModel,
+                    "segmentation": segmentation.SegmentationServingModel}
 
 
 def _serving_class(model):
-    """The serving model of ``model``'s task, told by its output rank."""
-    rank = len(model.outputs[0].shape)
-    if rank in _SERVING_CLASSES:
-        return _SERVING_CLASSES[rank]
-    raise DataError(
-        "the model's output is neither [batch, classes] (classification) "
-        "nor [batch, height, width, classes] (segmentation). Received: "
-        f"output_shape={tuple(model.outputs[0].shape)}")
+    """The serving model of ``model``'s task (``tasks.task_of_model``)."""
+    return _SERVING_CLASSES[tasks.task_of_model(model).name]
 
 
 def verify_saved_model(serving_model, saved_model_dir):
@@ -215,7 +207,7 @@ def _load_model(model):
         path = path / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no Keras model file at {str(path)!r}")
-    from tfcnn import saving
+    from tfcnn.models import saving
 
     return saving.load_model(path), class_names, str(path)
 

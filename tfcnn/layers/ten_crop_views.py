@@ -3,7 +3,7 @@
 "The network makes a prediction by extracting five 224x224 patches (the
 four corner patches and the center patch) as well as their horizontal
 reflections (hence ten patches in all)" (Krizhevsky et al. 2012, section
-4.1). ``tfcnn.train.ten_crop`` builds the 10-crop evaluation model with it.
+4.1). ``tfcnn.ten_crop`` builds the 10-crop evaluation model with it.
 """
 
 import keras

@@ -5,6 +5,7 @@ include_top=True, pooling=None, classifier_activation="softmax", name=...,
 **options)`` so one parametrized test covers them all.
 """
 
+import difflib
 import inspect
 
 from tfcnn.errors import ModelOptionError
@@ -14,11 +15,6 @@ from tfcnn.errors import UnknownModelError
 _REGISTRY = {}
 # Arguments of ``build`` itself, left out of the option list in errors.
 _BUILD_ARGUMENTS = ("input_shape", "num_classes")
-# Options renamed so that every family calls normalization ``norm``.
-RENAMED_OPTIONS = {
-    "batch_norm": 'norm ("batch", or none)',
-    "normalization": 'norm ("lrn", "batch", or none)',
-}
 
 
 def register_model(name):
@@ -123,16 +119,13 @@ def build(name, /, input_shape=None, num_classes=None, **options):
     builder = get_builder(name)
     params = inspect.signature(builder).parameters
     unknown = sorted(set(options) - set(params))
-    for option in unknown:
-        if option in RENAMED_OPTIONS and "norm" in params:
-            raise ModelOptionError(
-                f"model {name!r}: option {option!r} is now "
-                f"{RENAMED_OPTIONS[option]}, as in every model family. "
-                f"Received: {option}={options[option]!r}")
     if unknown:
+        known = [p for p in params if p not in _BUILD_ARGUMENTS]
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ModelOptionError(
-            f"model {name!r} takes no option {unknown[0]!r}; its options: "
-            f"{', '.join(p for p in params if p not in _BUILD_ARGUMENTS)}")
+            f"model {name!r} takes no option {unknown[0]!r}{hint}; its "
+            f"options: {', '.join(known)}")
     kwargs = dict(options)
     if input_shape is not None:
         kwargs["input_shape"] = tuple(input_shape)

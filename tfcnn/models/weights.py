@@ -273,7 +273,7 @@ def read_weights(source, *, model_name=None, input_shape=None):
 
 
 def _keras_file_weights(path):
-    from tfcnn import saving
+    from tfcnn.models import saving
 
     try:
         model = saving.load_model(path)
@@ -519,36 +519,3 @@ def _text(value):
 def _first_line(error):
     return (str(error).strip().splitlines() or [""])[0][:200]
 
-
-def resolved_augment(recipe):
-    """The recipe's ``AugmentConfig`` with ``mean = "auto"`` resolved.
-
-    ``"auto"`` follows the weights the network starts from
-    (``resolve_mean``); every other field is the recipe's own.
-
-    Args:
-        recipe: ``tfcnn.recipe.Recipe``.
-
-    Returns:
-        ``tfcnn.recipe.AugmentConfig`` whose ``mean`` is never ``AUTO``.
-    """
-    mean = resolve_mean(recipe.augment.mean, recipe.model)
-    return dataclasses.replace(recipe.augment, mean=mean)
-
-
-def needs_stats(recipe):
-    """Whether training the recipe reads the dataset's statistics.
-
-    ``tfcnn.augment.build.needs_stats`` of ``resolved_augment(recipe)``:
-    the one rule that the input pipeline (must the statistics exist?) and
-    ``tfcnn run``'s stats stage (compute them?) both follow.
-
-    Args:
-        recipe: ``tfcnn.recipe.Recipe``.
-
-    Returns:
-        bool.
-    """
-    from tfcnn.augment import build as augment_build
-
-    return augment_build.needs_stats(resolved_augment(recipe))

@@ -60,7 +60,11 @@ def augmented_pairs(data_dir, recipe, *, count=16, seed=0):
 
 
 def is_segmentation_data(data_dir):
-    """Whether ``data_dir`` holds segmentation shards with a manifest."""
+    """Whether ``data_dir`` holds shards of a task whose labels are masks
+    (``Task.labels_per_pixel``), with a manifest."""
+    from tfcnn import tasks
+
     if not (Path(data_dir) / manifest_lib.MANIFEST_NAME).is_file():
         return False
-    return manifest_lib.Manifest.load(data_dir).task == "segmentation"
+    task = tasks.get_task(manifest_lib.Manifest.load(data_dir).task)
+    return task.labels_per_pixel

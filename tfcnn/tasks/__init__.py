@@ -44,10 +44,54 @@ def get_task(name):
             f"Received: task={name!r}") from None
 
 
+def default_task():
+    """The task of labels that record none (tfds without masks, synthetic
+    images, metrics written before they named their task): one class per
+    image, as ``tfcnn.data.manifest.Manifest.task`` also assumes."""
+    return _TASKS[ImageClassificationTask.name]
+
+
+def task_of_model(model):
+    """The task of a saved INFERENCE MODEL, told by its output's rank.
+
+    Args:
+        model: a ``keras.Model`` with one output.
+
+    Returns:
+        a ``tfcnn.tasks.task.Task``.
+
+    Raises:
+        DataError: no task has an output of that rank.
+    """
+    shape = tuple(model.outputs[0].shape)
+    for task in _TASKS.values():
+        if task.output_rank == len(shape):
+            return task
+    expected = " or ".join(f"rank {task.output_rank} ({task.name})"
+                           for task in _TASKS.values())
+    raise DataError(
+        f"the model's output is of no task: expected {expected}. "
+        f"Received: output_shape={shape}")
+
+
+def task_of_tfds(data):
+    """The task of the tfds dataset a recipe's ``data`` section names.
+
+    Args:
+        data: ``tfcnn.recipe.DataConfig``.
+
+    Returns:
+        the one ``tfcnn.tasks.task.Task`` whose ``reads_tfds(data)``.
+    """
+    task, = [task for task in _TASKS.values() if task.reads_tfds(data)]
+    return task
+
+
 def list_tasks():
     """The registered task names."""
     return list(_TASKS)
 
 
 __all__ = ["ImageClassificationTask", "SemanticSegmentationTask",
-           "get_task", "list_tasks"]
+           "default_task", "get_task", "list_tasks", "task_of_model",
+           "task_of_tfds"]

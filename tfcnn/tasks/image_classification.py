@@ -6,7 +6,7 @@ The TRAINING MODEL::
         -> tfcnn.models.build(name, (C, C, 3), K, **options) (no softmax)
         -> float32 softmax "probabilities" [K]
 
-trained with ``tfcnn.train.losses.CrossEntropy`` (label smoothing, MixUp
+trained with ``tfcnn.losses.CrossEntropy`` (label smoothing, MixUp
 and CutMix labels) and reporting top-1 and top-5 accuracy.
 """
 
@@ -20,6 +20,7 @@ class ImageClassificationTask(task_lib.Task):
     monitor = "accuracy"
     log_keys = ("loss", "accuracy", "val_loss", "val_accuracy",
                 "val_top5_accuracy")
+    output_rank = 2  # [batch, classes]
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
@@ -32,6 +33,22 @@ class ImageClassificationTask(task_lib.Task):
             training=training, label_offset=label_offset,
             raw_shape=raw_shape, inception_crop=inception_crop, **kwargs)
 
+    def reads_tfds(self, data):
+        return not data.tfds_mask_key
+
+    def describe_tfds(self, data, class_names=None):
+        from tfcnn.data import readers
+
+        del class_names  # tfds' own label names
+        return readers.describe_tfds(data.tfds_name,
+                                     data_dir=data.tfds_data_dir or None)
+
+    def read_tfds(self, data, split):
+        from tfcnn.data import readers
+
+        return readers.read_tfds(data.tfds_name, split,
+                                 data_dir=data.tfds_data_dir or None)
+
     def label_counts(self, manifest, split):
         return manifest.class_counts(split)
 
@@ -41,13 +58,12 @@ class ImageClassificationTask(task_lib.Task):
         import keras
 
         from tfcnn.augment import build_preprocessing
-        from tfcnn.models import weights as weights_lib
 
         size, crop = recipe.data.resize_size, recipe.data.crop_size
         inputs = keras.Input((size, size, 3), dtype="uint8", name="image")
         x = inputs
         # augment.mean = "auto" follows the weights the network starts from.
-        augment = weights_lib.resolved_augment(recipe)
+        augment = task_lib.resolved_augment(recipe)
         for layer in build_preprocessing(augment, crop_size=crop,
                                          stats=stats, seed=recipe.data.seed):
             x = layer(x)
@@ -57,18 +73,18 @@ class ImageClassificationTask(task_lib.Task):
                            name=f"{recipe.model.name}_training")
 
     def build_loss(self, recipe, class_names=(), label_counts=None):
-        from tfcnn.train import losses
+        from tfcnn import losses
 
         return losses.CrossEntropy(
             label_smoothing=recipe.train.label_smoothing)
 
     def build_metrics(self, num_classes, dense_labels=False):
-        from tfcnn.train import metrics
+        from tfcnn import metrics
 
         return metrics.build_metrics(dense_labels)
 
     def summary_callbacks(self, log_dir, data):
-        from tfcnn.train import summaries
+        from tfcnn import summaries
 
         images, labels = summaries.sample_batch(data.local_train, 16,
                                                 with_labels=True)
@@ -83,7 +99,7 @@ class ImageClassificationTask(task_lib.Task):
         crop) over one pass, every image counted once (the last batch is
         not dropped). With ``evaluate.ten_crop`` also the AlexNet paper's
         10-crop figures (four corners and the centre, each with its mirror
-        image, softmax averaged) through ``tfcnn.train.ten_crop``.
+        image, softmax averaged) through ``tfcnn.ten_crop``.
 
         Returns:
             dict: ``loss``, ``accuracy``, ``top5_accuracy``; with 10-crop
@@ -92,8 +108,8 @@ class ImageClassificationTask(task_lib.Task):
             without flips).
         """
         from tfcnn import console
-        from tfcnn.train import losses
-        from tfcnn.train import metrics as metrics_lib
+        from tfcnn import losses
+        from tfcnn import metrics as metrics_lib
 
         model.compile(loss=losses.CrossEntropy(),
                       metrics=metrics_lib.build_metrics())
@@ -106,7 +122,7 @@ class ImageClassificationTask(task_lib.Task):
             "top5_accuracy": float(results["top5_accuracy"]),
         }
         if recipe.evaluate.ten_crop:
-            from tfcnn.train import ten_crop
+            from tfcnn import ten_crop
 
             # Mirror views only for a model that trained on mirror images.
             metrics.update(ten_crop.evaluate_ten_crop(

@@ -29,8 +29,8 @@ which count in neither the loss (``PixelCrossEntropy``) nor the metrics
 import keras
 import numpy as np
 
-from tfcnn.data.segmentation_features import IGNORE_VALUE
 from tfcnn.errors import DataError
+from tfcnn.label_values import IGNORE_VALUE
 from tfcnn.recipe import ClassWeighting
 from tfcnn.recipe import MeanMode
 from tfcnn.tasks import task as task_lib
@@ -46,6 +46,8 @@ class SemanticSegmentationTask(task_lib.Task):
     monitor = "mean_iou"
     log_keys = ("loss", "mean_iou", "val_loss", "val_pixel_accuracy",
                 "val_mean_iou")
+    output_rank = 4  # [batch, height, width, classes]
+    labels_per_pixel = True
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
@@ -59,6 +61,24 @@ class SemanticSegmentationTask(task_lib.Task):
         return segmentation_pipeline.make_segmentation_dataset(
             source, resize_size=resize_size, batch_size=batch_size,
             training=training, **kwargs)
+
+    def reads_tfds(self, data):
+        # data.tfds_mask_key names the image feature holding the masks.
+        return bool(data.tfds_mask_key)
+
+    def describe_tfds(self, data, class_names=None):
+        from tfcnn.data import segmentation_tfds
+
+        return segmentation_tfds.describe_segmentation_tfds(
+            data.tfds_name, mask_key=data.tfds_mask_key,
+            data_dir=data.tfds_data_dir or None, class_names=class_names)
+
+    def read_tfds(self, data, split):
+        from tfcnn.data import segmentation_tfds
+
+        return segmentation_tfds.read_segmentation_tfds(
+            data.tfds_name, split, mask_key=data.tfds_mask_key,
+            data_dir=data.tfds_data_dir or None)
 
     def label_counts(self, manifest, split):
         return manifest.pixel_counts(split)
@@ -84,9 +104,8 @@ class SemanticSegmentationTask(task_lib.Task):
         from tfcnn.augment import lighting as lighting_lib
         from tfcnn.layers import CropLike
         from tfcnn.layers import PadToMultiple
-        from tfcnn.models import weights as weights_lib
 
-        config = weights_lib.resolved_augment(recipe)
+        config = task_lib.resolved_augment(recipe)
         inputs = keras.Input((None, None, 3), dtype="uint8", name="image")
         x = inputs
         if config.pca_lighting > 0:
@@ -106,7 +125,7 @@ class SemanticSegmentationTask(task_lib.Task):
                            name=recipe.model.name)
 
     def build_loss(self, recipe, class_names=(), label_counts=None):
-        from tfcnn.train import losses
+        from tfcnn import losses
 
         weights = None
         if recipe.train.class_weighting is ClassWeighting.MEDIAN_FREQUENCY:
@@ -116,13 +135,13 @@ class SemanticSegmentationTask(task_lib.Task):
                                         class_weights=weights)
 
     def build_metrics(self, num_classes, dense_labels=False):
-        from tfcnn.train import metrics
+        from tfcnn import metrics
 
         return metrics.build_segmentation_metrics(num_classes,
                                                   ignore_class=IGNORE_VALUE)
 
     def summary_callbacks(self, log_dir, data):
-        from tfcnn.train import summaries
+        from tfcnn import summaries
 
         if data.local_validation is None:
             return []
@@ -141,7 +160,7 @@ class SemanticSegmentationTask(task_lib.Task):
         """
         import tensorflow as tf
 
-        from tfcnn.train import metrics as metrics_lib
+        from tfcnn import metrics as metrics_lib
 
         num_classes = len(data.class_names)
 

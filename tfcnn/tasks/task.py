@@ -2,12 +2,13 @@
 
 A task answers the questions on which classification and segmentation
 differ; the fit loop, the inputs and evaluation ask it and hold no
-task-specific code of their own. Serving differs too, by the trained
-model's output alone: ``tfcnn.export`` picks the serving model of a
-``[batch, classes]`` or a ``[batch, height, width, classes]`` output.
+task-specific code of their own. A saved model is told to its task by
+the rank of its output (``tfcnn.tasks.task_of_model``), which is how
+``tfcnn.export`` picks its serving model.
 """
 
 import abc
+import dataclasses
 
 
 class Task(abc.ABC):
@@ -19,11 +20,17 @@ class Task(abc.ABC):
             (without Keras' ``val_`` prefix).
         log_keys: tuple of str, the metrics of the one-line training
             summary.
+        output_rank: int, the rank of the INFERENCE MODEL's output
+            (``[batch, classes]``: 2).
+        labels_per_pixel: bool, whether a label is a mask of class ids
+            (one per pixel) rather than one class id per image.
     """
 
     name = None
     monitor = None
     log_keys = ()
+    output_rank = None
+    labels_per_pixel = False
 
     @abc.abstractmethod
     def host_dataset(self, source, *, resize_size, batch_size, training,
@@ -52,6 +59,21 @@ class Task(abc.ABC):
         """
 
     @abc.abstractmethod
+    def reads_tfds(self, data):
+        """Whether a tfds dataset, as ``data`` (``tfcnn.recipe.DataConfig``)
+        names it, holds this task's labels."""
+
+    @abc.abstractmethod
+    def describe_tfds(self, data, class_names=None):
+        """The ``tfcnn.data.readers.TfdsSource`` of ``data.tfds_name``;
+        ``class_names`` (from ``data.labels_file``) or None."""
+
+    @abc.abstractmethod
+    def read_tfds(self, data, split):
+        """The examples of one split of ``data.tfds_name``, as
+        ``host_dataset`` takes them."""
+
+    @abc.abstractmethod
     def label_counts(self, manifest, split):
         """dict class name -> labels of that class in ``split`` (images or
         pixels), or {} when the manifest has none."""
@@ -70,6 +92,21 @@ class Task(abc.ABC):
         """The part of the TRAINING MODEL that is saved, evaluated and
         exported (uint8 images -> probabilities). Defaults to all of it."""
         return model
+
+    def network(self, model):
+        """The registered network (``build_network``'s) inside this task's
+        TRAINING MODEL: the one ``keras.Model`` nested in its inference
+        model, between the preprocessing and the softmax."""
+        import keras
+
+        nested = [layer for layer in self.inference_model(model).layers
+                  if isinstance(layer, keras.Model)]
+        if len(nested) != 1:
+            raise ValueError(
+                f"a {self.name} model holds its network as its one nested "
+                f"model. Received: {len(nested)} nested models in "
+                f"{model.name!r}")
+        return nested[0]
 
     @abc.abstractmethod
     def build_loss(self, recipe, class_names=(), label_counts=None):
@@ -145,3 +182,40 @@ def probabilities(scores):
 
     return keras.layers.Activation("softmax", dtype="float32",
                                    name="probabilities")(scores)
+
+
+def resolved_augment(recipe):
+    """The recipe's ``AugmentConfig`` with ``mean = "auto"`` resolved.
+
+    ``"auto"`` follows the weights the network starts from
+    (``tfcnn.models.weights.resolve_mean``); every other field is the
+    recipe's own.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+
+    Returns:
+        ``tfcnn.recipe.AugmentConfig`` whose ``mean`` is never ``AUTO``.
+    """
+    from tfcnn.models import weights as weights_lib
+
+    mean = weights_lib.resolve_mean(recipe.augment.mean, recipe.model)
+    return dataclasses.replace(recipe.augment, mean=mean)
+
+
+def reads_stats(recipe):
+    """Whether training the recipe reads the dataset's statistics.
+
+    ``tfcnn.augment.build.needs_stats`` of ``resolved_augment(recipe)``:
+    the one rule that the input pipeline (must the statistics exist?) and
+    ``tfcnn run``'s stats stage (compute them?) both follow.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+
+    Returns:
+        bool.
+    """
+    from tfcnn.augment import build as augment_build
+
+    return augment_build.needs_stats(resolved_augment(recipe))

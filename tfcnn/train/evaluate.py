@@ -8,14 +8,14 @@ is not dropped); a segmentation model gets mean IoU, pixel accuracy and
 the IoU of each class, at each image's own resolution. With
 ``evaluate.ten_crop`` a classifier also gets the AlexNet paper's 10-crop
 figures (four corners and the centre, each with its mirror image,
-softmax averaged) through ``tfcnn.train.ten_crop``.
+softmax averaged) through ``tfcnn.ten_crop``.
 """
 
 import json
 
-from tfcnn import saving
 from tfcnn import storage
 from tfcnn.errors import DataError
+from tfcnn.models import saving
 
 
 def evaluate(recipe, verbose=True):
@@ -76,8 +76,9 @@ def format_metrics(metrics):
     """
     from tfcnn import tasks
 
-    return tasks.get_task(metrics.get("task", "classification")
-                          ).format_metrics(metrics)
+    task = (tasks.get_task(metrics["task"]) if "task" in metrics
+            else tasks.default_task())
+    return task.format_metrics(metrics)
 
 
 def _check_classes(model, data, model_path):

@@ -25,7 +25,6 @@ transient failure of a collective (a worker lost under
 import dataclasses
 import json
 import re
-import sys
 
 from tfcnn import atomic_files
 from tfcnn import console
@@ -142,7 +141,8 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
                                       callbacks)
     staged = freeze_lib.StagedTraining(
         model, config, write_dir / LOGS_NAME / "train",
-        head_after=recipe.model.weights_until)
+        head_after=recipe.model.weights_until,
+        network=data.task.network(model))
     history = fit_with_restarts(model, data, config.epochs, callbacks,
                                 placement, model_dir, verbose=verbose,
                                 max_restarts=max_restarts, staged=staged)
@@ -256,9 +256,9 @@ def resume_from_backup(model, model_dir, placement, callbacks):
     if state is None:
         callbacks.checkpoints.state = {}
         return None
-    _say(f"train: resuming from {backup_dir} at epoch "
-         f"{state['epoch'] + 1}, step {state['step']} "
-         f"(global step {state['global_step']})")
+    console.progress(f"train: resuming from {backup_dir} at epoch "
+                     f"{state['epoch'] + 1}, step {state['step']} "
+                     f"(global step {state['global_step']})")
     return {"epoch": state["epoch"], "step": state["step"]}
 
 
@@ -311,8 +311,9 @@ def fit_with_restarts(model, data, epochs, callbacks, placement, model_dir,
             # in this process ("Restart your program to reset").
             if attempt == max_restarts or placement.num_workers > 1:
                 raise
-            _say(f"train: {type(error).__name__} ({error}); restarting fit "
-                 f"from the backup ({attempt + 1}/{max_restarts})")
+            console.progress(
+                f"train: {type(error).__name__} ({error}); restarting fit "
+                f"from the backup ({attempt + 1}/{max_restarts})")
             with placement.strategy.scope():
                 callbacks_lib.restore_backup(model, model_dir / BACKUP_NAME)
     return history
@@ -354,7 +355,7 @@ def finish_run(recipe, model, data, callbacks, placement, history,
         "num_replicas": placement.num_replicas,
         "steps_per_epoch": data.steps_per_epoch,
         "parameters": dict(zip(("trainable", "frozen"), freeze_lib.Freezer(
-            freeze_lib.network_of(model)).counts())),
+            data.task.network(model)).counts())),
         "paths": {"model": str(model_dir / MODEL_NAME),
                   "classes": str(model_dir / CLASSES_NAME),
                   "recipe": str(model_dir / RECIPE_NAME),
@@ -503,7 +504,7 @@ def compile_model(model, recipe, steps_per_epoch, dense_labels=False, *,
 def _task(task):
     from tfcnn import tasks
 
-    return task if task is not None else tasks.get_task("classification")
+    return task if task is not None else tasks.default_task()
 
 
 def _build_before_fit(model, dataset):
@@ -580,8 +581,8 @@ def _merge(history, result):
 
 
 def _tensorboard_callbacks(recipe, data, write_dir):
+    from tfcnn import summaries
     from tfcnn.train import hparams
-    from tfcnn.train import summaries
 
     config = recipe.train
     logs = write_dir / LOGS_NAME
@@ -650,7 +651,3 @@ def _diverged_message(diverged, model_dir, checkpoints):
 
 def _format_logs(logs, keys):
     return ", ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)
-
-
-def _say(message):
-    print(message, file=sys.stderr, flush=True)

@@ -26,10 +26,10 @@ frozen variables' slots simply stay as they are.
 """
 
 import dataclasses
-import sys
 
 import numpy as np
 
+from tfcnn import console
 from tfcnn.errors import RecipeError
 from tfcnn.models.weights import network_of  # noqa: F401  (re-exported)
 
@@ -176,12 +176,17 @@ class StagedTraining:
             (``parameters/trainable`` and ``parameters/frozen`` at the
             stage's first epoch). Defaults to None.
         head_after: str or None, as for ``Freezer``. Defaults to None.
+        network: the ``keras.Model`` of the network inside ``model``
+            (``tfcnn.tasks.task.Task.network``), or None to find it with
+            ``network_of``. Defaults to None.
     """
 
-    def __init__(self, model, config, log_dir=None, head_after=None):
+    def __init__(self, model, config, log_dir=None, head_after=None,
+                 network=None):
         self.model = model
         self.stages = training_stages(config)
-        self.freezer = Freezer(network_of(model), head_after)
+        self.freezer = Freezer(
+            network_of(model) if network is None else network, head_after)
         self.log_dir = log_dir
 
     def enter(self, stage):
@@ -192,7 +197,7 @@ class StagedTraining:
             self.model.make_train_function(force=True)
         counts = self.freezer.counts()
         if len(self.stages) > 1 or stage.trainable != ALL:
-            _say(f"train: {describe(stage, counts)}")
+            console.progress(f"train: {describe(stage, counts)}")
         if self.log_dir is not None:
             _log_counts(self.log_dir, stage, counts)
         return counts
@@ -214,7 +219,3 @@ def _log_counts(log_dir, stage, counts):
         tf.summary.text("stages", describe(stage, counts),
                         step=stage.first_epoch)
     writer.close()
-
-
-def _say(message):
-    print(message, file=sys.stderr, flush=True)

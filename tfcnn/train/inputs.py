@@ -30,18 +30,15 @@ is split by example, and synthetic data by slicing the fixed batch.
 
 import dataclasses
 import math
-import sys
 
 import numpy as np
 import tensorflow as tf
 
+from tfcnn import console
 from tfcnn import tasks
 from tfcnn.errors import DataError
 from tfcnn.errors import RecipeError
 from tfcnn.recipe import Source
-
-# The task of sources that record none (tfds, synthetic images).
-_CLASSIFICATION = "classification"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,11 +181,12 @@ def training_inputs(recipe, *, num_workers=1, strategy=None):
                  if source.has(split)
                  and source.shards_by_record(split, num_workers)]
     if by_record:
-        _say(f"{' and '.join(by_record)}: fewer shard files in "
-             f"{source.where} than the {num_workers} workers, so each worker "
-             f"reads every file and keeps 1 record in {num_workers} (DATA "
-             f"sharding; ingest with --num-shards {num_workers} or more to "
-             f"split by file)")
+        console.progress(
+            f"{' and '.join(by_record)}: fewer shard files in "
+            f"{source.where} than the {num_workers} workers, so each worker "
+            f"reads every file and keeps 1 record in {num_workers} (DATA "
+            f"sharding; ingest with --num-shards {num_workers} or more to "
+            f"split by file)")
     train_data = strategy.distribute_datasets_from_function(
         lambda context: batches("train", context, **train_args))
     if has_validation:
@@ -222,7 +220,7 @@ def evaluation_inputs(recipe, split=None, batch_size=None):
             batch_size)
         return EvalInputs(dataset, len(labels), split,
                           _synthetic_names(recipe.data), batch_size,
-                          tasks.get_task(_CLASSIFICATION))
+                          tasks.default_task())
     source = _source(recipe)
     if split is None:
         split = recipe.data.eval_split
@@ -272,11 +270,11 @@ class _Shards:
 
     def stats(self):
         from tfcnn.data import stats as stats_lib
-        from tfcnn.models import weights as weights_lib
+        from tfcnn.tasks import task as task_lib
 
         return stats_lib.load_stats(
             self._manifest, resize_size=self._recipe.data.resize_size,
-            required=weights_lib.needs_stats(self._recipe))
+            required=task_lib.reads_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
@@ -319,24 +317,14 @@ class _Tfds:
     """
 
     def __init__(self, recipe):
-        from tfcnn.data import readers
 
         self._recipe = recipe
         data = recipe.data
         self.where = f"tfds dataset {data.tfds_name}"
         self._data_dir = data.tfds_data_dir or None
-        if data.tfds_mask_key:
-            from tfcnn.data import segmentation_tfds
-
-            self._source = segmentation_tfds.describe_segmentation_tfds(
-                data.tfds_name, mask_key=data.tfds_mask_key,
-                data_dir=self._data_dir,
-                class_names=_labels_file(data.labels_file))
-            self.task = tasks.get_task("segmentation")
-        else:
-            self._source = readers.describe_tfds(data.tfds_name,
-                                                 data_dir=self._data_dir)
-            self.task = tasks.get_task(_CLASSIFICATION)
+        self.task = tasks.task_of_tfds(data)
+        self._source = self.task.describe_tfds(
+            data, _labels_file(data.labels_file))
         self.class_names = self._source.class_names
         self._splits, self._counts = _tfds_splits(data, self._source)
 
@@ -353,29 +341,19 @@ class _Tfds:
 
     def stats(self):
         from tfcnn.data import stats as stats_lib
-        from tfcnn.models import weights as weights_lib
+        from tfcnn.tasks import task as task_lib
 
         data = self._recipe.data
         return stats_lib.load_tfds_stats(
             data.tfds_name, split=data.tfds_train_split,
             data_dir=self._data_dir, resize_size=data.resize_size,
-            required=weights_lib.needs_stats(self._recipe),
+            required=task_lib.reads_stats(self._recipe),
             mask_key=data.tfds_mask_key)
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):
-        from tfcnn.data import readers
-
         data = self._recipe.data
-        if data.tfds_mask_key:
-            from tfcnn.data import segmentation_tfds
-
-            examples = segmentation_tfds.read_segmentation_tfds(
-                data.tfds_name, self._splits[split],
-                mask_key=data.tfds_mask_key, data_dir=self._data_dir)
-        else:
-            examples = readers.read_tfds(data.tfds_name, self._splits[split],
-                                         data_dir=self._data_dir)
+        examples = self.task.read_tfds(data, self._splits[split])
         # With an input context make_dataset keeps every n-th example of
         # the (deterministically ordered) split before decoding.
         return self.task.host_dataset(
@@ -496,7 +474,7 @@ def _synthetic_inputs(recipe, num_workers, strategy):
     return Inputs(train_data, validation, steps, validation_steps,
                   _synthetic_names(data), None, data.synthetic_images, dense,
                   local_train, local_validation,
-                  tasks.get_task(_CLASSIFICATION), {})
+                  tasks.default_task(), {})
 
 
 def _worker_slices(array, per_replica, context):
@@ -550,7 +528,3 @@ def _one_hot(num_classes):
         return images, tf.one_hot(labels, num_classes, dtype=tf.float32)
 
     return convert
-
-
-def _say(message):
-    print(message, file=sys.stderr, flush=True)

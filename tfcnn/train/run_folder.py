@@ -59,16 +59,6 @@ def check_same_run(recipe, class_names):
         return
     from tfcnn import recipe as recipe_lib
 
-    # A run folder written before a key was renamed stores its old name.
-    for old_key, (new_key, _) in recipe_lib.RENAMED_KEYS.items():
-        old_section, old_name = old_key.split(".")
-        new_section, new_name = new_key.split(".")
-        section = old.get(old_section)
-        if isinstance(section, dict) and old_name in section:
-            value = section.pop(old_name)
-            target = old.setdefault(new_section, {})
-            if isinstance(target, dict):
-                target.setdefault(new_name, value)
     new = recipe_lib.recipe_to_dict(recipe)
     for key, old_value, new_value in _identity_changes(old, new):
         raise RecipeError(

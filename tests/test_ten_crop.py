@@ -1,4 +1,4 @@
-"""Tests for tfcnn.train.ten_crop: 10-crop evaluation of a training model."""
+"""Tests for tfcnn.ten_crop: 10-crop evaluation of a training model."""
 
 import keras
 import numpy as np
@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from tests.layers.test_ten_crop_views import numpy_views
 from tfcnn import augment
+from tfcnn import ten_crop
 from tfcnn.recipe import AugmentConfig
-from tfcnn.train import ten_crop
 
 S, C, K = 10, 6, 7
 RNG = np.random.default_rng(0)

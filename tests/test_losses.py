@@ -1,10 +1,10 @@
-"""Tests of tfcnn.train.losses: cross-entropy with label smoothing."""
+"""Tests of tfcnn.losses: cross-entropy with label smoothing."""
 
 import keras
 import numpy as np
 import pytest
 
-from tfcnn.train import losses
+from tfcnn import losses
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ inside the step, so the host never ships ``B x K`` floats.
 
 import keras
 
+from tfcnn.label_values import IGNORE_VALUE
+
 
 @keras.saving.register_keras_serializable(package="tfcnn")
 class CrossEntropy(keras.losses.Loss):
@@ -95,7 +97,7 @@ class PixelCrossEntropy(keras.losses.Loss):
         y_pred: probabilities ``[B, H, W, K]``.
     """
 
-    def __init__(self, ignore_class=255, class_weights=None,
+    def __init__(self, ignore_class=IGNORE_VALUE, class_weights=None,
                  name="pixel_cross_entropy", dtype=None):
         super().__init__(name=name, reduction="sum", dtype=dtype)
         self.ignore_class = None if ignore_class is None else int(

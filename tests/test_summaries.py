@@ -1,10 +1,10 @@
-"""Tests of tfcnn.train.summaries: the images written to TensorBoard."""
+"""Tests of tfcnn.summaries: the images written to TensorBoard."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcnn.train import summaries
+from tfcnn import summaries
 
 
 def test_step_monitor_times_every_fetch_keras_makes(tmp_path, monkeypatch):

@@ -368,7 +368,7 @@ class SegmentationSummaries(keras.callbacks.Callback):
         self._write_inputs()
 
     def on_epoch_end(self, epoch, logs=None):
-        from tfcnn.train import metrics as metrics_lib
+        from tfcnn import metrics as metrics_lib
 
         self._write_inputs()
         probabilities = self.model(self.images, training=False)

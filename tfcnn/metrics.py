@@ -9,6 +9,8 @@ pixels that are not void.
 
 import keras
 
+from tfcnn.label_values import IGNORE_VALUE
+
 
 def build_metrics(dense_labels=False):
     """The compiled metrics: top-1 and top-5 accuracy.
@@ -31,7 +33,7 @@ def build_metrics(dense_labels=False):
                 k=5, name="top5_accuracy")]
 
 
-def build_segmentation_metrics(num_classes, ignore_class=255):
+def build_segmentation_metrics(num_classes, ignore_class=IGNORE_VALUE):
     """The compiled metrics of semantic segmentation.
 
     Both accumulate one confusion matrix of the pixels whose label is not
@@ -69,8 +71,8 @@ class PixelAccuracy(keras.metrics.MeanIoU):
         dtype: metric dtype. Defaults to None.
     """
 
-    def __init__(self, num_classes, ignore_class=255, name="pixel_accuracy",
-                 dtype=None):
+    def __init__(self, num_classes, ignore_class=IGNORE_VALUE,
+                 name="pixel_accuracy", dtype=None):
         super().__init__(num_classes, ignore_class=ignore_class,
                          sparse_y_pred=False, name=name, dtype=dtype)
 

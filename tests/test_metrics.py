@@ -1,9 +1,9 @@
-"""Tests of tfcnn.train.metrics: top-1 and top-5 accuracy."""
+"""Tests of tfcnn.metrics: top-1 and top-5 accuracy."""
 
 import numpy as np
 import pytest
 
-from tfcnn.train import metrics
+from tfcnn import metrics
 
 
 def test_metrics_are_named_and_count_top5():
