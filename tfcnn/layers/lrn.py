@@ -19,7 +19,6 @@ hyperparameters ported from either side give the same numbers.
 """
 
 import keras
-import numpy as np
 from keras import ops
 
 from tfcnn.layers import conv_args
@@ -39,11 +38,11 @@ class LocalResponseNormalization(keras.layers.Layer):
     sum of squares.
 
     Inter-channel LRN is not ``tf.nn.local_response_normalization`` but
-    the same formula in ``keras.ops`` (any Keras backend): the
-    channel-window sum is a banded C x C matrix product (a sum of shifted
-    slices above 192 channels, or along axis 1 for channels_first). Under
-    the TensorFlow backend it has a hand-written gradient (the backward
-    pass is one more window sum, ``tfcnn.layers.tf_gradients``): it matches
+    the same formula in ``keras.ops`` (any Keras backend). Under the
+    TensorFlow backend the channel-window sum is a banded C x C matrix
+    product (a sum of shifted slices above 192 channels, or along axis 1
+    for channels_first) with a hand-written gradient (the backward pass is
+    one more window sum, ``tfcnn.layers.tf_gradients``): it matches
     the TF op to float32 rounding and runs forward+backward in well under
     the op's time on CPU (whose gradient kernel is a scalar loop); see
     ``benchmarks/layers.py``. ``implementation="tf_op"`` calls the TF op
@@ -241,9 +240,8 @@ def inter_channel_lrn(x, depth_radius, bias, alpha, beta, axis=-1):
     rounding. Under the TensorFlow backend this is
     ``tfcnn.layers.tf_gradients.inter_channel_lrn`` (a hand-written
     gradient, faster than autodiff there); elsewhere the same formula in
-    ``keras.ops``, differentiated by the backend: the channel-window sum
-    is a banded C x C matrix product up to 192 channels, else a sum of
-    shifted slices.
+    ``keras.ops`` (the window sum as shifted slices), differentiated by
+    the backend.
 
     Args:
         x: float32 tensor with a defined channel dimension.
@@ -264,29 +262,19 @@ def inter_channel_lrn(x, depth_radius, bias, alpha, beta, axis=-1):
     rank = len(x.shape)
     axis = axis % rank
     depth = x.shape[axis]
-    squares = ops.square(x)
-    if axis == rank - 1 and depth <= _MAX_BANDED_CHANNELS:
-        index = np.arange(depth)
-        band = (np.abs(index[:, None] - index[None, :]) <= depth_radius)
-        total = ops.matmul(squares, ops.convert_to_tensor(
-            alpha * band.astype(np.float32), x.dtype))
-    else:
-        paddings = [[0, 0]] * rank
-        paddings[axis] = [depth_radius, depth_radius]
-        padded = ops.pad(squares, paddings)
-        index = [slice(None)] * rank
-        total = None
-        for offset in range(2 * depth_radius + 1):
-            index[axis] = slice(offset, offset + depth)
-            part = padded[tuple(index)]
-            total = part if total is None else total + part
-        total = alpha * total
-    return x * _negative_power(total + bias, beta)
-
-
-# Where the banded product beats shifted slices (measured under TF: see
-# tfcnn.layers.tf_gradients, which uses the same bound).
-_MAX_BANDED_CHANNELS = 192
+    # 2r + 1 shifted slices: XLA fuses them with the power into one pass
+    # (a banded matrix product, TensorFlow's choice, was 1.3x slower in
+    # AlexNet's training step under JAX: benchmarks/gpu_keras.py).
+    paddings = [[0, 0]] * rank
+    paddings[axis] = [depth_radius, depth_radius]
+    padded = ops.pad(ops.square(x), paddings)
+    index = [slice(None)] * rank
+    total = None
+    for offset in range(2 * depth_radius + 1):
+        index[axis] = slice(offset, offset + depth)
+        part = padded[tuple(index)]
+        total = part if total is None else total + part
+    return x * _negative_power(alpha * total + bias, beta)
 
 
 def _statistics_dtype(dtype):
