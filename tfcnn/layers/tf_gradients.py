@@ -12,24 +12,13 @@ same numbers to float32 rounding.
 import numpy as np
 import tensorflow as tf
 
+from tfcnn.layers import window_sum
+
 
 def inter_channel_lrn(x, depth_radius, bias, alpha, beta, axis=-1):
     """Inter-channel LRN with a hand-written gradient, along any axis.
 
-    Same numbers as ``tf.nn.local_response_normalization(x, depth_radius,
-    bias, alpha, beta)`` (which only takes the last axis), to float32
-    rounding.
-
-    Args:
-        x: float32 tensor with a defined channel dimension.
-        depth_radius: int, half the window: the window is ``2 r + 1``.
-        bias: float, k.
-        alpha: float, scale of the window sum of squares.
-        beta: float, exponent.
-        axis: int, the channel axis. Defaults to -1.
-
-    Returns:
-        A tensor like ``x``.
+    Arguments and result as ``tfcnn.layers.lrn.inter_channel_lrn``.
     """
     window = _channel_window(x.shape, depth_radius, axis)
 
@@ -82,16 +71,7 @@ def _channel_window(shape, radius, axis):
         return banded
 
     def shifted(t, coeff):
-        paddings = [[0, 0]] * rank
-        paddings[axis] = [radius, radius]
-        padded = tf.pad(t, paddings)
-        index = [slice(None)] * rank
-        total = None
-        for offset in range(2 * radius + 1):
-            index[axis] = slice(offset, offset + depth)
-            part = padded[tuple(index)]
-            total = part if total is None else total + part
-        return coeff * total
+        return coeff * window_sum.shifted_window_sum(t, radius, axis)
 
     return shifted
 
@@ -117,17 +97,7 @@ def group_norm(x, gamma, beta, groups, epsilon, channels_last=True):
     ``(N, M, G, C/G)``), then combined over the channels of each group on
     the small ``(N, C)`` tensors. The variance is the mean squared
     difference from the group mean (two passes), as in the paper.
-
-    Args:
-        x: float tensor ``(N, ..., C)`` (or ``(N, C, ...)``).
-        gamma: ``(C,)`` scale, same dtype.
-        beta: ``(C,)`` offset, same dtype.
-        groups: int, G, divides C.
-        epsilon: float.
-        channels_last: bool, where the channel axis is. Defaults to True.
-
-    Returns:
-        A tensor like ``x``.
+    Arguments and result as ``tfcnn.layers.group_norm.group_norm``.
     """
     shape = tf.shape(x)
     channels = x.shape[-1 if channels_last else 1]
