@@ -34,17 +34,15 @@ from tests.models import zoo_cases  # noqa: E402
 
 def build(case, folder):
     """The case's model: a registered one with TF's weights, or a file."""
+    if case["kind"] != "model":
+        return keras.saving.load_model(folder / f"{case['name']}.keras",
+                                       compile=False)
     # Skip drawing random initial weights (under JAX each new shape
     # compiles a random kernel): every value comes from TF's file.
     with keras.StatelessScope(initialize_variables=False):
-        if case["kind"] == "model":
-            model = tfcnn.models.build(
-                case["name"], **zoo_cases.tiny_options(case["name"]))
-        else:
-            model = keras.saving.load_model(
-                folder / f"{case['name']}.keras", compile=False)
-    if case["kind"] == "model":
-        model.load_weights(folder / f"{case['name']}.weights.h5")
+        model = tfcnn.models.build(
+            case["name"], **zoo_cases.tiny_options(case["name"]))
+    model.load_weights(folder / f"{case['name']}.weights.h5")
     # Every value is assigned now: nothing left for Keras to initialize
     # later (it would refuse an assigned variable).
     global_state.set_global_attribute("uninitialized_variables", [])
