@@ -249,12 +249,17 @@ def _window_offsets(image, crop):
             if np.array_equal(image[t:t + size, s:s + size], crop)]
 
 
+def _training_crops(jax_run, name):
+    """The case's uint8 input images and JAX's 5x5 uint8 training crops."""
+    _, results, arrays = jax_run
+    crops, = _outputs(results, name)
+    assert crops.shape == (4, 5, 5, 3) and crops.dtype == np.uint8
+    return arrays[f"{name}/x0"], crops
+
+
 @pytest.mark.slow
 def test_random_crops_are_windows_of_their_image(jax_run):
-    _, results, arrays = jax_run
-    images = arrays["crop_train/x0"]
-    crops, = _outputs(results, "crop_train")
-    assert crops.shape == (4, 5, 5, 3) and crops.dtype == np.uint8
+    images, crops = _training_crops(jax_run, "crop_train")
     offsets = set()
     for image, crop in zip(images, crops):
         found = _window_offsets(image, crop)
@@ -289,10 +294,7 @@ def test_lighting_shifts_each_image_by_one_colour(jax_run):
 
 @pytest.mark.slow
 def test_scale_crop_flip_cuts_windows_at_scale_one(jax_run):
-    _, results, arrays = jax_run
-    images = arrays["scale_crop_flip_train/x0"]
-    crops, = _outputs(results, "scale_crop_flip_train")
-    assert crops.shape == (4, 5, 5, 3) and crops.dtype == np.uint8
+    images, crops = _training_crops(jax_run, "scale_crop_flip_train")
     for image, crop in zip(images, crops):
         assert (_window_offsets(image, crop)
                 or _window_offsets(image[:, ::-1], crop))
