@@ -17,6 +17,10 @@ two SGD steps of LeNet-5 on one device and on all of them, from the same
 weights on the same global batch, must give the same weights (the 1-vs-N
 equivalence check: gradients aggregated once, not lost or doubled).
 
+``--backend jax`` (or ``torch``) runs ``benchmarks/gpu_keras.py`` instead:
+the same kind of figures from Keras, NumPy and tfcnn's model half alone,
+for GPU machines without TensorFlow.
+
 Run: ``python benchmarks/gpu.py`` (sized for a few minutes on one GPU: 40
 timed steps per run, 1,024 real images).
 Without a GPU it says so on one line and exits with status 2 at once.
@@ -35,6 +39,21 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _keras_backend(argv):
+    """``--backend`` from the command line, read before TensorFlow loads."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--backend", default="tensorflow")
+    return parser.parse_known_args(argv)[0].backend
+
+
+if __name__ == "__main__" and _keras_backend(sys.argv[1:]) != "tensorflow":
+    # JAX or PyTorch: benchmarks/gpu_keras.py, which needs no TensorFlow.
+    sys.path.insert(0, str(Path(__file__).parent))
+    import gpu_keras
+
+    sys.exit(gpu_keras.main(sys.argv[1:]))
 
 try:
     import tensorflow as tf  # noqa: E402
@@ -119,6 +138,9 @@ def _parse_args():
     parser.add_argument("--cpu-smoke", action="store_true",
                         help="the same code on the CPU, tiny and fast, with "
                              "two logical CPU devices as the replicas")
+    parser.add_argument("--backend", default="tensorflow",
+                        choices=("tensorflow", "jax", "torch"),
+                        help="jax or torch: benchmarks/gpu_keras.py")
     parser.add_argument("--data", default="/tmp/tfcnn_bench_gpu",
                         help="where the real-input shards go (reused)")
     return parser.parse_args()

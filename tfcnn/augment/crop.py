@@ -10,8 +10,9 @@ in training nor what the AlexNet paper evaluates; hence this layer.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
+from tfcnn.augment import device_ops
 from tfcnn.augment import seeding
 
 
@@ -80,17 +81,16 @@ class RandomOrCentreCrop(keras.layers.Layer):
         return self._centre_crop(inputs)
 
     def _random_crop(self, images):
-        shape = tf.shape(images)
-        limits = tf.cast(shape[1:3] - self.size + 1, tf.float32)
-        uniform = tf.random.stateless_uniform(
-            tf.stack([shape[0], 2]),
-            seed=seeding.replica_seed(self.seed_generator))
-        offsets = tf.minimum(tf.cast(uniform * limits, tf.int32),
-                             tf.cast(limits, tf.int32) - 1)
+        batch, height, width, _ = ops.shape(images)
+        limits = ops.cast(ops.stack([height, width]) - self.size + 1,
+                          "float32")
+        uniform = seeding.uniform(self.seed_generator, (batch, 2))
+        offsets = ops.minimum(ops.cast(uniform * limits, "int32"),
+                              ops.cast(limits, "int32") - 1)
         return _crop_at(images, offsets, self.size)
 
     def _centre_crop(self, images):
-        shape = tf.shape(images)
+        shape = ops.shape(images)
         top = (shape[1] - self.size) // 2
         left = (shape[2] - self.size) // 2
         return images[:, top:top + self.size, left:left + self.size, :]
@@ -103,13 +103,11 @@ class RandomOrCentreCrop(keras.layers.Layer):
                 "random": self.random}
 
 
-# XLA turns the two batched gathers into one copy: ~10x faster than TF's
-# CPU gather kernels, and only ever used in training (never in a served
-# graph, which may run where XLA isn't).
-@tf.function(jit_compile=True)
+# XLA turns the two batched gathers into one copy (tfcnn.augment.device_ops).
+@device_ops.xla()
 def _crop_at(images, offsets, size):
-    span = tf.range(size)
+    span = ops.arange(size, dtype="int32")
     rows = offsets[:, :1] + span
     cols = offsets[:, 1:] + span
-    images = tf.gather(images, rows, axis=1, batch_dims=1)
-    return tf.gather(images, cols, axis=2, batch_dims=1)
+    images = device_ops.batch_gather(images, rows, axis=1)
+    return device_ops.batch_gather(images, cols, axis=2)

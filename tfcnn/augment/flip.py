@@ -6,8 +6,9 @@ mirrored variable); this layer folds the replica id into the seed.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
+from tfcnn.augment import device_ops
 from tfcnn.augment import seeding
 
 
@@ -48,10 +49,8 @@ class RandomHorizontalFlip(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training:
             return inputs
-        batch = tf.shape(inputs)[0]
-        coins = tf.random.stateless_uniform(
-            tf.reshape(batch, [1]),
-            seed=seeding.replica_seed(self.seed_generator))
+        coins = seeding.uniform(self.seed_generator,
+                                (ops.shape(inputs)[0],))
         return _flip_where(inputs, coins < self.rate)
 
     def compute_output_shape(self, input_shape):
@@ -62,8 +61,8 @@ class RandomHorizontalFlip(keras.layers.Layer):
 
 
 # XLA fuses the reverse into the select: one pass instead of TF's slow
-# broadcasting select on CPU. Training only, as in crop.py.
-@tf.function(jit_compile=True)
+# broadcasting select on CPU (tfcnn.augment.device_ops).
+@device_ops.xla()
 def _flip_where(images, flip):
-    flip = tf.reshape(flip, [-1, 1, 1, 1])
-    return tf.where(flip, tf.reverse(images, axis=[2]), images)
+    flip = ops.reshape(flip, (-1, 1, 1, 1))
+    return ops.where(flip, ops.flip(images, axis=2), images)

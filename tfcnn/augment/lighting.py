@@ -14,8 +14,9 @@ because the layer works on [0, 255] pixels.
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from tfcnn.augment import device_ops
 from tfcnn.augment import seeding
 
 # ImageNet's RGB PCA for pixels in [0, 1], as used since fb.resnet.torch
@@ -108,18 +109,17 @@ class PCALighting(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         if training and self.stddev > 0:
-            shift = self._colour_shift(tf.shape(inputs)[0])
+            shift = self._colour_shift(ops.shape(inputs)[0])
             return _add_shift(inputs, shift, self.compute_dtype)
-        return tf.cast(inputs, self.compute_dtype)
+        return ops.cast(inputs, self.compute_dtype)
 
     def _colour_shift(self, batch):
-        alpha = tf.random.stateless_normal(
-            tf.stack([batch, 3]), stddev=self.stddev,
-            seed=seeding.replica_seed(self.seed_generator))
-        weights = alpha * tf.cast(self.eigenvalues, "float32")
+        alpha = seeding.normal(self.seed_generator, (batch, 3),
+                               stddev=self.stddev)
+        weights = alpha * ops.cast(self.eigenvalues, "float32")
         # rgb[b, c] = sum_i P[c, i] * a[b, i] * l[i]
-        rgb = tf.matmul(weights, tf.cast(self.eigenvectors, "float32"),
-                        transpose_b=True)
+        rgb = ops.matmul(weights, ops.transpose(
+            ops.cast(self.eigenvectors, "float32")))
         return self.value_scale * rgb
 
     def compute_output_shape(self, input_shape):
@@ -137,9 +137,9 @@ class PCALighting(keras.layers.Layer):
 
 
 # XLA fuses cast, per-image add and cast back into one pass (TF's CPU
-# kernel for a [B, 1, 1, 3] broadcast is ~8x slower). Training only, so a
-# served graph never needs XLA.
-@tf.function(jit_compile=True)
+# kernel for a [B, 1, 1, 3] broadcast is ~8x slower;
+# tfcnn.augment.device_ops).
+@device_ops.xla()
 def _add_shift(images, shift, dtype):
-    images = tf.cast(images, "float32") + shift[:, None, None, :]
-    return tf.cast(images, dtype)
+    images = ops.cast(images, "float32") + shift[:, None, None, :]
+    return ops.cast(images, dtype)

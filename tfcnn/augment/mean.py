@@ -24,7 +24,7 @@ so the exported model preprocesses the same way.
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 # ImageNet per-channel statistics in [0, 255] pixel units.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -108,7 +108,7 @@ class MeanSubtraction(keras.layers.Layer):
                                          self.initial_std, IMAGENET_STD)
 
     def call(self, inputs):
-        images = tf.cast(inputs, "float32")
+        images = ops.cast(inputs, "float32")
         if self.mode == "none":
             images = images / 255.0
         elif self.mode == "channel":
@@ -117,8 +117,8 @@ class MeanSubtraction(keras.layers.Layer):
             images = keras.applications.imagenet_utils.preprocess_input(
                 images, data_format="channels_last", mode=self.mode)
         else:
-            images = images - self._centre_of_mean(tf.shape(images)[1:3])
-        return tf.cast(images, self.compute_dtype)
+            images = images - self._centre_of_mean(ops.shape(images)[1:3])
+        return ops.cast(images, self.compute_dtype)
 
     def _build_mean_image(self, input_shape):
         height, width = input_shape[1:3]

@@ -17,7 +17,6 @@ random stream.
 """
 
 import keras
-import tensorflow as tf
 
 
 def mix_batches(dataset, config, num_classes, seed=0):
@@ -40,6 +39,9 @@ def mix_batches(dataset, config, num_classes, seed=0):
     Raises:
         ValueError: ``num_classes`` < 1.
     """
+    # tf.data runs on the host under every Keras backend.
+    import tensorflow as tf
+
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(
             "num_classes must be a positive int. Received: "
@@ -72,6 +74,8 @@ def mix_batches(dataset, config, num_classes, seed=0):
 
 
 def _apply(layer, images, labels):
+    import tensorflow as tf
+
     out = layer({"images": images, "labels": labels}, training=True)
     mixed = tf.cast(tf.clip_by_value(tf.round(out["images"]), 0, 255),
                     tf.uint8)

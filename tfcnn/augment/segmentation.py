@@ -26,8 +26,9 @@ a Keras random layer draws the same numbers (``tfcnn.augment.seeding``).
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from tfcnn.augment import device_ops
 from tfcnn.augment import seeding
 from tfcnn.label_values import IGNORE_VALUE
 from tfcnn.preprocessing_modes import CropMode
@@ -130,13 +131,13 @@ class RandomScaleCropFlip(keras.layers.Layer):
         if not training:
             return inputs
         data = inputs if isinstance(inputs, dict) else {IMAGES: inputs}
-        images = tf.convert_to_tensor(data[IMAGES])
-        masks = (tf.convert_to_tensor(data[MASKS]) if MASKS in data
-                 else tf.zeros_like(images[..., 0]))
-        squeeze = masks.shape.rank == 3
+        images = ops.convert_to_tensor(data[IMAGES])
+        masks = (ops.convert_to_tensor(data[MASKS]) if MASKS in data
+                 else ops.zeros_like(images[..., 0]))
+        squeeze = len(masks.shape) == 3
         warped_images, warped_masks = _sample(
             images, masks if squeeze else masks[..., 0],
-            self._windows(tf.shape(images)), size=self.crop_size,
+            self._windows(ops.shape(images)), size=self.crop_size,
             bilinear=self.interpolation == "bilinear",
             mean=tuple(self.mean), ignore_value=self.ignore_value)
         out = dict(data)
@@ -157,12 +158,10 @@ class RandomScaleCropFlip(keras.layers.Layer):
         padding.
         """
         batch = shape[0]
-        height = tf.cast(shape[1], tf.float32)
-        width = tf.cast(shape[2], tf.float32)
+        height = ops.cast(shape[1], "float32")
+        width = ops.cast(shape[2], "float32")
         size = float(self.crop_size)
-        uniform = tf.random.stateless_uniform(
-            tf.stack([batch, 4]),
-            seed=seeding.replica_seed(self.seed_generator))
+        uniform = seeding.uniform(self.seed_generator, (batch, 4))
         low, high = self.scale_range
         scale = low + (high - low) * uniform[:, 0]
         top = _offset((height - 1.0) * scale + 1.0, size, uniform[:, 1])
@@ -173,8 +172,8 @@ class RandomScaleCropFlip(keras.layers.Layer):
         x1 = left * step + _INSIDE
         y2, x2 = y1 + span, x1 + span
         flip = uniform[:, 3] < self.flip_rate
-        x1, x2 = tf.where(flip, x2, x1), tf.where(flip, x1, x2)
-        return tf.stack([y1, x1, y2, x2], 1)
+        x1, x2 = ops.where(flip, x2, x1), ops.where(flip, x1, x2)
+        return ops.stack([y1, x1, y2, x2], 1)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -192,69 +191,69 @@ def _offset(scaled, size, uniform):
     ``d = scaled - size``: inside the scaled image when it is larger than
     the window, a place for the image inside the window otherwise."""
     span = scaled - size
-    low = tf.floor(tf.minimum(span, 0.0))
-    high = tf.floor(tf.maximum(span, 0.0))
-    return low + tf.minimum(tf.floor(uniform * (high - low + 1.0)),
-                            high - low)
+    low = ops.floor(ops.minimum(span, 0.0))
+    high = ops.floor(ops.maximum(span, 0.0))
+    return low + ops.minimum(ops.floor(uniform * (high - low + 1.0)),
+                             high - low)
 
 
 # XLA turns the batched gathers into copies (as in crop.py, ~10x faster
 # than TF's CPU gather kernels, and 2-3x faster than crop_and_resize's CPU
-# kernel here). Training only.
-@tf.function(jit_compile=True, reduce_retracing=True)
+# kernel here; tfcnn.augment.device_ops).
+@device_ops.xla(reduce_retracing=True)
 def _sample(images, masks, windows, *, size, bilinear, mean, ignore_value):
     """Samples ``size x size`` windows of images (bilinear or nearest) and
     masks (nearest), padding with ``mean`` and ``ignore_value``."""
-    shape = tf.shape(images)
-    last_row = tf.cast(shape[1] - 1, tf.float32)
-    last_col = tf.cast(shape[2] - 1, tf.float32)
-    steps = tf.range(size, dtype=tf.float32) / max(size - 1, 1)
+    shape = ops.shape(images)
+    last_row = ops.cast(shape[1] - 1, "float32")
+    last_col = ops.cast(shape[2] - 1, "float32")
+    steps = ops.arange(size, dtype="float32") / max(size - 1, 1)
     ys = windows[:, 0:1] + (windows[:, 2:3] - windows[:, 0:1]) * steps
     xs = windows[:, 1:2] + (windows[:, 3:4] - windows[:, 1:2]) * steps
     inside = (((ys >= 0.0) & (ys <= last_row))[:, :, None]
               & ((xs >= 0.0) & (xs <= last_col))[:, None, :])
     rows, cols = _nearest(ys, last_row), _nearest(xs, last_col)
     warped_masks = _gather2(masks, rows, cols)
-    warped_masks = tf.where(inside, warped_masks,
-                            tf.cast(ignore_value, masks.dtype))
+    warped_masks = ops.where(inside, warped_masks,
+                             ops.cast(ignore_value, masks.dtype))
     if bilinear:
         warped = _bilinear(images, ys, xs, last_row, last_col)
     else:
-        warped = tf.cast(_gather2(images, rows, cols), tf.float32)
-    warped = tf.where(inside[..., None], warped,
-                      tf.constant(mean, tf.float32))
-    if images.dtype == tf.uint8:
-        warped = tf.saturate_cast(tf.round(warped), tf.uint8)
-    return tf.cast(warped, images.dtype), warped_masks
+        warped = ops.cast(_gather2(images, rows, cols), "float32")
+    warped = ops.where(inside[..., None], warped,
+                       ops.convert_to_tensor(mean, "float32"))
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    if dtype == "uint8":
+        warped = ops.clip(ops.round(warped), 0.0, 255.0)
+    return ops.cast(warped, dtype), warped_masks
 
 
 def _nearest(positions, last):
-    return tf.cast(tf.clip_by_value(tf.round(positions), 0.0, last),
-                   tf.int32)
+    return ops.cast(ops.clip(ops.round(positions), 0.0, last), "int32")
 
 
 def _gather2(images, rows, cols):
-    images = tf.gather(images, rows, axis=1, batch_dims=1)
-    return tf.gather(images, cols, axis=2, batch_dims=1)
+    images = device_ops.batch_gather(images, rows, axis=1)
+    return device_ops.batch_gather(images, cols, axis=2)
 
 
 def _bilinear(images, ys, xs, last_row, last_col):
     """Separable bilinear sampling at rows ``ys`` and columns ``xs``."""
-    top = tf.floor(ys)
-    left = tf.floor(xs)
+    top = ops.floor(ys)
+    left = ops.floor(xs)
     wy = (ys - top)[:, :, None, None]
     wx = (xs - left)[:, None, :, None]
-    top0 = tf.cast(tf.clip_by_value(top, 0.0, last_row), tf.int32)
-    top1 = tf.cast(tf.clip_by_value(top + 1.0, 0.0, last_row), tf.int32)
-    left0 = tf.cast(tf.clip_by_value(left, 0.0, last_col), tf.int32)
-    left1 = tf.cast(tf.clip_by_value(left + 1.0, 0.0, last_col), tf.int32)
-    upper = tf.cast(tf.gather(images, top0, axis=1, batch_dims=1),
-                    tf.float32)
-    lower = tf.cast(tf.gather(images, top1, axis=1, batch_dims=1),
-                    tf.float32)
+    top0 = ops.cast(ops.clip(top, 0.0, last_row), "int32")
+    top1 = ops.cast(ops.clip(top + 1.0, 0.0, last_row), "int32")
+    left0 = ops.cast(ops.clip(left, 0.0, last_col), "int32")
+    left1 = ops.cast(ops.clip(left + 1.0, 0.0, last_col), "int32")
+    upper = ops.cast(device_ops.batch_gather(images, top0, axis=1),
+                     "float32")
+    lower = ops.cast(device_ops.batch_gather(images, top1, axis=1),
+                     "float32")
     rows = upper + (lower - upper) * wy
-    west = tf.gather(rows, left0, axis=2, batch_dims=1)
-    east = tf.gather(rows, left1, axis=2, batch_dims=1)
+    west = device_ops.batch_gather(rows, left0, axis=2)
+    east = device_ops.batch_gather(rows, left1, axis=2)
     return west + (east - west) * wx
 
 

@@ -5,7 +5,7 @@ The averaging step of 10-crop testing (Krizhevsky et al. 2012, section
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="tfcnn")
@@ -28,9 +28,8 @@ class AverageViews(keras.layers.Layer):
         self.num_views = num_views
 
     def call(self, inputs):
-        classes = tf.shape(inputs)[-1]
-        views = tf.reshape(inputs, [self.num_views, -1, classes])
-        return tf.reduce_mean(views, axis=0)
+        views = ops.reshape(inputs, (self.num_views, -1, inputs.shape[-1]))
+        return ops.mean(views, axis=0)
 
     def compute_output_shape(self, input_shape):
         batch = input_shape[0]

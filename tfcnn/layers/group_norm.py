@@ -7,16 +7,18 @@ the reference code). ``groups=1`` is layer normalization over (H, W, C);
 ``groups=C`` is instance normalization.
 
 What this adds to ``keras.layers.GroupNormalization``: the paper's epsilon
-(1e-5) by default, statistics always in float32, and speed (fwd+bwd about
-0.6-0.85x Keras' on CPU, ``benchmarks/layers.py``): the statistics are
-reduced per channel over the spatial positions and then combined per group,
-the layout TensorFlow reduces fastest, and the gradient is written out by
-hand (two reductions and one pass over the tensor) instead of the autodiff
-graph of the forward ops.
+(1e-5) by default, statistics always in float32, and, under the TensorFlow
+backend, speed (fwd+bwd about 0.6-0.85x Keras' on CPU,
+``benchmarks/layers.py``): the statistics are reduced per channel over the
+spatial positions and then combined per group, the layout TensorFlow
+reduces fastest, and the gradient is written out by hand (two reductions
+and one pass over the tensor, ``tfcnn.layers.tf_gradients``) instead of the
+autodiff graph of the forward ops. Other backends run the same formula in
+``keras.ops``.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tfcnn.layers import conv_args
 
@@ -132,15 +134,16 @@ class GroupNormalization(keras.layers.Layer):
     def call(self, inputs):
         channels = inputs.shape[conv_args.channel_axis(self.data_format)]
         # float32 statistics for 16-bit inputs; float64 stays float64.
-        dtype = tf.float64 if inputs.dtype == tf.float64 else tf.float32
-        gamma = (tf.ones([channels], dtype) if self.gamma is None
-                 else tf.cast(self.gamma, dtype))
-        beta = (tf.zeros([channels], dtype) if self.beta is None
-                else tf.cast(self.beta, dtype))
-        outputs = group_norm(tf.cast(inputs, dtype), gamma, beta,
+        dtype = ("float64" if keras.backend.standardize_dtype(inputs.dtype)
+                 == "float64" else "float32")
+        gamma = (ops.ones([channels], dtype) if self.gamma is None
+                 else ops.cast(self.gamma, dtype))
+        beta = (ops.zeros([channels], dtype) if self.beta is None
+                else ops.cast(self.beta, dtype))
+        outputs = group_norm(ops.cast(inputs, dtype), gamma, beta,
                              self.groups, self.epsilon,
                              channels_last=self.data_format == "channels_last")
-        return tf.cast(outputs, self.compute_dtype)
+        return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -170,14 +173,14 @@ class GroupNormalization(keras.layers.Layer):
 
 
 def group_norm(x, gamma, beta, groups, epsilon, channels_last=True):
-    """Group normalization of a float tensor, with a fused gradient.
+    """Group normalization of a float tensor, on any Keras backend.
 
-    The statistics are reduced per sample and channel over the spatial
-    positions first (a reduction over the middle axis of ``(N, M, C)``,
-    which TensorFlow runs much faster than one over two separate axes of
-    ``(N, M, G, C/G)``), then combined over the channels of each group on
-    the small ``(N, C)`` tensors. The variance is the mean squared
-    difference from the group mean (two passes), as in the paper.
+    Under the TensorFlow backend this is
+    ``tfcnn.layers.tf_gradients.group_norm`` (statistics reduced per
+    channel first, the layout TensorFlow reduces fastest, and a fused
+    hand-written gradient). Elsewhere the paper's Figure 3 in
+    ``keras.ops``, differentiated by the backend; both compute the
+    variance as the mean squared difference from the group mean.
 
     Args:
         x: float tensor ``(N, ..., C)`` (or ``(N, C, ...)``).
@@ -190,53 +193,25 @@ def group_norm(x, gamma, beta, groups, epsilon, channels_last=True):
     Returns:
         A tensor like ``x``.
     """
-    shape = tf.shape(x)
+    if keras.backend.backend() == "tensorflow":
+        from tfcnn.layers import tf_gradients
+
+        return tf_gradients.group_norm(x, gamma, beta, groups, epsilon,
+                                       channels_last=channels_last)
+    shape = ops.shape(x)
     channels = x.shape[-1 if channels_last else 1]
     per_group = channels // groups
-    # (N, M, C) or (N, C, M), M the product of the spatial sizes; the
-    # per-channel statistics are (N, 1, C) or (N, C, 1).
-    flat = [shape[0], -1, channels] if channels_last else [
-        shape[0], channels, -1]
-    spatial = 1 if channels_last else 2
-    param_shape = [1, 1, channels] if channels_last else [1, channels, 1]
-    stat_shape = [-1, 1, channels] if channels_last else [-1, channels, 1]
-
-    def group_mean(per_channel):
-        """Mean over each group's channels, repeated for every channel."""
-        grouped = tf.reshape(per_channel, [-1, groups, per_group])
-        mean = tf.reduce_mean(grouped, 2, keepdims=True)
-        return tf.reshape(tf.broadcast_to(mean, tf.shape(grouped)),
-                          stat_shape)
-
-    @tf.custom_gradient
-    def normalize(x, gamma, beta):
-        x3 = tf.reshape(x, flat)
-        g = tf.reshape(gamma, param_shape)
-        mean = group_mean(tf.reduce_mean(x3, spatial))
-        variance = group_mean(tf.reduce_mean(
-            tf.math.squared_difference(x3, mean), spatial))
-        inv_std = tf.math.rsqrt(variance + epsilon)
-        scale = g * inv_std
-        offset = tf.reshape(beta, param_shape) - mean * scale
-        y = tf.reshape(x3 * scale + offset, shape)
-
-        def grad(dy):
-            dy3 = tf.reshape(dy, flat)
-            x_hat = (x3 - mean) * inv_std
-            # Per sample and channel: sums of dy and of dy * x_hat.
-            sum_dy = tf.reduce_sum(dy3, spatial, keepdims=True)
-            sum_dy_xhat = tf.reduce_sum(dy3 * x_hat, spatial, keepdims=True)
-            # Group means of d x_hat = dy * gamma and of d x_hat * x_hat;
-            # group_mean averages over channels, so divide by M too.
-            size = tf.cast(tf.shape(x3)[spatial], x.dtype)
-            mean_dxhat = group_mean(g * sum_dy) / size
-            mean_dxhat_xhat = group_mean(g * sum_dy_xhat) / size
-            dx = (dy3 * scale - inv_std * mean_dxhat
-                  - x_hat * (inv_std * mean_dxhat_xhat))
-            dgamma = tf.reshape(tf.reduce_sum(sum_dy_xhat, 0), [channels])
-            dbeta = tf.reshape(tf.reduce_sum(sum_dy, 0), [channels])
-            return tf.reshape(dx, shape), dgamma, dbeta
-
-        return y, grad
-
-    return normalize(x, gamma, beta)
+    if channels_last:
+        grouped = ops.reshape(x, (shape[0], -1, groups, per_group))
+        reduce_axes = (1, 3)
+        param_shape = (1, 1, groups, per_group)
+    else:
+        grouped = ops.reshape(x, (shape[0], groups, per_group, -1))
+        reduce_axes = (2, 3)
+        param_shape = (1, groups, per_group, 1)
+    mean = ops.mean(grouped, axis=reduce_axes, keepdims=True)
+    variance = ops.mean(ops.square(grouped - mean), axis=reduce_axes,
+                        keepdims=True)
+    scale = ops.reshape(gamma, param_shape) * ops.rsqrt(variance + epsilon)
+    y = (grouped - mean) * scale + ops.reshape(beta, param_shape)
+    return ops.reshape(y, shape)

@@ -19,10 +19,10 @@ hyperparameters ported from either side give the same numbers.
 """
 
 import keras
-import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from tfcnn.layers import conv_args
+from tfcnn.layers import window_sum
 
 _MODES = ("inter_channel", "intra_channel")
 _ALPHA_CONVENTIONS = ("sum", "mean")
@@ -39,14 +39,16 @@ class LocalResponseNormalization(keras.layers.Layer):
     sum of squares.
 
     Inter-channel LRN is not ``tf.nn.local_response_normalization`` but
-    the same formula with a hand-written gradient: the channel-window sum
-    is a banded C x C matrix product (a sum of shifted slices above 192
-    channels, or along axis 1 for channels_first), and the backward pass is
-    one more window sum. It matches the TF op to float32 rounding and runs
-    forward+backward in well under the op's time on CPU (whose gradient
-    kernel is a scalar loop); see ``benchmarks/layers.py``.
-    ``implementation="tf_op"`` calls the TF op instead (for example to get
-    cuDNN's LRN on a GPU).
+    the same formula in ``keras.ops`` (any Keras backend). Under the
+    TensorFlow backend the channel-window sum is a banded C x C matrix
+    product (a sum of shifted slices above 192 channels, or along axis 1
+    for channels_first) with a hand-written gradient (the backward pass is
+    one more window sum, ``tfcnn.layers.tf_gradients``): it matches
+    the TF op to float32 rounding and runs forward+backward in well under
+    the op's time on CPU (whose gradient kernel is a scalar loop); see
+    ``benchmarks/layers.py``. ``implementation="tf_op"`` calls the TF op
+    instead (TensorFlow backend only; for example to get cuDNN's LRN on a
+    GPU).
 
     Args:
         size: int, the window size n: channels for "inter_channel", pixels
@@ -86,8 +88,9 @@ class LocalResponseNormalization(keras.layers.Layer):
         ValueError: for an even or non-positive ``size``, a non-positive
             ``bias``, a negative ``alpha`` or ``beta``, an unknown
             ``mode``, ``alpha_convention`` or ``implementation``, "tf_op"
-            with "intra_channel", or (when built) an input that is not 4D
-            or has no defined channel dimension.
+            with "intra_channel" or under a backend other than
+            TensorFlow, or (when built) an input that is not 4D or has no
+            defined channel dimension.
 
     Reference:
         - [Krizhevsky et al., 2012](https://papers.nips.cc/paper/4824),
@@ -122,6 +125,13 @@ class LocalResponseNormalization(keras.layers.Layer):
             raise ValueError(
                 "Argument `implementation` must be one of "
                 f"{_IMPLEMENTATIONS}. "
+                f"Received: implementation={implementation!r}")
+        if (implementation == "tf_op"
+                and keras.backend.backend() != "tensorflow"):
+            raise ValueError(
+                "implementation='tf_op' needs the TensorFlow backend; "
+                "use implementation='custom' under "
+                f"{keras.backend.backend()!r}. "
                 f"Received: implementation={implementation!r}")
         if implementation == "tf_op" and mode != "inter_channel":
             raise ValueError(
@@ -159,7 +169,7 @@ class LocalResponseNormalization(keras.layers.Layer):
             ndim=4, axes={channel_axis: input_shape[channel_axis]})
 
     def call(self, inputs):
-        x = tf.cast(inputs, _statistics_dtype(inputs.dtype))
+        x = ops.cast(inputs, _statistics_dtype(inputs.dtype))
         alpha = self.alpha
         if self.alpha_convention == "mean":
             alpha /= self.size if self.mode == "inter_channel" else (
@@ -172,9 +182,12 @@ class LocalResponseNormalization(keras.layers.Layer):
                                   self.beta, axis=axis)
         else:
             y = self._intra_channel(x, alpha)
-        return tf.cast(y, self.compute_dtype)
+        return ops.cast(y, self.compute_dtype)
 
     def _tf_op(self, x, alpha):
+        # Checked in __init__: "tf_op" exists under TensorFlow only.
+        import tensorflow as tf
+
         # The op has float32 and 16-bit kernels only.
         x = tf.cast(x, tf.float32)
         if self.data_format == "channels_first":
@@ -188,17 +201,18 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def _intra_channel(self, x, alpha):
         if self.data_format == "channels_first":
-            x = tf.transpose(x, (0, 2, 3, 1))
+            x = ops.transpose(x, (0, 2, 3, 1))
         r = self.size // 2
         # Zero padding then a VALID average pool gives the window sum over
         # the image with zeros outside; a SAME pool would divide by the
         # clipped window size instead.
-        padded = tf.pad(tf.square(x), [[0, 0], [r, r], [r, r], [0, 0]])
-        window_mean = tf.nn.avg_pool2d(padded, self.size, 1, "VALID")
+        padded = ops.pad(ops.square(x), [[0, 0], [r, r], [r, r], [0, 0]])
+        window_mean = ops.average_pool(padded, self.size, 1, "valid",
+                                       data_format="channels_last")
         base = self.bias + (alpha * self.size ** 2) * window_mean
         y = x * _negative_power(base, self.beta)
         if self.data_format == "channels_first":
-            y = tf.transpose(y, (0, 3, 1, 2))
+            y = ops.transpose(y, (0, 3, 1, 2))
         return y
 
     def compute_output_shape(self, input_shape):
@@ -220,11 +234,15 @@ class LocalResponseNormalization(keras.layers.Layer):
 
 
 def inter_channel_lrn(x, depth_radius, bias, alpha, beta, axis=-1):
-    """Inter-channel LRN with a hand-written gradient, along any axis.
+    """Inter-channel LRN along any axis, on any Keras backend.
 
     Same numbers as ``tf.nn.local_response_normalization(x, depth_radius,
     bias, alpha, beta)`` (which only takes the last axis), to float32
-    rounding.
+    rounding. Under the TensorFlow backend this is
+    ``tfcnn.layers.tf_gradients.inter_channel_lrn`` (a hand-written
+    gradient, faster than autodiff there); elsewhere the same formula in
+    ``keras.ops`` (the window sum as shifted slices), differentiated by
+    the backend.
 
     Args:
         x: float32 tensor with a defined channel dimension.
@@ -237,83 +255,33 @@ def inter_channel_lrn(x, depth_radius, bias, alpha, beta, axis=-1):
     Returns:
         A tensor like ``x``.
     """
-    window = _channel_window(x.shape, depth_radius, axis)
+    if keras.backend.backend() == "tensorflow":
+        from tfcnn.layers import tf_gradients
 
-    @tf.custom_gradient
-    def lrn(a):
-        base = window(tf.square(a), alpha) + bias
-        scale = _negative_power(base, beta)
-        y = a * scale
-
-        def grad(g):
-            # d y_c / d a_j = scale_c [c == j]
-            #                 - 2 alpha beta a_j y_c / base_c  (|c - j| <= r)
-            # The window is symmetric, so the sum over c is the same window
-            # sum as in the forward pass.
-            return g * scale + a * window(g * y / base,
-                                          -2.0 * alpha * beta)
-
-        return y, grad
-
-    return lrn(x)
-
-
-# Up to this many channels the window sum as a banded C x C matrix product
-# (one oneDNN GEMM, the scale folded into the band) beats 2r + 1 shifted
-# slices; above it the GEMM's C flops per element cost more. Measured
-# fwd+bwd on a 2-core CPU, same element count: the product was 0.66x the
-# slices' time at C = 96, 0.8x at 128, equal at 192, 1.45x at 256.
-_MAX_BANDED_CHANNELS = 192
-
-
-def _channel_window(shape, radius, axis):
-    """Returns ``f(t, coeff)``: coeff times the sum over the channel window.
-
-    The window holds the ``2 radius + 1`` channels around each channel
-    along ``axis``, with zeros beyond the first and last channel.
-    """
-    rank = len(shape)
-    axis = axis % rank
-    depth = shape[axis]
-    if axis == rank - 1 and depth <= _MAX_BANDED_CHANNELS:
-        index = np.arange(depth)
-        band = (np.abs(index[:, None] - index[None, :]) <= radius)
-        band = band.astype(np.float32)
-
-        def banded(t, coeff):
-            flat = tf.reshape(t, [-1, depth])
-            total = tf.matmul(flat, tf.constant(coeff * band, t.dtype))
-            return tf.reshape(total, tf.shape(t))
-
-        return banded
-
-    def shifted(t, coeff):
-        paddings = [[0, 0]] * rank
-        paddings[axis] = [radius, radius]
-        padded = tf.pad(t, paddings)
-        index = [slice(None)] * rank
-        total = None
-        for offset in range(2 * radius + 1):
-            index[axis] = slice(offset, offset + depth)
-            part = padded[tuple(index)]
-            total = part if total is None else total + part
-        return coeff * total
-
-    return shifted
+        return tf_gradients.inter_channel_lrn(x, depth_radius, bias, alpha,
+                                              beta, axis=axis)
+    # 2r + 1 shifted slices, which XLA fuses with the power: a tiny
+    # AlexNet's JAX training step took 0.43x the time of the same net with
+    # a textbook LRN this way, 1.28x with TensorFlow's banded matrix
+    # product (benchmarks/gpu_keras.py --cpu-smoke, on a loaded CPU).
+    total = window_sum.shifted_window_sum(ops.square(x), depth_radius,
+                                          axis % len(x.shape))
+    return x * _negative_power(alpha * total + bias, beta)
 
 
 def _statistics_dtype(dtype):
     """float64 for float64 inputs, else float32 (never a 16-bit type)."""
-    return tf.float64 if dtype == tf.float64 else tf.float32
+    return "float64" if keras.backend.standardize_dtype(
+        dtype) == "float64" else "float32"
 
 
 def _negative_power(base, beta):
     """``base ** -beta``, with the common exponents done by square roots."""
     if beta == 0.75:
-        inv_sqrt = tf.math.rsqrt(base)
-        return inv_sqrt * tf.sqrt(inv_sqrt)
+        inv_sqrt = ops.rsqrt(base)
+        return inv_sqrt * ops.sqrt(inv_sqrt)
     if beta == 0.5:
-        return tf.math.rsqrt(base)
+        return ops.rsqrt(base)
     if beta == 1.0:
         return 1.0 / base
-    return tf.pow(base, -beta)
+    return ops.power(base, -beta)

@@ -9,7 +9,7 @@ crop is a slice.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="tfcnn")
@@ -49,9 +49,9 @@ class PadToMultiple(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def call(self, inputs):
-        size = tf.shape(inputs)[1:3]
-        extra = (-size) % self.multiple
-        return tf.pad(inputs, [[0, 0], [0, extra[0]], [0, extra[1]], [0, 0]])
+        _, height, width, _ = ops.shape(inputs)
+        return ops.pad(inputs, [[0, 0], [0, (-height) % self.multiple],
+                                [0, (-width) % self.multiple], [0, 0]])
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape

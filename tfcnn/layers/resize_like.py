@@ -11,7 +11,7 @@ model takes inputs of any size.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 INTERPOLATIONS = ("bilinear", "nearest")
 
@@ -53,11 +53,14 @@ class ResizeLike(keras.layers.Layer):
 
     def call(self, inputs):
         x, reference = inputs
-        size = tf.shape(reference)[1:3]
-        # tf.image.resize computes bilinear resizing in float32; keep the
-        # compute dtype of the layer's input (mixed precision).
-        resized = tf.image.resize(x, size, method=self.interpolation)
-        return tf.cast(resized, x.dtype)
+        size = tuple(ops.shape(reference)[1:3])
+        # Resize in float32 (tf.image.resize always does; the other
+        # backends keep the input's dtype), then back to the compute dtype
+        # of the layer's input (mixed precision).
+        resized = ops.image.resize(
+            ops.cast(x, "float32"), size, interpolation=self.interpolation,
+            data_format="channels_last")
+        return ops.cast(resized, x.dtype)
 
     def compute_output_shape(self, input_shape):
         x_shape, reference_shape = input_shape

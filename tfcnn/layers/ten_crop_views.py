@@ -7,7 +7,7 @@ reflections (hence ten patches in all)" (Krizhevsky et al. 2012, section
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 NUM_VIEWS = 10
 
@@ -48,7 +48,7 @@ class TenCropViews(keras.layers.Layer):
 
     def call(self, inputs):
         views = ten_crop_views(inputs, self.size)[:self.num_views]
-        return tf.concat(views, axis=0)
+        return ops.concatenate(views, axis=0)
 
     def compute_output_shape(self, input_shape):
         batch = None if input_shape[0] is None else (
@@ -70,10 +70,10 @@ def ten_crop_views(images, size):
     Returns:
         list of ten ``[B, size, size, C]`` tensors.
     """
-    shape = tf.shape(images)
+    shape = ops.shape(images)
     bottom, right = shape[1] - size, shape[2] - size
     offsets = [(0, 0), (0, right), (bottom, 0), (bottom, right),
                (bottom // 2, right // 2)]
     views = [images[:, top:top + size, left:left + size, :]
              for top, left in offsets]
-    return views + [tf.reverse(view, axis=[2]) for view in views]
+    return views + [ops.flip(view, axis=2) for view in views]
