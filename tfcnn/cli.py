@@ -268,6 +268,9 @@ def _add_ingest(subparsers):
     p.add_argument("--raw", action="store_true",
                    help="store 8-bit RGB pixels instead of encoded images "
                         "(small images, e.g. 32x32: reading beats decoding)")
+    p.add_argument("--raw-masks", action="store_true",
+                   help="segmentation: store masks as raw bytes instead of "
+                        "PNG (faster to read; Model Garden reads only PNG)")
     p.add_argument("--workers", type=int, default=0,
                    help="parallel workers; 0: all cores")
     p.add_argument("--overwrite", action="store_true",
@@ -297,8 +300,8 @@ def _ingest(args):
         seed=_given(args.seed, data.seed), max_pixels=args.max_pixels,
         max_side=args.max_side, shorter_side=args.shorter_side,
         jpeg_quality=args.jpeg_quality, raw=args.raw,
-        workers=args.workers, overwrite=args.overwrite,
-        progress=not args.json)
+        raw_masks=args.raw_masks, workers=args.workers,
+        overwrite=args.overwrite, progress=not args.json)
     if args.json:
         _print_json(args, manifest)
 

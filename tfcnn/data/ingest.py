@@ -59,8 +59,8 @@ is_complete = ingest_plan.is_complete
 
 def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
            max_pixels=89_478_485, max_side=0, shorter_side=0,
-           jpeg_quality=90, raw=False, workers=0, overwrite=False,
-           progress=True):
+           jpeg_quality=90, raw=False, raw_masks=False, workers=0,
+           overwrite=False, progress=True):
     """Writes the images under ``src`` as TFRecord shards in ``out``.
 
     A source laid out for semantic segmentation (Pascal VOC, or
@@ -95,6 +95,9 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
             instead of encoded images: for small images, where decoding
             costs more than reading 3 bytes per pixel. Defaults to False.
             Classification sources only.
+        raw_masks: bool, store segmentation masks as their raw bytes
+            instead of PNG (``tfcnn.data.segmentation_ingest``).
+            Segmentation sources only. Defaults to False.
         workers: int, processes that check and convert images; 0 uses every
             core available to this process, 1 runs in this process. Jobs of
             less than ~16 MB per worker use fewer workers (starting one
@@ -124,7 +127,12 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
         return segmentation_ingest.ingest_segmentation(
             src, out, validation_split=validation_split,
             num_shards=num_shards, seed=seed, max_pixels=max_pixels,
-            workers=workers, overwrite=overwrite, progress=progress)
+            raw_masks=raw_masks, workers=workers, overwrite=overwrite,
+            progress=progress)
+    if raw_masks:
+        raise DataError(f"raw_masks is for segmentation sources (images "
+                        f"with masks); {src} holds class folders. Received: "
+                        "raw_masks=True")
     started = time.perf_counter()
     tree = image_folders.find_images(src)
     out = ingest_plan.check_arguments(tree, out, workers, max_pixels)
