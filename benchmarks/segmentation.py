@@ -75,8 +75,10 @@ def main():
     parser.add_argument("--smoke", action="store_true",
                         help="the smallest run of every measurement, in "
                              "seconds; its figures mean nothing")
-    parser.add_argument("--data", default="/tmp/tfcnn_bench_segmentation",
-                        help="where images, masks and shards go (reused)")
+    parser.add_argument("--data", default=None,
+                        help="where images, masks and shards go (reused; "
+                             "default /tmp/tfcnn_bench_segmentation, with "
+                             "--smoke ..._smoke)")
     parser.add_argument("--fcn-only", action="store_true",
                         help="only the FCN training step")
     args = parser.parse_args()
@@ -85,7 +87,8 @@ def main():
     size = SMOKE if args.smoke else QUICK if args.quick else FULL
     figures = {}
     if not args.fcn_only:
-        data = Path(args.data)
+        data = Path(args.data or "/tmp/tfcnn_bench_segmentation"
+                    + ("_smoke" if args.smoke else ""))
         _make_data(data, size["images"])
         results = _measure(data, size)
         figures.update(_report(results, size["images"]))
