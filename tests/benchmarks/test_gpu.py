@@ -1,14 +1,18 @@
-"""benchmarks/gpu.py on a machine without a GPU: one line, at once.
+"""benchmarks/gpu.py on a machine without a GPU: one line, at once; and
+``--cpu-smoke``, the same code on two logical CPU devices, end to end.
 
-The GPU measurements themselves need a GPU; ``--cpu-smoke`` runs the same
-code on two logical CPU devices, but takes minutes on 2 shared cores, so it
-is run by hand, not here.
+The GPU measurements themselves need a GPU.
 """
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from tests.benchmarks.scripts import assert_keys
+from tests.benchmarks.scripts import run_benchmark
 
 GPU_SCRIPT = Path(__file__).parents[2] / "benchmarks" / "gpu.py"
 
@@ -24,3 +28,19 @@ def test_without_a_gpu_it_says_so_and_exits_2():
     assert len(lines) == 1 and "no GPU visible" in lines[0]
     assert "--cpu-smoke" in lines[0]
     assert result.stdout == ""
+
+
+@pytest.mark.slow
+def test_cpu_smoke_reports_every_figure(tmp_path):
+    _, figures = run_benchmark("gpu.py", "--cpu-smoke", "--data",
+                               tmp_path / "data", tmp_path=tmp_path)
+    assert_keys(figures, ["devices", "cpu_smoke", "equivalence", "runs",
+                          "seconds"])
+    assert figures["equivalence"]["equivalent"] is True
+    for model in ("alexnet", "resnet50"):
+        assert_keys(figures, [f"{model}_mixed_xla_over_float32",
+                              f"{model}_real_over_synthetic",
+                              f"{model}_2_over_1_replicas"])
+    for row in figures["runs"]:
+        assert_keys(row, ["model", "replicas", "precision", "xla", "input",
+                          "images_per_s", "input_wait_fraction"])
