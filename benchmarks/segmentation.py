@@ -23,11 +23,12 @@ machine without an accelerator the "on-device" layers run on the same
 cores as tf.data and are charged to each input; with one they overlap.
 The host pipelines alone (each batch only touched) are measured too, so
 the host's share and the augmentation's can be told apart.
-Each figure is the median of several timed slices of 8 batches (after 2
-untimed ones, on a fresh iterator), the two candidates run round-robin in
-this process. The target is seg / cls >= 0.8 (``segmentation_input_ratio``
-for PNG masks, Model Garden's schema; ``raw_masks_input_ratio`` for raw
-masks).
+Each rate is the median of several timed slices of 8 batches (after 2
+untimed ones, on a fresh iterator), the candidates run round-robin in this
+process; each ratio is the median of the ratios of the two candidates'
+slices within a round. The target is seg / cls >= 0.8
+(``segmentation_input_ratio`` for PNG masks, Model Garden's schema;
+``raw_masks_input_ratio`` for raw masks).
 
 It also times one FCN training step (forward, per-pixel cross-entropy,
 backward, SGD update) of ``fcn8s_small`` built from tfcnn's layers
@@ -63,7 +64,7 @@ CLASSES = 8
 # batch, side, timed windows of `fcn_steps` steps.
 FULL = {"images": 1200, "repeats": 7, "warm": 2, "timed": 8,
         "fcn_batch": 16, "fcn_size": 128, "fcn_windows": 7, "fcn_steps": 5}
-QUICK = {**FULL, "images": 400, "repeats": 3, "fcn_windows": 5}
+QUICK = {**FULL, "images": 400, "repeats": 5, "fcn_windows": 5}
 SMOKE = {"images": 24, "repeats": 1, "warm": 1, "timed": 1,
          "fcn_batch": 2, "fcn_size": 64, "fcn_windows": 1, "fcn_steps": 1}
 
@@ -225,8 +226,7 @@ def _measure(data, size):
     for name, values in rates.items():
         print(f"  {name}: {', '.join(f'{v:.0f}' for v in values)} images/s",
               file=sys.stderr)
-    return {name: statistics.median(values)
-            for name, values in rates.items()}
+    return rates
 
 
 def _timed_slice(dataset, step, *, warm, timed):
@@ -245,40 +245,52 @@ def _timed_slice(dataset, step, *, warm, timed):
 
 # Report ----------------------------------------------------------------------
 
-def _report(results, count):
-    cls, seg = results["cls"], results["seg"]
+def _report(rates, count):
+    """The table and the figures: each rate the median of its slices, each
+    ratio the median of the ratios of slices taken in the same round
+    (seconds apart), which a change in the machine's load moves less."""
+    rate = {name: statistics.median(values) for name, values in rates.items()}
+
+    def ratio(candidate, reference):
+        return statistics.median(
+            a / b for a, b in zip(rates[candidate], rates[reference]))
+
+    rows = [
+        ("(cls) classification input: host + augmentation", "cls"),
+        ("(seg) segmentation input: host + joint augmentation", "seg"),
+        ("(seg raw) the same, masks stored raw (--raw-masks)", "seg_raw"),
+        ("(cls host) classification host pipeline alone", "cls_host"),
+        ("(seg host) segmentation host pipeline alone", "seg_host"),
+        ("(seg raw host) the same, raw masks", "seg_raw_host"),
+    ]
+    ratios = [
+        ("seg/cls (target >= 0.8)", "seg", "cls"),
+        ("seg raw/cls (target >= 0.8)", "seg_raw", "cls"),
+        ("seg host/cls host", "seg_host", "cls_host"),
+        ("seg raw host/cls host", "seg_raw_host", "cls_host"),
+        ("seg raw/seg", "seg_raw", "seg"),
+    ]
     print(f"\nimages/s, {count} JPEGs ~500x375, batch {BATCH}, "
           f"{SIZE} -> {CROP}, {os.cpu_count()} CPUs (shared)")
-    print(f"  {'(cls) classification input: host + augmentation':58s} "
-          f"{cls:8.0f}")
-    print(f"  {'(seg) segmentation input: host + joint augmentation':58s} "
-          f"{seg:8.0f}")
-    print(f"  {'seg/cls (target >= 0.8)':58s} {seg / cls:8.2f}")
-    cls_host, seg_host = results["cls_host"], results["seg_host"]
-    print(f"  {'(cls host) classification host pipeline alone':58s} "
-          f"{cls_host:8.0f}")
-    print(f"  {'(seg host) segmentation host pipeline alone':58s} "
-          f"{seg_host:8.0f}")
-    print(f"  {'seg host/cls host':58s} {seg_host / cls_host:8.2f}")
-    raw, raw_host = results["seg_raw"], results["seg_raw_host"]
-    print(f"  {'(seg raw) segmentation input, raw masks':58s} {raw:8.0f}")
-    print(f"  {'seg raw/cls (target >= 0.8)':58s} {raw / cls:8.2f}")
-    print(f"  {'(seg raw host) its host pipeline alone':58s} "
-          f"{raw_host:8.0f}")
-    print(f"  {'seg raw host/cls host':58s} {raw_host / cls_host:8.2f}")
+    for label, name in rows:
+        print(f"  {label:58s} {rate[name]:8.0f}")
+    print("ratios: median over rounds of the ratio within a round")
+    for label, candidate, reference in ratios:
+        print(f"  {label:58s} {ratio(candidate, reference):8.2f}")
     return {
         "images": count,
-        "classification_input_images_per_s": round(cls, 1),
-        "segmentation_input_images_per_s": round(seg, 1),
-        "segmentation_input_ratio": round(seg / cls, 3),
-        "classification_host_images_per_s": round(cls_host, 1),
-        "segmentation_host_images_per_s": round(seg_host, 1),
-        "segmentation_host_ratio": round(seg_host / cls_host, 3),
-        "raw_masks_input_images_per_s": round(raw, 1),
-        "raw_masks_input_ratio": round(raw / cls, 3),
-        "raw_masks_host_images_per_s": round(raw_host, 1),
-        "raw_masks_host_ratio": round(raw_host / cls_host, 3),
-        "raw_masks_over_png_masks": round(raw / seg, 3),
+        "classification_input_images_per_s": round(rate["cls"], 1),
+        "segmentation_input_images_per_s": round(rate["seg"], 1),
+        "segmentation_input_ratio": round(ratio("seg", "cls"), 3),
+        "classification_host_images_per_s": round(rate["cls_host"], 1),
+        "segmentation_host_images_per_s": round(rate["seg_host"], 1),
+        "segmentation_host_ratio": round(ratio("seg_host", "cls_host"), 3),
+        "raw_masks_input_images_per_s": round(rate["seg_raw"], 1),
+        "raw_masks_input_ratio": round(ratio("seg_raw", "cls"), 3),
+        "raw_masks_host_images_per_s": round(rate["seg_raw_host"], 1),
+        "raw_masks_host_ratio": round(
+            ratio("seg_raw_host", "cls_host"), 3),
+        "raw_masks_over_png_masks": round(ratio("seg_raw", "seg"), 3),
     }
 
 
