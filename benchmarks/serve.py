@@ -460,8 +460,9 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="2 s runs, a 20 s soak, no big model")
     parser.add_argument("--smoke", action="store_true",
-                        help="0.5 s runs, a 6 s soak, no big model: proves "
-                             "the script; its figures mean nothing")
+                        help="1 s runs (ab counts whole seconds), a 6 s "
+                             "soak, no big model: proves the script; its "
+                             "figures mean nothing")
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="seconds per load run (default 5)")
     parser.add_argument("--soak-seconds", type=float, default=60.0)
@@ -493,7 +494,7 @@ def main():
         print("benchmarks/serve.py needs ab: apt-get install apache2-utils",
               file=sys.stderr)
         return 2
-    seconds = 0.5 if args.smoke else 2.0 if args.quick else args.seconds
+    seconds = 1.0 if args.smoke else 2.0 if args.quick else args.seconds
     soak_seconds = (6.0 if args.smoke else 20.0 if args.quick
                     else args.soak_seconds)
     from tfcnn.export import publish
