@@ -3,7 +3,8 @@
 Measures images/s of training steps side by side in one process, each pair
 taking turns in short ``fit`` windows (the first window of each, which
 traces and compiles, is not timed; the median over ``--rounds`` windows is
-reported):
+reported, and each ratio is the median of the ratios of the windows of
+the same round):
 
 1. ``real_over_synthetic``: AlexNet's and ResNet-50's TRAINING MODEL (uint8
    input, on-device augmentation, compiled as ``tfcnn train`` compiles it)
@@ -181,7 +182,8 @@ def pipeline_rates(name, tmp, shards, *, batch, steps, rounds, classes,
         [(model, real_data.train), (model, synthetic_data.train)],
         batch=batch, steps=steps, rounds=rounds, callbacks=[monitor])
     keras.backend.clear_session()
-    return median(real_rates), median(synthetic_rates)
+    return (median(real_rates), median(synthetic_rates),
+            paired_ratio(real_rates, synthetic_rates))
 
 
 def keras_builtin_alexnet(num_classes, size):
@@ -223,11 +225,18 @@ def network_rates(models, *, batch, steps, rounds):
             (images.astype(np.float32), labels.astype(np.int32))).repeat()))
     rates = alternate(pairs, batch=batch, steps=steps, rounds=rounds)
     keras.backend.clear_session()
-    return [median(r) for r in rates]
+    return [median(r) for r in rates] + [paired_ratio(*rates)]
 
 
 def median(values):
     return float(statistics.median(values))
+
+
+def paired_ratio(candidate, reference):
+    """The median of the ratios of windows taken in the same round
+    (seconds apart): a change in the machine's load moves it less than
+    the ratio of two medians."""
+    return median([a / b for a, b in zip(candidate, reference)])
 
 
 def main(argv=None):
@@ -273,18 +282,18 @@ def main(argv=None):
                               resize_size_for(size))
         for name in models:
             batch, steps = sizes[name]
-            real, synthetic = pipeline_rates(
+            real, synthetic, ratio = pipeline_rates(
                 name, tmp / name, shards, batch=batch, steps=steps,
                 rounds=rounds, classes=classes, size=size)
             results[f"{name}_synthetic_images_per_second"] = synthetic
             results[f"{name}_real_images_per_second"] = real
-            results[f"{name}_real_over_synthetic"] = real / synthetic
+            results[f"{name}_real_over_synthetic"] = ratio
             rows.append((f"{name} real pipeline / synthetic", real,
-                         synthetic, real / synthetic))
+                         synthetic, ratio))
             if gpu or args.speed_options:
                 for label, jit in (("mixed_float16", False),
                                    ("mixed_float16_xla", True)):
-                    real_fast, value = pipeline_rates(
+                    real_fast, value, fast_ratio = pipeline_rates(
                         name, tmp / f"{name}_{label}", shards, batch=batch,
                         steps=steps, rounds=rounds, classes=classes,
                         size=size, precision="mixed_float16", jit=jit)
@@ -294,20 +303,20 @@ def main(argv=None):
                     rows.append((f"{name} {label} / float32 (synthetic)",
                                  value, synthetic, value / synthetic))
                     rows.append((f"{name} {label} real / synthetic",
-                                 real_fast, value, real_fast / value))
+                                 real_fast, value, fast_ratio))
         batch, steps = sizes["alexnet"]
         import tfcnn.models
 
-        ours, builtin = network_rates(
+        ours, builtin, ratio = network_rates(
             [tfcnn.models.build("alexnet", input_shape=(size, size, 3),
                                 num_classes=classes),
              keras_builtin_alexnet(classes, size)],
             batch=batch, steps=steps, rounds=rounds)
         results["alexnet_tfcnn_images_per_second"] = ours
         results["alexnet_keras_builtin_images_per_second"] = builtin
-        results["alexnet_tfcnn_over_keras_builtin"] = ours / builtin
+        results["alexnet_tfcnn_over_keras_builtin"] = ratio
         rows.append(("alexnet tfcnn layers / Keras built-ins", ours, builtin,
-                     ours / builtin))
+                     ratio))
 
     print(f"{'measurement':44s} {'candidate':>10s} {'reference':>10s} "
           f"{'ratio':>7s}   (images/s, {results['device']})")
