@@ -14,8 +14,9 @@ process, with the page cache warm:
   image before writing it), for scale.
 
 Each figure is the median of the repeats. Run:
-``/work/venv/bin/python benchmarks/ingest.py [--quick] [--images N]``.
-The last line is one JSON object with all figures.
+``python benchmarks/ingest.py [--quick | --smoke] [--images N]``
+(``--smoke``: 20 images once, to prove the script; its figures mean
+nothing). The last line is one JSON object with all figures.
 """
 
 import argparse
@@ -100,8 +101,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true",
                         help="400 images, one repeat")
+    parser.add_argument("--smoke", action="store_true",
+                        help="20 images, one repeat: proves the script")
     args = parser.parse_args()
-    if args.quick:
+    if args.smoke:
+        args.images, args.repeats = 20, 1
+    elif args.quick:
         args.images, args.repeats = 400, 1
 
     from tfcnn.data import ingest

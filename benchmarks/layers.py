@@ -8,7 +8,10 @@ medians. Targets: <= 1.05 (group norm <= 1.0); LRN's real goal
 <= 0.8 of ``tf.nn.local_response_normalization``.
 
 Usage:
-    python benchmarks/layers.py [--quick] [--repeats N]
+    python benchmarks/layers.py [--quick | --smoke] [--repeats N]
+
+``--smoke`` runs every case at batch 2 and a quarter of the spatial size,
+once: it proves the script in seconds, and its figures mean nothing.
 
 The last line printed is one JSON object with every figure.
 """
@@ -98,9 +101,11 @@ def time_pair(candidate, reference, repeats):
     return np.array(times[0]), np.array(times[1])
 
 
-def run_case(name, repeats, quick):
+def run_case(name, repeats, quick, smoke=False):
     shape, make_candidate, make_reference = CASES[name]
-    if quick:
+    if smoke:
+        shape = (2, shape[1] // 4, shape[2] // 4, shape[3])
+    elif quick:
         shape = (max(2, shape[0] // 4),) + shape[1:]
     rng = np.random.default_rng(0)
     # LRN inputs are post-ReLU conv activations in AlexNet: positive, ~10.
@@ -139,13 +144,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="a quarter of the batch, 5 repeats")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny shapes, one repeat: seconds; the "
+                             "figures mean nothing")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats per case (default 9, quick 5)")
     parser.add_argument("--cases", nargs="*", default=list(CASES),
                         choices=list(CASES))
     args = parser.parse_args()
-    repeats = args.repeats or (5 if args.quick else 9)
-    results = {name: run_case(name, repeats, args.quick)
+    repeats = args.repeats or (1 if args.smoke else 5 if args.quick else 9)
+    results = {name: run_case(name, repeats, args.quick, args.smoke)
                for name in args.cases}
     references = {
         "lrn": "tf.nn.local_response_normalization",
@@ -164,7 +172,8 @@ def main():
               f"{r['max_rel_error']:12.2e}  "
               f"{references[name]}")
     summary = {f"{name}_ratio": r["ratio"] for name, r in results.items()}
-    summary.update({"quick": args.quick, "repeats": repeats,
+    summary.update({"quick": args.quick, "smoke": args.smoke,
+                    "repeats": repeats,
                     "cases": results})
     print(json.dumps(summary))
 

@@ -12,8 +12,9 @@ repeats, candidate and reference alternating which runs first:
   ResNet-50 has convolution biases) at 224x224 on this machine's CPU,
   compiled with ``tf.function`` (no XLA), and the ratio tfcnn / Keras.
 
-Run: ``/work/venv/bin/python benchmarks/models.py [--quick]``. The last line
-is one JSON object with all figures.
+Run: ``python benchmarks/models.py [--quick | --smoke]`` (``--smoke``:
+one repeat of everything at batch 1, to prove the script; its figures mean
+nothing). The last line is one JSON object with all figures.
 """
 
 import argparse
@@ -104,9 +105,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats and a smaller batch")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one repeat, batch 1: proves the script")
     args = parser.parse_args()
-    repeats = 3 if args.quick else 7
-    batch_size = 2 if args.quick else 8
+    repeats = 1 if args.smoke else 3 if args.quick else 7
+    batch_size = 1 if args.smoke else 2 if args.quick else 8
 
     builds = build_costs(repeats)
     forward = forward_throughput(repeats, batch_size)

@@ -33,8 +33,10 @@ fresh iterator); all run in this process, side by side, round-robin. The
 CPUs (``sched_setaffinity`` and TensorFlow's thread pools set to the same
 count).
 
-Run: ``python benchmarks/pipeline.py [--quick] [--data DIR]``. The last
-line printed is one JSON object with every figure.
+Run: ``python benchmarks/pipeline.py [--quick | --smoke] [--data DIR]``
+(``--smoke``: 24 images and 64 small ones, one short slice of each
+candidate, to prove the script in seconds; its figures mean nothing). The
+last line printed is one JSON object with every figure.
 """
 
 import argparse
@@ -51,6 +53,7 @@ CROP = 224
 BATCH = 64
 SMALL = 32
 SMALL_BATCH = 256
+DEFAULT_DATA = "/tmp/tfcnn_bench_pipeline"
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
           "immunohistochemistry", "retina", "stereo_motorcycle")
 
@@ -61,20 +64,23 @@ def main():
         _pin(args.threads)
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    data = Path(args.data)
+    data = Path(args.data or DEFAULT_DATA + ("_smoke" if args.smoke else ""))
     if args.worker:
-        results = _measure(data, args.repeats, ("a", "b"), args.threads)
+        results = _measure(data, args.repeats, ("a", "b"), args.threads,
+                           args.smoke)
         print(json.dumps(results))
         return
-    count = 400 if args.quick else 2000
-    repeats = 3 if args.quick else 7
+    count = 24 if args.smoke else 400 if args.quick else 2000
+    repeats = 1 if args.smoke else 3 if args.quick else 7
     _make_data(data, count)
-    _make_small_data(data, 2000 if args.quick else 8000)
+    _make_small_data(data, 64 if args.smoke else 2000 if args.quick
+                     else 8000)
     results = _measure(data, repeats,
-                       ("a0", "a", "b", "c", "bc", "ai", "p32", "r32"), None)
+                       ("a0", "a", "b", "c", "bc", "ai", "p32", "r32"), None,
+                       args.smoke)
     scaling = {}
     for threads in (1, 2):
-        scaling[threads] = _run_worker(data, threads, repeats)
+        scaling[threads] = _run_worker(data, threads, repeats, args.smoke)
     _report(results, scaling, count)
 
 
@@ -82,9 +88,13 @@ def _parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="400 images and fewer repeats")
-    parser.add_argument("--data", default="/tmp/tfcnn_bench_pipeline",
+    parser.add_argument("--smoke", action="store_true",
+                        help="the smallest run of every measurement, in "
+                             "seconds; its figures mean nothing")
+    parser.add_argument("--data", default=None,
                         help="where the benchmark images and shards go "
-                             "(reused when present)")
+                             f"(reused when present; default {DEFAULT_DATA}"
+                             ", with --smoke ..._smoke)")
     parser.add_argument("--worker", action="store_true",
                         help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0,
@@ -153,7 +163,8 @@ def _make_small_data(data, count):
         names = sorted(p.name for p in folders.iterdir())
         for index in range(count):
             source = folders / names[index % len(names)]
-            path = sorted(source.iterdir())[index // len(names) % 50]
+            files = sorted(source.iterdir())
+            path = files[index // len(names) % min(50, len(files))]
             with Image.open(path) as photo:
                 left = rng.integers(0, photo.width - 128)
                 top = rng.integers(0, photo.height - 128)
@@ -211,21 +222,27 @@ def _variant(photo, rng):
 
 # Measurements ----------------------------------------------------------------
 
-def _measure(data, repeats, which, threads):
+def _measure(data, repeats, which, threads, smoke=False):
     import tensorflow as tf
 
     if threads:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     candidates = _candidates(data, threads)
+    # The smoke run's slices: one batch each.
+    sizes = {"timed": 1, "warm": 1} if smoke else {}
+
+    def timed_slice(dataset, step, timed=8):
+        return _timed_slice(dataset, step, **{"timed": timed, **sizes})
+
     for name in which:
-        _timed_slice(*candidates[name])  # warm-up: traces, fills OS cache
+        timed_slice(*candidates[name])  # warm-up: traces, fills OS cache
     # Short slices, round-robin, so bursts of load from other users of the
     # machine hit every candidate alike; the median of each is reported.
     rates = {name: [] for name in which}
     for _ in range(repeats):
         for name in which:
-            rates[name].append(_timed_slice(*candidates[name]))
+            rates[name].append(timed_slice(*candidates[name]))
     results = {}
     for name in which:
         results[name] = statistics.median(rates[name])
@@ -343,9 +360,10 @@ def _timed_slice(dataset, step, timed=8, warm=2):
     return count / (time.perf_counter() - start)
 
 
-def _run_worker(data, threads, repeats):
+def _run_worker(data, threads, repeats, smoke=False):
     command = [sys.executable, __file__, "--worker", "--data", str(data),
-               "--threads", str(threads), "--repeats", str(repeats)]
+               "--threads", str(threads), "--repeats", str(repeats),
+               *(["--smoke"] if smoke else [])]
     print(f"scaling: {threads} core(s)", file=sys.stderr)
     out = subprocess.run(command, check=True, capture_output=True,
                          text=True)

@@ -12,6 +12,9 @@ Measures images/s of
         then the joint on-device augmentation
         (``RandomScaleCropFlip`` to 224, scale 0.5-2, with the mask) and
         channel mean subtraction;
+  (seg raw) the same with the masks stored raw (``tfcnn ingest
+        --raw-masks``) instead of as PNG, so that reading a mask is a copy,
+        not a PNG decode;
 
 on JPEGs of about 500x375 made from scikit-image's photos, with masks of
 large regions (each photo's smoothed brightness in 8 classes) and a void
@@ -20,9 +23,12 @@ machine without an accelerator the "on-device" layers run on the same
 cores as tf.data and are charged to each input; with one they overlap.
 The host pipelines alone (each batch only touched) are measured too, so
 the host's share and the augmentation's can be told apart.
-Each figure is the median of several timed slices of 8 batches (after 2
-untimed ones, on a fresh iterator), the two candidates run round-robin in
-this process. The target is seg / cls >= 0.8.
+Each rate is the median of several timed slices of 8 batches (after 2
+untimed ones, on a fresh iterator), the candidates run round-robin in this
+process; each ratio is the median of the ratios of the two candidates'
+slices within a round. The target is seg / cls >= 0.8
+(``segmentation_input_ratio`` for PNG masks, Model Garden's schema;
+``raw_masks_input_ratio`` for raw masks).
 
 It also times one FCN training step (forward, per-pixel cross-entropy,
 backward, SGD update) of ``fcn8s_small`` built from tfcnn's layers
@@ -31,9 +37,11 @@ network with Keras' built-in ``Conv2DTranspose`` in their place (same
 weights), both as one ``tf.function`` called alternately on the same
 batch; the ratio is tfcnn's steps/s over Keras' (target >= 0.95).
 
-Run: ``python benchmarks/segmentation.py [--quick] [--data DIR]
-[--fcn-only]``. The last line printed is one JSON object with every
-figure.
+Run: ``python benchmarks/segmentation.py [--quick | --smoke] [--data DIR]
+[--fcn-only]``; ``--smoke`` runs every measurement at its smallest (24
+images, one short slice each, a small FCN step) to prove the script, and
+its figures mean nothing. The last line printed is one JSON object with
+every figure.
 """
 
 import argparse
@@ -52,28 +60,40 @@ SIZE = 256
 CROP = 224
 BATCH = 32
 CLASSES = 8
+# images; timed repeats; batches per slice (untimed, timed); FCN step:
+# batch, side, timed windows of `fcn_steps` steps.
+FULL = {"images": 1200, "repeats": 7, "warm": 2, "timed": 8,
+        "fcn_batch": 16, "fcn_size": 128, "fcn_windows": 7, "fcn_steps": 5}
+QUICK = {**FULL, "images": 400, "repeats": 5, "fcn_windows": 5}
+SMOKE = {"images": 24, "repeats": 1, "warm": 1, "timed": 1,
+         "fcn_batch": 2, "fcn_size": 64, "fcn_windows": 1, "fcn_steps": 1}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="400 images and fewer repeats")
-    parser.add_argument("--data", default="/tmp/tfcnn_bench_segmentation",
-                        help="where images, masks and shards go (reused)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the smallest run of every measurement, in "
+                             "seconds; its figures mean nothing")
+    parser.add_argument("--data", default=None,
+                        help="where images, masks and shards go (reused; "
+                             "default /tmp/tfcnn_bench_segmentation, with "
+                             "--smoke ..._smoke)")
     parser.add_argument("--fcn-only", action="store_true",
                         help="only the FCN training step")
     args = parser.parse_args()
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    count = 400 if args.quick else 1200
-    repeats = 3 if args.quick else 7
+    size = SMOKE if args.smoke else QUICK if args.quick else FULL
     figures = {}
     if not args.fcn_only:
-        data = Path(args.data)
-        _make_data(data, count)
-        results = _measure(data, repeats)
-        figures.update(_report(results, count))
-    figures.update(_fcn_step(repeats))
+        data = Path(args.data or "/tmp/tfcnn_bench_segmentation"
+                    + ("_smoke" if args.smoke else ""))
+        _make_data(data, size["images"])
+        results = _measure(data, size)
+        figures.update(_report(results, size["images"]))
+    figures.update(_fcn_step(size))
     print(json.dumps(figures))
 
 
@@ -81,7 +101,7 @@ def main():
 
 def _make_data(data, count):
     """JPEGs with masks, as images/masks and as class folders, ingested."""
-    done = data / f"done-{count}"
+    done = data / f"done-{count}-raw-masks"
     if done.exists():
         return
     from PIL import Image
@@ -101,10 +121,12 @@ def _make_data(data, count):
             (pairs / "images" / f"{stem}.jpg").read_bytes())
         Image.fromarray(_mask(image), mode="L").save(
             pairs / "masks" / f"{stem}.png")
-    for src, out in ((pairs, data / "seg_shards"),
-                     (folders, data / "cls_shards")):
+    for src, out, options in ((pairs, data / "seg_shards", {}),
+                              (pairs, data / "seg_raw_shards",
+                               {"raw_masks": True}),
+                              (folders, data / "cls_shards", {})):
         ingest.ingest(src, out, num_shards=8, validation_split=0.0,
-                      overwrite=True, progress=False)
+                      overwrite=True, progress=False, **options)
     print(f"wrote {count} JPEGs with masks to {data}", file=sys.stderr)
     done.write_text("")
 
@@ -144,12 +166,13 @@ def _candidates(data):
     from tfcnn.recipe import MeanMode
 
     cls_files = Manifest.load(data / "cls_shards").files("train")
-    seg_files = Manifest.load(data / "seg_shards").files("train")
     common = {"resize_size": SIZE, "batch_size": BATCH, "training": True,
               "shuffle_buffer": 1000, "deterministic": False, "repeat": True}
     cls_data = pipeline.make_dataset(cls_files, **common)
-    seg_data = segmentation_pipeline.make_segmentation_dataset(
-        seg_files, **common)
+    seg_data, raw_data = (
+        segmentation_pipeline.make_segmentation_dataset(
+            Manifest.load(data / name).files("train"), **common)
+        for name in ("seg_shards", "seg_raw_shards"))
 
     inputs = keras.Input((SIZE, SIZE, 3), dtype="uint8")
     x = inputs
@@ -184,26 +207,29 @@ def _candidates(data):
         return tf.reduce_sum(tf.cast(images[:, 0, 0, 0], tf.float32))
 
     return {"cls": (cls_data, cls_step), "seg": (seg_data, seg_step),
+            "seg_raw": (raw_data, seg_step),
             "cls_host": (cls_data, host_only),
-            "seg_host": (seg_data, host_only)}
+            "seg_host": (seg_data, host_only),
+            "seg_raw_host": (raw_data, host_only)}
 
 
-def _measure(data, repeats):
+def _measure(data, size):
     candidates = _candidates(data)
+    slices = {"warm": size["warm"], "timed": size["timed"]}
     for name, candidate in candidates.items():
-        _timed_slice(*candidate)  # warm-up: traces, fills the OS cache
+        # Warm-up: traces, fills the OS cache.
+        _timed_slice(*candidate, **slices)
     rates = {name: [] for name in candidates}
-    for _ in range(repeats):
+    for _ in range(size["repeats"]):
         for name, candidate in candidates.items():
-            rates[name].append(_timed_slice(*candidate))
+            rates[name].append(_timed_slice(*candidate, **slices))
     for name, values in rates.items():
         print(f"  {name}: {', '.join(f'{v:.0f}' for v in values)} images/s",
               file=sys.stderr)
-    return {name: statistics.median(values)
-            for name, values in rates.items()}
+    return rates
 
 
-def _timed_slice(dataset, step, warm=2, timed=8):
+def _timed_slice(dataset, step, *, warm, timed):
     """images/s over ``timed`` batches of a fresh iterator, after ``warm``."""
     batches = iter(dataset)
     for _ in range(warm):
@@ -219,41 +245,71 @@ def _timed_slice(dataset, step, warm=2, timed=8):
 
 # Report ----------------------------------------------------------------------
 
-def _report(results, count):
-    cls, seg = results["cls"], results["seg"]
+def _report(rates, count):
+    """The table and the figures: each rate the median of its slices, each
+    ratio the median of the ratios of slices taken in the same round
+    (seconds apart), which a change in the machine's load moves less."""
+    rate = {name: statistics.median(values) for name, values in rates.items()}
+
+    def ratio(candidate, reference):
+        return statistics.median(
+            a / b for a, b in zip(rates[candidate], rates[reference]))
+
+    rows = [
+        ("(cls) classification input: host + augmentation", "cls"),
+        ("(seg) segmentation input: host + joint augmentation", "seg"),
+        ("(seg raw) the same, masks stored raw (--raw-masks)", "seg_raw"),
+        ("(cls host) classification host pipeline alone", "cls_host"),
+        ("(seg host) segmentation host pipeline alone", "seg_host"),
+        ("(seg raw host) the same, raw masks", "seg_raw_host"),
+    ]
+    ratios = [
+        ("seg/cls (target >= 0.8)", "seg", "cls"),
+        ("seg raw/cls (target >= 0.8)", "seg_raw", "cls"),
+        ("seg host/cls host", "seg_host", "cls_host"),
+        ("seg raw host/cls host", "seg_raw_host", "cls_host"),
+        ("seg raw/seg", "seg_raw", "seg"),
+    ]
     print(f"\nimages/s, {count} JPEGs ~500x375, batch {BATCH}, "
           f"{SIZE} -> {CROP}, {os.cpu_count()} CPUs (shared)")
-    print(f"  {'(cls) classification input: host + augmentation':58s} "
-          f"{cls:8.0f}")
-    print(f"  {'(seg) segmentation input: host + joint augmentation':58s} "
-          f"{seg:8.0f}")
-    print(f"  {'seg/cls (target >= 0.8)':58s} {seg / cls:8.2f}")
-    cls_host, seg_host = results["cls_host"], results["seg_host"]
-    print(f"  {'(cls host) classification host pipeline alone':58s} "
-          f"{cls_host:8.0f}")
-    print(f"  {'(seg host) segmentation host pipeline alone':58s} "
-          f"{seg_host:8.0f}")
-    print(f"  {'seg host/cls host':58s} {seg_host / cls_host:8.2f}")
+    for label, name in rows:
+        print(f"  {label:58s} {rate[name]:8.0f}")
+    print("ratios: median over rounds of the ratio within a round")
+    for label, candidate, reference in ratios:
+        print(f"  {label:58s} {ratio(candidate, reference):8.2f}")
     return {
         "images": count,
-        "classification_input_images_per_s": round(cls, 1),
-        "segmentation_input_images_per_s": round(seg, 1),
-        "segmentation_input_ratio": round(seg / cls, 3),
-        "classification_host_images_per_s": round(cls_host, 1),
-        "segmentation_host_images_per_s": round(seg_host, 1),
-        "segmentation_host_ratio": round(seg_host / cls_host, 3),
+        "classification_input_images_per_s": round(rate["cls"], 1),
+        "segmentation_input_images_per_s": round(rate["seg"], 1),
+        "segmentation_input_ratio": round(ratio("seg", "cls"), 3),
+        "classification_host_images_per_s": round(rate["cls_host"], 1),
+        "segmentation_host_images_per_s": round(rate["seg_host"], 1),
+        "segmentation_host_ratio": round(ratio("seg_host", "cls_host"), 3),
+        "raw_masks_input_images_per_s": round(rate["seg_raw"], 1),
+        "raw_masks_input_ratio": round(ratio("seg_raw", "cls"), 3),
+        "raw_masks_host_images_per_s": round(rate["seg_raw_host"], 1),
+        "raw_masks_host_ratio": round(
+            ratio("seg_raw_host", "cls_host"), 3),
+        "raw_masks_over_png_masks": round(ratio("seg_raw", "seg"), 3),
     }
 
 
 # FCN training step ------------------------------------------------------------
 
-FCN_BATCH = 16
-FCN_SIZE = 128
 FCN_CLASSES = 21
 
 
-def _fcn_step(repeats):
-    """tfcnn's FCN-8s (small backbone) step against Keras built-ins."""
+def _fcn_step(size):
+    """tfcnn's FCN-8s (small backbone) step against Keras built-ins.
+
+    ``TransposedConv2D(padding="same")`` runs ``Conv2DTranspose.call``
+    unchanged, so both steps trace to the same operations
+    (``fcn_step_same_ops`` checks it on the traced graphs): the ratio can
+    only move by measurement. It is the median of the ratios of paired
+    windows, taken in turns with the order swapped each time, so that load
+    from other processes, which comes in bursts longer than a window,
+    falls on both sides of a pair alike.
+    """
     import keras
     import numpy as np
     import tensorflow as tf
@@ -262,9 +318,10 @@ def _fcn_step(repeats):
     from tfcnn.layers import TransposedConv2D
     from tfcnn.losses import PixelCrossEntropy
 
+    batch, side = size["fcn_batch"], size["fcn_size"]
     keras.utils.set_random_seed(0)
     ours = tfcnn.models.build("fcn8s_small", num_classes=FCN_CLASSES,
-                              input_shape=(FCN_SIZE, FCN_SIZE, 3))
+                              input_shape=(side, side, 3))
 
     def builtin(layer):
         if isinstance(layer, TransposedConv2D):
@@ -278,8 +335,8 @@ def _fcn_step(repeats):
     theirs.set_weights(ours.get_weights())
     rng = np.random.default_rng(0)
     images = tf.constant(rng.standard_normal(
-        (FCN_BATCH, FCN_SIZE, FCN_SIZE, 3)).astype("float32"))
-    masks = rng.integers(0, FCN_CLASSES, (FCN_BATCH, FCN_SIZE, FCN_SIZE))
+        (batch, side, side, 3)).astype("float32"))
+    masks = rng.integers(0, FCN_CLASSES, (batch, side, side))
     masks[:, :4] = 255
     masks = tf.constant(masks.astype("uint8"))
     np.testing.assert_allclose(ours(images[:2]), theirs(images[:2]),
@@ -301,30 +358,52 @@ def _fcn_step(repeats):
         return step
 
     steps = {"tfcnn": step_for(ours), "keras": step_for(theirs)}
+    same_ops = len({_op_types(step, images, masks)
+                    for step in steps.values()}) == 1
     for step in steps.values():
         for _ in range(3):
             step(images, masks).numpy()
     rates = {name: [] for name in steps}
-    for _ in range(max(repeats, 5)):
-        for name, step in steps.items():
+    count = size["fcn_steps"]
+    for window in range(size["fcn_windows"]):
+        order = list(steps) if window % 2 == 0 else list(steps)[::-1]
+        for name in order:
             start = time.perf_counter()
-            for _ in range(5):
-                loss = step(images, masks)
+            for _ in range(count):
+                loss = steps[name](images, masks)
             loss.numpy()
-            rates[name].append(5 / (time.perf_counter() - start))
+            rates[name].append(count / (time.perf_counter() - start))
     ours_rate = statistics.median(rates["tfcnn"])
     theirs_rate = statistics.median(rates["keras"])
-    print(f"\nFCN-8s (small backbone) training step, batch {FCN_BATCH}, "
-          f"{FCN_SIZE}x{FCN_SIZE}, {FCN_CLASSES} classes")
+    ratio = statistics.median(
+        a / b for a, b in zip(rates["tfcnn"], rates["keras"]))
+    print(f"\nFCN-8s (small backbone) training step, batch {batch}, "
+          f"{side}x{side}, {FCN_CLASSES} classes")
     print(f"  {'tfcnn layers (TransposedConv2D), steps/s':58s} "
           f"{ours_rate:8.2f}")
     print(f"  {'Keras built-ins (Conv2DTranspose), steps/s':58s} "
           f"{theirs_rate:8.2f}")
-    print(f"  {'tfcnn/keras (target >= 0.95)':58s} "
-          f"{ours_rate / theirs_rate:8.3f}")
+    print(f"  {'tfcnn/keras, median of paired windows (target >= 0.95)':58s} "
+          f"{ratio:8.3f}")
+    print(f"  {'the two steps trace to the same operations':58s} "
+          f"{str(same_ops):>8s}")
     return {"fcn_step_tfcnn_per_s": round(ours_rate, 3),
             "fcn_step_keras_per_s": round(theirs_rate, 3),
-            "fcn_step_ratio": round(ours_rate / theirs_rate, 3)}
+            "fcn_step_ratio": round(ratio, 3),
+            "fcn_step_window_ratios": [
+                round(a / b, 3)
+                for a, b in zip(rates["tfcnn"], rates["keras"])],
+            "fcn_step_same_ops": same_ops}
+
+
+def _op_types(step, *args):
+    """The sorted operation types of a traced step and of every function
+    it calls (the gradient, the layers), as a tuple."""
+    graph = step.get_concrete_function(*args).graph
+    types = [op.type for op in graph.get_operations()]
+    for function in graph._functions.values():
+        types += [node.op for node in function.definition.node_def]
+    return tuple(sorted(types))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ contract, S=36):
    first export.
 
 Usage:
-    python benchmarks/serve.py [--quick] [--seconds 5] [--soak-seconds 60]
+    python benchmarks/serve.py [--quick | --smoke] [--seconds 5]
+        [--soak-seconds 60]
 
 The last line printed is one JSON object with every figure.
 """
@@ -477,6 +478,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="2 s runs, a 20 s soak, no big model")
+    parser.add_argument("--smoke", action="store_true",
+                        help="1 s runs (ab counts whole seconds), a 6 s "
+                             "soak, no big model: proves the script; its "
+                             "figures mean nothing")
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="seconds per load run (default 5)")
     parser.add_argument("--soak-seconds", type=float, default=60.0)
@@ -508,8 +513,9 @@ def main():
         print("benchmarks/serve.py needs ab: apt-get install apache2-utils",
               file=sys.stderr)
         return 2
-    seconds = 2.0 if args.quick else args.seconds
-    soak_seconds = 20.0 if args.quick else args.soak_seconds
+    seconds = 1.0 if args.smoke else 2.0 if args.quick else args.seconds
+    soak_seconds = (6.0 if args.smoke else 20.0 if args.quick
+                    else args.soak_seconds)
     from tfcnn.export import publish
 
     figures = {"model": args.model, "image_size": args.size,
@@ -558,7 +564,8 @@ def main():
                   f"{row['failed']:6d} {row['vs_bare']:7.3f}")
             for key, value in row.items():
                 figures[f"{name}_{key}"] = value
-        if not (args.quick or args.soak_only or args.matrix_only):
+        if not (args.quick or args.smoke or args.soak_only
+                or args.matrix_only):
             big = batching_gain(args.big_model, args.big_size,
                                 images_file_for, max(seconds, 10.0), 32,
                                 batching_file)

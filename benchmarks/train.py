@@ -3,7 +3,8 @@
 Measures images/s of training steps side by side in one process, each pair
 taking turns in short ``fit`` windows (the first window of each, which
 traces and compiles, is not timed; the median over ``--rounds`` windows is
-reported):
+reported, and each ratio is the median of the ratios of the windows of
+the same round):
 
 1. ``real_over_synthetic``: AlexNet's and ResNet-50's TRAINING MODEL (uint8
    input, on-device augmentation, compiled as ``tfcnn train`` compiles it)
@@ -25,6 +26,7 @@ shared with other jobs), so ``real_over_synthetic`` is a lower bound of
 what a GPU machine sees, and every figure is noisy.
 
     python benchmarks/train.py --quick     # CPU, a few minutes
+    python benchmarks/train.py --smoke     # seconds: proves the script
     python benchmarks/train.py             # GPU machine: full sizes
 
 The last line is one JSON object with every figure.
@@ -80,11 +82,14 @@ class EpochTimer(keras.callbacks.Callback):
                               (self._end - self._start))
 
 
-def write_shards(directory, count, classes, seed=0):
-    """Smooth random JPEGs of ImageNet-like size, ingested to shards."""
+def write_shards(directory, count, classes, resize_size, seed=0):
+    """Smooth random JPEGs of ImageNet-like size, ingested to shards, with
+    the statistics (mean, RGB PCA) at ``resize_size`` that training needs,
+    as ``tfcnn stats`` computes them."""
     from PIL import Image
 
     from tfcnn.data import ingest
+    from tfcnn.data import stats
 
     rng = np.random.default_rng(seed)
     src = Path(directory) / "images"
@@ -99,6 +104,7 @@ def write_shards(directory, count, classes, seed=0):
     out = Path(directory) / "shards"
     ingest.ingest(src, out, validation_split=0.0, num_shards=4,
                   progress=False)
+    stats.compute_stats(out, resize_size=resize_size, progress=False)
     return out
 
 
@@ -106,7 +112,7 @@ def recipe_for(name, model_dir, *, source, batch, steps, classes, size,
                shards=None, precision="float32", jit=False):
     """A training recipe for AlexNet/ResNet-50 on synthetic or real data."""
     data = {"source": source, "crop_size": size,
-            "resize_size": 256 if size == 224 else size + size // 7,
+            "resize_size": resize_size_for(size),
             "synthetic_classes": classes,
             "synthetic_images": batch * steps}
     if source == "tfrecord":
@@ -119,6 +125,11 @@ def recipe_for(name, model_dir, *, source, batch, steps, classes, size,
                   "model_dir": str(model_dir), "precision": precision,
                   "jit_compile": jit},
     })
+
+
+def resize_size_for(crop_size):
+    """The host size S of a crop: 256 for 224, else about 8/7 of it."""
+    return 256 if crop_size == 224 else crop_size + crop_size // 7
 
 
 def alternate(models_and_data, *, batch, steps, rounds, callbacks=()):
@@ -159,7 +170,7 @@ def pipeline_rates(name, tmp, shards, *, batch, steps, rounds, classes,
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
-        model = fit.build_training_model(real, classes)
+        model = fit.build_training_model(real, classes, real_data.stats)
         fit.compile_model(model, real, steps)
     finally:
         keras.config.set_dtype_policy(policy)
@@ -171,7 +182,8 @@ def pipeline_rates(name, tmp, shards, *, batch, steps, rounds, classes,
         [(model, real_data.train), (model, synthetic_data.train)],
         batch=batch, steps=steps, rounds=rounds, callbacks=[monitor])
     keras.backend.clear_session()
-    return median(real_rates), median(synthetic_rates)
+    return (median(real_rates), median(synthetic_rates),
+            paired_ratio(real_rates, synthetic_rates))
 
 
 def keras_builtin_alexnet(num_classes, size):
@@ -213,17 +225,28 @@ def network_rates(models, *, batch, steps, rounds):
             (images.astype(np.float32), labels.astype(np.int32))).repeat()))
     rates = alternate(pairs, batch=batch, steps=steps, rounds=rounds)
     keras.backend.clear_session()
-    return [median(r) for r in rates]
+    return [median(r) for r in rates] + [paired_ratio(*rates)]
 
 
 def median(values):
     return float(statistics.median(values))
 
 
+def paired_ratio(candidate, reference):
+    """The median of the ratios of windows taken in the same round
+    (seconds apart): a change in the machine's load moves it less than
+    the ratio of two medians."""
+    return median([a / b for a, b in zip(candidate, reference)])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="CPU sizes: small batches and few steps")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the smallest run of every measurement (72x72 "
+                             "crops, 2 steps, one timed window): proves the "
+                             "script end to end; its figures mean nothing")
     parser.add_argument("--rounds", type=int, default=0,
                         help="timed windows per measurement (default 3, "
                              "5 on a GPU)")
@@ -234,7 +257,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     gpu = bool(tf.config.list_physical_devices("GPU"))
     # (batch, steps per timed window)
-    if args.quick:
+    if args.smoke:
+        sizes = {"alexnet": (4, 2), "resnet50": (2, 2)}
+        images, classes, size = 16, 2, 72
+        rounds = args.rounds or 1
+    elif args.quick:
         # 2 shared CPU cores: the networks at 112x112 crops of 130x130
         # images (AlexNet is padded to 115, as 224 is to 227).
         sizes = {"alexnet": (16, 6), "resnet50": (8, 4)}
@@ -251,21 +278,22 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print(f"writing {images} JPEGs to shards ...", file=sys.stderr)
-        shards = write_shards(tmp, images, classes)
+        shards = write_shards(tmp, images, classes,
+                              resize_size_for(size))
         for name in models:
             batch, steps = sizes[name]
-            real, synthetic = pipeline_rates(
+            real, synthetic, ratio = pipeline_rates(
                 name, tmp / name, shards, batch=batch, steps=steps,
                 rounds=rounds, classes=classes, size=size)
             results[f"{name}_synthetic_images_per_second"] = synthetic
             results[f"{name}_real_images_per_second"] = real
-            results[f"{name}_real_over_synthetic"] = real / synthetic
+            results[f"{name}_real_over_synthetic"] = ratio
             rows.append((f"{name} real pipeline / synthetic", real,
-                         synthetic, real / synthetic))
+                         synthetic, ratio))
             if gpu or args.speed_options:
                 for label, jit in (("mixed_float16", False),
                                    ("mixed_float16_xla", True)):
-                    real_fast, value = pipeline_rates(
+                    real_fast, value, fast_ratio = pipeline_rates(
                         name, tmp / f"{name}_{label}", shards, batch=batch,
                         steps=steps, rounds=rounds, classes=classes,
                         size=size, precision="mixed_float16", jit=jit)
@@ -275,20 +303,20 @@ def main(argv=None):
                     rows.append((f"{name} {label} / float32 (synthetic)",
                                  value, synthetic, value / synthetic))
                     rows.append((f"{name} {label} real / synthetic",
-                                 real_fast, value, real_fast / value))
+                                 real_fast, value, fast_ratio))
         batch, steps = sizes["alexnet"]
         import tfcnn.models
 
-        ours, builtin = network_rates(
+        ours, builtin, ratio = network_rates(
             [tfcnn.models.build("alexnet", input_shape=(size, size, 3),
                                 num_classes=classes),
              keras_builtin_alexnet(classes, size)],
             batch=batch, steps=steps, rounds=rounds)
         results["alexnet_tfcnn_images_per_second"] = ours
         results["alexnet_keras_builtin_images_per_second"] = builtin
-        results["alexnet_tfcnn_over_keras_builtin"] = ours / builtin
+        results["alexnet_tfcnn_over_keras_builtin"] = ratio
         rows.append(("alexnet tfcnn layers / Keras built-ins", ours, builtin,
-                     ours / builtin))
+                     ratio))
 
     print(f"{'measurement':44s} {'candidate':>10s} {'reference':>10s} "
           f"{'ratio':>7s}   (images/s, {results['device']})")

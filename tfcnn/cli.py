@@ -248,6 +248,9 @@ def _add_ingest(subparsers):
     p.add_argument("--lossless", action="store_true",
                    help="store images that are not RGB or grey JPEGs as "
                         "PNG (exact pixels) instead of JPEG at quality 95")
+    p.add_argument("--raw-masks", action="store_true",
+                   help="segmentation: store masks as raw bytes instead of "
+                        "PNG (faster to read; Model Garden reads only PNG)")
     p.add_argument("--workers", type=int, default=0,
                    help="parallel workers; 0: all cores")
     p.add_argument("--overwrite", action="store_true",
@@ -277,8 +280,8 @@ def _ingest(args):
         seed=_given(args.seed, data.seed), max_pixels=args.max_pixels,
         max_side=args.max_side, shorter_side=args.shorter_side,
         jpeg_quality=args.jpeg_quality, raw=args.raw, lossless=args.lossless,
-        workers=args.workers, overwrite=args.overwrite,
-        progress=not args.json)
+        raw_masks=args.raw_masks, workers=args.workers,
+        overwrite=args.overwrite, progress=not args.json)
     if args.json:
         _print_json(args, manifest)
 

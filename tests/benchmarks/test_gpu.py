@@ -1,9 +1,8 @@
-"""benchmarks/gpu.py on a machine without a GPU: one line, at once.
+"""benchmarks/gpu.py on a machine without a GPU: one line, at once; and
+``--cpu-smoke``, the same code on two logical CPU devices, end to end.
 
-The GPU measurements themselves need a GPU; ``--cpu-smoke`` runs the same
-code on two logical CPU devices, but takes minutes on 2 shared cores, so it
-is run by hand, not here. Under ``--backend jax`` (no TensorFlow) the
-smoke run of one model is small enough to run here.
+The GPU measurements themselves need a GPU. Under ``--backend jax`` (no
+TensorFlow) the smoke run of one model is small.
 """
 
 import json
@@ -13,6 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.benchmarks.scripts import assert_keys
+from tests.benchmarks.scripts import run_benchmark
 
 GPU_SCRIPT = Path(__file__).parents[2] / "benchmarks" / "gpu.py"
 
@@ -58,3 +60,20 @@ def test_keras_backend_cpu_smoke_ends_with_its_json(tmp_path):
     assert all(row["images_per_s"] > 0 for row in figures["runs"])
     assert figures["alexnet_lrn_over_textbook"] > 0
     assert "resnet18_gn_over_keras_gn" not in figures
+@pytest.mark.slow
+def test_cpu_smoke_reports_every_figure(tmp_path):
+    # Minutes even on a quiet machine (two logical devices, each model in
+    # three configurations); over 10 on 2 cores shared with other jobs.
+    _, figures = run_benchmark("gpu.py", "--cpu-smoke", "--data",
+                               tmp_path / "data", tmp_path=tmp_path,
+                               timeout=1800)
+    assert_keys(figures, ["devices", "cpu_smoke", "equivalence", "runs",
+                          "seconds"])
+    assert figures["equivalence"]["equivalent"] is True
+    for model in ("alexnet", "resnet50"):
+        assert_keys(figures, [f"{model}_mixed_xla_over_float32",
+                              f"{model}_real_over_synthetic",
+                              f"{model}_2_over_1_replicas"])
+    for row in figures["runs"]:
+        assert_keys(row, ["model", "replicas", "precision", "xla", "input",
+                          "images_per_s", "input_wait_fraction"])

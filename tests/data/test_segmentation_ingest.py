@@ -246,3 +246,102 @@ def test_voc_trainval_without_train_list_leaves_val_out_of_train(tmp_path):
     data = ingest.ingest(src, tmp_path / "out", workers=1, progress=False)
     assert (data["splits"]["train"]["count"],
             data["splits"]["validation"]["count"]) == (3, 2)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _stored_masks(files):
+    """{filename: (mask format, mask bytes, height, width)} of shards."""
+    out = {}
+    for record in tf.data.TFRecordDataset([str(f) for f in files]):
+        example = features.decode(record)
+        out[example[features.IMAGE_FILENAME].numpy().decode()] = (
+            example[features.MASK_FORMAT].numpy().decode(),
+            example[features.MASK_ENCODED].numpy(),
+            int(example[features.IMAGE_HEIGHT]),
+            int(example[features.IMAGE_WIDTH]))
+    return out
+
+
+def test_default_shards_hold_png_masks_and_say_so(tmp_path):
+    src = tmp_path / "src"
+    segmentation_files.make_pairs(src, 4)
+    ingest.ingest(src, tmp_path / "out", workers=1, progress=False,
+                  validation_split=0.0)
+    manifest = Manifest.load(tmp_path / "out")
+    assert manifest.mask_format == "png"
+    assert manifest.storage["mask_format"] == "png"
+    stored = _stored_masks(manifest.files("train"))
+    assert len(stored) == 4
+    for mask_format, encoded, _, _ in stored.values():
+        assert mask_format == "png" and encoded.startswith(PNG_SIGNATURE)
+    # Model Garden's decoding (decode_image, channels=1) reads them.
+    assert len(_records(manifest.files("train"))) == 4
+
+
+def test_raw_masks_round_trip_exactly(tmp_path):
+    src = tmp_path / "src"
+    masks = segmentation_files.make_pairs(src, 6, num_classes=5)
+    data = ingest.ingest(src, tmp_path / "raw", workers=1, progress=False,
+                         validation_split=0.0, raw_masks=True)
+    manifest = Manifest.load(tmp_path / "raw")
+    assert data["storage"]["mask_format"] == "raw"
+    assert manifest.mask_format == "raw"
+    assert data["options"]["raw_masks"] is True
+    stored = _stored_masks(manifest.files("train"))
+    for name, (mask_format, encoded, height, width) in stored.items():
+        source = masks[name.split("/")[-1].split(".")[0]]
+        assert mask_format == "raw" and len(encoded) == height * width
+        np.testing.assert_array_equal(
+            np.frombuffer(encoded, np.uint8).reshape(height, width), source)
+    # Every reader gives the same masks as from PNG shards.
+    from tfcnn.data import segmentation_pipeline
+
+    ingest.ingest(src, tmp_path / "png", workers=1, progress=False,
+                  validation_split=0.0)
+    png_files = Manifest.load(tmp_path / "png").files("train")
+    for read in (segmentation_pipeline.read_segmentation_shards,
+                 lambda files: segmentation_pipeline.make_segmentation_dataset(
+                     files, resize_size=20, batch_size=2, training=False)):
+        raw_out, png_out = (
+            [tuple(t.numpy() for t in element) for element in read(files)]
+            for files in (manifest.files("train"), png_files))
+        assert len(raw_out) == len(png_out) > 0
+        for (raw_image, raw_mask), (png_image, png_mask) in zip(
+                raw_out, png_out):
+            np.testing.assert_array_equal(raw_mask, png_mask)
+            np.testing.assert_array_equal(raw_image, png_image)
+    # The manifest described from the shards alone reads them too.
+    from tfcnn.data import manifest as manifest_lib
+
+    scan = manifest_lib.scan_segmentation_shard(manifest.files("train")[0])
+    assert scan.records > 0 and 0 <= scan.max_label < 5
+
+
+def test_raw_mask_of_the_wrong_size_is_an_error(tmp_path):
+    path = tmp_path / "bad.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(features.make_example(
+            b"not read", image_format="png", height=4, width=5,
+            mask_encoded=bytes(19), mask_format="raw",
+            filename="a.png").SerializeToString())
+    example = features.decode(next(iter(tf.data.TFRecordDataset(
+        str(path)))))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="20"):
+        features.example_mask(example)
+
+
+def test_raw_masks_only_for_segmentation_sources(tmp_path, capsys):
+    src = tmp_path / "classes"
+    for name in ("a", "b"):
+        (src / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(src / name / "x.png")
+    with pytest.raises(DataError, match="raw_masks is for segmentation"):
+        ingest.ingest(src, tmp_path / "out", raw_masks=True)
+    assert not (tmp_path / "out").exists()
+    pairs = tmp_path / "pairs"
+    segmentation_files.make_pairs(pairs, 2)
+    assert cli.main(["ingest", str(pairs), str(tmp_path / "seg"),
+                     "--raw-masks", "--workers", "1"]) == 0
+    assert Manifest.load(tmp_path / "seg").mask_format == "raw"
+    with pytest.raises(ValueError, match="mask_format must be one of"):
+        segmentation_masks.encode_mask(np.zeros((2, 2), np.uint8), "jpeg")

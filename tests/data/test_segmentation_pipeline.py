@@ -33,7 +33,7 @@ def _write_shard(path, pairs):
         for i, (image, mask) in enumerate(pairs):
             writer.write(features.make_example(
                 _png(image), image_format="png", height=image.shape[0],
-                width=image.shape[1], mask_png=_png(mask),
+                width=image.shape[1], mask_encoded=_png(mask),
                 filename=f"{i}.png").SerializeToString())
 
 

@@ -60,7 +60,8 @@ is_complete = ingest_plan.is_complete
 
 def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
            max_pixels=89_478_485, max_side=0, shorter_side=0,
-           jpeg_quality=90, raw=False, lossless=False, workers=0,
+           jpeg_quality=90, raw=False, lossless=False, raw_masks=False,
+           workers=0,
            overwrite=False, progress=True):
     """Writes the images under ``src`` as TFRecord shards in ``out``.
 
@@ -101,6 +102,9 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
             instead of JPEG at quality 95 (what the reference schema
             promises and JPEG-only readers need). Segmentation sources are
             always stored lossless. Defaults to False.
+        raw_masks: bool, store segmentation masks as their raw bytes
+            instead of PNG (``tfcnn.data.segmentation_ingest``).
+            Segmentation sources only. Defaults to False.
         workers: int, processes that check and convert images; 0 uses every
             core available to this process, 1 runs in this process. Jobs of
             less than ~16 MB per worker use fewer workers (starting one
@@ -131,7 +135,12 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
         return segmentation_ingest.ingest_segmentation(
             src, out, validation_split=validation_split,
             num_shards=num_shards, seed=seed, max_pixels=max_pixels,
-            workers=workers, overwrite=overwrite, progress=progress)
+            raw_masks=raw_masks, workers=workers, overwrite=overwrite,
+            progress=progress)
+    if raw_masks:
+        raise DataError(f"raw_masks is for segmentation sources (images "
+                        f"with masks); {src} holds class folders. Received: "
+                        "raw_masks=True")
     started = time.perf_counter()
     tree = image_folders.find_images(src)
     out = ingest_plan.check_arguments(tree, out, workers, max_pixels)

@@ -244,9 +244,17 @@ class Manifest:
     def storage(self):
         """dict, how ingest stored the images: ``kind`` (``"original"``,
         ``"compact"`` or ``"raw"``), the ingest's size limits and JPEG
-        quality, record counts per ``formats`` and ``resized``.
+        quality, record counts per ``formats`` and ``resized``; for
+        segmentation the ``mask_format``.
         ``{"kind": "original"}`` for shards from other tools."""
         return dict(self._data.get("storage") or {"kind": "original"})
+
+    @property
+    def mask_format(self):
+        """How segmentation records store their masks: ``"png"`` (TF
+        Model Garden's schema; also for shards from other tools) or
+        ``"raw"`` (``tfcnn ingest --raw-masks``)."""
+        return self.storage.get("mask_format", "png")
 
     @property
     def raw_shape(self):
@@ -459,8 +467,7 @@ def scan_segmentation_shard(path):
     schema = segmentation_features
 
     def ids(serialized):
-        mask = schema.decode_mask(
-            schema.decode(serialized)[schema.MASK_ENCODED])
+        mask = schema.example_mask(schema.decode(serialized))
         void = IGNORE_VALUE
         valid = mask != void
         return (tf.reduce_min(tf.where(valid, mask, void)),

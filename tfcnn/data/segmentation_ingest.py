@@ -13,7 +13,10 @@ ever visible, and a killed run resumes.
 
 Each record holds the image (as classification ingest stores it: a JPEG's
 own bytes, anything else as lossless PNG) and its mask as a one-channel
-PNG of class ids (``tfcnn.data.segmentation_features``). The manifest
+PNG of class ids (``tfcnn.data.segmentation_features``), or with
+``raw_masks`` as its raw bytes, which read faster than a PNG decodes and
+which Model Garden's decoder does not read; the manifest's
+``storage.mask_format`` says which (``"png"`` or ``"raw"``). The manifest
 records ``task: "segmentation"``, the ``ignore_value``, and per split the
 pixel count of each class (``pixel_counts``), the pixels ignored, and the
 number of images showing each class (``class_counts``).
@@ -34,8 +37,8 @@ TASK = "segmentation"
 
 
 def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,
-                        seed=0, max_pixels=89_478_485, workers=0,
-                        overwrite=False, progress=True):
+                        seed=0, max_pixels=89_478_485, raw_masks=False,
+                        workers=0, overwrite=False, progress=True):
     """Writes the image/mask pairs under ``src`` as shards in ``out``.
 
     Args:
@@ -50,6 +53,9 @@ def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,
             Defaults to 0.
         max_pixels: int, larger images are skipped before decoding.
             Defaults to 89,478,485.
+        raw_masks: bool, store each mask as its ``H * W`` bytes of ids
+            instead of a PNG: faster to read, larger, and not read by
+            Model Garden's decoder. Defaults to False.
         workers: int, checking processes; 0 uses every core, 1 this
             process. Defaults to 0.
         overwrite: bool, rewrite a complete output. Defaults to False.
@@ -70,12 +76,18 @@ def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,
                "num_shards": num_shards, "seed": seed,
                "max_pixels": max_pixels,
                "class_names": list(tree.class_names or [])}
+    mask_format = (segmentation_masks.MASK_RAW if raw_masks
+                   else segmentation_masks.MASK_PNG)
+    if raw_masks:
+        # Only when set, so the fingerprints of earlier ingests still match.
+        options["raw_masks"] = True
     return ingest_plan.write_plan(
         out, shards, options, tree.num_files,
         write_shards=lambda out, pending, bar, journal: _write_shards(
-            tree, out, pending, max_pixels, workers, bar, journal),
+            tree, out, pending, max_pixels, mask_format, workers, bar,
+            journal),
         manifest_data=lambda shards, results, fingerprint: _manifest_data(
-            tree, shards, results, options, fingerprint),
+            tree, shards, results, options, fingerprint, mask_format),
         overwrite=overwrite, progress=progress, started=started)
 
 
@@ -98,14 +110,16 @@ def _plan(tree, validation_split, num_shards, seed):
     return ingest_plan.plan_shards(splits, num_shards, seed)
 
 
-def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
+def _write_shards(tree, out, shards, max_pixels, mask_format, workers, bar,
+                  journal):
     """Checks the pairs of ``shards`` in parallel and writes each shard
     (``tfcnn.data.ingest_plan.write_shards``); yields ``(shard, result)``
     once it is published."""
     num_classes = len(tree.class_names) if tree.class_names else None
     pairs = [p for s in shards for p in s.files]
     check = functools.partial(segmentation_masks.check_pairs,
-                              num_classes=num_classes, max_pixels=max_pixels)
+                              num_classes=num_classes, max_pixels=max_pixels,
+                              mask_format=mask_format)
     checked = ingest_plan.check_in_order(
         check, [(str(tree.root / p.relpath), str(tree.root / p.mask_relpath))
                 for p in pairs],
@@ -120,7 +134,8 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
         return segmentation_features.make_example(
             image.encoded, image_format=image.image_format,
             height=image.height, width=image.width,
-            mask_png=checked_pair.mask_png,
+            mask_encoded=checked_pair.mask_encoded,
+            mask_format=mask_format,
             filename=pair.relpath).SerializeToString(
                 deterministic=True)  # byte-identical shards on re-ingest
 
@@ -130,7 +145,8 @@ def _write_shards(tree, out, shards, max_pixels, workers, bar, journal):
                             "images_with": [0] * 256})
 
 
-def _manifest_data(tree, shards, results, options, fingerprint):
+def _manifest_data(tree, shards, results, options, fingerprint,
+                   mask_format):
     def add_result(entry, result):
         for value in range(256):
             entry["histogram"][value] += result["histogram"][value]
@@ -159,6 +175,7 @@ def _manifest_data(tree, shards, results, options, fingerprint):
         options=options, fingerprint=fingerprint,
         class_names=class_names, label_offset=0,
         ignore_value=IGNORE_VALUE, files_found=tree.num_files,
+        storage={"kind": "original", "mask_format": mask_format},
         splits=splits, skipped=sorted(skipped, key=lambda s: s["path"]),
         converted=sorted(converted, key=lambda s: s["path"]))
     data["warnings"] = _warnings(data, tree, options)

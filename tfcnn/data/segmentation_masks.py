@@ -18,9 +18,10 @@ How a mask file becomes class ids:
 
 The mask must have the image's height and width, and every id must be a
 class (``< num_classes``) or the ignore value. The stored mask is a
-single-channel 8-bit PNG of class ids (TF Model Garden's schema), and the
-result carries the pair's histogram of ids, from which ingest adds up the
-pixel count per class.
+single-channel 8-bit PNG of class ids (TF Model Garden's schema), or with
+``mask_format="raw"`` its bytes (``encode_mask``), and the result carries
+the pair's histogram of ids, from which ingest adds up the pixel count per
+class.
 """
 
 import dataclasses
@@ -33,6 +34,10 @@ from PIL import UnidentifiedImageError
 from tfcnn.data import image_check
 from tfcnn.label_values import IGNORE_VALUE
 
+# How a record stores its mask (``image/segmentation/class/format``).
+MASK_PNG = "png"
+MASK_RAW = "raw"
+MASK_FORMATS = (MASK_PNG, MASK_RAW)
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus",
     "car", "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike",
@@ -90,15 +95,15 @@ class CheckedPair:
     Attributes:
         image: ``image_check.CheckedImage`` of the image (its bytes, format,
             height, width, conversion note).
-        mask_png: bytes, one-channel 8-bit PNG of class ids, or None when
-            skipped.
+        mask_encoded: bytes, the mask as ``encode_mask`` stores it, or
+            None when skipped.
         histogram: list of 256 ints, pixels per id (id 255 = ignored).
         note: str, conversions of the image and the mask ("" if none).
         skip_reason: str, why the pair is skipped ("" when it is stored).
     """
 
     image: image_check.CheckedImage | None = None
-    mask_png: bytes | None = None
+    mask_encoded: bytes | None = None
     histogram: list = dataclasses.field(default_factory=list)
     note: str = ""
     skip_reason: str = ""
@@ -109,7 +114,7 @@ class CheckedPair:
 
 
 def check_pair(image_path, mask_path, *, num_classes=None,
-               max_pixels=89_478_485):
+               max_pixels=89_478_485, mask_format=MASK_PNG):
     """Reads an image and its mask; returns what to store or why not.
 
     Args:
@@ -119,6 +124,8 @@ def check_pair(image_path, mask_path, *, num_classes=None,
             value); None accepts every id (the class count is then taken
             from the largest id found). Defaults to None.
         max_pixels: int, as in ``image_check.check_image``.
+        mask_format: ``"png"`` or ``"raw"``, as ``encode_mask`` stores
+            the mask. Defaults to ``"png"``.
 
     Returns:
         a ``CheckedPair``. Never raises for a bad file.
@@ -158,17 +165,43 @@ def check_pair(image_path, mask_path, *, num_classes=None,
             return CheckedPair(skip_reason=(
                 f"mask value {int(bad[0]) + num_classes} is not a class id "
                 f"(< {num_classes}) nor the ignore value {IGNORE_VALUE}"))
-    buffer = io.BytesIO()
-    Image.fromarray(mask, mode="L").save(buffer, format="PNG")
     notes = [n for n in (image.note, mask_note) if n]
-    return CheckedPair(image, buffer.getvalue(),
+    return CheckedPair(image, encode_mask(mask, mask_format),
                        [int(n) for n in histogram], "; ".join(notes))
 
 
-def check_pairs(pairs, num_classes=None, max_pixels=89_478_485):
+def check_pairs(pairs, num_classes=None, max_pixels=89_478_485,
+                mask_format=MASK_PNG):
     """``check_pair`` of each ``(image_path, mask_path)`` (one worker task)."""
     return [check_pair(image, mask, num_classes=num_classes,
-                       max_pixels=max_pixels) for image, mask in pairs]
+                       max_pixels=max_pixels, mask_format=mask_format)
+            for image, mask in pairs]
+
+
+def encode_mask(mask, mask_format=MASK_PNG):
+    """A uint8 ``[H, W]`` array of class ids as a record stores it.
+
+    Args:
+        mask: uint8 array ``[H, W]``.
+        mask_format: ``"png"``, a single-channel 8-bit PNG (TF Model
+            Garden's form), or ``"raw"``, the ``H * W`` ids row by row
+            (``tfcnn.data.segmentation_features.example_mask`` reads
+            both). Defaults to ``"png"``.
+
+    Returns:
+        bytes.
+
+    Raises:
+        ValueError: an unknown ``mask_format``.
+    """
+    if mask_format == MASK_RAW:
+        return np.ascontiguousarray(mask, np.uint8).tobytes()
+    if mask_format != MASK_PNG:
+        raise ValueError(f"mask_format must be one of {MASK_FORMATS}. "
+                         f"Received: mask_format={mask_format!r}")
+    buffer = io.BytesIO()
+    Image.fromarray(mask, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def read_mask(data, num_classes=None):

@@ -73,7 +73,7 @@ def decode_record(serialized, *, resize_size):
         ``(uint8 [S, S, 3], uint8 [S, S])``.
     """
     example = features.decode(serialized)
-    mask = features.decode_mask(example[features.MASK_ENCODED])
+    mask = features.example_mask(example)
     return decode_pair(example[features.IMAGE_ENCODED], mask, resize_size)
 
 
@@ -169,7 +169,7 @@ def read_segmentation_shards(files, *, deterministic=True):
     def parse(serialized):
         example = features.decode(serialized)
         return (preprocess.decode_image(example[features.IMAGE_ENCODED]),
-                features.decode_mask(example[features.MASK_ENCODED]))
+                features.example_mask(example))
 
     return tf.data.TFRecordDataset(files).map(
         parse, num_parallel_calls=tf.data.AUTOTUNE,
