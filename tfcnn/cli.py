@@ -209,11 +209,15 @@ class _RenamedOption(argparse.Action):
 
 
 def _recipe_or_none(text, overrides):
-    """The recipe ``text`` names (a .toml file or a packaged recipe name),
-    or None when it is a plain path (a folder, a .keras file)."""
+    """The recipe ``text`` names (a .toml file, a run folder with its
+    recipe.toml, or a packaged recipe name), or None when it is another
+    path (a shard folder, a SavedModel, a .keras file)."""
     from tfcnn import recipe
+    from tfcnn.train.run_folder import RunFolder
 
     path = pathlib.Path(text)
+    if path.is_dir() and RunFolder(path).recipe.is_file():
+        return recipe.load_recipe(path, overrides)
     if path.is_dir() or path.suffix == ".keras":
         return None
     if (path.suffix == ".toml" or path.is_file()
@@ -505,15 +509,10 @@ def _export(args):
     from tfcnn.recipe import ExportConfig
 
     model = args.model
+    # A run folder carries the recipe it was trained with.
     recipe = _recipe_or_none(model, args.overrides)
-    run_recipe = pathlib.Path(model, "recipe.toml")
     if recipe is not None:
         model = recipe.train.model_dir
-    elif run_recipe.is_file():
-        # A run folder carries the recipe it was trained with.
-        from tfcnn.recipe import load_recipe
-
-        recipe = load_recipe(run_recipe, args.overrides)
     config = recipe.export if recipe is not None else ExportConfig()
     name = _given(args.name, None if recipe is None else config.name)
     if name is None:
@@ -684,6 +683,10 @@ def _add_run(subparsers):
     _add_recipe_arguments(p)
     p.add_argument("--force", action="store_true",
                    help="run every stage even if its output exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train again from scratch in train.model_dir, "
+                        "replacing the run it holds (of this recipe or "
+                        "another); the other stages skip what is complete")
     _add_json(p)
     p.set_defaults(handler=_run)
 
@@ -692,8 +695,8 @@ def _run(args):
     recipe = _load_recipe(args)
     from tfcnn import run
 
-    with console.command_flags(overwrite="--force"):
-        reports = run.run_recipe(recipe, force=args.force)
+    reports = run.run_recipe(recipe, force=args.force,
+                             overwrite=args.overwrite)
     if args.json:
         _print_json(args, {"stages": [
             {"stage": r.stage, "skipped": r.skipped, "message": r.message,
@@ -738,15 +741,25 @@ def _add_recipe(subparsers):
         description="`tfcnn recipe show NAME > my.toml` writes a packaged "
                     "recipe, comments included, to edit and run.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = actions.add_parser("show", help="print a packaged recipe's TOML")
-    show.add_argument("name", help="packaged recipe name (`tfcnn recipes`)")
+    show = actions.add_parser(
+        "show", help="print a packaged recipe's TOML, or the resolved "
+                     "recipe of a file or run folder")
+    show.add_argument("name", help="packaged recipe name (`tfcnn recipes`), "
+                                   "recipe file or run folder")
+    _add_overrides(show)
     p.set_defaults(handler=_recipe)
 
 
 def _recipe(args):
     from tfcnn import recipe
 
-    sys.stdout.write(recipe.recipe_text(args.name))
+    if args.name in recipe.packaged_recipes() and not args.overrides \
+            and not pathlib.Path(args.name).exists():
+        # Comments included: a recipe to copy and edit.
+        sys.stdout.write(recipe.recipe_text(args.name))
+        return
+    sys.stdout.write(recipe.dump_toml(_load_recipe(
+        argparse.Namespace(recipe=args.name, overrides=args.overrides))))
 
 
 def _add_keys(subparsers):

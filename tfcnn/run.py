@@ -27,8 +27,7 @@ from tfcnn.data import sharding
 from tfcnn.errors import DataError
 from tfcnn.recipe import Source
 from tfcnn.recipe import Strategy
-
-_EXPORT_RECORD = "export.json"
+from tfcnn.train.run_folder import RunFolder
 
 
 @dataclasses.dataclass
@@ -41,7 +40,7 @@ class StageReport:
     result: object = None
 
 
-def run_recipe(recipe, *, force=False, echo=print):
+def run_recipe(recipe, *, force=False, overwrite=False, echo=print):
     """Runs every stage of ``recipe`` and returns their reports.
 
     Under ``train.strategy = "multi_worker"`` the same command runs on
@@ -52,9 +51,18 @@ def run_recipe(recipe, *, force=False, echo=print):
     evaluate, export and predict to it, as the chief alone writes in
     Keras' multi-worker guide and the TF Model Garden.
 
+    The run folder (``train.model_dir``) is checked first: one holding a
+    run of another recipe stops the run before any stage (see
+    ``tfcnn.train.run_folder``), so evaluate and export never answer for
+    a model trained from another recipe.
+
     Args:
         recipe: a ``tfcnn.recipe.Recipe``.
-        force: bool, run stages even when their output is complete.
+        force: bool, run stages even when their output is complete (and
+            train again in place). Defaults to False.
+        overwrite: bool, train again in place, replacing the run in
+            ``train.model_dir``; the other stages skip what is complete.
+            Defaults to False.
         echo: callable taking one line per stage. Defaults to print.
 
     Returns:
@@ -63,9 +71,14 @@ def run_recipe(recipe, *, force=False, echo=print):
     Raises:
         DataError: a worker waited ``train.join_timeout`` seconds for an
             output of the chief that never became complete.
+        RecipeError: ``train.model_dir`` holds a run of another recipe.
     """
     from tfcnn.train import strategy as strategy_lib
 
+    retrain = force or overwrite
+    if not retrain:
+        RunFolder(recipe.train.model_dir).check_recipe(recipe)
+    force = _Force(force, retrain)
     role = strategy_lib.worker_role(recipe.train)
     stages = _stages(recipe)
     if not role.is_chief:
@@ -79,6 +92,15 @@ def run_recipe(recipe, *, force=False, echo=print):
     reports += [_run_stage(stage, recipe, force, echo)
                 for stage in stages[train_at:]]
     return [report for report in reports if report is not None]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Force:
+    """What to redo: every stage (``--force``), or training (and what
+    follows from it) alone (``--overwrite``)."""
+
+    every_stage: bool
+    training: bool
 
 
 def _run_stage(stage, recipe, force, echo):
@@ -209,7 +231,7 @@ def _prepare_digits(recipe, force):
     path = Path(recipe.data.path)
     subset = dict(classes=recipe.data.digits,
                   per_class=recipe.data.digits_per_class)
-    if digits.is_complete(path) and not force:
+    if digits.is_complete(path) and not force.every_stage:
         digits.write_digits(path, seed=recipe.data.seed, **subset)  # checks
         return StageReport("prepare", True, f"{path} is complete")
     summary = digits.write_digits(path, seed=recipe.data.seed, **subset)
@@ -223,7 +245,7 @@ def _prepare_digit_scenes(recipe, force):
     from tfcnn.datasets import digit_scenes
 
     path = Path(recipe.data.path)
-    if digit_scenes.is_complete(path) and not force:
+    if digit_scenes.is_complete(path) and not force.every_stage:
         return StageReport("prepare", True, f"{path} is complete")
     summary = digit_scenes.write_digit_scenes(path, seed=recipe.data.seed)
     return StageReport(
@@ -240,12 +262,12 @@ def _ingest(recipe, force):
         raise DataError(f"data.path: image folder not found: {src}")
     # Shards are renamed into place only when complete, so sizes and record
     # counts suffice here; hashing every shard on each run would not scale.
-    if ingest.is_complete(out, verify_sha256=False) and not force:
+    if ingest.is_complete(out, verify_sha256=False) and not force.every_stage:
         return StageReport("ingest", True, f"{out} is complete")
     ingest.ingest(
         src, out, validation_split=recipe.data.validation_split,
         num_shards=recipe.data.num_shards, seed=recipe.data.seed,
-        overwrite=force)
+        overwrite=force.every_stage)
     return StageReport("ingest", False, f"shards and manifest.json in {out}")
 
 
@@ -257,7 +279,7 @@ def _stats(recipe, force):
         return None
     data = recipe.data
     if data.source is Source.TFDS:
-        if _has_stats(recipe) and not force:
+        if _has_stats(recipe) and not force.every_stage:
             return StageReport("stats", True,
                                f"tfds dataset {data.tfds_name} has stats at "
                                f"{data.resize_size}px")
@@ -267,7 +289,7 @@ def _stats(recipe, force):
             "stats", False,
             f"mean image and RGB PCA of {result.num_images} training images "
             f"of tfds dataset {data.tfds_name} saved")
-    if _has_stats(recipe) and not force:
+    if _has_stats(recipe) and not force.every_stage:
         return StageReport("stats", True, f"{data.shard_dir} has stats at "
                                           f"{data.resize_size}px")
     result = stats.compute_stats(_describe(recipe),
@@ -327,10 +349,10 @@ def _chief_output(stage, recipe):
 def _train(recipe, force):
     from tfcnn.train import fit
 
-    if fit.is_complete(recipe) and not force:
+    if fit.is_complete(recipe) and not force.training:
         return StageReport("train", True,
                            f"{recipe.train.model_dir} is trained")
-    summary = fit.train(recipe, overwrite=force)
+    summary = fit.train(recipe, overwrite=force.training)
     if summary.get("skipped"):
         return StageReport("train", True,
                            f"{recipe.train.model_dir} holds a finished run "
@@ -344,8 +366,11 @@ def _train(recipe, force):
 def _evaluate(recipe, force):
     from tfcnn.train import evaluate
 
+    folder = RunFolder(recipe.train.model_dir)
+    # A model trained from another recipe answers for that recipe.
+    folder.check_recipe(recipe)
     metrics = evaluate.evaluate(recipe, verbose=False)
-    path = Path(recipe.train.model_dir) / "metrics.json"
+    path = folder.metrics
     atomic_files.write_json_atomic(path, metrics)
     return StageReport("evaluate", False,
                        f"{evaluate.format_metrics(metrics)} (saved {path})",
@@ -355,17 +380,18 @@ def _evaluate(recipe, force):
 def _export(recipe, force):
     from tfcnn import export
 
-    model_dir = Path(recipe.train.model_dir)
-    record_path = model_dir / _EXPORT_RECORD
-    digest = sharding.file_sha256(model_dir / "model.keras")
-    if record_path.is_file() and not force:
+    folder = RunFolder(recipe.train.model_dir)
+    folder.check_recipe(recipe)
+    record_path = folder.export_record
+    digest = sharding.file_sha256(folder.model)
+    if record_path.is_file() and not force.every_stage:
         path = _recorded_export(recipe, json.loads(record_path.read_text()),
                                 digest)
         if path is not None:
             return StageReport("export", True, f"{path} holds this model",
                                path)
     path = export.export_model(
-        model_dir, export_dir=recipe.export.export_dir,
+        folder.path, export_dir=recipe.export.export_dir,
         name=recipe.export.name, version=recipe.export.version,
         top_k=recipe.export.top_k)
     # The export as the recipe names it (export.export_dir is relative to
@@ -400,7 +426,7 @@ def _recorded_export(recipe, record, digest):
 
 def _export_path(recipe):
     record = json.loads(
-        (Path(recipe.train.model_dir) / _EXPORT_RECORD).read_text())
+        RunFolder(recipe.train.model_dir).export_record.read_text())
     return Path(recipe.export.export_dir) / recipe.export.name / str(
         record["version"])
 
@@ -457,7 +483,7 @@ def _held_out_image(recipe):
             encoded, example[features.IMAGE_HEIGHT],
             example[features.IMAGE_WIDTH]))
     suffix = {"jpeg": ".jpg", "jpg": ".jpg"}.get(fmt.lower(), f".{fmt}")
-    path = Path(recipe.train.model_dir) / f"held_out_example{suffix}"
+    path = RunFolder(recipe.train.model_dir).held_out(suffix)
     atomic_files.write_bytes_atomic(path, encoded.numpy())
     stored = int(example[features.LABEL].numpy())
     if stored < 0:

@@ -1,14 +1,26 @@
-"""Tests for tfcnn.train.run_folder: one run folder, one run."""
+"""Tests for tfcnn.train.run_folder: one run folder, one recipe, one
+process."""
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.train.conftest import DRIVER
+from tests.train.conftest import ingested_recipe
+from tests.train.conftest import subprocess_env
 from tests.train.conftest import tiny_recipe
+from tfcnn import cli
+from tfcnn import recipe as recipe_lib
 from tfcnn.errors import RecipeError
 from tfcnn.train import fit
 from tfcnn.train import run_folder
+from tfcnn.train.run_folder import RunFolder
 
 
 def _snapshot(folder):
@@ -31,31 +43,59 @@ def interrupted(tmp_path):
     return recipe
 
 
+def test_fingerprint_leaves_out_outputs_logging_and_speed(tmp_path):
+    recipe = tiny_recipe(tmp_path / "a")
+    same = _other(recipe, "train", model_dir=str(tmp_path / "b"),
+                  histogram_freq=3, profile_steps="2,3", backup_steps=7,
+                  steps_per_execution=4)
+    same = _other(same, "data", eval_split="validation")
+    assert run_folder.fingerprint(same) == run_folder.fingerprint(recipe)
+    for section, changes in (("train", {"learning_rate": 0.1}),
+                             ("augment", {"flip": True}),
+                             ("model", {"name": "alexnet"}),
+                             ("data", {"crop_size": 12})):
+        other = _other(recipe, section, **changes)
+        assert (run_folder.fingerprint(other)["sha256"]
+                != run_folder.fingerprint(recipe)["sha256"])
+
+
 def test_other_classes_are_refused_before_anything_is_written(interrupted):
-    recipe = interrupted
-    folder = Path(recipe.train.model_dir)
+    folder = Path(interrupted.train.model_dir)
     before = _snapshot(folder)
-    other = _other(recipe, "data", synthetic_classes=3)
-    with pytest.raises(RecipeError, match=r"holds a run of 4 classes "
-                                          r".* has 3 .*new train.model_dir"):
-        fit.train(other, verbose=0)
+    with pytest.raises(RecipeError, match=r"holds a run of another recipe "
+                                          r"\(data.synthetic_classes = 4 "
+                                          r"there, 3 here\)"):
+        fit.train(_other(interrupted, "data", synthetic_classes=3),
+                  verbose=0)
     assert _snapshot(folder) == before
+    with pytest.raises(RecipeError, match=r"holds a run of 4 classes "
+                                          r".* has 3 .*overwrite=True"):
+        RunFolder(folder).check_classes(NAMES[:3])
 
 
 @pytest.mark.parametrize("section, changes, key", [
     ("model", {"name": "alexnet"}, "model.name"),
     ("model", {"options": {"activation": "tanh"}}, "model.options"),
     ("data", {"crop_size": 12}, "data.crop_size"),
+    ("train", {"epochs": 9}, "train.epochs"),
 ])
-def test_another_network_or_size_is_refused(interrupted, section, changes,
-                                            key):
-    with pytest.raises(RecipeError, match=f"holds a run of {key} = "):
-        run_folder.check_same_run(_other(interrupted, section, **changes),
-                                  NAMES)
+def test_unfinished_run_of_another_recipe_is_refused(interrupted, section,
+                                                     changes, key):
+    with pytest.raises(RecipeError, match=f"another recipe \\({key} = "):
+        RunFolder(interrupted.train.model_dir).check_recipe(
+            _other(interrupted, section, **changes))
 
 
-def test_same_run_with_more_epochs_is_accepted(interrupted):
-    run_folder.check_same_run(_other(interrupted, "train", epochs=9), NAMES)
+def test_same_recipe_with_other_outputs_is_the_same_run(interrupted):
+    RunFolder(interrupted.train.model_dir).check_recipe(
+        _other(interrupted, "train", histogram_freq=5))
+
+
+def test_folder_without_fingerprint_is_compared_by_its_recipe(interrupted):
+    folder = RunFolder(interrupted.train.model_dir)
+    folder.fingerprint.unlink()
+    with pytest.raises(RecipeError, match="data.crop_size = 16 there, 12 "):
+        folder.check_recipe(_other(interrupted, "data", crop_size=12))
 
 
 def test_model_dir_that_is_a_file_is_refused_first(tmp_path):
@@ -66,13 +106,72 @@ def test_model_dir_that_is_a_file_is_refused_first(tmp_path):
     assert path.read_text() == "not a folder"
 
 
-def test_run_folder_written_before_a_rename_is_compared_by_new_name(
-        interrupted):
-    stored = Path(interrupted.train.model_dir) / run_folder.RECIPE_NAME
-    text = stored.read_text()
-    assert "\ncrop_size = " in text
-    stored.write_text(text.replace("\ncrop_size = ", "\nimage_size = "))
-    run_folder.check_same_run(interrupted, NAMES)
-    with pytest.raises(RecipeError, match="holds a run of data.crop_size"):
-        run_folder.check_same_run(
-            _other(interrupted, "data", crop_size=12), NAMES)
+def test_changed_recipe_meets_a_finished_run(tmp_path, capsys):
+    recipe = ingested_recipe(tmp_path)
+    folder = RunFolder(tmp_path / "run")
+    # A lock file left by a killed run (no process holds it) is stale.
+    folder.path.mkdir()
+    folder.lock_file.write_text(json.dumps({"pid": 2**22 + 1}))
+    assert cli.main(["train", str(recipe)]) == 0
+    assert not folder.lock_file.exists()
+    trained = folder.model.read_bytes()
+    capsys.readouterr()
+
+    assert cli.main(["train", str(recipe), "--set",
+                     "train.learning_rate=0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert ("train.learning_rate = 0.01 there, 0.1 here" in err[0]
+            and "--overwrite" in err[0]
+            and "another train.model_dir" in err[0]), err
+    assert folder.model.read_bytes() == trained
+
+    # tfcnn run stops before any stage: nothing is evaluated or exported.
+    assert cli.main(["run", str(recipe), "--set", "model.name=vgg11",
+                     "--set", "data.crop_size=14"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert ("data.crop_size = 12 there, 14 here; model.name = 'lenet5' "
+            "there, 'vgg11' here" in captured.err), captured.err
+    assert not folder.metrics.exists()
+    assert not (tmp_path / "exports").exists()
+    # The run folder's own recipe.toml is the same recipe.
+    assert cli.main(["train", str(folder.path)]) == 0
+    assert "left as it is" in capsys.readouterr().out
+
+    # --overwrite trains the new recipe in place.
+    assert cli.main(["train", str(recipe), "--set",
+                     "train.learning_rate=0.1", "--overwrite"]) == 0
+    stored = recipe_lib.load_recipe(folder.recipe)
+    assert stored.train.learning_rate == 0.1
+    assert folder.model.read_bytes() != trained
+
+
+@pytest.mark.slow
+def test_second_process_on_a_training_folder_is_refused(tmp_path, capsys):
+    recipe = ingested_recipe(tmp_path, per_class=16,
+                             train={"epochs": 2, "batch_size": 2})
+    driver = tmp_path / "train.py"
+    driver.write_text(DRIVER)
+    first = subprocess.Popen(
+        [sys.executable, str(driver), str(recipe), "0.2"],
+        env=subprocess_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    folder = RunFolder(tmp_path / "run")
+    try:
+        deadline = time.monotonic() + 120
+        while folder.holder() is None and time.monotonic() < deadline:
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.2)
+        assert folder.holder() == first.pid
+
+        assert cli.main(["train", str(recipe)]) == 2
+        err = capsys.readouterr().err
+        assert f"being trained by process {first.pid}" in err, err
+        assert len(err.strip().splitlines()) == 1, err
+    finally:
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    assert folder.finished_state()["epochs_completed"] == 2
+    assert not folder.lock_file.exists()
+    assert os.path.isfile(folder.model)

@@ -54,7 +54,6 @@ IMAGENET_MODELS = {
     "resnet152": ("ResNet152", "caffe"),
 }
 
-_RUN_MODEL = "model.keras"
 _LISTED = 8  # names listed in a report line before "... and N more"
 
 
@@ -215,10 +214,12 @@ def _run_classes(source):
     """The class names of the tfcnn run ``source`` belongs to, or None."""
     import json
 
+    from tfcnn.train.run_folder import RunFolder
+
     path = Path(source)
     for folder in (path, path.parent, path.parent.parent):
         try:
-            names = json.loads((folder / "classes.json").read_text())
+            names = json.loads(RunFolder(folder).classes.read_text())
         except (OSError, ValueError):
             continue
         if isinstance(names, dict) and "class_names" in names:
@@ -249,11 +250,15 @@ def read_weights(source, *, model_name=None, input_shape=None):
         return _imagenet_weights(model_name, input_shape)
     path = Path(source)
     if path.is_dir():
-        if not (path / _RUN_MODEL).is_file():
+        from tfcnn.train.run_folder import RunFolder
+
+        folder = RunFolder(path)
+        if not folder.model.is_file():
             raise WeightsError(
                 f"model.weights: {path} is a directory without "
-                f"{_RUN_MODEL} (not a finished tfcnn run). Received: {path}")
-        path = path / _RUN_MODEL
+                f"{folder.MODEL} (not a finished tfcnn run). Received: "
+                f"{path}")
+        path = folder.model
     if not path.is_file():
         raise WeightsError(
             f"model.weights: file not found: {path}. Received: {source}")
