@@ -240,3 +240,68 @@ def test_segmentation_freezes_the_network_inside_its_wrappers():
     trained = [layer.name for layer in network.layers
                if layer.weights and layer.trainable]
     assert len(trained) == 1 and trained[0].startswith("score"), trained
+
+
+TINY_VGG = ("model.options={width_multiplier = 0.0625, fc_units = 16, "
+            "dropout = 0.0}")
+
+
+@pytest.fixture(scope="module")
+def vgg_run(tmp_path_factory):
+    """A tiny VGG-11 trained one epoch on ingested 32 px class folders:
+    ``(recipe file, run folder)``."""
+    from tests.train.conftest import ingested_recipe
+    from tfcnn import cli
+
+    root = tmp_path_factory.mktemp("vgg_run")
+    recipe = ingested_recipe(
+        root, data={"resize_size": 32, "crop_size": 32},
+        model={"name": "vgg11", "options": {
+            "width_multiplier": 0.0625, "fc_units": 16, "dropout": 0.0}})
+    assert cli.main(["train", str(recipe)]) == 0
+    return recipe, root / "run"
+
+
+def test_weights_of_another_architecture_are_refused(vgg_run, tmp_path,
+                                                     capsys):
+    from tfcnn import cli
+
+    recipe, run = vgg_run
+    into_lenet = ["train", str(recipe), "--set", "model.name=lenet5",
+                  "--set", "model.options={}", "--set",
+                  f"model.weights={str(run)!r}", "--set",
+                  f"train.model_dir={str(tmp_path / 'lenet')!r}"]
+    capsys.readouterr()
+    assert cli.main(into_lenet) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "fills 0 of the 8 weight tensors of lenet5" in err[0], err
+    assert "for conv1, conv2, fc1" in err[0], err
+    assert "model.weights_partial = true" in err[0], err
+
+    assert cli.main([*into_lenet, "--set", "model.weights_partial=true"]) \
+        == 0
+
+
+def test_head_stage_trains_every_layer_that_got_no_weights(vgg_run,
+                                                           tmp_path, capsys):
+    from tfcnn import cli
+    from tfcnn import saving
+
+    recipe, run = vgg_run
+    capsys.readouterr()
+    # Other fully connected sizes: fc1, fc2 and the classifier start
+    # fresh, the convolutions start from the run.
+    assert cli.main([
+        "train", str(recipe), "--set", TINY_VGG.replace("16", "8"),
+        "--set", f"model.weights={str(run)!r}",
+        "--set", "train.head_epochs=1", "--set", "train.epochs=2",
+        "--set", f"train.model_dir={str(tmp_path / 'tuned')!r}"]) == 0
+    err = capsys.readouterr().err
+    assert "new: fc1/kernel, fc1/bias, fc2/kernel, fc2/bias, " \
+           "logits/kernel" in err, err
+    network = freeze.network_of(saving.load_model(tmp_path / "tuned" /
+                                                  "model.keras"))
+    fresh = sum(int(np.prod(w.shape)) for name in ("fc1", "fc2", "logits")
+                for w in network.get_layer(name).weights)
+    assert f"epoch 1 trains head: {fresh:,} trainable," in err, err

@@ -157,12 +157,21 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
                                       callbacks)
     staged = freeze_lib.StagedTraining(
         model, config, RunFolder(write_dir).logs / "train",
-        head_after=recipe.model.weights_until)
+        head_after=recipe.model.weights_until,
+        fresh_layers=_fresh_layers(model))
     history = fit_with_restarts(model, data, config.epochs, callbacks,
                                 placement, model_dir, verbose=verbose,
                                 max_restarts=max_restarts, staged=staged)
     return finish_run(recipe, model, data, callbacks, placement, history,
                       resumed_from, write_dir)
+
+
+def _fresh_layers(model):
+    """The layers that ``model.weights`` left fresh (none without)."""
+    from tfcnn.train import freeze as freeze_lib
+
+    report = getattr(freeze_lib.network_of(model), "weights_report", None)
+    return () if report is None else report.fresh_layers
 
 
 def prepare_run_folder(recipe, class_names):

@@ -3,10 +3,13 @@
 ``train.trainable`` picks the layers of the network that train:
 
 * ``"all"``: every layer (as built);
-* ``"head"``: the classifier alone, the network's last layer with weights
-  that trains as built;
-  or, when ``model.weights_until`` names the last pretrained layer, every
-  layer after it (the new top on the pretrained backbone);
+* ``"head"``: the layers that start fresh: every layer that received no
+  weights (or not all of its weights) from ``model.weights``, and every
+  layer after ``model.weights_until`` (the new top on the pretrained
+  backbone: keras.applications' VGG16 without its top leaves fc1, fc2 and
+  the classifier fresh, and all three train); without weights, the
+  classifier alone (the network's last layer with weights that trains as
+  built);
 * ``"from:<layer name>"``: that layer and every layer after it.
 
 The others are frozen the Keras way, ``layer.trainable = False``: their
@@ -72,13 +75,17 @@ class Freezer:
             flags at construction are what ``"all"`` restores (a builder
             may freeze a layer on purpose).
         head_after: str or None, the layer after which the head starts
-            (``model.weights_until``); None: the head is the last layer
-            with weights. Defaults to None.
+            (``model.weights_until``). Defaults to None.
+        fresh_layers: iterable of the names of the layers that received
+            no weights (``tfcnn.models.weights.LoadReport.fresh_layers``);
+            they belong to the head. Without them or ``head_after`` the
+            head is the last layer with weights. Defaults to none.
     """
 
-    def __init__(self, network, head_after=None):
+    def __init__(self, network, head_after=None, fresh_layers=()):
         self.network = network
         self.head_after = head_after or None
+        self.fresh_layers = frozenset(fresh_layers)
         self._built = {layer.name: layer.trainable
                        for layer in network.layers}
         self.current = ALL
@@ -125,6 +132,8 @@ class Freezer:
         if trainable == ALL:
             return {layer.name for layer in layers}
         if trainable == HEAD and self.head_after is None:
+            if self.fresh_layers:
+                return set(self.fresh_layers)
             # The last layer that trains as built: FCN's final bilinear
             # upsampling has weights but stays fixed (Shelhamer et al.).
             weighted = [layer for layer in layers
@@ -141,7 +150,8 @@ class Freezer:
                 f"{name!r} (its layers with weights: "
                 f"{', '.join(_weighted_names(layers)[:6])}, ...). "
                 f"Received: {name!r}")
-        return set(names[names.index(name) + first:])
+        chosen = set(names[names.index(name) + first:])
+        return chosen | self.fresh_layers if trainable == HEAD else chosen
 
 
 def describe(stage, counts):
@@ -176,12 +186,14 @@ class StagedTraining:
             (``parameters/trainable`` and ``parameters/frozen`` at the
             stage's first epoch). Defaults to None.
         head_after: str or None, as for ``Freezer``. Defaults to None.
+        fresh_layers: as for ``Freezer``. Defaults to none.
     """
 
-    def __init__(self, model, config, log_dir=None, head_after=None):
+    def __init__(self, model, config, log_dir=None, head_after=None,
+                 fresh_layers=()):
         self.model = model
         self.stages = training_stages(config)
-        self.freezer = Freezer(network_of(model), head_after)
+        self.freezer = Freezer(network_of(model), head_after, fresh_layers)
         self.log_dir = log_dir
 
     def enter(self, stage):
