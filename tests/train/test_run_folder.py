@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,7 @@ def test_model_dir_that_is_a_file_is_refused_first(tmp_path):
     assert path.read_text() == "not a folder"
 
 
+@pytest.mark.slow
 def test_changed_recipe_meets_a_finished_run(tmp_path, capsys):
     recipe = ingested_recipe(tmp_path)
     folder = RunFolder(tmp_path / "run")
@@ -135,9 +137,23 @@ def test_changed_recipe_meets_a_finished_run(tmp_path, capsys):
             "there, 'vgg11' here" in captured.err), captured.err
     assert not folder.metrics.exists()
     assert not (tmp_path / "exports").exists()
-    # The run folder's own recipe.toml is the same recipe.
+    # The run folder stands for its own recipe.toml, in every command.
     assert cli.main(["train", str(folder.path)]) == 0
     assert "left as it is" in capsys.readouterr().out
+    assert cli.main(["recipe", "show", str(folder.path)]) == 0
+    shown = recipe_lib.recipe_from_dict(
+        tomllib.loads(capsys.readouterr().out))
+    assert shown.train.model_dir == str(folder.path)
+    assert cli.main(["evaluate", str(folder.path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] > 0
+    grid = tmp_path / "grid.png"
+    assert cli.main(["preview", str(folder.path), "--out", str(grid)]) == 0
+    assert grid.is_file()
+    assert cli.main(["export", str(folder.path), "--json"]) == 0
+    capsys.readouterr()
+    image = str(sorted((tmp_path / "src/a").iterdir())[0])
+    assert cli.main(["predict", str(folder.path), image, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"]
 
     # --overwrite trains the new recipe in place.
     assert cli.main(["train", str(recipe), "--set",
