@@ -163,8 +163,13 @@ def _add_overrides(parser):
 
 
 def _load_recipe(args):
+    """The recipe ``args.recipe`` names: a TOML file, a packaged recipe's
+    name, or a run folder (the recipe.toml it was trained with)."""
     from tfcnn import recipe
+    from tfcnn.train.run_folder import RunFolder
 
+    if pathlib.Path(args.recipe).is_dir():
+        return RunFolder(args.recipe).load_recipe(args.overrides)
     return recipe.load_recipe(args.recipe, args.overrides)
 
 
@@ -217,7 +222,7 @@ def _recipe_or_none(text, overrides):
 
     path = pathlib.Path(text)
     if path.is_dir() and RunFolder(path).recipe.is_file():
-        return recipe.load_recipe(path, overrides)
+        return RunFolder(path).load_recipe(overrides)
     if path.is_dir() or path.suffix == ".keras":
         return None
     if (path.suffix == ".toml" or path.is_file()
@@ -417,6 +422,10 @@ def _preview(args):
     recipe_path, data = args.recipe, args.shards
     if _recipe_or_none(args.source, args.overrides) is not None:
         recipe_path = args.source
+        if pathlib.Path(recipe_path).is_dir():  # a run folder's recipe
+            from tfcnn.train.run_folder import RunFolder
+
+            recipe_path = RunFolder(recipe_path).recipe
     else:
         data = data or args.source
     if data is None:

@@ -473,11 +473,9 @@ def load_recipe(path, overrides=()):
     """Reads a recipe, applies ``--set`` overrides and validates it.
 
     Args:
-        path: str or Path of a TOML file, a run folder (its resolved
-            ``recipe.toml``; ``train.model_dir`` is then that folder,
-            wherever it was trained), or the name of a packaged recipe
+        path: str or Path of a TOML file, or the name of a packaged recipe
             (``packaged_recipes()``, e.g. "quickstart") when no such file
-            or folder exists.
+            exists.
         overrides: iterable of ``"section.key=value"`` strings.
 
     Returns:
@@ -487,8 +485,6 @@ def load_recipe(path, overrides=()):
         RecipeError: a missing file, bad TOML, or an unknown or ill-typed key.
     """
     path = Path(path)
-    if path.is_dir():
-        return _load_run_folder(path, overrides)
     if not path.is_file():
         if str(path) in packaged_recipes():
             path = _RECIPES.joinpath(f"{path}.toml")
@@ -506,23 +502,6 @@ def load_recipe(path, overrides=()):
             f"{error.object[error.start]:#04x} at offset {error.start}"
         ) from None
     return recipe_from_dict(raw, overrides)
-
-
-def _load_run_folder(path, overrides):
-    from tfcnn.train.run_folder import RunFolder
-
-    folder = RunFolder(path)
-    if not folder.recipe.is_file():
-        raise RecipeError(
-            f"{path} is a folder without {folder.RECIPE}: a recipe is a "
-            "TOML file, a packaged recipe's name or a run folder "
-            f"(train.model_dir, holding the {folder.RECIPE} it was "
-            f"trained with). Received: {path}")
-    recipe = load_recipe(folder.recipe, overrides)
-    if any(o.partition("=")[0].strip() == "train.model_dir"
-           for o in overrides):
-        return recipe
-    return recipe.replace(train={"model_dir": str(path)})
 
 
 def recipe_from_dict(raw, overrides=()):

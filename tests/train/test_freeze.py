@@ -1,5 +1,7 @@
 """Tests of tfcnn.train.freeze: frozen layers, the two-stage schedule."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -75,12 +77,14 @@ def test_head_only_leaves_the_body_and_its_batch_norm_bitwise(tmp_path,
     assert any("moving_mean" in k for k in after)  # BN stats compared too
     assert _split(snapshots.before, after) == (True, True)
     captured = capsys.readouterr()
-    trainable, frozen = summary["parameters"].values()
-    assert trainable == 32 * 4 + 4  # the classifier of the 32 features
+    counts = summary["parameters"]
+    assert counts["trainable"] == 32 * 4 + 4  # the classifier of 32 features
     assert "train all" not in captured.err
     assert "epochs 1-2 train head: 132 trainable" in captured.err
     # The summary line (stdout).
-    assert f"132 trainable / {frozen:,} frozen parameters" in captured.out
+    assert (f"132 trainable, {counts['frozen']:,} frozen, "
+            f"{counts['non_trainable']:,} non-trainable parameters"
+            in captured.out)
 
 
 def test_from_layer_trains_that_layer_and_the_ones_after(tmp_path):
@@ -118,12 +122,14 @@ def test_two_stages_freeze_then_unfreeze_at_a_divided_rate(tmp_path,
     accumulator.Reload()
     counts = {tag: {e.step: float(tf.make_ndarray(e.tensor_proto))
                     for e in accumulator.Tensors(f"parameters/{tag}")}
-              for tag in ("trainable", "frozen")}
+              for tag in ("trainable", "frozen", "non_trainable")}
     assert counts["trainable"][0] == 132 and counts["frozen"][1] == 0
     statistics = sum(v.size for k, v in snapshots.before.items()
-                     if "moving" in k)  # frozen in stage 1, never trainable
+                     if "moving" in k)  # never trainable, in either stage
+    assert counts["non_trainable"][0] == counts["non_trainable"][1] \
+        == statistics
     assert counts["trainable"][1] == (counts["trainable"][0]
-                                      + counts["frozen"][0] - statistics)
+                                      + counts["frozen"][0])
     schedule = optimizers.build_learning_rate(recipe.train, 4)
     rates = [float(schedule(step)) for step in (0, 3, 4, 11)]
     np.testing.assert_allclose(rates, [0.05, 0.05, 0.0125, 0.0125],
@@ -161,7 +167,7 @@ def test_bad_trainable_values_name_the_key(tmp_path):
         fit.train(bn_recipe(tmp_path / "run", trainable="from:conv9"),
                   verbose=0)
     with pytest.raises(RecipeError, match="head_epochs must be 0 with"):
-        fit.train(bn_recipe(tmp_path / "run", schedule="plateau",
+        fit.train(bn_recipe(tmp_path / "run2", schedule="plateau",
                             head_epochs=1), verbose=0)
 
 
@@ -178,7 +184,9 @@ def test_all_restores_what_the_builder_froze():
 
     assert freezer.apply("head") is True
     assert flags() == [False, False, True]
-    assert freezer.counts() == (3 * 2 + 2, 2 * (4 * 3 + 3) - 3)
+    # The builder's fixed layer never trains: not frozen by choice.
+    assert freezer.counts() == freeze.ParameterCounts(
+        trainable=3 * 2 + 2, frozen=3 * 3 + 3, non_trainable=4 * 3 + 3)
     assert freezer.apply("all") is True
     assert flags() == [False, True, True]
     assert freezer.apply("from:fixed") is False  # the builder's choice holds
@@ -196,7 +204,8 @@ def test_head_after_weights_until_is_every_later_layer():
     assert freezer.apply("head") is True
     assert [layer.trainable for layer in network.layers[1:]] == [
         False, True, True]
-    assert freezer.counts() == (3 * 3 + 3 + 3 * 2 + 2, 4 * 3 + 3)
+    assert freezer.counts() == freeze.ParameterCounts(
+        3 * 3 + 3 + 3 * 2 + 2, 4 * 3 + 3, 0)
     with pytest.raises(RecipeError, match="weights_until: .* no layer "
                                           "'nowhere'"):
         freeze.Freezer(network, head_after="nowhere").apply("head")
@@ -305,3 +314,25 @@ def test_head_stage_trains_every_layer_that_got_no_weights(vgg_run,
     fresh = sum(int(np.prod(w.shape)) for name in ("fc1", "fc2", "logits")
                 for w in network.get_layer(name).weights)
     assert f"epoch 1 trains head: {fresh:,} trainable," in err, err
+
+
+def test_batch_norm_statistics_are_not_counted_as_frozen(vgg_run, tmp_path,
+                                                         capsys):
+    from tfcnn import cli
+    from tfcnn import saving
+
+    recipe, _ = vgg_run
+    capsys.readouterr()
+    assert cli.main([
+        "train", str(recipe), "--set", "model.name=resnet18", "--set",
+        "model.options={width_multiplier = 0.0625}", "--set",
+        f"train.model_dir={str(tmp_path / 'resnet')!r}", "--json"]) == 0
+    parameters = json.loads(capsys.readouterr().out)["parameters"]
+    network = freeze.network_of(saving.load_model(tmp_path / "resnet" /
+                                                  "model.keras"))
+    statistics = sum(int(np.prod(v.shape)) for v in network.weights
+                     if "moving" in v.path)
+    assert parameters == {
+        "trainable": sum(int(np.prod(v.shape))
+                         for v in network.trainable_weights),
+        "frozen": 0, "non_trainable": statistics}

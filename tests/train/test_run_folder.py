@@ -41,7 +41,15 @@ def interrupted(tmp_path):
     """A run folder as a run leaves it when killed before its end."""
     recipe = tiny_recipe(tmp_path / "run")
     fit.prepare_run_folder(recipe, NAMES)
+    (tmp_path / "run/backup").mkdir()
     return recipe
+
+
+def test_a_run_stopped_before_training_does_not_bind_the_folder(tmp_path):
+    recipe = tiny_recipe(tmp_path / "run")
+    fit.prepare_run_folder(recipe, NAMES)
+    RunFolder(tmp_path / "run").check_recipe(
+        _other(recipe, "train", learning_rate=0.5))
 
 
 def test_fingerprint_leaves_out_outputs_logging_and_speed(tmp_path):

@@ -163,7 +163,8 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
                                 placement, model_dir, verbose=verbose,
                                 max_restarts=max_restarts, staged=staged)
     return finish_run(recipe, model, data, callbacks, placement, history,
-                      resumed_from, write_dir)
+                      resumed_from, write_dir,
+                      counts=staged.freezer.counts())
 
 
 def _fresh_layers(model):
@@ -335,8 +336,12 @@ def fit_with_restarts(model, data, epochs, callbacks, placement, model_dir,
 
 
 def finish_run(recipe, model, data, callbacks, placement, history,
-               resumed_from, write_dir):
+               resumed_from, write_dir, counts=None):
     """Saves the model, records the run, and returns its summary.
+
+    ``counts`` (``tfcnn.train.freeze.ParameterCounts`` of the last stage;
+    None: counted on the model as it is, every layer as built) go into
+    the summary as ``parameters``.
 
     On the chief: ``model.keras``, a complete ``training.json``, and the
     backup deleted; every worker then removes its temporary folder.
@@ -355,6 +360,8 @@ def finish_run(recipe, model, data, callbacks, placement, history,
     model_dir = Path(config.model_dir)
     folder = RunFolder(model_dir)
     checkpoints = callbacks.checkpoints
+    if counts is None:
+        counts = freeze_lib.Freezer(freeze_lib.network_of(model)).counts()
     if callbacks.guard.diverged is not None:
         raise DivergedError(_diverged_message(callbacks.guard.diverged,
                                               model_dir, checkpoints))
@@ -370,8 +377,7 @@ def finish_run(recipe, model, data, callbacks, placement, history,
         "best": checkpoints.state.get("best"),
         "num_replicas": placement.num_replicas,
         "steps_per_epoch": data.steps_per_epoch,
-        "parameters": dict(zip(("trainable", "frozen"), freeze_lib.Freezer(
-            freeze_lib.network_of(model)).counts())),
+        "parameters": dataclasses.asdict(counts),
         "paths": {"model": str(folder.model),
                   "classes": str(folder.classes),
                   "recipe": str(folder.recipe),
@@ -385,14 +391,13 @@ def finish_run(recipe, model, data, callbacks, placement, history,
             "complete": True, **summary}, default=float)
         shutil.rmtree(folder.backup, ignore_errors=True)
         epochs = f"{config.epochs} epoch" + "s" * (config.epochs != 1)
-        trainable, frozen = summary["parameters"].values()
         # The result, on stdout as ingest's and stats' are; notices such
         # as resuming go to stderr.
         console.print_result(
             f"train: wrote {folder.MODEL}, {folder.CLASSES}, "
             f"{folder.RECIPE}, checkpoints/ and logs/ in "
             f"{model_dir} ({epochs}, "
-            f"{trainable:,} trainable / {frozen:,} frozen parameters, "
+            f"{freeze_lib.format_counts(counts)}, "
             f"{_format_logs(metrics, data.task.log_keys)})")
     strategy_lib.remove_worker_dir(write_dir, placement)
     return summary

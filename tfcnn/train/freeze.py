@@ -42,6 +42,24 @@ FROM = "from:"
 
 
 @dataclasses.dataclass(frozen=True)
+class ParameterCounts:
+    """A network's parameters by what training does with them.
+
+    Attributes:
+        trainable: int, parameters that train now.
+        frozen: int, parameters that would train as built and are frozen
+            by choice (``train.trainable``, the head stage).
+        non_trainable: int, parameters that never train: batch-norm
+            moving statistics and the weights a builder fixes (FCN's
+            bilinear upsampling).
+    """
+
+    trainable: int
+    frozen: int
+    non_trainable: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Stage:
     """Epochs ``[first_epoch, end_epoch)`` training ``trainable``."""
 
@@ -88,6 +106,9 @@ class Freezer:
         self.fresh_layers = frozenset(fresh_layers)
         self._built = {layer.name: layer.trainable
                        for layer in network.layers}
+        # Keras 3 marks every variable of a frozen layer non-trainable, so
+        # what never trains is recorded as built.
+        self._fixed = {v.path for v in network.non_trainable_weights}
         self.current = ALL
 
     def apply(self, trainable):
@@ -117,15 +138,18 @@ class Freezer:
         return changed
 
     def counts(self):
-        """``(trainable, frozen)`` parameter counts of the network.
+        """The network's ``ParameterCounts`` now.
 
-        Frozen counts every weight of the frozen layers (their batch-norm
-        statistics included); the moving statistics of a batch norm that
-        trains are neither.
+        Frozen counts the weights that train as built and are frozen by
+        ``apply``; the moving statistics of batch norm are non-trainable
+        whether their layer trains or not.
         """
-        frozen = [w for layer in self.network.layers
-                  if not layer.trainable for w in layer.weights]
-        return _count(self.network.trainable_weights), _count(frozen)
+        trainable = {v.path for v in self.network.trainable_weights}
+        fixed = [v for v in self.network.weights if v.path in self._fixed]
+        frozen = [v for v in self.network.weights
+                  if v.path not in trainable and v.path not in self._fixed]
+        return ParameterCounts(_count(self.network.trainable_weights),
+                               _count(frozen), _count(fixed))
 
     def _trainable_layers(self, trainable):
         layers = self.network.layers
@@ -156,13 +180,19 @@ class Freezer:
 
 def describe(stage, counts):
     """One line for a stage: its epochs, what trains, the counts."""
-    trainable, frozen = counts
     if stage.end_epoch - stage.first_epoch == 1:
         epochs = f"epoch {stage.end_epoch} trains"
     else:
         epochs = f"epochs {stage.first_epoch + 1}-{stage.end_epoch} train"
-    return (f"{epochs} {stage.trainable}: {trainable:,} trainable, "
-            f"{frozen:,} frozen parameters")
+    return f"{epochs} {stage.trainable}: {format_counts(counts)}"
+
+
+def format_counts(counts):
+    """``"1,290 trainable, 14,714,688 frozen, 0 non-trainable
+    parameters"``: the frozen ones only when there are any."""
+    frozen = f"{counts.frozen:,} frozen, " if counts.frozen else ""
+    return (f"{counts.trainable:,} trainable, {frozen}"
+            f"{counts.non_trainable:,} non-trainable parameters")
 
 
 def _weighted_names(layers):
@@ -216,13 +246,20 @@ def _log_counts(log_dir, stage, counts):
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
         tf.summary.scalar(
-            "parameters/trainable", counts[0], step=stage.first_epoch,
+            "parameters/trainable", counts.trainable,
+            step=stage.first_epoch,
             description="Parameters that train from this epoch on "
                         "(train.trainable, train.head_epochs).")
         tf.summary.scalar(
-            "parameters/frozen", counts[1], step=stage.first_epoch,
-            description="Parameters of the frozen layers from this epoch "
-                        "on, their batch-norm statistics included.")
+            "parameters/frozen", counts.frozen, step=stage.first_epoch,
+            description="Parameters that train as built and are frozen "
+                        "from this epoch on (train.trainable, "
+                        "train.head_epochs).")
+        tf.summary.scalar(
+            "parameters/non_trainable", counts.non_trainable,
+            step=stage.first_epoch,
+            description="Parameters that never train: batch-norm moving "
+                        "statistics and weights the builder fixes.")
         tf.summary.text("stages", describe(stage, counts),
                         step=stage.first_epoch)
     writer.close()

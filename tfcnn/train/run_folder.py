@@ -134,6 +134,28 @@ class RunFolder:
 
     # What the folder holds ------------------------------------------------
 
+    def load_recipe(self, overrides=()):
+        """The recipe the folder's run was trained with (``recipe.toml``),
+        with ``--set`` overrides; ``train.model_dir`` is this folder,
+        wherever the run was trained, unless an override sets it.
+
+        Raises:
+            RecipeError: the folder holds no ``recipe.toml``.
+        """
+        from tfcnn import recipe as recipe_lib
+
+        if not self.recipe.is_file():
+            raise RecipeError(
+                f"{self.path} is a folder without {self.RECIPE}: a recipe "
+                "is a TOML file, a packaged recipe's name or a run folder "
+                f"(train.model_dir, holding the {self.RECIPE} it was "
+                f"trained with). Received: {self.path}")
+        recipe = recipe_lib.load_recipe(self.recipe, overrides)
+        if any(o.partition("=")[0].strip() == "train.model_dir"
+               for o in overrides):
+            return recipe
+        return recipe.replace(train={"model_dir": str(self.path)})
+
     def check_is_folder(self):
         """Raises ``RecipeError`` when the path exists but is no folder."""
         if self.path.exists() and not self.path.is_dir():
@@ -157,10 +179,20 @@ class RunFolder:
         old = _toml(self.recipe)
         return result_keys(old) if old else None
 
+    def has_progress(self):
+        """Whether a run has trained here: a model, a backup or a
+        checkpoint. A run stopped before its first step (a bad setting)
+        leaves only its recipe, which the next run replaces."""
+        return (self.model.is_file() or self.backup.is_dir()
+                or self.checkpoints.is_dir())
+
     def differences(self, recipe):
         """``[(key, stored value, recipe's value)]`` of the result keys on
-        which ``recipe`` differs from the run in the folder. Keys one side
-        lacks (added to or removed from tfcnn since) are not compared."""
+        which ``recipe`` differs from the run in the folder (none when no
+        run has trained here: ``has_progress``). Keys one side lacks
+        (added to or removed from tfcnn since) are not compared."""
+        if not self.has_progress():
+            return []
         stored = self.stored_keys()
         if stored is None:
             return []
