@@ -164,6 +164,9 @@ def test_stage_commands_take_the_recipe(tmp_path, capsys):
     predicted = _json(capsys)
     assert predicted["saved_model"].endswith("exports/tiny/1")
     assert len(predicted["predictions"][0]["class_ids"]) == 2
+    # ... or the run folder, for the recipe it was trained with.
+    assert cli.main(["predict", str(tmp_path / "run"), image, "--json"]) == 0
+    assert _json(capsys)["saved_model"].endswith("exports/tiny/1")
 
 
 def test_export_of_a_keras_file_needs_a_name(tmp_path, capsys):

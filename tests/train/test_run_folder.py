@@ -160,11 +160,6 @@ def test_changed_recipe_meets_a_finished_run(tmp_path, capsys):
     grid = tmp_path / "grid.png"
     assert cli.main(["preview", str(folder.path), "--out", str(grid)]) == 0
     assert grid.is_file()
-    assert cli.main(["export", str(folder.path), "--json"]) == 0
-    capsys.readouterr()
-    image = str(sorted((tmp_path / "src/a").iterdir())[0])
-    assert cli.main(["predict", str(folder.path), image, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["predictions"]
 
     # --overwrite trains the new recipe in place.
     assert cli.main(["train", str(recipe), "--set",
@@ -177,11 +172,11 @@ def test_changed_recipe_meets_a_finished_run(tmp_path, capsys):
 @pytest.mark.slow
 def test_second_process_on_a_training_folder_is_refused(tmp_path, capsys):
     recipe = ingested_recipe(tmp_path, per_class=16,
-                             train={"epochs": 2, "batch_size": 2})
+                             train={"epochs": 1, "batch_size": 2})
     driver = tmp_path / "train.py"
     driver.write_text(DRIVER)
     first = subprocess.Popen(
-        [sys.executable, str(driver), str(recipe), "0.2"],
+        [sys.executable, str(driver), str(recipe), "0.3"],
         env=subprocess_env(), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     folder = RunFolder(tmp_path / "run")
@@ -199,6 +194,6 @@ def test_second_process_on_a_training_folder_is_refused(tmp_path, capsys):
     finally:
         out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-2000:]
-    assert folder.finished_state()["epochs_completed"] == 2
+    assert folder.finished_state()["epochs_completed"] == 1
     assert not folder.lock_file.exists()
     assert os.path.isfile(folder.model)
