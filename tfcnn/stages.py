@@ -110,7 +110,7 @@ def check_source_folder(recipe):
 
 
 def compute_stats(recipe, *, resize_size=None, split="train",
-                  label_offset=None, progress=False):
+                  label_offset=None, progress=True):
     """Mean image and RGB PCA of the recipe's training data, saved beside
     it (the shard folder, or tfds' cache for a tfds dataset).
 
@@ -120,7 +120,8 @@ def compute_stats(recipe, *, resize_size=None, split="train",
         split: str, the split of a shard folder to describe. Defaults to
             "train" (a tfds dataset: ``data.tfds_train_split``).
         label_offset: int or None; None: ``data.label_offset``.
-        progress: bool, show a progress bar. Defaults to False.
+        progress: bool, show progress and print the result line.
+            Defaults to True.
 
     Returns:
         ``tfcnn.data.stats.DatasetStats``.
