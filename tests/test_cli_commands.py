@@ -5,6 +5,7 @@ import dataclasses
 import inspect
 import json
 import re
+import tomllib
 
 import pytest
 
@@ -163,6 +164,9 @@ def test_stage_commands_take_the_recipe(tmp_path, capsys):
     predicted = _json(capsys)
     assert predicted["saved_model"].endswith("exports/tiny/1")
     assert len(predicted["predictions"][0]["class_ids"]) == 2
+    # ... or the run folder, for the recipe it was trained with.
+    assert cli.main(["predict", str(tmp_path / "run"), image, "--json"]) == 0
+    assert _json(capsys)["saved_model"].endswith("exports/tiny/1")
 
 
 def test_export_of_a_keras_file_needs_a_name(tmp_path, capsys):
@@ -196,3 +200,65 @@ def test_config_dataclasses_coerce_and_validate():
     # help() shows each field with its documentation.
     assert "pca_lighting: std of AlexNet's PCA lighting" in (
         recipe_lib.AugmentConfig.__doc__)
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_generated_data_is_prepared_by_its_own_command(tmp_path, monkeypatch,
+                                                       capsys):
+    monkeypatch.chdir(tmp_path)
+    subset = ["--set", "data.digits=[0, 1]", "--set",
+              "data.digits_per_class=6"]
+    # ingest in a fresh folder names the command that writes the images.
+    assert cli.main(["ingest", "quickstart", *subset]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "`tfcnn prepare RECIPE`" in err[0], err
+    assert _files(tmp_path) == []
+
+    assert cli.main(["prepare", "quickstart", *subset]) == 0
+    assert "wrote 12 train" in capsys.readouterr().out
+    assert cli.main(["prepare", "quickstart", *subset]) == 0
+    assert "is complete" in capsys.readouterr().out
+    assert cli.main(["ingest", "quickstart", *subset, "--workers",
+                     "1"]) == 0
+
+
+def test_dry_run_prints_the_recipe_and_the_stages_and_writes_nothing(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "quickstart", "--set", "train.epochs=3",
+                     "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert recipe_lib.recipe_from_dict(tomllib.loads(out)).train.epochs == 3
+    for line in ("# prepare: would write the generated digits images",
+                 "# ingest: would write shards of data/digits",
+                 "# train: would train lenet5 for 3 epochs",
+                 "# evaluate: would evaluate", "# export: would publish",
+                 "# predict: would predict"):
+        assert line in out, out
+    assert cli.main(["train", "quickstart", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "# train: would train lenet5" in out and "# ingest" not in out
+    assert _files(tmp_path) == []
+
+
+def test_arguments_are_checked_before_tensorflow_loads(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    recipe = recipe_file(tmp_path)  # its shards were never written
+    script = ("import sys; from tfcnn import cli; "
+              "code = cli.main(sys.argv[1:]); "
+              "print(code, 'tensorflow' in sys.modules)")
+    root = str(Path(__file__).resolve().parents[1])
+    for args in (["train", str(recipe)], ["evaluate", str(recipe)],
+                 ["stats", str(recipe)], ["ingest", str(recipe)],
+                 ["ingest", str(tmp_path / "missing"), str(tmp_path / "o")]):
+        done = subprocess.run([sys.executable, "-c", script, *args],
+                              capture_output=True, text=True, timeout=120,
+                              env={"PYTHONPATH": root, "PATH": ""})
+        assert done.stdout.split() == ["2", "False"], (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr

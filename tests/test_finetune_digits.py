@@ -34,9 +34,10 @@ def test_finetuned_digits_evaluate_export_and_serve(tmp_path):
             f"new: {top}; unused from the file: {top}") in tuned.stderr, \
         tuned.stderr
     assert re.search(r"train: epochs 1-4 train head: 58,709 trainable, "
-                     r"2,872 frozen parameters", tuned.stderr)
-    assert "train: epochs 5-12 train all: 61,581 trainable, 0 frozen" \
-        in tuned.stderr
+                     r"2,872 frozen, 0 non-trainable parameters",
+                     tuned.stderr)
+    assert "train: epochs 5-12 train all: 61,581 trainable, 0 " \
+        "non-trainable parameters" in tuned.stderr
     metrics = json.loads(
         (tmp_path / "runs/finetune_digits/metrics.json").read_text())
     assert metrics["num_examples"] == 180  # every test image of 5-9

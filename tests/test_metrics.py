@@ -21,6 +21,14 @@ def test_metrics_are_named_and_count_top5():
     assert float(dense_top1.result()) == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_top5_only_where_five_is_fewer_than_the_classes(dense):
+    names = [m.name for m in metrics.build_metrics(dense, num_classes=5)]
+    assert names == ["accuracy"]  # top-5 of 5 classes is always 1
+    names = [m.name for m in metrics.build_metrics(dense, num_classes=6)]
+    assert names == ["accuracy", "top5_accuracy"]
+
+
 def _confusion(labels, predicted, classes):
     valid = labels != 255
     return np.bincount(classes * labels[valid].astype(int)

@@ -9,6 +9,8 @@ import pytest
 from tfcnn import recipe as recipe_lib
 from tfcnn import run
 
+KEEP = run._Force(every_stage=False, training=False)
+
 
 @pytest.fixture
 def fake_export(monkeypatch):
@@ -51,20 +53,20 @@ def _trained(project):
 def test_same_export_is_skipped(tmp_path, fake_export):
     _trained(tmp_path)
     recipe = _recipe(tmp_path)
-    assert not run._export(recipe, False).skipped
-    report = run._export(recipe, False)
+    assert not run._export(recipe, KEEP).skipped
+    report = run._export(recipe, KEEP)
     assert report.skipped and len(fake_export) == 1
 
 
 def test_a_record_written_before_export_dir_still_skips(tmp_path,
                                                        fake_export):
     _trained(tmp_path)
-    run._export(_recipe(tmp_path), False)
+    run._export(_recipe(tmp_path), KEEP)
     path = tmp_path / "runs/a/export.json"
     record = json.loads(path.read_text())
     record["dir"] = record.pop("export_dir")
     path.write_text(json.dumps(record))
-    assert run._export(_recipe(tmp_path), False).skipped
+    assert run._export(_recipe(tmp_path), KEEP).skipped
 
 
 @pytest.mark.parametrize("change", [
@@ -72,17 +74,17 @@ def test_a_record_written_before_export_dir_still_skips(tmp_path,
 def test_another_name_top_k_or_version_is_exported(tmp_path, fake_export,
                                                     change):
     _trained(tmp_path)
-    run._export(_recipe(tmp_path), False)
-    report = run._export(_recipe(tmp_path, **change), False)
+    run._export(_recipe(tmp_path), KEEP)
+    report = run._export(_recipe(tmp_path, **change), KEEP)
     assert not report.skipped
     assert len(fake_export) == 2
 
 
 def test_another_export_dir_is_exported(tmp_path, fake_export):
     _trained(tmp_path)
-    run._export(_recipe(tmp_path), False)
+    run._export(_recipe(tmp_path), KEEP)
     report = run._export(
-        _recipe(tmp_path, export_dir=str(tmp_path / "elsewhere")), False)
+        _recipe(tmp_path, export_dir=str(tmp_path / "elsewhere")), KEEP)
     assert not report.skipped
     assert report.result.is_relative_to(tmp_path / "elsewhere")
 
@@ -98,12 +100,12 @@ def test_copied_project_does_not_use_the_original_export(
         "data": {"source": "synthetic"},
         "train": {"model_dir": "runs/a"},
         "export": {"export_dir": "saved_models", "name": "digits", "top_k": 3}})
-    run._export(relative, False)
+    run._export(relative, KEEP)
     # Only the run is copied: the copy has no export of its own yet.
     shutil.copytree(original / "runs", copy / "runs")
     monkeypatch.chdir(copy)
 
-    report = run._export(relative, False)
+    report = run._export(relative, KEEP)
 
     assert not report.skipped
     assert (copy / "saved_models/digits/1").is_dir()

@@ -20,6 +20,7 @@ from tfcnn.data import stats
 from tfcnn.data.manifest import Manifest
 from tfcnn.export import layout
 from tfcnn.export import publish
+from tfcnn.run_folder import RunFolder
 
 
 @pytest.fixture
@@ -103,8 +104,8 @@ def test_ingest_stats_and_reading_on_ram(tmp_path, ram, capsys):
 def test_export_from_a_run_folder_on_ram(tmp_path, ram, monkeypatch):
     run = f"{ram}/run"
     tf.io.gfile.makedirs(run)
-    contract_model.build().save(f"{run}/{publish.MODEL_FILE}")
-    with tf.io.gfile.GFile(f"{run}/{publish.CLASSES_FILE}", "w") as f:
+    contract_model.build().save(f"{run}/{RunFolder.MODEL}")
+    with tf.io.gfile.GFile(f"{run}/{RunFolder.CLASSES}", "w") as f:
         f.write(json.dumps({"class_names": list(contract_model.CLASS_NAMES)}))
     # The SavedModel itself is written and checked by test_publish.py.
     written = {}
@@ -118,7 +119,7 @@ def test_export_from_a_run_folder_on_ram(tmp_path, ram, monkeypatch):
                                 verify=False, verbose=False)
     assert path == tmp_path / "m" / "1"
     assert written == {"classes": list(contract_model.CLASS_NAMES),
-                       "source": f"{run}/{publish.MODEL_FILE}"}
+                       "source": f"{run}/{RunFolder.MODEL}"}
     assert layout.list_versions(tmp_path / "m") == [1]
 
     # The command finds the export name in the run's recipe.toml there.

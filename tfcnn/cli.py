@@ -121,7 +121,7 @@ def _parser():
     add_parser = subparsers.add_parser
     subparsers.add_parser = lambda *a, **k: add_parser(
         *a, formatter_class=_HelpFormatter, **k)
-    for add in (_add_ingest, _add_stats, _add_preview, _add_train,
+    for add in (_add_prepare, _add_ingest, _add_stats, _add_preview, _add_train,
                 _add_evaluate, _add_export, _add_predict, _add_serve,
                 _add_run, _add_compare, _add_recipes, _add_recipe,
                 _add_keys, _add_models):
@@ -164,8 +164,13 @@ def _add_overrides(parser):
 
 
 def _load_recipe(args):
+    """The recipe ``args.recipe`` names: a TOML file, a packaged recipe's
+    name, or a run folder (the recipe.toml it was trained with)."""
     from tfcnn import recipe
+    from tfcnn.run_folder import RunFolder
 
+    if pathlib.Path(args.recipe).is_dir():
+        return RunFolder(args.recipe).load_recipe(args.overrides)
     return recipe.load_recipe(args.recipe, args.overrides)
 
 
@@ -188,17 +193,46 @@ def _add_json(parser):
 
 
 def _recipe_or_none(text, overrides):
-    """The recipe ``text`` names (a .toml file or a packaged recipe name),
-    or None when it is a plain path (a folder, a .keras file)."""
+    """The recipe ``text`` names (a .toml file, a run folder with its
+    recipe.toml, or a packaged recipe name), or None when it is another
+    path (a shard folder, a SavedModel, a .keras file)."""
     from tfcnn import recipe
+    from tfcnn.run_folder import RunFolder
 
+    if storage.is_url(text):  # a run folder on object storage
+        folder = RunFolder(text)
+        return (folder.load_recipe(overrides) if folder.recipe.is_file()
+                else None)
     path = pathlib.Path(text)
+    if path.is_dir() and RunFolder(path).recipe.is_file():
+        return RunFolder(path).load_recipe(overrides)
     if path.is_dir() or path.suffix == ".keras":
         return None
     if (path.suffix == ".toml" or path.is_file()
             or text in recipe.packaged_recipes()):
         return recipe.load_recipe(text, overrides)
     return None
+
+
+# prepare --------------------------------------------------------------------
+
+def _add_prepare(subparsers):
+    p = subparsers.add_parser(
+        "prepare", help="write a recipe's generated images (the digits)",
+        description="Write the images of a recipe whose data tfcnn "
+                    "generates (data.source = \"digits\" or "
+                    "\"digit_scenes\": scikit-learn's digits) to its "
+                    "data.path, ready for `tfcnn ingest RECIPE`. A "
+                    "complete folder is left as it is.")
+    _add_recipe_arguments(p)
+    p.set_defaults(handler=_prepare)
+
+
+def _prepare(args):
+    from tfcnn import stages
+
+    _, message = stages.prepare(_load_recipe(args))
+    print(f"prepare: {message}")
 
 
 # ingest ---------------------------------------------------------------------
@@ -260,28 +294,26 @@ def _add_ingest(subparsers):
 
 
 def _ingest(args):
-    from tfcnn.recipe import DataConfig
+    from tfcnn import stages
+    from tfcnn.recipe import Recipe
 
-    data = DataConfig()
-    src, out = args.src, args.out
-    recipe = _recipe_or_none(src, args.overrides)
-    if recipe is not None:
-        data = recipe.data
-        src, out = data.path, out or data.shard_dir
-    if out is None:
-        raise _usage_error("ingest needs OUT (or a recipe as SRC)")
-    from tfcnn.data import ingest
-
-    manifest = ingest.ingest(
-        src, out,
-        validation_split=_given(args.validation_split,
-                                   data.validation_split),
-        num_shards=_given(args.num_shards, data.num_shards),
-        seed=_given(args.seed, data.seed), max_pixels=args.max_pixels,
-        max_side=args.max_side, shorter_side=args.shorter_side,
-        jpeg_quality=args.jpeg_quality, raw=args.raw, lossless=args.lossless,
-        raw_masks=args.raw_masks, workers=args.workers,
-        overwrite=args.overwrite, progress=not args.json)
+    recipe = _recipe_or_none(args.src, args.overrides)
+    if recipe is None:
+        if args.out is None:
+            raise _usage_error("ingest needs OUT (or a recipe as SRC)")
+        recipe = Recipe().replace(data={"path": args.src,
+                                        "shards": args.out})
+    elif args.out is not None:
+        recipe = recipe.replace(data={"shards": args.out})
+    stages.check_paths(recipe, "ingest")  # before TensorFlow loads
+    manifest = stages.ingest(
+        recipe, validation_split=args.validation_split,
+        num_shards=args.num_shards, seed=args.seed,
+        max_pixels=args.max_pixels, max_side=args.max_side,
+        shorter_side=args.shorter_side, jpeg_quality=args.jpeg_quality,
+        raw=args.raw, lossless=args.lossless, raw_masks=args.raw_masks,
+        workers=args.workers, overwrite=args.overwrite,
+        progress=not args.json)
     if args.json:
         _print_json(args, manifest)
 
@@ -321,32 +353,23 @@ def _add_stats(subparsers):
 
 
 def _stats(args):
-    from tfcnn.recipe import DataConfig
-
-    data, folder = DataConfig(), args.data
-    recipe = _recipe_or_none(folder, args.overrides)
-    if recipe is not None:
-        data, folder = recipe.data, recipe.data.shard_dir
-    from tfcnn.data import manifest
-    from tfcnn.data import stats
+    from tfcnn import stages
+    from tfcnn.recipe import Recipe
     from tfcnn.recipe import Source
 
-    if recipe is not None and data.source is Source.TFDS:
+    recipe = _recipe_or_none(args.data, args.overrides)
+    if recipe is None:
+        recipe = Recipe().replace(data={"source": Source.TFRECORD,
+                                        "path": args.data})
+    stages.check_paths(recipe, "stats")  # before TensorFlow loads
+    folder = recipe.data.shard_dir
+    if recipe.data.source is Source.TFDS:
         # A tfds dataset prepared on disk: its training split, cached
         # under the tfds data folder.
-        folder = f"tfds:{data.tfds_name}"
-        result = stats.compute_tfds_stats(
-            data.tfds_name, split=data.tfds_train_split,
-            data_dir=data.tfds_data_dir or None,
-            resize_size=_given(args.resize_size, data.resize_size),
-            progress=not args.json, mask_key=data.tfds_mask_key)
-    else:
-        result = stats.compute_stats(
-            manifest.describe(folder, label_offset=_given(
-                args.label_offset, data.label_offset)),
-            resize_size=_given(args.resize_size, data.resize_size),
-            split=args.split,
-            progress=not args.json)
+        folder = f"tfds:{recipe.data.tfds_name}"
+    result = stages.compute_stats(
+        recipe, resize_size=args.resize_size, split=args.split,
+        label_offset=args.label_offset, progress=not args.json)
 
     if args.json:
         _print_json(args, {"data": str(folder),
@@ -385,6 +408,10 @@ def _preview(args):
     recipe_path, data = args.recipe, args.shards
     if _recipe_or_none(args.source, args.overrides) is not None:
         recipe_path = args.source
+        if pathlib.Path(recipe_path).is_dir():  # a run folder's recipe
+            from tfcnn.run_folder import RunFolder
+
+            recipe_path = RunFolder(recipe_path).recipe
     else:
         data = data or args.source
     if data is None:
@@ -405,14 +432,37 @@ def _add_train(subparsers):
                     "from its backup when run again after a crash.")
     _add_recipe_arguments(p)
     p.add_argument("--overwrite", action="store_true",
-                   help="train a finished run again from scratch, "
-                        "replacing its model, checkpoints and logs")
+                   help="train again from scratch in train.model_dir, "
+                        "replacing the run it holds (finished or not, of "
+                        "this recipe or another)")
+    _add_dry_run(p)
     _add_json(p)
     p.set_defaults(handler=_train)
 
 
+def _add_dry_run(parser):
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the resolved recipe and what each "
+                             "stage would do; write nothing")
+
+
+def _dry_run(recipe, **plan_args):
+    from tfcnn import recipe as recipe_lib
+    from tfcnn import run
+
+    sys.stdout.write(recipe_lib.dump_toml(recipe))
+    print("# what would happen:")
+    for line in run.plan(recipe, **plan_args):
+        print(f"# {line}")
+
+
 def _train(args):
     recipe = _load_recipe(args)  # bad keys fail before TensorFlow loads
+    if args.dry_run:
+        return _dry_run(recipe, overwrite=args.overwrite, train_only=True)
+    from tfcnn import stages
+
+    stages.check_paths(recipe, "train")
     from tfcnn.train import fit
 
     summary = fit.train(recipe, overwrite=args.overwrite)
@@ -434,6 +484,9 @@ def _add_evaluate(subparsers):
 
 def _evaluate(args):
     recipe = _load_recipe(args)
+    from tfcnn import stages
+
+    stages.check_paths(recipe, "evaluate")  # before TensorFlow loads
     from tfcnn.train import evaluate
 
     if args.ten_crop:
@@ -485,15 +538,10 @@ def _export(args):
     from tfcnn.recipe import ExportConfig
 
     model = args.model
+    # A run folder carries the recipe it was trained with.
     recipe = _recipe_or_none(model, args.overrides)
-    run_recipe = storage.path(model) / "recipe.toml"
     if recipe is not None:
         model = recipe.train.model_dir
-    elif run_recipe.is_file():
-        # A run folder carries the recipe it was trained with.
-        from tfcnn.recipe import load_recipe
-
-        recipe = load_recipe(run_recipe, args.overrides)
     config = recipe.export if recipe is not None else ExportConfig()
     name = _given(args.name, None if recipe is None else config.name)
     if name is None:
@@ -503,12 +551,13 @@ def _export(args):
     if args.label is not None and args.model_config_file is None:
         raise _usage_error("--label needs --model-config-file. "
                            f"Received: --label={args.label}")
-    from tfcnn import export
+    from tfcnn import stages
+    from tfcnn.recipe import Recipe
 
-    path = export.export_model(
-        model, export_dir=_given(args.export_dir, config.export_dir),
-        name=name, version=_given(args.version, config.version),
-        top_k=_given(args.top_k, config.top_k))
+    path = stages.export(
+        recipe if recipe is not None else Recipe().replace(export=config),
+        model, export_dir=args.export_dir, name=name,
+        version=args.version, top_k=args.top_k)
     if args.model_config_file is not None:
         from tfcnn.serve import config as serve_config
 
@@ -558,8 +607,10 @@ def _predict(args):
     saved_model, config = args.saved_model, ExportConfig()
     recipe = _recipe_or_none(saved_model, args.overrides)
     if recipe is not None:
+        from tfcnn import stages
+
         config = recipe.export
-        saved_model = pathlib.Path(config.export_dir, config.name)
+        saved_model = stages.exported_model(recipe)
     from tfcnn.serve import predict
 
     result = predict.predict(saved_model, args.images,
@@ -760,16 +811,23 @@ def _add_run(subparsers):
     _add_recipe_arguments(p)
     p.add_argument("--force", action="store_true",
                    help="run every stage even if its output exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train again from scratch in train.model_dir, "
+                        "replacing the run it holds (of this recipe or "
+                        "another); the other stages skip what is complete")
+    _add_dry_run(p)
     _add_json(p)
     p.set_defaults(handler=_run)
 
 
 def _run(args):
     recipe = _load_recipe(args)
+    if args.dry_run:
+        return _dry_run(recipe, force=args.force, overwrite=args.overwrite)
     from tfcnn import run
 
-    with console.command_flags(overwrite="--force"):
-        reports = run.run_recipe(recipe, force=args.force)
+    reports = run.run_recipe(recipe, force=args.force,
+                             overwrite=args.overwrite)
     if args.json:
         _print_json(args, {"stages": [
             {"stage": r.stage, "skipped": r.skipped, "message": r.message,
@@ -842,15 +900,25 @@ def _add_recipe(subparsers):
         description="`tfcnn recipe show NAME > my.toml` writes a packaged "
                     "recipe, comments included, to edit and run.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = actions.add_parser("show", help="print a packaged recipe's TOML")
-    show.add_argument("name", help="packaged recipe name (`tfcnn recipes`)")
+    show = actions.add_parser(
+        "show", help="print a packaged recipe's TOML, or the resolved "
+                     "recipe of a file or run folder")
+    show.add_argument("name", help="packaged recipe name (`tfcnn recipes`), "
+                                   "recipe file or run folder")
+    _add_overrides(show)
     p.set_defaults(handler=_recipe)
 
 
 def _recipe(args):
     from tfcnn import recipe
 
-    sys.stdout.write(recipe.recipe_text(args.name))
+    if args.name in recipe.packaged_recipes() and not args.overrides \
+            and not pathlib.Path(args.name).exists():
+        # Comments included: a recipe to copy and edit.
+        sys.stdout.write(recipe.recipe_text(args.name))
+        return
+    sys.stdout.write(recipe.dump_toml(_load_recipe(
+        argparse.Namespace(recipe=args.name, overrides=args.overrides))))
 
 
 def _add_keys(subparsers):

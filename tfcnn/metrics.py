@@ -11,26 +11,38 @@ import keras
 
 from tfcnn.label_values import IGNORE_VALUE
 
+TOP_K = 5
 
-def build_metrics(dense_labels=False):
-    """The compiled metrics: top-1 and top-5 accuracy.
+
+def has_top_k(num_classes):
+    """Whether top-5 accuracy says anything: with 5 classes or fewer every
+    class is in the top 5 and it is always 1."""
+    return num_classes is None or num_classes > TOP_K
+
+
+def build_metrics(dense_labels=False, num_classes=None):
+    """The compiled metrics: top-1 and (with more than 5 classes) top-5
+    accuracy.
 
     Args:
         dense_labels: bool, whether labels are ``[B, K]`` probability
             vectors (MixUp/CutMix) rather than ``[B]`` class ids. Defaults
             to False.
+        num_classes: int or None, K; top-5 only where 5 < K. Defaults to
+            None (top-5 included).
 
     Returns:
-        list of two ``keras.metrics.Metric``: ``accuracy`` and
-        ``top5_accuracy``.
+        list of ``keras.metrics.Metric``: ``accuracy`` and, where it
+        applies, ``top5_accuracy``.
     """
+    top_k = has_top_k(num_classes)
     if dense_labels:
         return [keras.metrics.CategoricalAccuracy(name="accuracy"),
-                keras.metrics.TopKCategoricalAccuracy(
-                    k=5, name="top5_accuracy")]
+                *([keras.metrics.TopKCategoricalAccuracy(
+                    k=TOP_K, name="top5_accuracy")] if top_k else [])]
     return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(
-                k=5, name="top5_accuracy")]
+            *([keras.metrics.SparseTopKCategoricalAccuracy(
+                k=TOP_K, name="top5_accuracy")] if top_k else [])]
 
 
 def build_segmentation_metrics(num_classes, ignore_class=IGNORE_VALUE):

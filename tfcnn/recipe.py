@@ -244,6 +244,10 @@ class ModelConfig:
     # = "head" and train.head_epochs train (Model Garden's
     # init_checkpoint_modules = "backbone"); empty: every layer that matches
     weights_until: str = ""
+    # accept model.weights that fill less than half of the network's
+    # tensors outside its new head (another architecture's, on purpose);
+    # off: such a load is refused, naming the first layers it misses
+    weights_partial: bool = False
 
     def __post_init__(self):
         _coerce(self)

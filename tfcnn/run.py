@@ -23,13 +23,12 @@ from pathlib import Path
 
 from tfcnn import atomic_files
 from tfcnn import console
-from tfcnn import storage
+from tfcnn import stages as stages_lib
 from tfcnn.data import sharding
 from tfcnn.errors import DataError
 from tfcnn.recipe import Source
 from tfcnn.recipe import Strategy
-
-_EXPORT_RECORD = "export.json"
+from tfcnn.run_folder import RunFolder
 
 
 @dataclasses.dataclass
@@ -42,7 +41,7 @@ class StageReport:
     result: object = None
 
 
-def run_recipe(recipe, *, force=False, echo=print):
+def run_recipe(recipe, *, force=False, overwrite=False, echo=print):
     """Runs every stage of ``recipe`` and returns their reports.
 
     Under ``train.strategy = "multi_worker"`` the same command runs on
@@ -53,9 +52,18 @@ def run_recipe(recipe, *, force=False, echo=print):
     evaluate, export and predict to it, as the chief alone writes in
     Keras' multi-worker guide and the TF Model Garden.
 
+    The run folder (``train.model_dir``) is checked first: one holding a
+    run of another recipe stops the run before any stage (see
+    ``tfcnn.run_folder``), so evaluate and export never answer for
+    a model trained from another recipe.
+
     Args:
         recipe: a ``tfcnn.recipe.Recipe``.
-        force: bool, run stages even when their output is complete.
+        force: bool, run stages even when their output is complete (and
+            train again in place). Defaults to False.
+        overwrite: bool, train again in place, replacing the run in
+            ``train.model_dir``; the other stages skip what is complete.
+            Defaults to False.
         echo: callable taking one line per stage. Defaults to print.
 
     Returns:
@@ -64,9 +72,14 @@ def run_recipe(recipe, *, force=False, echo=print):
     Raises:
         DataError: a worker waited ``train.join_timeout`` seconds for an
             output of the chief that never became complete.
+        RecipeError: ``train.model_dir`` holds a run of another recipe.
     """
     from tfcnn.train import strategy as strategy_lib
 
+    retrain = force or overwrite
+    if not retrain:
+        RunFolder(recipe.train.model_dir).check_recipe(recipe)
+    force = _Force(force, retrain)
     role = strategy_lib.worker_role(recipe.train)
     stages = _stages(recipe)
     if not role.is_chief:
@@ -80,6 +93,121 @@ def run_recipe(recipe, *, force=False, echo=print):
     reports += [_run_stage(stage, recipe, force, echo)
                 for stage in stages[train_at:]]
     return [report for report in reports if report is not None]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Force:
+    """What to redo: every stage (``--force``), or training (and what
+    follows from it) alone (``--overwrite``)."""
+
+    every_stage: bool
+    training: bool
+
+
+def plan(recipe, *, force=False, overwrite=False, train_only=False):
+    """What each stage would do, as one line each; writes nothing.
+
+    ``tfcnn train --dry-run`` and ``tfcnn run --dry-run`` print these
+    after the resolved recipe.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        force, overwrite: as for ``run_recipe``. Default to False.
+        train_only: bool, the train stage alone (``tfcnn train``).
+            Defaults to False.
+
+    Returns:
+        list of str, ``"<stage>: <what it would do>"``.
+    """
+    retrain = force or overwrite
+    force = _Force(force, retrain)
+    stages = [_train] if train_only else _stages(recipe)
+    lines = []
+    for stage in stages:
+        name = stage.__name__.lstrip("_")
+        if stage in (_prepare_digits, _prepare_digit_scenes):
+            name = "prepare"
+        line = _PLANS[stage](recipe, force)
+        if line is not None:
+            lines.append(f"{name}: {line}")
+    return lines
+
+
+def _plan_prepare(recipe, force):
+    if stages_lib.is_prepared(recipe):
+        return f"{recipe.data.path} is complete: skipped"
+    return (f"would write the generated {recipe.data.source.value} images "
+            f"to {recipe.data.path}")
+
+
+def _plan_ingest(recipe, force):
+    from tfcnn.data import ingest
+
+    out = recipe.data.shard_dir
+    if ingest.is_complete(out, verify_sha256=False) and not force.every_stage:
+        return f"{out} is complete: skipped"
+    return f"would write shards of {recipe.data.path} to {out}"
+
+
+def _plan_stats(recipe, force):
+    from tfcnn.tasks import task as task_lib
+
+    if not task_lib.reads_stats(recipe):
+        return None
+    size = recipe.data.resize_size
+    if stages_lib.has_stats(recipe) and not force.every_stage:
+        return f"statistics at {size}px exist: skipped"
+    return f"would compute the mean image and RGB PCA at {size}px"
+
+
+def _plan_train(recipe, force):
+    from tfcnn.errors import RecipeError
+    from tfcnn.train import fit
+
+    folder = RunFolder(recipe.train.model_dir)
+    try:
+        folder.check_is_folder()
+        if not force.training:
+            folder.check_recipe(recipe)
+    except RecipeError as error:
+        return f"would stop with exit status 2: {error}"
+    holder = folder.holder()
+    if holder is not None:
+        return (f"would stop with exit status 2: process {holder} is "
+                f"training {folder.path}")
+    config, model = recipe.train, recipe.model
+    what = (f"{model.name} for {config.epochs} epochs of batch "
+            f"{config.batch_size} at learning rate {config.learning_rate}"
+            + (f" from {model.weights}" if model.weights else ""))
+    if force.training and folder.path.exists():
+        return f"would replace the run in {folder.path} and train {what}"
+    if fit.is_complete(recipe):
+        return (f"{folder.path} holds a finished run of this recipe: "
+                "skipped")
+    if folder.backup.is_dir():
+        return (f"would resume the run in {folder.path} from its backup "
+                f"and train {what}")
+    return f"would train {what} into {folder.path}"
+
+
+def _plan_evaluate(recipe, force):
+    return (f"would evaluate the trained model on the "
+            f"{recipe.data.eval_split!r} split (else validation) and write "
+            f"{RunFolder(recipe.train.model_dir).metrics}")
+
+
+def _plan_export(recipe, force):
+    return (f"would publish the trained model as a new version under "
+            f"{stages_lib.exported_model(recipe)} (top-k "
+            f"{recipe.export.top_k}) unless "
+            f"{RunFolder(recipe.train.model_dir).export_record} records "
+            f"this model there")
+
+
+def _plan_predict(recipe, force):
+    images = list(recipe.predict.images) or ["a held-out example"]
+    return (f"would predict {', '.join(images)} through the exported "
+            f"model")
 
 
 def _run_stage(stage, recipe, force, echo):
@@ -203,96 +331,47 @@ def _stages(recipe):
 
 
 def _prepare_digits(recipe, force):
-    from tfcnn.datasets import digits
-
-    path = Path(recipe.data.path)
-    subset = dict(classes=recipe.data.digits,
-                  per_class=recipe.data.digits_per_class)
-    if digits.is_complete(path) and not force:
-        digits.write_digits(path, seed=recipe.data.seed, **subset)  # checks
-        return StageReport("prepare", True, f"{path} is complete")
-    summary = digits.write_digits(path, seed=recipe.data.seed, **subset)
-    return StageReport(
-        "prepare", False,
-        f"wrote {summary['train']} train and {summary['test']} test PNGs "
-        f"of the scikit-learn digits to {path}")
+    return _prepare(recipe)
 
 
 def _prepare_digit_scenes(recipe, force):
-    from tfcnn.datasets import digit_scenes
+    return _prepare(recipe)
 
-    path = Path(recipe.data.path)
-    if digit_scenes.is_complete(path) and not force:
-        return StageReport("prepare", True, f"{path} is complete")
-    summary = digit_scenes.write_digit_scenes(path, seed=recipe.data.seed)
-    return StageReport(
-        "prepare", False,
-        f"wrote {summary['train']} train and {summary['test']} test scenes "
-        f"of scikit-learn digits with their masks to {path}")
+
+def _prepare(recipe):
+    wrote, message = stages_lib.prepare(recipe)
+    return StageReport("prepare", not wrote, message)
 
 
 def _ingest(recipe, force):
     from tfcnn.data import ingest
 
-    src, out = Path(recipe.data.path), recipe.data.shard_dir
-    if not src.is_dir():
-        raise DataError(f"data.path: image folder not found: {src}")
+    out = recipe.data.shard_dir
+    stages_lib.check_source_folder(recipe)
     # Shards are renamed into place only when complete, so sizes and record
     # counts suffice here; hashing every shard on each run would not scale.
-    if ingest.is_complete(out, verify_sha256=False) and not force:
+    if ingest.is_complete(out, verify_sha256=False) and not force.every_stage:
         return StageReport("ingest", True, f"{out} is complete")
-    ingest.ingest(
-        src, out, validation_split=recipe.data.validation_split,
-        num_shards=recipe.data.num_shards, seed=recipe.data.seed,
-        overwrite=force)
+    stages_lib.ingest(recipe, overwrite=force.every_stage)
     return StageReport("ingest", False, f"shards and manifest.json in {out}")
 
 
 def _stats(recipe, force):
-    from tfcnn.data import stats
     from tfcnn.tasks import task as task_lib
 
     if not task_lib.reads_stats(recipe):
         return None
     data = recipe.data
-    if data.source is Source.TFDS:
-        if _has_stats(recipe) and not force:
-            return StageReport("stats", True,
-                               f"tfds dataset {data.tfds_name} has stats at "
-                               f"{data.resize_size}px")
-        result = stats.compute_tfds_stats(data.tfds_name,
-                                          **_tfds_where(data))
-        return StageReport(
-            "stats", False,
-            f"mean image and RGB PCA of {result.num_images} training images "
-            f"of tfds dataset {data.tfds_name} saved")
-    if _has_stats(recipe) and not force:
-        return StageReport("stats", True, f"{data.shard_dir} has stats at "
-                                          f"{data.resize_size}px")
-    result = stats.compute_stats(_describe(recipe),
-                                 resize_size=data.resize_size)
+    where = (f"tfds dataset {data.tfds_name}" if data.source is Source.TFDS
+             else str(data.shard_dir))
+    if stages_lib.has_stats(recipe) and not force.every_stage:
+        return StageReport("stats", True,
+                           f"{where} has stats at {data.resize_size}px")
+    result = stages_lib.compute_stats(recipe)
     return StageReport(
         "stats", False,
         f"mean image and RGB PCA of {result.num_images} training images "
-        f"saved in {data.shard_dir}")
-
-
-def _has_stats(recipe):
-    """Whether the statistics the recipe's augmentation reads exist."""
-    from tfcnn.data import stats
-
-    data = recipe.data
-    if data.source is Source.TFDS:
-        return stats.load_tfds_stats(data.tfds_name, required=False,
-                                     **_tfds_where(data)) is not None
-    existing = stats.load_stats(data.shard_dir, required=False)
-    return existing is not None and existing.resize_size == data.resize_size
-
-
-def _tfds_where(data):
-    return dict(split=data.tfds_train_split,
-                data_dir=data.tfds_data_dir or None,
-                resize_size=data.resize_size, mask_key=data.tfds_mask_key)
+        f"of {where} saved")
 
 
 def _chief_output(stage, recipe):
@@ -319,17 +398,17 @@ def _chief_output(stage, recipe):
         where = (f"tfds dataset {data.tfds_name}"
                  if data.source is Source.TFDS else str(data.shard_dir))
         return ("stats", f"the statistics of {where} at {data.resize_size}px",
-                functools.partial(_has_stats, recipe))
+                functools.partial(stages_lib.has_stats, recipe))
     return "", None, None
 
 
 def _train(recipe, force):
     from tfcnn.train import fit
 
-    if fit.is_complete(recipe) and not force:
+    if fit.is_complete(recipe) and not force.training:
         return StageReport("train", True,
                            f"{recipe.train.model_dir} is trained")
-    summary = fit.train(recipe, overwrite=force)
+    summary = fit.train(recipe, overwrite=force.training)
     if summary.get("skipped"):
         return StageReport("train", True,
                            f"{recipe.train.model_dir} holds a finished run "
@@ -343,8 +422,11 @@ def _train(recipe, force):
 def _evaluate(recipe, force):
     from tfcnn.train import evaluate
 
+    folder = RunFolder(recipe.train.model_dir)
+    # A model trained from another recipe answers for that recipe.
+    folder.check_recipe(recipe)
     metrics = evaluate.evaluate(recipe, verbose=False)
-    path = storage.path(recipe.train.model_dir) / "metrics.json"
+    path = folder.metrics
     atomic_files.write_json_atomic(path, metrics)
     return StageReport("evaluate", False,
                        f"{evaluate.format_metrics(metrics)} (saved {path})",
@@ -352,21 +434,18 @@ def _evaluate(recipe, force):
 
 
 def _export(recipe, force):
-    from tfcnn import export
 
-    model_dir = storage.path(recipe.train.model_dir)
-    record_path = model_dir / _EXPORT_RECORD
-    digest = sharding.file_sha256(model_dir / "model.keras")
-    if record_path.is_file() and not force:
+    folder = RunFolder(recipe.train.model_dir)
+    folder.check_recipe(recipe)
+    record_path = folder.export_record
+    digest = sharding.file_sha256(folder.model)
+    if record_path.is_file() and not force.every_stage:
         path = _recorded_export(recipe, json.loads(record_path.read_text()),
                                 digest)
         if path is not None:
             return StageReport("export", True, f"{path} holds this model",
                                path)
-    path = export.export_model(
-        model_dir, export_dir=recipe.export.export_dir,
-        name=recipe.export.name, version=recipe.export.version,
-        top_k=recipe.export.top_k)
+    path = stages_lib.export(recipe, folder.path)
     # The export as the recipe names it (export.export_dir is relative to
     # the folder the recipe runs in), so a moved or copied project never
     # points at another project's SavedModel.
@@ -399,7 +478,7 @@ def _recorded_export(recipe, record, digest):
 
 def _export_path(recipe):
     record = json.loads(
-        (storage.path(recipe.train.model_dir) / _EXPORT_RECORD).read_text())
+        RunFolder(recipe.train.model_dir).export_record.read_text())
     return Path(recipe.export.export_dir) / recipe.export.name / str(
         record["version"])
 
@@ -419,7 +498,7 @@ def _predict(recipe, force):
     result = predict.predict(
         export_path, images, top_k=recipe.export.top_k,
         output_dir=predict.new_folder(
-            storage.path(recipe.train.model_dir) / predict.DEFAULT_OUTPUT))
+            RunFolder(recipe.train.model_dir).path / predict.DEFAULT_OUTPUT))
     lines = predict.format_predictions(result)
     if truth is not None:
         lines += f"\n  (true class of the held-out image: {truth})"
@@ -436,7 +515,7 @@ def _held_out_image(recipe):
     if recipe.data.source not in (Source.DIGITS, Source.DIGIT_SCENES,
                                   Source.FOLDER, Source.TFRECORD):
         return None, None
-    manifest = _describe(recipe)
+    manifest = stages_lib.describe(recipe)
     split = recipe.data.eval_split
     if not manifest.has_split(split):
         split = "validation"
@@ -460,7 +539,7 @@ def _held_out_image(recipe):
             encoded, example[features.IMAGE_HEIGHT],
             example[features.IMAGE_WIDTH]))
     suffix = {"jpeg": ".jpg", "jpg": ".jpg"}.get(fmt.lower(), f".{fmt}")
-    path = storage.path(recipe.train.model_dir) / f"held_out_example{suffix}"
+    path = RunFolder(recipe.train.model_dir).held_out(suffix)
     atomic_files.write_bytes_atomic(path, encoded.numpy())
     stored = int(example[features.LABEL].numpy())
     if stored < 0:
@@ -468,11 +547,12 @@ def _held_out_image(recipe):
     return str(path), manifest.class_names[stored + recipe.data.label_offset]
 
 
-def _describe(recipe):
-    """The shard folder's manifest; shards from other tools have none, so
-    they are described from their files (their labels may be 1-based)."""
-    from tfcnn.data import manifest as manifest_lib
-
-    return manifest_lib.describe(
-        recipe.data.shard_dir, label_offset=recipe.data.label_offset,
-        labels_file=recipe.data.labels_file or None)
+# What each stage's plan line says (``plan``).
+_PLANS = {_prepare_digits: _plan_prepare,
+          _prepare_digit_scenes: _plan_prepare,
+          _ingest: _plan_ingest,
+          _stats: _plan_stats,
+          _train: _plan_train,
+          _evaluate: _plan_evaluate,
+          _export: _plan_export,
+          _predict: _plan_predict}

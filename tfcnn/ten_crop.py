@@ -88,18 +88,22 @@ def evaluate_ten_crop(model, dataset, *, steps=None, verbose=0, flip=True):
             Defaults to True.
 
     Returns:
-        dict with ``ten_crop_accuracy``, ``ten_crop_top5_accuracy``,
+        dict with ``ten_crop_accuracy``, ``ten_crop_top5_accuracy`` (with
+        more than 5 classes),
         ``ten_crop_loss`` (cross-entropy of the averaged probabilities)
         and ``views`` (10, or 5 without ``flip``).
     """
+    from tfcnn import metrics as metrics_lib
+
     wrapper = ten_crop_model(model, flip=flip)
-    wrapper.compile(loss="sparse_categorical_crossentropy", metrics=[
-        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-        keras.metrics.SparseTopKCategoricalAccuracy(k=5,
-                                                    name="top5_accuracy")])
+    wrapper.compile(loss="sparse_categorical_crossentropy",
+                    metrics=metrics_lib.build_metrics(
+                        num_classes=model.output_shape[-1]))
     results = wrapper.evaluate(dataset, steps=steps, verbose=verbose,
                                return_dict=True)
-    return {"ten_crop_accuracy": float(results["accuracy"]),
-            "ten_crop_top5_accuracy": float(results["top5_accuracy"]),
-            "ten_crop_loss": float(results["loss"]),
-            "views": NUM_VIEWS if flip else NUM_VIEWS // 2}
+    figures = {"ten_crop_accuracy": float(results["accuracy"]),
+               "ten_crop_loss": float(results["loss"]),
+               "views": NUM_VIEWS if flip else NUM_VIEWS // 2}
+    if "top5_accuracy" in results:
+        figures["ten_crop_top5_accuracy"] = float(results["top5_accuracy"])
+    return figures

@@ -78,12 +78,13 @@ def test_run_prepares_ingests_and_computes_stats(tmp_path, monkeypatch):
     stages = run._stages(recipe)[:3]
     assert [s.__name__ for s in stages] == [
         "_prepare_digit_scenes", "_ingest", "_stats"]
-    lines = [stage(recipe, False).message for stage in stages]
+    keep = run._Force(every_stage=False, training=False)
+    lines = [stage(recipe, keep).message for stage in stages]
     assert "wrote 10 train and 3 test scenes" in lines[0]
     loaded = stats.load_stats(recipe.data.shard_dir)
     assert loaded.num_images == 9 and loaded.resize_size == 64
     # Run again: each stage sees its output complete.
-    assert all(stage(recipe, False).skipped for stage in stages)
+    assert all(stage(recipe, keep).skipped for stage in stages)
     # predict's held-out image: a test scene, with no one true class.
     (tmp_path / "run").mkdir()
     path, truth = run._held_out_image(recipe)

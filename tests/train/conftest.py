@@ -202,3 +202,30 @@ def free_port_range(count):
             for s in sockets:
                 s.close()
     raise RuntimeError(f"no {count} free consecutive ports")
+
+
+def ingested_recipe(root, classes=("a", "b"), per_class=6, **sections):
+    """A recipe file over class folders that ``tfcnn ingest`` wrote to
+    shards under ``root``: tiny LeNet-5, one epoch, 12 px crops.
+
+    Args:
+        root: Path, a fresh folder.
+        classes: tuple of class names. Defaults to two.
+        per_class: int, images per class. Defaults to 6.
+        **sections: recipe sections' keys to override (as
+            ``tests.test_cli_commands.recipe_file``).
+
+    Returns:
+        Path of the recipe file.
+    """
+    from tests.data import image_files
+    from tests.test_cli_commands import recipe_file
+    from tfcnn import cli
+
+    image_files.make_class_folders(root / "src", classes, per_class)
+    # No statistics needed: the shards alone train.
+    sections.setdefault("augment", {"mean": "none"})
+    path = recipe_file(root, **sections)
+    if cli.main(["ingest", str(path), "--workers", "1"]) != 0:
+        raise RuntimeError(f"tfcnn ingest {path} failed")
+    return path

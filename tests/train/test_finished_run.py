@@ -57,14 +57,17 @@ def test_cli_train_leaves_a_finished_run(tmp_path, capsys):
     assert "is complete" in out and "(--overwrite or" in out, out
 
 
-def test_more_epochs_do_not_retrain_a_finished_run(tmp_path, capsys):
+def test_more_epochs_are_another_recipe(tmp_path, capsys):
+    # The backup of a finished run is gone: more epochs would restart from
+    # scratch under another schedule, so they are refused, not resumed.
+    import pytest
+
+    from tfcnn.errors import RecipeError
+
     recipe = tiny_recipe(tmp_path / "run", epochs=1)
     fit.train(recipe, verbose=0)
     before = _outputs(tmp_path / "run")
-    capsys.readouterr()
 
-    summary = fit.train(recipe.replace(train={"epochs": 2}), verbose=0)
-
-    assert summary["skipped"]
+    with pytest.raises(RecipeError, match="train.epochs = 1 there, 2 here"):
+        fit.train(recipe.replace(train={"epochs": 2}), verbose=0)
     assert _outputs(tmp_path / "run") == before
-    assert "the recipe asks for 2" in capsys.readouterr().out

@@ -1,5 +1,7 @@
 """Tests of tfcnn.train.freeze: frozen layers, the two-stage schedule."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -75,12 +77,14 @@ def test_head_only_leaves_the_body_and_its_batch_norm_bitwise(tmp_path,
     assert any("moving_mean" in k for k in after)  # BN stats compared too
     assert _split(snapshots.before, after) == (True, True)
     captured = capsys.readouterr()
-    trainable, frozen = summary["parameters"].values()
-    assert trainable == 32 * 4 + 4  # the classifier of the 32 features
+    counts = summary["parameters"]
+    assert counts["trainable"] == 32 * 4 + 4  # the classifier of 32 features
     assert "train all" not in captured.err
     assert "epochs 1-2 train head: 132 trainable" in captured.err
     # The summary line (stdout).
-    assert f"132 trainable / {frozen:,} frozen parameters" in captured.out
+    assert (f"132 trainable, {counts['frozen']:,} frozen, "
+            f"{counts['non_trainable']:,} non-trainable parameters"
+            in captured.out)
 
 
 def test_from_layer_trains_that_layer_and_the_ones_after(tmp_path):
@@ -118,12 +122,14 @@ def test_two_stages_freeze_then_unfreeze_at_a_divided_rate(tmp_path,
     accumulator.Reload()
     counts = {tag: {e.step: float(tf.make_ndarray(e.tensor_proto))
                     for e in accumulator.Tensors(f"parameters/{tag}")}
-              for tag in ("trainable", "frozen")}
+              for tag in ("trainable", "frozen", "non_trainable")}
     assert counts["trainable"][0] == 132 and counts["frozen"][1] == 0
     statistics = sum(v.size for k, v in snapshots.before.items()
-                     if "moving" in k)  # frozen in stage 1, never trainable
+                     if "moving" in k)  # never trainable, in either stage
+    assert counts["non_trainable"][0] == counts["non_trainable"][1] \
+        == statistics
     assert counts["trainable"][1] == (counts["trainable"][0]
-                                      + counts["frozen"][0] - statistics)
+                                      + counts["frozen"][0])
     schedule = optimizers.build_learning_rate(recipe.train, 4)
     rates = [float(schedule(step)) for step in (0, 3, 4, 11)]
     np.testing.assert_allclose(rates, [0.05, 0.05, 0.0125, 0.0125],
@@ -161,7 +167,7 @@ def test_bad_trainable_values_name_the_key(tmp_path):
         fit.train(bn_recipe(tmp_path / "run", trainable="from:conv9"),
                   verbose=0)
     with pytest.raises(RecipeError, match="head_epochs must be 0 with"):
-        fit.train(bn_recipe(tmp_path / "run", schedule="plateau",
+        fit.train(bn_recipe(tmp_path / "run2", schedule="plateau",
                             head_epochs=1), verbose=0)
 
 
@@ -178,7 +184,9 @@ def test_all_restores_what_the_builder_froze():
 
     assert freezer.apply("head") is True
     assert flags() == [False, False, True]
-    assert freezer.counts() == (3 * 2 + 2, 2 * (4 * 3 + 3) - 3)
+    # The builder's fixed layer never trains: not frozen by choice.
+    assert freezer.counts() == freeze.ParameterCounts(
+        trainable=3 * 2 + 2, frozen=3 * 3 + 3, non_trainable=4 * 3 + 3)
     assert freezer.apply("all") is True
     assert flags() == [False, True, True]
     assert freezer.apply("from:fixed") is False  # the builder's choice holds
@@ -196,7 +204,8 @@ def test_head_after_weights_until_is_every_later_layer():
     assert freezer.apply("head") is True
     assert [layer.trainable for layer in network.layers[1:]] == [
         False, True, True]
-    assert freezer.counts() == (3 * 3 + 3 + 3 * 2 + 2, 4 * 3 + 3)
+    assert freezer.counts() == freeze.ParameterCounts(
+        3 * 3 + 3 + 3 * 2 + 2, 4 * 3 + 3, 0)
     with pytest.raises(RecipeError, match="weights_until: .* no layer "
                                           "'nowhere'"):
         freeze.Freezer(network, head_after="nowhere").apply("head")
@@ -240,3 +249,90 @@ def test_segmentation_freezes_the_network_inside_its_wrappers():
     trained = [layer.name for layer in network.layers
                if layer.weights and layer.trainable]
     assert len(trained) == 1 and trained[0].startswith("score"), trained
+
+
+TINY_VGG = ("model.options={width_multiplier = 0.0625, fc_units = 16, "
+            "dropout = 0.0}")
+
+
+@pytest.fixture(scope="module")
+def vgg_run(tmp_path_factory):
+    """A tiny VGG-11 trained one epoch on ingested 32 px class folders:
+    ``(recipe file, run folder)``."""
+    from tests.train.conftest import ingested_recipe
+    from tfcnn import cli
+
+    root = tmp_path_factory.mktemp("vgg_run")
+    recipe = ingested_recipe(
+        root, data={"resize_size": 32, "crop_size": 32},
+        model={"name": "vgg11", "options": {
+            "width_multiplier": 0.0625, "fc_units": 16, "dropout": 0.0}})
+    assert cli.main(["train", str(recipe)]) == 0
+    return recipe, root / "run"
+
+
+def test_weights_of_another_architecture_are_refused(vgg_run, tmp_path,
+                                                     capsys):
+    from tfcnn import cli
+
+    recipe, run = vgg_run
+    into_lenet = ["train", str(recipe), "--set", "model.name=lenet5",
+                  "--set", "model.options={}", "--set",
+                  f"model.weights={str(run)!r}", "--set",
+                  f"train.model_dir={str(tmp_path / 'lenet')!r}"]
+    capsys.readouterr()
+    assert cli.main(into_lenet) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "fills 0 of the 8 weight tensors of lenet5" in err[0], err
+    assert "for conv1, conv2, fc1" in err[0], err
+    assert "model.weights_partial = true" in err[0], err
+
+    assert cli.main([*into_lenet, "--set", "model.weights_partial=true"]) \
+        == 0
+
+
+def test_head_stage_trains_every_layer_that_got_no_weights(vgg_run,
+                                                           tmp_path, capsys):
+    from tfcnn import cli
+    from tfcnn.models import saving
+
+    recipe, run = vgg_run
+    capsys.readouterr()
+    # Other fully connected sizes: fc1, fc2 and the classifier start
+    # fresh, the convolutions start from the run.
+    assert cli.main([
+        "train", str(recipe), "--set", TINY_VGG.replace("16", "8"),
+        "--set", f"model.weights={str(run)!r}",
+        "--set", "train.head_epochs=1", "--set", "train.epochs=2",
+        "--set", f"train.model_dir={str(tmp_path / 'tuned')!r}"]) == 0
+    err = capsys.readouterr().err
+    assert "new: fc1/kernel, fc1/bias, fc2/kernel, fc2/bias, " \
+           "logits/kernel" in err, err
+    network = freeze.network_of(saving.load_model(tmp_path / "tuned" /
+                                                  "model.keras"))
+    fresh = sum(int(np.prod(w.shape)) for name in ("fc1", "fc2", "logits")
+                for w in network.get_layer(name).weights)
+    assert f"epoch 1 trains head: {fresh:,} trainable," in err, err
+
+
+def test_batch_norm_statistics_are_not_counted_as_frozen(vgg_run, tmp_path,
+                                                         capsys):
+    from tfcnn import cli
+    from tfcnn.models import saving
+
+    recipe, _ = vgg_run
+    capsys.readouterr()
+    assert cli.main([
+        "train", str(recipe), "--set", "model.name=resnet18", "--set",
+        "model.options={width_multiplier = 0.0625}", "--set",
+        f"train.model_dir={str(tmp_path / 'resnet')!r}", "--json"]) == 0
+    parameters = json.loads(capsys.readouterr().out)["parameters"]
+    network = freeze.network_of(saving.load_model(tmp_path / "resnet" /
+                                                  "model.keras"))
+    statistics = sum(int(np.prod(v.shape)) for v in network.weights
+                     if "moving" in v.path)
+    assert parameters == {
+        "trainable": sum(int(np.prod(v.shape))
+                         for v in network.trainable_weights),
+        "frozen": 0, "non_trainable": statistics}

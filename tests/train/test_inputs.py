@@ -261,3 +261,34 @@ def test_tfds_source_reads_its_statistics(tmp_path, tfds_dir):  # noqa: F811
     # 4 of the 6 training examples: 2 are held out for validation.
     assert data.steps_per_epoch == 2 and len(first) == len(second) == 2
     assert sorted(first + second) == everything
+
+
+def test_segmentation_model_on_classification_shards_is_one_line(
+        tmp_path, capsys):
+    from tests.train.conftest import ingested_recipe
+    from tfcnn import cli
+
+    recipe = ingested_recipe(tmp_path)
+    assert cli.main(["train", str(recipe), "--set",
+                     "model.name=fcn8s_small"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert ("'fcn8s_small' is a segmentation model and the data in "
+            f"{tmp_path / 'shards'} is for classification") in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
+def test_classifier_on_segmentation_shards_is_one_line(tmp_path, capsys):
+    from tests.data import segmentation_files
+    from tests.test_cli_commands import recipe_file
+    from tfcnn import cli
+
+    segmentation_files.make_pairs(tmp_path / "src", count=6)
+    recipe = recipe_file(tmp_path, augment={"mean": "none"})
+    assert cli.main(["ingest", str(recipe), "--workers", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["train", str(recipe)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "'lenet5' is a classification model and the data in" in err[
+        0] and "is for segmentation" in err[0], err

@@ -36,8 +36,6 @@ from tfcnn.export import serving
 
 VERIFY_ATOL = 1e-5
 VERIFY_TIMEOUT_S = 900
-MODEL_FILE = "model.keras"
-CLASSES_FILE = "classes.json"
 _LOCK_FILE = ".publish.lock"
 
 
@@ -201,10 +199,12 @@ def _load_model(model):
     path = storage.path(model)
     class_names = None
     if path.is_dir():
-        classes_path = path / CLASSES_FILE
-        if classes_path.is_file():
-            class_names = _read_class_names(classes_path)
-        path = path / MODEL_FILE
+        from tfcnn.run_folder import RunFolder
+
+        folder = RunFolder(path)
+        if folder.classes.is_file():
+            class_names = _read_class_names(folder.classes)
+        path = folder.model
     if not path.is_file():
         raise FileNotFoundError(f"no Keras model file at {str(path)!r}")
     from tfcnn.models import saving

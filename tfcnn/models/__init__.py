@@ -18,8 +18,9 @@ from tfcnn.models.registry import build
 from tfcnn.models.registry import describe
 from tfcnn.models.registry import get_builder
 from tfcnn.models.registry import list_models
+from tfcnn.models.registry import model_task
 from tfcnn.models.registry import register_model
 from tfcnn.models.registry import register_variant
 
-__all__ = ["build", "describe", "get_builder", "list_models",
+__all__ = ["build", "describe", "get_builder", "list_models", "model_task",
            "register_model", "register_variant"]

@@ -23,6 +23,7 @@ from tfcnn.blocks.aspp import RATES
 from tfcnn.blocks.aspp import atrous_spatial_pyramid_pooling
 from tfcnn.layers.resize_like import ResizeLike
 from tfcnn.models import validation
+from tfcnn.models.registry import SEGMENTATION
 from tfcnn.models.registry import register_variant
 from tfcnn.models.resnet import check_resnet_options
 from tfcnn.models.resnet import resnet_features
@@ -101,6 +102,8 @@ def deeplabv3(depth, input_shape=(None, None, 3), num_classes=21,
 
 
 deeplabv3_resnet18 = register_variant("deeplabv3_resnet18", deeplabv3,
-                                      fixed={"depth": 18})
+                                      fixed={"depth": 18},
+                                      task=SEGMENTATION)
 deeplabv3_resnet50 = register_variant("deeplabv3_resnet50", deeplabv3,
-                                      fixed={"depth": 50})
+                                      fixed={"depth": 50},
+                                      task=SEGMENTATION)

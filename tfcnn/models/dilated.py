@@ -26,6 +26,7 @@ from tfcnn.blocks import heads
 from tfcnn.blocks.context import context_module
 from tfcnn.models import validation
 from tfcnn.models.fcn import fully_convolutional_head
+from tfcnn.models.registry import SEGMENTATION
 from tfcnn.models.registry import register_model
 from tfcnn.models.vgg import check_vgg_options
 from tfcnn.models.vgg import vgg_features
@@ -34,7 +35,7 @@ OUTPUT_STRIDE = 8
 CONTEXT_RATES = (1, 1, 2, 4, 8, 16, 1)
 
 
-@register_model("dilation8")
+@register_model("dilation8", task=SEGMENTATION)
 def dilation8(input_shape=(None, None, 3), num_classes=21, include_top=True,
               pooling=None, classifier_activation="softmax",
               name="dilation8", context=True, context_rates=CONTEXT_RATES,

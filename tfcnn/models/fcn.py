@@ -36,6 +36,7 @@ from tfcnn import layers as tfcnn_layers
 from tfcnn.blocks import heads
 from tfcnn.blocks.conv_norm_act import conv_norm_act
 from tfcnn.models import validation
+from tfcnn.models.registry import SEGMENTATION
 from tfcnn.models.registry import register_variant
 from tfcnn.models.resnet import check_resnet_options
 from tfcnn.models.resnet import resnet_features
@@ -184,9 +185,12 @@ def fcn(stride, input_shape=(None, None, 3), num_classes=21, include_top=True,
     return keras.Model(inputs, x, name=name or f"fcn{stride}s")
 
 
-fcn32s = register_variant("fcn32s", fcn, fixed={"stride": 32})
-fcn16s = register_variant("fcn16s", fcn, fixed={"stride": 16})
-fcn8s = register_variant("fcn8s", fcn, fixed={"stride": 8})
+fcn32s = register_variant("fcn32s", fcn, fixed={"stride": 32},
+                          task=SEGMENTATION)
+fcn16s = register_variant("fcn16s", fcn, fixed={"stride": 16},
+                          task=SEGMENTATION)
+fcn8s = register_variant("fcn8s", fcn, fixed={"stride": 8},
+                         task=SEGMENTATION)
 
 
 def fcn_resnet(stride, depth, input_shape=(None, None, 3), num_classes=21,
@@ -301,8 +305,10 @@ def _dense_model(inputs, endpoints, stride, num_classes, include_top,
 
 
 fcn8s_resnet18 = register_variant("fcn8s_resnet18", fcn_resnet,
-                                  fixed={"stride": 8, "depth": 18})
+                                  fixed={"stride": 8, "depth": 18},
+                                  task=SEGMENTATION)
 fcn8s_resnet50 = register_variant("fcn8s_resnet50", fcn_resnet,
-                                  fixed={"stride": 8, "depth": 50})
+                                  fixed={"stride": 8, "depth": 50},
+                                  task=SEGMENTATION)
 fcn8s_small = register_variant("fcn8s_small", fcn_small,
-                               fixed={"stride": 8})
+                               fixed={"stride": 8}, task=SEGMENTATION)

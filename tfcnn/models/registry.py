@@ -13,12 +13,23 @@ from tfcnn.errors import ModelValueError
 from tfcnn.errors import UnknownModelError
 
 _REGISTRY = {}
+# Registered name -> the task its outputs answer (``tfcnn.tasks``' names, as
+# manifests record them): scores per image, or per pixel.
+_TASKS = {}
+CLASSIFICATION = "classification"
+SEGMENTATION = "segmentation"
 # Arguments of ``build`` itself, left out of the option list in errors.
 _BUILD_ARGUMENTS = ("input_shape", "num_classes")
 
 
-def register_model(name):
+def register_model(name, *, task=CLASSIFICATION):
     """Decorator that registers a model builder under ``name``.
+
+    Args:
+        name: str, the registered name.
+        task: str, the task the model's output answers: "classification"
+            (class scores per image) or "segmentation" (per pixel).
+            Defaults to "classification".
 
     Raises:
         KeyError: ``name`` is already registered.
@@ -28,12 +39,14 @@ def register_model(name):
         if name in _REGISTRY:
             raise KeyError(f"model {name!r} is already registered")
         _REGISTRY[name] = builder
+        _TASKS[name] = task
         return builder
 
     return decorator
 
 
-def register_variant(name, base, *, fixed=None, defaults=None):
+def register_variant(name, base, *, fixed=None, defaults=None,
+                     task=CLASSIFICATION):
     """Registers ``base`` with some arguments fixed, as the builder ``name``.
 
     Variants of a family come from one generic builder plus a spec, as in
@@ -48,6 +61,8 @@ def register_variant(name, base, *, fixed=None, defaults=None):
         base: the family's builder; every argument passable by keyword.
         fixed: dict, arguments the variant sets and does not expose.
         defaults: dict, arguments the variant exposes with other defaults.
+        task: str, as for ``register_model``. Defaults to
+            "classification".
 
     Returns:
         the registered builder.
@@ -76,12 +91,25 @@ def register_variant(name, base, *, fixed=None, defaults=None):
                          for key, value in {**fixed, **defaults}.items())
     builder.__doc__ = (f"Builds {name}: ``{base.__name__}({settings})``.\n\n"
                        f"    See ``{base.__name__}`` for the arguments.\n")
-    return register_model(name)(builder)
+    return register_model(name, task=task)(builder)
 
 
 def list_models():
     """Returns the registered model names, sorted."""
     return sorted(_REGISTRY)
+
+
+def model_task(name):
+    """The task the model registered as ``name`` answers.
+
+    Returns:
+        str, "classification" or "segmentation".
+
+    Raises:
+        UnknownModelError: unknown name.
+    """
+    get_builder(name)
+    return _TASKS[name]
 
 
 def get_builder(name):

@@ -54,8 +54,11 @@ IMAGENET_MODELS = {
     "resnet152": ("ResNet152", "caffe"),
 }
 
-_RUN_MODEL = "model.keras"
 _LISTED = 8  # names listed in a report line before "... and N more"
+# A load that fills less than this share of the tensors outside the new
+# head starts from what is in effect a random network: another
+# architecture's weights, refused unless ``model.weights_partial``.
+MIN_MATCHED = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +72,26 @@ class LoadReport:
         new: tuple of the network's weight names left at their fresh
             initialization (no tensor of that name and shape).
         unused: tuple of the source's weight names that went nowhere.
+        head: tuple of the names of the layers that were to start fresh
+            (after ``until``, or a classifier of other classes).
     """
 
     source: str
     loaded: tuple
     new: tuple
     unused: tuple
+    head: tuple = ()
+
+    @property
+    def fresh_layers(self):
+        """Names of the layers that received no weights or only some of
+        them, in the network's order: what a head stage must train."""
+        names = []
+        for key in self.new:
+            layer = key.rpartition("/")[0]
+            if layer not in names:
+                names.append(layer)
+        return tuple(names)
 
     @property
     def total(self):
@@ -121,7 +138,7 @@ def resolve_mean(mode, model=None):
 
 
 def load_weights(network, source, *, model_name=None, class_names=None,
-                 until=None):
+                 until=None, partial=False):
     """Copies matching weights from ``source`` into ``network``.
 
     Call it under the strategy's scope: assigning a mirrored variable
@@ -142,13 +159,20 @@ def load_weights(network, source, *, model_name=None, class_names=None,
         until: str or None, the name of the last layer to load; the
             layers after it keep their fresh initialization (a new top on
             a pretrained backbone). Defaults to None (every layer).
+        partial: bool, accept a source that fills less than
+            ``MIN_MATCHED`` of the network's tensors outside its new head
+            (the layers after ``until``, or else its classifier): weights
+            of another architecture, taken on purpose
+            (``model.weights_partial``). Defaults to False.
 
     Returns:
         ``LoadReport``.
 
     Raises:
         WeightsError: a missing or unreadable file, a file that holds no
-            weights, or one that matches none of the network's tensors.
+            weights, or one that matches none of the network's tensors,
+            or (unless ``partial``) less than ``MIN_MATCHED`` of those
+            outside the new head.
         RecipeError: ``"imagenet"`` for a model keras.applications lacks,
             or ``until`` names no layer of ``network``.
     """
@@ -188,6 +212,8 @@ def load_weights(network, source, *, model_name=None, class_names=None,
             f"{', '.join(list(targets)[:3])}; the file's: "
             f"{', '.join(list(tensors)[:3]) or 'none'}). Received: "
             f"{source}")
+    head_layers = fresh or ({head} if head else set())
+    _check_enough(source, network, targets, loaded, head_layers, partial)
     for variable, value in assignments:
         variable.assign(value.astype(variable.dtype))
     unused = []
@@ -195,7 +221,30 @@ def load_weights(network, source, *, model_name=None, class_names=None,
         names, used = matched.get(layer, (weights, set()))
         unused += [f"{layer}/{w}" for w in (names or weights)
                    if w not in used]
-    return LoadReport(source, tuple(loaded), tuple(new), tuple(unused))
+    return LoadReport(source, tuple(loaded), tuple(new), tuple(unused),
+                      tuple(name for name in targets if name in head_layers))
+
+
+def _check_enough(source, network, targets, loaded, head_layers, partial):
+    """Refuses a load that fills too little outside the head."""
+    body = [f"{layer}/{weight}" for layer, variables in targets.items()
+            if layer not in head_layers for weight in variables]
+    taken = set(loaded)
+    matched = sum(key in taken for key in body)
+    if partial or not body or matched >= MIN_MATCHED * len(body):
+        return
+    missing = []
+    for key in body:
+        layer = key.rpartition("/")[0]
+        if key not in taken and layer not in missing:
+            missing.append(layer)
+    raise WeightsError(
+        f"model.weights: {source} fills {matched} of the {len(body)} weight "
+        f"tensors of {network.name} outside its new head (less than "
+        f"{MIN_MATCHED:.0%}: weights of another architecture); no tensor "
+        f"of that name and shape for {_listing(missing[:3])}. Set "
+        f"model.weights_partial = true to start from them anyway. "
+        f"Received: model.weights={source!r}")
 
 
 def _layers_after(network, until, targets):
@@ -215,10 +264,12 @@ def _run_classes(source):
     """The class names of the tfcnn run ``source`` belongs to, or None."""
     import json
 
+    from tfcnn.run_folder import RunFolder
+
     path = Path(source)
     for folder in (path, path.parent, path.parent.parent):
         try:
-            names = json.loads((folder / "classes.json").read_text())
+            names = json.loads(RunFolder(folder).classes.read_text())
         except (OSError, ValueError):
             continue
         if isinstance(names, dict) and "class_names" in names:
@@ -249,11 +300,15 @@ def read_weights(source, *, model_name=None, input_shape=None):
         return _imagenet_weights(model_name, input_shape)
     path = Path(source)
     if path.is_dir():
-        if not (path / _RUN_MODEL).is_file():
+        from tfcnn.run_folder import RunFolder
+
+        folder = RunFolder(path)
+        if not folder.model.is_file():
             raise WeightsError(
                 f"model.weights: {path} is a directory without "
-                f"{_RUN_MODEL} (not a finished tfcnn run). Received: {path}")
-        path = path / _RUN_MODEL
+                f"{folder.MODEL} (not a finished tfcnn run). Received: "
+                f"{path}")
+        path = folder.model
     if not path.is_file():
         raise WeightsError(
             f"model.weights: file not found: {path}. Received: {source}")

@@ -81,7 +81,7 @@ class ImageClassificationTask(task_lib.Task):
     def build_metrics(self, num_classes, dense_labels=False):
         from tfcnn import metrics
 
-        return metrics.build_metrics(dense_labels)
+        return metrics.build_metrics(dense_labels, num_classes)
 
     def summary_callbacks(self, log_dir, data):
         from tfcnn import summaries
@@ -112,15 +112,14 @@ class ImageClassificationTask(task_lib.Task):
         from tfcnn import metrics as metrics_lib
 
         model.compile(loss=losses.CrossEntropy(),
-                      metrics=metrics_lib.build_metrics())
+                      metrics=metrics_lib.build_metrics(
+                          num_classes=model.output_shape[-1]))
         progress = console.keras_verbosity() if verbose else 0
         results = model.evaluate(data.dataset, steps=data.steps,
                                  return_dict=True, verbose=progress)
-        metrics = {
-            "loss": float(results["loss"]),
-            "accuracy": float(results["accuracy"]),
-            "top5_accuracy": float(results["top5_accuracy"]),
-        }
+        metrics = {key: float(results[key])
+                   for key in ("loss", "accuracy", "top5_accuracy")
+                   if key in results}
         if recipe.evaluate.ten_crop:
             from tfcnn import ten_crop
 
@@ -134,10 +133,17 @@ class ImageClassificationTask(task_lib.Task):
         """Split, count, top-1, top-5, loss (and the 10-crop figures)."""
         text = (f"{metrics['split']} ({metrics['num_examples']} images): "
                 f"top-1 {metrics['accuracy']:.2%}, "
-                f"top-5 {metrics['top5_accuracy']:.2%}, "
-                f"loss {metrics['loss']:.4f}")
+                + _top5(metrics, "top5_accuracy")
+                + f"loss {metrics['loss']:.4f}")
         if "ten_crop_accuracy" in metrics:
             text += (f"; {metrics['views']}-crop top-1 "
-                     f"{metrics['ten_crop_accuracy']:.2%}, "
-                     f"top-5 {metrics['ten_crop_top5_accuracy']:.2%}")
+                     f"{metrics['ten_crop_accuracy']:.2%}"
+                     + _top5(metrics, "ten_crop_top5_accuracy", ", "))
         return text
+
+
+def _top5(metrics, key, before=""):
+    """The top-5 figure where there is one (more than 5 classes)."""
+    if key not in metrics:
+        return ""
+    return f"{before}top-5 {metrics[key]:.2%}" + ("" if before else ", ")

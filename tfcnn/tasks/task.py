@@ -146,7 +146,9 @@ def build_network(recipe, input_shape, num_classes, class_names=None):
             ``tfcnn.models.weights.load_weights``. Defaults to None.
 
     Returns:
-        a functional ``keras.Model`` to class scores (logits).
+        a functional ``keras.Model`` to class scores (logits); its
+        ``weights_report`` is the ``LoadReport`` of ``model.weights``
+        (None without).
 
     Raises:
         RecipeError: the network has more than one output.
@@ -164,6 +166,7 @@ def build_network(recipe, input_shape, num_classes, class_names=None):
             f"{dict(recipe.model.options)} has {len(network.outputs)} "
             "outputs; tfcnn train trains one classifier output (for "
             "GoogLeNet, leave aux_classifiers off)")
+    network.weights_report = None
     if recipe.model.weights:
         import sys
 
@@ -171,7 +174,10 @@ def build_network(recipe, input_shape, num_classes, class_names=None):
 
         report = weights_lib.load_weights(
             network, recipe.model.weights, model_name=recipe.model.name,
-            class_names=class_names, until=recipe.model.weights_until)
+            class_names=class_names, until=recipe.model.weights_until,
+            partial=recipe.model.weights_partial)
+        # What the head stage trains (tfcnn.train.freeze).
+        network.weights_report = report
         print(f"train: {report.message()}", file=sys.stderr, flush=True)
     return network
 

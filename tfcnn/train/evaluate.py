@@ -13,9 +13,9 @@ softmax averaged) through ``tfcnn.ten_crop``.
 
 import json
 
-from tfcnn import storage
 from tfcnn.errors import DataError
 from tfcnn.models import saving
+from tfcnn.run_folder import RunFolder
 
 
 def evaluate(recipe, verbose=True):
@@ -45,7 +45,8 @@ def evaluate(recipe, verbose=True):
 
     from tfcnn.train import inputs as inputs_lib
 
-    model_path = storage.path(recipe.train.model_dir) / "model.keras"
+    folder = RunFolder(recipe.train.model_dir)
+    model_path = folder.model
     if not model_path.is_file():
         raise DataError(
             f"no trained model at {model_path}: run `tfcnn train` first. "
@@ -82,7 +83,7 @@ def format_metrics(metrics):
 
 
 def _check_classes(model, data, model_path):
-    classes_path = model_path.with_name("classes.json")
+    classes_path = RunFolder(model_path.parent).classes
     outputs = model.output_shape[-1]
     if outputs != len(data.class_names):
         raise DataError(

@@ -23,7 +23,6 @@ transient failure of a collective (a worker lost under
 """
 
 import dataclasses
-import json
 import re
 
 from tfcnn import atomic_files
@@ -32,22 +31,19 @@ from tfcnn import storage
 from tfcnn.errors import DivergedError
 from tfcnn.errors import RecipeError
 from tfcnn.errors import WorkerLostError
-
-TRAINING_STATE = "training.json"
-MODEL_NAME = "model.keras"
-CLASSES_NAME = "classes.json"
-RECIPE_NAME = "recipe.toml"
-BACKUP_NAME = "backup"
-CHECKPOINTS_NAME = "checkpoints"
-LOGS_NAME = "logs"
+from tfcnn.recipe import Strategy
+from tfcnn.run_folder import RunFolder
 
 
 def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
           overwrite=False):
     """Trains a recipe's model; resumes from its backup if one exists.
 
-    A finished run (``is_complete``) is left alone with one line saying
-    so, unless ``overwrite`` asks to train it again from scratch.
+    The run folder belongs to one recipe and one process
+    (``tfcnn.run_folder``): a folder holding a run of another recipe
+    is refused, and so is one that another process is training. A
+    finished run of this recipe (``is_complete``) is left alone with one
+    line saying so. ``overwrite`` trains again from scratch in place.
 
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
@@ -58,8 +54,9 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
             none.
         max_restarts: int, in-process restarts of ``fit`` from the backup
             after a collective-op failure. Defaults to 2.
-        overwrite: bool, train a finished run again, replacing its model,
-            checkpoints and logs. Defaults to False.
+        overwrite: bool, train again from scratch, replacing the run in
+            ``train.model_dir`` (finished or not, of any recipe).
+            Defaults to False.
 
     Returns:
         dict: ``skipped`` (True for a finished run left alone: the other
@@ -74,19 +71,38 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
             the step and the checkpoint that is kept).
         WorkerLostError: under ``multi_worker``, another worker died or
             stopped answering (for ``train.worker_timeout`` seconds).
-        RecipeError: a bad strategy, batch size or schedule setting.
+        RecipeError: a bad strategy, batch size or schedule setting; a
+            run folder of another recipe, or one another process trains.
         DataError: missing data.
     """
-    from tfcnn.train import run_folder
-
-    run_folder.check_folder(recipe.train.model_dir)
+    folder = RunFolder(recipe.train.model_dir)
+    folder.check_is_folder()
+    if not overwrite:
+        folder.check_recipe(recipe)
     if verbose == "auto":
         verbose = console.keras_verbosity()
-    finished = _finished_state(storage.path(recipe.train.model_dir))
-    if finished is not None:
-        if not overwrite:
+    if not _is_chief(recipe.train):
+        return _train_placed(recipe, verbose, callbacks, max_restarts)
+    with folder.lock():
+        finished = folder.finished_state()
+        if finished is not None and not overwrite:
             return _leave_finished_run(recipe, finished)
-        _remove_finished_run(storage.path(recipe.train.model_dir))
+        if overwrite:
+            folder.clear()
+        return _train_placed(recipe, verbose, callbacks, max_restarts)
+
+
+def _is_chief(config):
+    """Whether this process writes the run folder (without importing
+    TensorFlow unless the run has several workers)."""
+    if config.strategy is not Strategy.MULTI_WORKER:
+        return True
+    from tfcnn.train import strategy as strategy_lib
+
+    return strategy_lib.worker_role(config).is_chief
+
+
+def _train_placed(recipe, verbose, callbacks, max_restarts):
     # First TensorFlow op of the run: MultiWorkerMirroredStrategy needs it.
     from tfcnn.train import strategy as strategy_lib
 
@@ -114,7 +130,6 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
 
     from tfcnn.train import freeze as freeze_lib
     from tfcnn.train import inputs as inputs_lib
-    from tfcnn.train import run_folder
     from tfcnn.train import strategy as strategy_lib
 
     config = recipe.train
@@ -124,7 +139,7 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     data = inputs_lib.training_inputs(recipe,
                                       num_workers=placement.num_workers,
                                       strategy=placement.strategy)
-    run_folder.check_same_run(recipe, data.class_names)
+    RunFolder(model_dir).check_classes(data.class_names)
     with placement.strategy.scope():
         model = data.task.build_training_model(
             recipe, data.num_classes, data.stats,
@@ -140,18 +155,29 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     resumed_from = resume_from_backup(model, model_dir, placement,
                                       callbacks)
     staged = freeze_lib.StagedTraining(
-        model, config, write_dir / LOGS_NAME / "train",
+        model, config, RunFolder(write_dir).logs / "train",
         head_after=recipe.model.weights_until,
+        fresh_layers=_fresh_layers(model),
         network=data.task.network(model))
     history = fit_with_restarts(model, data, config.epochs, callbacks,
                                 placement, model_dir, verbose=verbose,
                                 max_restarts=max_restarts, staged=staged)
     return finish_run(recipe, model, data, callbacks, placement, history,
-                      resumed_from, write_dir)
+                      resumed_from, write_dir,
+                      counts=staged.freezer.counts())
+
+
+def _fresh_layers(model):
+    """The layers that ``model.weights`` left fresh (none without)."""
+    from tfcnn.train import freeze as freeze_lib
+
+    report = getattr(freeze_lib.network_of(model), "weights_report", None)
+    return () if report is None else report.fresh_layers
 
 
 def prepare_run_folder(recipe, class_names):
-    """Creates ``train.model_dir`` with its class names, recipe and state.
+    """Creates ``train.model_dir`` with its class names, recipe,
+    fingerprint and state (``RunFolder.write_recipe``).
 
     Call it on the chief only. ``training.json`` starts incomplete, so
     ``is_complete`` is False until ``finish_run`` rewrites it.
@@ -160,17 +186,7 @@ def prepare_run_folder(recipe, class_names):
         recipe: ``tfcnn.recipe.Recipe``.
         class_names: list of str, the label names in label order.
     """
-    from tfcnn import recipe as recipe_lib
-
-    model_dir = storage.path(recipe.train.model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    atomic_files.write_json_atomic(model_dir / CLASSES_NAME,
-                                   {"class_names": list(class_names)})
-    atomic_files.write_text_atomic(model_dir / RECIPE_NAME,
-                                   recipe_lib.dump_toml(recipe))
-    atomic_files.write_json_atomic(model_dir / TRAINING_STATE, {
-        "epochs": recipe.train.epochs, "epochs_completed": 0,
-        "complete": False})
+    RunFolder(recipe.train.model_dir).write_recipe(recipe, class_names)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,14 +235,14 @@ def build_callbacks(recipe, data, write_dir, extra=()):
     from tfcnn.train import optimizers
 
     config = recipe.train
-    backup = callbacks_lib.Backup(write_dir / BACKUP_NAME,
-                                  config.backup_steps)
+    folder = RunFolder(write_dir)
+    backup = callbacks_lib.Backup(folder.backup, config.backup_steps)
     backup.steps_per_epoch = data.steps_per_epoch
     return TrainingCallbacks(
         guard=callbacks_lib.NanGuard(),
         backup=backup,
         checkpoints=callbacks_lib.Checkpoints(
-            write_dir / CHECKPOINTS_NAME, monitor=f"val_{data.task.monitor}"),
+            folder.checkpoints, monitor=f"val_{data.task.monitor}"),
         plateau=optimizers.plateau_callback(config),
         tensorboard=tuple(_tensorboard_callbacks(recipe, data, write_dir)),
         extra=tuple(extra))
@@ -250,7 +266,7 @@ def resume_from_backup(model, model_dir, placement, callbacks):
     """
     from tfcnn.train import callbacks as callbacks_lib
 
-    backup_dir = model_dir / BACKUP_NAME
+    backup_dir = RunFolder(model_dir).backup
     with placement.strategy.scope():
         state = callbacks_lib.restore_backup(model, backup_dir)
     if state is None:
@@ -315,13 +331,18 @@ def fit_with_restarts(model, data, epochs, callbacks, placement, model_dir,
                 f"train: {type(error).__name__} ({error}); restarting fit "
                 f"from the backup ({attempt + 1}/{max_restarts})")
             with placement.strategy.scope():
-                callbacks_lib.restore_backup(model, model_dir / BACKUP_NAME)
+                callbacks_lib.restore_backup(model,
+                                             RunFolder(model_dir).backup)
     return history
 
 
 def finish_run(recipe, model, data, callbacks, placement, history,
-               resumed_from, write_dir):
+               resumed_from, write_dir, counts=None):
     """Saves the model, records the run, and returns its summary.
+
+    ``counts`` (``tfcnn.train.freeze.ParameterCounts`` of the last stage;
+    None: counted on the model as it is, every layer as built) go into
+    the summary as ``parameters``.
 
     On the chief: ``model.keras``, a complete ``training.json``, and the
     backup deleted; every worker then removes its temporary folder.
@@ -337,14 +358,17 @@ def finish_run(recipe, model, data, callbacks, placement, history,
     from tfcnn.train import strategy as strategy_lib
 
     config = recipe.train
-    model_dir = storage.path(config.model_dir)
+    folder = RunFolder(config.model_dir)
+    model_dir = folder.path
     checkpoints = callbacks.checkpoints
+    if counts is None:
+        counts = freeze_lib.Freezer(data.task.network(model)).counts()
     if callbacks.guard.diverged is not None:
         raise DivergedError(_diverged_message(callbacks.guard.diverged,
                                               model_dir, checkpoints))
     if placement.is_chief:
         save_inference_model(data.task.inference_model(model),
-                             model_dir / MODEL_NAME)
+                             folder.model)
     metrics = {k: v[-1] for k, v in history.items() if v}
     summary = {
         "epochs": config.epochs,
@@ -354,34 +378,34 @@ def finish_run(recipe, model, data, callbacks, placement, history,
         "best": checkpoints.state.get("best"),
         "num_replicas": placement.num_replicas,
         "steps_per_epoch": data.steps_per_epoch,
-        "parameters": dict(zip(("trainable", "frozen"), freeze_lib.Freezer(
-            data.task.network(model)).counts())),
-        "paths": {"model": str(model_dir / MODEL_NAME),
-                  "classes": str(model_dir / CLASSES_NAME),
-                  "recipe": str(model_dir / RECIPE_NAME),
-                  "checkpoints": str(model_dir / CHECKPOINTS_NAME),
-                  "logs": str(model_dir / LOGS_NAME)},
+        "parameters": dataclasses.asdict(counts),
+        "paths": {"model": str(folder.model),
+                  "classes": str(folder.classes),
+                  "recipe": str(folder.recipe),
+                  "fingerprint": str(folder.fingerprint),
+                  "checkpoints": str(folder.checkpoints),
+                  "logs": str(folder.logs)},
     }
     if placement.is_chief:
-        atomic_files.write_json_atomic(model_dir / TRAINING_STATE, {
+        atomic_files.write_json_atomic(folder.state, {
             "epochs": config.epochs, "epochs_completed": config.epochs,
             "complete": True, **summary}, default=float)
-        storage.rmtree(model_dir / BACKUP_NAME)
+        storage.rmtree(folder.backup)
         epochs = f"{config.epochs} epoch" + "s" * (config.epochs != 1)
-        trainable, frozen = summary["parameters"].values()
         # The result, on stdout as ingest's and stats' are; notices such
         # as resuming go to stderr.
         console.print_result(
-            f"train: wrote {MODEL_NAME}, {CLASSES_NAME}, {RECIPE_NAME}, "
-            f"checkpoints/ and logs/ in {model_dir} ({epochs}, "
-            f"{trainable:,} trainable / {frozen:,} frozen parameters, "
+            f"train: wrote {folder.MODEL}, {folder.CLASSES}, "
+            f"{folder.RECIPE}, checkpoints/ and logs/ in "
+            f"{model_dir} ({epochs}, "
+            f"{freeze_lib.format_counts(counts)}, "
             f"{_format_logs(metrics, data.task.log_keys)})")
     strategy_lib.remove_worker_dir(write_dir, placement)
     return summary
 
 
 def is_complete(recipe):
-    """Whether ``train.model_dir`` holds a model trained for ``train.epochs``.
+    """Whether ``train.model_dir`` holds a finished run of this recipe.
 
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
@@ -389,42 +413,21 @@ def is_complete(recipe):
     Returns:
         bool.
     """
-    state = _finished_state(storage.path(recipe.train.model_dir))
-    return state is not None and (
-        state.get("epochs_completed", 0) >= recipe.train.epochs)
-
-
-def _finished_state(model_dir):
-    """``training.json`` of a finished run in ``model_dir``, else None."""
-    if not (model_dir / MODEL_NAME).is_file():
-        return None
-    try:
-        state = json.loads((model_dir / TRAINING_STATE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return state if state.get("complete") else None
+    folder = RunFolder(recipe.train.model_dir)
+    return folder.finished_state() is not None and not folder.differences(
+        recipe)
 
 
 def _leave_finished_run(recipe, state):
     # Its backup is gone, so training again would start from scratch and
-    # replace the model: never without being asked, even for more epochs.
+    # replace the model: never without being asked.
     done = state.get("epochs_completed", 0)
-    wanted = recipe.train.epochs
-    asked = "" if done == wanted else f"; the recipe asks for {wanted}"
     console.print_result(
         f"train: {recipe.train.model_dir} is complete ({done} epoch"
-        f"{'s' * (done != 1)}{asked}); left as it is "
+        f"{'s' * (done != 1)} of this recipe); left as it is "
         f"({console.option_text('overwrite')} or another train.model_dir "
         "trains again)")
     return {**state, "epochs_run": 0, "resumed_from": None, "skipped": True}
-
-
-def _remove_finished_run(model_dir):
-    """Removes what training writes, so the new run's logs stand alone."""
-    for name in ("logs", "checkpoints", "backup"):
-        storage.rmtree(model_dir / name)
-    for name in (MODEL_NAME, TRAINING_STATE):
-        (model_dir / name).unlink(missing_ok=True)
 
 
 def save_inference_model(model, path):
@@ -585,7 +588,7 @@ def _tensorboard_callbacks(recipe, data, write_dir):
     from tfcnn.train import hparams
 
     config = recipe.train
-    logs = write_dir / LOGS_NAME
+    logs = RunFolder(write_dir).logs
     profile = _profile_steps(config.profile_steps)
     return [
         summaries.EpochScalars(
@@ -634,8 +637,8 @@ def _worker_lost_message(error, recipe):
     return (f"a worker of this multi-worker run was lost "
             f"({type(error).__name__}: {cause.strip()[:300]}). Start the same "
             f"command on every worker again: training resumes from "
-            f"{storage.path(recipe.train.model_dir) / BACKUP_NAME} at its "
-            f"last saved step")
+            f"{RunFolder(recipe.train.model_dir).backup} at its last saved "
+            f"step")
 
 
 def _diverged_message(diverged, model_dir, checkpoints):

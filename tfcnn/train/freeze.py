@@ -3,10 +3,13 @@
 ``train.trainable`` picks the layers of the network that train:
 
 * ``"all"``: every layer (as built);
-* ``"head"``: the classifier alone, the network's last layer with weights
-  that trains as built;
-  or, when ``model.weights_until`` names the last pretrained layer, every
-  layer after it (the new top on the pretrained backbone);
+* ``"head"``: the layers that start fresh: every layer that received no
+  weights (or not all of its weights) from ``model.weights``, and every
+  layer after ``model.weights_until`` (the new top on the pretrained
+  backbone: keras.applications' VGG16 without its top leaves fc1, fc2 and
+  the classifier fresh, and all three train); without weights, the
+  classifier alone (the network's last layer with weights that trains as
+  built);
 * ``"from:<layer name>"``: that layer and every layer after it.
 
 The others are frozen the Keras way, ``layer.trainable = False``: their
@@ -36,6 +39,24 @@ from tfcnn.models.weights import network_of  # noqa: F401  (re-exported)
 ALL = "all"
 HEAD = "head"
 FROM = "from:"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterCounts:
+    """A network's parameters by what training does with them.
+
+    Attributes:
+        trainable: int, parameters that train now.
+        frozen: int, parameters that would train as built and are frozen
+            by choice (``train.trainable``, the head stage).
+        non_trainable: int, parameters that never train: batch-norm
+            moving statistics and the weights a builder fixes (FCN's
+            bilinear upsampling).
+    """
+
+    trainable: int
+    frozen: int
+    non_trainable: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,15 +93,22 @@ class Freezer:
             flags at construction are what ``"all"`` restores (a builder
             may freeze a layer on purpose).
         head_after: str or None, the layer after which the head starts
-            (``model.weights_until``); None: the head is the last layer
-            with weights. Defaults to None.
+            (``model.weights_until``). Defaults to None.
+        fresh_layers: iterable of the names of the layers that received
+            no weights (``tfcnn.models.weights.LoadReport.fresh_layers``);
+            they belong to the head. Without them or ``head_after`` the
+            head is the last layer with weights. Defaults to none.
     """
 
-    def __init__(self, network, head_after=None):
+    def __init__(self, network, head_after=None, fresh_layers=()):
         self.network = network
         self.head_after = head_after or None
+        self.fresh_layers = frozenset(fresh_layers)
         self._built = {layer.name: layer.trainable
                        for layer in network.layers}
+        # Keras 3 marks every variable of a frozen layer non-trainable, so
+        # what never trains is recorded as built.
+        self._fixed = {v.path for v in network.non_trainable_weights}
         self.current = ALL
 
     def apply(self, trainable):
@@ -110,21 +138,26 @@ class Freezer:
         return changed
 
     def counts(self):
-        """``(trainable, frozen)`` parameter counts of the network.
+        """The network's ``ParameterCounts`` now.
 
-        Frozen counts every weight of the frozen layers (their batch-norm
-        statistics included); the moving statistics of a batch norm that
-        trains are neither.
+        Frozen counts the weights that train as built and are frozen by
+        ``apply``; the moving statistics of batch norm are non-trainable
+        whether their layer trains or not.
         """
-        frozen = [w for layer in self.network.layers
-                  if not layer.trainable for w in layer.weights]
-        return _count(self.network.trainable_weights), _count(frozen)
+        trainable = {v.path for v in self.network.trainable_weights}
+        fixed = [v for v in self.network.weights if v.path in self._fixed]
+        frozen = [v for v in self.network.weights
+                  if v.path not in trainable and v.path not in self._fixed]
+        return ParameterCounts(_count(self.network.trainable_weights),
+                               _count(frozen), _count(fixed))
 
     def _trainable_layers(self, trainable):
         layers = self.network.layers
         if trainable == ALL:
             return {layer.name for layer in layers}
         if trainable == HEAD and self.head_after is None:
+            if self.fresh_layers:
+                return set(self.fresh_layers)
             # The last layer that trains as built: FCN's final bilinear
             # upsampling has weights but stays fixed (Shelhamer et al.).
             weighted = [layer for layer in layers
@@ -141,18 +174,25 @@ class Freezer:
                 f"{name!r} (its layers with weights: "
                 f"{', '.join(_weighted_names(layers)[:6])}, ...). "
                 f"Received: {name!r}")
-        return set(names[names.index(name) + first:])
+        chosen = set(names[names.index(name) + first:])
+        return chosen | self.fresh_layers if trainable == HEAD else chosen
 
 
 def describe(stage, counts):
     """One line for a stage: its epochs, what trains, the counts."""
-    trainable, frozen = counts
     if stage.end_epoch - stage.first_epoch == 1:
         epochs = f"epoch {stage.end_epoch} trains"
     else:
         epochs = f"epochs {stage.first_epoch + 1}-{stage.end_epoch} train"
-    return (f"{epochs} {stage.trainable}: {trainable:,} trainable, "
-            f"{frozen:,} frozen parameters")
+    return f"{epochs} {stage.trainable}: {format_counts(counts)}"
+
+
+def format_counts(counts):
+    """``"1,290 trainable, 14,714,688 frozen, 0 non-trainable
+    parameters"``: the frozen ones only when there are any."""
+    frozen = f"{counts.frozen:,} frozen, " if counts.frozen else ""
+    return (f"{counts.trainable:,} trainable, {frozen}"
+            f"{counts.non_trainable:,} non-trainable parameters")
 
 
 def _weighted_names(layers):
@@ -176,17 +216,19 @@ class StagedTraining:
             (``parameters/trainable`` and ``parameters/frozen`` at the
             stage's first epoch). Defaults to None.
         head_after: str or None, as for ``Freezer``. Defaults to None.
+        fresh_layers: as for ``Freezer``. Defaults to none.
         network: the ``keras.Model`` of the network inside ``model``
             (``tfcnn.tasks.task.Task.network``), or None to find it with
             ``network_of``. Defaults to None.
     """
 
     def __init__(self, model, config, log_dir=None, head_after=None,
-                 network=None):
+                 fresh_layers=(), network=None):
         self.model = model
         self.stages = training_stages(config)
         self.freezer = Freezer(
-            network_of(model) if network is None else network, head_after)
+            network_of(model) if network is None else network, head_after,
+            fresh_layers)
         self.log_dir = log_dir
 
     def enter(self, stage):
@@ -209,13 +251,20 @@ def _log_counts(log_dir, stage, counts):
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
         tf.summary.scalar(
-            "parameters/trainable", counts[0], step=stage.first_epoch,
+            "parameters/trainable", counts.trainable,
+            step=stage.first_epoch,
             description="Parameters that train from this epoch on "
                         "(train.trainable, train.head_epochs).")
         tf.summary.scalar(
-            "parameters/frozen", counts[1], step=stage.first_epoch,
-            description="Parameters of the frozen layers from this epoch "
-                        "on, their batch-norm statistics included.")
+            "parameters/frozen", counts.frozen, step=stage.first_epoch,
+            description="Parameters that train as built and are frozen "
+                        "from this epoch on (train.trainable, "
+                        "train.head_epochs).")
+        tf.summary.scalar(
+            "parameters/non_trainable", counts.non_trainable,
+            step=stage.first_epoch,
+            description="Parameters that never train: batch-norm moving "
+                        "statistics and weights the builder fixes.")
         tf.summary.text("stages", describe(stage, counts),
                         step=stage.first_epoch)
     writer.close()

@@ -141,8 +141,11 @@ def training_inputs(recipe, *, num_workers=1, strategy=None):
             f"Received: num_workers={num_workers}, strategy=None")
     data, train = recipe.data, recipe.train
     if data.source is Source.SYNTHETIC:
+        check_model_task(recipe, tasks.default_task(),
+                         "synthetic images")
         return _synthetic_inputs(recipe, num_workers, strategy)
     source = _source(recipe)
+    check_model_task(recipe, source.task, source.where)
     n_train = source.count("train")
     steps = _steps_per_epoch(train, n_train)
     dense = _mixes(recipe.augment)
@@ -222,6 +225,7 @@ def evaluation_inputs(recipe, split=None, batch_size=None):
                           _synthetic_names(recipe.data), batch_size,
                           tasks.default_task())
     source = _source(recipe)
+    check_model_task(recipe, source.task, source.where)
     if split is None:
         split = recipe.data.eval_split
         if not source.has(split):
@@ -234,6 +238,28 @@ def evaluation_inputs(recipe, split=None, batch_size=None):
                              full_size=True)
     return EvalInputs(dataset, source.count(split), split,
                       source.class_names, batch_size, source.task)
+
+
+def check_model_task(recipe, task, where):
+    """Raises ``RecipeError`` when ``model.name`` answers another task than
+    the data's (a per-pixel model on labels per image, or the reverse):
+    one line before any dataset or model is built.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        task: ``tfcnn.tasks.task.Task`` of the data (its manifest's).
+        where: str, the data's folder or name, for the message.
+    """
+    from tfcnn import models
+
+    wanted = models.model_task(recipe.model.name)
+    if wanted != task.name:
+        raise RecipeError(
+            f"model.name = {recipe.model.name!r} is a {wanted} model and "
+            f"the data in {where} is for {task.name} (its manifest's task); "
+            f"choose a {task.name} model (`tfcnn models`) or {wanted} "
+            f"data. Received: model.name={recipe.model.name!r}, "
+            f"task={task.name!r}")
 
 
 # Sources ----------------------------------------------------------------

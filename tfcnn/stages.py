@@ -1,0 +1,248 @@
+"""A recipe's stages as library calls: the one map from recipe keys to the
+arguments of prepare, ingest, stats, export and predict.
+
+``tfcnn.cli`` (one stage per command, options overriding the recipe) and
+``tfcnn.run`` (every stage in order, each skipped when done) both call
+these, so a recipe key reaches its stage the same way from either.
+``check_paths`` looks for the folders a stage reads before TensorFlow is
+imported (importing it takes seconds; a typo should not).
+"""
+
+from pathlib import Path
+
+from tfcnn import storage
+from tfcnn.errors import DataError
+from tfcnn.recipe import Source
+
+# Sources whose images tfcnn writes itself (``prepare``).
+GENERATED = (Source.DIGITS, Source.DIGIT_SCENES)
+
+
+def is_prepared(recipe):
+    """Whether the generated images of the recipe are complete (True for
+    sources that are not generated)."""
+    module = _generator(recipe.data.source)
+    return module is None or module.is_complete(Path(recipe.data.path))
+
+
+def prepare(recipe):
+    """Writes the images of a recipe whose data is generated (the
+    scikit-learn digits, or digit scenes with masks) to ``data.path``.
+
+    A complete folder is checked and left as it is.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+
+    Returns:
+        ``(wrote, message)``: bool, whether images were written, and one
+        line saying what is there.
+
+    Raises:
+        DataError: the recipe's data is not generated (the message names
+            data.source).
+    """
+    data = recipe.data
+    path = Path(data.path)
+    if data.source is Source.DIGITS:
+        from tfcnn.datasets import digits
+
+        subset = dict(classes=data.digits, per_class=data.digits_per_class)
+        complete = digits.is_complete(path)
+        # On a complete folder this checks the subset and writes nothing.
+        summary = digits.write_digits(path, seed=data.seed, **subset)
+        if complete:
+            return False, f"{path} is complete"
+        return True, (f"wrote {summary['train']} train and "
+                      f"{summary['test']} test PNGs of the scikit-learn "
+                      f"digits to {path}")
+    if data.source is Source.DIGIT_SCENES:
+        from tfcnn.datasets import digit_scenes
+
+        if digit_scenes.is_complete(path):
+            return False, f"{path} is complete"
+        summary = digit_scenes.write_digit_scenes(path, seed=data.seed)
+        return True, (f"wrote {summary['train']} train and "
+                      f"{summary['test']} test scenes of scikit-learn "
+                      f"digits with their masks to {path}")
+    raise DataError(
+        f"tfcnn prepare writes generated data (data.source = \"digits\" "
+        f"or \"digit_scenes\"); this recipe reads its images from "
+        f"data.path. Received: data.source={data.source.value!r}")
+
+
+def ingest(recipe, **options):
+    """``tfcnn.data.ingest.ingest`` of ``data.path`` into the shard folder,
+    with the recipe's split, shard count and seed.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        **options: more ``ingest`` arguments; ``validation_split``,
+            ``num_shards`` and ``seed`` given here override the recipe's.
+
+    Returns:
+        the manifest dict ``ingest`` returns.
+    """
+    from tfcnn.data import ingest as ingest_lib
+
+    data = recipe.data
+    check_source_folder(recipe)
+    arguments = dict(validation_split=data.validation_split,
+                     num_shards=data.num_shards, seed=data.seed)
+    arguments.update({k: v for k, v in options.items() if v is not None})
+    return ingest_lib.ingest(data.path, data.shard_dir, **arguments)
+
+
+def check_source_folder(recipe):
+    """Raises ``DataError`` when ``data.path`` is no folder; for generated
+    data the message names ``tfcnn prepare``."""
+    data = recipe.data
+    path = Path(data.path)
+    if path.is_dir():
+        return
+    if data.source in GENERATED:
+        raise DataError(
+            f"data.path: {path} does not exist yet: this recipe's images "
+            f"are generated (data.source = \"{data.source.value}\"); write "
+            "them with `tfcnn prepare RECIPE` (or run every stage with "
+            f"`tfcnn run RECIPE`). Received: data.path={data.path!r}")
+    raise DataError(f"data.path: image folder not found: {path}. "
+                    f"Received: data.path={data.path!r}")
+
+
+def compute_stats(recipe, *, resize_size=None, split="train",
+                  label_offset=None, progress=True):
+    """Mean image and RGB PCA of the recipe's training data, saved beside
+    it (the shard folder, or tfds' cache for a tfds dataset).
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        resize_size: int or None; None: ``data.resize_size``.
+        split: str, the split of a shard folder to describe. Defaults to
+            "train" (a tfds dataset: ``data.tfds_train_split``).
+        label_offset: int or None; None: ``data.label_offset``.
+        progress: bool, show progress and print the result line.
+            Defaults to True.
+
+    Returns:
+        ``tfcnn.data.stats.DatasetStats``.
+    """
+    from tfcnn.data import stats
+
+    data = recipe.data
+    size = data.resize_size if resize_size is None else resize_size
+    if data.source is Source.TFDS:
+        return stats.compute_tfds_stats(
+            data.tfds_name, split=data.tfds_train_split,
+            data_dir=data.tfds_data_dir or None, resize_size=size,
+            progress=progress, mask_key=data.tfds_mask_key)
+    offset = data.label_offset if label_offset is None else label_offset
+    return stats.compute_stats(describe(recipe, label_offset=offset),
+                               resize_size=size, split=split,
+                               progress=progress)
+
+
+def has_stats(recipe):
+    """Whether the statistics the recipe's augmentation reads exist."""
+    from tfcnn.data import stats
+
+    data = recipe.data
+    if data.source is Source.TFDS:
+        return stats.load_tfds_stats(
+            data.tfds_name, required=False, split=data.tfds_train_split,
+            data_dir=data.tfds_data_dir or None,
+            resize_size=data.resize_size,
+            mask_key=data.tfds_mask_key) is not None
+    existing = stats.load_stats(data.shard_dir, required=False)
+    return existing is not None and existing.resize_size == data.resize_size
+
+
+def describe(recipe, label_offset=None):
+    """The shard folder's manifest; shards from other tools have none, so
+    they are described from their files (their labels may be 1-based)."""
+    from tfcnn.data import manifest as manifest_lib
+
+    data = recipe.data
+    return manifest_lib.describe(
+        data.shard_dir,
+        label_offset=(data.label_offset if label_offset is None
+                      else label_offset),
+        labels_file=data.labels_file or None)
+
+
+def export(recipe, model=None, **options):
+    """``tfcnn.export.export_model`` of the run folder with the recipe's
+    export section.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        model: the model to export (a run folder or ``.keras`` file), or
+            None: ``train.model_dir``.
+        **options: ``export_dir``, ``name``, ``version``, ``top_k``; given
+            (not None) they override the recipe's.
+
+    Returns:
+        Path of the published version folder.
+    """
+    from tfcnn import export as export_lib
+
+    config = recipe.export
+    arguments = dict(export_dir=config.export_dir, name=config.name,
+                     version=config.version, top_k=config.top_k)
+    arguments.update({k: v for k, v in options.items() if v is not None})
+    return export_lib.export_model(
+        recipe.train.model_dir if model is None else model, **arguments)
+
+
+def exported_model(recipe):
+    """The model folder a recipe exports to (its newest version serves)."""
+    return Path(recipe.export.export_dir) / recipe.export.name
+
+
+def check_paths(recipe, stage):
+    """Raises ``DataError`` when a folder that ``stage`` reads is missing.
+
+    Free of TensorFlow: call it before the stage imports it.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        stage: str, "ingest", "stats", "train", "evaluate" or "export".
+    """
+    data = recipe.data
+    if stage == "ingest":
+        check_source_folder(recipe)
+        return
+    reads_shards = data.source in (*GENERATED, Source.FOLDER,
+                                   Source.TFRECORD)
+    # A URL is checked where it is read (asking needs TensorFlow's gfile).
+    if stage in ("stats", "train", "evaluate") and reads_shards \
+            and not storage.is_url(data.shard_dir) \
+            and not Path(data.shard_dir).is_dir():
+        hint = ("`tfcnn prepare RECIPE` then `tfcnn ingest RECIPE`"
+                if data.source in GENERATED else "`tfcnn ingest RECIPE`")
+        key = "data.shards" if data.shards else "data.path"
+        raise DataError(
+            f"{key}: shard folder not found: {data.shard_dir} (write it "
+            f"with {hint}, or run every stage with `tfcnn run RECIPE`). "
+            f"Received: {key}={data.shards or data.path!r}")
+    if stage in ("evaluate", "export"):
+        from tfcnn.run_folder import RunFolder
+
+        folder = RunFolder(recipe.train.model_dir)
+        if not folder.model.is_file():
+            raise DataError(
+                f"no trained model at {folder.model}: run `tfcnn train` "
+                f"first. Received: train.model_dir="
+                f"{recipe.train.model_dir!r}")
+
+
+def _generator(source):
+    if source is Source.DIGITS:
+        from tfcnn.datasets import digits
+
+        return digits
+    if source is Source.DIGIT_SCENES:
+        from tfcnn.datasets import digit_scenes
+
+        return digit_scenes
+    return None
