@@ -6,6 +6,7 @@
 """
 
 from tfcnn.models import alexnet  # noqa: F401  (alexnet, alexnet_one_tower)
+from tfcnn.models import applications  # noqa: F401  (convnext_tiny, ...)
 from tfcnn.models import cnn1d  # noqa: F401  (cnn1d, textcnn)
 from tfcnn.models import deeplab  # noqa: F401  (deeplabv3_resnet18/50)
 from tfcnn.models import dilated  # noqa: F401  (dilation8)

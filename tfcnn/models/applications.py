@@ -1,0 +1,174 @@
+"""keras.applications' image classifiers as tfcnn models, by name.
+
+Keras maintains the modern backbones with their ImageNet weights; tfcnn
+builds them with Keras' own constructors (never a copy of their code) and
+puts them under tfcnn's contract: the registry's signature, an ``image``
+input, any number of classes, a float32 ``predictions`` activation (mixed
+precision safe), and the weights matched by layer name and shape
+(``tfcnn.models.weights``). Registered names (``APPLICATIONS``):
+
+* ``convnext_tiny`` ... ``convnext_xlarge`` (Liu et al. 2022),
+* ``efficientnet_b0`` ... ``efficientnet_b7`` (Tan & Le 2019),
+* ``efficientnetv2_b0`` ... ``_b3``, ``_s``, ``_m``, ``_l`` (Tan & Le 2021),
+* ``mobilenet``, ``mobilenet_v2``, ``mobilenet_v3_small``,
+  ``mobilenet_v3_large`` (Howard et al. 2017, 2019; Sandler et al. 2018),
+* ``keras_resnet50/101/152`` (keras.applications' ResNet V1, whose
+  convolutions have biases; tfcnn's own ``resnet50`` ... have none and are
+  registered under the plain names), ``resnet50v2/101v2/152v2`` (He et al.
+  2016, identity mappings),
+* ``densenet121/169/201`` (Huang et al. 2017), ``xception`` (Chollet 2017),
+  ``inception_v3`` (Szegedy et al. 2016), ``inception_resnet_v2`` (Szegedy
+  et al. 2017), ``nasnet_mobile`` and ``nasnet_large`` (Zoph et al. 2018).
+
+Keras 3 has no RegNet, so there is none here.
+
+Each entry records the family's ``preprocess_input`` mode, which
+``augment.mean = "auto"`` follows (``tfcnn.models.weights.resolve_mean``):
+"caffe", "torch" or "tf" for the networks that expect preprocessed
+inputs, and "raw" (pixels as they are, 0 to 255) for ConvNeXt,
+EfficientNet and MobileNetV3, which normalize inside the network (their
+``preprocess_input`` is a pass-through). The classifier is Keras' own top
+(EfficientNet's dropout, ConvNeXt's layer norm, MobileNetV3's last 1x1
+convolutions), built with ``classifier_activation=None``; a Keras
+classifier called ``predictions`` is renamed ``logits``, the name tfcnn's
+classifiers carry and ``tfcnn.models.weights`` maps back to Keras' name
+(MobileNetV3's linear ``predictions`` activation becomes
+``keras_predictions``).
+"""
+
+import dataclasses
+
+import keras
+
+from tfcnn.blocks import heads
+from tfcnn.models import validation
+from tfcnn.models.registry import register_variant
+
+
+@dataclasses.dataclass(frozen=True)
+class Application:
+    """One keras.applications classifier.
+
+    Attributes:
+        constructor: str, the name in ``keras.applications``.
+        mode: str, its ``preprocess_input`` mode (a ``MeanMode`` value).
+        size: int, the input side its ImageNet weights were trained at.
+        min_size: int, the smallest input side Keras accepts.
+    """
+
+    constructor: str
+    mode: str
+    size: int = 224
+    min_size: int = 32
+
+
+def _table():
+    table = {}
+    for suffix in ("tiny", "small", "base", "large", "xlarge"):
+        table[f"convnext_{suffix}"] = Application(
+            f"ConvNeXt{suffix.capitalize().replace('large', 'Large')}",
+            "raw")
+    for index, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600)):
+        table[f"efficientnet_b{index}"] = Application(
+            f"EfficientNetB{index}", "raw", size)
+    for suffix, size in (("b0", 224), ("b1", 240), ("b2", 260), ("b3", 300),
+                         ("s", 384), ("m", 480), ("l", 480)):
+        table[f"efficientnetv2_{suffix}"] = Application(
+            f"EfficientNetV2{suffix.upper()}", "raw", size)
+    table["mobilenet"] = Application("MobileNet", "tf")
+    table["mobilenet_v2"] = Application("MobileNetV2", "tf")
+    table["mobilenet_v3_small"] = Application("MobileNetV3Small", "raw")
+    table["mobilenet_v3_large"] = Application("MobileNetV3Large", "raw")
+    for depth in (50, 101, 152):
+        table[f"keras_resnet{depth}"] = Application(f"ResNet{depth}",
+                                                    "caffe")
+        table[f"resnet{depth}v2"] = Application(f"ResNet{depth}V2", "tf")
+    for depth in (121, 169, 201):
+        table[f"densenet{depth}"] = Application(f"DenseNet{depth}", "torch")
+    table["xception"] = Application("Xception", "tf", 299, 71)
+    table["inception_v3"] = Application("InceptionV3", "tf", 299, 75)
+    table["inception_resnet_v2"] = Application("InceptionResNetV2", "tf",
+                                               299, 75)
+    table["nasnet_mobile"] = Application("NASNetMobile", "tf")
+    table["nasnet_large"] = Application("NASNetLarge", "tf", 331)
+    return table
+
+
+APPLICATIONS = _table()
+
+
+def keras_application(constructor, input_shape=None, num_classes=1000,
+                      include_top=True, pooling=None,
+                      classifier_activation="softmax", name=None):
+    """Builds a keras.applications classifier under tfcnn's contract.
+
+    Args:
+        constructor: str, a key of ``APPLICATIONS`` (the registered name).
+        input_shape: tuple ``(H, W, C)``, at least the family's
+            ``min_size``. Defaults to the size of its ImageNet weights.
+        num_classes: int, classifier units. Defaults to 1000.
+        include_top: bool, Keras' classifier (with ``num_classes`` units)
+            and the float32 activation. Defaults to True.
+        pooling: None, "avg" or "max", global pooling when ``include_top``
+            is False. Defaults to None.
+        classifier_activation: str or None, activation of the output,
+            computed in float32. Defaults to "softmax".
+        name: str, model name. Defaults to the registered name.
+
+    Returns:
+        a functional ``keras.Model`` whose layers are Keras' own (not a
+        nested model), so layer names serve ``model.weights_until``,
+        ``train.trainable = "from:<layer>"`` and the weights' matching.
+
+    Raises:
+        ValueError: a bad argument, named in the message.
+
+    Example:
+
+    >>> model = keras_application("mobilenet_v3_small",
+    ...                           input_shape=(32, 32, 3), num_classes=3)
+    """
+    application = APPLICATIONS[constructor]
+    if input_shape is None:
+        input_shape = (application.size, application.size, 3)
+    input_shape = tuple(input_shape)
+    validation.check_common(input_shape, num_classes, pooling,
+                            min_size=(application.min_size,) * 2)
+    inputs = keras.Input(shape=input_shape, name="image")
+    builder = getattr(keras.applications, application.constructor)
+    kwargs = dict(include_top=include_top, weights=None,
+                  input_tensor=inputs, pooling=None if include_top
+                  else pooling)
+    if include_top:
+        kwargs.update(classes=num_classes, classifier_activation=None)
+    backbone = builder(**kwargs)
+    x = backbone.output
+    if include_top:
+        for layer in backbone.layers:
+            if layer.name == "predictions":
+                # MobileNetV3's is a linear activation after its "logits".
+                layer.name = "logits" if layer.weights else "keras_predictions"
+        x = heads.classifier_output(x, classifier_activation)
+    return keras.Model(inputs, x, name=name or constructor)
+
+
+def preprocessing_mode(name):
+    """The ``preprocess_input`` mode of a registered application, or None.
+
+    Args:
+        name: str, a registered model name.
+
+    Returns:
+        str (a ``MeanMode`` value) or None for tfcnn's own models.
+    """
+    application = APPLICATIONS.get(name)
+    return application.mode if application else None
+
+
+def _register():
+    for name in APPLICATIONS:
+        globals()[name] = register_variant(
+            name, keras_application, fixed={"constructor": name})
+
+
+_register()
