@@ -209,6 +209,11 @@ def load_weights(network, source, *, model_name=None, class_names=None,
             f"{source}")
     for variable, value in assignments:
         variable.assign(value.astype(variable.dtype))
+    for layer in _flat_layers(network):
+        # Keras' Normalization computes from its variables once, in
+        # finalize_state, as its own load_own_variables does after loading.
+        if hasattr(layer, "finalize_state") and layer.built:
+            layer.finalize_state()
     unused = []
     for layer, weights in tensors.items():
         names, used = matched.get(layer, (weights, set()))
@@ -543,11 +548,18 @@ def _source_layer(layer_name, tensors):
 def _named(weights, variables):
     """The source layer's weights keyed by the target's weight names.
 
-    Named sources pass through. Unnamed ones (``.weights.h5``) take the
-    target layer's names in order; one tensor more than a target kernel
-    is its bias (a convolution with a bias loaded into one without).
+    Named sources pass through, unless none of their names is the
+    target's (names from Keras' counters): those go by order, as unnamed
+    ones (``.weights.h5``) do, taking the target layer's names in order;
+    one tensor more than a target kernel is its bias (a convolution with
+    a bias loaded into one without).
     """
     if not all(key.isdigit() for key in weights):
+        if variables and len(weights) == len(variables) and not (
+                set(weights) & set(variables)):
+            # Weights Keras named by a counter of the process
+            # ("variable_36": ConvNeXt's layer scale): by order.
+            return dict(zip(variables, weights.values()))
         return weights
     names = list(variables)
     values = [weights[key] for key in sorted(weights, key=int)]
