@@ -72,6 +72,17 @@ class Schedule(enum.Enum):
     PLATEAU = "plateau"    # divide by 10 when val accuracy stalls (AlexNet)
 
 
+class ExportFormat(enum.Enum):
+    SAVEDMODEL = "savedmodel"  # TF Serving's layout, verified
+    TFLITE = "tflite"          # one .tflite file (tfcnn.export.tflite)
+
+
+class Quantization(enum.Enum):
+    FLOAT32 = "float32"
+    DYNAMIC = "dynamic"  # dynamic-range: int8 weights, float activations
+    INT8 = "int8"        # full integer, calibrated on training images
+
+
 class ClassWeighting(enum.Enum):
     NONE = "none"                          # every pixel counts the same
     MEDIAN_FREQUENCY = "median_frequency"  # Eigen & Fergus 2015 balancing
@@ -393,6 +404,14 @@ class ExportConfig:
     version: int = 0
     # classes returned per image by the serving signature
     top_k: int = 5
+    # savedmodel (TF Serving's layout) | tflite: <export_dir>/<name>.tflite
+    # (<name>_<quantization>.tflite when quantized), uint8 image in,
+    # probabilities or a segmentation class map out, with <file>.json
+    # holding the class names
+    format: ExportFormat = ExportFormat.SAVEDMODEL
+    # tflite: float32 | dynamic (int8 weights) | int8 (weights and
+    # activations, calibrated on 100 images of the training split)
+    quantization: Quantization = Quantization.FLOAT32
 
     def __post_init__(self):
         _coerce(self)

@@ -110,3 +110,37 @@ def test_bad_quantization_and_missing_calibration(classifier):
         tflite.convert(classifier, quantization="int4")
     with pytest.raises(ValueError, match="representative images"):
         tflite.convert(classifier, quantization="int8")
+
+
+@pytest.mark.slow
+def test_export_command_and_predict_run_a_tflite(tmp_path, capsys):
+    from PIL import Image
+
+    from tests.train.conftest import tiny_recipe
+    from tfcnn import cli
+    from tfcnn.train import fit
+
+    recipe = tiny_recipe(tmp_path / "run", epochs=1)
+    fit.train(recipe, verbose=0)
+    run = str(tmp_path / "run")
+    out = str(tmp_path / "lite")
+    for quantization in ("float32", "int8"):
+        assert cli.main(["export", run, "--format", "tflite",
+                         "--quantization", quantization, "--export-dir",
+                         out, "--name", "tiny"]) == 0
+    assert "wrote TFLite model" in capsys.readouterr().out
+    image = tmp_path / "x.png"
+    Image.fromarray(np.full((30, 20, 3), 90, np.uint8)).save(image)
+    assert cli.main(["predict", f"{out}/tiny_int8.tflite", str(image),
+                     "--top-k", "2", "--json"]) == 0
+    import json
+
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["predictions"][0]["class_names"]) == 2
+    assert sum(result["predictions"][0]["scores"]) <= 1.0 + 1e-6
+    # The float file answers what the trained model answers.
+    model = keras.saving.load_model(f"{run}/model.keras")
+    lite = tflite.TFLiteModel(f"{out}/tiny.tflite")
+    x = np.random.default_rng(0).integers(
+        0, 256, (4, *lite.image_size, 3)).astype(np.uint8)
+    np.testing.assert_allclose(lite(x), np.array(model(x)), atol=1e-4)

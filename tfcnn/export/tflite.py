@@ -172,6 +172,58 @@ def write(model, path, *, class_names, quantization="float32",
     return path
 
 
+def export_run(model_dir, *, export_dir, name, quantization="float32",
+               recipe=None):
+    """Writes the ``.tflite`` of a trained run (``tfcnn export --format
+    tflite``).
+
+    Args:
+        model_dir: str or Path, a run folder (``model.keras`` and
+            ``classes.json``) or a ``.keras`` file.
+        export_dir: str or Path, the export root.
+        name: str, the file's stem: ``<export_dir>/<name>.tflite``, or
+            ``<name>_<quantization>.tflite`` when quantized.
+        quantization: str, one of ``QUANTIZATIONS``.
+        recipe: ``tfcnn.recipe.Recipe`` or None; "int8" calibrates on 100
+            images of its training split, and a model that takes any
+            size gets ``data.crop_size`` squares.
+
+    Returns:
+        Path of the ``.tflite`` file.
+
+    Raises:
+        DataError: no model, "int8" without a recipe, or an existing file.
+    """
+    from tfcnn import saving
+
+    path = Path(model_dir)
+    classes = path / "classes.json"
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise DataError(f"no Keras model file at {str(path)!r}")
+    model = saving.load_model(path)
+    class_names = [str(i) for i in range(model.outputs[0].shape[-1])]
+    if classes.is_file():
+        class_names = json.loads(classes.read_text())["class_names"]
+    representative = None
+    if quantization == "int8":
+        if recipe is None:
+            raise DataError(
+                "int8 quantization calibrates on the training images: "
+                "export a recipe or a run folder with its recipe.toml. "
+                f"Received: {model_dir}")
+        from tfcnn.train import inputs
+
+        representative = representative_images(inputs.evaluation_inputs(
+            recipe, "train", batch_size=16).dataset)
+    stem = name if quantization == "float32" else f"{name}_{quantization}"
+    return write(model, Path(export_dir) / f"{stem}.tflite",
+                 class_names=class_names, quantization=quantization,
+                 representative=representative,
+                 image_size=recipe.data.crop_size if recipe else None)
+
+
 class TFLiteModel:
     """Runs a ``.tflite`` written by ``write`` with ``tf.lite.Interpreter``.
 
