@@ -97,6 +97,51 @@ def _table():
 APPLICATIONS = _table()
 
 
+def _feature_table():
+    """Layers of strides 4, 8 and 16 by name, per network (the stride 32
+    features are the backbone's output). Each is the last layer at its
+    stride before the network halves the resolution, named by Keras (the
+    same layers keras-io's DeepLabV3+ and segmentation libraries tap);
+    MobileNetV3, Inception, Inception-ResNet and NASNet leave these layers
+    to Keras' counters, so they have no entry."""
+    table = {}
+    for suffix in ("tiny", "small", "base", "large", "xlarge"):
+        name = f"convnext_{suffix}"
+        table[name] = (f"{name}_stem", f"{name}_downsampling_block_0",
+                       f"{name}_downsampling_block_1")
+    for index in range(8):
+        table[f"efficientnet_b{index}"] = (
+            "block3a_expand_activation", "block4a_expand_activation",
+            "block6a_expand_activation")
+    for suffix, last in (("b0", "b"), ("b1", "c"), ("b2", "c"), ("b3", "c"),
+                         ("s", "d"), ("m", "e"), ("l", "g")):
+        table[f"efficientnetv2_{suffix}"] = (
+            f"block2{last}_add", "block4a_expand_activation",
+            "block6a_expand_activation")
+    table["mobilenet"] = ("conv_pw_3_relu", "conv_pw_5_relu",
+                          "conv_pw_11_relu")
+    table["mobilenet_v2"] = ("block_3_expand_relu", "block_6_expand_relu",
+                             "block_13_expand_relu")
+    for depth, (third, fourth) in ((50, (4, 6)), (101, (4, 23)),
+                                   (152, (8, 36))):
+        table[f"keras_resnet{depth}"] = (
+            "conv2_block3_out", f"conv3_block{third}_out",
+            f"conv4_block{fourth}_out")
+        # V2 strides at the last block of a stage, not the first.
+        table[f"resnet{depth}v2"] = (
+            "conv2_block2_out", f"conv3_block{third - 1}_out",
+            f"conv4_block{fourth - 1}_out")
+    for depth in (121, 169, 201):
+        table[f"densenet{depth}"] = ("pool2_conv", "pool3_conv",
+                                     "pool4_conv")
+    table["xception"] = ("block3_sepconv1_act", "block4_sepconv1_act",
+                         "block13_sepconv1_act")
+    return table
+
+
+FEATURE_LAYERS = _feature_table()
+
+
 def keras_application(constructor, input_shape=None, num_classes=1000,
                       include_top=True, pooling=None,
                       classifier_activation="softmax", name=None):
@@ -150,6 +195,29 @@ def keras_application(constructor, input_shape=None, num_classes=1000,
                 layer.name = "logits" if layer.weights else "keras_predictions"
         x = heads.classifier_output(x, classifier_activation)
     return keras.Model(inputs, x, name=name or constructor)
+
+
+def application_features(inputs, name):
+    """A keras.applications backbone's features at strides 4 to 32.
+
+    Args:
+        inputs: the model's image input (``keras.Input``).
+        name: str, a key of ``FEATURE_LAYERS``.
+
+    Returns:
+        dict from stride (4, 8, 16, 32) to feature tensors.
+
+    Raises:
+        ValueError: a network without a feature table.
+    """
+    validation.check_choice("backbone", name, tuple(FEATURE_LAYERS))
+    application = APPLICATIONS[name]
+    backbone = getattr(keras.applications, application.constructor)(
+        include_top=False, weights=None, input_tensor=inputs)
+    endpoints = {stride: backbone.get_layer(layer).output
+                 for stride, layer in zip((4, 8, 16), FEATURE_LAYERS[name])}
+    endpoints[32] = backbone.output
+    return endpoints
 
 
 def preprocessing_mode(name):
