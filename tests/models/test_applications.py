@@ -192,3 +192,18 @@ def _write_legacy_h5(path, tensors):
                 f"{layer}/{name}".encode() for name in values]
             for name, value in values.items():
                 group[f"{layer}/{name}"] = value
+
+
+# One network per naming rule of the table (every entry was checked the
+# same way when the table was written; the large ones take seconds each).
+@pytest.mark.parametrize("name", [
+    "convnext_tiny", "efficientnet_b0", "efficientnetv2_b0",
+    "efficientnetv2_s", "mobilenet", "mobilenet_v2", "keras_resnet101",
+    "resnet152v2", "densenet121", "xception"])
+def test_feature_layers_have_their_strides(name):
+    with keras.StatelessScope(initialize_variables=False):
+        inputs = keras.Input((128, 128, 3))
+        endpoints = applications.application_features(inputs, name)
+        assert {stride: 128 // tensor.shape[1]
+                for stride, tensor in endpoints.items()} == {
+            4: 4, 8: 8, 16: 16, 32: 32}

@@ -101,14 +101,17 @@ def _feature_table():
     """Layers of strides 4, 8 and 16 by name, per network (the stride 32
     features are the backbone's output). Each is the last layer at its
     stride before the network halves the resolution, named by Keras (the
-    same layers keras-io's DeepLabV3+ and segmentation libraries tap);
+    same layers keras-io's DeepLabV3+ and segmentation libraries tap;
+    ``"<layer>:input"``: that layer's input);
     MobileNetV3, Inception, Inception-ResNet and NASNet leave these layers
     to Keras' counters, so they have no entry."""
     table = {}
     for suffix in ("tiny", "small", "base", "large", "xlarge"):
         name = f"convnext_{suffix}"
-        table[name] = (f"{name}_stem", f"{name}_downsampling_block_0",
-                       f"{name}_downsampling_block_1")
+        # Its stages end in unnamed additions: the input of the next
+        # stage's downsampling is each stage's output.
+        table[name] = tuple(f"{name}_downsampling_block_{index}:input"
+                            for index in range(3))
     for index in range(8):
         table[f"efficientnet_b{index}"] = (
             "block3a_expand_activation", "block4a_expand_activation",
@@ -214,8 +217,11 @@ def application_features(inputs, name):
     application = APPLICATIONS[name]
     backbone = getattr(keras.applications, application.constructor)(
         include_top=False, weights=None, input_tensor=inputs)
-    endpoints = {stride: backbone.get_layer(layer).output
-                 for stride, layer in zip((4, 8, 16), FEATURE_LAYERS[name])}
+    endpoints = {}
+    for stride, layer in zip((4, 8, 16), FEATURE_LAYERS[name]):
+        layer, _, port = layer.partition(":")
+        layer = backbone.get_layer(layer)
+        endpoints[stride] = layer.input if port else layer.output
     endpoints[32] = backbone.output
     return endpoints
 
