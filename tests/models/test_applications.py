@@ -207,3 +207,48 @@ def test_feature_layers_have_their_strides(name):
         assert {stride: 128 // tensor.shape[1]
                 for stride, tensor in endpoints.items()} == {
             4: 4, 8: 8, 16: 16, 32: 32}
+
+
+def test_imagenet_comes_from_keras_own_constructor(monkeypatch):
+    # Keras' EfficientNetB0 "with ImageNet weights", built offline: the
+    # same constructor with weights=None, whose statistics tfcnn takes.
+    calls = []  # tfcnn's own build calls it too, with weights=None
+    original = keras.applications.EfficientNetB0
+
+    def offline(weights, include_top, **kwargs):
+        calls.append((weights, include_top, kwargs))
+        model = original(weights=None, include_top=include_top, **kwargs)
+        norm = next(layer for layer in model.layers
+                    if isinstance(layer, keras.layers.Normalization))
+        norm.set_weights([np.full(3, 0.5), np.full(3, 4.0), np.array(1)])
+        return model
+
+    monkeypatch.setattr(keras.applications, "EfficientNetB0", offline)
+    network = tfcnn.models.build("efficientnet_b0", input_shape=(32, 32, 3),
+                                 num_classes=3)
+    report = weights.load_weights(network, "imagenet",
+                                  model_name="efficientnet_b0")
+    # Not 224x224: no classifier; every backbone tensor loaded by name
+    # (its normalization's counter name too), the classifier new.
+    assert calls[-1] == ("imagenet", False, {"input_shape": (32, 32, 3)})
+    assert set(report.new) == {"logits/kernel", "logits/bias"}
+    norm = next(layer for layer in network.layers
+                if isinstance(layer, keras.layers.Normalization))
+    np.testing.assert_allclose(np.array(norm.variance), 4.0)
+
+
+def test_head_and_from_layer_freeze_keras_layers():
+    from tfcnn.train.freeze import Freezer
+
+    network = tfcnn.models.build("mobilenet_v2", input_shape=(32, 32, 3),
+                                 num_classes=3)
+    freezer = Freezer(network)
+
+    def training():
+        return [layer.name for layer in network.layers
+                if layer.trainable_weights]
+
+    freezer.apply("head")
+    assert training() == ["logits"]
+    freezer.apply("from:Conv_1")
+    assert training() == ["Conv_1", "Conv_1_bn", "logits"]
