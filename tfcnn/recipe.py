@@ -404,10 +404,11 @@ class ExportConfig:
     version: int = 0
     # classes returned per image by the serving signature
     top_k: int = 5
-    # savedmodel (TF Serving's layout) | tflite: <export_dir>/<name>.tflite
-    # (<name>_<quantization>.tflite when quantized), uint8 image in,
-    # probabilities or a segmentation class map out, with <file>.json
-    # holding the class names
+    # what `tfcnn export` writes: savedmodel (TF Serving's layout) | tflite:
+    # <export_dir>/<name>.tflite (<name>_<quantization>.tflite when
+    # quantized), uint8 image in, probabilities or a segmentation class map
+    # out, with <file>.json holding the class names (`tfcnn run` publishes
+    # the SavedModel, which its predict stage uses)
     format: ExportFormat = ExportFormat.SAVEDMODEL
     # tflite: float32 | dynamic (int8 weights) | int8 (weights and
     # activations, calibrated on 100 images of the training split)
