@@ -105,9 +105,17 @@ def test_python_arguments_carry_the_names_of_their_recipe_keys():
     def parameters(function):
         return set(inspect.signature(function).parameters)
 
+    from tfcnn.export import tflite
+
     export_keys = {f.name for f in dataclasses.fields(
         recipe_lib.ExportConfig)}
-    assert export_keys <= parameters(publish.export_model)
+    # export.format picks the function; the TFLite one takes the rest of
+    # its keys.
+    lite_keys = {"quantization"}
+    assert export_keys - lite_keys - {"format"} <= parameters(
+        publish.export_model)
+    assert lite_keys | {"export_dir", "name"} <= parameters(
+        tflite.export_run)
     assert {"validation_split", "num_shards", "seed"} <= parameters(
         ingest.ingest)
 

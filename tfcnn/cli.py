@@ -195,7 +195,7 @@ def _add_json(parser):
 def _recipe_or_none(text, overrides):
     """The recipe ``text`` names (a .toml file, a run folder with its
     recipe.toml, or a packaged recipe name), or None when it is another
-    path (a shard folder, a SavedModel, a .keras file)."""
+    path (a shard folder, a SavedModel, a .keras or .tflite file)."""
     from tfcnn import recipe
     from tfcnn.run_folder import RunFolder
 
@@ -206,7 +206,7 @@ def _recipe_or_none(text, overrides):
     path = pathlib.Path(text)
     if path.is_dir() and RunFolder(path).recipe.is_file():
         return RunFolder(path).load_recipe(overrides)
-    if path.is_dir() or path.suffix == ".keras":
+    if path.is_dir() or path.suffix in (".keras", ".tflite"):
         return None
     if (path.suffix == ".toml" or path.is_file()
             or text in recipe.packaged_recipes()):
@@ -530,6 +530,16 @@ def _add_export(subparsers):
     p.add_argument("--label", default=None,
                    help="with --model-config-file: point this version "
                         "label (e.g. stable) at the new version")
+    p.add_argument("--format", default=None,
+                   choices=("savedmodel", "tflite"),
+                   help="savedmodel (TF Serving's layout) or tflite "
+                        "(<export-dir>/<name>.tflite) (default: the "
+                        "recipe's export.format, else savedmodel)")
+    p.add_argument("--quantization", default=None,
+                   choices=("float32", "dynamic", "int8"),
+                   help="tflite: float32, dynamic (int8 weights) or int8 "
+                        "(calibrated on training images) (default: the "
+                        "recipe's export.quantization, else float32)")
     _add_json(p)
     p.set_defaults(handler=_export)
 
@@ -551,6 +561,10 @@ def _export(args):
     if args.label is not None and args.model_config_file is None:
         raise _usage_error("--label needs --model-config-file. "
                            f"Received: --label={args.label}")
+    fmt = _given(args.format, None if recipe is None
+                 else config.format.value)
+    if fmt == "tflite":
+        return _export_tflite(args, model, recipe, config, name)
     from tfcnn import stages
     from tfcnn.recipe import Recipe
 
@@ -575,6 +589,21 @@ def _export(args):
                      if args.label else ""))
 
 
+def _export_tflite(args, model, recipe, config, name):
+    from tfcnn.export import tflite
+
+    path = tflite.export_run(
+        model, export_dir=_given(args.export_dir, config.export_dir),
+        name=name, quantization=_given(args.quantization,
+                                       config.quantization.value),
+        recipe=recipe)
+    if args.json:
+        _print_json(args, {"path": str(path), "name": name,
+                           "size": path.stat().st_size})
+    else:
+        print(f"wrote TFLite model {path} ({path.stat().st_size:,} bytes)")
+
+
 def _add_predict(subparsers):
     p = subparsers.add_parser(
         "predict", help="top-k classes of images from an exported model",
@@ -583,6 +612,7 @@ def _add_predict(subparsers):
                     "version), or with the one a recipe exports.")
     p.add_argument("saved_model", help="an exported SavedModel: "
                                        "saved_models/<name>[/<version>], "
+                                       "a .tflite file, "
                                        "or a recipe (its export.export_dir "
                                        "and export.name)")
     p.add_argument("images", nargs="+", help="image files")

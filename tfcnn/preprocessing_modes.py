@@ -30,3 +30,6 @@ class MeanMode(enum.Enum):
     CAFFE = "caffe"      # RGB -> BGR, minus ImageNet's BGR means (VGG, ResNet)
     TORCH = "torch"      # [0, 1], minus ImageNet's means, over its stds
     TF = "tf"            # [-1, 1]
+    # pixels as they are, 0 to 255: keras.applications' ConvNeXt,
+    # EfficientNet and MobileNetV3 normalize inside the network
+    RAW = "raw"

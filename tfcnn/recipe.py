@@ -84,6 +84,17 @@ class Schedule(enum.Enum):
     PLATEAU = "plateau"    # divide by 10 when val accuracy stalls (AlexNet)
 
 
+class ExportFormat(enum.Enum):
+    SAVEDMODEL = "savedmodel"  # TF Serving's layout, verified
+    TFLITE = "tflite"          # one .tflite file (tfcnn.export.tflite)
+
+
+class Quantization(enum.Enum):
+    FLOAT32 = "float32"
+    DYNAMIC = "dynamic"  # dynamic-range: int8 weights, float activations
+    INT8 = "int8"        # full integer, calibrated on training images
+
+
 class ClassWeighting(enum.Enum):
     NONE = "none"                          # every pixel counts the same
     MEDIAN_FREQUENCY = "median_frequency"  # Eigen & Fergus 2015 balancing
@@ -287,6 +298,19 @@ class TrainConfig:
     plateau_patience: int = 2
     # label smoothing of the cross-entropy, in [0, 1)
     label_smoothing: float = 0.0
+    # decay of an exponential moving average of the weights (Keras'
+    # optimizer use_ema, e.g. 0.999); the saved, evaluated and exported
+    # model carries the averaged weights (the checkpoints and the
+    # validation during training the raw ones); 0: off
+    ema_decay: float = 0.0
+    # stop when the validation metric (val_accuracy, segmentation's
+    # val_mean_iou) has not improved for this many epochs and restore the
+    # best epoch's weights (checkpoints/best.keras); resumes with the run;
+    # 0: off
+    early_stopping_patience: int = 0
+    # clip the gradients to this global norm (Keras' global_clipnorm;
+    # Pascanu et al. 2013); 0: off
+    clip_norm: float = 0.0
     # segmentation: none | median_frequency (class weights of the pixel
     # loss from the manifest's pixel counts per class)
     class_weighting: ClassWeighting = ClassWeighting.NONE
@@ -366,6 +390,22 @@ class TrainConfig:
                 f"train.epochs must be at most {MAX_EPOCHS:,} (a typo? "
                 "ImageNet recipes run 90-600). Received: "
                 f"{self.epochs}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise RecipeError(
+                "train.ema_decay must be in [0, 1) (0 turns it off). "
+                f"Received: {self.ema_decay}")
+        if self.early_stopping_patience < 0 or self.clip_norm < 0:
+            raise RecipeError(
+                "train.early_stopping_patience and train.clip_norm must be "
+                ">= 0 (0 turns them off). Received: early_stopping_patience="
+                f"{self.early_stopping_patience}, clip_norm={self.clip_norm}")
+        if self.ema_decay and self.early_stopping_patience:
+            raise RecipeError(
+                "train.ema_decay and train.early_stopping_patience exclude "
+                "each other: the best checkpoint that early stopping "
+                "restores holds the raw weights, not their average. "
+                f"Received: ema_decay={self.ema_decay}, "
+                f"early_stopping_patience={self.early_stopping_patience}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise RecipeError(
                 "train.label_smoothing must be in [0, 1). Received: "
@@ -392,6 +432,15 @@ class ExportConfig:
     version: int = 0
     # classes returned per image by the serving signature
     top_k: int = 5
+    # what `tfcnn export` writes: savedmodel (TF Serving's layout) | tflite:
+    # <export_dir>/<name>.tflite (<name>_<quantization>.tflite when
+    # quantized), uint8 image in, probabilities or a segmentation class map
+    # out, with <file>.json holding the class names (`tfcnn run` publishes
+    # the SavedModel, which its predict stage uses)
+    format: ExportFormat = ExportFormat.SAVEDMODEL
+    # tflite: float32 | dynamic (int8 weights) | int8 (weights and
+    # activations, calibrated on 100 images of the training split)
+    quantization: Quantization = Quantization.FLOAT32
 
     def __post_init__(self):
         _coerce(self)

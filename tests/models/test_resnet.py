@@ -127,3 +127,25 @@ def test_zero_init_residual_starts_blocks_as_identity():
 def test_group_norm_groups_must_divide_the_width():
     with pytest.raises(ValueError, match="Received: norm_groups=3"):
         tfcnn.models.build("resnet50_gn", norm_groups=3, **TINY)
+
+
+def test_stochastic_depth_decays_linearly_and_is_off_in_inference():
+    model = tfcnn.models.build("resnet18", input_shape=(32, 32, 3),
+                               num_classes=3, width_multiplier=1 / 16,
+                               stochastic_depth=0.4)
+    drops = [layer for layer in model.layers
+             if isinstance(layer, tfcnn.layers.StochasticDepth)]
+    # Eight blocks: block l drops with 0.4 * l / 8.
+    assert [layer.name for layer in drops][0] == "conv2_block1_add"
+    np.testing.assert_allclose([layer.rate for layer in drops],
+                               [0.4 * block / 8 for block in range(1, 9)])
+    plain = tfcnn.models.build("resnet18", input_shape=(32, 32, 3),
+                               num_classes=3, width_multiplier=1 / 16)
+    plain.set_weights(model.get_weights())
+    x = np.random.default_rng(0).normal(size=(4, 32, 32, 3))
+    np.testing.assert_allclose(np.array(model(x, training=False)),
+                               np.array(plain(x, training=False)),
+                               rtol=1e-5, atol=1e-6)
+    # In training, the dropped branches change the output.
+    assert not np.allclose(np.array(model(x, training=True)),
+                           np.array(plain(x, training=True)), atol=1e-4)

@@ -20,9 +20,13 @@ import tensorflow as tf
 
 import tfcnn.models
 from tests.models import zoo_cases
+from tfcnn.models.applications import APPLICATIONS
 from tfcnn.train.strategy import mirrored
 
-MODELS = tfcnn.models.list_models()
+# keras.applications' networks keep Keras' layer names and have their own
+# tests (tests/models/test_applications.py).
+MODELS = [name for name in tfcnn.models.list_models()
+          if name not in APPLICATIONS]
 
 
 def _build(name, **extra):

@@ -65,6 +65,10 @@ TINY = {
     "deeplabv3_resnet50": dict(input_shape=(32, 32, 3),
                                width_multiplier=1 / 16, aspp_filters=8,
                                dropout=0.0, output_stride=8),
+    "deeplabv3plus": dict(input_shape=(32, 32, 3), backbone="small",
+                          aspp_filters=8, decoder_filters=8, skip_filters=4,
+                          dropout=0.0),
+    "fcn8s_backbone": dict(input_shape=(32, 32, 3), backbone="small"),
     "dilation8": dict(input_shape=(32, 32, 3), width_multiplier=1 / 16,
                       fc_units=16, dropout=0.0),
     "cnn1d": dict(input_shape=(24, 2), width_multiplier=1 / 16),
@@ -100,7 +104,7 @@ PORTABLE = (
 
 DENSE = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_resnet18", "fcn8s_resnet50",
          "fcn8s_small", "deeplabv3_resnet18", "deeplabv3_resnet50",
-         "dilation8")
+         "dilation8", "deeplabv3plus", "fcn8s_backbone")
 
 
 def tiny_options(name):

@@ -127,3 +127,45 @@ def test_backup_and_checkpoints_on_object_storage(tmp_path):
     again = callbacks.Checkpoints(f"{root}/checkpoints")
     assert again.state["best"]["value"] == 0.5
     tf.io.gfile.rmtree(root)
+def _stopping_run(tmp_path, patience):
+    model = _model()
+    checkpoints = callbacks.Checkpoints(tmp_path / "checkpoints")
+    stopping = callbacks.EarlyStopping(checkpoints, patience)
+    for callback in (checkpoints, stopping):
+        callback.set_model(model)
+    return model, checkpoints, stopping
+
+
+def _epoch(model, checkpoints, stopping, epoch, accuracy):
+    # The weights of epoch e are all e, so a restore shows which it was.
+    for variable in model.trainable_variables:
+        variable.assign(np.full(variable.shape, float(epoch), np.float32))
+    logs = {"loss": 1.0, "val_accuracy": accuracy}
+    checkpoints.on_epoch_end(epoch, logs)
+    stopping.on_epoch_end(epoch, logs)
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch(tmp_path):
+    model, checkpoints, stopping = _stopping_run(tmp_path, patience=2)
+    for epoch, accuracy in enumerate((0.5, 0.7, 0.6)):
+        _epoch(model, checkpoints, stopping, epoch, accuracy)
+        assert not model.stop_training
+    _epoch(model, checkpoints, stopping, 3, 0.65)
+    assert model.stop_training and stopping.stopped_epoch == 4
+    stopping.on_train_end()
+    for variable in model.trainable_variables:
+        np.testing.assert_array_equal(np.array(variable), 1.0)
+
+
+def test_early_stopping_counts_on_after_a_restart(tmp_path):
+    model, checkpoints, stopping = _stopping_run(tmp_path, patience=2)
+    for epoch, accuracy in enumerate((0.5, 0.7, 0.6)):
+        _epoch(model, checkpoints, stopping, epoch, accuracy)
+    # A new process: the callbacks start from the checkpoints' state, so
+    # one more epoch without improvement stops (not two).
+    model, checkpoints, stopping = _stopping_run(tmp_path, patience=2)
+    _epoch(model, checkpoints, stopping, 3, 0.6)
+    assert model.stop_training
+    stopping.on_train_end()
+    np.testing.assert_array_equal(np.array(model.trainable_variables[0]),
+                                  1.0)

@@ -407,3 +407,40 @@ def test_lost_worker_message_is_one_line_without_graph_context(tmp_path):
         "a worker of this multi-worker run was lost (UnavailableError: "
         "Collective ops is aborted by: The following tasks are unhealthy "
         "(stopped sending heartbeats): /job:worker/replica:0/task:1)")
+class _RecordWeights(keras.callbacks.Callback):
+    """The trained weights after each global step, by step."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        self.steps[step] = [np.array(v)
+                            for v in self.model.trainable_variables]
+
+
+def test_ema_run_saves_the_average_across_a_restart(make_recipe):
+    # train.ema_decay: the saved model holds the moving average of the
+    # weights over all 8 steps, through a crash after step 7 (resumed
+    # from the backup of step 6); the checkpoint holds the raw weights.
+    recipe = make_recipe(epochs=2, ema_decay=0.5)
+    steps = {}
+    with pytest.raises(KeyboardInterrupt):
+        fit.train(recipe, verbose=0,
+                  callbacks=[_RecordWeights(steps), _Crash(7)])
+    keras.backend.clear_session()
+    fit.train(recipe, verbose=0, callbacks=[_RecordWeights(steps)])
+    average = steps[1]
+    for step in range(2, 9):
+        average = [0.5 * a + 0.5 * w for a, w in zip(average, steps[step])]
+    model_dir = recipe.train.model_dir
+    saved = keras.saving.load_model(f"{model_dir}/model.keras")
+    last = keras.saving.load_model(f"{model_dir}/checkpoints/last.keras")
+    saved_weights = [np.array(v) for v in saved.trainable_variables]
+    for got, expected in zip(saved_weights, average):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    for got, raw in zip([np.array(v) for v in last.trainable_variables],
+                        steps[8]):
+        np.testing.assert_allclose(got, raw, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(saved_weights[0], steps[8][0])

@@ -122,3 +122,87 @@ def test_paper_recipes_build_their_optimizers(name):
     assert optimizer.momentum == pytest.approx(0.9)
     # Each recipe's rate is tuned for its own batch: scaling is neutral.
     assert optimizers.effective_learning_rate(config) == config.learning_rate
+
+
+def _dense_model(optimizer):
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(
+        2, kernel_initializer="ones", name="dense")(inputs))
+    model.compile(optimizer, loss="mse", jit_compile=False)
+    return model
+
+
+def test_clip_norm_bounds_the_update():
+    # Plain SGD at rate 1: the update is the gradient, whose global norm
+    # here is in the thousands; clipped, it is at most train.clip_norm.
+    x = np.full((4, 3), 100.0, np.float32)
+    y = np.full((4, 2), -100.0, np.float32)
+    norms = {}
+    for clip in (0.0, 0.5):
+        config = TrainConfig(learning_rate=1.0, momentum=0.0,
+                             clip_norm=clip)
+        model = _dense_model(optimizers.build_optimizer(config, 10))
+        before = [np.array(v) for v in model.trainable_variables]
+        model.train_on_batch(x, y)
+        norms[clip] = np.sqrt(sum(
+            np.sum((np.array(v) - b) ** 2)
+            for v, b in zip(model.trainable_variables, before)))
+    assert norms[0.0] > 100
+    assert norms[0.5] == pytest.approx(0.5, rel=1e-4)
+
+
+def test_ema_is_the_running_average_of_the_trained_weights(tmp_path):
+    from tfcnn.train import callbacks
+
+    config = TrainConfig(learning_rate=0.1, momentum=0.0, ema_decay=0.9)
+    model = _dense_model(optimizers.build_optimizer(config, 10))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    y = rng.normal(size=(8, 2)).astype(np.float32)
+    trained = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            trained.append([np.array(v) for v in
+                            self.model.trainable_variables])
+
+    # Two fit calls, as a resumed tfcnn run makes: the weights stay the
+    # trained ones between them.
+    for epoch in range(2):
+        model.fit(x, y, batch_size=4, epochs=epoch + 1, initial_epoch=epoch,
+                  verbose=0, callbacks=[callbacks.AveragedWeights(),
+                                        Record()])
+    np.testing.assert_array_equal(np.array(model.trainable_variables[0]),
+                                  trained[-1][0])
+    # By hand: the first step's weights, then a <- 0.9 a + 0.1 w.
+    average = trained[0]
+    for weights in trained[1:]:
+        average = [0.9 * a + 0.1 * w for a, w in zip(average, weights)]
+    # The average is in the optimizer's variables: a backup keeps it.
+    model.save_weights(tmp_path / "backup.weights.h5")
+    restored = _dense_model(optimizers.build_optimizer(config, 10))
+    restored.optimizer.build(restored.trainable_variables)
+    restored.load_weights(tmp_path / "backup.weights.h5")
+    for model_ in (model, restored):
+        assert callbacks.apply_average(model_)
+        for variable, expected in zip(model_.trainable_variables, average):
+            np.testing.assert_allclose(np.array(variable), expected,
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_ema_off_leaves_the_weights():
+    from tfcnn.train import callbacks
+
+    model = _dense_model(optimizers.build_optimizer(TrainConfig(), 10))
+    model.train_on_batch(np.ones((2, 3)), np.zeros((2, 2)))
+    assert not callbacks.apply_average(model)
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(ema_decay=1.0), "train.ema_decay"),
+    (dict(clip_norm=-1.0), "train.clip_norm"),
+    (dict(ema_decay=0.99, early_stopping_patience=2), "exclude each other"),
+])
+def test_training_practice_keys_are_checked(changes, match):
+    with pytest.raises(RecipeError, match=match):
+        TrainConfig(**changes)

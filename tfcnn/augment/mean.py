@@ -30,7 +30,7 @@ from keras import ops
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
-MODES = ("image", "channel", "none", "caffe", "torch", "tf")
+MODES = ("image", "channel", "none", "caffe", "torch", "tf", "raw")
 
 
 @keras.saving.register_keras_serializable(package="tfcnn")
@@ -46,6 +46,8 @@ class MeanSubtraction(keras.layers.Layer):
       ``preprocess_input`` in that mode (caffe: RGB to BGR minus ImageNet's
       BGR means; torch: ``x / 255`` standardised with ImageNet's [0, 1]
       statistics; tf: ``x / 127.5 - 1``).
+    * ``"raw"``: ``x`` as float, for the keras.applications networks
+      that normalize inside (ConvNeXt, EfficientNet, MobileNetV3).
 
     The arithmetic is float32 whatever the policy; only the output is cast
     to the compute dtype (bfloat16 can't hold 123.675).
@@ -111,6 +113,8 @@ class MeanSubtraction(keras.layers.Layer):
         images = ops.cast(inputs, "float32")
         if self.mode == "none":
             images = images / 255.0
+        elif self.mode == "raw":
+            pass
         elif self.mode == "channel":
             images = (images - self.mean) / self.std
         elif self.mode in ("caffe", "torch", "tf"):

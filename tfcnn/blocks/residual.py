@@ -20,6 +20,7 @@ Reference: https://arxiv.org/abs/1512.03385
 import keras
 
 from tfcnn.blocks.conv_norm_act import conv_norm_act
+from tfcnn.layers.stochastic_depth import StochasticDepth
 from tfcnn.layers.zero_pad_shortcut import ZeroPadShortcut
 
 SHORTCUTS = ("A", "B", "C")
@@ -61,13 +62,19 @@ def shortcut_branch(x, channels, strides, shortcut, *, name, **norm_kwargs):
     return x
 
 
-def _merge(x, shortcut, name):
-    x = keras.layers.Add(name=f"{name}_add")(([shortcut, x]))
+def _merge(x, shortcut, name, drop_rate=0.0):
+    if drop_rate:
+        # Huang et al. 2016: the branch is dropped at random in training;
+        # the layer is an addition in inference.
+        x = StochasticDepth(drop_rate, name=f"{name}_add")([shortcut, x])
+    else:
+        x = keras.layers.Add(name=f"{name}_add")(([shortcut, x]))
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
 
 def basic_block(x, filters, *, strides=1, dilation_rate=1, shortcut="B",
-                zero_init_residual=False, name, **norm_kwargs):
+                zero_init_residual=False, drop_rate=0.0, name,
+                **norm_kwargs):
     """Two 3x3 convolutions with a shortcut (ResNet-18/34).
 
     Args:
@@ -80,6 +87,8 @@ def basic_block(x, filters, *, strides=1, dilation_rate=1, shortcut="B",
         zero_init_residual: bool, zero-initialised scale of the last
             normalization, so that the block starts as the identity.
             Defaults to False.
+        drop_rate: float, probability of dropping the residual branch in
+            training (stochastic depth). Defaults to 0.
         name: str, prefix of the layer names.
         **norm_kwargs: ``norm`` ("batch" or "group") and ``norm_groups``.
 
@@ -93,12 +102,12 @@ def basic_block(x, filters, *, strides=1, dilation_rate=1, shortcut="B",
     x = conv_norm_act(x, filters, 3, dilation_rate=dilation_rate,
                       activation=None, zero_gamma=zero_init_residual,
                       name=f"{name}_2", **norm_kwargs)
-    return _merge(x, identity, name)
+    return _merge(x, identity, name, drop_rate)
 
 
 def bottleneck_block(x, filters, *, strides=1, dilation_rate=1, shortcut="B",
                      zero_init_residual=False, stride_on_3x3=False,
-                     expansion=4, name, **norm_kwargs):
+                     expansion=4, drop_rate=0.0, name, **norm_kwargs):
     """1x1 reduce, 3x3, 1x1 expand, with a shortcut (ResNet-50/101/152).
 
     Args:
@@ -114,6 +123,8 @@ def bottleneck_block(x, filters, *, strides=1, dilation_rate=1, shortcut="B",
             "ResNet v1.5" of torchvision and Goyal et al.) instead of the
             first 1x1 (the paper's Caffe models). Defaults to False.
         expansion: int, output channels over ``filters``. Defaults to 4.
+        drop_rate: float, probability of dropping the residual branch in
+            training (stochastic depth). Defaults to 0.
         name: str, prefix of the layer names.
         **norm_kwargs: ``norm`` ("batch" or "group") and ``norm_groups``.
 
@@ -130,4 +141,4 @@ def bottleneck_block(x, filters, *, strides=1, dilation_rate=1, shortcut="B",
     x = conv_norm_act(x, expansion * filters, 1, activation=None,
                       zero_gamma=zero_init_residual, name=f"{name}_3",
                       **norm_kwargs)
-    return _merge(x, identity, name)
+    return _merge(x, identity, name, drop_rate)

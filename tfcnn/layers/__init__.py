@@ -1,7 +1,8 @@
 """Custom Keras layers: LRN, group norm, dilated and transposed convolution.
 
 ``ZeroPadShortcut`` is ResNet's parameter-free shortcut (option A);
-``TenCropViews`` and ``AverageViews`` make AlexNet's 10-crop prediction.
+``TenCropViews`` and ``AverageViews`` make AlexNet's 10-crop prediction;
+``StochasticDepth`` drops residual branches in training (Huang et al. 2016).
 
 For dense prediction at any input size: ``PadToMultiple`` and ``CropLike``
 (pad an image to a model's stride, crop its scores back) and ``ResizeLike``
@@ -27,6 +28,7 @@ from tfcnn.layers.initializers import IdentityKernel
 from tfcnn.layers.lrn import LocalResponseNormalization
 from tfcnn.layers.pad_to_multiple import PadToMultiple
 from tfcnn.layers.resize_like import ResizeLike
+from tfcnn.layers.stochastic_depth import StochasticDepth
 from tfcnn.layers.ten_crop_views import TenCropViews
 from tfcnn.layers.transposed_conv import TransposedConv2D
 from tfcnn.layers.zero_pad_shortcut import ZeroPadShortcut
@@ -41,6 +43,7 @@ __all__ = [
     "LocalResponseNormalization",
     "PadToMultiple",
     "ResizeLike",
+    "StochasticDepth",
     "TenCropViews",
     "TransposedConv2D",
     "ZeroPadShortcut",

@@ -6,8 +6,10 @@
 """
 
 from tfcnn.models import alexnet  # noqa: F401  (alexnet, alexnet_one_tower)
+from tfcnn.models import applications  # noqa: F401  (convnext_tiny, ...)
 from tfcnn.models import cnn1d  # noqa: F401  (cnn1d, textcnn)
 from tfcnn.models import deeplab  # noqa: F401  (deeplabv3_resnet18/50)
+from tfcnn.models import deeplabv3plus  # noqa: F401  (and fcn8s_backbone)
 from tfcnn.models import dilated  # noqa: F401  (dilation8)
 from tfcnn.models import fcn  # noqa: F401  (fcn32s/16s/8s, fcn8s_*)
 from tfcnn.models import googlenet  # noqa: F401  (googlenet)

@@ -8,6 +8,9 @@ blocks, ResNet-50 and deeper bottleneck blocks (``tfcnn.blocks.residual``).
 * ``shortcut`` picks the paper's option A, B or C (He et al. 2016, 3.3).
 * ``norm="group"`` swaps every batch norm for tfcnn's group normalization
   (Wu & He 2018); "resnet50_gn" is ResNet-50-GN with 32 groups.
+* ``stochastic_depth`` drops residual branches at random in training
+  (Huang et al. 2016, ``tfcnn.layers.StochasticDepth``), linearly more
+  with depth.
 * ``output_stride`` 8 or 16 trades the strides of the last stages for
   dilation (DeepLab's atrous ResNet), for dense prediction.
 
@@ -18,7 +21,8 @@ with 1,000 classes: ResNet-18 11,689,512; ResNet-34 21,797,672; ResNet-50
 (``keras.applications`` gives its convolutions biases and counts 25,636,712
 for ResNet-50 including the batch-norm moving statistics.)
 
-Reference: https://arxiv.org/abs/1512.03385, https://arxiv.org/abs/1803.08494
+Reference: https://arxiv.org/abs/1512.03385, https://arxiv.org/abs/1803.08494,
+https://arxiv.org/abs/1603.09382
 """
 
 import keras
@@ -47,14 +51,16 @@ OUTPUT_STRIDES = (8, 16, 32)
 
 def resnet_features(x, depth, *, shortcut="B", norm="batch", norm_groups=32,
                     width_multiplier=1.0, zero_init_residual=False,
-                    stride_on_3x3=False, output_stride=32):
+                    stride_on_3x3=False, output_stride=32,
+                    stochastic_depth=0.0):
     """The stem and the four stages of a ResNet.
 
     Args:
         x: 4-D image tensor, channels last.
         depth: int, a key of ``RESNET_SPECS``.
         shortcut, norm, norm_groups, width_multiplier, zero_init_residual,
-            stride_on_3x3, output_stride: as in ``resnet``.
+            stride_on_3x3, output_stride, stochastic_depth: as in
+            ``resnet``.
 
     Returns:
         dict from stride (2, 4, ..., output_stride) to the last tensor at
@@ -83,6 +89,9 @@ def resnet_features(x, depth, *, shortcut="B", norm="batch", norm_groups=32,
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
     stride, dilation = 4, 1
+    # Huang et al. 2016: the drop rate grows linearly with depth, from
+    # 0 before the first block to stochastic_depth at the last.
+    depth_index, total_blocks = 0, sum(blocks_per_stage)
     for stage, (blocks, filters) in enumerate(
             zip(blocks_per_stage, STAGE_FILTERS), start=2):
         stage_stride = 1 if stage == 2 else 2
@@ -91,9 +100,12 @@ def resnet_features(x, depth, *, shortcut="B", norm="batch", norm_groups=32,
             stage_stride = 1
         stride *= stage_stride
         for block in range(1, blocks + 1):
+            depth_index += 1
             x = block_fn(x, scaled(filters, width_multiplier),
                          strides=stage_stride if block == 1 else 1,
                          dilation_rate=dilation,
+                         drop_rate=stochastic_depth * depth_index
+                         / total_blocks,
                          name=f"conv{stage}_block{block}", **block_kwargs)
         endpoints[stride] = x
     return endpoints
@@ -127,7 +139,7 @@ def resnet(depth, input_shape=(224, 224, 3), num_classes=1000,
            include_top=True, pooling=None, classifier_activation="softmax",
            name=None, shortcut="B", norm="batch", norm_groups=32,
            width_multiplier=1.0, zero_init_residual=False,
-           stride_on_3x3=False, output_stride=32):
+           stride_on_3x3=False, output_stride=32, stochastic_depth=0.0):
     """Builds a ResNet ("resnet18" ... "resnet152" and "resnet50_gn").
 
     Args:
@@ -157,6 +169,10 @@ def resnet(depth, input_shape=(224, 224, 3), num_classes=1000,
             False.
         output_stride: 8, 16 or 32; below 32 the last stages are dilated
             instead of strided. Defaults to 32.
+        stochastic_depth: float in [0, 1), the drop rate of the last
+            residual block in training (Huang et al. 2016); block ``l`` of
+            ``L`` drops its branch with ``stochastic_depth * l / L``. The
+            identity (plain addition) in inference. Defaults to 0 (off).
 
     Returns:
         a functional ``keras.Model``.
@@ -174,12 +190,18 @@ def resnet(depth, input_shape=(224, 224, 3), num_classes=1000,
                          norm_groups=norm_groups,
                          width_multiplier=width_multiplier,
                          output_stride=output_stride)
+    if isinstance(stochastic_depth, bool) or not isinstance(
+            stochastic_depth, (int, float)) or not 0 <= stochastic_depth < 1:
+        raise ValueError(
+            "stochastic_depth must be a number in [0, 1). Received: "
+            f"stochastic_depth={stochastic_depth!r}")
     inputs = keras.Input(shape=input_shape, name="image")
     x = resnet_features(
         inputs, depth, shortcut=shortcut, norm=norm, norm_groups=norm_groups,
         width_multiplier=width_multiplier,
         zero_init_residual=zero_init_residual, stride_on_3x3=stride_on_3x3,
-        output_stride=output_stride)[output_stride]
+        output_stride=output_stride,
+        stochastic_depth=stochastic_depth)[output_stride]
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = keras.layers.Dense(num_classes, name="logits")(x)

@@ -34,6 +34,8 @@ layer (``tfcnn.augment.mean``) implements.
 """
 
 import dataclasses
+import functools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +111,16 @@ class LoadReport:
 
 
 def preprocessing_mode(model_name):
-    """keras.applications' ``preprocess_input`` mode for a model, or None."""
+    """keras.applications' ``preprocess_input`` mode for a model, or None.
+
+    tfcnn's VGG and ResNets carry keras.applications' weights after
+    Caffe's convention; the keras.applications networks themselves
+    (``tfcnn.models.applications``) record their family's mode.
+    """
+    from tfcnn.models import applications
+
     entry = IMAGENET_MODELS.get(model_name)
-    return entry[1] if entry else None
+    return entry[1] if entry else applications.preprocessing_mode(model_name)
 
 
 def resolve_mean(mode, model=None):
@@ -119,7 +128,9 @@ def resolve_mean(mode, model=None):
 
     keras.applications' ``preprocess_input`` mode of the model when it
     starts from ``model.weights = "imagenet"`` (its weights expect those
-    inputs), else AlexNet's mean image.
+    inputs) or is a keras.applications network whatever its weights
+    (``tfcnn.models.applications``: several normalize inside and expect
+    raw pixels), else AlexNet's mean image.
 
     Args:
         mode: ``tfcnn.recipe.MeanMode``.
@@ -128,9 +139,12 @@ def resolve_mean(mode, model=None):
     Returns:
         ``MeanMode``, never ``AUTO``.
     """
+    from tfcnn.models import applications
+
     if mode is not MeanMode.AUTO:
         return mode
-    if model is not None and model.weights == IMAGENET:
+    if model is not None and (model.weights == IMAGENET
+                              or model.name in applications.APPLICATIONS):
         convention = preprocessing_mode(model.name)
         if convention is not None:
             return MeanMode(convention)
@@ -179,8 +193,13 @@ def load_weights(network, source, *, model_name=None, class_names=None,
     source = str(source)
     targets = _target_layers(network)
     fresh = _layers_after(network, until, targets)
+    renamed = canonical_names(targets)
+    targets = {renamed[name]: value for name, value in targets.items()}
+    fresh = {renamed.get(name, name) for name in fresh}
     tensors = read_weights(source, model_name=model_name,
                            input_shape=tuple(network.input_shape[1:]))
+    renamed = canonical_names(tensors)
+    tensors = {renamed[name]: value for name, value in tensors.items()}
     tensors = _fold_conv_biases(tensors, targets)
     run_classes = _run_classes(source)
     head = list(targets)[-1] if targets else None
@@ -216,6 +235,11 @@ def load_weights(network, source, *, model_name=None, class_names=None,
     _check_enough(source, network, targets, loaded, head_layers, partial)
     for variable, value in assignments:
         variable.assign(value.astype(variable.dtype))
+    for layer in _flat_layers(network):
+        # Keras' Normalization computes from its variables once, in
+        # finalize_state, as its own load_own_variables does after loading.
+        if hasattr(layer, "finalize_state") and layer.built:
+            layer.finalize_state()
     unused = []
     for layer, weights in tensors.items():
         names, used = matched.get(layer, (weights, set()))
@@ -428,15 +452,24 @@ def _keras3_h5_weights(f):
 def _imagenet_weights(model_name, input_shape):
     import keras
 
-    if model_name not in IMAGENET_MODELS:
+    from tfcnn.models import applications
+
+    if model_name in IMAGENET_MODELS:
+        constructor, size = IMAGENET_MODELS[model_name][0], 224
+    elif model_name in applications.APPLICATIONS:
+        application = applications.APPLICATIONS[model_name]
+        constructor, size = application.constructor, application.size
+    else:
         raise RecipeError(
             f"model.weights = \"imagenet\" is available for "
-            f"{', '.join(IMAGENET_MODELS)} (keras.applications' files). "
+            f"{', '.join(IMAGENET_MODELS)} and the keras.applications "
+            f"networks ({', '.join(applications.APPLICATIONS)}). "
             f"Received: model.name={model_name!r}")
-    builder = getattr(keras.applications, IMAGENET_MODELS[model_name][0])
-    # keras.applications' classifier exists for 224x224 inputs only; at
-    # other sizes the convolutional part alone is loaded.
-    include_top = tuple(input_shape or ()) == (224, 224, 3)
+    builder = getattr(keras.applications, constructor)
+    # keras.applications' classifier exists for the size its weights were
+    # trained at only; at other sizes the convolutional part alone is
+    # loaded.
+    include_top = tuple(input_shape or ()) == (size, size, 3)
     kwargs = {} if include_top else {"input_shape": tuple(input_shape)}
     try:
         model = builder(weights=IMAGENET, include_top=include_top, **kwargs)
@@ -446,9 +479,88 @@ def _imagenet_weights(model_name, input_shape):
             f"ImageNet weights of {model_name} ({type(error).__name__}: "
             f"{_first_line(error)}); on a machine without network, pass "
             "the downloaded .h5 file instead. Received: imagenet") from None
-    return {layer.name: {v.name: np.asarray(v.numpy())
-                         for v in layer.weights}
-            for layer in model.layers if layer.weights}
+    return fold_rescaling(model)
+
+
+def fold_rescaling(model):
+    """A model's weights by layer, a rescaling after a normalization folded.
+
+    keras.applications' EfficientNet (B0-B7) with ImageNet weights puts
+    a ``Rescaling`` by ``1 / sqrt(std)`` after its input ``Normalization``
+    (keras-team/keras, tensorflow/tensorflow#49930), a layer that the same
+    network built without weights lacks. ``(x - m) / sqrt(v) * s`` equals
+    ``(x - m) / sqrt(v / s^2)``, so the scale goes into the variance and the
+    network that tfcnn builds computes the same function.
+
+    Args:
+        model: a ``keras.Model``.
+
+    Returns:
+        ``{layer name: {weight name: array}}``.
+    """
+    import keras
+
+    tensors, previous = {}, None
+    for layer in model.layers:
+        if layer.weights:
+            tensors[layer.name] = {v.name: np.asarray(v.numpy())
+                                   for v in layer.weights}
+        elif (isinstance(layer, keras.layers.Rescaling)
+              and isinstance(previous, keras.layers.Normalization)
+              and "variance" in tensors.get(previous.name, {})):
+            scale = np.asarray(layer.scale, "float32")
+            weights = tensors[previous.name]
+            weights["variance"] = weights["variance"] / scale ** 2
+        previous = layer
+    return tensors
+
+
+def canonical_names(layers):
+    """Names of Keras' counters made independent of the process.
+
+    A layer built without a name is named after its class and a counter
+    of the process (``conv2d``, ``conv2d_7``), so the same network built
+    twice, or in another process, names it differently; keras.applications
+    leaves some unnamed (Xception's and Inception's convolutions,
+    EfficientNet's input normalization). Within one model, such names are
+    renumbered by rank (``conv2d``, ``conv2d_1``, ... in counter order), so
+    that the source's and the network's layers match again. Other names
+    are kept.
+
+    Args:
+        layers: iterable of layer names of one model.
+
+    Returns:
+        dict from each name to its canonical name.
+    """
+    groups = {}
+    for name in layers:
+        match = _COUNTER_NAME.fullmatch(name)
+        if match and match.group(1) in _keras_layer_names():
+            groups.setdefault(match.group(1), []).append(
+                (int(match.group(2) or 0), name))
+    renamed = {name: name for name in layers}
+    for base, names in groups.items():
+        for rank, (_, name) in enumerate(sorted(names)):
+            renamed[name] = f"{base}_{rank}" if rank else base
+    return renamed
+
+
+_COUNTER_NAME = re.compile(r"(.+?)(?:_(\d+))?")
+
+
+@functools.cache
+def _keras_layer_names():
+    """The default names of Keras' layer classes (Keras' snake case)."""
+    import keras
+
+    names = set()
+    for value in vars(keras.layers).values():
+        if isinstance(value, type) and issubclass(value,
+                                                  keras.layers.Layer):
+            name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", value.__name__)
+            names.add(re.sub("([a-z])([A-Z])", r"\1_\2", name).lower())
+    return names
 
 
 def network_of(model):
@@ -516,11 +628,18 @@ def _source_layer(layer_name, tensors):
 def _named(weights, variables):
     """The source layer's weights keyed by the target's weight names.
 
-    Named sources pass through. Unnamed ones (``.weights.h5``) take the
-    target layer's names in order; one tensor more than a target kernel
-    is its bias (a convolution with a bias loaded into one without).
+    Named sources pass through, unless none of their names is the
+    target's (names from Keras' counters): those go by order, as unnamed
+    ones (``.weights.h5``) do, taking the target layer's names in order;
+    one tensor more than a target kernel is its bias (a convolution with
+    a bias loaded into one without).
     """
     if not all(key.isdigit() for key in weights):
+        if variables and len(weights) == len(variables) and not (
+                set(weights) & set(variables)):
+            # Weights Keras named by a counter of the process
+            # ("variable_36": ConvNeXt's layer scale): by order.
+            return dict(zip(variables, weights.values()))
         return weights
     names = list(variables)
     values = [weights[key] for key in sorted(weights, key=int)]

@@ -31,7 +31,8 @@ def predict(saved_model, image_paths, top_k=5, output_dir=None,
     the image's pixels each class takes.
 
     Args:
-        saved_model: str or path, an exported SavedModel: a version
+        saved_model: str or path, a ``.tflite`` file of ``tfcnn export
+            --format tflite`` or an exported SavedModel: a version
             directory
             (``saved_models/<name>/<version>``) or a model directory (then
             the newest version).
@@ -81,8 +82,10 @@ def predict(saved_model, image_paths, top_k=5, output_dir=None,
         raise arguments.ArgumentError(
             "image_paths must name at least one image. "
                          "Received: image_paths=[]")
-    version_dir, version = layout.resolve_version_dir(saved_model)
     arguments.check_positive_int(max_pixels, "max_pixels")
+    if os.fspath(saved_model).endswith(".tflite"):
+        return _predict_tflite(saved_model, image_paths, top_k, max_pixels)
+    version_dir, version = layout.resolve_version_dir(saved_model)
     encoded = [_read_image(path, max_pixels) for path in image_paths]
     classify = _load(version_dir).signatures["serving_default"]
     if "class_map" in classify.structured_outputs:
@@ -180,6 +183,54 @@ def _class_map_paths(folder, paths):
     return targets
 
 
+def _predict_tflite(path, image_paths, top_k, max_pixels):
+    """``predict`` with a ``.tflite`` of ``tfcnn.export.tflite``: each
+    image is decoded and resized to the file's square input as the
+    SavedModel's serving does (``decode_and_resize``)."""
+    import numpy as np
+
+    from tfcnn.data import preprocess
+    from tfcnn.export import tflite
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no TFLite file at {os.fspath(path)!r}")
+    runner = tflite.TFLiteModel(path)
+    names = runner.class_names
+    predictions = []
+    for image_path in image_paths:
+        image = _decode(preprocess, _read_image(image_path, max_pixels),
+                        image_path,
+                        runner.image_size[0])
+        output = runner(image[None])[0]
+        if runner.output == tflite.CLASS_MAP:
+            ids, counts = np.unique(output, return_counts=True)
+            order = np.argsort(-counts, kind="stable")
+            predictions.append({
+                "image": image_path, "height": int(output.shape[0]),
+                "width": int(output.shape[1]),
+                "pixel_share": {(names[i] if names else str(i)):
+                                float(c / output.size) for i, c in
+                                zip(ids[order].tolist(), counts[order])}})
+            continue
+        ranked = np.argsort(-output, kind="stable")[:top_k].tolist()
+        predictions.append({
+            "image": image_path, "class_ids": ranked,
+            "class_names": [names[i] if names else str(i) for i in ranked],
+            "scores": [float(output[i]) for i in ranked]})
+    return {"saved_model": os.fspath(path), "version": None,
+            "top_k": top_k, "predictions": predictions}
+
+
+def _decode(preprocess, data, path, size):
+    import tensorflow as tf
+
+    try:
+        return preprocess.decode_and_resize(tf.constant(data), size).numpy()
+    except tf.errors.InvalidArgumentError:
+        raise DataError(f"{path}: not a decodable image (JPEG, PNG, GIF or "
+                        "BMP)") from None
+
+
 def _read_image(path, max_pixels):
     """The bytes of an image file; one clear error for what is not one.
 
@@ -253,8 +304,8 @@ def format_predictions(result):
     lines = [f"model {result['saved_model']}"]
     for prediction in result["predictions"]:
         lines.append(prediction["image"])
-        if "class_map" in prediction:
-            lines.append(f"  class map {prediction['class_map']} "
+        if "pixel_share" in prediction:
+            lines.append(f"  class map {prediction.get('class_map', '')} "
                          f"({prediction['height']}x{prediction['width']})")
             for name, share in prediction["pixel_share"].items():
                 lines.append(f"  {name:<26s} {share:7.2%}")

@@ -13,6 +13,10 @@
   each is a whole model that ``tfcnn export`` accepts.
 - ``NanGuard``: stops training at the first non-finite loss; the backup and
   checkpoints written before it are kept (both skip non-finite logs).
+- ``EarlyStopping``: ``train.early_stopping_patience``, on the state that
+  ``Checkpoints`` keeps on disk, so a resumed run counts on.
+- ``AveragedWeights``: ``train.ema_decay``; the moving average replaces the
+  weights once, when the run ends (``apply_average``).
 """
 
 import json
@@ -195,6 +199,125 @@ class NanGuard(keras.callbacks.Callback):
             self.diverged = {"epoch": self._epoch, "step": batch,
                              "loss": loss}
             self.model.stop_training = True
+
+
+class EarlyStopping(keras.callbacks.Callback):
+    """Stops when the monitored metric has not improved for ``patience``
+    epochs and restores the best epoch's weights.
+
+    Keras' ``EarlyStopping`` keeps its counter and the best weights in
+    memory and resets them in every ``fit`` call; a tfcnn run calls
+    ``fit`` several times (the rest of an interrupted epoch, the stages of
+    ``train.head_epochs``) and resumes in another process. This one reads
+    the best and last epochs from the ``Checkpoints`` callback's state
+    (``checkpoints/state.json``, written before it at each epoch end) and
+    restores ``checkpoints/best.keras``, so it holds nothing of its own.
+    Place it after the ``Checkpoints``.
+
+    Args:
+        checkpoints: the run's ``Checkpoints`` callback.
+        patience: int > 0, epochs without a better best.
+
+    Attributes:
+        stopped_epoch: None, or the 1-based epoch after which it stopped.
+    """
+
+    def __init__(self, checkpoints, patience):
+        super().__init__()
+        if patience <= 0:
+            raise ValueError(
+                f"patience must be > 0. Received: patience={patience}")
+        self.checkpoints = checkpoints
+        self.patience = patience
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        best = self.checkpoints.state.get("best")
+        last = self.checkpoints.state.get("last")
+        if best is None or last is None or last["epoch"] != epoch + 1:
+            return
+        if last["epoch"] - best["epoch"] >= self.patience:
+            self.stopped_epoch = epoch + 1
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch is None:
+            return
+        best = self.checkpoints.directory / "best.keras"
+        self.model.load_weights(best)
+        print(f"train: stopped early after epoch {self.stopped_epoch}; "
+              f"restored epoch {self.checkpoints.state['best']['epoch']} "
+              f"from {best}", flush=True)
+
+
+class AveragedWeights(keras.callbacks.Callback):
+    """Holds back Keras' swap to the weights' moving average until the end.
+
+    An optimizer with ``use_ema`` overwrites the weights with their
+    average at the end of every ``fit`` call; a tfcnn run calls ``fit``
+    several times, and each swap would restart training from the average.
+    This callback turns the swap off for the run; ``apply_average`` does
+    it once, before the model is saved.
+    """
+
+    def on_train_begin(self, logs=None):
+        hold_average(self.model.optimizer)
+
+
+def hold_average(optimizer):
+    """Makes ``optimizer.finalize_variable_values`` do nothing.
+
+    Args:
+        optimizer: a ``keras.optimizers.Optimizer`` (or its loss-scale
+            wrapper).
+    """
+    optimizer.finalize_variable_values = _keep_weights
+
+
+def _keep_weights(var_list):
+    del var_list  # tfcnn.train.callbacks.apply_average swaps once
+
+
+def apply_average(model):
+    """Replaces the trained weights with their moving average (EMA).
+
+    Does nothing when the optimizer keeps no average. The optimizer was
+    built on every trainable variable (``tfcnn.train.fit``), and its
+    average is in that order, so the swap uses that list whatever the
+    current stage freezes.
+
+    Args:
+        model: the compiled TRAINING MODEL.
+
+    Returns:
+        bool, whether the weights were replaced.
+    """
+    optimizer = model.optimizer
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if not getattr(inner, "use_ema", False):
+        return False
+    type(inner).finalize_variable_values(inner, inner._trainable_variables)
+    return True
+
+
+def practice_callbacks(config, checkpoints):
+    """The callbacks of ``train.early_stopping_patience`` and
+    ``train.ema_decay`` (none when both are off).
+
+    Args:
+        config: ``tfcnn.recipe.TrainConfig``.
+        checkpoints: the run's ``Checkpoints``; the callbacks go after it.
+
+    Returns:
+        list of callbacks.
+    """
+    found = []
+    if config.early_stopping_patience:
+        found.append(EarlyStopping(checkpoints,
+                                   config.early_stopping_patience))
+    if config.ema_decay:
+        found.append(AveragedWeights())
+    return found
 
 
 def _finite(logs):

@@ -238,14 +238,16 @@ def build_callbacks(recipe, data, write_dir, extra=()):
     folder = RunFolder(write_dir)
     backup = callbacks_lib.Backup(folder.backup, config.backup_steps)
     backup.steps_per_epoch = data.steps_per_epoch
+    checkpoints = callbacks_lib.Checkpoints(
+        folder.checkpoints, monitor=f"val_{data.task.monitor}")
     return TrainingCallbacks(
         guard=callbacks_lib.NanGuard(),
         backup=backup,
-        checkpoints=callbacks_lib.Checkpoints(
-            folder.checkpoints, monitor=f"val_{data.task.monitor}"),
+        checkpoints=checkpoints,
         plateau=optimizers.plateau_callback(config),
         tensorboard=tuple(_tensorboard_callbacks(recipe, data, write_dir)),
-        extra=tuple(extra))
+        extra=(*callbacks_lib.practice_callbacks(config, checkpoints),
+               *extra))
 
 
 def resume_from_backup(model, model_dir, placement, callbacks):
@@ -354,6 +356,7 @@ def finish_run(recipe, model, data, callbacks, placement, history,
     Returns:
         dict, see ``train``.
     """
+    from tfcnn.train import callbacks as callbacks_lib
     from tfcnn.train import freeze as freeze_lib
     from tfcnn.train import strategy as strategy_lib
 
@@ -366,6 +369,8 @@ def finish_run(recipe, model, data, callbacks, placement, history,
     if callbacks.guard.diverged is not None:
         raise DivergedError(_diverged_message(callbacks.guard.diverged,
                                               model_dir, checkpoints))
+    with placement.strategy.scope():
+        callbacks_lib.apply_average(model)  # train.ema_decay
     if placement.is_chief:
         save_inference_model(data.task.inference_model(model),
                              folder.model)
@@ -553,8 +558,8 @@ def _fit_in_stages(model, data, epochs, fit_args, history, guard,
             continue
         staged.enter(stage)
         _fit_from(model, data, stage.end_epoch, fit_args, history, guard)
-        if guard.diverged is not None:
-            return
+        if guard.diverged is not None or model.stop_training:
+            return  # diverged, or stopped early (train.early_stopping_...)
 
 
 def _fit_from(model, data, epochs, fit_args, history, guard):
@@ -570,7 +575,7 @@ def _fit_from(model, data, epochs, fit_args, history, guard):
                                   epochs=epoch + 1,
                                   steps_per_epoch=steps - step, **fit_args))
         epoch += 1
-        if guard.diverged is not None:
+        if guard.diverged is not None or model.stop_training:
             return
     if epoch < epochs:
         _merge(history, model.fit(data.train, initial_epoch=epoch,

@@ -19,6 +19,12 @@ to keep the per-replica batch when adding replicas, multiply ``batch_size``
 by the replica ratio, keep ``scale_lr = true``, and add a few epochs of
 warm-up.
 
+Training practice: ``train.clip_norm`` clips the gradients to a global
+norm and ``train.ema_decay`` keeps an exponential moving average of the
+weights, both Keras' own optimizer options (``global_clipnorm``,
+``use_ema``/``ema_momentum``); the average lives in the optimizer's
+variables, so the run's backup saves and restores it.
+
 Weight decay: AdamW decays decoupled from the gradient (Loshchilov & Hutter
 2019). For SGD and Adam it is the paper's L2 term ``wd/2 * ||w||^2`` added
 to the loss, so that under SGD with momentum the update is AlexNet's
@@ -209,12 +215,19 @@ def build_optimizer(config, steps_per_epoch):
         a ``keras.optimizers.Optimizer``.
     """
     learning_rate = build_learning_rate(config, steps_per_epoch)
+    # Keras' own weight averaging and clipping; tfcnn.train.callbacks.
+    # AveragedWeights decides when the average replaces the weights.
+    practice = dict(global_clipnorm=config.clip_norm or None,
+                    use_ema=bool(config.ema_decay),
+                    ema_momentum=config.ema_decay or 0.99)
     if config.optimizer is Optimizer.SGD:
-        return keras.optimizers.SGD(learning_rate, momentum=config.momentum)
+        return keras.optimizers.SGD(learning_rate, momentum=config.momentum,
+                                    **practice)
     if config.optimizer is Optimizer.ADAM:
-        return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.Adam(learning_rate, **practice)
     return keras.optimizers.AdamW(learning_rate,
-                                  weight_decay=config.weight_decay)
+                                  weight_decay=config.weight_decay,
+                                  **practice)
 
 
 def apply_weight_decay(model, config):
