@@ -36,6 +36,51 @@ def test_native_noise(line, hidden):
     assert console.is_native_noise(line) is hidden
 
 
+# What the surviving worker of a two-worker `tfcnn train` printed when the
+# other was killed (quiet mode, before the filter), in the two ways the
+# runtime reports it: collectives that cannot reach the lost worker, and
+# the coordination service's heartbeat timeout.
+LOST_WORKER = [
+    b"E0000 00:00:1796543066.087639   25510 ring_alg.cc:291] Aborting "
+    b"RingReduce with UNAVAILABLE: failed to connect to all addresses",
+    b"Additional GRPC error information from remote target "
+    b"/job:worker/replica:0/task:1 while calling "
+    b"/tensorflow.WorkerService/RecvBuf:",
+    b":UNKNOWN:Error received from peer  {grpc_status:14}",
+    b"E0000 00:00:1796543066.087833   25510 base_collective_executor.cc:252]"
+    b" BaseCollectiveExecutor::StartAbort UNAVAILABLE: failed to connect",
+    b"Additional GRPC error information from remote target "
+    b"/job:worker/replica:0/task:1 while calling "
+    b"/tensorflow.WorkerService/RecvBuf:",
+    b":UNKNOWN:Error received from peer  {grpc_status:14}",
+    b"E0000 00:00:1796543101.5 25871 coordination_service_agent.cc:403] "
+    b"Polled an error from coordination service: UNAVAILABLE: The "
+    b"following tasks are unhealthy (stopped sending heartbeats):",
+    b"/job:worker/replica:0/task:1",
+    b"The tasks have crashed. Check the task logs for an earlier error, or "
+    b"scheduler events (e.g. preemption, eviction) to debug further.",
+    b"The error could be from a previous operation. Restart your program "
+    b"to reset. [type.googleapis.com/tensorflow.DerivedStatus='']",
+    b"tfcnn train: error: a worker of this multi-worker run was lost "
+    b"(UnavailableError: ...). Start the same command on every worker "
+    b"again: training resumes from run/backup at its last saved step",
+]
+
+
+def test_a_lost_worker_leaves_one_line(tmp_path):
+    read_fd, write_fd = os.pipe()
+    out = tmp_path / "err"
+    with open(out, "wb") as sink:
+        os.write(write_fd, b"\n".join(
+            [b"train: waiting for the workers", *LOST_WORKER,
+             b":not after a hidden line, kept"]) + b"\n")
+        os.close(write_fd)
+        console._forward(read_fd, sink.fileno())
+    assert out.read_bytes().decode().splitlines() == [
+        "train: waiting for the workers", LOST_WORKER[-1].decode(),
+        ":not after a hidden line, kept"]
+
+
 class _Terminal(io.StringIO):
     def isatty(self):
         return True

@@ -35,6 +35,18 @@ _PRE_INIT = b"WARNING: All log messages before absl::InitializeLog()"
 _NATIVE_STARTS = (b"I", b"W", b"E", b"F")
 _BENIGN_ERRORS = (b"cuInit", b"Unable to register", b"already registered",
                   b"could not open file to read NUMA node")
+# Errors of the collectives and the coordination service when a worker of
+# a multi-worker run is lost: the exception that follows carries the same
+# cause, and ``tfcnn.train.fit`` reports it in one line (WorkerLostError).
+_REPORTED_ERRORS = (b"ring_alg.cc", b"base_collective_executor.cc",
+                    b"collective_rma_distributed.cc",
+                    b"coordination_service_agent.cc",
+                    b"coordination_service.cc")
+# How such an error's message goes on over more lines (the gRPC details,
+# the lost task, the coordination service's advice): hidden with it.
+_CONTINUATIONS = (b"Additional GRPC error information", b":", b"/job:",
+                  b"The tasks have crashed.",
+                  b"The error could be from a previous operation.")
 
 
 def is_native_noise(line):
@@ -58,7 +70,14 @@ def is_native_noise(line):
     severity = match.group(1)
     if severity in (b"I", b"W"):
         return True
-    return severity == b"E" and any(s in line for s in _BENIGN_ERRORS)
+    return severity == b"E" and any(
+        s in line for s in (*_BENIGN_ERRORS, *_REPORTED_ERRORS))
+
+
+def is_continuation(line):
+    """Whether a stderr line continues the native log line before it (the
+    gRPC details of a collective's error): hidden with that line."""
+    return line.startswith(_CONTINUATIONS)
 
 
 @contextlib.contextmanager
@@ -89,18 +108,25 @@ def quiet_native_logs():
 
 def _forward(read_fd, out_fd):
     pending = b""
+    hiding = False  # the last line was hidden: its continuations go too
     with os.fdopen(read_fd, "rb", buffering=0) as pipe:
         while True:
             chunk = pipe.read(65536)
             if not chunk:
                 break
             *lines, pending = (pending + chunk).split(b"\n")
-            kept = [line for line in lines if not is_native_noise(line)]
+            kept = []
+            for line in lines:
+                hiding = is_native_noise(line) or (
+                    hiding and is_continuation(line))
+                if not hiding:
+                    kept.append(line)
             if kept:
                 _write_all(out_fd, b"\n".join(kept) + b"\n")
             # A progress bar redraws its line with "\r" and no newline: pass
-            # it on now. Only what may begin a native line waits for its end.
-            if pending and pending[:1] not in _NATIVE_STARTS:
+            # it on now. Only what may begin a native line (or continue a
+            # hidden one) waits for its end.
+            if pending and not hiding and pending[:1] not in _NATIVE_STARTS:
                 _write_all(out_fd, pending)
                 pending = b""
     if pending and not is_native_noise(pending):

@@ -214,8 +214,16 @@ def _multi_worker(config):
     _configure_coordination(cluster, config)
     watchdog = _JoinWatchdog(config.join_timeout, cluster)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    # A first all-reduce returns once every worker is up.
-    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+    # A first all-reduce returns once every worker is up (in a tf.function:
+    # run eagerly, the strategy logs a warning about its overhead).
+    def one():
+        return tf.constant(1.0)
+
+    @tf.function(autograph=False)
+    def first_all_reduce():
+        return strategy.run(one)
+
+    strategy.reduce("SUM", first_all_reduce(), axis=None)
     watchdog.cancel()
     _fix_keras_multi_worker_mean()
     num_workers = sum(len(cluster.get(kind, ()))
