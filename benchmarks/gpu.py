@@ -109,7 +109,8 @@ def main():
           f"|difference| {check['max_abs_difference']:.2e} "
           f"({'same' if check['equivalent'] else 'DIFFERENT'} weights)")
     rows = []
-    for name, resize_size, crop, per_replica in plan["models"]:
+    models = [m for m in plan["models"] if not args.only or m[0] in args.only]
+    for name, resize_size, crop, per_replica in models:
         for replicas, precision, xla in _configurations(
                 len(devices), plan["mixed"], args.cpu_smoke):
             for source in ("synthetic", "real"):
@@ -141,6 +142,10 @@ def _parse_args():
     parser.add_argument("--backend", default="tensorflow",
                         choices=("tensorflow", "jax", "torch"),
                         help="jax or torch: benchmarks/gpu_keras.py")
+    parser.add_argument("--only", action="append", default=[],
+                        choices=[m[0] for m in FULL["models"]],
+                        help="measure only this model (repeatable); "
+                             "default: all")
     parser.add_argument("--data", default="/tmp/tfcnn_bench_gpu",
                         help="where the real-input shards go (reused)")
     return parser.parse_args()

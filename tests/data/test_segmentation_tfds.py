@@ -113,11 +113,13 @@ def test_run_computes_the_statistics_of_a_segmentation_tfds_source(
                  "tfds_mask_key": "segmentation_mask",
                  "resize_size": 24, "crop_size": 16},
         "augment": {"mean": "channel"},
+        "model": {"name": "fcn8s_small"},
         "train": {"batch_size": 2, "model_dir": str(tmp_path / "run")}})
     assert run._stats in run._stages(recipe)
-    report = run._stats(recipe, False)
+    no_force = run._Force(every_stage=False, training=False)
+    report = run._stats(recipe, no_force)
     assert not report.skipped and "5 training images" in report.message
-    assert run._stats(recipe, False).skipped  # found, not computed again
+    assert run._stats(recipe, no_force).skipped  # found, not computed again
     assert inputs.training_inputs(recipe).stats.channel_mean.shape == (3,)
     assert list(tmp_path.iterdir()) == []
     assert list(tfds_dir.glob("tfcnn_tiny_masks/*/tfcnn_stats/train-24.npz"))

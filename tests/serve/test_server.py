@@ -286,7 +286,7 @@ def test_serving_imports_no_heavy_tfcnn_module():
                           text=True, check=True)
     loaded = set(done.stdout.split())
     allowed = {"tfcnn", "tfcnn.errors", "tfcnn.atomic_files",
-               "tfcnn.export", "tfcnn.export.arguments",
+               "tfcnn.storage", "tfcnn.export", "tfcnn.export.arguments",
                "tfcnn.export.layout"}
     assert {m for m in loaded if not m.startswith("tfcnn.serve")} <= allowed
     assert "tfcnn.serve.server" in loaded

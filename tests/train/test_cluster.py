@@ -181,7 +181,7 @@ def test_managed_workers_take_the_first_step_of_one_device(
     shards = _coloured_shards(tmp_path, num_shards=2)
     recipe, _ = _shard_recipe_file(tmp_path, shards, momentum=0.9,
                                    learning_rate=0.1)
-    recipe = recipe.replace(augment={"crop": False})
+    recipe = recipe.replace(augment={"crop": "none"})
     keras.utils.set_random_seed(1)
     initial = fit.build_training_model(recipe, 3).get_weights()
     np.savez(tmp_path / "initial.npz",
