@@ -19,12 +19,8 @@ keys.
 import json
 import math
 
-from tfcnn import storage
 from tfcnn.errors import DataError
-
-RECIPE_NAME = "recipe.toml"
-TRAINING_STATE = "training.json"
-EVALUATION_NAME = "metrics.json"
+from tfcnn.run_folder import RunFolder
 
 # Sections whose keys make a run's result.
 _RESULT_SECTIONS = ("data", "augment", "model", "train", "evaluate")
@@ -84,7 +80,7 @@ def compare_runs(run_dirs, sort=None):
             one, or a ``sort`` metric no run has (the message lists those
             there are).
     """
-    runs = [_read_run(storage.path(path)) for path in run_dirs]
+    runs = [_read_run(path) for path in run_dirs]
     keys = sorted({key for run in runs for key in run["hparams"]
                    if len({_text(other["hparams"].get(key))
                            for other in runs}) > 1})
@@ -133,21 +129,23 @@ def format_table(comparison):
 
 
 def _read_run(path):
-    recipe_path = path / RECIPE_NAME
+    folder = RunFolder(path)
+    recipe_path = folder.recipe
     if not recipe_path.is_file():
-        what = "no folder" if not path.is_dir() else f"no {RECIPE_NAME}"
+        what = ("no folder" if not folder.path.is_dir()
+                else f"no {RunFolder.RECIPE}")
         raise DataError(
             f"{path} is not a run folder ({what}; a run folder is a "
             f"train.model_dir that tfcnn train wrote). Received: {path}")
     from tfcnn import recipe as recipe_lib
 
     recipe = recipe_lib.load_recipe(recipe_path)
-    state = _json(path / TRAINING_STATE)
+    state = _json(folder.state)
     metrics = {}
     for name, value in (state.get("metrics") or {}).items():
         if name.startswith("val_") and _is_number(value):
             metrics[name] = float(value)
-    evaluation = _json(path / EVALUATION_NAME)
+    evaluation = _json(folder.metrics)
     split = evaluation.get("split", "test")
     for name, value in evaluation.items():
         if name not in _NOT_METRICS and _is_number(value):
