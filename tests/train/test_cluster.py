@@ -168,27 +168,13 @@ def test_managed_workers_take_the_first_step_of_one_device(
     # As the TF_CONFIG test in test_strategy.py: same real shards, same
     # global batch; two workers started with srun's (or an Indexed Job's)
     # variables instead of TF_CONFIG reach one device's weights.
-    import keras
-
     from tests.train.test_strategy import FIRST_STEP_DRIVER
-    from tests.train.test_strategy import _coloured_shards
-    from tests.train.test_strategy import _shard_recipe_file
     from tests.train.test_strategy import _wait
-    from tests.train.test_strategy import first_step
+    from tests.train.test_strategy import one_device_first_step
     from tfcnn import recipe as recipe_lib
-    from tfcnn.train import fit
 
-    shards = _coloured_shards(tmp_path, num_shards=2)
-    recipe, _ = _shard_recipe_file(tmp_path, shards, momentum=0.9,
-                                   learning_rate=0.1)
-    recipe = recipe.replace(augment={"crop": "none"})
-    keras.utils.set_random_seed(1)
-    initial = fit.build_training_model(recipe, 3).get_weights()
-    np.savez(tmp_path / "initial.npz",
-             **{f"w{i}": w for i, w in enumerate(initial)})
-    one = first_step(recipe, strategy_lib.make_strategy(TrainConfig(
-        strategy=Strategy.ONE_DEVICE, devices=("/cpu:0",), batch_size=6)),
-        shards, initial)
+    recipe, shards, initial, one = one_device_first_step(
+        tmp_path, momentum=0.9, learning_rate=0.1)
 
     port = free_port_range(2)
     workers = recipe.replace(train={"strategy": "multi_worker",

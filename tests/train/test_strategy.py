@@ -292,6 +292,33 @@ np.savez(f"{out}-{placement.task}.npz",
 '''
 
 
+def one_device_first_step(root, **train):
+    """The reference of the first-step tests: real shards under ``root``,
+    a recipe over them with ``train`` keys, seeded initial weights (also
+    saved to ``root/initial.npz`` for worker processes) and the weights
+    after one step on one device.
+
+    Returns:
+        (recipe, shards, initial weights, weights after the step).
+    """
+    import keras
+    import numpy as np
+
+    from tfcnn.train import fit
+
+    shards = _coloured_shards(root, num_shards=2)
+    recipe, _ = _shard_recipe_file(root, shards, **train)
+    recipe = recipe.replace(augment={"crop": "none"})
+    keras.utils.set_random_seed(1)
+    initial = fit.build_training_model(recipe, 3).get_weights()
+    np.savez(root / "initial.npz",
+             **{f"w{i}": w for i, w in enumerate(initial)})
+    one = first_step(recipe, strategy_lib.make_strategy(TrainConfig(
+        strategy=Strategy.ONE_DEVICE, devices=("/cpu:0",), batch_size=6)),
+        shards, initial)
+    return recipe, shards, initial, one
+
+
 def first_step(recipe, placement, shards, initial):
     """Weights after one step on the first global batch of train shards.
 
@@ -324,24 +351,13 @@ def test_two_workers_take_the_first_step_of_one_device(tmp_path):
     # Same real shards, same global batch of 6: two workers with one
     # replica each, one worker with two logical CPUs and one device give
     # the same weights after the first step.
-    import keras
     import numpy as np
 
     from tfcnn import recipe as recipe_lib
-    from tfcnn.train import fit
 
-    shards = _coloured_shards(tmp_path, num_shards=2)
-    recipe, _ = _shard_recipe_file(tmp_path, shards, weight_decay=5e-4,
-                                   label_smoothing=0.1, momentum=0.9,
-                                   learning_rate=0.1)
-    recipe = recipe.replace(augment={"crop": "none"})
-    keras.utils.set_random_seed(1)
-    initial = fit.build_training_model(recipe, 3).get_weights()
-    np.savez(tmp_path / "initial.npz",
-             **{f"w{i}": w for i, w in enumerate(initial)})
-    one = first_step(recipe, strategy_lib.make_strategy(TrainConfig(
-        strategy=Strategy.ONE_DEVICE, devices=("/cpu:0",), batch_size=6)),
-        shards, initial)
+    recipe, shards, initial, one = one_device_first_step(
+        tmp_path, weight_decay=5e-4, label_smoothing=0.1, momentum=0.9,
+        learning_rate=0.1)
     two = first_step(recipe, strategy_lib.make_strategy(TrainConfig(
         strategy=Strategy.MIRRORED, devices=("/cpu:0", "/cpu:1"),
         batch_size=6)), shards, initial)
