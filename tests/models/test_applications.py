@@ -50,33 +50,19 @@ def test_parameter_counts_are_keras_own():
         28_589_128
 
 
-# Trained a step; the deep graphs of the others (ConvNeXt, DenseNet,
-# Inception, NASNet, EfficientNetV2, ResNet V1) cost 12-40 s each in eager
-# steps on a CPU, so they are built at tiny shapes and checked
-# symbolically (ConvNeXt, EfficientNetV2 and MobileNetV3 also run in the
-# equivalence test below).
-# keras_resnet50 is ResNet50V2's sibling and runs through
-# tests/models/test_weights.py's equivalence test.
-TRAINED = ("efficientnet_b0", "mobilenet", "mobilenet_v2",
-           "mobilenet_v3_small", "resnet50v2", "xception")
-
-
-@pytest.mark.parametrize("name", sorted(set(FAMILIES) - set(TRAINED)))
-def test_each_family_builds_at_its_smallest_input(name):
-    side = FAMILIES[name]
-    info = tfcnn.models.describe(name, input_shape=(side, side, 3),
-                                 num_classes=3)
-    assert info["input_shape"] == (side, side, 3)
-    assert info["trainable"] > 0
-
-
+# Every family trains a step at its smallest input. Measured on a loaded
+# 2-core CPU, the eager step costs 1-3 s for most families, about 8 s for
+# Inception-ResNet V2 and NASNet Mobile, and 9-14 s for ConvNeXt, whose
+# grouped (depthwise) 7x7 convolutions Keras' TensorFlow backend compiles
+# with XLA on a CPU, once per block.
 @pytest.mark.slow
-@pytest.mark.parametrize("name", TRAINED)
+@pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_each_family_builds_and_trains_a_step(name):
     keras.utils.set_random_seed(0)
     side = FAMILIES[name]
     model = tfcnn.models.build(name, input_shape=(side, side, 3),
                                num_classes=3)
+    assert model.input_shape == (None, side, side, 3)
     assert model.output.dtype == "float32"
     assert model.output_shape == (None, 3)
     x = np.random.default_rng(0).uniform(0, 255, (2, side, side, 3))
