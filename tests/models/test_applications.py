@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import tfcnn.models
 from tfcnn.augment.mean import MeanSubtraction
+from tfcnn.errors import UnknownModelError
 from tfcnn.models import applications
 from tfcnn.models import weights
 from tfcnn.preprocessing_modes import MeanMode
@@ -242,3 +243,16 @@ def test_head_and_from_layer_freeze_keras_layers():
     assert training() == ["logits"]
     freezer.apply("from:Conv_1")
     assert training() == ["Conv_1", "Conv_1_bn", "logits"]
+
+
+def test_regnet_is_refused_saying_keras_has_none():
+    # Keras 3's keras.applications has no RegNet; asking for one names that
+    # instead of listing every registered model.
+    assert not any("regnet" in name.lower()
+                   for name in dir(keras.applications))
+    for name in ("regnetx002", "RegNetY040"):
+        with pytest.raises(UnknownModelError) as error:
+            tfcnn.models.build(name, num_classes=3)
+        message = str(error.value)
+        assert "keras.applications has no RegNet" in message, message
+        assert "\n" not in message and "xception" not in message

@@ -20,7 +20,9 @@ precision safe), and the weights matched by layer name and shape
   ``inception_v3`` (Szegedy et al. 2016), ``inception_resnet_v2`` (Szegedy
   et al. 2017), ``nasnet_mobile`` and ``nasnet_large`` (Zoph et al. 2018).
 
-Keras 3 has no RegNet, so there is none here.
+Keras 3 has no RegNet (Radosavovic et al. 2020; tf.keras 2.9 to 2.15 had
+RegNetX and RegNetY, Keras 3 did not carry them over), so there is none
+here, and a ``regnet...`` name is refused saying so.
 
 Each entry records the family's ``preprocess_input`` mode, which
 ``augment.mean = "auto"`` follows (``tfcnn.models.weights.resolve_mean``):
@@ -42,6 +44,7 @@ import keras
 
 from tfcnn.blocks import heads
 from tfcnn.models import validation
+from tfcnn.models.registry import register_absent
 from tfcnn.models.registry import register_variant
 
 
@@ -243,6 +246,9 @@ def _register():
     for name in APPLICATIONS:
         globals()[name] = register_variant(
             name, keras_application, fixed={"constructor": name})
+    register_absent(
+        "regnet", f"Keras {keras.__version__}'s keras.applications has no "
+        "RegNet (tf.keras 2.9 to 2.15 had RegNetX and RegNetY)")
 
 
 _register()

@@ -16,6 +16,9 @@ _REGISTRY = {}
 # Registered name -> the task its outputs answer (``tfcnn.tasks``' names, as
 # manifests record them): scores per image, or per pixel.
 _TASKS = {}
+# Name prefix -> why no model of that family is registered, for families a
+# user may expect (``register_absent``).
+_ABSENT = {}
 CLASSIFICATION = "classification"
 SEGMENTATION = "segmentation"
 # Arguments of ``build`` itself, left out of the option list in errors.
@@ -94,6 +97,19 @@ def register_variant(name, base, *, fixed=None, defaults=None,
     return register_model(name, task=task)(builder)
 
 
+def register_absent(prefix, reason):
+    """Records why no model whose name starts with ``prefix`` exists.
+
+    An unknown name with that prefix (any case) is then refused with the
+    reason instead of the list of every registered name.
+
+    Args:
+        prefix: str, the family's name prefix, lower case ("regnet").
+        reason: str, one sentence, without a final full stop.
+    """
+    _ABSENT[prefix] = reason
+
+
 def list_models():
     """Returns the registered model names, sorted."""
     return sorted(_REGISTRY)
@@ -122,6 +138,11 @@ def get_builder(name):
     try:
         return _REGISTRY[name]
     except KeyError:
+        for prefix, reason in _ABSENT.items():
+            if str(name).lower().startswith(prefix):
+                raise UnknownModelError(
+                    f"unknown model {name!r}: {reason}; `tfcnn models` "
+                    "lists the models there are") from None
         raise UnknownModelError(
             f"unknown model {name!r}; known models: "
             f"{', '.join(list_models())}") from None
