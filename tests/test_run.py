@@ -83,7 +83,8 @@ def test_quickstart_end_to_end(tmp_path):
     json.loads(predicted.stdout)
 
 
-STAGES = ("ingest", "stats", "train", "evaluate", "export", "predict")
+STAGES = ("ingest", "stats", "train", "evaluate", "export", "tflite",
+          "predict")
 
 
 def _stage_lines(out, stage):
@@ -96,7 +97,9 @@ def _stage_lines(out, stage):
 @pytest.mark.slow
 def test_each_stage_prints_its_result_once(tmp_path, capsys):
     image_files.make_class_folders(tmp_path / "src", ("a", "b"), 4)
-    recipe = recipe_file(tmp_path, data={"validation_split": 0.25})
+    # export.format = "tflite": the SavedModel and a .tflite beside it.
+    recipe = recipe_file(tmp_path, data={"validation_split": 0.25},
+                         export={"format": "tflite"})
 
     assert cli.main(["run", str(recipe)]) == 0
     out, err = capsys.readouterr()
@@ -113,13 +116,16 @@ def test_each_stage_prints_its_result_once(tmp_path, capsys):
     assert re.search(r"^\[done\] stats: 6 train images at 16x16", out,
                      re.M), out
     assert "[done] train: wrote model.keras" in out, out
+    lite = tmp_path / "exports/tiny.tflite"
+    assert f"[done] tflite: wrote TFLite model {lite} (float32, " in out, out
+    _assert_tflite_answers_as_the_saved_model(recipe, lite)
 
     # Again: complete stages are skipped, each said once.
     assert cli.main(["run", str(recipe)]) == 0
     again = capsys.readouterr().out
     for stage in STAGES:
         assert len(_stage_lines(again, stage)) == 1, again
-    for stage in ("ingest", "stats", "train", "export"):
+    for stage in ("ingest", "stats", "train", "export", "tflite"):
         assert f"[skip] {stage}: " in again, again
 
     # --json: one object on stdout with every stage, the lines on stderr.
@@ -129,6 +135,28 @@ def test_each_stage_prints_its_result_once(tmp_path, capsys):
     assert [s["stage"] for s in report["stages"]] == list(STAGES)
     for stage in STAGES:
         assert len(_stage_lines(captured.err, stage)) == 1, captured.err
+
+
+def _assert_tflite_answers_as_the_saved_model(recipe_path, lite):
+    """The float .tflite gives the SavedModel's probabilities (1e-4) on
+    the run's evaluation split, as the model takes it."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfcnn import recipe as recipe_lib
+    from tfcnn.export import tflite
+    from tfcnn.train import inputs
+
+    recipe = recipe_lib.load_recipe(recipe_path)
+    images = np.concatenate([
+        np.asarray(batch) for batch, _ in
+        inputs.evaluation_inputs(recipe).dataset]).astype(np.uint8)
+    served = tf.saved_model.load(str(recipe.export.export_dir)
+                                 + "/tiny/1").signatures
+    expected = served["predict_images_uint8"](
+        images=tf.constant(images))["probabilities"]
+    np.testing.assert_allclose(tflite.TFLiteModel(lite)(images),
+                               np.array(expected), atol=1e-4)
 
 
 def _other_worker(monkeypatch):

@@ -111,3 +111,83 @@ def test_copied_project_does_not_use_the_original_export(
     assert (copy / "saved_models/digits/1").is_dir()
     record = json.loads((copy / "runs/a/export.json").read_text())
     assert str(original) not in json.dumps(record)
+
+
+# The tflite stage (export.format = "tflite"): real conversions of a tiny
+# network with the inference contract (uint8 image in, probabilities out).
+def _tflite_recipe(project, **export):
+    return _recipe(project, format="tflite", **export)
+
+
+def _trained_network(project, units=2):
+    import keras
+
+    inputs = keras.Input((8, 8, 3), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(units, activation="softmax")(x)
+    model_dir = project / "runs/a"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    keras.Model(inputs, outputs).save(model_dir / "model.keras")
+
+
+def test_tflite_stage_only_with_the_tflite_format(tmp_path):
+    assert run._tflite not in run._stages(_recipe(tmp_path))
+    stages = run._stages(_tflite_recipe(tmp_path))
+    assert stages.index(run._tflite) == stages.index(run._export) + 1
+    assert stages[-1] is run._predict
+
+
+def test_tflite_stage_writes_skips_and_finishes_an_interrupted_file(
+        tmp_path):
+    from tfcnn.export import tflite
+
+    _trained_network(tmp_path)
+    recipe = _tflite_recipe(tmp_path)
+    path = tmp_path / "saved_models/digits.tflite"
+    assert run.plan(recipe)[-2] == (
+        f"tflite: would write the trained model to {path} (float32) unless "
+        "it holds this model")
+
+    report = run._tflite(recipe, KEEP)
+    assert not report.skipped and report.result == path
+    assert tflite.TFLiteModel(path).class_names == ["0", "1"]
+    assert run._tflite(recipe, KEEP).skipped
+    assert run.plan(recipe)[-2] == f"tflite: {path} holds this model: skipped"
+
+    # Killed between its JSON and the rename of the .tflite: the JSON is
+    # this model's, the file another (or none); the stage finishes it.
+    written = path.read_bytes()
+    path.write_bytes(b"an older conversion")
+    assert not run._tflite(recipe, KEEP).skipped
+    assert path.read_bytes() == written
+    path.unlink()
+    assert not run._tflite(recipe, KEEP).skipped
+    assert run._tflite(recipe, KEEP).skipped
+
+    # A quantized file has its own name; --force converts again.
+    dynamic = run._tflite(_tflite_recipe(tmp_path, quantization="dynamic"),
+                          KEEP)
+    assert dynamic.result == tmp_path / "saved_models/digits_dynamic.tflite"
+    forced = run._tflite(recipe, run._Force(True, True))
+    assert not forced.skipped and path.read_bytes() == written
+
+
+def test_another_models_tflite_is_refused_unless_retrained(tmp_path):
+    from tfcnn.errors import DataError
+
+    _trained_network(tmp_path)
+    recipe = _tflite_recipe(tmp_path)
+    run._tflite(recipe, KEEP)
+    path = tmp_path / "saved_models/digits.tflite"
+    before = path.read_bytes()
+    # Another model in the run folder (retrained elsewhere): the file is
+    # not this model's, and nothing replaces it unasked.
+    _trained_network(tmp_path, units=3)
+    with pytest.raises(DataError, match="holds another model's TFLite "
+                       "export; move it away, or replace it with"):
+        run._tflite(recipe, KEEP)
+    assert path.read_bytes() == before
+    # Retrained in place (--overwrite) or --force: replaced.
+    report = run._tflite(recipe, run._Force(False, True))
+    assert not report.skipped and path.read_bytes() != before

@@ -435,8 +435,10 @@ class ExportConfig:
     # what `tfcnn export` writes: savedmodel (TF Serving's layout) | tflite:
     # <export_dir>/<name>.tflite (<name>_<quantization>.tflite when
     # quantized), uint8 image in, probabilities or a segmentation class map
-    # out, with <file>.json holding the class names (`tfcnn run` publishes
-    # the SavedModel, which its predict stage uses)
+    # out, with <file>.json holding the class names. `tfcnn run` publishes
+    # the SavedModel (its predict stage uses it) and, with tflite, writes
+    # the .tflite beside it too (its tflite stage: skipped when the file
+    # holds the trained model, replaced only under --force or --overwrite)
     format: ExportFormat = ExportFormat.SAVEDMODEL
     # tflite: float32 | dynamic (int8 weights) | int8 (weights and
     # activations, calibrated on 100 images of the training split)

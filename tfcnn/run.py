@@ -1,7 +1,8 @@
 """``tfcnn run``: a recipe's stages in order, each skipped when already done.
 
 Stages: prepare (the embedded digits and digit scenes only) -> ingest ->
-stats -> train -> evaluate -> export -> predict. Each stage prints one line
+stats -> train -> evaluate -> export -> tflite (``export.format =
+"tflite"`` only) -> predict. Each stage prints one line
 naming what it wrote (for ingest, stats and train their own result line,
 taken over by ``tfcnn.console.capture_results``, so it is printed once). A
 stage is skipped when its output exists and is complete, so running the
@@ -26,6 +27,7 @@ from tfcnn import console
 from tfcnn import stages as stages_lib
 from tfcnn.data import sharding
 from tfcnn.errors import DataError
+from tfcnn.recipe import ExportFormat
 from tfcnn.recipe import Source
 from tfcnn.recipe import Strategy
 from tfcnn.run_folder import RunFolder
@@ -204,6 +206,20 @@ def _plan_export(recipe, force):
             f"this model there")
 
 
+def _plan_tflite(recipe, force):
+    from tfcnn.export import tflite
+
+    path = stages_lib.tflite_file(recipe)
+    quantization = recipe.export.quantization.value
+    model = RunFolder(recipe.train.model_dir).model
+    if model.is_file() and not force.every_stage and tflite.state(
+            path, sharding.file_sha256(model),
+            quantization) is tflite.State.COMPLETE:
+        return f"{path} holds this model: skipped"
+    return (f"would write the trained model to {path} ({quantization}) "
+            f"unless it holds this model")
+
+
 def _plan_predict(recipe, force):
     images = list(recipe.predict.images) or ["a held-out example"]
     return (f"would predict {', '.join(images)} through the exported "
@@ -326,7 +342,10 @@ def _stages(recipe):
         stages.append(_ingest)
     if source is not Source.SYNTHETIC:
         stages.append(_stats)
-    stages += [_train, _evaluate, _export, _predict]
+    stages += [_train, _evaluate, _export]
+    if recipe.export.format is ExportFormat.TFLITE:
+        stages.append(_tflite)
+    stages.append(_predict)
     return stages
 
 
@@ -458,6 +477,34 @@ def _export(recipe, force):
                        path)
 
 
+def _tflite(recipe, force):
+    """Writes the recipe's ``.tflite`` beside the SavedModel; skipped when
+    the file holds this model (``tfcnn.export.tflite.state``), finished
+    when a conversion of this model was interrupted. A file of another
+    model is replaced only under ``--force`` or ``--overwrite`` (the model
+    was retrained in place); otherwise the stage stops, naming it."""
+    from tfcnn.export import tflite
+
+    folder = RunFolder(recipe.train.model_dir)
+    folder.check_recipe(recipe)
+    path = stages_lib.tflite_file(recipe)
+    quantization = recipe.export.quantization.value
+    state = tflite.state(path, sharding.file_sha256(folder.model),
+                         quantization)
+    if state is tflite.State.COMPLETE and not force.every_stage:
+        return StageReport("tflite", True, f"{path} holds this model", path)
+    if state is tflite.State.OTHER and not force.training:
+        raise DataError(
+            f"tflite: {path} holds another model's TFLite export; move it "
+            "away, or replace it with `tfcnn run RECIPE --force`. "
+            f"Received: export.export_dir={recipe.export.export_dir!r}, "
+            f"export.name={recipe.export.name!r}")
+    path = stages_lib.export_tflite(recipe, folder.path, replace=True)
+    return StageReport(
+        "tflite", False, f"wrote TFLite model {path} ({quantization}, "
+        f"{path.stat().st_size:,} bytes)", path)
+
+
 def _recorded_export(recipe, record, digest):
     """The recorded export's folder if it is this model exported as the
     recipe asks (same model, export_dir, name, top-k and version), else
@@ -555,4 +602,5 @@ _PLANS = {_prepare_digits: _plan_prepare,
           _train: _plan_train,
           _evaluate: _plan_evaluate,
           _export: _plan_export,
+          _tflite: _plan_tflite,
           _predict: _plan_predict}

@@ -194,6 +194,40 @@ def export(recipe, model=None, **options):
         recipe.train.model_dir if model is None else model, **arguments)
 
 
+def export_tflite(recipe, model=None, *, replace=False):
+    """``tfcnn.export.tflite.export_run`` of the run folder with the
+    recipe's export section: ``tflite_file(recipe)``, "int8" calibrated on
+    the training split.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        model: the model to convert (a run folder or ``.keras`` file), or
+            None: ``train.model_dir``.
+        replace: bool, replace an existing file. Defaults to False.
+
+    Returns:
+        Path of the ``.tflite`` file.
+    """
+    from tfcnn.export import tflite
+
+    config = recipe.export
+    return tflite.export_run(
+        recipe.train.model_dir if model is None else model,
+        export_dir=config.export_dir, name=config.name,
+        quantization=config.quantization.value, recipe=recipe,
+        replace=replace)
+
+
+def tflite_file(recipe):
+    """The ``.tflite`` a recipe exports to (``export.format = "tflite"``):
+    ``<export_dir>/<name>.tflite``, or ``<name>_<quantization>.tflite``."""
+    from tfcnn.export import tflite
+
+    config = recipe.export
+    return tflite.file_path(config.export_dir, config.name,
+                            config.quantization.value)
+
+
 def exported_model(recipe):
     """The model folder a recipe exports to (its newest version serves)."""
     return Path(recipe.export.export_dir) / recipe.export.name

@@ -17,9 +17,15 @@ probabilities out) into a ``.tflite`` flatbuffer with TensorFlow's
   TFLite has no integer kernel for stay float.
 
 The class names and the output kind go into a JSON file beside the
-``.tflite`` (``<file>.json``), which ``run`` and ``tfcnn predict`` read.
+``.tflite`` (``<file>.json``), which ``run`` and ``tfcnn predict`` read,
+with the sha256 of the Keras model file it was converted from and of the
+``.tflite`` itself, so ``state`` tells a finished file of a model from an
+interrupted one and from another model's (``tfcnn run``'s tflite stage
+skips, finishes or refuses on that).
 """
 
+import enum
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -32,6 +38,67 @@ from tfcnn.errors import DataError
 QUANTIZATIONS = ("float32", "dynamic", "int8")
 PROBABILITIES = "probabilities"
 CLASS_MAP = "class_map"
+
+
+class State(enum.Enum):
+    """What a ``.tflite`` path holds for one model and quantization."""
+
+    ABSENT = "absent"          # no file
+    COMPLETE = "complete"      # this model's file, whole
+    INTERRUPTED = "interrupted"  # this model's file, not (or not yet) whole
+    OTHER = "other"            # a file of another model or quantization
+
+
+def file_path(export_dir, name, quantization="float32"):
+    """``<export_dir>/<name>.tflite``, or ``<name>_<quantization>.tflite``
+    when quantized.
+
+    Args:
+        export_dir: str or Path, the export root.
+        name: str, the model's name (``export.name``).
+        quantization: str, one of ``QUANTIZATIONS``. Defaults to
+            "float32".
+
+    Returns:
+        Path.
+    """
+    stem = name if quantization == "float32" else f"{name}_{quantization}"
+    return Path(export_dir) / f"{stem}.tflite"
+
+
+def state(path, model_sha256, quantization):
+    """What ``path`` holds for the model file of sha256 ``model_sha256``.
+
+    Reads the JSON ``write`` puts beside the file: it is written first, so
+    a conversion killed before the ``.tflite`` was renamed into place
+    leaves this model's JSON and another (or no) ``.tflite``:
+    ``State.INTERRUPTED``.
+
+    Args:
+        path: str or Path of the ``.tflite`` file.
+        model_sha256: str, hex sha256 of the Keras model file.
+        quantization: str, one of ``QUANTIZATIONS``.
+
+    Returns:
+        ``State``.
+    """
+    from tfcnn.data import sharding
+
+    path = Path(path)
+    try:
+        info = json.loads(Path(f"{path}.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    ours = (isinstance(info, dict)
+            and info.get("model_sha256") == model_sha256
+            and info.get("quantization") == quantization)
+    if not path.is_file():
+        return State.INTERRUPTED if ours else State.ABSENT
+    if not ours:
+        return State.OTHER
+    if sharding.file_sha256(path) == info.get("tflite_sha256"):
+        return State.COMPLETE
+    return State.INTERRUPTED
 
 
 def convert(model, *, quantization="float32", representative=None,
@@ -137,26 +204,31 @@ def representative_images(dataset, count=100):
 
 
 def write(model, path, *, class_names, quantization="float32",
-          representative=None, image_size=None):
+          representative=None, image_size=None, model_sha256=None,
+          replace=False):
     """Converts ``model`` and writes ``path`` and ``path + ".json"``.
 
-    An existing file is never replaced (as an export never overwrites a
-    published version); both files appear whole or not at all.
+    An existing file is replaced only when asked (as an export never
+    overwrites a published version); each file appears whole or not at
+    all, the JSON first (see ``state``).
 
     Args:
         model: as for ``convert``.
         path: str or Path ending in ``.tflite``.
         class_names: list of str, the label names in label order.
         quantization, representative, image_size: as for ``convert``.
+        model_sha256: str or None, the sha256 of the model file converted,
+            recorded in the JSON. Defaults to None.
+        replace: bool, replace an existing file. Defaults to False.
 
     Returns:
         Path of the ``.tflite`` file.
 
     Raises:
-        DataError: the file exists already.
+        DataError: the file exists already and ``replace`` is False.
     """
     path = Path(path)
-    if path.exists():
+    if path.exists() and not replace:
         raise DataError(
             f"{path} exists already; an export never replaces one. "
             f"Received: {path}")
@@ -166,14 +238,15 @@ def write(model, path, *, class_names, quantization="float32",
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_files.write_json_atomic(Path(f"{path}.json"), {
         "class_names": list(class_names), "output": output,
-        "quantization": quantization})
+        "quantization": quantization, "model_sha256": model_sha256,
+        "tflite_sha256": hashlib.sha256(flatbuffer).hexdigest()})
     with atomic_files.replacing(path, suffix=".tflite") as tmp:
         Path(tmp).write_bytes(flatbuffer)
     return path
 
 
 def export_run(model_dir, *, export_dir, name, quantization="float32",
-               recipe=None):
+               recipe=None, replace=False):
     """Writes the ``.tflite`` of a trained run (``tfcnn export --format
     tflite``).
 
@@ -187,6 +260,7 @@ def export_run(model_dir, *, export_dir, name, quantization="float32",
         recipe: ``tfcnn.recipe.Recipe`` or None; "int8" calibrates on 100
             images of its training split, and a model that takes any
             size gets ``data.crop_size`` squares.
+        replace: bool, replace an existing file. Defaults to False.
 
     Returns:
         Path of the ``.tflite`` file.
@@ -194,6 +268,7 @@ def export_run(model_dir, *, export_dir, name, quantization="float32",
     Raises:
         DataError: no model, "int8" without a recipe, or an existing file.
     """
+    from tfcnn.data import sharding
     from tfcnn.models import saving
     from tfcnn.run_folder import RunFolder
 
@@ -218,11 +293,11 @@ def export_run(model_dir, *, export_dir, name, quantization="float32",
 
         representative = representative_images(inputs.evaluation_inputs(
             recipe, "train", batch_size=16).dataset)
-    stem = name if quantization == "float32" else f"{name}_{quantization}"
-    return write(model, Path(export_dir) / f"{stem}.tflite",
+    return write(model, file_path(export_dir, name, quantization),
                  class_names=class_names, quantization=quantization,
                  representative=representative,
-                 image_size=recipe.data.crop_size if recipe else None)
+                 image_size=recipe.data.crop_size if recipe else None,
+                 model_sha256=sharding.file_sha256(path), replace=replace)
 
 
 class TFLiteModel:
