@@ -184,6 +184,9 @@ def test_another_models_tflite_is_refused_unless_retrained(tmp_path):
     # Another model in the run folder (retrained elsewhere): the file is
     # not this model's, and nothing replaces it unasked.
     _trained_network(tmp_path, units=3)
+    assert run.plan(recipe)[-2] == (
+        f"tflite: would stop with exit status 2: {path} holds another "
+        "model's TFLite export (--force replaces it)")
     with pytest.raises(DataError, match="holds another model's TFLite "
                        "export; move it away, or replace it with"):
         run._tflite(recipe, KEEP)

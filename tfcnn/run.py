@@ -212,10 +212,14 @@ def _plan_tflite(recipe, force):
     path = stages_lib.tflite_file(recipe)
     quantization = recipe.export.quantization.value
     model = RunFolder(recipe.train.model_dir).model
-    if model.is_file() and not force.every_stage and tflite.state(
-            path, sharding.file_sha256(model),
-            quantization) is tflite.State.COMPLETE:
+    # Before training there is no model to compare the file with.
+    state = (tflite.state(path, sharding.file_sha256(model), quantization)
+             if model.is_file() and not force.training else None)
+    if state is tflite.State.COMPLETE:
         return f"{path} holds this model: skipped"
+    if state is tflite.State.OTHER:
+        return (f"would stop with exit status 2: {path} holds another "
+                "model's TFLite export (--force replaces it)")
     return (f"would write the trained model to {path} ({quantization}) "
             f"unless it holds this model")
 
