@@ -212,7 +212,7 @@ def _plan_tflite(recipe, force):
     path = stages_lib.tflite_file(recipe)
     quantization = recipe.export.quantization.value
     model = RunFolder(recipe.train.model_dir).model
-    # Before training there is no model to compare the file with.
+    # A model about to be trained (again) is not the one on disk.
     state = (tflite.state(path, sharding.file_sha256(model), quantization)
              if model.is_file() and not force.training else None)
     if state is tflite.State.COMPLETE:
