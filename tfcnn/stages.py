@@ -121,11 +121,10 @@ def compute_stats(recipe, *, resize_size=None, split="train",
         split: str, the split of a shard folder to describe. Defaults to
             "train" (a tfds dataset: ``data.tfds_train_split``).
         label_offset: int or None; None: ``data.label_offset``.
-        progress: bool, show progress and print the result line.
-            Defaults to True.
+        progress: bool, show a progress bar. Defaults to True.
 
     Returns:
-        ``tfcnn.data.stats.DatasetStats``.
+        ``tfcnn.data.stats.DatasetStats``, with its result ``line``.
     """
     from tfcnn.data import stats
 

@@ -36,7 +36,7 @@ What it guarantees:
 
 Files are checked by all cores (spawned worker processes, chunks of 16
 files, results consumed in order by this process, which writes the shards)
-with a progress bar; the run ends with one summary line. The shard plan,
+with a progress bar; the result sums the run up in one line. The shard plan,
 the checking and writing loop, the lock, the journal, resuming and the
 manifest written last are ``tfcnn.data.ingest_plan``, which segmentation
 ingest shares.
@@ -110,11 +110,13 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
             less than ~16 MB per worker use fewer workers (starting one
             costs about a second). Defaults to 0.
         overwrite: bool, rewrite a complete output. Defaults to False.
-        progress: bool, show a progress bar and print a summary line.
+        progress: bool, show a progress bar and warnings on stderr.
             Defaults to True.
 
     Returns:
-        dict, the manifest (the content of ``out/manifest.json``).
+        ``tfcnn.console.Result``: the manifest dict (the content of
+        ``out/manifest.json``) with its result line (``line``), which the
+        ``tfcnn ingest`` command prints.
 
     Raises:
         DataError: ``src`` has no class folders, ``out`` is inside ``src``,

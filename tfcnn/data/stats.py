@@ -20,7 +20,7 @@ deviation along that principal axis). The covariance is the population
 covariance (divided by the pixel count, not count - 1).
 
 A record whose image does not decode (possible in shards written by other
-tools) is left out and counted in the summary line; ``num_images`` says how
+tools) is left out and counted in the result line; ``num_images`` says how
 many images the statistics describe.
 
 Precision: the accumulators are exact integers (int64 sums of uint8 values
@@ -38,7 +38,6 @@ import sys
 import numpy as np
 
 from tfcnn import atomic_files
-from tfcnn import console
 from tfcnn import storage
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.errors import DataError
@@ -65,6 +64,8 @@ class DatasetStats:
             the order of ``eigenvalues``; each column's largest component is
             positive (a fixed sign, so files compare equal).
         split: str, the split they were computed from. Defaults to "train".
+        line: str, the result line of the pass that computed them (what
+            ``tfcnn stats`` prints); "" for statistics loaded from a file.
     """
 
     resize_size: int
@@ -76,6 +77,7 @@ class DatasetStats:
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
     split: str = "train"
+    line: str = dataclasses.field(default="", compare=False, repr=False)
 
 
 def compute_stats(data_dir, *, resize_size=256, progress=True, split="train",
@@ -89,13 +91,12 @@ def compute_stats(data_dir, *, resize_size=256, progress=True, split="train",
             label_offset=-1)`` for 1-based labels. Without a manifest file,
             ``stats.npz`` is written but no manifest.
         resize_size: int, the host size S. Defaults to 256.
-        progress: bool, show a progress bar and print a summary line.
-            Defaults to True.
+        progress: bool, show a progress bar. Defaults to True.
         split: str, the split to describe. Defaults to "train".
         batch_size: int, images per step of the pass. Defaults to 32.
 
     Returns:
-        a ``DatasetStats``.
+        a ``DatasetStats`` whose ``line`` sums the pass up.
 
     Raises:
         DataError: no shards, no such split, or the split has no images.
@@ -127,16 +128,14 @@ def compute_stats(data_dir, *, resize_size=256, progress=True, split="train",
         manifest_lib.Manifest.load(manifest.data_dir).with_stats(
             manifest_lib.STATS_NAME).save()
     left_out = manifest.count(split) - num_images
-    if progress:
-        mean = ", ".join(f"{v:.1f}" for v in stats.channel_mean)
-        undecodable = (f" ({left_out} records that do not decode left out)"
-                       if left_out else "")
-        console.print_result(
-            f"stats: {num_images} {split} images at {resize_size}x{resize_size}"
-            f"{undecodable}: RGB mean ({mean}), eigenvalues "
-            f"{np.array2string(stats.eigenvalues, precision=1)}; "
-            f"wrote {path}")
-    return stats
+    mean = ", ".join(f"{v:.1f}" for v in stats.channel_mean)
+    undecodable = (f" ({left_out} records that do not decode left out)"
+                   if left_out else "")
+    return dataclasses.replace(stats, line=(
+        f"stats: {num_images} {split} images at {resize_size}x{resize_size}"
+        f"{undecodable}: RGB mean ({mean}), eigenvalues "
+        f"{np.array2string(stats.eigenvalues, precision=1)}; "
+        f"wrote {path}"))
 
 
 def compute_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
@@ -155,14 +154,14 @@ def compute_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
         split: str, a tfds split. Defaults to "train".
         data_dir: str, Path or None, the tfds data folder. Defaults to None.
         resize_size: int, the host size S. Defaults to 256.
-        progress: bool, a progress bar and a summary line. Defaults to True.
+        progress: bool, show a progress bar. Defaults to True.
         batch_size: int, images per step of the pass. Defaults to 32.
         mask_key: str, a segmentation dataset's mask feature
             (``data.tfds_mask_key``); "" for a classification dataset.
             Defaults to "".
 
     Returns:
-        a ``DatasetStats``.
+        a ``DatasetStats`` whose ``line`` sums the pass up.
 
     Raises:
         DataError: the dataset or split is not prepared, or is empty.
@@ -179,11 +178,9 @@ def compute_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
     path = tfds_stats_path(source, split, resize_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_stats(stats, path)
-    if progress:
-        console.print_result(
-            f"stats: {stats.num_images} {split} images of {name} at "
-            f"{resize_size}x{resize_size}; wrote {path}")
-    return stats
+    return dataclasses.replace(stats, line=(
+        f"stats: {stats.num_images} {split} images of {name} at "
+        f"{resize_size}x{resize_size}; wrote {path}"))
 
 
 def tfds_stats_path(source, split, resize_size):

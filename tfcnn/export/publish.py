@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcnn import atomic_files
+from tfcnn import console
 from tfcnn import storage
 from tfcnn import tasks
 from tfcnn.errors import ExportError
@@ -108,9 +109,9 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     if version and (model_root / str(version)).exists():
         raise ExportError(_exists_message(model_root, version))
     if verbose:
-        print("export: writing the SavedModel" + (
+        console.progress("export: writing the SavedModel" + (
             " and checking it in a fresh process (about 15 s)"
-            if verify else "") + "...", file=sys.stderr, flush=True)
+            if verify else "") + "...")
     with atomic_files.staging_folder(model_root, ".tmp-") as staging:
         # mkdtemp makes the directory private; a published version must be
         # readable by a model server running as another user.
