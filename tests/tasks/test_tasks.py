@@ -85,3 +85,16 @@ def test_the_default_task_is_the_manifests_default(tmp_path):
     manifest = manifest_lib.Manifest(tmp_path, {"class_names": ["a"]},
                                      from_file=False)
     assert tasks.default_task().name == manifest.task
+
+
+@pytest.mark.parametrize("name", tasks.list_tasks())
+def test_each_task_names_its_serving_model(name):
+    # tfcnn.export wraps a model in the class its task names, so a new
+    # task brings its own serving signatures without touching export.
+    from tfcnn.export import publish
+
+    task = tasks.get_task(name)
+    cls = publish._serving_class(task)
+    assert f"{cls.__module__}:{cls.__name__}" == task.serving_model
+    # What publish calls: cls(model, class_names, top_k).archive().
+    assert callable(cls.archive)

@@ -21,6 +21,7 @@ class ImageClassificationTask(task_lib.Task):
     log_keys = ("loss", "accuracy", "val_loss", "val_accuracy",
                 "val_top5_accuracy")
     output_rank = 2  # [batch, classes]
+    serving_model = "tfcnn.export.serving:ServingModel"
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,

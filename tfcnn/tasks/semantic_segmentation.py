@@ -48,6 +48,7 @@ class SemanticSegmentationTask(task_lib.Task):
                 "val_mean_iou")
     output_rank = 4  # [batch, height, width, classes]
     labels_per_pixel = True
+    serving_model = "tfcnn.export.segmentation:SegmentationServingModel"
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
