@@ -131,10 +131,11 @@ def compute_stats(recipe, *, resize_size=None, split="train",
     data = recipe.data
     size = data.resize_size if resize_size is None else resize_size
     if data.source is Source.TFDS:
+        task = _tfds_task(recipe)
         return stats.compute_tfds_stats(
-            data.tfds_name, split=data.tfds_train_split,
-            data_dir=data.tfds_data_dir or None, resize_size=size,
-            progress=progress, mask_key=data.tfds_mask_key)
+            _tfds_source(recipe),
+            task.read_tfds(data, data.tfds_train_split),
+            split=data.tfds_train_split, resize_size=size, progress=progress)
     offset = data.label_offset if label_offset is None else label_offset
     return stats.compute_stats(describe(recipe, label_offset=offset),
                                resize_size=size, split=split,
@@ -148,12 +149,24 @@ def has_stats(recipe):
     data = recipe.data
     if data.source is Source.TFDS:
         return stats.load_tfds_stats(
-            data.tfds_name, required=False, split=data.tfds_train_split,
-            data_dir=data.tfds_data_dir or None,
-            resize_size=data.resize_size,
-            mask_key=data.tfds_mask_key) is not None
+            _tfds_source(recipe), required=False,
+            split=data.tfds_train_split,
+            resize_size=data.resize_size) is not None
     existing = stats.load_stats(data.shard_dir, required=False)
     return existing is not None and existing.resize_size == data.resize_size
+
+
+def _tfds_task(recipe):
+    """The task whose labels the recipe's tfds dataset holds."""
+    from tfcnn import tasks
+
+    return tasks.task_of_tfds(recipe.data)
+
+
+def _tfds_source(recipe):
+    """The recipe's tfds dataset as its task describes it; statistics
+    need no class names, so none are looked for."""
+    return _tfds_task(recipe).describe_tfds(recipe.data, class_names=())
 
 
 def describe(recipe, label_offset=None):
