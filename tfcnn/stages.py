@@ -72,7 +72,7 @@ def prepare(recipe):
 
 
 def ingest(recipe, **options):
-    """``tfcnn.data.ingest.ingest`` of ``data.path`` into the shard folder,
+    """``tfcnn.tasks.ingest`` of ``data.path`` into the shard folder,
     with the recipe's split, shard count and seed.
 
     Args:
@@ -83,14 +83,14 @@ def ingest(recipe, **options):
     Returns:
         the manifest dict ``ingest`` returns.
     """
-    from tfcnn.data import ingest as ingest_lib
+    from tfcnn import tasks
 
     data = recipe.data
     check_source_folder(recipe)
     arguments = dict(validation_split=data.validation_split,
                      num_shards=data.num_shards, seed=data.seed)
     arguments.update({k: v for k, v in options.items() if v is not None})
-    return ingest_lib.ingest(data.path, data.shard_dir, **arguments)
+    return tasks.ingest(data.path, data.shard_dir, **arguments)
 
 
 def check_source_folder(recipe):

@@ -637,9 +637,9 @@ def test_both_size_limits_on_the_command_line(tmp_path, capsys):
 
 _INGEST_BOTH = textwrap.dedent("""
     import sys
-    from tfcnn.data import ingest
+    from tfcnn import tasks
     for src, out in zip(sys.argv[1::2], sys.argv[2::2]):
-        ingest.ingest(src, out, workers=1, progress=False)
+        tasks.ingest(src, out, workers=1, progress=False)
 """)
 
 

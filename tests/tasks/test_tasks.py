@@ -98,3 +98,13 @@ def test_each_task_names_its_serving_model(name):
     assert f"{cls.__module__}:{cls.__name__}" == task.serving_model
     # What publish calls: cls(model, class_names, top_k).archive().
     assert callable(cls.archive)
+
+
+def test_task_of_source_asks_each_task(tmp_path):
+    from tests.data import segmentation_files
+
+    segmentation_files.make_voc(tmp_path / "voc", train=1, val=1)
+    (tmp_path / "classes" / "cat").mkdir(parents=True)
+    assert tasks.task_of_source(tmp_path / "voc").name == "segmentation"
+    # No task claims class folders: the default task's.
+    assert tasks.task_of_source(tmp_path / "classes") is tasks.default_task()

@@ -34,6 +34,11 @@ class ImageClassificationTask(task_lib.Task):
             training=training, label_offset=label_offset,
             raw_shape=raw_shape, inception_crop=inception_crop, **kwargs)
 
+    def ingest(self, src, out, **options):
+        from tfcnn.data import ingest
+
+        return ingest.ingest(src, out, **options)
+
     def reads_tfds(self, data):
         return not data.tfds_mask_key
 

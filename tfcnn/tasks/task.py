@@ -65,6 +65,23 @@ class Task(abc.ABC):
             ``tf.data.Dataset`` of ``(uint8 images, labels)`` batches.
         """
 
+    def reads_source(self, src):
+        """Whether the folder ``src`` is laid out for this task's ingest.
+
+        ``tfcnn.tasks.task_of_source`` asks every task; a folder that no
+        task claims holds class folders (the default task's). Defaults to
+        False.
+        """
+        del src
+        return False
+
+    @abc.abstractmethod
+    def ingest(self, src, out, **options):
+        """Writes this task's source folder ``src`` as TFRecord shards and
+        a manifest in ``out`` (``tfcnn.tasks.ingest``); options this task
+        does not take are refused. Returns the ``tfcnn.console.Result``
+        of the manifest dict."""
+
     @abc.abstractmethod
     def reads_tfds(self, data):
         """Whether a tfds dataset, as ``data`` (``tfcnn.recipe.DataConfig``)
