@@ -561,20 +561,10 @@ def recipe_text(name):
 
 
 def load_recipe(path, overrides=()):
-    """Reads a recipe, applies ``--set`` overrides and validates it.
-
-    Args:
-        path: str or Path of a TOML file, or the name of a packaged recipe
-            (``packaged_recipes()``, e.g. "quickstart") when no such file
-            exists.
-        overrides: iterable of ``"section.key=value"`` strings.
-
-    Returns:
-        a validated ``Recipe``.
-
-    Raises:
-        RecipeError: a missing file, bad TOML, or an unknown or ill-typed key.
-    """
+    """Reads a recipe (a TOML file, or the name of a packaged recipe),
+    applies ``--set`` overrides (``"section.key=value"`` strings) and
+    returns the validated ``Recipe``; ``tfcnn.recipe_parse.load`` says
+    more, and raises ``RecipeError`` naming the key or file."""
     return recipe_parse.load(Recipe, path, overrides)
 
 
