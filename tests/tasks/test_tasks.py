@@ -108,3 +108,20 @@ def test_task_of_source_asks_each_task(tmp_path):
     assert tasks.task_of_source(tmp_path / "voc").name == "segmentation"
     # No task claims class folders: the default task's.
     assert tasks.task_of_source(tmp_path / "classes") is tasks.default_task()
+
+
+@pytest.mark.parametrize("module", ["data/ingest.py", "data/stats.py",
+                                    "export/publish.py", "stages.py"])
+def test_generic_modules_import_no_task_specific_module(module):
+    # They ask the task (Task.reads_source, Task.read_tfds,
+    # Task.serving_model) instead of importing one task's modules.
+    import ast
+
+    imported = set()
+    for node in ast.walk(ast.parse((ROOT / module).read_text())):
+        if isinstance(node, ast.ImportFrom):
+            imported.update(f"{node.module}.{alias.name}"
+                            for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert sorted(name for name in imported if "segmentation" in name) == []
