@@ -106,7 +106,7 @@ def _make_data(data, count):
         return
     from PIL import Image
 
-    from tfcnn.data import ingest
+    from tfcnn import tasks
 
     pairs, folders = data / "pairs", data / "folders"
     for sub in ("images", "masks"):
@@ -125,8 +125,8 @@ def _make_data(data, count):
                               (pairs, data / "seg_raw_shards",
                                {"raw_masks": True}),
                               (folders, data / "cls_shards", {})):
-        ingest.ingest(src, out, num_shards=8, validation_split=0.0,
-                      overwrite=True, progress=False, **options)
+        tasks.ingest(src, out, num_shards=8, validation_split=0.0,
+                     overwrite=True, progress=False, **options)
     print(f"wrote {count} JPEGs with masks to {data}", file=sys.stderr)
     done.write_text("")
 

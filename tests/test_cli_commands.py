@@ -136,6 +136,13 @@ def test_stage_commands_take_the_recipe(tmp_path, capsys):
     assert cli.main(["stats", str(recipe), "--json"]) == 0
     stats = _json(capsys)
     assert stats["resize_size"] == 16 and stats["num_images"] > 0
+    # Without --json the command prints the stage's result line.
+    assert cli.main(["ingest", str(recipe), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ingest: ") and out.endswith(
+        "nothing written (--overwrite rewrites it)\n"), out
+    assert cli.main(["stats", str(recipe)]) == 0
+    assert capsys.readouterr().out.startswith("stats: 8 train images at 16x16")
 
     # preview reads the shard folder and sizes from the recipe.
     out = tmp_path / "grid.png"
@@ -151,8 +158,11 @@ def test_stage_commands_take_the_recipe(tmp_path, capsys):
     assert "data.resize_size = 16" in err
 
     assert cli.main(["train", str(recipe), "--json"]) == 0
-    summary = _json(capsys)
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
     assert summary["epochs_run"] == 1
+    # Under --json the result line goes to stderr, with Keras' lines.
+    assert "train: wrote model.keras" in captured.err
 
     # export takes the run folder: name, root and top-k from its recipe.
     assert cli.main(["export", str(tmp_path / "run"), "--json"]) == 0

@@ -1,6 +1,7 @@
 """The command's terminal output: no TensorFlow log lines unless asked."""
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -91,15 +92,12 @@ def test_keras_progress_bar_only_on_a_terminal():
     assert console.keras_verbosity(_Terminal()) == 1
 
 
-def test_result_lines_print_once_or_go_to_the_capture(capsys):
-    console.print_result("stats: wrote stats.npz")
-    with console.capture_results() as lines:
-        console.print_result("ingest: wrote 8 records")
-        with console.capture_results() as inner:
-            console.print_result("train: wrote model.keras")
-    assert lines == ["ingest: wrote 8 records"]
-    assert inner == ["train: wrote model.keras"]
-    assert capsys.readouterr().out == "stats: wrote stats.npz\n"
+def test_a_result_is_its_dict_with_a_line():
+    result = console.Result({"epochs": 2}, "train: wrote model.keras")
+    assert result == {"epochs": 2}
+    assert json.loads(json.dumps(result)) == {"epochs": 2}
+    assert result.line == "train: wrote model.keras"
+    assert console.Result({"epochs": 2}).line == ""
 
 
 def _tfcnn(*args, cwd, **env):

@@ -316,6 +316,15 @@ def _ingest(args):
         progress=not args.json)
     if args.json:
         _print_json(args, manifest)
+    else:
+        _print_result(manifest.line)
+
+
+def _print_result(line):
+    """Prints a stage's result line (``tfcnn.console.Result.line``) on
+    stdout, where scripts read it; "" prints nothing."""
+    if line:
+        print(line, flush=True)
 
 
 def _given(value, default):
@@ -370,15 +379,16 @@ def _stats(args):
     result = stages.compute_stats(
         recipe, resize_size=args.resize_size, split=args.split,
         label_offset=args.label_offset, progress=not args.json)
-
-    if args.json:
-        _print_json(args, {"data": str(folder),
-                           "resize_size": result.resize_size,
-                           "split": result.split,
-                           "num_images": result.num_images,
-                           "channel_mean": result.channel_mean,
-                           "channel_std": result.channel_std,
-                           "eigenvalues": result.eigenvalues})
+    if not args.json:
+        _print_result(result.line)
+        return
+    _print_json(args, {"data": str(folder),
+                       "resize_size": result.resize_size,
+                       "split": result.split,
+                       "num_images": result.num_images,
+                       "channel_mean": result.channel_mean,
+                       "channel_std": result.channel_std,
+                       "eigenvalues": result.eigenvalues})
 
 
 # preview --------------------------------------------------------------------
@@ -466,6 +476,8 @@ def _train(args):
     from tfcnn.train import fit
 
     summary = fit.train(recipe, overwrite=args.overwrite)
+    # Under --json on stderr (stdout carries the object), as Keras' lines.
+    _print_result(summary.line)
     if args.json:
         _print_json(args, summary)
 

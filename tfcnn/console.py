@@ -11,10 +11,12 @@ Keras' progress bar redraws one line with carriage returns and ANSI codes:
 right on a terminal, unreadable in a log file. ``keras_verbosity`` picks
 the bar on a terminal and one line per epoch (``verbose=2``) elsewhere.
 
-Each stage (ingest, stats, train) ends with one result line on stdout,
-``print_result``; ``tfcnn run`` takes that line as the stage's own
-(``capture_results``), so a stage's result is printed once. A result line
-that tells how to ask for more names the option as the caller spells it
+Library code returns and the command prints: a stage (ingest, stats,
+train) returns its result with one line that sums it up (``Result``:
+the result dict and its ``line``), and ``tfcnn.cli`` prints that line on
+stdout, ``tfcnn run`` as the stage's own line. Lines that tell how a stage
+is going go to stderr as they happen (``progress``). A result line that
+tells how to ask for more names the option as the caller spells it
 (``option_text``): ``--overwrite`` from the command, ``overwrite=True``
 from Python.
 """
@@ -156,7 +158,7 @@ def keras_verbosity(stream=None):
 
 def progress(line):
     """Prints a line that tells how a stage is going on stderr, flushed:
-    stdout is for results (``print_result``), which scripts read.
+    stdout is for result lines (``Result.line``), which scripts read.
 
     Args:
         line: str, e.g. "train: resuming from runs/x/backup at epoch 3".
@@ -164,38 +166,22 @@ def progress(line):
     print(line, file=sys.stderr, flush=True)
 
 
-# The lines ``print_result`` hands to the innermost ``capture_results``
-# block instead of printing them (None: print).
-_captured = contextvars.ContextVar("tfcnn_captured_results", default=None)
+class Result(dict):
+    """A stage's result, a JSON-ready dict, with the line that sums it up.
 
-
-def print_result(line):
-    """Prints a stage's result line on stdout, or hands it to the
-    enclosing ``capture_results`` block.
+    A dict, so ``--json`` writes it and Python reads its keys as before;
+    ``line`` is what the command prints for it (e.g. "train: wrote
+    model.keras, ... in runs/x"), or "" where the stage has nothing to
+    say (a worker that is not the chief).
 
     Args:
-        line: str, the line, e.g. "stats: 6 train images at 16x16 ...".
+        data: dict (or pairs) of the result.
+        line: str, the result line. Defaults to "".
     """
-    captured = _captured.get()
-    if captured is None:
-        print(line, flush=True)
-    else:
-        captured.append(line)
 
-
-@contextlib.contextmanager
-def capture_results():
-    """Collects the ``print_result`` lines of the ``with`` block.
-
-    Yields:
-        list of str, filled as the block runs.
-    """
-    lines = []
-    token = _captured.set(lines)
-    try:
-        yield lines
-    finally:
-        _captured.reset(token)
+    def __init__(self, data=(), line=""):
+        super().__init__(data)
+        self.line = line
 
 
 # How a result line names an option: None in Python (``overwrite=True``),

@@ -3,8 +3,8 @@
 Stages: prepare (the embedded digits and digit scenes only) -> ingest ->
 stats -> train -> evaluate -> export -> tflite (``export.format =
 "tflite"`` only) -> predict. Each stage prints one line
-naming what it wrote (for ingest, stats and train their own result line,
-taken over by ``tfcnn.console.capture_results``, so it is printed once). A
+naming what it wrote (for ingest, stats and train the result line their
+library call returns, ``tfcnn.console.Result``). A
 stage is skipped when its output exists and is complete, so running the
 same command again after a crash or a kill picks up where it stopped
 (training itself resumes mid-run from its backup).
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 from tfcnn import atomic_files
-from tfcnn import console
 from tfcnn import stages as stages_lib
 from tfcnn.data import sharding
 from tfcnn.errors import DataError
@@ -237,13 +236,14 @@ def _run_stage(stage, recipe, force, echo):
 
 def _call_stage(stage, recipe, force, stdout_to_stderr=False):
     with (contextlib.redirect_stdout(sys.stderr) if stdout_to_stderr
-          else contextlib.nullcontext()), console.capture_results() as lines:
-        report = stage(recipe, force)
-    if report is not None and lines:
-        # The stage's own result line says more than the summary here.
-        report.message = "\n".join(
-            line.removeprefix(f"{report.stage}: ") for line in lines)
-    return report
+          else contextlib.nullcontext()):
+        return stage(recipe, force)
+
+
+def _own_line(stage, result):
+    """A stage's own result line (``tfcnn.console.Result.line``) without
+    its "stage: " prefix: it says more than a summary here could."""
+    return result.line.removeprefix(f"{stage}: ")
 
 
 def _echo(report, echo):
@@ -375,8 +375,8 @@ def _ingest(recipe, force):
     # counts suffice here; hashing every shard on each run would not scale.
     if ingest.is_complete(out, verify_sha256=False) and not force.every_stage:
         return StageReport("ingest", True, f"{out} is complete")
-    stages_lib.ingest(recipe, overwrite=force.every_stage)
-    return StageReport("ingest", False, f"shards and manifest.json in {out}")
+    manifest = stages_lib.ingest(recipe, overwrite=force.every_stage)
+    return StageReport("ingest", False, _own_line("ingest", manifest))
 
 
 def _stats(recipe, force):
@@ -391,10 +391,7 @@ def _stats(recipe, force):
         return StageReport("stats", True,
                            f"{where} has stats at {data.resize_size}px")
     result = stages_lib.compute_stats(recipe)
-    return StageReport(
-        "stats", False,
-        f"mean image and RGB PCA of {result.num_images} training images "
-        f"of {where} saved")
+    return StageReport("stats", False, _own_line("stats", result))
 
 
 def _chief_output(stage, recipe):
@@ -432,14 +429,10 @@ def _train(recipe, force):
         return StageReport("train", True,
                            f"{recipe.train.model_dir} is trained")
     summary = fit.train(recipe, overwrite=force.training)
-    if summary.get("skipped"):
-        return StageReport("train", True,
-                           f"{recipe.train.model_dir} holds a finished run "
-                           f"of {summary.get('epochs_completed')} epochs",
-                           summary)
-    return StageReport("train", False,
-                       f"trained model saved in {recipe.train.model_dir}",
-                       summary)
+    # A worker that is not the chief has no line: its message is its own
+    # (``_run_as_worker``).
+    return StageReport("train", bool(summary.get("skipped")),
+                       _own_line("train", summary), summary)
 
 
 def _evaluate(recipe, force):

@@ -72,7 +72,7 @@ def prepare(recipe):
 
 
 def ingest(recipe, **options):
-    """``tfcnn.data.ingest.ingest`` of ``data.path`` into the shard folder,
+    """``tfcnn.tasks.ingest`` of ``data.path`` into the shard folder,
     with the recipe's split, shard count and seed.
 
     Args:
@@ -83,14 +83,14 @@ def ingest(recipe, **options):
     Returns:
         the manifest dict ``ingest`` returns.
     """
-    from tfcnn.data import ingest as ingest_lib
+    from tfcnn import tasks
 
     data = recipe.data
     check_source_folder(recipe)
     arguments = dict(validation_split=data.validation_split,
                      num_shards=data.num_shards, seed=data.seed)
     arguments.update({k: v for k, v in options.items() if v is not None})
-    return ingest_lib.ingest(data.path, data.shard_dir, **arguments)
+    return tasks.ingest(data.path, data.shard_dir, **arguments)
 
 
 def check_source_folder(recipe):
@@ -121,21 +121,21 @@ def compute_stats(recipe, *, resize_size=None, split="train",
         split: str, the split of a shard folder to describe. Defaults to
             "train" (a tfds dataset: ``data.tfds_train_split``).
         label_offset: int or None; None: ``data.label_offset``.
-        progress: bool, show progress and print the result line.
-            Defaults to True.
+        progress: bool, show a progress bar. Defaults to True.
 
     Returns:
-        ``tfcnn.data.stats.DatasetStats``.
+        ``tfcnn.data.stats.DatasetStats``, with its result ``line``.
     """
     from tfcnn.data import stats
 
     data = recipe.data
     size = data.resize_size if resize_size is None else resize_size
     if data.source is Source.TFDS:
+        task = _tfds_task(recipe)
         return stats.compute_tfds_stats(
-            data.tfds_name, split=data.tfds_train_split,
-            data_dir=data.tfds_data_dir or None, resize_size=size,
-            progress=progress, mask_key=data.tfds_mask_key)
+            _tfds_source(recipe),
+            task.read_tfds(data, data.tfds_train_split),
+            split=data.tfds_train_split, resize_size=size, progress=progress)
     offset = data.label_offset if label_offset is None else label_offset
     return stats.compute_stats(describe(recipe, label_offset=offset),
                                resize_size=size, split=split,
@@ -149,12 +149,24 @@ def has_stats(recipe):
     data = recipe.data
     if data.source is Source.TFDS:
         return stats.load_tfds_stats(
-            data.tfds_name, required=False, split=data.tfds_train_split,
-            data_dir=data.tfds_data_dir or None,
-            resize_size=data.resize_size,
-            mask_key=data.tfds_mask_key) is not None
+            _tfds_source(recipe), required=False,
+            split=data.tfds_train_split,
+            resize_size=data.resize_size) is not None
     existing = stats.load_stats(data.shard_dir, required=False)
     return existing is not None and existing.resize_size == data.resize_size
+
+
+def _tfds_task(recipe):
+    """The task whose labels the recipe's tfds dataset holds."""
+    from tfcnn import tasks
+
+    return tasks.task_of_tfds(recipe.data)
+
+
+def _tfds_source(recipe):
+    """The recipe's tfds dataset as its task describes it; statistics
+    need no class names, so none are looked for."""
+    return _tfds_task(recipe).describe_tfds(recipe.data, class_names=())
 
 
 def describe(recipe, label_offset=None):

@@ -202,9 +202,9 @@ def test_complete_output_is_not_rewritten(tmp_path, capsys):
     ingest.ingest(src, out, workers=1, progress=False)
     shard = Manifest.load(out).files("train")[0]
     before = os.stat(shard).st_mtime_ns
-    ingest.ingest(src, out, workers=1)
-    line = capsys.readouterr().out
+    line = ingest.ingest(src, out, workers=1).line
     assert "already complete" in line and "(overwrite=True rewrites" in line
+    assert capsys.readouterr().out == ""
     assert os.stat(shard).st_mtime_ns == before
 
     with pytest.raises(DataError, match="overwrite"):
@@ -319,8 +319,8 @@ def test_bad_sources(tmp_path):
 def test_summary_line_names_what_was_written(tmp_path, capsys):
     _make_folders(tmp_path / "src", per_class=2)
     image_files.write_kind(tmp_path / "src" / "ant" / "x.jpg", "zero_byte")
-    ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1)
-    line = capsys.readouterr().out.strip().splitlines()[-1]
+    line = ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1).line
+    assert capsys.readouterr().out == ""
     assert "wrote 6 records in 1 shard (train 6)" in line
     assert "skipped 1 of 7 files" in line
     assert line.endswith(
@@ -329,9 +329,8 @@ def test_summary_line_names_what_was_written(tmp_path, capsys):
     for i in range(4):
         image_files.write_kind(tmp_path / "src" / "bee" / f"bad{i}.jpg",
                                "truncated_jpeg")
-    ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1,
-                  overwrite=True)
-    line = capsys.readouterr().out.strip().splitlines()[-1]
+    line = ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1,
+                         overwrite=True).line
     assert "skipped 5 of 11 files" in line
     assert line.endswith(
         ": ant/x.jpg, bee/bad0.jpg, bee/bad1.jpg and 2 more, see "
@@ -638,9 +637,9 @@ def test_both_size_limits_on_the_command_line(tmp_path, capsys):
 
 _INGEST_BOTH = textwrap.dedent("""
     import sys
-    from tfcnn.data import ingest
+    from tfcnn import tasks
     for src, out in zip(sys.argv[1::2], sys.argv[2::2]):
-        ingest.ingest(src, out, workers=1, progress=False)
+        tasks.ingest(src, out, workers=1, progress=False)
 """)
 
 

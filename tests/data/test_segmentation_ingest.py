@@ -9,6 +9,7 @@ from PIL import Image
 
 from tests.data import segmentation_files
 from tfcnn import cli
+from tfcnn import tasks
 from tfcnn.data import ingest
 from tfcnn.data import ingest_plan
 from tfcnn.data import segmentation_features as features
@@ -46,7 +47,7 @@ def test_voc_layout_to_model_garden_shards(tmp_path):
     stems = segmentation_files.make_voc(src)
     # A detection-only JPEG listed nowhere is not part of the dataset.
     Image.new("RGB", (8, 8)).save(src / "JPEGImages" / "2009_000001.jpg")
-    data = ingest.ingest(src, out, workers=1, progress=False)
+    data = tasks.ingest(src, out, workers=1, progress=False)
 
     manifest = Manifest.load(out)
     assert data == manifest.to_dict()
@@ -86,8 +87,8 @@ def test_bad_pairs_are_skipped_and_listed(tmp_path):
     (masks / "img_002.png").unlink()
     Image.fromarray(np.zeros((24, 32), np.uint8)).save(masks / "orphan.png")
     (masks / "img_003.png").write_bytes(b"not a png")
-    data = ingest.ingest(src, out, workers=1, progress=False,
-                         validation_split=0.0)
+    data = tasks.ingest(src, out, workers=1, progress=False,
+                        validation_split=0.0)
 
     reasons = {s["path"]: s["reason"] for s in data["skipped"]}
     assert set(reasons) == {"images/img_000.png", "images/img_001.png",
@@ -118,8 +119,8 @@ def test_colour_masks_map_through_the_voc_palette(tmp_path):
     off = colours.copy()
     off[5, 5] = (1, 2, 3)
     Image.fromarray(off).save(src / "masks" / "img_001.png")
-    data = ingest.ingest(src, out, workers=1, progress=False,
-                         validation_split=0.0)
+    data = tasks.ingest(src, out, workers=1, progress=False,
+                        validation_split=0.0)
 
     records = _records(Manifest.load(out).files("train"))
     np.testing.assert_array_equal(records["images/img_000.png"][1], ids)
@@ -134,15 +135,15 @@ def test_split_folders_and_seeded_validation(tmp_path):
     src = tmp_path / "src"
     segmentation_files.make_pairs(src, 6, split="train")
     segmentation_files.make_pairs(src, 2, split="val")
-    data = ingest.ingest(src, tmp_path / "a", workers=1, progress=False)
+    data = tasks.ingest(src, tmp_path / "a", workers=1, progress=False)
     assert {s: e["count"] for s, e in data["splits"].items()} == {
         "train": 6, "validation": 2}
 
     flat = tmp_path / "flat"
     segmentation_files.make_pairs(flat, 10)
-    first = ingest.ingest(flat, tmp_path / "b", workers=1, progress=False,
-                          validation_split=0.3, seed=4)
-    ingest.ingest(flat, tmp_path / "c", workers=1, progress=False,
+    first = tasks.ingest(flat, tmp_path / "b", workers=1, progress=False,
+                         validation_split=0.3, seed=4)
+    tasks.ingest(flat, tmp_path / "c", workers=1, progress=False,
                           validation_split=0.3, seed=4)
     assert first["splits"]["validation"]["count"] == 3
     files = [_records(Manifest.load(tmp_path / d).files("validation"))
@@ -165,14 +166,14 @@ def test_interrupted_ingest_resumes_without_duplicates(tmp_path,
 
     monkeypatch.setattr(ingest_plan, "check_in_order", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        ingest.ingest(src, out, num_shards=4, workers=1, progress=False,
-                      validation_split=0.0)
+        tasks.ingest(src, out, num_shards=4, workers=1, progress=False,
+                     validation_split=0.0)
     assert not (out / "manifest.json").exists()
     kept = sorted(p.name for p in out.glob("train-*"))
     assert len(kept) == 2  # two shards of two pairs were finished
     monkeypatch.setattr(ingest_plan, "check_in_order", real)
-    data = ingest.ingest(src, out, num_shards=4, workers=1, progress=False,
-                         validation_split=0.0)
+    data = tasks.ingest(src, out, num_shards=4, workers=1, progress=False,
+                        validation_split=0.0)
     records = _records(Manifest.load(out).files("train"))
     assert data["splits"]["train"]["count"] == len(records) == 8
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
@@ -181,10 +182,10 @@ def test_interrupted_ingest_resumes_without_duplicates(tmp_path,
 def test_worker_processes_write_the_same_shards(tmp_path, monkeypatch):
     src = tmp_path / "src"
     segmentation_files.make_pairs(src, 40)
-    one = ingest.ingest(src, tmp_path / "one", workers=1, progress=False)
+    one = tasks.ingest(src, tmp_path / "one", workers=1, progress=False)
     # Use the process pool even for these few bytes.
     monkeypatch.setattr(ingest_plan, "MIN_BYTES_PER_WORKER", 1)
-    two = ingest.ingest(src, tmp_path / "two", workers=2, progress=False)
+    two = tasks.ingest(src, tmp_path / "two", workers=2, progress=False)
     digests = [[s["sha256"] for s in d["splits"]["train"]["shards"]]
                for d in (one, two)]
     assert digests[0] == digests[1]
@@ -210,8 +211,8 @@ def test_an_empty_validation_split_warns(tmp_path, capsys):
     src = tmp_path / "src"
     segmentation_files.make_pairs(src, 2)
     # A tenth of two pairs holds out none.
-    data = ingest.ingest(src, tmp_path / "out", workers=1,
-                         validation_split=0.1)
+    data = tasks.ingest(src, tmp_path / "out", workers=1,
+                        validation_split=0.1)
     assert data["splits"]["train"]["count"] == 2
     assert any("too few pairs for validation_split=0.1" in w
                for w in data["warnings"])
@@ -243,7 +244,7 @@ def test_voc_trainval_without_train_list_leaves_val_out_of_train(tmp_path):
     (lists / "train.txt").rename(lists / "trainval.txt")
     (lists / "trainval.txt").write_text(
         "".join(s + "\n" for s in stems["train"] + stems["val"]))
-    data = ingest.ingest(src, tmp_path / "out", workers=1, progress=False)
+    data = tasks.ingest(src, tmp_path / "out", workers=1, progress=False)
     assert (data["splits"]["train"]["count"],
             data["splits"]["validation"]["count"]) == (3, 2)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -265,8 +266,8 @@ def _stored_masks(files):
 def test_default_shards_hold_png_masks_and_say_so(tmp_path):
     src = tmp_path / "src"
     segmentation_files.make_pairs(src, 4)
-    ingest.ingest(src, tmp_path / "out", workers=1, progress=False,
-                  validation_split=0.0)
+    tasks.ingest(src, tmp_path / "out", workers=1, progress=False,
+                 validation_split=0.0)
     manifest = Manifest.load(tmp_path / "out")
     assert manifest.mask_format == "png"
     assert manifest.storage["mask_format"] == "png"
@@ -281,8 +282,8 @@ def test_default_shards_hold_png_masks_and_say_so(tmp_path):
 def test_raw_masks_round_trip_exactly(tmp_path):
     src = tmp_path / "src"
     masks = segmentation_files.make_pairs(src, 6, num_classes=5)
-    data = ingest.ingest(src, tmp_path / "raw", workers=1, progress=False,
-                         validation_split=0.0, raw_masks=True)
+    data = tasks.ingest(src, tmp_path / "raw", workers=1, progress=False,
+                        validation_split=0.0, raw_masks=True)
     manifest = Manifest.load(tmp_path / "raw")
     assert data["storage"]["mask_format"] == "raw"
     assert manifest.mask_format == "raw"
@@ -296,8 +297,8 @@ def test_raw_masks_round_trip_exactly(tmp_path):
     # Every reader gives the same masks as from PNG shards.
     from tfcnn.data import segmentation_pipeline
 
-    ingest.ingest(src, tmp_path / "png", workers=1, progress=False,
-                  validation_split=0.0)
+    tasks.ingest(src, tmp_path / "png", workers=1, progress=False,
+                 validation_split=0.0)
     png_files = Manifest.load(tmp_path / "png").files("train")
     for read in (segmentation_pipeline.read_segmentation_shards,
                  lambda files: segmentation_pipeline.make_segmentation_dataset(
@@ -336,7 +337,7 @@ def test_raw_masks_only_for_segmentation_sources(tmp_path, capsys):
         (src / name).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(src / name / "x.png")
     with pytest.raises(DataError, match="raw_masks is for segmentation"):
-        ingest.ingest(src, tmp_path / "out", raw_masks=True)
+        tasks.ingest(src, tmp_path / "out", raw_masks=True)
     assert not (tmp_path / "out").exists()
     pairs = tmp_path / "pairs"
     segmentation_files.make_pairs(pairs, 2)

@@ -91,13 +91,13 @@ def test_dataset_source_of_arrays():
 
 def test_pipeline_on_shards_written_by_ingest(tmp_path):
     from tests.data import segmentation_files
-    from tfcnn.data import ingest
+    from tfcnn import tasks
     from tfcnn.data.manifest import Manifest
 
     src, out = tmp_path / "src", tmp_path / "out"
     masks = segmentation_files.make_pairs(src, 6, num_classes=4)
-    ingest.ingest(src, out, workers=1, progress=False,
-                  validation_split=0.0)
+    tasks.ingest(src, out, workers=1, progress=False,
+                 validation_split=0.0)
     files = Manifest.load(out).files("train")
     # At S = 24 the 24x32 pairs keep their centre 24x24 square unscaled.
     dataset = segmentation_pipeline.make_segmentation_dataset(

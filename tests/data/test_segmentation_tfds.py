@@ -118,7 +118,7 @@ def test_run_computes_the_statistics_of_a_segmentation_tfds_source(
     assert run._stats in run._stages(recipe)
     no_force = run._Force(every_stage=False, training=False)
     report = run._stats(recipe, no_force)
-    assert not report.skipped and "5 training images" in report.message
+    assert not report.skipped and "5 train images" in report.message
     assert run._stats(recipe, no_force).skipped  # found, not computed again
     assert inputs.training_inputs(recipe).stats.channel_mean.shape == (3,)
     assert list(tmp_path.iterdir()) == []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfcnn.data import ingest
+from tfcnn import tasks
 from tfcnn.data.manifest import Manifest
 from tfcnn.datasets import digit_scenes
 
@@ -42,8 +42,8 @@ def test_scenes_are_masks_of_their_digits(tmp_path):
 def test_scenes_ingest_as_segmentation_shards(tmp_path):
     out = tmp_path / "scenes"
     digit_scenes.write_digit_scenes(out, num_train=20, num_test=5)
-    data = ingest.ingest(out, tmp_path / "shards", workers=1,
-                         progress=False)
+    data = tasks.ingest(out, tmp_path / "shards", workers=1,
+                        progress=False)
     manifest = Manifest.load(tmp_path / "shards")
     assert data["skipped"] == []
     assert manifest.task == "segmentation"

@@ -5,7 +5,7 @@ from PIL import Image
 
 from tests.data import segmentation_files
 from tfcnn import cli
-from tfcnn.data import ingest
+from tfcnn import tasks
 from tfcnn.preview import segmentation as segmentation_preview
 
 
@@ -13,8 +13,8 @@ def test_cli_preview_overlays_masks_of_ingested_pairs(tmp_path, capsys):
     src, shards = tmp_path / "src", tmp_path / "shards"
     segmentation_files.make_pairs(src, 6, num_classes=3)
     (src / "classes.txt").write_text("background\ncat\ndog\n")
-    ingest.ingest(src, shards, workers=1, progress=False,
-                  validation_split=0.0)
+    tasks.ingest(src, shards, workers=1, progress=False,
+                 validation_split=0.0)
     tiles, captions = segmentation_preview.augmented_pairs(
         shards, _recipe(), count=4)
     assert tiles.shape == (4, 16, 32, 3)

@@ -85,3 +85,43 @@ def test_the_default_task_is_the_manifests_default(tmp_path):
     manifest = manifest_lib.Manifest(tmp_path, {"class_names": ["a"]},
                                      from_file=False)
     assert tasks.default_task().name == manifest.task
+
+
+@pytest.mark.parametrize("name", tasks.list_tasks())
+def test_each_task_names_its_serving_model(name):
+    # tfcnn.export wraps a model in the class its task names, so a new
+    # task brings its own serving signatures without touching export.
+    from tfcnn.export import publish
+
+    task = tasks.get_task(name)
+    cls = publish._serving_class(task)
+    assert f"{cls.__module__}:{cls.__name__}" == task.serving_model
+    # What publish calls: cls(model, class_names, top_k).archive().
+    assert callable(cls.archive)
+
+
+def test_task_of_source_asks_each_task(tmp_path):
+    from tests.data import segmentation_files
+
+    segmentation_files.make_voc(tmp_path / "voc", train=1, val=1)
+    (tmp_path / "classes" / "cat").mkdir(parents=True)
+    assert tasks.task_of_source(tmp_path / "voc").name == "segmentation"
+    # No task claims class folders: the default task's.
+    assert tasks.task_of_source(tmp_path / "classes") is tasks.default_task()
+
+
+@pytest.mark.parametrize("module", ["data/ingest.py", "data/stats.py",
+                                    "export/publish.py", "stages.py"])
+def test_generic_modules_import_no_task_specific_module(module):
+    # They ask the task (Task.reads_source, Task.read_tfds,
+    # Task.serving_model) instead of importing one task's modules.
+    import ast
+
+    imported = set()
+    for node in ast.walk(ast.parse((ROOT / module).read_text())):
+        if isinstance(node, ast.ImportFrom):
+            imported.update(f"{node.module}.{alias.name}"
+                            for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert sorted(name for name in imported if "segmentation" in name) == []

@@ -21,9 +21,10 @@ def test_finished_run_is_not_trained_again(tmp_path, capsys):
 
     assert _outputs(tmp_path / "run") == before
     assert summary["skipped"] and summary["epochs_run"] == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    # Called from Python, the line names the Python argument.
-    assert len(out) == 1 and "(overwrite=True or" in out[0], out
+    # Called from Python, the line names the Python argument; the library
+    # returns it and prints nothing.
+    assert "left as it is (overwrite=True or" in summary.line, summary.line
+    assert capsys.readouterr().out == ""
 
 
 def test_overwrite_trains_again_with_one_set_of_logs(tmp_path):

@@ -235,8 +235,8 @@ def test_tfds_validation_is_held_out_of_train_never_the_test_split(
 
 
 def test_tfds_source_reads_its_statistics(tmp_path, tfds_dir):  # noqa: F811
+    from tfcnn import stages
     from tfcnn.augment.build import needs_stats
-    from tfcnn.data import stats
 
     recipe = tiny_recipe(tmp_path / "run", batch_size=2).replace(
         data={"source": "tfds", "tfds_name": "tfcnn_tiny_images",
@@ -246,8 +246,7 @@ def test_tfds_source_reads_its_statistics(tmp_path, tfds_dir):  # noqa: F811
     # Statistics asked for but never computed: an error, not ImageNet's.
     with pytest.raises(DataError, match=r"tfcnn stats RECIPE"):
         inputs.training_inputs(recipe)
-    computed = stats.compute_tfds_stats(
-        "tfcnn_tiny_images", data_dir=tfds_dir, resize_size=12, progress=False)
+    computed = stages.compute_stats(recipe, progress=False)
     data = inputs.training_inputs(recipe)
     np.testing.assert_array_equal(data.stats.channel_mean,
                                   computed.channel_mean)

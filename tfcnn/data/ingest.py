@@ -36,7 +36,7 @@ What it guarantees:
 
 Files are checked by all cores (spawned worker processes, chunks of 16
 files, results consumed in order by this process, which writes the shards)
-with a progress bar; the run ends with one summary line. The shard plan,
+with a progress bar; the result sums the run up in one line. The shard plan,
 the checking and writing loop, the lock, the journal, resuming and the
 manifest written last are ``tfcnn.data.ingest_plan``, which segmentation
 ingest shares.
@@ -52,7 +52,6 @@ from tfcnn.data import image_check
 from tfcnn.data import image_folders
 from tfcnn.data import ingest_plan
 from tfcnn.data import manifest as manifest_lib
-from tfcnn.data import segmentation_folders
 from tfcnn.errors import DataError
 
 # Callers of ingest also ask whether an output is complete.
@@ -63,17 +62,18 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
            jpeg_quality=90, raw=False, lossless=False, raw_masks=False,
            workers=0,
            overwrite=False, progress=True):
-    """Writes the images under ``src`` as TFRecord shards in ``out``.
+    """Writes the class folders under ``src`` as TFRecord shards in ``out``.
 
-    A source laid out for semantic segmentation (Pascal VOC, or
-    ``images/`` and ``masks/`` folders) is written in TF Model Garden's
-    segmentation schema instead (``tfcnn.data.segmentation_ingest``), with
-    the same guarantees and arguments.
+    ``tfcnn.tasks.ingest`` takes any source and asks each task whether it
+    is laid out for it: a source laid out for semantic segmentation (Pascal
+    VOC, or ``images/`` and ``masks/`` folders) is written in TF Model
+    Garden's segmentation schema instead (``tfcnn.data.segmentation_ingest``),
+    with the same guarantees and arguments; class folders come here.
 
     Args:
         src: str or Path, class folders (``SRC/<class>/*``) or split folders
-            (``SRC/train/<class>/*``, optional ``validation/`` and ``test/``),
-            or a segmentation source (``tfcnn.data.segmentation_folders``).
+            (``SRC/train/<class>/*``, optional ``validation/`` and
+            ``test/``).
         out: str or Path, output folder (created); must not lie inside
             ``src``.
         validation_split: float in [0, 1), the stratified fraction of each
@@ -102,41 +102,28 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
             instead of JPEG at quality 95 (what the reference schema
             promises and JPEG-only readers need). Segmentation sources are
             always stored lossless. Defaults to False.
-        raw_masks: bool, store segmentation masks as their raw bytes
-            instead of PNG (``tfcnn.data.segmentation_ingest``).
-            Segmentation sources only. Defaults to False.
+        raw_masks: bool, segmentation sources only (``tfcnn.tasks.ingest``):
+            True is refused here. Defaults to False.
         workers: int, processes that check and convert images; 0 uses every
             core available to this process, 1 runs in this process. Jobs of
             less than ~16 MB per worker use fewer workers (starting one
             costs about a second). Defaults to 0.
         overwrite: bool, rewrite a complete output. Defaults to False.
-        progress: bool, show a progress bar and print a summary line.
+        progress: bool, show a progress bar and warnings on stderr.
             Defaults to True.
 
     Returns:
-        dict, the manifest (the content of ``out/manifest.json``).
+        ``tfcnn.console.Result``: the manifest dict (the content of
+        ``out/manifest.json``) with its result line (``line``), which the
+        ``tfcnn ingest`` command prints.
 
     Raises:
         DataError: ``src`` has no class folders, ``out`` is inside ``src``,
             an argument is out of range, or ``out`` holds a complete ingest
             of other files or options and ``overwrite`` is False.
     """
-    storage = _storage(max_side, shorter_side, jpeg_quality, raw, lossless)
-    if segmentation_folders.is_segmentation_source(src):
-        from tfcnn.data import segmentation_ingest
-
-        if dataclasses.replace(storage, lossless=False) != (
-                image_check.Storage()):
-            raise DataError(
-                "compact and raw storage (max_side, shorter_side, "
-                "jpeg_quality, raw) are for classification sources; "
-                f"{src} is a segmentation source. Received: {storage}")
-
-        return segmentation_ingest.ingest_segmentation(
-            src, out, validation_split=validation_split,
-            num_shards=num_shards, seed=seed, max_pixels=max_pixels,
-            raw_masks=raw_masks, workers=workers, overwrite=overwrite,
-            progress=progress)
+    storage = storage_options(max_side, shorter_side, jpeg_quality, raw,
+                              lossless)
     if raw_masks:
         raise DataError(f"raw_masks is for segmentation sources (images "
                         f"with masks); {src} holds class folders. Received: "
@@ -162,8 +149,9 @@ def ingest(src, out, *, validation_split=0.1, num_shards=0, seed=0,
 
 # Planning ------------------------------------------------------------------
 
-def _storage(max_side, shorter_side, jpeg_quality, raw, lossless):
-    """Checks the storage arguments; returns an ``image_check.Storage``."""
+def storage_options(max_side, shorter_side, jpeg_quality, raw, lossless):
+    """Checks the storage arguments (``ingest``'s); returns an
+    ``image_check.Storage``."""
     for name, value in (("max_side", max_side),
                         ("shorter_side", shorter_side)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

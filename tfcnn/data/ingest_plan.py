@@ -91,7 +91,7 @@ def write_plan(out, shards, options, num_files, *, write_shards,
     segmentation in ``tfcnn.data.segmentation_ingest``): the lock, the
     check for a complete output, the journal of finished shards, the
     removal of stale files, the progress bar, the manifest written last and
-    the summary line.
+    the result line.
 
     Args:
         out: Path, the output folder (checked).
@@ -104,23 +104,22 @@ def write_plan(out, shards, options, num_files, *, write_shards,
         manifest_data: callable ``(shards, results, fingerprint)`` returning
             the manifest dict.
         overwrite: bool, rewrite a complete output.
-        progress: bool, progress bar and summary line.
+        progress: bool, progress bar and warnings on stderr.
         started: float, ``time.perf_counter()`` when the ingest began.
 
     Returns:
-        dict, the manifest.
+        ``tfcnn.console.Result``: the manifest dict, and the result line
+        (what was written, or that the output was already complete).
     """
     fingerprint = _fingerprint(shards, options)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
         done = None if overwrite else _existing_output(out, fingerprint)
         if done is not None:
-            if progress:
-                console.print_result(
-                    f"ingest: {out} is already complete "
-                    f"({_split_summary(done)}); nothing written "
-                    f"({console.option_text('overwrite')} rewrites it)")
-            return done
+            return console.Result(done, (
+                f"ingest: {out} is already complete "
+                f"({_split_summary(done)}); nothing written "
+                f"({console.option_text('overwrite')} rewrites it)"))
         owned = _owned_shards(out)
         _refuse_foreign_shards(out, owned)
         if overwrite or (out / manifest_lib.MANIFEST_NAME).exists():
@@ -141,11 +140,11 @@ def write_plan(out, shards, options, num_files, *, write_shards,
         manifest_lib.write(out, data)
         journal.remove()
     if progress:
-        console.print_result(_summary(data, out, len(shards) - len(pending),
-                                      time.perf_counter() - started))
         for warning in data.get("warnings", []):
-            print(f"ingest: warning: {warning}", file=sys.stderr)
-    return data
+            console.progress(f"ingest: warning: {warning}")
+    return console.Result(data, _summary(
+        data, out, len(shards) - len(pending),
+        time.perf_counter() - started))
 
 
 def check_in_order(check, items, workers, result_type):

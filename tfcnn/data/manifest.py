@@ -22,11 +22,11 @@ manifest or the new one, never half of one.
 import dataclasses
 import json
 import os
-import sys
 
 import tensorflow as tf
 
 from tfcnn import atomic_files
+from tfcnn import console
 from tfcnn import storage
 from tfcnn.data import features
 from tfcnn.data import image_folders
@@ -562,9 +562,10 @@ def _find_shards(data_dir, splits):
             f"for a split among {names} in {data_dir}{held} (run `tfcnn "
             f"ingest` first?). Received: data_dir={data_dir}")
     if unmatched:
-        print(f"warning: {data_dir}: shards "
-              f"{', '.join(p + '-*' for p in unmatched)} match no split "
-              f"({names}) and are not read", file=sys.stderr)
+        console.progress(
+            f"warning: {data_dir}: shards "
+            f"{', '.join(p + '-*' for p in unmatched)} match no split "
+            f"({names}) and are not read")
     return found
 
 

@@ -59,10 +59,11 @@ def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,
         workers: int, checking processes; 0 uses every core, 1 this
             process. Defaults to 0.
         overwrite: bool, rewrite a complete output. Defaults to False.
-        progress: bool, progress bar and summary line. Defaults to True.
+        progress: bool, progress bar and warnings on stderr. Defaults to
+            True.
 
     Returns:
-        dict, the manifest.
+        ``tfcnn.console.Result``: the manifest dict and its result line.
 
     Raises:
         DataError: as ``tfcnn.data.ingest.ingest``, or a bad

@@ -20,7 +20,7 @@ deviation along that principal axis). The covariance is the population
 covariance (divided by the pixel count, not count - 1).
 
 A record whose image does not decode (possible in shards written by other
-tools) is left out and counted in the summary line; ``num_images`` says how
+tools) is left out and counted in the result line; ``num_images`` says how
 many images the statistics describe.
 
 Precision: the accumulators are exact integers (int64 sums of uint8 values
@@ -38,7 +38,6 @@ import sys
 import numpy as np
 
 from tfcnn import atomic_files
-from tfcnn import console
 from tfcnn import storage
 from tfcnn.data import manifest as manifest_lib
 from tfcnn.errors import DataError
@@ -65,6 +64,8 @@ class DatasetStats:
             the order of ``eigenvalues``; each column's largest component is
             positive (a fixed sign, so files compare equal).
         split: str, the split they were computed from. Defaults to "train".
+        line: str, the result line of the pass that computed them (what
+            ``tfcnn stats`` prints); "" for statistics loaded from a file.
     """
 
     resize_size: int
@@ -76,6 +77,7 @@ class DatasetStats:
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
     split: str = "train"
+    line: str = dataclasses.field(default="", compare=False, repr=False)
 
 
 def compute_stats(data_dir, *, resize_size=256, progress=True, split="train",
@@ -89,13 +91,12 @@ def compute_stats(data_dir, *, resize_size=256, progress=True, split="train",
             label_offset=-1)`` for 1-based labels. Without a manifest file,
             ``stats.npz`` is written but no manifest.
         resize_size: int, the host size S. Defaults to 256.
-        progress: bool, show a progress bar and print a summary line.
-            Defaults to True.
+        progress: bool, show a progress bar. Defaults to True.
         split: str, the split to describe. Defaults to "train".
         batch_size: int, images per step of the pass. Defaults to 32.
 
     Returns:
-        a ``DatasetStats``.
+        a ``DatasetStats`` whose ``line`` sums the pass up.
 
     Raises:
         DataError: no shards, no such split, or the split has no images.
@@ -127,63 +128,57 @@ def compute_stats(data_dir, *, resize_size=256, progress=True, split="train",
         manifest_lib.Manifest.load(manifest.data_dir).with_stats(
             manifest_lib.STATS_NAME).save()
     left_out = manifest.count(split) - num_images
-    if progress:
-        mean = ", ".join(f"{v:.1f}" for v in stats.channel_mean)
-        undecodable = (f" ({left_out} records that do not decode left out)"
-                       if left_out else "")
-        console.print_result(
-            f"stats: {num_images} {split} images at {resize_size}x{resize_size}"
-            f"{undecodable}: RGB mean ({mean}), eigenvalues "
-            f"{np.array2string(stats.eigenvalues, precision=1)}; "
-            f"wrote {path}")
-    return stats
+    mean = ", ".join(f"{v:.1f}" for v in stats.channel_mean)
+    undecodable = (f" ({left_out} records that do not decode left out)"
+                   if left_out else "")
+    return dataclasses.replace(stats, line=(
+        f"stats: {num_images} {split} images at {resize_size}x{resize_size}"
+        f"{undecodable}: RGB mean ({mean}), eigenvalues "
+        f"{np.array2string(stats.eigenvalues, precision=1)}; "
+        f"wrote {path}"))
 
 
-def compute_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
-                       progress=True, batch_size=32, mask_key=""):
+def compute_tfds_stats(source, examples, *, split="train", resize_size=256,
+                       progress=True, batch_size=32):
     """Computes the statistics of a tfds split and caches them on disk.
 
     One pass over the split, each image decoded and resized by
-    ``tfcnn.data.readers.read_tfds(..., resize_size=resize_size)`` as
-    training reads it.
+    ``tfcnn.data.preprocess.decode_and_resize`` as training reads it.
     The result is saved in the prepared dataset's folder (``<data_dir>/
     <name>/<version>``, so keyed by dataset and version) as
     ``tfcnn_stats/<split>-<S>.npz``, where ``load_tfds_stats`` finds it.
+    The dataset's task reads it (``Task.describe_tfds`` and
+    ``Task.read_tfds``): only the images count here.
 
     Args:
-        name: str, the tfds dataset name.
-        split: str, a tfds split. Defaults to "train".
-        data_dir: str, Path or None, the tfds data folder. Defaults to None.
+        source: ``tfcnn.data.readers.TfdsSource`` of the dataset.
+        examples: ``tf.data.Dataset`` of ``(encoded image, label)`` pairs
+            of ``split`` (the label a class id or a mask).
+        split: str, the tfds split ``examples`` hold. Defaults to "train".
         resize_size: int, the host size S. Defaults to 256.
-        progress: bool, a progress bar and a summary line. Defaults to True.
+        progress: bool, show a progress bar. Defaults to True.
         batch_size: int, images per step of the pass. Defaults to 32.
-        mask_key: str, a segmentation dataset's mask feature
-            (``data.tfds_mask_key``); "" for a classification dataset.
-            Defaults to "".
 
     Returns:
-        a ``DatasetStats``.
+        a ``DatasetStats`` whose ``line`` sums the pass up.
 
     Raises:
-        DataError: the dataset or split is not prepared, or is empty.
+        DataError: the split is empty.
     """
     from tfcnn.data import preprocess
 
-    source = _describe_tfds(name, data_dir, mask_key)
-    images = _read_tfds(name, split, data_dir, mask_key).map(
+    images = examples.map(
         lambda image, label: preprocess.decode_and_resize(image,
                                                           resize_size))
     stats = _one_pass(images, resize_size=resize_size, split=split,
                       count=source.count(split), batch_size=batch_size,
-                      progress=progress, where=f"tfds dataset {name}")
+                      progress=progress, where=f"tfds dataset {source.name}")
     path = tfds_stats_path(source, split, resize_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_stats(stats, path)
-    if progress:
-        console.print_result(
-            f"stats: {stats.num_images} {split} images of {name} at "
-            f"{resize_size}x{resize_size}; wrote {path}")
-    return stats
+    return dataclasses.replace(stats, line=(
+        f"stats: {stats.num_images} {split} images of {source.name} at "
+        f"{resize_size}x{resize_size}; wrote {path}"))
 
 
 def tfds_stats_path(source, split, resize_size):
@@ -202,18 +197,16 @@ def tfds_stats_path(source, split, resize_size):
     return folder / f"{key}-{resize_size}.npz"
 
 
-def load_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
-                    required=True, mask_key=""):
+def load_tfds_stats(source, *, split="train", resize_size=256,
+                    required=True):
     """Loads the statistics ``compute_tfds_stats`` cached for a split.
 
     Args:
-        name: str, the tfds dataset name.
+        source: ``tfcnn.data.readers.TfdsSource`` of the dataset.
         split: str. Defaults to "train".
-        data_dir: str, Path or None, the tfds data folder. Defaults to None.
         resize_size: int, the host size S. Defaults to 256.
         required: bool, raise when none were computed; False returns None.
             Defaults to True.
-        mask_key: str, as in ``compute_tfds_stats``. Defaults to "".
 
     Returns:
         a ``DatasetStats`` (or None, see ``required``).
@@ -221,44 +214,17 @@ def load_tfds_stats(name, *, split="train", data_dir=None, resize_size=256,
     Raises:
         DataError: none computed (with ``required``), or unreadable.
     """
-    path = tfds_stats_path(_describe_tfds(name, data_dir, mask_key), split,
-                           resize_size)
+    path = tfds_stats_path(source, split, resize_size)
     if not path.is_file():
         if not required:
             return None
         raise DataError(
-            f"no statistics of tfds dataset {name} ({split}) at "
+            f"no statistics of tfds dataset {source.name} ({split}) at "
             f"{resize_size}x{resize_size}: run `tfcnn stats RECIPE` (or "
             f"`tfcnn run RECIPE`) with data.source = \"tfds\", or set "
             f"augment.mean = \"imagenet\" for ImageNet's values. Received: "
             f"{path}")
     return _read(path, resize_size)
-
-
-def _describe_tfds(name, data_dir, mask_key):
-    """The ``TfdsSource`` of a classification or (``mask_key``)
-    segmentation dataset."""
-    if mask_key:
-        from tfcnn.data import segmentation_tfds
-
-        # Statistics need no class names: skip the pass that finds them.
-        return segmentation_tfds.describe_segmentation_tfds(
-            name, mask_key=mask_key, data_dir=data_dir, class_names=())
-    from tfcnn.data import readers
-
-    return readers.describe_tfds(name, data_dir=data_dir)
-
-
-def _read_tfds(name, split, data_dir, mask_key):
-    """``(encoded image, label or mask)`` pairs of a tfds split."""
-    if mask_key:
-        from tfcnn.data import segmentation_tfds
-
-        return segmentation_tfds.read_segmentation_tfds(
-            name, split, mask_key=mask_key, data_dir=data_dir)
-    from tfcnn.data import readers
-
-    return readers.read_tfds(name, split, data_dir=data_dir)
 
 
 def _one_pass(images, *, resize_size, split, count, batch_size, progress,

@@ -13,6 +13,7 @@ leaves no version behind and TF Serving never sees a half-written one.
 import contextlib
 import datetime
 import fcntl
+import importlib
 import json
 import os
 import pathlib
@@ -25,14 +26,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfcnn import atomic_files
+from tfcnn import console
 from tfcnn import storage
 from tfcnn import tasks
 from tfcnn.errors import ExportError
 from tfcnn.export import arguments
 from tfcnn.export import layout
-from tfcnn.export import segmentation
 from tfcnn.export import selfcheck
-from tfcnn.export import serving
 
 VERIFY_ATOL = 1e-5
 VERIFY_TIMEOUT_S = 900
@@ -96,7 +96,7 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     keras_model, file_class_names, source = _load_model(model)
     if class_names is None:
         class_names = file_class_names
-    serving_class = _serving_class(keras_model)
+    serving_class = _serving_class(tasks.task_of_model(keras_model))
     if class_names is None:
         class_names = [str(i) for i in range(
             int(keras_model.outputs[0].shape[-1]))]
@@ -108,9 +108,9 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     if version and (model_root / str(version)).exists():
         raise ExportError(_exists_message(model_root, version))
     if verbose:
-        print("export: writing the SavedModel" + (
+        console.progress("export: writing the SavedModel" + (
             " and checking it in a fresh process (about 15 s)"
-            if verify else "") + "...", file=sys.stderr, flush=True)
+            if verify else "") + "...")
     with atomic_files.staging_folder(model_root, ".tmp-") as staging:
         # mkdtemp makes the directory private; a published version must be
         # readable by a model server running as another user.
@@ -131,14 +131,10 @@ def export_model(model, *, export_dir="saved_models", name, version=0,
     return target
 
 
-# The serving model of each task (``tfcnn.tasks``), by the task's name.
-_SERVING_CLASSES = {"classification": serving.ServingModel,
-                    "segmentation": segmentation.SegmentationServingModel}
-
-
-def _serving_class(model):
-    """The serving model of ``model``'s task (``tasks.task_of_model``)."""
-    return _SERVING_CLASSES[tasks.task_of_model(model).name]
+def _serving_class(task):
+    """The class a task names as its ``serving_model`` ("module:Class")."""
+    module, _, name = task.serving_model.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def verify_saved_model(serving_model, saved_model_dir):

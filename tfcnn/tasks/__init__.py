@@ -74,6 +74,42 @@ def task_of_model(model):
         f"Received: output_shape={shape}")
 
 
+def task_of_source(src):
+    """The task whose ingest reads the folder ``src``.
+
+    Each task is asked (``Task.reads_source``: segmentation's Pascal VOC
+    or images/masks layouts); a folder that none claims holds class
+    folders, the default task's.
+
+    Args:
+        src: str or Path, a source folder.
+
+    Returns:
+        a ``tfcnn.tasks.task.Task``.
+    """
+    found = [task for task in _TASKS.values() if task.reads_source(src)]
+    return found[0] if found else default_task()
+
+
+def ingest(src, out, **options):
+    """Writes the source folder ``src`` as TFRecord shards in ``out``, in
+    the schema of its task (``task_of_source``).
+
+    Args:
+        src: str or Path, class folders (``tfcnn.data.ingest.ingest``) or
+            a segmentation source
+            (``tfcnn.data.segmentation_ingest.ingest_segmentation``).
+        out: str or Path, the output folder.
+        **options: the arguments of ``tfcnn.data.ingest.ingest``; each task
+            refuses those it has no use for (``raw_masks`` for class
+            folders, compact or raw storage for segmentation).
+
+    Returns:
+        ``tfcnn.console.Result``: the manifest dict and its result line.
+    """
+    return task_of_source(src).ingest(src, out, **options)
+
+
 def task_of_tfds(data):
     """The task of the tfds dataset a recipe's ``data`` section names.
 
@@ -93,5 +129,5 @@ def list_tasks():
 
 
 __all__ = ["ImageClassificationTask", "SemanticSegmentationTask",
-           "default_task", "get_task", "list_tasks", "task_of_model",
-           "task_of_tfds"]
+           "default_task", "get_task", "ingest", "list_tasks",
+           "task_of_model", "task_of_source", "task_of_tfds"]

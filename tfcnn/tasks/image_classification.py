@@ -21,6 +21,7 @@ class ImageClassificationTask(task_lib.Task):
     log_keys = ("loss", "accuracy", "val_loss", "val_accuracy",
                 "val_top5_accuracy")
     output_rank = 2  # [batch, classes]
+    serving_model = "tfcnn.export.serving:ServingModel"
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
@@ -32,6 +33,11 @@ class ImageClassificationTask(task_lib.Task):
             source, resize_size=resize_size, batch_size=batch_size,
             training=training, label_offset=label_offset,
             raw_shape=raw_shape, inception_crop=inception_crop, **kwargs)
+
+    def ingest(self, src, out, **options):
+        from tfcnn.data import ingest
+
+        return ingest.ingest(src, out, **options)
 
     def reads_tfds(self, data):
         return not data.tfds_mask_key

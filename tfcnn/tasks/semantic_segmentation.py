@@ -26,6 +26,8 @@ which count in neither the loss (``PixelCrossEntropy``) nor the metrics
 (pixel accuracy and mean IoU).
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -48,6 +50,7 @@ class SemanticSegmentationTask(task_lib.Task):
                 "val_mean_iou")
     output_rank = 4  # [batch, height, width, classes]
     labels_per_pixel = True
+    serving_model = "tfcnn.export.segmentation:SegmentationServingModel"
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
@@ -61,6 +64,30 @@ class SemanticSegmentationTask(task_lib.Task):
         return segmentation_pipeline.make_segmentation_dataset(
             source, resize_size=resize_size, batch_size=batch_size,
             training=training, **kwargs)
+
+    def reads_source(self, src):
+        from tfcnn.data import segmentation_folders
+
+        # Pascal VOC's folders, or images/ and masks/.
+        return segmentation_folders.is_segmentation_source(src)
+
+    def ingest(self, src, out, *, max_side=0, shorter_side=0,
+               jpeg_quality=90, raw=False, lossless=False, **options):
+        """``tfcnn.data.segmentation_ingest.ingest_segmentation``; images
+        are stored as they are (``lossless`` changes nothing)."""
+        from tfcnn.data import image_check
+        from tfcnn.data import ingest
+        from tfcnn.data import segmentation_ingest
+
+        storage = ingest.storage_options(max_side, shorter_side,
+                                         jpeg_quality, raw, lossless)
+        if dataclasses.replace(storage, lossless=False) != (
+                image_check.Storage()):
+            raise DataError(
+                "compact and raw storage (max_side, shorter_side, "
+                "jpeg_quality, raw) are for classification sources; "
+                f"{src} is a segmentation source. Received: {storage}")
+        return segmentation_ingest.ingest_segmentation(src, out, **options)
 
     def reads_tfds(self, data):
         # data.tfds_mask_key names the image feature holding the masks.

@@ -3,8 +3,8 @@
 A task answers the questions on which classification and segmentation
 differ; the fit loop, the inputs and evaluation ask it and hold no
 task-specific code of their own. A saved model is told to its task by
-the rank of its output (``tfcnn.tasks.task_of_model``), which is how
-``tfcnn.export`` picks its serving model.
+the rank of its output (``tfcnn.tasks.task_of_model``), whose
+``serving_model`` ``tfcnn.export`` then exports it with.
 """
 
 import abc
@@ -24,6 +24,12 @@ class Task(abc.ABC):
             (``[batch, classes]``: 2).
         labels_per_pixel: bool, whether a label is a mask of class ids
             (one per pixel) rather than one class id per image.
+        serving_model: str, ``"module:Class"`` of the class that wraps the
+            INFERENCE MODEL for export with this task's serving signatures
+            (``Class(model, class_names, top_k).archive()``, as
+            ``tfcnn.export.serving.ServingModel``), as a Model Garden
+            task has its export module. Named, not imported: ``tfcnn.export``
+            sits above the tasks and imports it when it exports.
     """
 
     name = None
@@ -31,6 +37,7 @@ class Task(abc.ABC):
     log_keys = ()
     output_rank = None
     labels_per_pixel = False
+    serving_model = None
 
     @abc.abstractmethod
     def host_dataset(self, source, *, resize_size, batch_size, training,
@@ -57,6 +64,23 @@ class Task(abc.ABC):
         Returns:
             ``tf.data.Dataset`` of ``(uint8 images, labels)`` batches.
         """
+
+    def reads_source(self, src):
+        """Whether the folder ``src`` is laid out for this task's ingest.
+
+        ``tfcnn.tasks.task_of_source`` asks every task; a folder that no
+        task claims holds class folders (the default task's). Defaults to
+        False.
+        """
+        del src
+        return False
+
+    @abc.abstractmethod
+    def ingest(self, src, out, **options):
+        """Writes this task's source folder ``src`` as TFRecord shards and
+        a manifest in ``out`` (``tfcnn.tasks.ingest``); options this task
+        does not take are refused. Returns the ``tfcnn.console.Result``
+        of the manifest dict."""
 
     @abc.abstractmethod
     def reads_tfds(self, data):

@@ -59,12 +59,14 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
             Defaults to False.
 
     Returns:
-        dict: ``skipped`` (True for a finished run left alone: the other
-        keys are then its stored summary, with ``epochs_run`` 0),
-        ``epochs`` (requested), ``epochs_run`` (by this call),
-        ``resumed_from`` (``{"epoch", "step"}`` or None), ``metrics`` (the
-        last epoch's logs), ``best`` (best checkpoint's epoch and metric),
-        ``num_replicas``, ``steps_per_epoch`` and the written ``paths``.
+        ``tfcnn.console.Result``, a dict with the result line (``line``,
+        "" on a worker that is not the chief): ``skipped`` (True for a
+        finished run left alone: the other keys are then its stored
+        summary, with ``epochs_run`` 0), ``epochs`` (requested),
+        ``epochs_run`` (by this call), ``resumed_from`` (``{"epoch",
+        "step"}`` or None), ``metrics`` (the last epoch's logs), ``best``
+        (best checkpoint's epoch and metric), ``num_replicas``,
+        ``steps_per_epoch`` and the written ``paths``.
 
     Raises:
         DivergedError: the loss became NaN or infinite (the message names
@@ -354,7 +356,7 @@ def finish_run(recipe, model, data, callbacks, placement, history,
             the backup and checkpoints written before are kept).
 
     Returns:
-        dict, see ``train``.
+        ``tfcnn.console.Result``, see ``train``.
     """
     from tfcnn.train import callbacks as callbacks_lib
     from tfcnn.train import freeze as freeze_lib
@@ -391,22 +393,23 @@ def finish_run(recipe, model, data, callbacks, placement, history,
                   "checkpoints": str(folder.checkpoints),
                   "logs": str(folder.logs)},
     }
+    line = ""
     if placement.is_chief:
         atomic_files.write_json_atomic(folder.state, {
             "epochs": config.epochs, "epochs_completed": config.epochs,
             "complete": True, **summary}, default=float)
         storage.rmtree(folder.backup)
         epochs = f"{config.epochs} epoch" + "s" * (config.epochs != 1)
-        # The result, on stdout as ingest's and stats' are; notices such
-        # as resuming go to stderr.
-        console.print_result(
-            f"train: wrote {folder.MODEL}, {folder.CLASSES}, "
-            f"{folder.RECIPE}, checkpoints/ and logs/ in "
-            f"{model_dir} ({epochs}, "
-            f"{freeze_lib.format_counts(counts)}, "
-            f"{_format_logs(metrics, data.task.log_keys)})")
+        # The result line, printed on stdout by the command as ingest's
+        # and stats' are; notices such as resuming go to stderr as they
+        # happen. The chief alone wrote the model, so it alone says so.
+        line = (f"train: wrote {folder.MODEL}, {folder.CLASSES}, "
+                f"{folder.RECIPE}, checkpoints/ and logs/ in "
+                f"{model_dir} ({epochs}, "
+                f"{freeze_lib.format_counts(counts)}, "
+                f"{_format_logs(metrics, data.task.log_keys)})")
     strategy_lib.remove_worker_dir(write_dir, placement)
-    return summary
+    return console.Result(summary, line)
 
 
 def is_complete(recipe):
@@ -427,12 +430,12 @@ def _leave_finished_run(recipe, state):
     # Its backup is gone, so training again would start from scratch and
     # replace the model: never without being asked.
     done = state.get("epochs_completed", 0)
-    console.print_result(
+    return console.Result(
+        {**state, "epochs_run": 0, "resumed_from": None, "skipped": True},
         f"train: {recipe.train.model_dir} is complete ({done} epoch"
         f"{'s' * (done != 1)} of this recipe); left as it is "
         f"({console.option_text('overwrite')} or another train.model_dir "
         "trains again)")
-    return {**state, "epochs_run": 0, "resumed_from": None, "skipped": True}
 
 
 def save_inference_model(model, path):

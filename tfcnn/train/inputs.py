@@ -347,7 +347,6 @@ class _Tfds:
         self._recipe = recipe
         data = recipe.data
         self.where = f"tfds dataset {data.tfds_name}"
-        self._data_dir = data.tfds_data_dir or None
         self.task = tasks.task_of_tfds(data)
         self._source = self.task.describe_tfds(
             data, _labels_file(data.labels_file))
@@ -371,10 +370,9 @@ class _Tfds:
 
         data = self._recipe.data
         return stats_lib.load_tfds_stats(
-            data.tfds_name, split=data.tfds_train_split,
-            data_dir=self._data_dir, resize_size=data.resize_size,
-            required=task_lib.reads_stats(self._recipe),
-            mask_key=data.tfds_mask_key)
+            self._source, split=data.tfds_train_split,
+            resize_size=data.resize_size,
+            required=task_lib.reads_stats(self._recipe))
 
     def dataset(self, split, *, batch_size, training, repeat=False,
                 drop_remainder=None, input_context=None, full_size=False):

@@ -30,11 +30,11 @@ other workers write to throw-away folders (``worker_dir``).
 import dataclasses
 import faulthandler
 import shutil
-import sys
 import tempfile
 
 import tensorflow as tf
 
+from tfcnn import console
 from tfcnn.errors import RecipeError
 from tfcnn.recipe import Strategy
 from tfcnn.train import cluster as cluster_lib
@@ -247,10 +247,10 @@ class _JoinWatchdog:
     def __init__(self, seconds, cluster):
         workers = [address for kind in ("chief", "worker")
                    for address in cluster.get(kind, ())]
-        print(f"train: waiting up to train.join_timeout = {seconds} s for "
-              f"the workers {', '.join(workers)} to join (start the same "
-              "command with each one's TF_CONFIG)", file=sys.stderr,
-              flush=True)
+        console.progress(
+            f"train: waiting up to train.join_timeout = {seconds} s for "
+            f"the workers {', '.join(workers)} to join (start the same "
+            "command with each one's TF_CONFIG)")
         faulthandler.dump_traceback_later(seconds, exit=True)
 
     def cancel(self):
