@@ -143,10 +143,12 @@ class StepMonitor(keras.callbacks.Callback):
             return
         monitor = self
 
-        def timed_train_function(iterator):
+        def timed_train_function(*args):
             # Keras runs its compiled one-step function on each element of a
-            # Python iterator; ours times the wait for each element.
-            return function(_TimedIterator(iterator, monitor))
+            # Python iterator, its last argument (JAX's step function takes
+            # the training state first); ours times the wait for each.
+            *state, iterator = args
+            return function(*state, _TimedIterator(iterator, monitor))
 
         timed_train_function._tfcnn_timed = True
         self.model.train_function = timed_train_function
@@ -292,6 +294,8 @@ class ImageSummaries(keras.callbacks.Callback):
                             "Krizhevsky et al. 2012).")
 
     def _write_graph(self):
+        if keras.backend.backend() != "tensorflow":
+            return  # the graph is a traced tf.function's
         spec = tf.TensorSpec([None, *self.model.input_shape[1:]],
                              self.model.inputs[0].dtype)
         graph = tf.function(
@@ -301,9 +305,7 @@ class ImageSummaries(keras.callbacks.Callback):
 
     def _confusion(self):
         if self._predict is None:
-            self._predict = tf.function(
-                lambda images: tf.argmax(self.model(images, training=False),
-                                         axis=-1, output_type=tf.int32))
+            self._predict = _class_predictor(self.model)
         matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
         for images, labels in self.validation.take(self.max_batches):
             if len(labels.shape) == 2:  # MixUp/CutMix one-hot labels
@@ -420,6 +422,21 @@ class SegmentationSummaries(keras.callbacks.Callback):
                             "classes shown.")
 
 
+def _class_predictor(model):
+    """images -> predicted class ``int32 [B]`` (the arg max): a
+    tf.function under TensorFlow, else Keras' compiled ``predict`` step."""
+    if keras.backend.backend() == "tensorflow":
+        return tf.function(
+            lambda images: tf.argmax(model(images, training=False),
+                                     axis=-1, output_type=tf.int32))
+
+    def predict(images):
+        probabilities = model.predict_on_batch(np.asarray(images))
+        return np.argmax(probabilities, axis=-1).astype(np.int32)
+
+    return predict
+
+
 def _run_writers(log_dir):
     """Summary writers of the ``train`` and ``validation`` runs."""
     return {run: tf.summary.create_file_writer(f"{log_dir}/{run}")
@@ -463,18 +480,18 @@ def augmented_grid(model, images, columns=None, captions=None):
     Returns:
         ``[1, H, W, 3]``: float32 in [0, 1], or uint8 with captions.
     """
-    x = tf.convert_to_tensor(images)
+    x = keras.ops.convert_to_tensor(np.asarray(images))
     for layer in model.layers[1:]:
         if isinstance(layer, keras.Model) or layer.name == "probabilities":
             break
         x = layer(x, training=True)
-    x = tf.cast(x, tf.float32)
-    low = tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
-    high = tf.reduce_max(x, axis=[1, 2, 3], keepdims=True)
-    x = (x - low) / tf.maximum(high - low, 1e-6)
+    x = keras.ops.convert_to_numpy(x).astype(np.float32)
+    low = x.min(axis=(1, 2, 3), keepdims=True)
+    high = x.max(axis=(1, 2, 3), keepdims=True)
+    x = (x - low) / np.maximum(high - low, 1e-6)
     if captions is None:
-        return figures.tile(x.numpy(), columns)[None]
-    pixels = np.round(x.numpy() * 255.0).astype(np.uint8)
+        return figures.tile(x, columns)[None]
+    pixels = np.round(x * 255.0).astype(np.uint8)
     return figures.captioned_grid(pixels, captions, columns=columns,
                                   side=_INPUT_TILE)[None]
 

@@ -22,6 +22,7 @@ transient failure of a collective (a worker lost under
 ``max_restarts`` times in-process.
 """
 
+import contextlib
 import dataclasses
 import re
 
@@ -103,6 +104,9 @@ def _is_chief(config):
 
 
 def _train_placed(recipe, verbose, callbacks, max_restarts):
+    from tfcnn.train import backend
+
+    backend.check_active(recipe)
     # First TensorFlow op of the run: MultiWorkerMirroredStrategy needs it.
     from tfcnn.train import strategy as strategy_lib
 
@@ -113,7 +117,9 @@ def _train_placed(recipe, verbose, callbacks, max_restarts):
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(recipe.train.precision.value)
     try:
-        return _train(recipe, placement, callbacks, verbose, max_restarts)
+        with _keras_distribution(placement):
+            return _train(recipe, placement, callbacks, verbose,
+                          max_restarts)
     except retryable_errors() as error:
         if placement.num_workers == 1:
             raise
@@ -121,6 +127,26 @@ def _train_placed(recipe, verbose, callbacks, max_restarts):
     finally:
         # The model keeps its layers' policies; the caller keeps theirs.
         keras.config.set_dtype_policy(policy)
+
+
+@contextlib.contextmanager
+def _keras_distribution(placement):
+    """Keeps a ``keras.distribution`` (JAX's ``DataParallel``) current for
+    the whole run: Keras' ``fit`` and ``evaluate`` split each batch by
+    the distribution current when they run, not by the one the model was
+    built under. Nothing to do under tf.distribute."""
+    import keras
+
+    distribution = getattr(placement.strategy, "distribution", None)
+    if distribution is None:
+        yield
+        return
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(distribution)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
@@ -495,17 +521,21 @@ def compile_model(model, recipe, steps_per_epoch, dense_labels=False, *,
         label_counts: dict class name -> labels, for class weights.
             Defaults to None.
     """
+    from tfcnn.train import backend
     from tfcnn.train import optimizers
 
     config = recipe.train
     task = _task(task)
     optimizers.apply_weight_decay(model, config)
+    # train.jit_compile is TensorFlow's choice; JAX compiles every step
+    # with XLA (jax.jit), and runs op by op without it.
+    jit_compile = config.jit_compile if backend.is_tensorflow() else True
     model.compile(
         optimizer=optimizers.build_optimizer(config, steps_per_epoch),
         loss=task.build_loss(recipe, class_names, label_counts),
         metrics=task.build_metrics(
             task.inference_model(model).output_shape[-1], dense_labels),
-        jit_compile=config.jit_compile,
+        jit_compile=jit_compile,
         steps_per_execution=config.steps_per_execution)
 
 
