@@ -84,16 +84,20 @@ class StepMonitor(keras.callbacks.Callback):
         self._writer = None
         self._wait = 0.0
         self._logs = {}
+        self._steps_per_call = 1
         self._reset()
 
     def on_train_begin(self, logs=None):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         self._install_timer()
+        # Read once: under JAX every read of self.model in a step's
+        # callback copies the training state back into the model.
+        self._steps_per_call = self.model.steps_per_execution
         self._reset()
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += self.model.steps_per_execution
+        self._steps += self._steps_per_call
         self._logs = logs or {}
         if self._steps >= self.every_steps:
             self._write()

@@ -40,6 +40,7 @@ def select(recipe, environ=None):
             backend.
     """
     environ = os.environ if environ is None else environ
+    check_strategy(recipe.train)
     wanted = recipe.train.backend.value
     given = environ.get(ENV)
     if given is not None and given != wanted:
@@ -57,14 +58,36 @@ def select(recipe, environ=None):
     environ[ENV] = wanted
 
 
+def check_strategy(config):
+    """Raises ``RecipeError`` for a strategy that ``train.backend`` lacks:
+    ``multi_worker`` is tf.distribute's alone.
+
+    Args:
+        config: ``tfcnn.recipe.TrainConfig``.
+    """
+    from tfcnn.recipe import Backend
+    from tfcnn.recipe import Strategy
+
+    if (config.backend is not Backend.TENSORFLOW
+            and config.strategy is Strategy.MULTI_WORKER):
+        raise RecipeError(
+            "train.strategy = \"multi_worker\" is TensorFlow's "
+            "(tf.distribute's MultiWorkerMirroredStrategy); under "
+            f"train.backend = \"{config.backend.value}\" use \"auto\" or "
+            "\"mirrored\" (keras.distribution.DataParallel over this "
+            "machine's devices). Received: train.strategy='multi_worker'")
+
+
 def check_active(recipe):
-    """Raises ``RecipeError`` unless Keras runs ``train.backend``.
+    """Raises ``RecipeError`` unless Keras runs ``train.backend`` (and a
+    strategy it has: ``check_strategy``).
 
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
     """
     import keras
 
+    check_strategy(recipe.train)
     wanted = recipe.train.backend.value
     active = keras.backend.backend()
     if active != wanted:
@@ -80,6 +103,37 @@ def is_tensorflow():
     import keras
 
     return keras.backend.backend() == "tensorflow"
+
+
+def in_tensorflow_process(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` in a fresh process where Keras runs
+    on TensorFlow; its result, or its exception, comes back.
+
+    A SavedModel is traced by TensorFlow, so exporting from a process
+    whose Keras runs on JAX reloads the backend-independent ``.keras``
+    file there (``tfcnn.stages.export``).
+
+    Args:
+        function: a module-level callable (it is pickled).
+        *args, **kwargs: its arguments (pickled).
+
+    Returns:
+        what ``function`` returns.
+    """
+    import multiprocessing
+    from concurrent import futures
+
+    previous = os.environ.get(ENV)
+    os.environ[ENV] = "tensorflow"  # what the spawned process inherits
+    try:
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            return pool.submit(function, *args, **kwargs).result()
+    finally:
+        if previous is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = previous
 
 
 def _loaded_backend():

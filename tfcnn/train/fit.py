@@ -73,9 +73,14 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
         WorkerLostError: under ``multi_worker``, another worker died or
             stopped answering (for ``train.worker_timeout`` seconds).
         RecipeError: a bad strategy, batch size or schedule setting; a
-            run folder of another recipe, or one another process trains.
+            ``train.backend`` that Keras does not run in this process
+            (``tfcnn.train.backend``); a run folder of another recipe, or
+            one another process trains.
         DataError: missing data.
     """
+    from tfcnn.train import backend
+
+    backend.check_active(recipe)
     folder = RunFolder(recipe.train.model_dir)
     folder.check_is_folder()
     if not overwrite:
@@ -104,9 +109,6 @@ def _is_chief(config):
 
 
 def _train_placed(recipe, verbose, callbacks, max_restarts):
-    from tfcnn.train import backend
-
-    backend.check_active(recipe)
     # First TensorFlow op of the run: MultiWorkerMirroredStrategy needs it.
     from tfcnn.train import strategy as strategy_lib
 
@@ -165,6 +167,7 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     data = inputs_lib.training_inputs(recipe,
                                       num_workers=placement.num_workers,
                                       strategy=placement.strategy)
+    data = _whole_replica_batches(data, placement, config.batch_size)
     RunFolder(model_dir).check_classes(data.class_names)
     with placement.strategy.scope():
         model = data.task.build_training_model(
@@ -191,6 +194,37 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     return finish_run(recipe, model, data, callbacks, placement, history,
                       resumed_from, write_dir,
                       counts=staged.freezer.counts())
+
+
+def _whole_replica_batches(data, placement, batch_size):
+    """Validation batches that split evenly over a ``keras.distribution``.
+
+    JAX's ``DataParallel`` shards every batch over its devices and cannot
+    split a batch whose size is not a multiple of their number (jax's
+    ``IndivisibleError``), which the last validation batch usually is.
+    Each validation batch keeps its largest multiple of the replicas: at
+    most ``replicas - 1`` images are left out of the figures during
+    training (``tfcnn evaluate`` counts every image). tf.distribute
+    splits uneven batches itself: its inputs are left as they are.
+    """
+    replicas = placement.num_replicas
+    if (getattr(placement.strategy, "distribution", None) is None
+            or data.local_validation is None):
+        return data
+    import tensorflow as tf
+
+    def trim(images, labels):
+        keep = tf.shape(images)[0] // replicas * replicas
+        return images[:keep], tf.nest.map_structure(
+            lambda value: value[:keep], labels)
+
+    whole, rest = divmod(data.num_validation_examples, batch_size)
+    steps = whole + int(rest >= replicas)  # a last batch with images left
+    validation = data.local_validation.map(trim).take(steps) if steps else (
+        None)
+    return dataclasses.replace(data, validation=validation,
+                               local_validation=validation,
+                               validation_steps=steps)
 
 
 def _fresh_layers(model):

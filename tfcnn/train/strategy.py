@@ -208,20 +208,15 @@ def _keras_distribution(config):
     """The ``Placement`` of a backend without tf.distribute (JAX)."""
     import keras
 
-    kind = config.strategy
-    if kind is Strategy.MULTI_WORKER:
-        raise RecipeError(
-            "train.strategy = \"multi_worker\" is TensorFlow's "
-            "(tf.distribute's MultiWorkerMirroredStrategy); under "
-            f"train.backend = \"{config.backend.value}\" use \"auto\" or "
-            "\"mirrored\" (keras.distribution.DataParallel over this "
-            "machine's devices). Received: train.strategy='multi_worker'")
+    from tfcnn.train import backend
+
+    backend.check_strategy(config)
     known = keras.distribution.list_devices()
     if config.devices:
         devices = [_keras_device(d, known) for d in config.devices]
     else:
         devices = known
-    if kind is Strategy.ONE_DEVICE:
+    if config.strategy is Strategy.ONE_DEVICE:
         devices = devices[:1]
     distribution = None
     if len(devices) > 1:
