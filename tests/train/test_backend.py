@@ -18,9 +18,26 @@ from tfcnn.train import backend
 
 
 def test_select_sets_keras_backend_from_the_recipe(tmp_path):
+    script = ("import os, sys; from tfcnn import recipe; "
+              "from tfcnn.train import backend; "
+              "backend.select(recipe.load_recipe(sys.argv[1])); "
+              "assert 'keras' not in sys.modules; "
+              "import keras; print(os.environ['KERAS_BACKEND'], "
+              "keras.backend.backend())")
+    path = tmp_path / "recipe.toml"
+    path.write_text(recipe_lib.dump_toml(tiny_recipe(tmp_path,
+                                                     backend="jax")))
+    env = subprocess_env()
+    env.pop("KERAS_BACKEND", None)
+    result = subprocess.run([sys.executable, "-c", script, str(path)],
+                            env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["jax", "jax"]
+    # Where Keras already runs the recipe's backend, nothing changes.
     environ = {}
     backend.select(tiny_recipe(tmp_path), environ)
-    assert environ == {"KERAS_BACKEND": "tensorflow"}
+    assert environ == {}
 
 
 def test_select_refuses_a_keras_backend_of_another_name(tmp_path):
@@ -183,3 +200,47 @@ def _event_tags(log_dir):
         events.Reload()
         tags.update(events.Tags()["tensors"])
     return tags
+
+
+def test_validation_batches_split_evenly_over_data_parallel():
+    # 37 validation images in batches of 8 over 3 devices: each batch
+    # keeps its largest multiple of 3 (6, 6, 6, 6, 3); tf.distribute's
+    # and one device's batches stay whole.
+    import dataclasses
+
+    import tensorflow as tf
+
+    from tfcnn.train import fit
+    from tfcnn.train import inputs
+    from tfcnn.train import strategy as strategy_lib
+
+    images = np.arange(37 * 2, dtype=np.uint8).reshape(37, 1, 1, 2)
+    labels = np.arange(37, dtype=np.int32)
+    validation = tf.data.Dataset.from_tensor_slices(
+        (images, labels)).batch(8)
+    fields = {field.name: None for field in dataclasses.fields(
+        inputs.Inputs)}
+    data = inputs.Inputs(**{**fields, "validation": validation,
+                            "local_validation": validation,
+                            "validation_steps": 5,
+                            "num_validation_examples": 37})
+
+    class ThreeDevices:
+        distribution = object()
+
+    def placement(strategy, replicas):
+        return strategy_lib.Placement(strategy, replicas, 1, True, "chief")
+
+    trimmed = fit._whole_replica_batches(
+        data, placement(ThreeDevices(), 3), 8)
+    sizes = [len(y) for _, y in trimmed.validation]
+    assert sizes == [6, 6, 6, 6, 3] and trimmed.validation_steps == 5
+    kept = np.concatenate([y for _, y in trimmed.local_validation])
+    np.testing.assert_array_equal(kept[:6], labels[:6])
+    # 33 images: the last batch of 1 holds no whole share of 3 devices.
+    fewer = dataclasses.replace(data, num_validation_examples=33,
+                                local_validation=validation.take(5))
+    assert fit._whole_replica_batches(
+        fewer, placement(ThreeDevices(), 3), 8).validation_steps == 4
+    single = strategy_lib.KerasDistribution(None)
+    assert fit._whole_replica_batches(data, placement(single, 1), 8) is data

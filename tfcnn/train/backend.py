@@ -29,6 +29,9 @@ ENV = "KERAS_BACKEND"
 def select(recipe, environ=None):
     """Makes Keras load the recipe's backend; call it before Keras loads.
 
+    Sets ``KERAS_BACKEND`` when Keras is not imported yet (a process that
+    already runs the recipe's backend is left as it is).
+
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
         environ: the environment to set (a dict). Defaults to
@@ -49,13 +52,14 @@ def select(recipe, environ=None):
             f"train.backend = \"{wanted}\" disagree; unset {ENV} or set "
             f"--set train.backend={given}. Received: {ENV}={given!r}")
     loaded = _loaded_backend()
-    if loaded is not None and loaded != wanted:
+    if loaded is None:
+        environ[ENV] = wanted
+    elif loaded != wanted:
         raise RecipeError(
             f"train.backend = \"{wanted}\" but Keras was already imported "
             f"with the {loaded} backend in this process (Keras picks its "
             f"backend once, at import; set {ENV}={wanted} before importing "
             f"it). Received: train.backend={wanted!r}")
-    environ[ENV] = wanted
 
 
 def check_strategy(config):
