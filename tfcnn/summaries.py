@@ -309,7 +309,7 @@ class ImageSummaries(keras.callbacks.Callback):
 
     def _confusion(self):
         if self._predict is None:
-            self._predict = _class_predictor(self.model)
+            self._predict = class_predictor(self.model)
         matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
         for images, labels in self.validation.take(self.max_batches):
             if len(labels.shape) == 2:  # MixUp/CutMix one-hot labels
@@ -377,7 +377,7 @@ class SegmentationSummaries(keras.callbacks.Callback):
         from tfcnn import metrics as metrics_lib
 
         self._write_inputs()
-        probabilities = self.model(self.images, training=False)
+        probabilities = self.model(np.asarray(self.images), training=False)
         predicted = keras.ops.convert_to_numpy(
             keras.ops.argmax(probabilities, axis=-1))
         with self._writers["validation"].as_default(step=self._step()):
@@ -407,14 +407,15 @@ class SegmentationSummaries(keras.callbacks.Callback):
         if self.train_batch is None:
             return
         images, masks = self.train_batch
-        batch = {"images": tf.convert_to_tensor(images),
-                 "segmentation_masks": tf.convert_to_tensor(masks)}
+        batch = {"images": keras.ops.convert_to_tensor(np.asarray(images)),
+                 "segmentation_masks": keras.ops.convert_to_tensor(
+                     np.asarray(masks))}
         for layer in self.model.augmentation:
             batch = layer(batch, training=True)
-        pixels = np.clip(np.round(np.asarray(batch["images"], np.float32)),
-                         0, 255).astype(np.uint8)
+        pixels = np.clip(np.round(keras.ops.convert_to_numpy(
+            batch["images"]).astype(np.float32)), 0, 255).astype(np.uint8)
         tiles, captions = figures.mask_pairs(
-            pixels, np.asarray(batch["segmentation_masks"]),
+            pixels, keras.ops.convert_to_numpy(batch["segmentation_masks"]),
             self.class_names, ignore_value=self.ignore_value)
         with self._writers["train"].as_default(step=self._step()):
             tf.summary.image(
@@ -426,13 +427,16 @@ class SegmentationSummaries(keras.callbacks.Callback):
                             "classes shown.")
 
 
-def _class_predictor(model):
-    """images -> predicted class ``int32 [B]`` (the arg max): a
-    tf.function under TensorFlow, else Keras' compiled ``predict`` step."""
+def class_predictor(model):
+    """images -> the predicted class (``int32``, the arg max over the
+    last axis: ``[B]`` per image, ``[B, H, W]`` per pixel): a
+    tf.function under TensorFlow, else Keras' compiled ``predict`` step
+    (JAX has no tf.function to trace the model into)."""
     if keras.backend.backend() == "tensorflow":
         return tf.function(
             lambda images: tf.argmax(model(images, training=False),
-                                     axis=-1, output_type=tf.int32))
+                                     axis=-1, output_type=tf.int32),
+            reduce_retracing=True)
 
     def predict(images):
         probabilities = model.predict_on_batch(np.asarray(images))
