@@ -83,7 +83,7 @@ def test_cli_conflict_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
 
 # Runs under KERAS_BACKEND=jax with two host CPU devices: the first two
 # steps of one device and of DataParallel over both, then fit.train over
-# both devices.
+# both devices in mixed float16 (Keras' loss scaling).
 TWO_DEVICES = '''\
 import json
 import sys
@@ -130,7 +130,7 @@ two = two_steps(placement.strategy.distribution)
 np.savez(out + "/steps.npz", *initial, *one, *two)
 
 run = tiny_recipe(out + "/run", strategy="auto", backend="jax", epochs=2,
-                  histogram_freq=1)
+                  histogram_freq=1, precision="mixed_float16")
 summary = fit.train(run, verbose=0)
 json.dump({"num_replicas": placement.num_replicas,
            "summary": summary}, open(out + "/result.json", "w"),
@@ -176,6 +176,7 @@ def test_jax_two_devices_match_one_and_train_the_run(tmp_path):
     # scalars, inputs, filters and confusion matrix, all under JAX.
     tags = _event_tags(run / "logs")
     for tag in ("epoch_loss", "training/images_per_second",
+                "training/input_wait_fraction",
                 "inputs/augmented", "filters/first_layer",
                 "evaluation/confusion_matrix"):
         assert tag in tags, sorted(tags)
