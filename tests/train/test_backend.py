@@ -60,10 +60,16 @@ def test_select_refuses_a_backend_keras_did_not_load(tmp_path):
         backend.check_active(tiny_recipe(tmp_path, backend="jax"))
 
 
-def test_multi_worker_is_tensorflows_alone(tmp_path):
+def test_multi_worker_and_frozen_layers_are_tensorflows_alone(tmp_path):
     recipe = tiny_recipe(tmp_path, backend="jax", strategy="multi_worker")
     with pytest.raises(RecipeError, match="multi_worker.* is TensorFlow's"):
         backend.select(recipe, {})
+    for frozen in ({"trainable": "head"}, {"head_epochs": 1}):
+        with pytest.raises(RecipeError, match="freeze layers, which "
+                                              "train.backend = \"jax\""):
+            backend.select(tiny_recipe(tmp_path, backend="jax", **frozen),
+                           {})
+        backend.check_supported(tiny_recipe(tmp_path, **frozen).train)
 
 
 def test_cli_conflict_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):

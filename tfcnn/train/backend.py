@@ -39,11 +39,11 @@ def select(recipe, environ=None):
 
     Raises:
         RecipeError: ``KERAS_BACKEND`` names another backend than
-            ``train.backend``, or Keras was already imported with another
-            backend.
+            ``train.backend``, Keras was already imported with another
+            backend, or a setting the backend lacks (``check_supported``).
     """
     environ = os.environ if environ is None else environ
-    check_strategy(recipe.train)
+    check_supported(recipe.train)
     wanted = recipe.train.backend.value
     given = environ.get(ENV)
     if given is not None and given != wanted:
@@ -62,9 +62,14 @@ def select(recipe, environ=None):
             f"it). Received: train.backend={wanted!r}")
 
 
-def check_strategy(config):
-    """Raises ``RecipeError`` for a strategy that ``train.backend`` lacks:
-    ``multi_worker`` is tf.distribute's alone.
+def check_supported(config):
+    """Raises ``RecipeError`` for a setting that ``train.backend`` lacks.
+
+    Under JAX: ``train.strategy = "multi_worker"`` (tf.distribute's
+    alone), and freezing layers (``train.trainable`` other than "all",
+    ``train.head_epochs``): Keras' JAX optimizer updates exactly the
+    variables it was built for (``stateless_apply``), so the set that
+    trains cannot change as ``tfcnn.train.freeze`` changes it.
 
     Args:
         config: ``tfcnn.recipe.TrainConfig``.
@@ -72,26 +77,36 @@ def check_strategy(config):
     from tfcnn.recipe import Backend
     from tfcnn.recipe import Strategy
 
-    if (config.backend is not Backend.TENSORFLOW
-            and config.strategy is Strategy.MULTI_WORKER):
+    if config.backend is Backend.TENSORFLOW:
+        return
+    name = config.backend.value
+    if config.strategy is Strategy.MULTI_WORKER:
         raise RecipeError(
             "train.strategy = \"multi_worker\" is TensorFlow's "
             "(tf.distribute's MultiWorkerMirroredStrategy); under "
-            f"train.backend = \"{config.backend.value}\" use \"auto\" or "
+            f"train.backend = \"{name}\" use \"auto\" or "
             "\"mirrored\" (keras.distribution.DataParallel over this "
             "machine's devices). Received: train.strategy='multi_worker'")
+    if config.trainable != "all" or config.head_epochs:
+        raise RecipeError(
+            "train.trainable and train.head_epochs freeze layers, which "
+            f"train.backend = \"{name}\" does not do (Keras' JAX "
+            "optimizer updates exactly the variables it was built for); "
+            "train them under train.backend = \"tensorflow\". Received: "
+            f"trainable={config.trainable!r}, "
+            f"head_epochs={config.head_epochs}")
 
 
 def check_active(recipe):
-    """Raises ``RecipeError`` unless Keras runs ``train.backend`` (and a
-    strategy it has: ``check_strategy``).
+    """Raises ``RecipeError`` unless Keras runs ``train.backend`` (with
+    settings it has: ``check_supported``).
 
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
     """
     import keras
 
-    check_strategy(recipe.train)
+    check_supported(recipe.train)
     wanted = recipe.train.backend.value
     active = keras.backend.backend()
     if active != wanted:

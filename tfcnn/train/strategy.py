@@ -210,7 +210,7 @@ def _keras_distribution(config):
 
     from tfcnn.train import backend
 
-    backend.check_strategy(config)
+    backend.check_supported(config)
     known = keras.distribution.list_devices()
     if config.devices:
         devices = [_keras_device(d, known) for d in config.devices]
