@@ -189,9 +189,7 @@ def test_quickstart_under_jax_resumes_after_kill_9(tmp_path):
     # backup, run again, it resumes there and reaches the README's test
     # accuracy; the 10-crop evaluation runs under JAX and the export of
     # the JAX-trained model is TensorFlow's verified SavedModel.
-    import signal
-    import time
-
+    from tests.train.conftest import kill_after
     from tfcnn.train import callbacks as callbacks_lib
 
     command = [sys.executable, "-m", "tfcnn.cli", "run", QUICKSTART,
@@ -204,16 +202,8 @@ def test_quickstart_under_jax_resumes_after_kill_9(tmp_path):
     process = subprocess.Popen(command, cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    try:
-        while (state := callbacks_lib.read_backup(backup)) is None:
-            assert process.poll() is None, "run ended before the kill"
-            assert time.monotonic() < deadline, "no backup in 600 s"
-            time.sleep(0.05)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
+    state = kill_after(process, lambda: callbacks_lib.read_backup(backup),
+                       timeout=600)
     assert state["epoch"] >= 1 and state["step"] == 0
 
     result = subprocess.run(command, cwd=tmp_path, env=env, timeout=900,

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.train.conftest import assert_same_steps
 from tests.train.conftest import subprocess_env
 from tests.train.conftest import tiny_recipe
 from tfcnn import cli
@@ -99,20 +100,14 @@ import numpy as np
 import tensorflow as tf
 
 from tests.train.conftest import tiny_recipe
+from tests.train.conftest import two_step_setup
 from tfcnn.train import fit
 from tfcnn.train import strategy as strategy_lib
 
 out = sys.argv[1]
 assert keras.backend.backend() == "jax"
 assert len(keras.distribution.list_devices()) == 2
-recipe = tiny_recipe(out + "/run", weight_decay=5e-4, label_smoothing=0.1,
-                     momentum=0.9, learning_rate=0.1, backend="jax")
-recipe = recipe.replace(augment={"crop": "none"})
-keras.utils.set_random_seed(1)
-initial = fit.build_training_model(recipe, 4).get_weights()
-rng = np.random.default_rng(0)
-batch = (rng.integers(0, 256, (16, 20, 20, 3)).astype(np.uint8),
-         rng.integers(0, 4, 16).astype(np.int32))
+recipe, initial, batch = two_step_setup(out + "/run", backend="jax")
 
 
 def two_steps(distribution):
@@ -159,13 +154,8 @@ def test_jax_two_devices_match_one_and_train_the_run(tmp_path):
     with np.load(tmp_path / "steps.npz") as npz:
         arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
     count = len(arrays) // 3
-    initial, one, two = (arrays[:count], arrays[count:2 * count],
-                         arrays[2 * count:])
-    moved = 0
-    for w0, w1, w2 in zip(initial, one, two):
-        np.testing.assert_allclose(w2, w1, rtol=1e-5, atol=1e-6)
-        moved += not np.allclose(w0, w1)
-    assert moved >= 8  # every kernel and bias of LeNet-5 changed
+    assert_same_steps(arrays[:count], arrays[count:2 * count],
+                      arrays[2 * count:])
 
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["num_replicas"] == 2
