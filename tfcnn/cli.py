@@ -468,6 +468,7 @@ def _dry_run(recipe, **plan_args):
 
 def _train(args):
     recipe = _load_recipe(args)  # bad keys fail before TensorFlow loads
+    _select_backend(recipe)
     if args.dry_run:
         return _dry_run(recipe, overwrite=args.overwrite, train_only=True)
     from tfcnn import stages
@@ -480,6 +481,14 @@ def _train(args):
     _print_result(summary.line)
     if args.json:
         _print_json(args, summary)
+
+
+def _select_backend(recipe):
+    """Sets KERAS_BACKEND to train.backend before Keras is imported
+    (``tfcnn.train.backend``)."""
+    from tfcnn.train import backend
+
+    backend.select(recipe)
 
 
 def _add_evaluate(subparsers):
@@ -864,6 +873,7 @@ def _add_run(subparsers):
 
 def _run(args):
     recipe = _load_recipe(args)
+    _select_backend(recipe)
     if args.dry_run:
         return _dry_run(recipe, force=args.force, overwrite=args.overwrite)
     from tfcnn import run

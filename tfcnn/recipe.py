@@ -63,6 +63,13 @@ class Cluster(enum.Enum):
     KUBERNETES = "kubernetes"  # an Indexed Job behind a headless service
 
 
+class Backend(enum.Enum):
+    """The Keras backend that trains (tfcnn.train.backend)."""
+
+    TENSORFLOW = "tensorflow"
+    JAX = "jax"
+
+
 class Precision(enum.Enum):
     """Keras dtype policy for training."""
 
@@ -327,6 +334,13 @@ class TrainConfig:
         ClassWeighting.NONE,
         "segmentation: none | median_frequency (class weights of the pixel "
         "loss from the manifest's pixel counts per class)")
+    backend: Backend = key(
+        Backend.TENSORFLOW,
+        "the Keras backend that trains: tensorflow | jax (the same tf.data "
+        "input pipeline feeds it; under jax, strategy auto or mirrored spreads "
+        "each batch over the devices with keras.distribution.DataParallel, and "
+        "multi_worker is TensorFlow's alone); `tfcnn train` and `tfcnn run` "
+        "set KERAS_BACKEND from it")
     strategy: Strategy = key(
         Strategy.AUTO, "auto | mirrored | multi_worker | one_device")
     devices: tuple = key(

@@ -184,7 +184,8 @@ def describe(recipe, label_offset=None):
 
 def export(recipe, model=None, **options):
     """``tfcnn.export.export_model`` of the run folder with the recipe's
-    export section.
+    export section; where Keras runs on another backend than TensorFlow
+    (``train.backend = "jax"``), in a fresh TensorFlow process.
 
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
@@ -196,6 +197,11 @@ def export(recipe, model=None, **options):
     Returns:
         Path of the published version folder.
     """
+    from tfcnn.train import backend
+
+    if not backend.is_tensorflow():  # a run trained under JAX
+        return backend.in_tensorflow_process(export, recipe, model,
+                                             **options)
     from tfcnn import export as export_lib
 
     config = recipe.export

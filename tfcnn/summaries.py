@@ -84,16 +84,20 @@ class StepMonitor(keras.callbacks.Callback):
         self._writer = None
         self._wait = 0.0
         self._logs = {}
+        self._steps_per_call = 1
         self._reset()
 
     def on_train_begin(self, logs=None):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         self._install_timer()
+        # Read once: under JAX every read of self.model in a step's
+        # callback copies the training state back into the model.
+        self._steps_per_call = self.model.steps_per_execution
         self._reset()
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += self.model.steps_per_execution
+        self._steps += self._steps_per_call
         self._logs = logs or {}
         if self._steps >= self.every_steps:
             self._write()
@@ -143,10 +147,12 @@ class StepMonitor(keras.callbacks.Callback):
             return
         monitor = self
 
-        def timed_train_function(iterator):
+        def timed_train_function(*args):
             # Keras runs its compiled one-step function on each element of a
-            # Python iterator; ours times the wait for each element.
-            return function(_TimedIterator(iterator, monitor))
+            # Python iterator, its last argument (JAX's step function takes
+            # the training state first); ours times the wait for each.
+            *state, iterator = args
+            return function(*state, _TimedIterator(iterator, monitor))
 
         timed_train_function._tfcnn_timed = True
         self.model.train_function = timed_train_function
@@ -292,6 +298,8 @@ class ImageSummaries(keras.callbacks.Callback):
                             "Krizhevsky et al. 2012).")
 
     def _write_graph(self):
+        if keras.backend.backend() != "tensorflow":
+            return  # the graph is a traced tf.function's
         spec = tf.TensorSpec([None, *self.model.input_shape[1:]],
                              self.model.inputs[0].dtype)
         graph = tf.function(
@@ -301,9 +309,7 @@ class ImageSummaries(keras.callbacks.Callback):
 
     def _confusion(self):
         if self._predict is None:
-            self._predict = tf.function(
-                lambda images: tf.argmax(self.model(images, training=False),
-                                         axis=-1, output_type=tf.int32))
+            self._predict = class_predictor(self.model)
         matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
         for images, labels in self.validation.take(self.max_batches):
             if len(labels.shape) == 2:  # MixUp/CutMix one-hot labels
@@ -371,7 +377,7 @@ class SegmentationSummaries(keras.callbacks.Callback):
         from tfcnn import metrics as metrics_lib
 
         self._write_inputs()
-        probabilities = self.model(self.images, training=False)
+        probabilities = self.model(np.asarray(self.images), training=False)
         predicted = keras.ops.convert_to_numpy(
             keras.ops.argmax(probabilities, axis=-1))
         with self._writers["validation"].as_default(step=self._step()):
@@ -401,14 +407,15 @@ class SegmentationSummaries(keras.callbacks.Callback):
         if self.train_batch is None:
             return
         images, masks = self.train_batch
-        batch = {"images": tf.convert_to_tensor(images),
-                 "segmentation_masks": tf.convert_to_tensor(masks)}
+        batch = {"images": keras.ops.convert_to_tensor(np.asarray(images)),
+                 "segmentation_masks": keras.ops.convert_to_tensor(
+                     np.asarray(masks))}
         for layer in self.model.augmentation:
             batch = layer(batch, training=True)
-        pixels = np.clip(np.round(np.asarray(batch["images"], np.float32)),
-                         0, 255).astype(np.uint8)
+        pixels = np.clip(np.round(keras.ops.convert_to_numpy(
+            batch["images"]).astype(np.float32)), 0, 255).astype(np.uint8)
         tiles, captions = figures.mask_pairs(
-            pixels, np.asarray(batch["segmentation_masks"]),
+            pixels, keras.ops.convert_to_numpy(batch["segmentation_masks"]),
             self.class_names, ignore_value=self.ignore_value)
         with self._writers["train"].as_default(step=self._step()):
             tf.summary.image(
@@ -418,6 +425,24 @@ class SegmentationSummaries(keras.callbacks.Callback):
                             "(scale, crop, flip), each beside its mask in "
                             "Pascal VOC's colours; captions name the "
                             "classes shown.")
+
+
+def class_predictor(model):
+    """images -> the predicted class (``int32``, the arg max over the
+    last axis: ``[B]`` per image, ``[B, H, W]`` per pixel): a
+    tf.function under TensorFlow, else Keras' compiled ``predict`` step
+    (JAX has no tf.function to trace the model into)."""
+    if keras.backend.backend() == "tensorflow":
+        return tf.function(
+            lambda images: tf.argmax(model(images, training=False),
+                                     axis=-1, output_type=tf.int32),
+            reduce_retracing=True)
+
+    def predict(images):
+        probabilities = model.predict_on_batch(np.asarray(images))
+        return np.argmax(probabilities, axis=-1).astype(np.int32)
+
+    return predict
 
 
 def _run_writers(log_dir):
@@ -463,18 +488,18 @@ def augmented_grid(model, images, columns=None, captions=None):
     Returns:
         ``[1, H, W, 3]``: float32 in [0, 1], or uint8 with captions.
     """
-    x = tf.convert_to_tensor(images)
+    x = keras.ops.convert_to_tensor(np.asarray(images))
     for layer in model.layers[1:]:
         if isinstance(layer, keras.Model) or layer.name == "probabilities":
             break
         x = layer(x, training=True)
-    x = tf.cast(x, tf.float32)
-    low = tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
-    high = tf.reduce_max(x, axis=[1, 2, 3], keepdims=True)
-    x = (x - low) / tf.maximum(high - low, 1e-6)
+    x = keras.ops.convert_to_numpy(x).astype(np.float32)
+    low = x.min(axis=(1, 2, 3), keepdims=True)
+    high = x.max(axis=(1, 2, 3), keepdims=True)
+    x = (x - low) / np.maximum(high - low, 1e-6)
     if captions is None:
-        return figures.tile(x.numpy(), columns)[None]
-    pixels = np.round(x.numpy() * 255.0).astype(np.uint8)
+        return figures.tile(x, columns)[None]
+    pixels = np.round(x * 255.0).astype(np.uint8)
     return figures.captioned_grid(pixels, captions, columns=columns,
                                   side=_INPUT_TILE)[None]
 

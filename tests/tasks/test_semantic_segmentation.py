@@ -227,3 +227,51 @@ def test_train_step_augments_images_and_masks_jointly(tmp_path):
     restored = semantic_segmentation.JointAugmentationModel.from_config(
         json.loads(json.dumps(trainer.get_config())))
     assert restored.network.count_params() == trainer.network.count_params()
+
+
+JAX_JOINT_STEP = '''\
+import keras
+import numpy as np
+
+from tfcnn.augment.segmentation import RandomScaleCropFlip
+from tfcnn.losses import PixelCrossEntropy
+from tfcnn.tasks import semantic_segmentation
+
+assert keras.backend.backend() == "jax"
+keras.utils.set_random_seed(0)
+network = keras.Sequential([
+    keras.Input((None, None, 3), dtype="uint8"),
+    keras.layers.Rescaling(1 / 255),
+    keras.layers.Conv2D(3, 1, activation="softmax")])
+crop = RandomScaleCropFlip(8, seed=1)
+model = semantic_segmentation.JointAugmentationModel(network, [crop])
+model.compile(optimizer="sgd",
+              loss=PixelCrossEntropy())
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (4, 16, 16, 3)).astype(np.uint8)
+masks = rng.integers(0, 3, (4, 16, 16)).astype(np.uint8)
+model.fit(images, masks, batch_size=4, epochs=1, verbose=0)
+seeds = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
+model.fit(images, masks, batch_size=4, epochs=1, verbose=0)
+later = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
+# Each step drew new crops: the seed state moved on and came back out.
+assert seeds and not all(np.array_equal(a, b) for a, b in zip(seeds, later))
+print("ok")
+'''
+
+
+@pytest.mark.slow
+def test_joint_augmentation_trains_under_jax(tmp_path):
+    # JAX's train step is a pure function of its state: the crop's seeds
+    # go in and their next values come out (JointAugmentationModel).
+    import subprocess
+    import sys
+
+    from tests.train.conftest import subprocess_env
+
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_JOINT_STEP], timeout=300,
+        capture_output=True, text=True,
+        env=subprocess_env(KERAS_BACKEND="jax"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-1] == "ok"

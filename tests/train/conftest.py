@@ -229,3 +229,62 @@ def ingested_recipe(root, classes=("a", "b"), per_class=6, **sections):
     if cli.main(["ingest", str(path), "--workers", "1"]) != 0:
         raise RuntimeError(f"tfcnn ingest {path} failed")
     return path
+
+
+def two_step_setup(model_dir, **train):
+    """What the 1-vs-2-device equivalence tests start from: a tiny recipe
+    (SGD with momentum, weight decay and label smoothing, no crop), the
+    initial weights of its model and one batch of 16 random images.
+
+    Returns:
+        (recipe, initial weights, (uint8 images, int32 labels)).
+    """
+    import keras
+    import numpy as np
+
+    from tfcnn.train import fit
+
+    recipe = tiny_recipe(model_dir, weight_decay=5e-4, label_smoothing=0.1,
+                         momentum=0.9, learning_rate=0.1, **train)
+    recipe = recipe.replace(augment={"crop": "none"})
+    keras.utils.set_random_seed(1)
+    initial = fit.build_training_model(recipe, 4).get_weights()
+    rng = np.random.default_rng(0)
+    batch = (rng.integers(0, 256, (16, 20, 20, 3)).astype(np.uint8),
+             rng.integers(0, 4, 16).astype(np.int32))
+    return recipe, initial, batch
+
+
+def assert_same_steps(initial, one, two):
+    """Two devices' weights equal one device's, and every kernel and bias
+    of LeNet-5 moved from ``initial``."""
+    import numpy as np
+
+    moved = 0
+    for w0, w1, w2 in zip(initial, one, two):
+        np.testing.assert_allclose(w2, w1, rtol=1e-5, atol=1e-6)
+        moved += not np.allclose(w0, w1)
+    assert moved >= 8
+
+
+def kill_after(process, ready, timeout):
+    """SIGKILLs ``process`` once ``ready()`` returns a value (polled every
+    50 ms) and returns that value; fails if the process ends first or
+    nothing is ready within ``timeout`` seconds."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    try:
+        while (value := ready()) is None:
+            assert process.poll() is None, "run ended before the kill"
+            assert time.monotonic() < deadline, (
+                f"nothing to kill after in {timeout} s")
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    return value

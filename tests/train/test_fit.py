@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.train.conftest import assert_same_steps
 from tests.train.conftest import tiny_recipe
+from tests.train.conftest import two_step_setup
 from tfcnn import losses  # noqa: F401 - registers CrossEntropy
 from tfcnn import tasks
 from tfcnn.train import callbacks as callbacks_lib
@@ -75,22 +77,11 @@ def _two_steps(recipe, strategy, initial_weights, batch):
 def test_two_replicas_match_one_device(tmp_path):
     # Guards against Keras-on-TF multi-replica bugs where gradients were not
     # aggregated or were scaled twice (keras#19891, #21061).
-    recipe = tiny_recipe(tmp_path, weight_decay=5e-4, label_smoothing=0.1,
-                         momentum=0.9, learning_rate=0.1)
-    recipe = recipe.replace(augment={"crop": "none"})
-    keras.utils.set_random_seed(1)
-    initial = fit.build_training_model(recipe, 4).get_weights()
-    rng = np.random.default_rng(0)
-    batch = (rng.integers(0, 256, (16, 20, 20, 3)).astype(np.uint8),
-             rng.integers(0, 4, 16).astype(np.int32))
+    recipe, initial, batch = two_step_setup(tmp_path)
     one = _two_steps(recipe, tf.distribute.OneDeviceStrategy("/cpu:0"),
                      initial, batch)
     two = _two_steps(recipe, mirrored(["/cpu:0", "/cpu:1"]), initial, batch)
-    moved = 0
-    for w0, w1, w2 in zip(initial, one, two):
-        np.testing.assert_allclose(w2, w1, rtol=1e-5, atol=1e-6)
-        moved += not np.allclose(w0, w1)
-    assert moved >= 8  # every kernel and bias of LeNet-5 changed
+    assert_same_steps(initial, one, two)
 
 
 class _Poison(keras.callbacks.Callback):
@@ -204,12 +195,10 @@ def test_synthetic_inputs_are_global_batches(make_recipe):
 
 @pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_from_its_backup(tmp_path):
-    import os
-    import signal
     import subprocess
     import sys
-    import time
 
+    from tests.train.conftest import kill_after
     from tests.train.conftest import subprocess_env
     from tests.train.conftest import write_run_files
 
@@ -222,20 +211,11 @@ def test_run_killed_with_sigkill_resumes_from_its_backup(tmp_path):
     process = subprocess.Popen(command, env=subprocess_env(),
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            state = callbacks_lib.read_backup(backup_dir)
-            if state is not None and state["global_step"] >= 8:
-                break  # inside the second epoch
-            assert process.poll() is None, "run ended before the kill"
-            assert time.monotonic() < deadline, "no backup in 120 s"
-            time.sleep(0.05)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
+    def inside_second_epoch():
+        state = callbacks_lib.read_backup(backup_dir)
+        return state if state and state["global_step"] >= 8 else None
+
+    kill_after(process, inside_second_epoch, timeout=120)
     state = callbacks_lib.read_backup(backup_dir)
     assert state["epoch"] >= 1 and state["global_step"] < 18
 

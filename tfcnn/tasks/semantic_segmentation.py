@@ -185,21 +185,15 @@ class SemanticSegmentationTask(task_lib.Task):
         ``host_dataset(full_size=True)``), one confusion matrix over all
         pixels of the split.
         """
-        import tensorflow as tf
-
         from tfcnn import metrics as metrics_lib
+        from tfcnn import summaries
 
         num_classes = len(data.class_names)
-
-        @tf.function(reduce_retracing=True)
-        def predict(images):
-            return tf.argmax(model(images, training=False), axis=-1,
-                             output_type=tf.int32)
-
+        predict = summaries.class_predictor(model)
         confusion = np.zeros((num_classes, num_classes), np.int64)
         for images, masks in data.dataset:
             confusion += confusion_matrix(masks.numpy(),
-                                          predict(images).numpy(),
+                                          np.asarray(predict(images)),
                                           num_classes)
         per_class = metrics_lib.per_class_iou(confusion)
         defined = [iou for iou in per_class if iou is not None]
@@ -267,14 +261,20 @@ def median_frequency_weights(class_names, pixel_counts):
     return [float(median / f) if f > 0 else 0.0 for f in frequency]
 
 
+def _current(scope, variable, value):
+    updated = scope.get_current_value(variable)
+    return value if updated is None else updated
+
+
 @keras.saving.register_keras_serializable(package="tfcnn")
 class JointAugmentationModel(keras.Model):
     """A network trained on jointly augmented images and masks.
 
     Calling the model calls ``network``; ``fit``'s train step first passes
     ``{"images", "segmentation_masks"}`` through ``augmentation`` (in
-    training mode), then runs Keras' own step on the result. Evaluation
-    and prediction see the data as it comes.
+    training mode), then runs Keras' own step on the result (under JAX
+    with the augmentation's seeds carried in the step's state).
+    Evaluation and prediction see the data as it comes.
 
     Args:
         network: the inference ``keras.Model``, uint8 images to per-pixel
@@ -298,13 +298,33 @@ class JointAugmentationModel(keras.Model):
     def call(self, inputs, training=False):
         return self.network(inputs, training=training)
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        if keras.backend.backend() == "jax":
+            return self._stateless_train_step(*args)
+        (data,) = args
+        return super().train_step(self._augment(data))
+
+    def _augment(self, data):
         images, masks = data
         batch = {"images": images, "segmentation_masks": masks}
         for layer in self.augmentation:
             batch = layer(batch, training=True)
+        return batch["images"], batch["segmentation_masks"]
+
+    def _stateless_train_step(self, state, data):
+        """JAX's step is a pure function of the training state: the
+        augmentation's random seeds (non-trainable variables) are read
+        from it and their next values written back, as Keras does for
+        the layers inside a model (``keras.StatelessScope``)."""
+        trainable, non_trainable, optimizer, metrics = state
+        with keras.StatelessScope(state_mapping=list(zip(
+                self.non_trainable_variables, non_trainable))) as scope:
+            data = self._augment(data)
+        non_trainable = [
+            _current(scope, variable, value) for variable, value in zip(
+                self.non_trainable_variables, non_trainable)]
         return super().train_step(
-            (batch["images"], batch["segmentation_masks"]))
+            (trainable, non_trainable, optimizer, metrics), data)
 
     def get_config(self):
         return {"name": self.name,

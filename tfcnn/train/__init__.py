@@ -1,7 +1,9 @@
-"""Training: recipe -> trained model, resumable, under tf.distribute.
+"""Training: recipe -> trained model, resumable, under tf.distribute (or
+``keras.distribution`` under JAX).
 
 ``fit`` (the fit loop in named steps), ``inputs`` (the datasets a recipe
-trains on), ``strategy`` and ``cluster`` (distribution strategies, the
+trains on), ``backend`` (``train.backend``: which Keras backend trains),
+``strategy`` and ``cluster`` (distribution strategies, the
 cluster of a multi-worker run), ``optimizers``, ``callbacks`` (backups,
 checkpoints, NaN guard), ``freeze`` (which layers train), ``hparams``
 (TensorBoard's HParams dashboard) and ``evaluate``. The losses, metrics,

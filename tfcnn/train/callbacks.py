@@ -51,11 +51,18 @@ class Backup(keras.callbacks.Callback):
         self.backup_dir = storage.path(backup_dir)
         self.save_steps = save_steps
         self.steps_per_epoch = None  # set by the fit loop
+        self._epoch_start = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._global_step()
 
     def on_train_batch_end(self, batch, logs=None):
         if not self.save_steps or not _finite(logs):
             return
-        step = self._global_step()
+        # Counted from the epoch's first step, not read from the model:
+        # under JAX, reading a variable from a callback copies the whole
+        # training state back into the model at every step.
+        step = self._epoch_start + batch + 1
         if step % self.save_steps == 0 and not self._at_epoch_end(step):
             self.save()
 

@@ -22,6 +22,7 @@ transient failure of a collective (a worker lost under
 ``max_restarts`` times in-process.
 """
 
+import contextlib
 import dataclasses
 import re
 
@@ -74,9 +75,14 @@ def train(recipe, *, verbose="auto", callbacks=(), max_restarts=2,
         WorkerLostError: under ``multi_worker``, another worker died or
             stopped answering (for ``train.worker_timeout`` seconds).
         RecipeError: a bad strategy, batch size or schedule setting; a
-            run folder of another recipe, or one another process trains.
+            ``train.backend`` that Keras does not run in this process
+            (``tfcnn.train.backend``); a run folder of another recipe, or
+            one another process trains.
         DataError: missing data.
     """
+    from tfcnn.train import backend
+
+    backend.check_active(recipe)
     folder = RunFolder(recipe.train.model_dir)
     folder.check_is_folder()
     if not overwrite:
@@ -115,7 +121,9 @@ def _train_placed(recipe, verbose, callbacks, max_restarts):
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(recipe.train.precision.value)
     try:
-        return _train(recipe, placement, callbacks, verbose, max_restarts)
+        with _keras_distribution(placement):
+            return _train(recipe, placement, callbacks, verbose,
+                          max_restarts)
     except retryable_errors() as error:
         if placement.num_workers == 1:
             raise
@@ -123,6 +131,26 @@ def _train_placed(recipe, verbose, callbacks, max_restarts):
     finally:
         # The model keeps its layers' policies; the caller keeps theirs.
         keras.config.set_dtype_policy(policy)
+
+
+@contextlib.contextmanager
+def _keras_distribution(placement):
+    """Keeps a ``keras.distribution`` (JAX's ``DataParallel``) current for
+    the whole run: Keras' ``fit`` and ``evaluate`` split each batch by
+    the distribution current when they run, not by the one the model was
+    built under. Nothing to do under tf.distribute."""
+    import keras
+
+    distribution = getattr(placement.strategy, "distribution", None)
+    if distribution is None:
+        yield
+        return
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(distribution)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
@@ -141,6 +169,7 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     data = inputs_lib.training_inputs(recipe,
                                       num_workers=placement.num_workers,
                                       strategy=placement.strategy)
+    data = _whole_replica_batches(data, placement, config.batch_size)
     RunFolder(model_dir).check_classes(data.class_names)
     with placement.strategy.scope():
         model = data.task.build_training_model(
@@ -167,6 +196,37 @@ def _train(recipe, placement, extra_callbacks, verbose, max_restarts):
     return finish_run(recipe, model, data, callbacks, placement, history,
                       resumed_from, write_dir,
                       counts=staged.freezer.counts())
+
+
+def _whole_replica_batches(data, placement, batch_size):
+    """Validation batches that split evenly over a ``keras.distribution``.
+
+    JAX's ``DataParallel`` shards every batch over its devices and cannot
+    split a batch whose size is not a multiple of their number (jax's
+    ``IndivisibleError``), which the last validation batch usually is.
+    Each validation batch keeps its largest multiple of the replicas: at
+    most ``replicas - 1`` images are left out of the figures during
+    training (``tfcnn evaluate`` counts every image). tf.distribute
+    splits uneven batches itself: its inputs are left as they are.
+    """
+    replicas = placement.num_replicas
+    if (getattr(placement.strategy, "distribution", None) is None
+            or data.local_validation is None):
+        return data
+    import tensorflow as tf
+
+    def trim(images, labels):
+        keep = tf.shape(images)[0] // replicas * replicas
+        return images[:keep], tf.nest.map_structure(
+            lambda value: value[:keep], labels)
+
+    whole, rest = divmod(data.num_validation_examples, batch_size)
+    steps = whole + int(rest >= replicas)  # a last batch with images left
+    validation = data.local_validation.map(trim).take(steps) if steps else (
+        None)
+    return dataclasses.replace(data, validation=validation,
+                               local_validation=validation,
+                               validation_steps=steps)
 
 
 def _fresh_layers(model):
@@ -498,17 +558,21 @@ def compile_model(model, recipe, steps_per_epoch, dense_labels=False, *,
         label_counts: dict class name -> labels, for class weights.
             Defaults to None.
     """
+    from tfcnn.train import backend
     from tfcnn.train import optimizers
 
     config = recipe.train
     task = _task(task)
     optimizers.apply_weight_decay(model, config)
+    # train.jit_compile is TensorFlow's choice; JAX compiles every step
+    # with XLA (jax.jit), and runs op by op without it.
+    jit_compile = config.jit_compile if backend.is_tensorflow() else True
     model.compile(
         optimizer=optimizers.build_optimizer(config, steps_per_epoch),
         loss=task.build_loss(recipe, class_names, label_counts),
         metrics=task.build_metrics(
             task.inference_model(model).output_shape[-1], dense_labels),
-        jit_compile=config.jit_compile,
+        jit_compile=jit_compile,
         steps_per_execution=config.steps_per_execution)
 
 

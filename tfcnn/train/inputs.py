@@ -67,6 +67,8 @@ class Inputs:
             manifest).
         label_counts: dict class name -> labels in the training split
             (images, or pixels for segmentation); {} when unrecorded.
+        num_validation_examples: int, images in the validation split
+            (0 without one).
     """
 
     train: object
@@ -81,6 +83,7 @@ class Inputs:
     local_validation: tf.data.Dataset
     task: object
     label_counts: dict
+    num_validation_examples: int = 0
 
     @property
     def num_classes(self):
@@ -172,14 +175,14 @@ def training_inputs(recipe, *, num_workers=1, strategy=None):
     local_validation = batches("validation", training=False) if (
         has_validation) else None
     validation, validation_steps = local_validation, None
+    n_val = source.count("validation") if has_validation else 0
     if has_validation:
-        n_val = source.count("validation")
         validation_steps = math.ceil(n_val / train.batch_size)
     if num_workers == 1:
         return Inputs(local_train, validation, steps, validation_steps,
                       source.class_names, source.stats(), n_train, dense,
                       local_train, local_validation, source.task,
-                      source.label_counts("train"))
+                      source.label_counts("train"), n_val)
     by_record = [split for split in ("train", "validation")
                  if source.has(split)
                  and source.shards_by_record(split, num_workers)]
@@ -200,7 +203,7 @@ def training_inputs(recipe, *, num_workers=1, strategy=None):
     return Inputs(train_data, validation, steps, validation_steps,
                   source.class_names, source.stats(), n_train, dense,
                   local_train, local_validation, source.task,
-                  source.label_counts("train"))
+                  source.label_counts("train"), n_val)
 
 
 def evaluation_inputs(recipe, split=None, batch_size=None):
@@ -498,7 +501,8 @@ def _synthetic_inputs(recipe, num_workers, strategy):
     return Inputs(train_data, validation, steps, validation_steps,
                   _synthetic_names(data), None, data.synthetic_images, dense,
                   local_train, local_validation,
-                  tasks.default_task(), {})
+                  tasks.default_task(), {},
+                  validation_steps * train.batch_size)
 
 
 def _worker_slices(array, per_replica, context):

@@ -25,8 +25,18 @@ learning rate); to keep the per-replica batch instead, raise
 Under ``multi_worker`` every worker runs the same ``fit`` (the collective
 all-reduce needs them all), but only the chief writes the run's files; the
 other workers write to throw-away folders (``worker_dir``).
+
+Under ``train.backend = "jax"`` (``tfcnn.train.backend``) no tf.distribute
+strategy applies: ``auto`` and ``mirrored`` put
+``keras.distribution.DataParallel`` over JAX's devices (every GPU, else
+the CPU devices, as many as ``XLA_FLAGS=
+--xla_force_host_platform_device_count=N`` makes), which splits each
+global batch over them and keeps the weights replicated, as
+``MirroredStrategy`` does; ``one_device`` trains on the first device, and
+``multi_worker`` is refused with one line.
 """
 
+import contextlib
 import dataclasses
 import faulthandler
 import shutil
@@ -45,7 +55,9 @@ class Placement:
     """A strategy and this process's role in it.
 
     Attributes:
-        strategy: the ``tf.distribute.Strategy``.
+        strategy: the ``tf.distribute.Strategy``; under JAX a
+            ``KerasDistribution`` (its ``scope()`` is where the model is
+            built).
         num_replicas: int, replicas in sync over all workers.
         num_workers: int, worker processes (1 unless multi-worker).
         is_chief: bool, whether this process writes checkpoints, summaries
@@ -78,6 +90,10 @@ def make_strategy(config):
             does not exist, or a batch size that is not a multiple of the
             number of replicas.
     """
+    from tfcnn.train import backend
+
+    if not backend.is_tensorflow():
+        return _keras_distribution(config)
     kind = config.strategy
     if kind is Strategy.MULTI_WORKER:
         return _multi_worker(config)
@@ -101,7 +117,12 @@ def make_strategy(config):
 
 
 def local_strategy():
-    """``MirroredStrategy`` over this machine's GPUs, else the CPU alone."""
+    """``MirroredStrategy`` over this machine's GPUs, else the CPU alone
+    (under a backend other than TensorFlow: Keras' default device)."""
+    from tfcnn.train import backend
+
+    if not backend.is_tensorflow():
+        return KerasDistribution(None)
     gpus = _gpu_names()
     if gpus:
         return mirrored(gpus)
@@ -154,6 +175,66 @@ def remove_worker_dir(path, placement):
     """Deletes a non-chief worker's temporary folder."""
     if not placement.is_chief:
         shutil.rmtree(path, ignore_errors=True)
+
+
+class KerasDistribution:
+    """The strategy of a backend without tf.distribute (JAX).
+
+    Keras' ``keras.distribution`` API takes the place of a
+    ``tf.distribute`` strategy: ``scope()`` makes ``distribution`` (a
+    ``keras.distribution.DataParallel``, or None for one device) current
+    while the model is built, and ``tfcnn.train.fit`` keeps it set for the
+    whole run (Keras' ``fit`` splits each batch by the distribution
+    current when it runs).
+
+    Args:
+        distribution: ``keras.distribution.Distribution`` or None.
+    """
+
+    def __init__(self, distribution):
+        self.distribution = distribution
+        self.num_replicas_in_sync = (
+            1 if distribution is None
+            else len(distribution.device_mesh.devices.flatten()))
+
+    def scope(self):
+        """The distribution's scope (nothing to enter for one device)."""
+        if self.distribution is None:
+            return contextlib.nullcontext()
+        return self.distribution.scope()
+
+
+def _keras_distribution(config):
+    """The ``Placement`` of a backend without tf.distribute (JAX)."""
+    import keras
+
+    from tfcnn.train import backend
+
+    backend.check_supported(config)
+    known = keras.distribution.list_devices()
+    if config.devices:
+        devices = [_keras_device(d, known) for d in config.devices]
+    else:
+        devices = known
+    if config.strategy is Strategy.ONE_DEVICE:
+        devices = devices[:1]
+    distribution = None
+    if len(devices) > 1:
+        distribution = keras.distribution.DataParallel(devices=devices)
+    placement = Placement(KerasDistribution(distribution), len(devices), 1,
+                          True, "chief")
+    check_batch_size(config.batch_size, placement.num_replicas)
+    return placement
+
+
+def _keras_device(device, known):
+    """A ``train.devices`` entry as Keras names it (``"gpu:1"``)."""
+    name = _short_name(device)
+    if name not in known:
+        raise RecipeError(
+            f"train.devices names a device this machine does not have "
+            f"(known: {', '.join(known)}). Received: {device!r}")
+    return name
 
 
 @dataclasses.dataclass(frozen=True)
