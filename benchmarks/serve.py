@@ -6,11 +6,18 @@ process. The load generators are not the server's bottleneck:
 
 - REST: ``ab`` (ApacheBench, Debian's apache2-utils, written in C),
   posting a base64 PNG to ``:predict`` with 1, 8 and 32 concurrent clients,
-  once with a new connection per request and once with keep-alive
-  (``ab -k``: each client reuses its HTTP/1.1 connection);
+  a new connection per request;
+- REST keep-alive: this script in a second process (``--http-client``),
+  each client a thread reusing one HTTP/1.1 connection. ``ab -k`` can't
+  measure it: ab speaks HTTP/1.0, whose keep-alive uvicorn does not
+  implement, so every ``ab -k`` request opened a new connection ("Keep-Alive
+  requests: 0") and paid ab's wait for the close on top;
 - gRPC: this script in a second process (``--grpc-client``) keeping 1, 8 or
   32 ``Predict`` calls in flight with TF Serving's own stub (futures, one
-  thread); its own CPU time is measured and reported.
+  thread).
+
+The two Python clients measure their own CPU time (``client_cpu_fraction``
+of a core), so a client that would be the bottleneck shows.
 
 Figures, for the quickstart-sized model (LeNet-5 behind the training-model
 contract, S=36):
@@ -152,6 +159,89 @@ def grpc_client(target, clients, seconds, images_file, record,
     print(json.dumps(report))
 
 
+def http_client(url, clients, seconds, body_file):
+    """Keeps ``clients`` HTTP/1.1 keep-alive connections posting the body.
+
+    ``ab -k`` can't measure keep-alive against this server: ab speaks
+    HTTP/1.0, and uvicorn (h11 and httptools alike) closes an HTTP/1.0
+    connection after each answer, so ``ab -k`` opened one per request
+    ("Keep-Alive requests: 0"). Each client here is a thread with one
+    socket and a prepared request; it reads the status line, the
+    Content-Length and the body. Prints one JSON object as
+    ``grpc_client`` does.
+    """
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    with open(body_file, "rb") as f:
+        body = f.read()
+    request = (f"POST /v1/models/bench:predict HTTP/1.1\r\nHost: {host}\r\n"
+               "Content-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    lock = threading.Lock()
+    latencies, errors = [], {}
+    deadline = time.monotonic() + seconds
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+
+    def answer(sock, pending):
+        while b"\r\n\r\n" not in pending:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            pending += chunk
+        head, _, rest = pending.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = int(re.search(rb"(?i)content-length: *(\d+)",
+                               head).group(1))
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            rest += chunk
+        return status, rest[length:]
+
+    def client():
+        sock = socket.create_connection((host, int(port)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pending = b""
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            try:
+                sock.sendall(request)
+                status, pending = answer(sock, pending)
+            except OSError as error:
+                with lock:
+                    name = type(error).__name__
+                    errors[name] = errors.get(name, 0) + 1
+                sock.close()
+                sock = socket.create_connection((host, int(port)))
+                pending = b""
+                continue
+            elapsed = time.perf_counter() - start
+            with lock:
+                if status == 200:
+                    latencies.append(elapsed)
+                else:
+                    errors[str(status)] = errors.get(str(status), 0) + 1
+        sock.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    ms = np.asarray(latencies) * 1000
+    print(json.dumps({
+        "requests": len(latencies) + sum(errors.values()),
+        "ok": len(latencies), "errors": errors, "wall_s": wall,
+        "requests_per_s": len(latencies) / wall,
+        "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
+        "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+        "client_cpu_s": (cpu1.ru_utime + cpu1.ru_stime
+                         - cpu0.ru_utime - cpu0.ru_stime)}))
+
+
 def _record(response, index, first, differed):
     import tensorflow as tf
 
@@ -256,11 +346,11 @@ class Server:
             return self.proc.wait()
 
 
-def run_ab(url, body_file, clients, seconds, keep_alive=False):
-    """REST load with ApacheBench (``-k``: HTTP/1.1 keep-alive, each
-    client reusing its connection); returns its figures."""
+def run_ab(url, body_file, clients, seconds):
+    """REST load with ApacheBench, a connection per request; returns its
+    figures."""
     done = subprocess.run(
-        ["ab", "-q", *(["-k"] if keep_alive else []), "-t", str(seconds),
+        ["ab", "-q", "-t", str(seconds),
          "-n", "10000000", "-c",
          str(clients), "-p", body_file, "-T", "application/json",
          "-s", "60", url + "/v1/models/bench:predict"],
@@ -293,13 +383,37 @@ def run_grpc(target, clients, seconds, images_file, record=False,
                str(timeout_s)]
     if record:
         command.append("--record")
+    return _client_figures(command, "gRPC")
+
+
+def run_keep_alive(url, clients, seconds, body_file):
+    """REST load over kept-alive HTTP/1.1 connections (``http_client``)."""
+    return _client_figures(
+        [sys.executable, os.path.abspath(__file__), "--http-client", url,
+         "--clients", str(clients), "--seconds", str(seconds),
+         "--body", body_file], "keep-alive HTTP")
+
+
+def _client_figures(command, what):
     done = subprocess.run(command, capture_output=True, text=True,
                           check=False)
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        raise RuntimeError("the gRPC client failed: "
+        raise RuntimeError(f"the {what} client failed: "
                            + done.stderr[-2000:]) from None
+
+
+def _client_row(result, bare):
+    """A table row of a Python client's figures against the bare rate."""
+    return {"requests_per_s": round(result["requests_per_s"], 1),
+            "p50_ms": round(result["p50_ms"], 2),
+            "p99_ms": round(result["p99_ms"], 2),
+            "failed": sum(result["errors"].values()),
+            "bare_calls_per_s": round(bare, 1),
+            "vs_bare": round(result["requests_per_s"] / bare, 3),
+            "client_cpu_fraction": round(
+                result["client_cpu_s"] / result["wall_s"], 3)}
 
 
 def _ab_row(result, bare):
@@ -328,23 +442,15 @@ def load_matrix(base, body_file, images_file, seconds, bare, label,
                 bare_rest = bare()
                 rest = run_ab(server.url, body_file, clients, seconds)
                 bare_kept = bare()
-                kept = run_ab(server.url, body_file, clients, seconds,
-                              keep_alive=True)
+                kept = run_keep_alive(server.url, clients, seconds,
+                                      body_file)
                 bare_grpc = bare()
                 grpc_ = run_grpc(server.grpc, clients, seconds, images_file)
                 rows[f"{key}_rest_{clients}"] = _ab_row(rest, bare_rest)
-                rows[f"{key}_rest_keepalive_{clients}"] = _ab_row(
+                rows[f"{key}_rest_keepalive_{clients}"] = _client_row(
                     kept, bare_kept)
-                rows[f"{key}_grpc_{clients}"] = {
-                    "requests_per_s": round(grpc_["requests_per_s"], 1),
-                    "p50_ms": round(grpc_["p50_ms"], 2),
-                    "p99_ms": round(grpc_["p99_ms"], 2),
-                    "failed": sum(grpc_["errors"].values()),
-                    "bare_calls_per_s": round(bare_grpc, 1),
-                    "vs_bare": round(grpc_["requests_per_s"] / bare_grpc,
-                                     3),
-                    "client_cpu_fraction": round(
-                        grpc_["client_cpu_s"] / grpc_["wall_s"], 3)}
+                rows[f"{key}_grpc_{clients}"] = _client_row(grpc_,
+                                                            bare_grpc)
         finally:
             server.stop()
     return rows
@@ -497,6 +603,9 @@ def main():
                         help="only the REST/gRPC load runs")
     parser.add_argument("--grpc-client", default=None,
                         help=argparse.SUPPRESS)
+    parser.add_argument("--http-client", default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--body", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, default=8,
                         help=argparse.SUPPRESS)
     parser.add_argument("--images", default=None, help=argparse.SUPPRESS)
@@ -508,6 +617,10 @@ def main():
     if args.grpc_client:
         grpc_client(args.grpc_client, args.clients, args.seconds,
                     args.images, args.record, args.timeout)
+        return 0
+    if args.http_client:
+        http_client(args.http_client, args.clients, args.seconds,
+                    args.body)
         return 0
     if shutil.which("ab") is None:
         print("benchmarks/serve.py needs ab: apt-get install apache2-utils",
