@@ -1,18 +1,16 @@
-"""The private parts of uvicorn and anyio that tfcnn.serve.server uses.
+"""The private parts of uvicorn that tfcnn.serve.server uses.
 
 ``tfcnn.serve.server`` subclasses uvicorn's ``H11Protocol`` (a header
-deadline), clears ``uvicorn.Server._captured_signals`` (a drained server
-returns instead of re-raising the signal) and raises anyio's default
-thread limit. None of these is a documented API: each test here fails
-when upstream changes what tfcnn relies on, and setup.cfg pins uvicorn
-to the minor version they passed on.
+deadline) and clears ``uvicorn.Server._captured_signals`` (a drained
+server returns instead of re-raising the signal). Neither is a documented
+API: each test here fails when upstream changes what tfcnn relies on, and
+setup.cfg pins uvicorn to the minor version they passed on.
 """
 
 import asyncio
 import inspect
 import signal
 
-import anyio
 import uvicorn
 from uvicorn.protocols.http import h11_impl
 from uvicorn.server import ServerState
@@ -75,12 +73,3 @@ def test_h11_protocol_hooks_the_header_deadline_uses():
         assert protocol._header_timer is None
     finally:
         loop.close()
-
-
-def test_anyio_default_thread_limit_is_settable_per_event_loop():
-    async def raise_limit():
-        limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = 48
-        return anyio.to_thread.current_default_thread_limiter().total_tokens
-
-    assert anyio.run(raise_limit) == 48
