@@ -27,7 +27,9 @@ contract, S=36):
 2. For batching off and on, for REST and gRPC, at 1/8/32 clients:
    requests/s, p50 and p99 latency (ms), failures, and requests/s as a
    fraction of the bare call rate measured just before that run (goal >=
-   0.8 at 8 clients).
+   0.8 at 8 clients, >= 0.6 at 1); and the server's CPU ms per request
+   with the bare call's CPU ms over it (``cpu_vs_bare``), which other
+   work on shared cores moves far less than the rates.
 3. Batching's gain with a model whose batch-1 call is far from free
    (ResNet-18 at 224 by default): gRPC requests/s at 32 clients, batching
    on over off.
@@ -295,17 +297,27 @@ def load_signature(version_dir):
 
 def bare_rate(signature, image, seconds):
     """Batch-1 calls per second of the bytes signature, no server."""
+    return bare_figures(signature, image, seconds)[0]
+
+
+def bare_figures(signature, image, seconds):
+    """``(calls per second, CPU ms per call)`` of batch-1 calls of the
+    bytes signature in this process (idle but for them), no server."""
     import tensorflow as tf
 
     batch = tf.constant([image])
     for _ in range(20):
         signature(image_bytes=batch)
     calls = 0
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         signature(image_bytes=batch)["probabilities"].numpy()
         calls += 1
-    return calls / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
+    return calls / wall, 1000 * cpu / calls
 
 
 class Server:
@@ -329,6 +341,13 @@ class Server:
             raise RuntimeError(f"the server did not start: {line!r}")
         self.url = "http://" + line.split("http://")[1].split("/v1/")[0]
         self.grpc = line.strip().rsplit("gRPC at ", 1)[1]
+
+    def cpu_s(self):
+        """The server process's CPU seconds so far (user + system)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf(
+            "SC_CLK_TCK")
 
     def rss_mb(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -404,53 +423,76 @@ def _client_figures(command, what):
                            + done.stderr[-2000:]) from None
 
 
-def _client_row(result, bare):
+def _client_row(result, bare, server_cpu_ms):
     """A table row of a Python client's figures against the bare rate."""
     return {"requests_per_s": round(result["requests_per_s"], 1),
             "p50_ms": round(result["p50_ms"], 2),
             "p99_ms": round(result["p99_ms"], 2),
             "failed": sum(result["errors"].values()),
-            "bare_calls_per_s": round(bare, 1),
-            "vs_bare": round(result["requests_per_s"] / bare, 3),
+            **_bare_columns(result, bare, server_cpu_ms),
             "client_cpu_fraction": round(
                 result["client_cpu_s"] / result["wall_s"], 3)}
 
 
-def _ab_row(result, bare):
+def _ab_row(result, bare, server_cpu_ms):
     """A table row of ``run_ab``'s figures against the bare call rate."""
     return {"requests_per_s": round(result["requests_per_s"], 1),
             "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
             "failed": result["failed"] + result["non_2xx"],
-            "bare_calls_per_s": round(bare, 1),
-            "vs_bare": round(result["requests_per_s"] / bare, 3)}
+            **_bare_columns(result, bare, server_cpu_ms)}
+
+
+def _bare_columns(result, bare, server_cpu_ms):
+    """Requests/s over bare calls/s, and bare CPU over the server's CPU
+    per request: on cores shared with other work the first swings with
+    their load from one second to the next, the second much less."""
+    rate, cpu_ms = bare
+    return {"bare_calls_per_s": round(rate, 1),
+            "vs_bare": round(result["requests_per_s"] / rate, 3),
+            "server_cpu_ms_per_request": round(server_cpu_ms, 3),
+            "bare_cpu_ms_per_call": round(cpu_ms, 3),
+            "cpu_vs_bare": round(cpu_ms / server_cpu_ms, 3)
+            if server_cpu_ms else None}
 
 
 def load_matrix(base, body_file, images_file, seconds, bare, label,
                 batching_flags):
     """REST and gRPC at each client count, batching off and on.
 
-    ``bare()`` measures the bare call rate again just before each run, so
-    each ratio compares runs seconds apart on the same (shared) cores.
+    ``bare()`` measures the bare call rate (and CPU per call) again just
+    before each run, so each ratio compares runs seconds apart on the
+    same (shared) cores; the server's CPU time per request is read from
+    /proc around each run.
     """
     rows = {}
     for batching in (False, True):
         server = Server(base, batching_flags if batching else ())
+
+        def measured(run):
+            before = server.cpu_s()
+            result = run()
+            used = server.cpu_s() - before
+            return result, 1000 * used / max(1, result["requests"])
+
         try:
             run_ab(server.url, body_file, 1, 1)  # warm up
             for clients in CLIENTS:
                 key = f"{label}_{'batched' if batching else 'unbatched'}"
                 bare_rest = bare()
-                rest = run_ab(server.url, body_file, clients, seconds)
+                rest, rest_cpu = measured(lambda: run_ab(
+                    server.url, body_file, clients, seconds))
                 bare_kept = bare()
-                kept = run_keep_alive(server.url, clients, seconds,
-                                      body_file)
+                kept, kept_cpu = measured(lambda: run_keep_alive(
+                    server.url, clients, seconds, body_file))
                 bare_grpc = bare()
-                grpc_ = run_grpc(server.grpc, clients, seconds, images_file)
-                rows[f"{key}_rest_{clients}"] = _ab_row(rest, bare_rest)
+                grpc_, grpc_cpu = measured(lambda: run_grpc(
+                    server.grpc, clients, seconds, images_file))
+                rows[f"{key}_rest_{clients}"] = _ab_row(rest, bare_rest,
+                                                        rest_cpu)
                 rows[f"{key}_rest_keepalive_{clients}"] = _client_row(
-                    kept, bare_kept)
-                rows[f"{key}_grpc_{clients}"] = _client_row(grpc_,
-                                                            bare_grpc)
+                    kept, bare_kept, kept_cpu)
+                rows[f"{key}_grpc_{clients}"] = _client_row(
+                    grpc_, bare_grpc, grpc_cpu)
         finally:
             server.stop()
     return rows
@@ -666,15 +708,18 @@ def main():
         figures["loadavg_start"] = os.getloadavg()[0]
         rows = {} if args.soak_only else load_matrix(
             base, body_file, images_file, seconds,
-            lambda: bare_rate(signature, images[0], 2.0), "quickstart",
+            lambda: bare_figures(signature, images[0], 2.0), "quickstart",
             ("--batching-parameters-file", batching_file))
         print(f"bare SavedModel calls/s (batch 1, bytes): {bare:.1f}")
         print(f"{'run':40s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
-              f"{'failed':>6s} {'vs bare':>7s}")
+              f"{'failed':>6s} {'vs bare':>7s} {'cpu ms':>7s} "
+              f"{'cpu vs bare':>11s}")
         for name, row in rows.items():
             print(f"{name:40s} {row['requests_per_s']:9.1f} "
                   f"{row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-                  f"{row['failed']:6d} {row['vs_bare']:7.3f}")
+                  f"{row['failed']:6d} {row['vs_bare']:7.3f} "
+                  f"{row['server_cpu_ms_per_request']:7.3f} "
+                  f"{row['cpu_vs_bare'] or 0:11.3f}")
             for key, value in row.items():
                 figures[f"{name}_{key}"] = value
         if not (args.quick or args.smoke or args.soak_only
