@@ -29,7 +29,9 @@ contract, S=36):
    fraction of the bare call rate measured just before that run (goal >=
    0.8 at 8 clients, >= 0.6 at 1); and the server's CPU ms per request
    with the bare call's CPU ms over it (``cpu_vs_bare``), which other
-   work on shared cores moves far less than the rates.
+   work on shared cores moves far less than the rates; and requests/s
+   over the bare rate of as many threads calling as the run has clients
+   (``vs_bare_same_concurrency``).
 3. Batching's gain with a model whose batch-1 call is far from free
    (ResNet-18 at 224 by default): gRPC requests/s at 32 clients, batching
    on over off.
@@ -300,24 +302,34 @@ def bare_rate(signature, image, seconds):
     return bare_figures(signature, image, seconds)[0]
 
 
-def bare_figures(signature, image, seconds):
+def bare_figures(signature, image, seconds, threads=1):
     """``(calls per second, CPU ms per call)`` of batch-1 calls of the
-    bytes signature in this process (idle but for them), no server."""
+    bytes signature in this process (idle but for them), no server, from
+    ``threads`` threads calling at once."""
     import tensorflow as tf
 
     batch = tf.constant([image])
     for _ in range(20):
         signature(image_bytes=batch)
-    calls = 0
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    calls = [0] * threads
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        signature(image_bytes=batch)["probabilities"].numpy()
-        calls += 1
+
+    def call(index):
+        while time.perf_counter() - start < seconds:
+            signature(image_bytes=batch)["probabilities"].numpy()
+            calls[index] += 1
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    callers = [threading.Thread(target=call, args=(i,))
+               for i in range(threads)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
     wall = time.perf_counter() - start
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
-    return calls / wall, 1000 * cpu / calls
+    return sum(calls) / wall, 1000 * cpu / sum(calls)
 
 
 class Server:
@@ -423,31 +435,39 @@ def _client_figures(command, what):
                            + done.stderr[-2000:]) from None
 
 
-def _client_row(result, bare, server_cpu_ms):
+def _client_row(result, bare, server_cpu_ms, together):
     """A table row of a Python client's figures against the bare rate."""
     return {"requests_per_s": round(result["requests_per_s"], 1),
             "p50_ms": round(result["p50_ms"], 2),
             "p99_ms": round(result["p99_ms"], 2),
             "failed": sum(result["errors"].values()),
-            **_bare_columns(result, bare, server_cpu_ms),
+            **_bare_columns(result, bare, server_cpu_ms, together),
             "client_cpu_fraction": round(
                 result["client_cpu_s"] / result["wall_s"], 3)}
 
 
-def _ab_row(result, bare, server_cpu_ms):
+def _ab_row(result, bare, server_cpu_ms, together):
     """A table row of ``run_ab``'s figures against the bare call rate."""
     return {"requests_per_s": round(result["requests_per_s"], 1),
             "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
             "failed": result["failed"] + result["non_2xx"],
-            **_bare_columns(result, bare, server_cpu_ms)}
+            **_bare_columns(result, bare, server_cpu_ms, together)}
 
 
-def _bare_columns(result, bare, server_cpu_ms):
+def _bare_columns(result, bare, server_cpu_ms, together):
     """Requests/s over bare calls/s, and bare CPU over the server's CPU
     per request: on cores shared with other work the first swings with
-    their load from one second to the next, the second much less."""
+    their load from one second to the next, the second much less.
+
+    ``bare`` is one thread calling (the targets' reference); ``together``
+    as many threads as the run has clients, the same concurrency: on two
+    cores 8 callers make 2-3x the calls of one, each for less CPU.
+    """
     rate, cpu_ms = bare
     return {"bare_calls_per_s": round(rate, 1),
+            "bare_same_concurrency_calls_per_s": round(together[0], 1),
+            "vs_bare_same_concurrency": round(
+                result["requests_per_s"] / together[0], 3),
             "vs_bare": round(result["requests_per_s"] / rate, 3),
             "server_cpu_ms_per_request": round(server_cpu_ms, 3),
             "bare_cpu_ms_per_call": round(cpu_ms, 3),
@@ -460,9 +480,9 @@ def load_matrix(base, body_file, images_file, seconds, bare, label,
     """REST and gRPC at each client count, batching off and on.
 
     ``bare()`` measures the bare call rate (and CPU per call) again just
-    before each run, so each ratio compares runs seconds apart on the
-    same (shared) cores; the server's CPU time per request is read from
-    /proc around each run.
+    before each run (``bare(clients)``: with that many threads calling),
+    so each ratio compares runs seconds apart on the same (shared) cores;
+    the server's CPU time per request is read from /proc around each run.
     """
     rows = {}
     for batching in (False, True):
@@ -478,6 +498,7 @@ def load_matrix(base, body_file, images_file, seconds, bare, label,
             run_ab(server.url, body_file, 1, 1)  # warm up
             for clients in CLIENTS:
                 key = f"{label}_{'batched' if batching else 'unbatched'}"
+                together = bare(clients)
                 bare_rest = bare()
                 rest, rest_cpu = measured(lambda: run_ab(
                     server.url, body_file, clients, seconds))
@@ -487,12 +508,12 @@ def load_matrix(base, body_file, images_file, seconds, bare, label,
                 bare_grpc = bare()
                 grpc_, grpc_cpu = measured(lambda: run_grpc(
                     server.grpc, clients, seconds, images_file))
-                rows[f"{key}_rest_{clients}"] = _ab_row(rest, bare_rest,
-                                                        rest_cpu)
+                rows[f"{key}_rest_{clients}"] = _ab_row(
+                    rest, bare_rest, rest_cpu, together)
                 rows[f"{key}_rest_keepalive_{clients}"] = _client_row(
-                    kept, bare_kept, kept_cpu)
+                    kept, bare_kept, kept_cpu, together)
                 rows[f"{key}_grpc_{clients}"] = _client_row(
-                    grpc_, bare_grpc, grpc_cpu)
+                    grpc_, bare_grpc, grpc_cpu, together)
         finally:
             server.stop()
     return rows
@@ -708,16 +729,18 @@ def main():
         figures["loadavg_start"] = os.getloadavg()[0]
         rows = {} if args.soak_only else load_matrix(
             base, body_file, images_file, seconds,
-            lambda: bare_figures(signature, images[0], 2.0), "quickstart",
+            lambda threads=1: bare_figures(signature, images[0], 2.0,
+                                           threads), "quickstart",
             ("--batching-parameters-file", batching_file))
         print(f"bare SavedModel calls/s (batch 1, bytes): {bare:.1f}")
         print(f"{'run':40s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
-              f"{'failed':>6s} {'vs bare':>7s} {'cpu ms':>7s} "
-              f"{'cpu vs bare':>11s}")
+              f"{'failed':>6s} {'vs bare':>7s} {'vs bare xN':>10s} "
+              f"{'cpu ms':>7s} {'cpu vs bare':>11s}")
         for name, row in rows.items():
             print(f"{name:40s} {row['requests_per_s']:9.1f} "
                   f"{row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
                   f"{row['failed']:6d} {row['vs_bare']:7.3f} "
+                  f"{row['vs_bare_same_concurrency']:10.3f} "
                   f"{row['server_cpu_ms_per_request']:7.3f} "
                   f"{row['cpu_vs_bare'] or 0:11.3f}")
             for key, value in row.items():
