@@ -183,7 +183,6 @@ def http_client(url, clients, seconds, body_file):
     lock = threading.Lock()
     latencies, errors = [], {}
     deadline = time.monotonic() + seconds
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
 
     def answer(sock, pending):
         while b"\r\n\r\n" not in pending:
@@ -227,14 +226,7 @@ def http_client(url, clients, seconds, body_file):
                     errors[str(status)] = errors.get(str(status), 0) + 1
         sock.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.monotonic() - start
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    wall, cpu = _in_threads(lambda _: client(), clients)
     ms = np.asarray(latencies) * 1000
     print(json.dumps({
         "requests": len(latencies) + sum(errors.values()),
@@ -242,8 +234,24 @@ def http_client(url, clients, seconds, body_file):
         "requests_per_s": len(latencies) / wall,
         "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
         "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
-        "client_cpu_s": (cpu1.ru_utime + cpu1.ru_stime
-                         - cpu0.ru_utime - cpu0.ru_stime)}))
+        "client_cpu_s": cpu}))
+
+
+def _in_threads(target, count):
+    """Runs ``target(i)`` in ``count`` threads at once; returns the wall
+    seconds and this process's CPU seconds they took."""
+    threads = [threading.Thread(target=target, args=(i,))
+               for i in range(count)]
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    return wall, (cpu1.ru_utime + cpu1.ru_stime
+                  - cpu0.ru_utime - cpu0.ru_stime)
 
 
 def _record(response, index, first, differed):
@@ -319,16 +327,7 @@ def bare_figures(signature, image, seconds, threads=1):
             signature(image_bytes=batch)["probabilities"].numpy()
             calls[index] += 1
 
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    callers = [threading.Thread(target=call, args=(i,))
-               for i in range(threads)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join()
-    wall = time.perf_counter() - start
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
+    wall, cpu = _in_threads(call, threads)
     return sum(calls) / wall, 1000 * cpu / sum(calls)
 
 
