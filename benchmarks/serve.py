@@ -6,11 +6,18 @@ process. The load generators are not the server's bottleneck:
 
 - REST: ``ab`` (ApacheBench, Debian's apache2-utils, written in C),
   posting a base64 PNG to ``:predict`` with 1, 8 and 32 concurrent clients,
-  once with a new connection per request and once with keep-alive
-  (``ab -k``: each client reuses its HTTP/1.1 connection);
+  a new connection per request;
+- REST keep-alive: this script in a second process (``--http-client``),
+  each client a thread reusing one HTTP/1.1 connection. ``ab -k`` can't
+  measure it: ab speaks HTTP/1.0, whose keep-alive uvicorn does not
+  implement, so every ``ab -k`` request opened a new connection ("Keep-Alive
+  requests: 0") and paid ab's wait for the close on top;
 - gRPC: this script in a second process (``--grpc-client``) keeping 1, 8 or
   32 ``Predict`` calls in flight with TF Serving's own stub (futures, one
-  thread); its own CPU time is measured and reported.
+  thread).
+
+The two Python clients measure their own CPU time (``client_cpu_fraction``
+of a core), so a client that would be the bottleneck shows.
 
 Figures, for the quickstart-sized model (LeNet-5 behind the training-model
 contract, S=36):
@@ -20,7 +27,11 @@ contract, S=36):
 2. For batching off and on, for REST and gRPC, at 1/8/32 clients:
    requests/s, p50 and p99 latency (ms), failures, and requests/s as a
    fraction of the bare call rate measured just before that run (goal >=
-   0.8 at 8 clients).
+   0.8 at 8 clients, >= 0.6 at 1); and the server's CPU ms per request
+   with the bare call's CPU ms over it (``cpu_vs_bare``), which other
+   work on shared cores moves far less than the rates; and requests/s
+   over the bare rate of as many threads calling as the run has clients
+   (``vs_bare_same_concurrency``).
 3. Batching's gain with a model whose batch-1 call is far from free
    (ResNet-18 at 224 by default): gRPC requests/s at 32 clients, batching
    on over off.
@@ -152,6 +163,97 @@ def grpc_client(target, clients, seconds, images_file, record,
     print(json.dumps(report))
 
 
+def http_client(url, clients, seconds, body_file):
+    """Keeps ``clients`` HTTP/1.1 keep-alive connections posting the body.
+
+    ``ab -k`` can't measure keep-alive against this server: ab speaks
+    HTTP/1.0, and uvicorn (h11 and httptools alike) closes an HTTP/1.0
+    connection after each answer, so ``ab -k`` opened one per request
+    ("Keep-Alive requests: 0"). Each client here is a thread with one
+    socket and a prepared request; it reads the status line, the
+    Content-Length and the body. Prints one JSON object as
+    ``grpc_client`` does.
+    """
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    with open(body_file, "rb") as f:
+        body = f.read()
+    request = (f"POST /v1/models/bench:predict HTTP/1.1\r\nHost: {host}\r\n"
+               "Content-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    lock = threading.Lock()
+    latencies, errors = [], {}
+    deadline = time.monotonic() + seconds
+
+    def answer(sock, pending):
+        while b"\r\n\r\n" not in pending:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            pending += chunk
+        head, _, rest = pending.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = int(re.search(rb"(?i)content-length: *(\d+)",
+                               head).group(1))
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            rest += chunk
+        return status, rest[length:]
+
+    def client():
+        sock = socket.create_connection((host, int(port)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pending = b""
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            try:
+                sock.sendall(request)
+                status, pending = answer(sock, pending)
+            except OSError as error:
+                with lock:
+                    name = type(error).__name__
+                    errors[name] = errors.get(name, 0) + 1
+                sock.close()
+                sock = socket.create_connection((host, int(port)))
+                pending = b""
+                continue
+            elapsed = time.perf_counter() - start
+            with lock:
+                if status == 200:
+                    latencies.append(elapsed)
+                else:
+                    errors[str(status)] = errors.get(str(status), 0) + 1
+        sock.close()
+
+    wall, cpu = _in_threads(lambda _: client(), clients)
+    ms = np.asarray(latencies) * 1000
+    print(json.dumps({
+        "requests": len(latencies) + sum(errors.values()),
+        "ok": len(latencies), "errors": errors, "wall_s": wall,
+        "requests_per_s": len(latencies) / wall,
+        "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
+        "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+        "client_cpu_s": cpu}))
+
+
+def _in_threads(target, count):
+    """Runs ``target(i)`` in ``count`` threads at once; returns the wall
+    seconds and this process's CPU seconds they took."""
+    threads = [threading.Thread(target=target, args=(i,))
+               for i in range(count)]
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    return wall, (cpu1.ru_utime + cpu1.ru_stime
+                  - cpu0.ru_utime - cpu0.ru_stime)
+
+
 def _record(response, index, first, differed):
     import tensorflow as tf
 
@@ -205,17 +307,28 @@ def load_signature(version_dir):
 
 def bare_rate(signature, image, seconds):
     """Batch-1 calls per second of the bytes signature, no server."""
+    return bare_figures(signature, image, seconds)[0]
+
+
+def bare_figures(signature, image, seconds, threads=1):
+    """``(calls per second, CPU ms per call)`` of batch-1 calls of the
+    bytes signature in this process (idle but for them), no server, from
+    ``threads`` threads calling at once."""
     import tensorflow as tf
 
     batch = tf.constant([image])
     for _ in range(20):
         signature(image_bytes=batch)
-    calls = 0
+    calls = [0] * threads
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        signature(image_bytes=batch)["probabilities"].numpy()
-        calls += 1
-    return calls / (time.perf_counter() - start)
+
+    def call(index):
+        while time.perf_counter() - start < seconds:
+            signature(image_bytes=batch)["probabilities"].numpy()
+            calls[index] += 1
+
+    wall, cpu = _in_threads(call, threads)
+    return sum(calls) / wall, 1000 * cpu / sum(calls)
 
 
 class Server:
@@ -240,6 +353,13 @@ class Server:
         self.url = "http://" + line.split("http://")[1].split("/v1/")[0]
         self.grpc = line.strip().rsplit("gRPC at ", 1)[1]
 
+    def cpu_s(self):
+        """The server process's CPU seconds so far (user + system)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf(
+            "SC_CLK_TCK")
+
     def rss_mb(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
@@ -256,11 +376,11 @@ class Server:
             return self.proc.wait()
 
 
-def run_ab(url, body_file, clients, seconds, keep_alive=False):
-    """REST load with ApacheBench (``-k``: HTTP/1.1 keep-alive, each
-    client reusing its connection); returns its figures."""
+def run_ab(url, body_file, clients, seconds):
+    """REST load with ApacheBench, a connection per request; returns its
+    figures."""
     done = subprocess.run(
-        ["ab", "-q", *(["-k"] if keep_alive else []), "-t", str(seconds),
+        ["ab", "-q", "-t", str(seconds),
          "-n", "10000000", "-c",
          str(clients), "-p", body_file, "-T", "application/json",
          "-s", "60", url + "/v1/models/bench:predict"],
@@ -293,58 +413,106 @@ def run_grpc(target, clients, seconds, images_file, record=False,
                str(timeout_s)]
     if record:
         command.append("--record")
+    return _client_figures(command, "gRPC")
+
+
+def run_keep_alive(url, clients, seconds, body_file):
+    """REST load over kept-alive HTTP/1.1 connections (``http_client``)."""
+    return _client_figures(
+        [sys.executable, os.path.abspath(__file__), "--http-client", url,
+         "--clients", str(clients), "--seconds", str(seconds),
+         "--body", body_file], "keep-alive HTTP")
+
+
+def _client_figures(command, what):
     done = subprocess.run(command, capture_output=True, text=True,
                           check=False)
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        raise RuntimeError("the gRPC client failed: "
+        raise RuntimeError(f"the {what} client failed: "
                            + done.stderr[-2000:]) from None
 
 
-def _ab_row(result, bare):
+def _client_row(result, bare, server_cpu_ms, together):
+    """A table row of a Python client's figures against the bare rate."""
+    return {"requests_per_s": round(result["requests_per_s"], 1),
+            "p50_ms": round(result["p50_ms"], 2),
+            "p99_ms": round(result["p99_ms"], 2),
+            "failed": sum(result["errors"].values()),
+            **_bare_columns(result, bare, server_cpu_ms, together),
+            "client_cpu_fraction": round(
+                result["client_cpu_s"] / result["wall_s"], 3)}
+
+
+def _ab_row(result, bare, server_cpu_ms, together):
     """A table row of ``run_ab``'s figures against the bare call rate."""
     return {"requests_per_s": round(result["requests_per_s"], 1),
             "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
             "failed": result["failed"] + result["non_2xx"],
-            "bare_calls_per_s": round(bare, 1),
-            "vs_bare": round(result["requests_per_s"] / bare, 3)}
+            **_bare_columns(result, bare, server_cpu_ms, together)}
+
+
+def _bare_columns(result, bare, server_cpu_ms, together):
+    """Requests/s over bare calls/s, and bare CPU over the server's CPU
+    per request: on cores shared with other work the first swings with
+    their load from one second to the next, the second much less.
+
+    ``bare`` is one thread calling (the targets' reference); ``together``
+    as many threads as the run has clients, the same concurrency: on two
+    cores 8 callers make 2-3x the calls of one, each for less CPU.
+    """
+    rate, cpu_ms = bare
+    return {"bare_calls_per_s": round(rate, 1),
+            "bare_same_concurrency_calls_per_s": round(together[0], 1),
+            "vs_bare_same_concurrency": round(
+                result["requests_per_s"] / together[0], 3),
+            "vs_bare": round(result["requests_per_s"] / rate, 3),
+            "server_cpu_ms_per_request": round(server_cpu_ms, 3),
+            "bare_cpu_ms_per_call": round(cpu_ms, 3),
+            "cpu_vs_bare": round(cpu_ms / server_cpu_ms, 3)
+            if server_cpu_ms else None}
 
 
 def load_matrix(base, body_file, images_file, seconds, bare, label,
                 batching_flags):
     """REST and gRPC at each client count, batching off and on.
 
-    ``bare()`` measures the bare call rate again just before each run, so
-    each ratio compares runs seconds apart on the same (shared) cores.
+    ``bare()`` measures the bare call rate (and CPU per call) again just
+    before each run (``bare(clients)``: with that many threads calling),
+    so each ratio compares runs seconds apart on the same (shared) cores;
+    the server's CPU time per request is read from /proc around each run.
     """
     rows = {}
     for batching in (False, True):
         server = Server(base, batching_flags if batching else ())
+
+        def measured(run):
+            before = server.cpu_s()
+            result = run()
+            used = server.cpu_s() - before
+            return result, 1000 * used / max(1, result["requests"])
+
         try:
             run_ab(server.url, body_file, 1, 1)  # warm up
             for clients in CLIENTS:
                 key = f"{label}_{'batched' if batching else 'unbatched'}"
+                together = bare(clients)
                 bare_rest = bare()
-                rest = run_ab(server.url, body_file, clients, seconds)
+                rest, rest_cpu = measured(lambda: run_ab(
+                    server.url, body_file, clients, seconds))
                 bare_kept = bare()
-                kept = run_ab(server.url, body_file, clients, seconds,
-                              keep_alive=True)
+                kept, kept_cpu = measured(lambda: run_keep_alive(
+                    server.url, clients, seconds, body_file))
                 bare_grpc = bare()
-                grpc_ = run_grpc(server.grpc, clients, seconds, images_file)
-                rows[f"{key}_rest_{clients}"] = _ab_row(rest, bare_rest)
-                rows[f"{key}_rest_keepalive_{clients}"] = _ab_row(
-                    kept, bare_kept)
-                rows[f"{key}_grpc_{clients}"] = {
-                    "requests_per_s": round(grpc_["requests_per_s"], 1),
-                    "p50_ms": round(grpc_["p50_ms"], 2),
-                    "p99_ms": round(grpc_["p99_ms"], 2),
-                    "failed": sum(grpc_["errors"].values()),
-                    "bare_calls_per_s": round(bare_grpc, 1),
-                    "vs_bare": round(grpc_["requests_per_s"] / bare_grpc,
-                                     3),
-                    "client_cpu_fraction": round(
-                        grpc_["client_cpu_s"] / grpc_["wall_s"], 3)}
+                grpc_, grpc_cpu = measured(lambda: run_grpc(
+                    server.grpc, clients, seconds, images_file))
+                rows[f"{key}_rest_{clients}"] = _ab_row(
+                    rest, bare_rest, rest_cpu, together)
+                rows[f"{key}_rest_keepalive_{clients}"] = _client_row(
+                    kept, bare_kept, kept_cpu, together)
+                rows[f"{key}_grpc_{clients}"] = _client_row(
+                    grpc_, bare_grpc, grpc_cpu, together)
         finally:
             server.stop()
     return rows
@@ -497,6 +665,9 @@ def main():
                         help="only the REST/gRPC load runs")
     parser.add_argument("--grpc-client", default=None,
                         help=argparse.SUPPRESS)
+    parser.add_argument("--http-client", default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--body", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, default=8,
                         help=argparse.SUPPRESS)
     parser.add_argument("--images", default=None, help=argparse.SUPPRESS)
@@ -508,6 +679,10 @@ def main():
     if args.grpc_client:
         grpc_client(args.grpc_client, args.clients, args.seconds,
                     args.images, args.record, args.timeout)
+        return 0
+    if args.http_client:
+        http_client(args.http_client, args.clients, args.seconds,
+                    args.body)
         return 0
     if shutil.which("ab") is None:
         print("benchmarks/serve.py needs ab: apt-get install apache2-utils",
@@ -553,15 +728,20 @@ def main():
         figures["loadavg_start"] = os.getloadavg()[0]
         rows = {} if args.soak_only else load_matrix(
             base, body_file, images_file, seconds,
-            lambda: bare_rate(signature, images[0], 2.0), "quickstart",
+            lambda threads=1: bare_figures(signature, images[0], 2.0,
+                                           threads), "quickstart",
             ("--batching-parameters-file", batching_file))
         print(f"bare SavedModel calls/s (batch 1, bytes): {bare:.1f}")
         print(f"{'run':40s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
-              f"{'failed':>6s} {'vs bare':>7s}")
+              f"{'failed':>6s} {'vs bare':>7s} {'vs bare xN':>10s} "
+              f"{'cpu ms':>7s} {'cpu vs bare':>11s}")
         for name, row in rows.items():
             print(f"{name:40s} {row['requests_per_s']:9.1f} "
                   f"{row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-                  f"{row['failed']:6d} {row['vs_bare']:7.3f}")
+                  f"{row['failed']:6d} {row['vs_bare']:7.3f} "
+                  f"{row['vs_bare_same_concurrency']:10.3f} "
+                  f"{row['server_cpu_ms_per_request']:7.3f} "
+                  f"{row['cpu_vs_bare'] or 0:11.3f}")
             for key, value in row.items():
                 figures[f"{name}_{key}"] = value
         if not (args.quick or args.smoke or args.soak_only

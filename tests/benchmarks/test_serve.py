@@ -35,12 +35,14 @@ def test_smoke_run_reports_every_figure(tmp_path):
         "soak_failed_requests", "soak_wrong_answers",
         "soak_versions_answering", "soak_rss_end_over_first"])
     for batching in ("unbatched", "batched"):
-        for protocol in ("rest", "grpc"):
+        for protocol in ("rest", "rest_keepalive", "grpc"):
             for clients in (1, 8, 32):
                 row = f"quickstart_{batching}_{protocol}_{clients}"
                 assert_keys(figures, [
                     f"{row}_{field}" for field in (
                         "requests_per_s", "p50_ms", "p99_ms", "failed",
-                        "bare_calls_per_s", "vs_bare")])
+                        "bare_calls_per_s", "vs_bare",
+                        "vs_bare_same_concurrency",
+                        "server_cpu_ms_per_request")])
     assert figures["soak_failed_requests"] == 0
     assert figures["soak_wrong_answers"] == 0

@@ -275,3 +275,44 @@ def test_overload_gets_429_and_resource_exhausted_never_5xx(model_base):
            'status="OK"} 3' in metrics
     assert ':tensorflow:serving:request_latency_count{model_name="tiny",' \
            'API="predict",entrypoint="GRPC"} 2' in metrics
+
+
+def test_a_bad_request_is_refused_before_it_joins_a_batch(model_base,
+                                                          monkeypatch):
+    queued, apart = [], []
+    run, run_apart = batching.Batcher.run, batching.Batcher._run_apart
+
+    def recording_run(self, inputs, *args, **kwargs):
+        queued.append(inputs)
+        return run(self, inputs, *args, **kwargs)
+
+    def recording_run_apart(self, batch):
+        apart.append(batch)
+        return run_apart(self, batch)
+
+    monkeypatch.setattr(batching.Batcher, "run", recording_run)
+    monkeypatch.setattr(batching.Batcher, "_run_apart", recording_run_apart)
+    good = contract_model.encoded_images(1, fmt="jpeg")[0]
+    bads = [b"not an image", b"", good[:len(good) // 2]]
+    params = config.BatchingParameters(max_batch_size=8,
+                                       batch_timeout_micros=300_000)
+    with server_lib.BackgroundServer(model_base,
+                                     batching=params) as running:
+        url = running.url + "/v1/models/tiny:predict"
+        for bad in bads:
+            answers, errors = _concurrently(8, lambda i: requests.post(
+                url, json={"instances": [_b64(bad if i == 0 else good)]},
+                timeout=60))
+            assert errors == [None] * 8
+            assert [a.status_code for a in answers] == [400] + [200] * 7
+            assert "instance 0 is not a decodable image" in \
+                answers[0].json()["error"]
+        not_an_example = requests.post(url, json={
+            "signature_name": "predict_examples",
+            "instances": [{"examples": _b64(b"\xff\xfe")}]}, timeout=60)
+    assert not_an_example.status_code == 400
+    assert "is not a serialized tf.Example" in \
+        not_an_example.json()["error"]
+    assert apart == []
+    assert len(queued) == 21
+    assert all(inputs["image_bytes"][0] == good for inputs in queued)

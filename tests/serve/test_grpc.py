@@ -250,3 +250,31 @@ def test_a_client_that_left_is_logged_and_its_work_dropped(model_base,
              if "left before the answer" in r.getMessage()]
     assert len(lines) == 1 and "model 'tiny'" in lines[0], lines
     assert 'model_name="tiny",status="CANCELLED"} 1' in metrics
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(12, dtype=np.float32).reshape(1, 3, 4),
+    np.array([[3, 1]], np.int32),
+    np.arange(6, dtype=np.int64).reshape(2, 3)[:, ::2],  # not contiguous
+    np.array([[True, False]]),  # make_tensor_proto's own path
+    np.array([[0.5]], np.float32),  # one element: float_val there
+    np.array([[b"ant", b"bee"]], dtype=object),
+    np.array(b"scalar", dtype=object),
+])
+def test_tensor_proto_is_make_tensor_proto(array):
+    from tfcnn.serve import grpc_api
+
+    assert grpc_api.tensor_proto(array) == tf.make_tensor_proto(array)
+
+
+@pytest.mark.parametrize("values", [
+    [b"\x89PNG"], [[b"a", b"b"], [b"c", b"d"]], b"one"])
+def test_string_protos_read_as_make_ndarray_does(values):
+    from tfcnn.serve import grpc_api
+    from tfcnn.serve import inputs
+
+    proto = tf.make_tensor_proto(values)
+    got = grpc_api._to_array("x", proto, inputs.Limits())
+    want = tf.make_ndarray(proto)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tolist() == want.tolist()

@@ -1,20 +1,18 @@
-"""The private parts of uvicorn and anyio that tfcnn.serve.server uses.
+"""The private parts of uvicorn that tfcnn.serve.server uses.
 
-``tfcnn.serve.server`` subclasses uvicorn's ``H11Protocol`` (a header
-deadline), clears ``uvicorn.Server._captured_signals`` (a drained server
-returns instead of re-raising the signal) and raises anyio's default
-thread limit. None of these is a documented API: each test here fails
-when upstream changes what tfcnn relies on, and setup.cfg pins uvicorn
-to the minor version they passed on.
+``tfcnn.serve.server`` subclasses uvicorn's ``HttpToolsProtocol`` (a
+header deadline) and clears ``uvicorn.Server._captured_signals`` (a drained
+server returns instead of re-raising the signal). Neither is a documented
+API: each test here fails when upstream changes what tfcnn relies on, and
+setup.cfg pins uvicorn to the minor version they passed on.
 """
 
 import asyncio
 import inspect
 import signal
 
-import anyio
 import uvicorn
-from uvicorn.protocols.http import h11_impl
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.server import ServerState
 
 from tfcnn.serve import server as server_lib
@@ -57,30 +55,34 @@ def test_uvicorn_records_signals_where_tfcnn_clears_them():
     assert drained.should_exit and drained._captured_signals == []
 
 
-def test_h11_protocol_hooks_the_header_deadline_uses():
-    for name in ("connection_made", "data_received", "connection_lost"):
-        assert name in vars(h11_impl.H11Protocol)
+def test_httptools_protocol_hooks_the_header_deadline_uses():
+    for name in ("connection_made", "on_message_begin",
+                 "on_headers_complete", "connection_lost"):
+        assert name in vars(httptools_impl.HttpToolsProtocol)
     loop = asyncio.new_event_loop()
     try:
-        protocol = server_lib._timed_protocol(0.01)(
+        protocol = server_lib._timed_protocol(0.05)(
             uvicorn.Config(_app), ServerState(), {}, _loop=loop)
         transport = _Transport()
         protocol.connection_made(transport)
         assert protocol.loop is loop and protocol.transport is transport
-        assert protocol.conn.their_state is h11_impl.h11.IDLE
-        loop.run_until_complete(asyncio.sleep(0.05))
-        assert transport.written.startswith(b"HTTP/1.1 408 ")
-        assert transport.closed
+        # Headers that complete in time disarm the deadline ...
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert protocol._header_timer is None
+        loop.run_until_complete(asyncio.sleep(0.1))
+        assert not transport.written.startswith(b"HTTP/1.1 408 ")
+        # ... and a request's first byte arms it again.
+        protocol.on_message_begin()
+        assert protocol._header_timer is not None
         protocol.connection_lost(None)
         assert protocol._header_timer is None
+        fresh = server_lib._timed_protocol(0.01)(
+            uvicorn.Config(_app), ServerState(), {}, _loop=loop)
+        silent = _Transport()
+        fresh.connection_made(silent)
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert silent.written.startswith(b"HTTP/1.1 408 ")
+        assert silent.closed
+        fresh.connection_lost(None)
     finally:
         loop.close()
-
-
-def test_anyio_default_thread_limit_is_settable_per_event_loop():
-    async def raise_limit():
-        limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = 48
-        return anyio.to_thread.current_default_thread_limiter().total_tokens
-
-    assert anyio.run(raise_limit) == 48

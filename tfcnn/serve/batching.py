@@ -14,9 +14,13 @@ With ``allowed_batch_sizes`` a merged batch is padded up to the next
 allowed size, as TF Serving does. Only requests whose inputs have the same
 non-batch shape and dtype are merged (images of different sizes sent as
 pixels run apart); a request of ``max_batch_size`` rows or more runs
-alone. When a merged call fails (one request's image does not decode),
-its requests run again one by one, so a bad request is answered with its
-own error and never with another's. A queue holds at most
+alone. Each request is decoded and checked on its own before it is queued
+(``tfcnn.serve.inference``, ``tfcnn.serve.inputs.check_decodable``), so an
+undecodable image never reaches a merged call. What can still fail only
+inside the model's graph (a well-formed ``tf.Example`` that lacks a feature
+the signature parses, any check a SavedModel makes of its own) fails the
+merged call; its requests then run again one by one, so a bad request is
+answered with its own error and never with another's. A queue holds at most
 ``max_enqueued_batches`` batches of rows; beyond it a request is refused
 with RESOURCE_EXHAUSTED at once. A request whose deadline passes while it
 is queued gets DEADLINE_EXCEEDED and never runs, and one whose client has
@@ -191,9 +195,11 @@ class Batcher:
             if len(batch) == 1:
                 batch[0].finish(error=error)
             else:
-                # One request's bad input (an undecodable image) fails the
-                # whole merged call: each request runs alone, so only its
-                # own sender gets its error.
+                # Undecodable images were refused before queueing; what
+                # only the graph can find (a tf.Example without a feature
+                # it parses, a model's own checks) fails the merged call:
+                # each request runs alone, so only its sender gets its
+                # error.
                 self._run_apart(batch)
             return
         if padded != total and all(np.ndim(v) and len(v) == padded

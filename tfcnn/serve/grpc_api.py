@@ -21,6 +21,8 @@ import time
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
@@ -114,7 +116,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             _fill_spec(response.model_spec, served, signature)
             for name in wanted:
                 response.outputs[name].CopyFrom(
-                    tf.make_tensor_proto(outputs[name]))
+                    tensor_proto(outputs[name]))
             return response
 
         return _answer(self.inference, "predict", request, context,
@@ -311,8 +313,50 @@ def check_tensor_proto(name, proto, limits):
                        "elements")
 
 
+# The dtypes whose protos ``tf.make_tensor_proto`` writes as raw
+# ``tensor_content`` (for more than one element), as NumPy dtypes.
+_CONTENT_DTYPES = {np.dtype(t): tf.as_dtype(t).as_datatype_enum for t in (
+    np.float16, np.float32, np.float64, np.int8, np.int16, np.int32,
+    np.int64, np.uint8, np.uint32, np.uint64)}
+
+
+def tensor_proto(array):
+    """``tf.make_tensor_proto(array)`` of an output array, without its
+    per-call Python checks.
+
+    ``make_tensor_proto`` costs about 0.1 ms an output (its dtype and
+    shape inference, and a Python loop over string elements), several
+    times the rest of a small model's answer. For the arrays signatures
+    return (numeric ones, which become ``tensor_content``, and byte
+    strings, ``string_val``) this builds the same proto directly; any
+    other array goes through ``make_tensor_proto``.
+    """
+    array = np.asarray(array)
+    enum = _CONTENT_DTYPES.get(array.dtype)
+    strings = array.dtype.kind == "O" and all(
+        isinstance(value, bytes) for value in array.flat)
+    if not strings and (enum is None or array.size <= 1):
+        return tf.make_tensor_proto(array)
+    proto = tensor_pb2.TensorProto(
+        dtype=enum if enum is not None else types_pb2.DT_STRING)
+    proto.tensor_shape.SetInParent()  # a scalar's shape is set, empty
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
+    if strings:
+        proto.string_val.extend(array.flat)
+    else:
+        proto.tensor_content = np.ascontiguousarray(array).tobytes()
+    return proto
+
+
 def _to_array(name, proto, limits):
     check_tensor_proto(name, proto, limits)
+    dims = [d.size for d in proto.tensor_shape.dim]
+    # What tf.make_ndarray does for these two common protos, without its
+    # per-call overhead (0.1-0.2 ms for one encoded image).
+    if proto.dtype == types_pb2.DT_STRING and len(
+            proto.string_val) == int(np.prod(dims, dtype=np.int64)):
+        return np.array(list(proto.string_val), dtype=object).reshape(dims)
     try:
         return tf.make_ndarray(proto)
     except (TypeError, ValueError) as error:

@@ -153,6 +153,11 @@ class Inference:
                                    "it started", StatusCode.DEADLINE_EXCEEDED)
             batching.check_cancelled(cancelled)
             return call(inputs)
+        if rows < self.batching.max_batch_size:
+            # It will share a merged call: an input that does not decode
+            # is refused now, alone, and never costs the others a call.
+            inputs_lib.check_decodable(inputs, specs,
+                                       served.string_kinds[signature])
         with served.lock:
             batcher = served.batchers.get(signature)
             if batcher is None:

@@ -8,10 +8,18 @@ encoded header before anything is decoded, as ingest guards against
 decompression bombs). Nothing here knows which model or task it serves: a
 string input is checked as an image only when its bytes start like one, or
 as a ``tf.Example`` whose byte features do.
+
+With batching, ``check_decodable`` also decodes each request's images (or
+parses its ``tf.Example``s) on its own before the request joins a batch, so
+one bad request fails alone instead of failing a merged call of many. What
+a signature's string inputs hold is read from its graph (``string_kind``:
+does it parse ``tf.Example``s, does it decode images), not from its name.
 """
 
 import dataclasses
+import enum
 import io
+import re
 import warnings
 
 import numpy as np
@@ -23,6 +31,21 @@ from tfcnn.export import arguments
 # Leading bytes of the formats TensorFlow's image decoders read.
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a",
                      b"GIF89a", b"BM")
+
+
+# The graph ops that tell what a signature's string inputs hold.
+_EXAMPLE_OPS = frozenset({"ParseExample", "ParseExampleV2",
+                          "ParseSingleExample"})
+_DECODE_OPS = frozenset({"DecodeImage", "DecodeJpeg", "DecodeAndCropJpeg",
+                         "DecodePng", "DecodeGif", "DecodeBmp"})
+
+
+class StringKind(enum.Enum):
+    """What a signature's string inputs hold, as its graph shows."""
+
+    EXAMPLE = "serialized tf.Example"  # the graph parses Examples
+    IMAGE = "encoded image"  # the graph decodes images, parses no Example
+    OTHER = "other"  # neither: nothing to check ahead of the call
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,14 +192,95 @@ def image_too_large(data, max_pixels, whose=""):
     return None
 
 
-def _example_bytes(value):
-    """The byte features of ``value`` read as a ``tf.Example`` (or none)."""
+def string_kind(function):
+    """The ``StringKind`` of a signature's string inputs.
+
+    Args:
+        function: a concrete function (a loaded SavedModel's signature);
+            its graph and the functions it calls are searched for the ops
+            that parse ``tf.Example``s or decode images.
+    """
+    graph_def = function.graph.as_graph_def()
+    ops = {node.op for node in graph_def.node}
+    ops.update(node.op for library_function in graph_def.library.function
+               for node in library_function.node_def)
+    if ops & _EXAMPLE_OPS:
+        return StringKind.EXAMPLE
+    if ops & _DECODE_OPS:
+        return StringKind.IMAGE
+    return StringKind.OTHER
+
+
+def check_decodable(inputs, specs, kind):
+    """Decodes each string of a request as its signature will, alone.
+
+    With ``StringKind.IMAGE`` every string must decode as an image with
+    TensorFlow's own decoder (the one the exported signatures use); with
+    ``StringKind.EXAMPLE`` every string must parse as a ``tf.Example`` and
+    its byte features that start like an image must decode. Run before a
+    request joins a batch, so an undecodable one is refused alone.
+
+    Args:
+        inputs: dict, input name -> NumPy array.
+        specs: dict, input name -> ``tf.TensorSpec``.
+        kind: ``StringKind`` of the signature (``string_kind``).
+
+    Raises:
+        ServingError: (INVALID_ARGUMENT) naming the input and the instance
+            that does not decode.
+    """
+    if kind is StringKind.OTHER:
+        return
+    for name, array in inputs.items():
+        if specs[name].dtype.name != "string":
+            continue
+        for index, value in enumerate(array.flat):
+            data = value.encode() if isinstance(value, str) else value
+            if kind is StringKind.EXAMPLE:
+                images = _example_bytes(data, strict=True)
+                if images is None:
+                    raise ServingError(
+                        f"input {name!r}: instance {index} is not a "
+                        "serialized tf.Example")
+                images = [b for b in images if b.startswith(
+                    _IMAGE_SIGNATURES)]
+            else:
+                images = [data]
+            for image in images:
+                problem = _undecodable(image)
+                if problem is not None:
+                    raise ServingError(
+                        f"input {name!r}: instance {index} is not a "
+                        f"decodable image: "
+                        f"{problem}")
+
+
+def _undecodable(data):
+    """Why TensorFlow can't decode ``data`` as an image, or None."""
+    import tensorflow as tf
+
+    try:
+        # The kernel tf.io.decode_image runs, without that wrapper's
+        # Python (half the time of decoding a small image).
+        tf.raw_ops.DecodeImage(contents=data, channels=3,
+                               expand_animations=False)
+    except tf.errors.InvalidArgumentError as error:
+        # Eager errors read "{{function_node ...}} <why> [Op:DecodeImage]".
+        message = re.sub(r"^\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]"
+                         r".*$", "", str(error.message).strip())
+        return message.splitlines()[0] if message else "undecodable"
+    return None
+
+
+def _example_bytes(value, strict=False):
+    """The byte features of ``value`` read as a ``tf.Example``: none, or
+    None when ``strict``, if it is not one."""
     from tensorflow.core.example import example_pb2
 
     example = example_pb2.Example()
     try:
         example.ParseFromString(value)
     except Exception:  # noqa: BLE001  (not an Example: nothing to check)
-        return []
+        return None if strict else []
     return [data for feature in example.features.feature.values()
             for data in feature.bytes_list.value]

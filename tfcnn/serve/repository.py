@@ -34,6 +34,7 @@ from tfcnn.errors import ServingError
 from tfcnn.export import arguments
 from tfcnn.export import layout
 from tfcnn.serve import config as config_lib
+from tfcnn.serve import inputs as inputs_lib
 
 _log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class ServedVersion:
         batchers: dict, signature name -> the request batcher the server
             keeps for it (``tfcnn.serve.batching``); dropped with the
             version.
+        string_kinds: dict, signature name -> ``inputs.StringKind``, what
+            the signature's string inputs hold (read from its graph once,
+            at load).
     """
 
     def __init__(self, name, version, path):
@@ -68,6 +72,8 @@ class ServedVersion:
                 value, preserving_proto_field_name=True,
                 always_print_fields_with_no_presence=True)
             for key, value in sorted(self.signature_defs.items())}}
+        self.string_kinds = {key: inputs_lib.string_kind(function)
+                             for key, function in self.signatures.items()}
         self.batchers = {}
         self.lock = threading.Lock()
 
