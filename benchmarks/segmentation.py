@@ -28,7 +28,10 @@ untimed ones, on a fresh iterator), the candidates run round-robin in this
 process; each ratio is the median of the ratios of the two candidates'
 slices within a round. The target is seg / cls >= 0.8
 (``segmentation_input_ratio`` for PNG masks, Model Garden's schema;
-``raw_masks_input_ratio`` for raw masks).
+``raw_masks_input_ratio`` for raw masks). The same ratios in images per
+second of this process's CPU time (``*_cpu_ratio``) move less when other
+processes share the cores: on an otherwise idle machine without an
+accelerator, whose cores the input keeps busy, the two agree.
 
 It also times one FCN training step (forward, per-pixel cross-entropy,
 backward, SGD update) of ``fcn8s_small`` built from tfcnn's layers
@@ -91,8 +94,8 @@ def main():
         data = Path(args.data or "/tmp/tfcnn_bench_segmentation"
                     + ("_smoke" if args.smoke else ""))
         _make_data(data, size["images"])
-        results = _measure(data, size)
-        figures.update(_report(results, size["images"]))
+        rates, cpu_rates = _measure(data, size)
+        figures.update(_report(rates, cpu_rates, size["images"]))
     figures.update(_fcn_step(size))
     print(json.dumps(figures))
 
@@ -220,38 +223,43 @@ def _measure(data, size):
         # Warm-up: traces, fills the OS cache.
         _timed_slice(*candidate, **slices)
     rates = {name: [] for name in candidates}
+    cpu_rates = {name: [] for name in candidates}
     for _ in range(size["repeats"]):
         for name, candidate in candidates.items():
-            rates[name].append(_timed_slice(*candidate, **slices))
+            wall, cpu = _timed_slice(*candidate, **slices)
+            rates[name].append(wall)
+            cpu_rates[name].append(cpu)
     for name, values in rates.items():
         print(f"  {name}: {', '.join(f'{v:.0f}' for v in values)} images/s",
               file=sys.stderr)
-    return rates
+    return rates, cpu_rates
 
 
 def _timed_slice(dataset, step, *, warm, timed):
-    """images/s over ``timed`` batches of a fresh iterator, after ``warm``."""
+    """Images per second and per CPU second of this process over
+    ``timed`` batches of a fresh iterator, after ``warm``."""
     batches = iter(dataset)
     for _ in range(warm):
         step(*next(batches)).numpy()
     count = 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(timed):
         images, labels = next(batches)
         step(images, labels).numpy()
         count += int(images.shape[0])
-    return count / (time.perf_counter() - start)
+    return (count / (time.perf_counter() - start),
+            count / (time.process_time() - cpu_start))
 
 
 # Report ----------------------------------------------------------------------
 
-def _report(rates, count):
+def _report(rates, cpu_rates, count):
     """The table and the figures: each rate the median of its slices, each
     ratio the median of the ratios of slices taken in the same round
     (seconds apart), which a change in the machine's load moves less."""
     rate = {name: statistics.median(values) for name, values in rates.items()}
 
-    def ratio(candidate, reference):
+    def ratio(candidate, reference, rates=rates):
         return statistics.median(
             a / b for a, b in zip(rates[candidate], rates[reference]))
 
@@ -277,6 +285,10 @@ def _report(rates, count):
     print("ratios: median over rounds of the ratio within a round")
     for label, candidate, reference in ratios:
         print(f"  {label:58s} {ratio(candidate, reference):8.2f}")
+    print("the same ratios in images per CPU second of this process")
+    for label, candidate, reference in ratios:
+        print(f"  {label:58s} "
+              f"{ratio(candidate, reference, cpu_rates):8.2f}")
     return {
         "images": count,
         "classification_input_images_per_s": round(rate["cls"], 1),
@@ -291,6 +303,14 @@ def _report(rates, count):
         "raw_masks_host_ratio": round(
             ratio("seg_raw_host", "cls_host"), 3),
         "raw_masks_over_png_masks": round(ratio("seg_raw", "seg"), 3),
+        "segmentation_input_cpu_ratio": round(
+            ratio("seg", "cls", cpu_rates), 3),
+        "raw_masks_input_cpu_ratio": round(
+            ratio("seg_raw", "cls", cpu_rates), 3),
+        "segmentation_host_cpu_ratio": round(
+            ratio("seg_host", "cls_host", cpu_rates), 3),
+        "raw_masks_host_cpu_ratio": round(
+            ratio("seg_raw_host", "cls_host", cpu_rates), 3),
     }
 
 

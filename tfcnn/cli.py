@@ -282,9 +282,10 @@ def _add_ingest(subparsers):
     p.add_argument("--lossless", action="store_true",
                    help="store images that are not RGB or grey JPEGs as "
                         "PNG (exact pixels) instead of JPEG at quality 95")
-    p.add_argument("--raw-masks", action="store_true",
+    p.add_argument("--raw-masks", action="store_true", default=None,
                    help="segmentation: store masks as raw bytes instead of "
-                        "PNG (faster to read; Model Garden reads only PNG)")
+                        "PNG (faster to read; Model Garden reads only PNG); "
+                        "default: the recipe's data.raw_masks")
     p.add_argument("--workers", type=int, default=0,
                    help="parallel workers; 0: all cores")
     p.add_argument("--overwrite", action="store_true",

@@ -73,12 +73,13 @@ def prepare(recipe):
 
 def ingest(recipe, **options):
     """``tfcnn.tasks.ingest`` of ``data.path`` into the shard folder,
-    with the recipe's split, shard count and seed.
+    with the recipe's split, shard count, seed and mask storage.
 
     Args:
         recipe: ``tfcnn.recipe.Recipe``.
         **options: more ``ingest`` arguments; ``validation_split``,
-            ``num_shards`` and ``seed`` given here override the recipe's.
+            ``num_shards``, ``seed`` and ``raw_masks`` given here (not
+            None) override the recipe's.
 
     Returns:
         the manifest dict ``ingest`` returns.
@@ -88,7 +89,8 @@ def ingest(recipe, **options):
     data = recipe.data
     check_source_folder(recipe)
     arguments = dict(validation_split=data.validation_split,
-                     num_shards=data.num_shards, seed=data.seed)
+                     num_shards=data.num_shards, seed=data.seed,
+                     raw_masks=data.raw_masks)
     arguments.update({k: v for k, v in options.items() if v is not None})
     return tasks.ingest(data.path, data.shard_dir, **arguments)
 

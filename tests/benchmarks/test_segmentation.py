@@ -18,6 +18,8 @@ def test_smoke_run_reports_every_figure(tmp_path):
         "segmentation_host_ratio", "raw_masks_input_images_per_s",
         "raw_masks_input_ratio", "raw_masks_host_images_per_s",
         "raw_masks_host_ratio", "raw_masks_over_png_masks",
+        "segmentation_input_cpu_ratio", "raw_masks_input_cpu_ratio",
+        "segmentation_host_cpu_ratio", "raw_masks_host_cpu_ratio",
         "fcn_step_tfcnn_per_s", "fcn_step_keras_per_s", "fcn_step_ratio",
         "fcn_step_window_ratios", "fcn_step_same_ops"])
     # TransposedConv2D("same") adds no operation to Conv2DTranspose's: the

@@ -314,3 +314,29 @@ def test_inception_crop_larger_than_size_is_rejected(shards):
                        match="inception_crop must be <= resize_size"):
         pipeline.make_dataset(shards, resize_size=SIZE, batch_size=4,
                               training=True, inception_crop=SIZE + 1)
+
+
+class _LabelDecoder:
+    """A task's decoder of its own: the label of each record."""
+
+    decode_batch = None
+
+    def decode(self, serialized, *, seed):
+        del seed
+        from tfcnn.data import decode
+        from tfcnn.data import features
+
+        return decode.decode(serialized)[features.LABEL]
+
+
+def test_input_dataset_reads_decodes_and_batches_for_any_decoder(shards):
+    dataset = pipeline.input_dataset(shards, _LabelDecoder(), batch_size=5,
+                                     training=True, seed=2, repeat=True)
+    labels = np.concatenate([b.numpy() for b in dataset.take(12)])
+    # 60 draws of the 12 records: every epoch each record once, shuffled.
+    _, expected = _epoch(pipeline.make_dataset(
+        shards, resize_size=SIZE, batch_size=12, training=False))
+    epochs = labels.reshape(5, 12)
+    for epoch in epochs:
+        assert sorted(epoch.tolist()) == sorted(expected)
+    assert any(e.tolist() != epochs[0].tolist() for e in epochs[1:])

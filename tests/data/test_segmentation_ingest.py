@@ -346,3 +346,19 @@ def test_raw_masks_only_for_segmentation_sources(tmp_path, capsys):
     assert Manifest.load(tmp_path / "seg").mask_format == "raw"
     with pytest.raises(ValueError, match="mask_format must be one of"):
         segmentation_masks.encode_mask(np.zeros((2, 2), np.uint8), "jpeg")
+
+
+def test_recipe_key_raw_masks_reaches_ingest(tmp_path):
+    pairs = tmp_path / "pairs"
+    segmentation_files.make_pairs(pairs, 2)
+    recipe = tmp_path / "seg.toml"
+    recipe.write_text(f'[data]\npath = "{pairs}"\nraw_masks = true\n'
+                      "validation_split = 0.0\n")
+    # Without --raw-masks the recipe's key holds; --set overrides it.
+    assert cli.main(["ingest", str(recipe), str(tmp_path / "raw"),
+                     "--workers", "1"]) == 0
+    assert Manifest.load(tmp_path / "raw").mask_format == "raw"
+    assert cli.main(["ingest", str(recipe), str(tmp_path / "png"),
+                     "--workers", "1", "--set",
+                     "data.raw_masks=false"]) == 0
+    assert Manifest.load(tmp_path / "png").mask_format == "png"

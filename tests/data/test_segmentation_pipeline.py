@@ -154,3 +154,17 @@ def test_model_garden_shards_without_a_manifest_are_described(tmp_path):
     assert manifest.count("train") == 4 and manifest.count("validation") == 1
     with pytest.raises(DataError, match="is neither a class id"):
         Manifest.from_shards(tmp_path, class_names=["a", "b"])
+
+
+def test_mask_window_is_sampled_by_nearest_neighbour_and_clipped():
+    # The window of a JPEG decoded at a DCT scale may reach past the mask:
+    # rows and columns beyond it repeat the last one.
+    rng = np.random.default_rng(4)
+    mask = rng.integers(0, 256, (37, 53)).astype(np.uint8)
+    top, left, extent, size = 5, 30, 29, 12
+    out = segmentation_pipeline._nearest_square(
+        tf.constant(mask), top, left, extent, size).numpy()
+    offsets = np.floor((np.arange(size) + 0.5) * extent / size).astype(int)
+    rows = np.minimum(top + offsets, 36)
+    cols = np.minimum(left + offsets, 52)
+    np.testing.assert_array_equal(out, mask[rows][:, cols])

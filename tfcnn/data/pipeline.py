@@ -56,9 +56,11 @@ _READ_BUFFER = 8 * 2**20
 def make_dataset(source, *, resize_size, batch_size, training, seed=0,
                  shuffle_buffer=0, cache=False, repeat=False,
                  deterministic=None, drop_remainder=None, input_context=None,
-                 label_offset=0, element_fn=None, raw_shape=None,
-                 inception_crop=None, num_examples=None):
+                 label_offset=0, raw_shape=None, inception_crop=None,
+                 num_examples=None):
     """Builds the host input pipeline: batches of uint8 images and labels.
+
+    ``input_dataset`` with a ``ClassificationDecoder``.
 
     Args:
         source: list of shard file paths (str or Path) in the schema of
@@ -89,13 +91,6 @@ def make_dataset(source, *, resize_size, batch_size, training, seed=0,
             per replica. Defaults to None.
         label_offset: int added to stored labels (-1 for shards with 1-based
             labels). Defaults to 0.
-        element_fn: callable or None, what each source element becomes
-            before batching, called with ``resize_size=resize_size``: for
-            shard files it gets the serialized record, for a dataset source
-            the element
-            (unpacked). None decodes classification examples; semantic
-            segmentation passes ``tfcnn.data.segmentation_pipeline.
-            decode_record``. Defaults to None.
         raw_shape: ``(height, width)`` or None. When every record of the
             shard files is raw with this shape (``Manifest.raw_shape``),
             records are batched, then decoded a batch at a time.
@@ -113,14 +108,114 @@ def make_dataset(source, *, resize_size, batch_size, training, seed=0,
             None.
 
     Returns:
-        ``tf.data.Dataset`` of ``(uint8 [B, S, S, 3], int32 [B])``,
-        or of ``element_fn``'s elements, batched.
+        ``tf.data.Dataset`` of ``(uint8 [B, S, S, 3], int32 [B])``.
 
     Raises:
         ValueError: bad ``resize_size``, ``batch_size``, ``shuffle_buffer``
             or an empty or unsupported ``source``.
     """
-    _check_positive(resize_size=resize_size, batch_size=batch_size)
+    decoder = ClassificationDecoder(
+        source, resize_size=resize_size, label_offset=label_offset,
+        raw_shape=raw_shape,
+        inception_crop=inception_crop if training else None)
+    return input_dataset(
+        source, decoder, batch_size=batch_size, training=training,
+        seed=seed, shuffle_buffer=shuffle_buffer, cache=cache,
+        repeat=repeat, deterministic=deterministic,
+        drop_remainder=drop_remainder, input_context=input_context,
+        num_examples=num_examples)
+
+
+class ClassificationDecoder:
+    """How classification records and pairs become ``(image, label)``.
+
+    The per-task half of the input pipeline (TF Model Garden's
+    ``Decoder`` and ``Parser`` of ``classification_input.py`` in one):
+    ``input_dataset`` maps ``decode`` over the read elements, and, when
+    ``decode_batch`` is not None, batches the elements as read and maps
+    ``decode_batch`` over the batches instead.
+
+    Args:
+        source: the source ``input_dataset`` reads (shard files, or a
+            ``tf.data.Dataset`` of ``(image, label)`` pairs as
+            ``make_dataset`` takes).
+        resize_size: int, host size S.
+        label_offset: int added to labels. Defaults to 0.
+        raw_shape: ``(height, width)`` of every raw record of the shard
+            files, or None: see ``make_dataset``. Defaults to None.
+        inception_crop: int C or None, a random Inception window per image
+            (training only). Defaults to None.
+
+    Raises:
+        ValueError: a bad ``resize_size`` or ``inception_crop``.
+    """
+
+    def __init__(self, source, *, resize_size, label_offset=0,
+                 raw_shape=None, inception_crop=None):
+        check_positive(resize_size=resize_size)
+        if inception_crop is not None:
+            check_positive(inception_crop=inception_crop)
+            if inception_crop > resize_size:
+                raise ValueError(
+                    "inception_crop must be <= resize_size. Received: "
+                    f"inception_crop={inception_crop}, "
+                    f"resize_size={resize_size}")
+        self.resize_size = resize_size
+        self.label_offset = label_offset
+        self.inception_crop = inception_crop
+        self._spec = (source.element_spec
+                      if isinstance(source, tf.data.Dataset) else None)
+        self.decode_batch = None
+        if (raw_shape is not None and inception_crop is None
+                and self._spec is None):
+            # Raw records are pixels already: cached and shuffled as they
+            # are, decoded a batch at a time.
+            self.decode_batch = functools.partial(
+                _raw_batch, shape=raw_shape, resize_size=resize_size,
+                label_offset=label_offset)
+
+    def decode(self, *element, seed):
+        """One read element (a serialized record, or an ``(image, label)``
+        pair) to ``(uint8 [S, S, 3], int32)``; ``seed`` seeds the
+        Inception window."""
+        arguments = dict(resize_size=self.resize_size,
+                         label_offset=self.label_offset,
+                         inception_crop=self.inception_crop, seed=seed)
+        if self._spec is None:
+            return _example_from_record(*element, **arguments)
+        return _example_from_pair(*element, spec=self._spec, **arguments)
+
+
+def input_dataset(source, decoder, *, batch_size, training, seed=0,
+                  shuffle_buffer=0, cache=False, repeat=False,
+                  deterministic=None, drop_remainder=None,
+                  input_context=None, num_examples=None):
+    """The input pipeline of any task: read, decode, batch.
+
+    TF Model Garden's ``InputReader``: ``read_source`` gives the
+    elements (records of shard files, or a dataset's examples, sharded
+    per input pipeline), ``decoder`` (the task's: ``ClassificationDecoder``
+    or ``tfcnn.data.segmentation_pipeline.SegmentationDecoder``) turns
+    each into an example, and ``batch_examples`` shuffles, caches,
+    repeats, batches and prefetches them.
+
+    Args:
+        source: shard file paths or a ``tf.data.Dataset``, as ``decoder``
+            was built for.
+        decoder: an object with ``decode(*element, seed=...)`` and
+            ``decode_batch`` (None, or a function of a batch of elements).
+        batch_size, training, seed, shuffle_buffer, cache, repeat,
+        deterministic, drop_remainder, input_context, num_examples: as in
+            ``make_dataset``.
+
+    Returns:
+        ``tf.data.Dataset`` of batches of ``decoder``'s examples.
+
+    Raises:
+        ValueError: bad ``batch_size`` or ``shuffle_buffer``, or an empty
+            ``source``.
+    """
+    check_positive(batch_size=batch_size)
     if shuffle_buffer < 0:
         raise ValueError(
             "shuffle_buffer must be >= 0. Received: "
@@ -131,54 +226,80 @@ def make_dataset(source, *, resize_size, batch_size, training, seed=0,
     if drop_remainder is None:
         drop_remainder = training
     buffer = shuffle_buffer or DEFAULT_SHUFFLE_BUFFER
+    examples = read_source(source, training=training, seed=seed,
+                           input_context=input_context,
+                           deterministic=deterministic)
+    # Shuffled before decoding, encoded records hold ~2x fewer bytes than
+    # decoded ones; with a cache the examples are shuffled after it (each
+    # epoch a new order), and raw records as they are, before batching.
+    shuffle_first = (training and not cache
+                     and decoder.decode_batch is None)
+    if shuffle_first:
+        examples = examples.shuffle(buffer, seed=seed,
+                                    reshuffle_each_iteration=True)
+    if decoder.decode_batch is None:
+        examples = examples.map(
+            functools.partial(decoder.decode, seed=seed),
+            num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return batch_examples(
+        examples, batch_size=batch_size, drop_remainder=drop_remainder,
+        shuffle_buffer=buffer if training and not shuffle_first else 0,
+        seed=seed, cache=cache, repeat=repeat, deterministic=deterministic,
+        input_context=input_context, num_examples=num_examples,
+        decode_batch=decoder.decode_batch)
 
-    if not training:
-        inception_crop = None
-    if inception_crop is not None:
-        _check_positive(inception_crop=inception_crop)
-        if inception_crop > resize_size:
-            raise ValueError(
-                "inception_crop must be <= resize_size. Received: "
-                f"inception_crop={inception_crop}, resize_size={resize_size}")
-    decode_batch = None
+
+def read_source(source, *, training, seed=0, input_context=None,
+                deterministic=None):
+    """The elements of a source, this input pipeline's share of them.
+
+    Args:
+        source: shard file paths (``read_records``, files shuffled in
+            training) or a ``tf.data.Dataset`` (its elements, every n-th
+            one with ``input_context``).
+        training: bool, shuffle the shard files.
+        seed, input_context, deterministic: as in ``make_dataset``.
+
+    Returns:
+        ``tf.data.Dataset`` of serialized records, or of the dataset's
+        elements.
+    """
     if isinstance(source, tf.data.Dataset):
-        records = _shard(source, input_context)
-        to_example = functools.partial(
-            _example_from_pair, spec=source.element_spec,
-            resize_size=resize_size, label_offset=label_offset,
-            inception_crop=inception_crop, seed=seed)
-    else:
-        records = read_records(source, shuffle=training, seed=seed,
-                               input_context=input_context,
-                               deterministic=deterministic)
-        to_example = functools.partial(
-            _example_from_record, resize_size=resize_size,
-            label_offset=label_offset, inception_crop=inception_crop,
-            seed=seed)
-    if element_fn is not None:
-        to_example = functools.partial(element_fn, resize_size=resize_size)
-    elif (raw_shape is not None and inception_crop is None
-          and not isinstance(source, tf.data.Dataset)):
-        decode_batch = functools.partial(
-            _raw_batch, shape=raw_shape, resize_size=resize_size,
-            label_offset=label_offset)
+        return _shard(source, input_context)
+    return read_records(source, shuffle=training, seed=seed,
+                        input_context=input_context,
+                        deterministic=deterministic)
 
-    if decode_batch is not None:
-        # Raw records are pixels already: cached and shuffled as they are,
-        # decoded a batch at a time.
-        dataset = records
-    else:
-        if training and not cache:
-            # Shuffling encoded records holds ~2x fewer bytes than decoded
-            # ones.
-            records = records.shuffle(buffer, seed=seed,
-                                      reshuffle_each_iteration=True)
-        dataset = records.map(to_example, num_parallel_calls=AUTOTUNE,
-                              deterministic=deterministic)
+
+def batch_examples(dataset, *, batch_size, drop_remainder,
+                   shuffle_buffer=0, seed=0, cache=False, repeat=False,
+                   deterministic=None, input_context=None,
+                   num_examples=None, decode_batch=None):
+    """Caches, shuffles, repeats, batches and prefetches examples.
+
+    Args:
+        dataset: ``tf.data.Dataset`` of decoded examples, or of elements
+            that ``decode_batch`` decodes a batch at a time.
+        batch_size: int, the batch size of this input pipeline.
+        drop_remainder: bool, drop the last partial batch.
+        shuffle_buffer: int, shuffle (again each epoch) after the cache
+            in a buffer of this many examples; 0: no shuffle here.
+            Defaults to 0.
+        seed, cache, repeat, deterministic, num_examples: as in
+            ``make_dataset``.
+        input_context: ``tf.distribute.InputContext`` or None: the
+            dataset is this pipeline's share already (auto-sharding off).
+            Defaults to None.
+        decode_batch: callable or None, mapped over the batches.
+            Defaults to None.
+
+    Returns:
+        ``tf.data.Dataset`` of batches, prefetched.
+    """
     if cache:
         dataset = dataset.cache()
-    if training and (cache or decode_batch is not None):
-        dataset = dataset.shuffle(buffer, seed=seed,
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed,
                                   reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
@@ -393,7 +514,9 @@ def _options(input_context, deterministic):
     return options
 
 
-def _check_positive(**values):
+def check_positive(**values):
+    """Raises ``ValueError`` naming the first value that is no positive
+    int (``check_positive(batch_size=0)``)."""
     for name, value in values.items():
         if not isinstance(value, int) or value <= 0:
             raise ValueError(

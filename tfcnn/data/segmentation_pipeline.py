@@ -35,9 +35,9 @@ def make_segmentation_dataset(source, *, resize_size, batch_size, training,
                               **kwargs):
     """Builds the host pipeline of image and mask batches.
 
-    Shuffling, sharding per input pipeline, caching, batching and
-    prefetching are those of ``tfcnn.data.pipeline.make_dataset``; only
-    the decoding differs.
+    ``tfcnn.data.pipeline.input_dataset`` with a ``SegmentationDecoder``:
+    reading, sharding per input pipeline, shuffling, caching, batching and
+    prefetching are those of classification; only the decoding differs.
 
     Args:
         source: list of shard paths in the schema of ``tfcnn.data.
@@ -48,18 +48,50 @@ def make_segmentation_dataset(source, *, resize_size, batch_size, training,
         resize_size: int, host size S.
         batch_size: int, the global batch size.
         training: bool, shuffle and drop the last partial batch.
-        **kwargs: the other keyword arguments of ``make_dataset`` (seed,
+        **kwargs: the other keyword arguments of ``input_dataset`` (seed,
             shuffle_buffer, cache, repeat, deterministic, drop_remainder,
-            input_context).
+            input_context, num_examples).
 
     Returns:
         ``tf.data.Dataset`` of ``(uint8 [B, S, S, 3], uint8 [B, S, S])``.
     """
-    element_fn = (_pair_from_dataset if isinstance(source, tf.data.Dataset)
-                  else decode_record)
-    return pipeline.make_dataset(source, resize_size=resize_size,
-                                 batch_size=batch_size, training=training,
-                                 element_fn=element_fn, **kwargs)
+    return pipeline.input_dataset(
+        source, SegmentationDecoder(source, resize_size=resize_size),
+        batch_size=batch_size, training=training, **kwargs)
+
+
+class SegmentationDecoder:
+    """How segmentation records and pairs become ``(image, mask)``.
+
+    The segmentation half of ``tfcnn.data.pipeline.input_dataset`` (TF
+    Model Garden's ``Decoder`` and ``Parser`` of
+    ``segmentation_input.py``): each element is decoded on its own
+    (``decode_record``, or ``decode_pair``/``resize_pair`` for a dataset
+    of pairs) to ``S x S``.
+
+    Args:
+        source: shard files, or a ``tf.data.Dataset`` of ``(image, mask)``
+            pairs (see ``make_segmentation_dataset``).
+        resize_size: int, host size S.
+
+    Raises:
+        ValueError: a bad ``resize_size``.
+    """
+
+    decode_batch = None
+
+    def __init__(self, source, *, resize_size):
+        pipeline.check_positive(resize_size=resize_size)
+        self.resize_size = resize_size
+        self._pairs = isinstance(source, tf.data.Dataset)
+
+    def decode(self, *element, seed):
+        """One read element to ``(uint8 [S, S, 3], uint8 [S, S])``;
+        ``seed`` is unused (the random transforms run on the device)."""
+        del seed
+        if self._pairs:
+            return _pair_from_dataset(*element, resize_size=self.resize_size)
+        return decode_record(*element, resize_size=self.resize_size)
 
 
 def decode_record(serialized, *, resize_size):

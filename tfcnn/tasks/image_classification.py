@@ -23,16 +23,14 @@ class ImageClassificationTask(task_lib.Task):
     output_rank = 2  # [batch, classes]
     serving_model = "tfcnn.export.serving:ServingModel"
 
-    def host_dataset(self, source, *, resize_size, batch_size, training,
-                     full_size=False, label_offset=0, raw_shape=None,
-                     inception_crop=None, **kwargs):
+    def decoder(self, source, *, resize_size, training, label_offset=0,
+                raw_shape=None, inception_crop=None):
         from tfcnn.data import pipeline
 
-        del full_size  # the network takes S x S images (centre crop)
-        return pipeline.make_dataset(
-            source, resize_size=resize_size, batch_size=batch_size,
-            training=training, label_offset=label_offset,
-            raw_shape=raw_shape, inception_crop=inception_crop, **kwargs)
+        return pipeline.ClassificationDecoder(
+            source, resize_size=resize_size, label_offset=label_offset,
+            raw_shape=raw_shape,
+            inception_crop=inception_crop if training else None)
 
     def ingest(self, src, out, **options):
         from tfcnn.data import ingest

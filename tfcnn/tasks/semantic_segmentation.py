@@ -53,17 +53,23 @@ class SemanticSegmentationTask(task_lib.Task):
     serving_model = "tfcnn.export.segmentation:SegmentationServingModel"
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
-                     full_size=False, label_offset=0, raw_shape=None,
-                     inception_crop=None, **kwargs):
+                     full_size=False, **kwargs):
+        if full_size:
+            from tfcnn.data import segmentation_pipeline
+
+            return segmentation_pipeline.read_full_size(source).batch(1)
+        return super().host_dataset(
+            source, resize_size=resize_size, batch_size=batch_size,
+            training=training, **kwargs)
+
+    def decoder(self, source, *, resize_size, training, label_offset=0,
+                raw_shape=None, inception_crop=None):
         from tfcnn.data import segmentation_pipeline
 
         # Masks hold class ids; images and masks are resized together.
-        del label_offset, raw_shape, inception_crop
-        if full_size:
-            return segmentation_pipeline.read_full_size(source).batch(1)
-        return segmentation_pipeline.make_segmentation_dataset(
-            source, resize_size=resize_size, batch_size=batch_size,
-            training=training, **kwargs)
+        del training, label_offset, raw_shape, inception_crop
+        return segmentation_pipeline.SegmentationDecoder(
+            source, resize_size=resize_size)
 
     def reads_source(self, src):
         from tfcnn.data import segmentation_folders

@@ -39,11 +39,12 @@ class Task(abc.ABC):
     labels_per_pixel = False
     serving_model = None
 
-    @abc.abstractmethod
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
                      inception_crop=None, **kwargs):
         """The host pipeline of this task's shards (``tf.data``).
+
+        ``tfcnn.data.pipeline.input_dataset`` with this task's ``decoder``.
 
         Args:
             source: list of shard paths, or a ``tf.data.Dataset`` of
@@ -55,14 +56,39 @@ class Task(abc.ABC):
                 (one per batch) where the task scores images of any size;
                 a classifier's images are resized anyway. Defaults to
                 False.
-            label_offset: int, added to image labels (classification).
-            raw_shape, inception_crop: classification's decoding options
-                (``tfcnn.data.pipeline.make_dataset``).
+            label_offset, raw_shape, inception_crop: as ``decoder`` takes
+                them.
             **kwargs: the other arguments of
-                ``tfcnn.data.pipeline.make_dataset``.
+                ``tfcnn.data.pipeline.input_dataset``.
 
         Returns:
             ``tf.data.Dataset`` of ``(uint8 images, labels)`` batches.
+        """
+        from tfcnn.data import pipeline
+
+        del full_size  # S x S unless a task scores images of any size
+        decoder = self.decoder(
+            source, resize_size=resize_size, training=training,
+            label_offset=label_offset, raw_shape=raw_shape,
+            inception_crop=inception_crop)
+        return pipeline.input_dataset(source, decoder, batch_size=batch_size,
+                                      training=training, **kwargs)
+
+    @abc.abstractmethod
+    def decoder(self, source, *, resize_size, training, label_offset=0,
+                raw_shape=None, inception_crop=None):
+        """How ``source``'s elements become this task's examples at the
+        host size (TF Model Garden's ``Decoder`` and ``Parser``): an
+        object with ``decode(*element, seed=...)`` and ``decode_batch``
+        (see ``tfcnn.data.pipeline.input_dataset``).
+
+        Args:
+            source: as in ``host_dataset``.
+            resize_size: int, host size S.
+            training: bool.
+            label_offset: int, added to image labels (classification).
+            raw_shape, inception_crop: classification's decoding options
+                (``tfcnn.data.pipeline.make_dataset``).
         """
 
     def reads_source(self, src):
