@@ -13,8 +13,10 @@ repeats, candidate and reference alternating which runs first:
   compiled with ``tf.function`` (no XLA), and the ratio tfcnn / Keras.
 
 Run: ``python benchmarks/models.py [--quick | --smoke]`` (``--smoke``:
-one repeat of everything at batch 1, to prove the script; its figures mean
-nothing). The last line is one JSON object with all figures.
+one repeat of everything at batch 1 and 32x32 images, ``list_all_s`` over
+the first three registered models, to prove the script; its figures mean
+nothing; ``list_all_models`` says how many were described). The last
+line is one JSON object with all figures.
 """
 
 import argparse
@@ -33,8 +35,10 @@ import tensorflow as tf  # noqa: E402
 import tfcnn.models  # noqa: E402
 
 REFERENCES = {
-    "resnet50": lambda: keras.applications.ResNet50(weights=None),
-    "vgg16": lambda: keras.applications.VGG16(weights=None),
+    "resnet50": lambda shape: keras.applications.ResNet50(
+        weights=None, input_shape=shape),
+    "vgg16": lambda shape: keras.applications.VGG16(
+        weights=None, input_shape=shape),
 }
 
 
@@ -55,37 +59,38 @@ def _alternating(candidate, reference, repeats):
             statistics.median(times["reference"]))
 
 
-def build_costs(repeats):
-    """Seconds to build with weights vs to describe, per model."""
+def build_costs(repeats, shape, listed):
+    """Seconds to build with weights vs to describe, per model, and to
+    describe each of ``listed``."""
     rows = {}
     for name in ("vgg16", "resnet50"):
         def build(name=name):
-            tfcnn.models.build(name)
+            tfcnn.models.build(name, input_shape=shape)
             keras.backend.clear_session()
 
         def describe(name=name):
-            tfcnn.models.describe(name)
+            tfcnn.models.describe(name, input_shape=shape)
             keras.backend.clear_session()
 
         build_s, describe_s = _alternating(build, describe, repeats)
         rows[name] = {"build_s": build_s, "describe_s": describe_s,
                       "ratio": build_s / describe_s}
     start = time.perf_counter()
-    for name in tfcnn.models.list_models():
+    for name in listed:
         tfcnn.models.describe(name)
         keras.backend.clear_session()
     rows["list_all_s"] = time.perf_counter() - start
     return rows
 
 
-def forward_throughput(repeats, batch_size):
+def forward_throughput(repeats, batch_size, shape):
     """Inference images/s, tfcnn against keras.applications."""
     x = tf.constant(np.random.default_rng(0).uniform(
-        0, 255, (batch_size, 224, 224, 3)).astype("float32"))
+        0, 255, (batch_size, *shape)).astype("float32"))
     rows = {}
     for name, reference_fn in REFERENCES.items():
-        ours = tfcnn.models.build(name)
-        theirs = reference_fn()
+        ours = tfcnn.models.build(name, input_shape=shape)
+        theirs = reference_fn(shape)
         run_ours = tf.function(lambda v, m=ours: m(v, training=False))
         run_theirs = tf.function(lambda v, m=theirs: m(v, training=False))
         run_ours(x).numpy()  # trace and warm up both
@@ -110,27 +115,35 @@ def main():
     args = parser.parse_args()
     repeats = 1 if args.smoke else 3 if args.quick else 7
     batch_size = 1 if args.smoke else 2 if args.quick else 8
+    # 32x32 (the smallest both families take) makes VGG-16's first dense
+    # layer 2M weights instead of 103M: seconds instead of a minute.
+    size = 32 if args.smoke else 224
+    shape = (size, size, 3)
 
-    builds = build_costs(repeats)
-    forward = forward_throughput(repeats, batch_size)
+    # Describing all 65 registered models is most of a smoke run's time
+    # (tests/models describes each of them).
+    listed = tfcnn.models.list_models()[:3 if args.smoke else None]
+    builds = build_costs(repeats, shape, listed)
+    forward = forward_throughput(repeats, batch_size, shape)
 
     print(f"{'model':10s} {'build s':>9s} {'describe s':>11s} {'ratio':>7s}")
     for name in ("vgg16", "resnet50"):
         row = builds[name]
         print(f"{name:10s} {row['build_s']:9.2f} {row['describe_s']:11.2f} "
               f"{row['ratio']:7.1f}x")
-    print(f"describe every registered model: {builds['list_all_s']:.1f} s")
+    print(f"describe {len(listed)} registered models: "
+          f"{builds['list_all_s']:.1f} s")
     print()
-    print(f"forward at 224x224, batch {batch_size} (images/s)")
+    print(f"forward at {size}x{size}, batch {batch_size} (images/s)")
     print(f"{'model':10s} {'tfcnn':>8s} {'keras.app':>10s} {'ratio':>7s}")
     for name, row in forward.items():
         print(f"{name:10s} {row['tfcnn']:8.1f} "
               f"{row['keras_applications']:10.1f} {row['ratio']:7.2f}x")
     print(json.dumps({"build_vs_describe": {
         name: builds[name] for name in ("vgg16", "resnet50")},
-        "list_all_s": builds["list_all_s"],
+        "list_all_s": builds["list_all_s"], "list_all_models": len(listed),
         "forward_images_per_s": forward, "batch_size": batch_size,
-        "repeats": repeats}))
+        "image_size": size, "repeats": repeats}))
 
 
 if __name__ == "__main__":

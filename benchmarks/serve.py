@@ -648,8 +648,9 @@ def main():
                         help="2 s runs, a 20 s soak, no big model")
     parser.add_argument("--smoke", action="store_true",
                         help="1 s runs (ab counts whole seconds), a 6 s "
-                             "soak, no big model: proves the script; its "
-                             "figures mean nothing")
+                             "soak, no big model, no selfcheck of the "
+                             "export: proves the script; its figures mean "
+                             "nothing")
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="seconds per load run (default 5)")
     parser.add_argument("--soak-seconds", type=float, default=60.0)
@@ -699,8 +700,11 @@ def main():
     try:
         base = os.path.join(work, "models")
         model_args = (args.model, args.size, args.crop, 10)
+        # The smoke run skips the selfcheck process (15-30 s on two busy
+        # cores; tests/export checks it), as the soak's exports do.
         version_dir = publish.export_model(
-            contract_model(*model_args), export_dir=base, name="bench")
+            contract_model(*model_args), export_dir=base, name="bench",
+            verify=not args.smoke)
         images = encoded_images(args.size)
 
         def images_file_for(size, folder):
@@ -728,8 +732,9 @@ def main():
         figures["loadavg_start"] = os.getloadavg()[0]
         rows = {} if args.soak_only else load_matrix(
             base, body_file, images_file, seconds,
-            lambda threads=1: bare_figures(signature, images[0], 2.0,
-                                           threads), "quickstart",
+            lambda threads=1: bare_figures(
+                signature, images[0], min(seconds, 2.0), threads),
+            "quickstart",
             ("--batching-parameters-file", batching_file))
         print(f"bare SavedModel calls/s (batch 1, bytes): {bare:.1f}")
         print(f"{'run':40s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "

@@ -31,3 +31,15 @@ def _reset_keras_state():
     # No forced gc.collect() (free_memory): it cost 0.3-1.3 s a test, and
     # Python's own collector frees the tiny test models soon enough.
     keras.backend.clear_session(free_memory=False)
+
+
+def pytest_collection_modifyitems(items):
+    """Modules with a slow test run first, each keeping its own order.
+
+    Under pytest-xdist (``-n 2 --dist loadscope``, see README) a module
+    goes to one worker as a whole, in collection order: the long modules
+    then run side by side while the short ones fill in, instead of one
+    long module running alone at the end.
+    """
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)

@@ -11,7 +11,8 @@ from tests.benchmarks.scripts import run_benchmark
 def test_smoke_run_reports_every_figure(tmp_path):
     _, figures = run_benchmark("models.py", "--smoke", tmp_path=tmp_path)
     assert_keys(figures, ["build_vs_describe", "list_all_s",
-                          "forward_images_per_s", "batch_size", "repeats"])
+                          "list_all_models", "forward_images_per_s",
+                          "batch_size", "image_size", "repeats"])
     for name in ("vgg16", "resnet50"):
         assert_keys(figures["build_vs_describe"][name],
                     ["build_s", "describe_s", "ratio"])

@@ -61,13 +61,15 @@ def test_two_workers_on_localhost_train_and_exit_cleanly(tmp_path):
         [sys.executable, str(driver), str(recipe_path), "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     start = time.monotonic()
+    # A hang at exit, not slowness: two TensorFlow start-ups and 2 epochs
+    # took over 90 s on 2 busy cores shared with a second pytest worker.
     try:
-        errors = [p.communicate(timeout=90)[1] for p in processes]
+        errors = [p.communicate(timeout=300)[1] for p in processes]
     finally:
         for p in processes:
             p.kill()
             p.wait()
-    assert time.monotonic() - start < 90
+    assert time.monotonic() - start < 300
     for process, error in zip(processes, errors):
         assert process.returncode == 0, error[-3000:]
     record = json.loads((tmp_path / "run" / "training.json").read_text())
