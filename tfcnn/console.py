@@ -222,3 +222,27 @@ def option_text(argument, value=True):
     if flags is None:
         return f"{argument}={value!r}"
     return flags.get(argument, "--" + argument.replace("_", "-"))
+
+
+def differences_text(changes, stored, wanted, shown=4):
+    """Differing settings as one clause of an error line.
+
+    Args:
+        changes: list of ``(key, stored value, wanted value)``.
+        stored, wanted: str, where each value comes from ("there",
+            "in the shards"; "here", "in the recipe").
+        shown: int, keys named before "and N more". Defaults to 4.
+
+    Returns:
+        str, e.g. ``"data.seed = 0 there, 1 here; and 2 more"``.
+
+    Example:
+
+    >>> differences_text([("data.seed", 0, 1)], "there", "here")
+    'data.seed = 0 there, 1 here'
+    """
+    text = "; ".join(f"{key} = {old!r} {stored}, {new!r} {wanted}"
+                     for key, old, new in changes[:shown])
+    if len(changes) > shown:
+        text += f"; and {len(changes) - shown} more"
+    return text

@@ -56,14 +56,17 @@ def run_recipe(recipe, *, force=False, overwrite=False, echo=print):
     The run folder (``train.model_dir``) is checked first: one holding a
     run of another recipe stops the run before any stage (see
     ``tfcnn.run_folder``), so evaluate and export never answer for
-    a model trained from another recipe.
+    a model trained from another recipe. So do complete shards ingested
+    with other options than the recipe's (``tfcnn.stages.check_shards``):
+    skipping ingest would train on them; ``overwrite`` ingests them again.
 
     Args:
         recipe: a ``tfcnn.recipe.Recipe``.
         force: bool, run stages even when their output is complete (and
             train again in place). Defaults to False.
         overwrite: bool, train again in place, replacing the run in
-            ``train.model_dir``; the other stages skip what is complete.
+            ``train.model_dir``, and ingest again shards of other ingest
+            options; the other stages skip what is complete.
             Defaults to False.
         echo: callable taking one line per stage. Defaults to print.
 
@@ -74,12 +77,14 @@ def run_recipe(recipe, *, force=False, overwrite=False, echo=print):
         DataError: a worker waited ``train.join_timeout`` seconds for an
             output of the chief that never became complete.
         RecipeError: ``train.model_dir`` holds a run of another recipe.
+        DataError: the shards were ingested with other options.
     """
     from tfcnn.train import strategy as strategy_lib
 
     retrain = force or overwrite
     if not retrain:
         RunFolder(recipe.train.model_dir).check_recipe(recipe)
+        stages_lib.check_shards(recipe)
     force = _Force(force, retrain)
     role = strategy_lib.worker_role(recipe.train)
     stages = _stages(recipe)
@@ -143,10 +148,20 @@ def _plan_prepare(recipe, force):
 
 def _plan_ingest(recipe, force):
     from tfcnn.data import ingest
+    from tfcnn.errors import DataError
 
     out = recipe.data.shard_dir
-    if ingest.is_complete(out, verify_sha256=False) and not force.every_stage:
-        return f"{out} is complete: skipped"
+    complete = ingest.is_complete(out, verify_sha256=False)
+    if complete and not force.every_stage:
+        if not stages_lib.shard_differences(recipe):
+            return f"{out} is complete: skipped"
+        if not force.training:
+            try:
+                stages_lib.check_shards(recipe)
+            except DataError as error:
+                return f"would stop with exit status 2: {error}"
+        return (f"would write shards of {recipe.data.path} to {out} again, "
+                "replacing those of other ingest options")
     return f"would write shards of {recipe.data.path} to {out}"
 
 
@@ -373,9 +388,14 @@ def _ingest(recipe, force):
     stages_lib.check_source_folder(recipe)
     # Shards are renamed into place only when complete, so sizes and record
     # counts suffice here; hashing every shard on each run would not scale.
-    if ingest.is_complete(out, verify_sha256=False) and not force.every_stage:
-        return StageReport("ingest", True, f"{out} is complete")
-    manifest = stages_lib.ingest(recipe, overwrite=force.every_stage)
+    overwrite = force.every_stage
+    if ingest.is_complete(out, verify_sha256=False) and not overwrite:
+        if not stages_lib.shard_differences(recipe):
+            return StageReport("ingest", True, f"{out} is complete")
+        # Shards of other ingest options: written again under --overwrite
+        # (run_recipe refused them without it).
+        overwrite = force.training
+    manifest = stages_lib.ingest(recipe, overwrite=overwrite)
     return StageReport("ingest", False, _own_line("ingest", manifest))
 
 

@@ -53,7 +53,6 @@ NOT_RESULT_KEYS = frozenset({
     "train.cluster_port", "train.jit_compile",
     "train.steps_per_execution",
 })
-_SHOWN = 4  # differing keys named before "and N more"
 
 
 class RunFolder:
@@ -220,10 +219,7 @@ class RunFolder:
         from tfcnn import console
 
         flag = overwrite_flag or console.option_text("overwrite")
-        shown = "; ".join(f"{key} = {old!r} there, {new!r} here"
-                          for key, old, new in changes[:_SHOWN])
-        if len(changes) > _SHOWN:
-            shown += f"; and {len(changes) - _SHOWN} more"
+        shown = console.differences_text(changes, "there", "here")
         raise RecipeError(
             f"train.model_dir {self.path} holds a run of another recipe "
             f"({shown}); train it again in place with {flag}, or choose "

@@ -16,6 +16,9 @@ from tfcnn.recipe import Source
 
 # Sources whose images tfcnn writes itself (``prepare``).
 GENERATED = (Source.DIGITS, Source.DIGIT_SCENES)
+# The data keys that reach ingest and change the shards' content; ingest
+# records them in the manifest's "options" (``shard_differences``).
+INGEST_KEYS = ("validation_split", "num_shards", "seed", "raw_masks")
 
 
 def is_prepared(recipe):
@@ -83,16 +86,88 @@ def ingest(recipe, **options):
 
     Returns:
         the manifest dict ``ingest`` returns.
+
+    Raises:
+        DataError: as ``tfcnn.tasks.ingest``; without ``overwrite``,
+            complete shards of other ingest options (``check_shards``).
     """
     from tfcnn import tasks
 
     data = recipe.data
     check_source_folder(recipe)
-    arguments = dict(validation_split=data.validation_split,
-                     num_shards=data.num_shards, seed=data.seed,
-                     raw_masks=data.raw_masks)
-    arguments.update({k: v for k, v in options.items() if v is not None})
+    arguments = _ingest_arguments(recipe, options)
+    if not arguments.get("overwrite"):
+        check_shards(recipe, **options)
     return tasks.ingest(data.path, data.shard_dir, **arguments)
+
+
+def shard_differences(recipe, **options):
+    """The recipe keys on which the complete shards in ``data.shards``
+    were ingested otherwise than ``ingest(recipe, **options)`` would write
+    them (their manifest's ``options``).
+
+    Only the keys that reach ingest and change the shards' content
+    (``INGEST_KEYS``) are compared; shards without those options (another
+    tool's, ``data.source = "tfrecord"``) and incomplete ones (ingest
+    rewrites them anyway) have none.
+
+    Args:
+        recipe: ``tfcnn.recipe.Recipe``.
+        **options: as for ``ingest``.
+
+    Returns:
+        list of ``(recipe key, the shards' value, the recipe's value)``.
+    """
+    data = recipe.data
+    if data.source not in (*GENERATED, Source.FOLDER):
+        return []
+    from tfcnn.data import ingest_plan
+    from tfcnn.data import manifest as manifest_lib
+
+    if not ingest_plan.is_complete(data.shard_dir, verify_sha256=False):
+        return []
+    written = manifest_lib.Manifest.load(data.shard_dir).to_dict().get(
+        "options")
+    if not isinstance(written, dict):
+        return []
+    # Ingest records raw_masks only when set (its fingerprint).
+    written = {"raw_masks": False, **written}
+    wanted = _ingest_arguments(recipe, options)
+    return [(f"data.{name}", written[name], wanted[name])
+            for name in INGEST_KEYS
+            if name in written and written[name] != wanted[name]]
+
+
+def check_shards(recipe, **options):
+    """Raises ``DataError`` when the complete shards in ``data.shards``
+    were ingested with other options than the recipe asks for
+    (``shard_differences``): the line names each differing key with both
+    values, and the ways on: re-ingest with ``--overwrite``, or another
+    ``data.shards``."""
+    from tfcnn import console
+
+    changes = shard_differences(recipe, **options)
+    if not changes:
+        return
+    data = recipe.data
+    key = "data.shards" if data.shards else "data.path"
+    shown = console.differences_text(changes, "in the shards",
+                                     "in the recipe")
+    raise DataError(
+        f"the shards in {data.shard_dir} were ingested with other options "
+        f"({shown}); ingest them again with "
+        f"{console.option_text('overwrite')}, or choose another "
+        f"data.shards. Received: {key}="
+        f"{str(data.shards or data.path)!r}")
+
+
+def _ingest_arguments(recipe, options):
+    """``tfcnn.tasks.ingest``'s arguments: the recipe's ``INGEST_KEYS``,
+    overridden by ``options`` given (not None)."""
+    data = recipe.data
+    arguments = {name: getattr(data, name) for name in INGEST_KEYS}
+    arguments.update({k: v for k, v in options.items() if v is not None})
+    return arguments
 
 
 def check_source_folder(recipe):
