@@ -283,3 +283,46 @@ def test_quickstart_under_jax_resumes_after_kill_9(tmp_path):
     version = tmp_path / "saved_models/digits_lenet5/1"
     assert (version / "saved_model.pb").is_file()
     assert str(version.relative_to(tmp_path)) in result.stdout
+
+
+def test_shards_of_other_ingest_options_stop_the_run(tmp_path, capsys):
+    # A shard folder belongs to its ingest options as a run folder to its
+    # recipe: a changed data.validation_split must not train on the old
+    # split (tfcnn.stages.check_shards).
+    image_files.make_class_folders(tmp_path / "src", ("a", "b"), 4)
+    recipe = recipe_file(tmp_path, data={"validation_split": 0.25})
+    shards = tmp_path / "shards"
+    assert cli.main(["ingest", str(recipe)]) == 0
+    capsys.readouterr()
+    line = (f"the shards in {shards} were ingested with other options "
+            "(data.validation_split = 0.25 in the shards, 0.5 in the "
+            "recipe); ingest them again with --overwrite, or choose another "
+            f"data.shards. Received: data.shards='{shards}'")
+    changed = ["--set", "data.validation_split=0.5"]
+
+    assert cli.main(["run", str(recipe), *changed]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"tfcnn run: error: {line}")
+    assert not (tmp_path / "run").exists()
+    assert cli.main(["ingest", str(recipe), *changed]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"tfcnn ingest: error: {line}")
+    assert cli.main(["run", str(recipe), *changed, "--dry-run"]) == 0
+    assert (f"# ingest: would stop with exit status 2: {line}"
+            in capsys.readouterr().out.splitlines())
+
+    # The same options: skipped, as before.
+    same = recipe_lib.load_recipe(recipe)
+    report = run._ingest(same, run._Force(False, False))
+    assert (report.skipped, report.message) == (True, f"{shards} is complete")
+    # --overwrite (tfcnn run's): ingested again with the recipe's split.
+    other = recipe_lib.load_recipe(recipe, ["data.validation_split=0.5"])
+    assert run.plan(other, overwrite=True)[0] == (
+        f"ingest: would write shards of {tmp_path / 'src'} to {shards} "
+        "again, replacing those of other ingest options")
+    report = run._ingest(other, run._Force(False, True))
+    assert not report.skipped
+    manifest = json.loads((shards / "manifest.json").read_text())
+    assert manifest["options"]["validation_split"] == 0.5
+    assert manifest["splits"]["validation"]["count"] == 4
+    assert run._ingest(other, run._Force(False, False)).skipped
