@@ -6,7 +6,7 @@ from PIL import Image
 
 from tests.data import shard_files
 from tfcnn import recipe as recipe_lib
-from tfcnn.data import ingest
+from tfcnn.data.classification_ingest import ingest
 from tfcnn.preview import images as preview
 
 RECIPE = recipe_lib.recipe_from_dict({
@@ -43,7 +43,7 @@ def test_write_preview_with_a_manifest_and_overrides(tmp_path):
         for i in range(3):
             Image.fromarray(shard_files.constant_image(value, 30, 40)).save(
                 source / name / f"{i}.png")
-    ingest.ingest(source, tmp_path / "shards", validation_split=0.0,
+    ingest(source, tmp_path / "shards", validation_split=0.0,
                   workers=1)
     out = preview.write_preview(
         tmp_path / "shards", tmp_path / "grid.png", count=4,

@@ -1,11 +1,12 @@
 """``tfcnn preview``: a grid of what the model sees in training.
 
 Reads a batch of training images through the real pipeline
-(``tfcnn.data.pipeline.make_dataset``), applies the recipe's MixUp/CutMix
-and the training model's preprocessing layers (``build_preprocessing``)
-with ``training=True``, adds the mean back for display, and lays the
-results out in a grid (``tfcnn.figures.captioned_grid``) with each image's
-class name (or, after MixUp or CutMix, its two heaviest classes with their
+(``tfcnn.data.classification_pipeline.make_dataset``), applies the
+recipe's MixUp/CutMix and the training model's preprocessing layers
+(``build_preprocessing``) with ``training=True``, adds the mean back for
+display, and lays the results out in a grid
+(``tfcnn.figures.captioned_grid``) with each image's class name (or, after
+MixUp or CutMix, its two heaviest classes with their
 weights). Segmentation shards show each augmented image beside its mask
 overlaid in VOC's colours (``tfcnn.preview.segmentation``).
 
@@ -25,8 +26,8 @@ from tfcnn import recipe as recipe_lib
 from tfcnn.augment import build as build_lib
 from tfcnn.augment import mean as mean_lib
 from tfcnn.augment import mix as mix_lib
+from tfcnn.data import classification_pipeline
 from tfcnn.data import manifest as manifest_lib
-from tfcnn.data import pipeline
 from tfcnn.data import stats as stats_lib
 from tfcnn.preview import segmentation as segmentation_preview
 
@@ -113,7 +114,7 @@ def augmented_examples(data_dir, recipe=None, *, count=16, seed=None):
         labels_file=recipe.data.labels_file or None)
     files, class_names = manifest.files("train"), manifest.class_names
     resize_size = recipe.data.resize_size
-    dataset = pipeline.make_dataset(
+    dataset = classification_pipeline.make_dataset(
         files, resize_size=resize_size, batch_size=count, training=True,
         seed=seed, shuffle_buffer=_PREVIEW_SHUFFLE, drop_remainder=False,
         label_offset=manifest.label_offset,

@@ -27,9 +27,10 @@ class Task(abc.ABC):
         serving_model: str, ``"module:Class"`` of the class that wraps the
             INFERENCE MODEL for export with this task's serving signatures
             (``Class(model, class_names, top_k).archive()``, as
-            ``tfcnn.export.serving.ServingModel``), as a Model Garden
-            task has its export module. Named, not imported: ``tfcnn.export``
-            sits above the tasks and imports it when it exports.
+            ``tfcnn.export.classification_serving.ServingModel``), as a
+            Model Garden task has its export module. Named, not imported:
+            ``tfcnn.export`` sits above the tasks and imports it when it
+            exports.
     """
 
     name = None
@@ -88,7 +89,7 @@ class Task(abc.ABC):
             training: bool.
             label_offset: int, added to image labels (classification).
             raw_shape, inception_crop: classification's decoding options
-                (``tfcnn.data.pipeline.make_dataset``).
+                (``tfcnn.data.classification_pipeline.make_dataset``).
         """
 
     def reads_source(self, src):
