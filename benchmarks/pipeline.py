@@ -176,11 +176,11 @@ def _make_small_data(data, count):
             crop.save(target)
         for out, options in (("png32", {}), ("raw32", {"raw": True})):
             ingest(small, data / out, validation_split=0.0,
-                          num_shards=8, overwrite=True, progress=False,
-                          **options)
+                   num_shards=8, overwrite=True, progress=False,
+                   **options)
         done.write_text("")
     ingest(folders, data / "compact", validation_split=0.0,
-                  num_shards=8, shorter_side=SIZE, progress=False)
+           num_shards=8, shorter_side=SIZE, progress=False)
 
 
 def photo_variants(count):

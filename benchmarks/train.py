@@ -103,7 +103,7 @@ def write_shards(directory, count, classes, resize_size, seed=0):
         Image.fromarray(pixels).save(folder / f"{i:05d}.jpg", quality=90)
     out = Path(directory) / "shards"
     ingest(src, out, validation_split=0.0, num_shards=4,
-                  progress=False)
+           progress=False)
     stats.compute_stats(out, resize_size=resize_size, progress=False)
     return out
 

@@ -83,7 +83,7 @@ def test_every_bad_file_kind_is_converted_or_listed(tmp_path):
         image_files.write_kind(
             src / cls / f"{kind}{image_files.extension(kind)}", kind, seed=i)
     data = ingest(src, out, validation_split=0.0, lossless=True,
-                         workers=1, progress=False)
+                  workers=1, progress=False)
 
     assert data["storage"]["lossless"] is True
     written = sum(split["count"] for split in data["splits"].values())
@@ -163,7 +163,7 @@ def test_split_folders_and_unknown_test_class(tmp_path):
     for name in ("ant", "zebra"):
         image_files.write_kind(src / "test" / name / "0.jpg", "rgb_jpeg")
     data = ingest(src, out, validation_split=0.2, workers=1,
-                         progress=False)
+                  progress=False)
     manifest = Manifest.load(out)
     assert manifest.class_names == list(CLASSES)
     assert (manifest.count("train"), manifest.count("validation"),
@@ -189,11 +189,11 @@ def test_deterministic_for_a_seed_and_any_worker_count(tmp_path,
     # Use the process pool even for these few bytes.
     monkeypatch.setattr(ingest_plan, "MIN_BYTES_PER_WORKER", 1)
     ingest(src, tmp_path / "a", num_shards=3, seed=7, workers=1,
-                  progress=False)
+           progress=False)
     ingest(src, tmp_path / "b", num_shards=3, seed=7, workers=2,
-                  progress=False)
+           progress=False)
     ingest(src, tmp_path / "c", num_shards=3, seed=8, workers=1,
-                  progress=False)
+           progress=False)
     assert _shard_digests(tmp_path / "a") == _shard_digests(tmp_path / "b")
     assert _shard_digests(tmp_path / "a") != _shard_digests(tmp_path / "c")
 
@@ -212,7 +212,7 @@ def test_complete_output_is_not_rewritten(tmp_path, capsys):
     with pytest.raises(DataError, match="overwrite"):
         ingest(src, out, seed=1, workers=1, progress=False)
     ingest(src, out, seed=1, workers=1, overwrite=True,
-                  progress=False)
+           progress=False)
     assert Manifest.load(out).to_dict()["options"]["seed"] == 1
 
 
@@ -262,7 +262,7 @@ def test_other_tools_shards_are_never_deleted(tmp_path, overwrite):
     with pytest.raises(DataError, match="train-00000-of-01024.*no tfcnn "
                                         "ingest wrote"):
         ingest(src, out, workers=1, progress=False,
-                      overwrite=overwrite)
+               overwrite=overwrite)
     assert theirs.read_bytes() == b"another tool's records"
     assert sorted(os.listdir(out)) == ["train-00000-of-01024"]
 
@@ -272,7 +272,7 @@ def test_overwrite_replaces_only_its_own_shards(tmp_path):
     _make_folders(src, per_class=3)
     ingest(src, out, num_shards=2, workers=1, progress=False)
     ingest(src, out, num_shards=1, workers=1, overwrite=True,
-                  progress=False)
+           progress=False)
     assert sorted(os.listdir(out)) == [
         "manifest.json", "train-00000-of-00001.tfrecord"]
 
@@ -287,7 +287,7 @@ def test_bad_arguments(tmp_path, kwargs, match):
     _make_folders(tmp_path / "src", per_class=2)
     with pytest.raises((DataError, ValueError), match=match):
         ingest(tmp_path / "src", tmp_path / "out", progress=False,
-                      **kwargs)
+               **kwargs)
 
 
 def test_file_names_that_are_not_utf8(tmp_path):
@@ -312,7 +312,7 @@ def test_bad_sources(tmp_path):
     _make_folders(tmp_path / "src", per_class=1)
     with pytest.raises(DataError, match="inside src"):
         ingest(tmp_path / "src", tmp_path / "src" / "out",
-                      progress=False)
+               progress=False)
     (tmp_path / "file").write_text("")
     with pytest.raises(DataError, match="not a folder"):
         ingest(tmp_path / "src", tmp_path / "file", progress=False)
@@ -332,7 +332,7 @@ def test_summary_line_names_what_was_written(tmp_path, capsys):
         image_files.write_kind(tmp_path / "src" / "bee" / f"bad{i}.jpg",
                                "truncated_jpeg")
     line = ingest(tmp_path / "src", tmp_path / "out", workers=1,
-                         overwrite=True).line
+                  overwrite=True).line
     assert "skipped 5 of 11 files" in line
     assert line.endswith(
         ": ant/x.jpg, bee/bad0.jpg, bee/bad1.jpg and 2 more, see "
@@ -344,7 +344,7 @@ _KILLED_INGEST = textwrap.dedent("""
     from tfcnn.data.classification_ingest import ingest
     from tfcnn.data.classification_ingest import is_complete
     ingest(sys.argv[1], sys.argv[2], num_shards=40, workers=1,
-                  validation_split=0.0, progress=False)
+           validation_split=0.0, progress=False)
 """)
 
 
@@ -374,7 +374,7 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path):
     assert 2 <= len(kept) < 40
 
     data = ingest(src, out, num_shards=40, workers=1,
-                         validation_split=0.0, progress=False)
+                  validation_split=0.0, progress=False)
     assert is_complete(out)
     manifest = Manifest.load(out)
     names = [r[features.IMAGE_FILENAME].decode()
@@ -487,7 +487,7 @@ def test_split_leaving_a_class_without_training_images_is_refused(
             r"validation_split=0.99 holds out all 20 files of class 'ant', "
             r"leaving it no training image")):
         ingest(src, out, validation_split=0.99, workers=1,
-                      progress=False)
+               progress=False)
     assert not (out / "manifest.json").exists()
 
 
@@ -573,7 +573,7 @@ def test_compact_ingest_from_the_command_line(tmp_path, capsys):
 def test_original_ingest_keeps_its_fingerprint_options(tmp_path):
     _photo_folders(tmp_path / "src", [(40, 30)] * 4)
     data = ingest(tmp_path / "src", tmp_path / "out", workers=1,
-                         progress=False)
+                  progress=False)
     # Ingests made before compact storage existed stay complete.
     assert sorted(data["options"]) == [
         "max_pixels", "num_shards", "seed", "validation_split"]
@@ -589,7 +589,7 @@ def test_raw_ingest_round_trips_the_pixels(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     paths = _photo_folders(src, [(16, 16)] * 8, fmt="png")
     data = ingest(src, out, raw=True, workers=1, progress=False,
-                         validation_split=0.25)
+                  validation_split=0.25)
     manifest = Manifest.load(out)
     assert data["storage"]["kind"] == "raw"
     assert data["storage"]["formats"] == {"raw": 8}
@@ -624,7 +624,7 @@ def test_bad_storage_arguments(tmp_path, kwargs, message):
     _photo_folders(tmp_path / "src", [(40, 30)] * 2)
     with pytest.raises(DataError, match=message):
         ingest(tmp_path / "src", tmp_path / "out", workers=1,
-                      progress=False, **kwargs)
+               progress=False, **kwargs)
     assert not (tmp_path / "out").exists()
 
 

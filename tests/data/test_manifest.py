@@ -17,7 +17,7 @@ def ingested(tmp_path_factory):
     image_files.make_class_folders(root / "src", ("ant", "bee", "cat"),
                                    per_class=5)
     ingest(root / "src", root / "out", num_shards=2, workers=1,
-                  progress=False)
+           progress=False)
     return root / "out"
 
 

@@ -41,7 +41,7 @@ def _epoch(dataset):
 
 def test_batches_are_uint8_images_and_int32_labels(shards):
     dataset = make_dataset(shards, resize_size=SIZE, batch_size=4,
-                                    training=True)
+                           training=True)
     assert dataset.element_spec[0].dtype == tf.uint8
     assert dataset.element_spec[1].dtype == tf.int32
     assert dataset.element_spec[0].shape.as_list() == [4, SIZE, SIZE, 3]
@@ -52,7 +52,7 @@ def test_batches_are_uint8_images_and_int32_labels(shards):
 
 def test_evaluation_reads_every_example_once_in_order(shards):
     dataset = make_dataset(shards, resize_size=SIZE, batch_size=5,
-                                    training=False)
+                           training=False)
     ids, labels = _epoch(dataset)
     # Two files interleaved one record at a time, last batch kept.
     assert ids == [0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11]
@@ -61,7 +61,7 @@ def test_evaluation_reads_every_example_once_in_order(shards):
 
 def test_training_shuffles_each_epoch_and_drops_the_remainder(shards):
     dataset = make_dataset(shards, resize_size=SIZE, batch_size=5,
-                                    training=True, seed=3)
+                           training=True, seed=3)
     first, _ = _epoch(dataset)
     second, _ = _epoch(dataset)
     assert len(first) == len(second) == 10
@@ -73,8 +73,8 @@ def test_training_shuffles_each_epoch_and_drops_the_remainder(shards):
 
 def test_cache_and_repeat_keep_epochs_whole_and_reshuffled(shards):
     dataset = make_dataset(shards, resize_size=SIZE, batch_size=4,
-                                    training=True, cache=True, repeat=True,
-                                    shuffle_buffer=12)
+                           training=True, cache=True, repeat=True,
+                           shuffle_buffer=12)
     ids = []
     for images, _ in dataset.take(6):
         ids += _ids(images)
@@ -86,7 +86,7 @@ def test_cache_and_repeat_keep_epochs_whole_and_reshuffled(shards):
 
 def test_label_offset(shards):
     dataset = make_dataset(shards, resize_size=SIZE, batch_size=12,
-                                    training=False, label_offset=-1)
+                           training=False, label_offset=-1)
     ids, labels = _epoch(dataset)
     assert labels == [i % 3 - 1 for i in ids]
 
@@ -106,7 +106,7 @@ def test_dataset_source_of_bytes_or_arrays(encoded):
                 tf.TensorSpec([None, None, 3], tf.uint8),
                 tf.TensorSpec([], tf.int64)))
     dataset = make_dataset(source, resize_size=SIZE, batch_size=4,
-                                    training=False)
+                           training=False)
     ids, labels = _epoch(dataset)
     assert ids == labels == list(range(6))
     assert dataset.element_spec[0].shape.as_list() == [None, SIZE, SIZE, 3]
@@ -163,7 +163,7 @@ def test_distributed_batch_must_split_evenly(shards):
     strategy = mirrored(["/cpu:0", "/cpu:1"])
     with pytest.raises(ValueError, match="multiple of the 2 replicas"):
         make_distributed_dataset(strategy, shards, resize_size=SIZE,
-                                          batch_size=5, training=True)
+                                 batch_size=5, training=True)
 
 
 def test_list_shards(tmp_path, shards):
@@ -241,9 +241,9 @@ def test_raw_shards_read_by_batch_equal_those_read_by_record(tmp_path,
                                                             shape):
     files = _raw_shards(tmp_path, [shape] * 12)
     by_record = make_dataset(files, resize_size=SIZE, batch_size=5,
-                                      training=False)
+                             training=False)
     by_batch = make_dataset(files, resize_size=SIZE, batch_size=5,
-                                     training=False, raw_shape=shape)
+                            training=False, raw_shape=shape)
     assert by_batch.element_spec[0].shape.as_list() == [None, SIZE, SIZE, 3]
     for (a, la), (b, lb) in zip(by_record, by_batch, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -271,7 +271,7 @@ def test_raw_shards_train_shuffled_repeated_and_cached(tmp_path):
 def test_raw_shards_of_several_shapes_read_by_record(tmp_path):
     files = _raw_shards(tmp_path, [(16, 16), (20, 30)] * 3)
     ids, _ = _epoch(make_dataset(files, resize_size=SIZE, batch_size=4,
-                                          training=False))
+                                 training=False))
     assert sorted(ids) == list(range(6))
 
 
@@ -279,7 +279,7 @@ def test_inception_crop_in_training_only(shards):
     crop = 12
     offset = (SIZE - crop) // 2
     train = make_dataset(shards, resize_size=SIZE, batch_size=4,
-                                  training=True, inception_crop=crop)
+                         training=True, inception_crop=crop)
     images, _ = next(iter(train))
     images = images.numpy()
     assert images.shape == (4, SIZE, SIZE, 3)
@@ -287,9 +287,9 @@ def test_inception_crop_in_training_only(shards):
     assert images.sum() == inner.sum()  # zeros around the crop
     # Evaluation ignores it: the centre square, as always.
     plain = make_dataset(shards, resize_size=SIZE, batch_size=12,
-                                  training=False)
+                         training=False)
     evaluation = make_dataset(shards, resize_size=SIZE, batch_size=12,
-                                       training=False, inception_crop=crop)
+                              training=False, inception_crop=crop)
     np.testing.assert_array_equal(next(iter(plain))[0],
                                   next(iter(evaluation))[0])
 
@@ -299,7 +299,7 @@ def test_inception_crop_of_a_dataset_source():
         [shard_files.encode(shard_files.constant_image(9, 30, 20), fmt)
          for fmt in ("png", "jpeg")], np.zeros(2, np.int32)))
     dataset = make_dataset(encoded, resize_size=SIZE, batch_size=2,
-                                    training=True, inception_crop=10)
+                           training=True, inception_crop=10)
     images, _ = next(iter(dataset))
     assert images.shape == (2, SIZE, SIZE, 3)
     np.testing.assert_allclose(images.numpy()[:, 3:13, 3:13], 9, atol=2)
@@ -315,7 +315,7 @@ def test_inception_crop_larger_than_size_is_rejected(shards):
     with pytest.raises(ValueError,
                        match="inception_crop must be <= resize_size"):
         make_dataset(shards, resize_size=SIZE, batch_size=4,
-                              training=True, inception_crop=SIZE + 1)
+                     training=True, inception_crop=SIZE + 1)
 
 
 class _LabelDecoder:

@@ -23,7 +23,7 @@ def test_read_our_shards_as_bytes_and_decoded(tmp_path):
     image_files.make_class_folders(src, ("a", "b"), per_class=3,
                                    kinds=("rgb_jpeg", "rgba_png"))
     ingest(src, out, validation_split=0.0, workers=1,
-                  progress=False)
+           progress=False)
     encoded = _pairs(readers.read_shards(out, "train"))
     assert sorted(label for _, label in encoded) == [0, 0, 0, 1, 1, 1]
     originals = {(src / rel).read_bytes() for rel in ("a/000.jpg",

@@ -33,7 +33,7 @@ def dataset(tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(reference_shards.jpeg(i, int(height), int(width)))
     ingest(root / "src", root / "out", num_shards=2, workers=1,
-                  progress=False)
+           progress=False)
     return root / "out"
 
 
@@ -197,7 +197,7 @@ def test_stats_of_compact_shards_equal_the_originals_within_jpeg_noise(
     for out, options in ((original, {}), (compact, storage)):
         if not out.exists():
             ingest(photos / "src", out, workers=1, progress=False,
-                          **options)
+                   **options)
     a = stats_lib.compute_stats(original, resize_size=32, progress=False)
     b = stats_lib.compute_stats(compact, resize_size=32, progress=False)
     assert a.num_images == b.num_images == 20

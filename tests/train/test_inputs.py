@@ -38,8 +38,8 @@ def _ingested(root, num_shards):
             Image.fromarray(pixels).save(folder / f"{i}.png")
     # Lossless: the raw-shard test compares decoded pixels exactly.
     ingest(root / "images", root / "shards", validation_split=0.2,
-                  num_shards=num_shards, lossless=True, workers=1,
-                  progress=False)
+           num_shards=num_shards, lossless=True, workers=1,
+           progress=False)
     return root / "shards"
 
 
@@ -197,7 +197,7 @@ def test_raw_shards_train_with_no_recipe_change(tmp_path, shards):
 
     raw = tmp_path / "raw"
     ingest(shards.parent / "images", raw, validation_split=0.2,
-                  raw=True, workers=1, progress=False)
+           raw=True, workers=1, progress=False)
     recipe = tiny_recipe(tmp_path / "run", batch_size=4).replace(
         data={"source": Source.TFRECORD, "path": str(raw)})
     original = recipe.replace(data={"path": str(shards)})

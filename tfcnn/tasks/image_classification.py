@@ -22,6 +22,7 @@ class ImageClassificationTask(task_lib.Task):
                 "val_top5_accuracy")
     output_rank = 2  # [batch, classes]
     serving_model = "tfcnn.export.classification_serving:ServingModel"
+    preview_examples = "tfcnn.preview.classification:augmented_examples"
 
     def decoder(self, source, *, resize_size, training, label_offset=0,
                 raw_shape=None, inception_crop=None):

@@ -52,6 +52,7 @@ class SemanticSegmentationTask(task_lib.Task):
     labels_per_pixel = True
     serving_model = ("tfcnn.export.segmentation_serving:"
                      "SegmentationServingModel")
+    preview_examples = "tfcnn.preview.segmentation:augmented_pairs"
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, **kwargs):

@@ -31,6 +31,11 @@ class Task(abc.ABC):
             Model Garden task has its export module. Named, not imported:
             ``tfcnn.export`` sits above the tasks and imports it when it
             exports.
+        preview_examples: str, ``"module:function"`` that draws the tiles
+            of ``tfcnn preview``: ``function(data_dir, recipe, count=...,
+            seed=...)`` returns ``(uint8 images [N, H, W, 3], N captions)``
+            (``tfcnn.preview.classification.augmented_examples``). Named,
+            not imported, like ``serving_model``.
     """
 
     name = None
@@ -39,6 +44,7 @@ class Task(abc.ABC):
     output_rank = None
     labels_per_pixel = False
     serving_model = None
+    preview_examples = None
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
