@@ -5,8 +5,8 @@ uint8 256x256 input, on-device crop, flip, PCA lighting and mean
 subtraction, then the network, 224 crops), prints images/s of
 
 - synthetic input (one batch repeated: the model alone) and real input
-  (``tfcnn.data.pipeline.make_dataset`` on JPEG shards of ~500x375 photos,
-  written once under ``--data``);
+  (``tfcnn.data.classification_pipeline.make_dataset`` on JPEG shards of
+  ~500x375 photos, written once under ``--data``);
 - float32, and mixed_float16 with XLA (``train.precision``,
   ``train.jit_compile``);
 - one GPU, and every GPU under ``MirroredStrategy`` (NCCL all-reduce);
@@ -69,6 +69,7 @@ import numpy as np  # noqa: E402
 
 from tfcnn import recipe as recipe_lib  # noqa: E402
 from tfcnn import summaries  # noqa: E402
+from tfcnn.data import classification_pipeline  # noqa: E402
 from tfcnn.data import pipeline  # noqa: E402
 from tfcnn.train import fit  # noqa: E402
 from tfcnn.train.strategy import mirrored  # noqa: E402
@@ -205,7 +206,7 @@ def _measure(name, resize_size, crop, per_replica, devices, precision, xla,
                              np.uint8),
                 rng.integers(0, 8, batch).astype(np.int32))).repeat()
         else:
-            dataset = pipeline.make_dataset(
+            dataset = classification_pipeline.make_dataset(
                 files, resize_size=resize_size, batch_size=batch, training=True,
                 repeat=True, deterministic=False)
         # The callback times each batch's arrival through the train

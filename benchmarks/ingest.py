@@ -6,7 +6,7 @@ folders in a temporary directory, then measures side by side, in this
 process, with the page cache warm:
 
 - ``read_bytes``: open and read every file (the floor: no decode, no write);
-- ``ingest``: ``tfcnn.data.ingest.ingest`` with all cores (check every file,
+- ``ingest``: ``tfcnn.data.ingest`` with all cores (check every file,
   write the shards, hash them, write the manifest);
 - ``ingest_1_worker``: the same in one process;
 - ``tf_decode_jpeg``: a full ``tf.io.decode_jpeg`` of every file, one at a
@@ -14,7 +14,7 @@ process, with the page cache warm:
   image before writing it), for scale.
 
 Each figure is the median of the repeats. Run:
-``python benchmarks/ingest.py [--quick | --smoke] [--images N]``
+``python benchmarks/classification_ingest.py [--quick | --smoke] [--images N]``
 (``--smoke``: 20 images once, to prove the script; its figures mean
 nothing). The last line is one JSON object with all figures.
 """
@@ -109,7 +109,7 @@ def main():
     elif args.quick:
         args.images, args.repeats = 400, 1
 
-    from tfcnn.data import ingest
+    from tfcnn.data.classification_ingest import ingest
 
     root = Path(tempfile.mkdtemp(prefix="tfcnn-bench-ingest-"))
     try:
@@ -133,10 +133,10 @@ def main():
         cores = len(os.sched_getaffinity(0))
         rates = {
             "read_bytes": timed(lambda: read_bytes(paths)),
-            "ingest": timed(lambda: ingest.ingest(
+            "ingest": timed(lambda: ingest(
                 src, root / "out", workers=0, overwrite=True,
                 progress=False)),
-            "ingest_1_worker": timed(lambda: ingest.ingest(
+            "ingest_1_worker": timed(lambda: ingest(
                 src, root / "out1", workers=1, overwrite=True,
                 progress=False)),
             "tf_decode_jpeg": timed(lambda: tf_decode(paths)),

@@ -150,7 +150,7 @@ def _make_data(data, count):
 def _make_small_data(data, count):
     """Ingests ``count`` 32x32 PNGs as PNG shards and as raw shards, and
     the 500x375 JPEGs as compact shards (shorter side 256), once."""
-    from tfcnn.data import ingest
+    from tfcnn.data.classification_ingest import ingest
 
     done = data / f"done-small-{count}"
     folders = data / "folders"
@@ -175,12 +175,12 @@ def _make_small_data(data, count):
             target.parent.mkdir(parents=True, exist_ok=True)
             crop.save(target)
         for out, options in (("png32", {}), ("raw32", {"raw": True})):
-            ingest.ingest(small, data / out, validation_split=0.0,
-                          num_shards=8, overwrite=True, progress=False,
-                          **options)
+            ingest(small, data / out, validation_split=0.0,
+                   num_shards=8, overwrite=True, progress=False,
+                   **options)
         done.write_text("")
-    ingest.ingest(folders, data / "compact", validation_split=0.0,
-                  num_shards=8, shorter_side=SIZE, progress=False)
+    ingest(folders, data / "compact", validation_split=0.0,
+           num_shards=8, shorter_side=SIZE, progress=False)
 
 
 def photo_variants(count):
@@ -257,6 +257,7 @@ def _candidates(data, threads):
     import tensorflow as tf
 
     from tfcnn import augment
+    from tfcnn.data import classification_pipeline
     from tfcnn.data import pipeline
     from tfcnn.data.manifest import Manifest
     from tfcnn.recipe import AugmentConfig
@@ -268,7 +269,7 @@ def _candidates(data, threads):
 
     def ours(shards=files, **kwargs):
         kwargs = {"resize_size": SIZE, "batch_size": BATCH, **kwargs}
-        return pipeline.make_dataset(
+        return classification_pipeline.make_dataset(
             shards, training=True, shuffle_buffer=1000, deterministic=False,
             repeat=True, **kwargs).with_options(options)
 

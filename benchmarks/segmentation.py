@@ -162,7 +162,7 @@ def _candidates(data):
     from tfcnn import augment
     from tfcnn.augment import mean as mean_lib
     from tfcnn.augment import segmentation
-    from tfcnn.data import pipeline
+    from tfcnn.data import classification_pipeline
     from tfcnn.data import segmentation_pipeline
     from tfcnn.data.manifest import Manifest
     from tfcnn.recipe import AugmentConfig
@@ -171,7 +171,7 @@ def _candidates(data):
     cls_files = Manifest.load(data / "cls_shards").files("train")
     common = {"resize_size": SIZE, "batch_size": BATCH, "training": True,
               "shuffle_buffer": 1000, "deterministic": False, "repeat": True}
-    cls_data = pipeline.make_dataset(cls_files, **common)
+    cls_data = classification_pipeline.make_dataset(cls_files, **common)
     seg_data, raw_data = (
         segmentation_pipeline.make_segmentation_dataset(
             Manifest.load(data / name).files("train"), **common)

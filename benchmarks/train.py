@@ -88,8 +88,8 @@ def write_shards(directory, count, classes, resize_size, seed=0):
     as ``tfcnn stats`` computes them."""
     from PIL import Image
 
-    from tfcnn.data import ingest
     from tfcnn.data import stats
+    from tfcnn.data.classification_ingest import ingest
 
     rng = np.random.default_rng(seed)
     src = Path(directory) / "images"
@@ -102,8 +102,8 @@ def write_shards(directory, count, classes, resize_size, seed=0):
         pixels = np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8)
         Image.fromarray(pixels).save(folder / f"{i:05d}.jpg", quality=90)
     out = Path(directory) / "shards"
-    ingest.ingest(src, out, validation_split=0.0, num_shards=4,
-                  progress=False)
+    ingest(src, out, validation_split=0.0, num_shards=4,
+           progress=False)
     stats.compute_stats(out, resize_size=resize_size, progress=False)
     return out
 

@@ -144,13 +144,13 @@ def test_read_only_or_full_output_is_one_line(capsys, tmp_path, monkeypatch,
     src = _small_source(tmp_path / "src")
     with _tmpfs(tmp_path / "mnt", options) as mounted:
         if not mounted:
-            from tfcnn.data import ingest
+            from tfcnn.data import classification_ingest
 
             def fail(*args, **kwargs):
                 raise OSError(code, os.strerror(code),
                               str(tmp_path / "mnt" / "out"))
 
-            monkeypatch.setattr(ingest, "ingest", fail)
+            monkeypatch.setattr(classification_ingest, "ingest", fail)
         status = cli.main(["ingest", str(src), str(tmp_path / "mnt" / "out")])
     err = capsys.readouterr().err
     # The progress bar may have drawn before the write failed.

@@ -99,7 +99,7 @@ def test_options_carry_the_names_of_their_recipe_keys():
 
 
 def test_python_arguments_carry_the_names_of_their_recipe_keys():
-    from tfcnn.data import ingest
+    from tfcnn.data.classification_ingest import ingest
     from tfcnn.export import publish
 
     def parameters(function):
@@ -117,7 +117,7 @@ def test_python_arguments_carry_the_names_of_their_recipe_keys():
     assert lite_keys | {"export_dir", "name"} <= parameters(
         tflite.export_run)
     assert {"validation_split", "num_shards", "seed"} <= parameters(
-        ingest.ingest)
+        ingest)
 
 
 @pytest.mark.slow

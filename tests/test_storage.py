@@ -13,10 +13,11 @@ from tests.data import image_files
 from tests.export import contract_model
 from tfcnn import atomic_files
 from tfcnn import storage
-from tfcnn.data import ingest
 from tfcnn.data import pipeline
 from tfcnn.data import readers
 from tfcnn.data import stats
+from tfcnn.data.classification_ingest import ingest
+from tfcnn.data.classification_ingest import is_complete
 from tfcnn.data.manifest import Manifest
 from tfcnn.export import layout
 from tfcnn.export import publish
@@ -75,14 +76,14 @@ def test_ingest_stats_and_reading_on_ram(tmp_path, ram):
     src, out = tmp_path / "src", f"{ram}/shards"
     paths = image_files.make_class_folders(src, ("ant", "bee"), 6,
                                            ("rgb_jpeg",))
-    data = ingest.ingest(src, out, num_shards=2, workers=1, progress=False)
+    data = ingest(src, out, num_shards=2, workers=1, progress=False)
     assert sorted(tf.io.gfile.listdir(out)) == [
         "manifest.json", "train-00000-of-00002.tfrecord",
         "train-00001-of-00002.tfrecord",
         "validation-00000-of-00002.tfrecord",
         "validation-00001-of-00002.tfrecord"]  # no journal, no temporaries
-    assert ingest.is_complete(out)
-    again = ingest.ingest(src, out, num_shards=2, workers=1, progress=True)
+    assert is_complete(out)
+    again = ingest(src, out, num_shards=2, workers=1, progress=True)
     assert again == data and "already complete" in again.line
 
     computed = stats.compute_stats(out, resize_size=16, progress=False,

@@ -414,7 +414,7 @@ def _add_preview(subparsers):
 
 
 def _preview(args):
-    from tfcnn.preview import images as preview
+    from tfcnn.preview import grid as preview
 
     recipe_path, data = args.recipe, args.shards
     if _recipe_or_none(args.source, args.overrides) is not None:

@@ -147,11 +147,11 @@ def _plan_prepare(recipe, force):
 
 
 def _plan_ingest(recipe, force):
-    from tfcnn.data import ingest
+    from tfcnn.data import ingest_plan
     from tfcnn.errors import DataError
 
     out = recipe.data.shard_dir
-    complete = ingest.is_complete(out, verify_sha256=False)
+    complete = ingest_plan.is_complete(out, verify_sha256=False)
     if complete and not force.every_stage:
         if not stages_lib.shard_differences(recipe):
             return f"{out} is complete: skipped"
@@ -382,14 +382,14 @@ def _prepare(recipe):
 
 
 def _ingest(recipe, force):
-    from tfcnn.data import ingest
+    from tfcnn.data import ingest_plan
 
     out = recipe.data.shard_dir
     stages_lib.check_source_folder(recipe)
     # Shards are renamed into place only when complete, so sizes and record
     # counts suffice here; hashing every shard on each run would not scale.
     overwrite = force.every_stage
-    if ingest.is_complete(out, verify_sha256=False) and not overwrite:
+    if ingest_plan.is_complete(out, verify_sha256=False) and not overwrite:
         if not stages_lib.shard_differences(recipe):
             return StageReport("ingest", True, f"{out} is complete")
         # Shards of other ingest options: written again under --overwrite
@@ -418,7 +418,7 @@ def _chief_output(stage, recipe):
     """What a stage before training writes, as ``(stage name, what,
     is_complete)``; ``what`` is None when the stage writes nothing. The
     checks are the stages' own skip checks."""
-    from tfcnn.data import ingest
+    from tfcnn.data import ingest_plan
     from tfcnn.datasets import digit_scenes
     from tfcnn.datasets import digits
     from tfcnn.tasks import task as task_lib
@@ -433,7 +433,7 @@ def _chief_output(stage, recipe):
             digit_scenes.is_complete, path)
     if stage is _ingest:
         return "ingest", f"the shards in {data.shard_dir}", functools.partial(
-            ingest.is_complete, data.shard_dir, verify_sha256=False)
+            ingest_plan.is_complete, data.shard_dir, verify_sha256=False)
     if stage is _stats and task_lib.reads_stats(recipe):
         where = (f"tfds dataset {data.tfds_name}"
                  if data.source is Source.TFDS else str(data.shard_dir))

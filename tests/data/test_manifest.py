@@ -6,7 +6,7 @@ import pytest
 
 from tests.data import image_files
 from tests.data import reference_shards
-from tfcnn.data import ingest
+from tfcnn.data.classification_ingest import ingest
 from tfcnn.data.manifest import Manifest
 from tfcnn.errors import DataError
 
@@ -16,8 +16,8 @@ def ingested(tmp_path_factory):
     root = tmp_path_factory.mktemp("manifest")
     image_files.make_class_folders(root / "src", ("ant", "bee", "cat"),
                                    per_class=5)
-    ingest.ingest(root / "src", root / "out", num_shards=2, workers=1,
-                  progress=False)
+    ingest(root / "src", root / "out", num_shards=2, workers=1,
+           progress=False)
     return root / "out"
 
 

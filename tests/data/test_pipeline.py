@@ -6,6 +6,8 @@ import tensorflow as tf
 
 from tests.data import shard_files
 from tfcnn.data import pipeline
+from tfcnn.data.classification_pipeline import make_dataset
+from tfcnn.data.classification_pipeline import make_distributed_dataset
 from tfcnn.errors import DataError
 from tfcnn.train.strategy import mirrored
 
@@ -38,8 +40,8 @@ def _epoch(dataset):
 
 
 def test_batches_are_uint8_images_and_int32_labels(shards):
-    dataset = pipeline.make_dataset(shards, resize_size=SIZE, batch_size=4,
-                                    training=True)
+    dataset = make_dataset(shards, resize_size=SIZE, batch_size=4,
+                           training=True)
     assert dataset.element_spec[0].dtype == tf.uint8
     assert dataset.element_spec[1].dtype == tf.int32
     assert dataset.element_spec[0].shape.as_list() == [4, SIZE, SIZE, 3]
@@ -49,8 +51,8 @@ def test_batches_are_uint8_images_and_int32_labels(shards):
 
 
 def test_evaluation_reads_every_example_once_in_order(shards):
-    dataset = pipeline.make_dataset(shards, resize_size=SIZE, batch_size=5,
-                                    training=False)
+    dataset = make_dataset(shards, resize_size=SIZE, batch_size=5,
+                           training=False)
     ids, labels = _epoch(dataset)
     # Two files interleaved one record at a time, last batch kept.
     assert ids == [0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11]
@@ -58,21 +60,21 @@ def test_evaluation_reads_every_example_once_in_order(shards):
 
 
 def test_training_shuffles_each_epoch_and_drops_the_remainder(shards):
-    dataset = pipeline.make_dataset(shards, resize_size=SIZE, batch_size=5,
-                                    training=True, seed=3)
+    dataset = make_dataset(shards, resize_size=SIZE, batch_size=5,
+                           training=True, seed=3)
     first, _ = _epoch(dataset)
     second, _ = _epoch(dataset)
     assert len(first) == len(second) == 10
     assert first != second
-    again, _ = _epoch(pipeline.make_dataset(
+    again, _ = _epoch(make_dataset(
         shards, resize_size=SIZE, batch_size=5, training=True, seed=3))
     assert again == first
 
 
 def test_cache_and_repeat_keep_epochs_whole_and_reshuffled(shards):
-    dataset = pipeline.make_dataset(shards, resize_size=SIZE, batch_size=4,
-                                    training=True, cache=True, repeat=True,
-                                    shuffle_buffer=12)
+    dataset = make_dataset(shards, resize_size=SIZE, batch_size=4,
+                           training=True, cache=True, repeat=True,
+                           shuffle_buffer=12)
     ids = []
     for images, _ in dataset.take(6):
         ids += _ids(images)
@@ -83,8 +85,8 @@ def test_cache_and_repeat_keep_epochs_whole_and_reshuffled(shards):
 
 
 def test_label_offset(shards):
-    dataset = pipeline.make_dataset(shards, resize_size=SIZE, batch_size=12,
-                                    training=False, label_offset=-1)
+    dataset = make_dataset(shards, resize_size=SIZE, batch_size=12,
+                           training=False, label_offset=-1)
     ids, labels = _epoch(dataset)
     assert labels == [i % 3 - 1 for i in ids]
 
@@ -103,8 +105,8 @@ def test_dataset_source_of_bytes_or_arrays(encoded):
             output_signature=(
                 tf.TensorSpec([None, None, 3], tf.uint8),
                 tf.TensorSpec([], tf.int64)))
-    dataset = pipeline.make_dataset(source, resize_size=SIZE, batch_size=4,
-                                    training=False)
+    dataset = make_dataset(source, resize_size=SIZE, batch_size=4,
+                           training=False)
     ids, labels = _epoch(dataset)
     assert ids == labels == list(range(6))
     assert dataset.element_spec[0].shape.as_list() == [None, SIZE, SIZE, 3]
@@ -113,7 +115,7 @@ def test_dataset_source_of_bytes_or_arrays(encoded):
 def test_input_context_shards_files_and_batches_per_replica(shards):
     seen = []
     for pipeline_id in range(2):
-        dataset = pipeline.make_dataset(
+        dataset = make_dataset(
             shards, resize_size=SIZE, batch_size=8, training=False,
             input_context=_context(2, pipeline_id, 4))
         ids, _ = _epoch(dataset)
@@ -132,7 +134,7 @@ def test_fewer_files_than_pipelines_split_records_in_training(shards):
     assert pipeline.sharding_policy(1, 1) is policy.OFF
     seen = []
     for pipeline_id in range(3):
-        dataset = pipeline.make_dataset(
+        dataset = make_dataset(
             shards, resize_size=SIZE, batch_size=3, training=True,
             drop_remainder=False, input_context=_context(3, pipeline_id, 3))
         ids, _ = _epoch(dataset)
@@ -143,7 +145,7 @@ def test_fewer_files_than_pipelines_split_records_in_training(shards):
 
 def test_per_replica_batches_partition_the_global_batch(shards):
     strategy = mirrored(["/cpu:0", "/cpu:1"])
-    dataset = pipeline.make_distributed_dataset(
+    dataset = make_distributed_dataset(
         strategy, shards, resize_size=SIZE, batch_size=4, training=False,
         drop_remainder=True)
     steps = []
@@ -160,8 +162,8 @@ def test_per_replica_batches_partition_the_global_batch(shards):
 def test_distributed_batch_must_split_evenly(shards):
     strategy = mirrored(["/cpu:0", "/cpu:1"])
     with pytest.raises(ValueError, match="multiple of the 2 replicas"):
-        pipeline.make_distributed_dataset(strategy, shards, resize_size=SIZE,
-                                          batch_size=5, training=True)
+        make_distributed_dataset(strategy, shards, resize_size=SIZE,
+                                 batch_size=5, training=True)
 
 
 def test_list_shards(tmp_path, shards):
@@ -180,12 +182,12 @@ def test_bad_arguments(shards, kwargs, message):
     arguments = {"resize_size": SIZE, "batch_size": 2, "training": True,
                  **kwargs}
     with pytest.raises(ValueError, match=message):
-        pipeline.make_dataset(shards, **arguments)
+        make_dataset(shards, **arguments)
 
 
 def test_no_files():
     with pytest.raises(ValueError, match="no shard files"):
-        pipeline.make_dataset([], resize_size=SIZE, batch_size=2, training=True)
+        make_dataset([], resize_size=SIZE, batch_size=2, training=True)
 
 
 def test_fit_under_a_strategy_on_per_replica_batches(shards):
@@ -195,7 +197,7 @@ def test_fit_under_a_strategy_on_per_replica_batches(shards):
     from tfcnn.recipe import AugmentConfig
 
     strategy = mirrored(["/cpu:0", "/cpu:1"])
-    dataset = pipeline.make_distributed_dataset(
+    dataset = make_distributed_dataset(
         strategy, shards, resize_size=SIZE, batch_size=4, training=True,
         repeat=True)
     with strategy.scope():
@@ -238,10 +240,10 @@ def _raw_shards(directory, shapes, num_shards=2):
 def test_raw_shards_read_by_batch_equal_those_read_by_record(tmp_path,
                                                             shape):
     files = _raw_shards(tmp_path, [shape] * 12)
-    by_record = pipeline.make_dataset(files, resize_size=SIZE, batch_size=5,
-                                      training=False)
-    by_batch = pipeline.make_dataset(files, resize_size=SIZE, batch_size=5,
-                                     training=False, raw_shape=shape)
+    by_record = make_dataset(files, resize_size=SIZE, batch_size=5,
+                             training=False)
+    by_batch = make_dataset(files, resize_size=SIZE, batch_size=5,
+                            training=False, raw_shape=shape)
     assert by_batch.element_spec[0].shape.as_list() == [None, SIZE, SIZE, 3]
     for (a, la), (b, lb) in zip(by_record, by_batch, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -252,7 +254,7 @@ def test_raw_shards_read_by_batch_equal_those_read_by_record(tmp_path,
 def test_raw_shards_train_shuffled_repeated_and_cached(tmp_path):
     files = _raw_shards(tmp_path, [(16, 16)] * 12)
     for cache in (False, True):
-        dataset = pipeline.make_dataset(
+        dataset = make_dataset(
             files, resize_size=SIZE, batch_size=4, training=True, repeat=True,
             cache=cache, raw_shape=(16, 16), label_offset=1)
         ids, labels = [], []
@@ -268,26 +270,26 @@ def test_raw_shards_train_shuffled_repeated_and_cached(tmp_path):
 
 def test_raw_shards_of_several_shapes_read_by_record(tmp_path):
     files = _raw_shards(tmp_path, [(16, 16), (20, 30)] * 3)
-    ids, _ = _epoch(pipeline.make_dataset(files, resize_size=SIZE, batch_size=4,
-                                          training=False))
+    ids, _ = _epoch(make_dataset(files, resize_size=SIZE, batch_size=4,
+                                 training=False))
     assert sorted(ids) == list(range(6))
 
 
 def test_inception_crop_in_training_only(shards):
     crop = 12
     offset = (SIZE - crop) // 2
-    train = pipeline.make_dataset(shards, resize_size=SIZE, batch_size=4,
-                                  training=True, inception_crop=crop)
+    train = make_dataset(shards, resize_size=SIZE, batch_size=4,
+                         training=True, inception_crop=crop)
     images, _ = next(iter(train))
     images = images.numpy()
     assert images.shape == (4, SIZE, SIZE, 3)
     inner = images[:, offset:offset + crop, offset:offset + crop]
     assert images.sum() == inner.sum()  # zeros around the crop
     # Evaluation ignores it: the centre square, as always.
-    plain = pipeline.make_dataset(shards, resize_size=SIZE, batch_size=12,
-                                  training=False)
-    evaluation = pipeline.make_dataset(shards, resize_size=SIZE, batch_size=12,
-                                       training=False, inception_crop=crop)
+    plain = make_dataset(shards, resize_size=SIZE, batch_size=12,
+                         training=False)
+    evaluation = make_dataset(shards, resize_size=SIZE, batch_size=12,
+                              training=False, inception_crop=crop)
     np.testing.assert_array_equal(next(iter(plain))[0],
                                   next(iter(evaluation))[0])
 
@@ -296,14 +298,14 @@ def test_inception_crop_of_a_dataset_source():
     encoded = tf.data.Dataset.from_tensor_slices((
         [shard_files.encode(shard_files.constant_image(9, 30, 20), fmt)
          for fmt in ("png", "jpeg")], np.zeros(2, np.int32)))
-    dataset = pipeline.make_dataset(encoded, resize_size=SIZE, batch_size=2,
-                                    training=True, inception_crop=10)
+    dataset = make_dataset(encoded, resize_size=SIZE, batch_size=2,
+                           training=True, inception_crop=10)
     images, _ = next(iter(dataset))
     assert images.shape == (2, SIZE, SIZE, 3)
     np.testing.assert_allclose(images.numpy()[:, 3:13, 3:13], 9, atol=2)
     arrays = tf.data.Dataset.from_tensor_slices(
         (np.full((4, 30, 20, 3), 9, np.uint8), np.zeros(4, np.int32)))
-    images, _ = next(iter(pipeline.make_dataset(
+    images, _ = next(iter(make_dataset(
         arrays, resize_size=SIZE, batch_size=4, training=True,
         inception_crop=10)))
     assert (images.numpy()[:, 3:13, 3:13] == 9).all()
@@ -312,8 +314,8 @@ def test_inception_crop_of_a_dataset_source():
 def test_inception_crop_larger_than_size_is_rejected(shards):
     with pytest.raises(ValueError,
                        match="inception_crop must be <= resize_size"):
-        pipeline.make_dataset(shards, resize_size=SIZE, batch_size=4,
-                              training=True, inception_crop=SIZE + 1)
+        make_dataset(shards, resize_size=SIZE, batch_size=4,
+                     training=True, inception_crop=SIZE + 1)
 
 
 class _LabelDecoder:
@@ -334,7 +336,7 @@ def test_input_dataset_reads_decodes_and_batches_for_any_decoder(shards):
                                      training=True, seed=2, repeat=True)
     labels = np.concatenate([b.numpy() for b in dataset.take(12)])
     # 60 draws of the 12 records: every epoch each record once, shuffled.
-    _, expected = _epoch(pipeline.make_dataset(
+    _, expected = _epoch(make_dataset(
         shards, resize_size=SIZE, batch_size=12, training=False))
     epochs = labels.reshape(5, 12)
     for epoch in epochs:

@@ -7,9 +7,9 @@ import tensorflow as tf
 from tests.data import image_files
 from tests.data import reference_shards
 from tests.data import tfds_files
-from tfcnn.data import ingest
 from tfcnn.data import preprocess
 from tfcnn.data import readers
+from tfcnn.data.classification_ingest import ingest
 from tfcnn.data.manifest import Manifest
 from tfcnn.errors import DataError
 
@@ -22,8 +22,8 @@ def test_read_our_shards_as_bytes_and_decoded(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     image_files.make_class_folders(src, ("a", "b"), per_class=3,
                                    kinds=("rgb_jpeg", "rgba_png"))
-    ingest.ingest(src, out, validation_split=0.0, workers=1,
-                  progress=False)
+    ingest(src, out, validation_split=0.0, workers=1,
+           progress=False)
     encoded = _pairs(readers.read_shards(out, "train"))
     assert sorted(label for _, label in encoded) == [0, 0, 0, 1, 1, 1]
     originals = {(src / rel).read_bytes() for rel in ("a/000.jpg",

@@ -10,11 +10,11 @@ from PIL import Image
 from tests.data import segmentation_files
 from tfcnn import cli
 from tfcnn import tasks
-from tfcnn.data import ingest
 from tfcnn.data import ingest_plan
 from tfcnn.data import segmentation_features as features
 from tfcnn.data import segmentation_ingest
 from tfcnn.data import segmentation_masks
+from tfcnn.data.classification_ingest import is_complete
 from tfcnn.data.manifest import Manifest
 from tfcnn.errors import DataError
 
@@ -71,7 +71,7 @@ def test_voc_layout_to_model_garden_shards(tmp_path):
     assert [pixel_counts[n] for n in manifest.class_names] == (
         expected_pixels[:21].tolist())
     assert data["splits"]["train"]["ignored_pixels"] == expected_pixels[VOID]
-    assert ingest.is_complete(out)
+    assert is_complete(out)
 
 
 def test_bad_pairs_are_skipped_and_listed(tmp_path):

@@ -11,9 +11,10 @@ import pytest
 from tests.data import reference_shards
 from tests.data.test_readers import tfds_dir  # noqa: F401 - fixture
 from tfcnn import cli
-from tfcnn.data import ingest
 from tfcnn.data import preprocess
 from tfcnn.data import stats as stats_lib
+from tfcnn.data.classification_ingest import ingest
+from tfcnn.data.classification_ingest import is_complete
 from tfcnn.data.manifest import Manifest
 from tfcnn.errors import DataError
 
@@ -31,8 +32,8 @@ def dataset(tmp_path_factory):
         path = root / "src" / f"c{i % 3}" / f"{i}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(reference_shards.jpeg(i, int(height), int(width)))
-    ingest.ingest(root / "src", root / "out", num_shards=2, workers=1,
-                  progress=False)
+    ingest(root / "src", root / "out", num_shards=2, workers=1,
+           progress=False)
     return root / "out"
 
 
@@ -91,7 +92,7 @@ def test_stats_are_saved_and_named_in_the_manifest(dataset):
         SIZE, stats.num_images, "train")
     assert not [p for p in os.listdir(dataset) if p.endswith(".tmp")]
     # Recording the statistics does not make the ingest look incomplete.
-    assert ingest.is_complete(dataset)
+    assert is_complete(dataset)
     with pytest.raises(DataError, match="--resize-size 32"):
         stats_lib.load_stats(dataset, resize_size=32)
 
@@ -195,8 +196,8 @@ def test_stats_of_compact_shards_equal_the_originals_within_jpeg_noise(
     original, compact = photos / "original", photos / str(storage)
     for out, options in ((original, {}), (compact, storage)):
         if not out.exists():
-            ingest.ingest(photos / "src", out, workers=1, progress=False,
-                          **options)
+            ingest(photos / "src", out, workers=1, progress=False,
+                   **options)
     a = stats_lib.compute_stats(original, resize_size=32, progress=False)
     b = stats_lib.compute_stats(compact, resize_size=32, progress=False)
     assert a.num_images == b.num_images == 20

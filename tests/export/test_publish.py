@@ -13,10 +13,10 @@ from tests.export import contract_model
 from tfcnn import cli
 from tfcnn.errors import DataError
 from tfcnn.errors import ExportError
+from tfcnn.export import classification_serving as serving
 from tfcnn.export import layout
 from tfcnn.export import publish
 from tfcnn.export import selfcheck
-from tfcnn.export import serving
 
 
 @pytest.fixture(scope="module")

@@ -110,8 +110,9 @@ def test_task_of_source_asks_each_task(tmp_path):
     assert tasks.task_of_source(tmp_path / "classes") is tasks.default_task()
 
 
-@pytest.mark.parametrize("module", ["data/ingest.py", "data/stats.py",
-                                    "export/publish.py", "stages.py"])
+@pytest.mark.parametrize("module", [
+    "data/classification_ingest.py", "data/stats.py", "export/publish.py",
+    "stages.py"])
 def test_generic_modules_import_no_task_specific_module(module):
     # They ask the task (Task.reads_source, Task.read_tfds,
     # Task.serving_model) instead of importing one task's modules.

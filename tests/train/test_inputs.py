@@ -27,7 +27,7 @@ def shards(tmp_path_factory):
 
 def _ingested(root, num_shards):
     """24 train and 6 validation PNGs (3 classes), ``num_shards`` each."""
-    from tfcnn.data import ingest
+    from tfcnn.data.classification_ingest import ingest
 
     rng = np.random.default_rng(0)
     for c in range(3):
@@ -37,9 +37,9 @@ def _ingested(root, num_shards):
             pixels = rng.integers(0, 256, (24, 30, 3)).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i}.png")
     # Lossless: the raw-shard test compares decoded pixels exactly.
-    ingest.ingest(root / "images", root / "shards", validation_split=0.2,
-                  num_shards=num_shards, lossless=True, workers=1,
-                  progress=False)
+    ingest(root / "images", root / "shards", validation_split=0.2,
+           num_shards=num_shards, lossless=True, workers=1,
+           progress=False)
     return root / "shards"
 
 
@@ -193,11 +193,11 @@ def test_inception_crop_is_cut_on_the_host_in_training_only(tmp_path,
 
 
 def test_raw_shards_train_with_no_recipe_change(tmp_path, shards):
-    from tfcnn.data import ingest
+    from tfcnn.data.classification_ingest import ingest
 
     raw = tmp_path / "raw"
-    ingest.ingest(shards.parent / "images", raw, validation_split=0.2,
-                  raw=True, workers=1, progress=False)
+    ingest(shards.parent / "images", raw, validation_split=0.2,
+           raw=True, workers=1, progress=False)
     recipe = tiny_recipe(tmp_path / "run", batch_size=4).replace(
         data={"source": Source.TFRECORD, "path": str(raw)})
     original = recipe.replace(data={"path": str(shards)})

@@ -328,8 +328,8 @@ def first_step(recipe, placement, shards, initial):
     read in order (no shuffle), one pipeline interleaves the two files
     record by record, and two pipelines read one file each.
     """
+    from tfcnn.data import classification_pipeline
     from tfcnn.data import manifest
-    from tfcnn.data import pipeline
     from tfcnn.train import fit
 
     files = manifest.describe(shards).files("train")
@@ -338,9 +338,9 @@ def first_step(recipe, placement, shards, initial):
         model = fit.build_training_model(recipe, 3)
         fit.compile_model(model, recipe, steps_per_epoch=1)
         model.set_weights(initial)
-        fit._build_before_fit(model, pipeline.make_dataset(
+        fit._build_before_fit(model, classification_pipeline.make_dataset(
             files, batch_size=recipe.train.batch_size, **read))
-    dataset = pipeline.make_distributed_dataset(
+    dataset = classification_pipeline.make_distributed_dataset(
         placement.strategy, files, batch_size=recipe.train.batch_size,
         drop_remainder=True, **read)
     model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0,

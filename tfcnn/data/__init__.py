@@ -3,7 +3,8 @@
 The common entry points are re-exported here and loaded on first use, so
 ``import tfcnn.data`` alone does not import TensorFlow:
 
-(``ingest`` stays the submodule: ``tfcnn.data.ingest.ingest(...)``.)
+(Ingest is ``tfcnn.tasks.ingest(...)``, which hands each source to its
+task's ingest.)
 
 >>> from tfcnn.data import read_tfrecords, make_dataset, Manifest
 """
@@ -18,8 +19,8 @@ _EXPORTS = {
     "read_shards": "tfcnn.data.readers",
     "read_tfrecords": "tfcnn.data.readers",
     "read_tfds": "tfcnn.data.readers",
-    "make_dataset": "tfcnn.data.pipeline",
-    "make_distributed_dataset": "tfcnn.data.pipeline",
+    "make_dataset": "tfcnn.data.classification_pipeline",
+    "make_distributed_dataset": "tfcnn.data.classification_pipeline",
 }
 
 __all__ = sorted(_EXPORTS)

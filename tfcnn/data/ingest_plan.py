@@ -14,7 +14,7 @@ and options (its fingerprint), the journal of finished shards
 duplicates, the removal of temporaries and strays (never another tool's
 shards), the progress bar, ``manifest.json`` written last, and the summary
 line. ``is_complete`` tells whether a folder holds a complete, intact
-ingest. ``tfcnn.data.ingest`` (classification) and
+ingest. ``tfcnn.data.classification_ingest`` (classification) and
 ``tfcnn.data.segmentation_ingest`` find the files, build their records and
 assemble their manifests.
 """

@@ -5,7 +5,8 @@ an int32, 0-based label. The image is the stored encoded bytes (a scalar
 string) by default, or, with ``resize_size=S``, the image decoded and brought to
 ``S x S`` by ``tfcnn.data.preprocess.decode_record`` (what the training
 pipeline does; raw records of ``tfcnn ingest --raw`` need ``resize_size``).
-``tfcnn.data.pipeline.make_dataset`` accepts such a dataset as its source.
+``tfcnn.data.classification_pipeline.make_dataset`` accepts such a dataset
+as its source.
 
 - ``read_shards(data_dir_or_manifest, split)``: shards with a manifest, ours
   or described by ``Manifest.from_shards``.

@@ -1,6 +1,6 @@
 """Image/mask pairs to TFRecord shards in TF Model Garden's segmentation schema.
 
-``tfcnn.data.ingest.ingest(src, out)`` hands a source laid out for semantic
+``tfcnn.tasks.ingest(src, out)`` hands a source laid out for semantic
 segmentation (Pascal VOC, or images/masks folders: see
 ``tfcnn.data.segmentation_folders``) to ``ingest_segmentation``, which keeps
 every guarantee of classification ingest, with the same machinery
@@ -66,7 +66,7 @@ def ingest_segmentation(src, out, *, validation_split=0.1, num_shards=0,
         ``tfcnn.console.Result``: the manifest dict and its result line.
 
     Raises:
-        DataError: as ``tfcnn.data.ingest.ingest``, or a bad
+        DataError: as ``tfcnn.data.classification_ingest.ingest``, or a bad
             ``classes.txt``.
     """
     started = time.perf_counter()

@@ -1,6 +1,7 @@
 """Versioned, verified, atomic publishing of a trained model as a SavedModel.
 
-``export_model`` writes the serving model (``tfcnn.export.serving``) to a
+``export_model`` writes the serving model (the task's ``serving_model``:
+``tfcnn.export.classification_serving``, ``segmentation_serving``) to a
 hidden temporary directory beside the published versions, adds TF Serving's
 warm-up file and a metadata file, checks the result in a fresh Python
 process in which tfcnn can't be imported (``tfcnn/export/selfcheck.py``),

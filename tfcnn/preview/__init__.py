@@ -1,6 +1,7 @@
 """``tfcnn preview``: grids of what a model sees in training.
 
-``images`` draws a batch of augmented training images with their class
-names (the command's entry point, ``write_preview``); ``segmentation``
-overlays the masks of segmentation data, jointly augmented.
+``grid`` is the command's entry point (``write_preview``) and lays out the
+tiles the data's task draws: ``classification`` (augmented images with
+their class names) or ``segmentation`` (jointly augmented images beside
+their masks).
 """

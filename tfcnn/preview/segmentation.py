@@ -11,7 +11,6 @@ captioned with the classes the mask shows. ``tfcnn preview`` lays them out
 with ``tfcnn.figures.captioned_grid``.
 """
 
-from pathlib import Path
 
 import numpy as np
 
@@ -57,14 +56,3 @@ def augmented_pairs(data_dir, recipe, *, count=16, seed=0):
         images, masks, manifest.class_names,
         ignore_value=manifest.ignore_value or 255)
     return tiles, captions
-
-
-def is_segmentation_data(data_dir):
-    """Whether ``data_dir`` holds shards of a task whose labels are masks
-    (``Task.labels_per_pixel``), with a manifest."""
-    from tfcnn import tasks
-
-    if not (Path(data_dir) / manifest_lib.MANIFEST_NAME).is_file():
-        return False
-    task = tasks.get_task(manifest_lib.Manifest.load(data_dir).task)
-    return task.labels_per_pixel

@@ -96,13 +96,14 @@ def ingest(src, out, **options):
     the schema of its task (``task_of_source``).
 
     Args:
-        src: str or Path, class folders (``tfcnn.data.ingest.ingest``) or
-            a segmentation source
-            (``tfcnn.data.segmentation_ingest.ingest_segmentation``).
+        src: str or Path, class folders
+            (``tfcnn.data.classification_ingest.ingest``) or a segmentation
+            source (``tfcnn.data.segmentation_ingest.ingest_segmentation``).
         out: str or Path, the output folder.
-        **options: the arguments of ``tfcnn.data.ingest.ingest``; each task
-            refuses those it has no use for (``raw_masks`` for class
-            folders, compact or raw storage for segmentation).
+        **options: the arguments of
+            ``tfcnn.data.classification_ingest.ingest``; each task refuses
+            those it has no use for (``raw_masks`` for class folders,
+            compact or raw storage for segmentation).
 
     Returns:
         ``tfcnn.console.Result``: the manifest dict and its result line.

@@ -21,21 +21,22 @@ class ImageClassificationTask(task_lib.Task):
     log_keys = ("loss", "accuracy", "val_loss", "val_accuracy",
                 "val_top5_accuracy")
     output_rank = 2  # [batch, classes]
-    serving_model = "tfcnn.export.serving:ServingModel"
+    serving_model = "tfcnn.export.classification_serving:ServingModel"
+    preview_examples = "tfcnn.preview.classification:augmented_examples"
 
     def decoder(self, source, *, resize_size, training, label_offset=0,
                 raw_shape=None, inception_crop=None):
-        from tfcnn.data import pipeline
+        from tfcnn.data import classification_pipeline
 
-        return pipeline.ClassificationDecoder(
+        return classification_pipeline.ClassificationDecoder(
             source, resize_size=resize_size, label_offset=label_offset,
             raw_shape=raw_shape,
             inception_crop=inception_crop if training else None)
 
     def ingest(self, src, out, **options):
-        from tfcnn.data import ingest
+        from tfcnn.data import classification_ingest
 
-        return ingest.ingest(src, out, **options)
+        return classification_ingest.ingest(src, out, **options)
 
     def reads_tfds(self, data):
         return not data.tfds_mask_key

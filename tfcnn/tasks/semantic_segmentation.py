@@ -50,7 +50,9 @@ class SemanticSegmentationTask(task_lib.Task):
                 "val_mean_iou")
     output_rank = 4  # [batch, height, width, classes]
     labels_per_pixel = True
-    serving_model = "tfcnn.export.segmentation:SegmentationServingModel"
+    serving_model = ("tfcnn.export.segmentation_serving:"
+                     "SegmentationServingModel")
+    preview_examples = "tfcnn.preview.segmentation:augmented_pairs"
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, **kwargs):
@@ -81,11 +83,11 @@ class SemanticSegmentationTask(task_lib.Task):
                jpeg_quality=90, raw=False, lossless=False, **options):
         """``tfcnn.data.segmentation_ingest.ingest_segmentation``; images
         are stored as they are (``lossless`` changes nothing)."""
+        from tfcnn.data import classification_ingest
         from tfcnn.data import image_check
-        from tfcnn.data import ingest
         from tfcnn.data import segmentation_ingest
 
-        storage = ingest.storage_options(max_side, shorter_side,
+        storage = classification_ingest.storage_options(max_side, shorter_side,
                                          jpeg_quality, raw, lossless)
         if dataclasses.replace(storage, lossless=False) != (
                 image_check.Storage()):

@@ -27,9 +27,15 @@ class Task(abc.ABC):
         serving_model: str, ``"module:Class"`` of the class that wraps the
             INFERENCE MODEL for export with this task's serving signatures
             (``Class(model, class_names, top_k).archive()``, as
-            ``tfcnn.export.serving.ServingModel``), as a Model Garden
-            task has its export module. Named, not imported: ``tfcnn.export``
-            sits above the tasks and imports it when it exports.
+            ``tfcnn.export.classification_serving.ServingModel``), as a
+            Model Garden task has its export module. Named, not imported:
+            ``tfcnn.export`` sits above the tasks and imports it when it
+            exports.
+        preview_examples: str, ``"module:function"`` that draws the tiles
+            of ``tfcnn preview``: ``function(data_dir, recipe, count=...,
+            seed=...)`` returns ``(uint8 images [N, H, W, 3], N captions)``
+            (``tfcnn.preview.classification.augmented_examples``). Named,
+            not imported, like ``serving_model``.
     """
 
     name = None
@@ -38,6 +44,7 @@ class Task(abc.ABC):
     output_rank = None
     labels_per_pixel = False
     serving_model = None
+    preview_examples = None
 
     def host_dataset(self, source, *, resize_size, batch_size, training,
                      full_size=False, label_offset=0, raw_shape=None,
@@ -88,7 +95,7 @@ class Task(abc.ABC):
             training: bool.
             label_offset: int, added to image labels (classification).
             raw_shape, inception_crop: classification's decoding options
-                (``tfcnn.data.pipeline.make_dataset``).
+                (``tfcnn.data.classification_pipeline.make_dataset``).
         """
 
     def reads_source(self, src):

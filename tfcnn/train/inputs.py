@@ -6,7 +6,7 @@ Three kinds of source feed the same contract, batches of
 
 - shards (``digits``, ``folder`` after ingest, ``tfrecord``): the manifest
   (``tfcnn.data.manifest``) names the files and counts, and
-  ``tfcnn.data.pipeline.make_dataset`` reads them;
+  ``tfcnn.data.classification_pipeline.make_dataset`` reads them;
 - ``tfds``: a prepared tfds dataset through ``tfcnn.data.readers``;
 - ``synthetic``: one fixed batch of random images, repeated, so that the
   model alone is measured. Each class has its own mean colour, so a model

@@ -1,4 +1,5 @@
-"""Tests for tfcnn.preview.images (``tfcnn preview``)."""
+"""Tests for tfcnn.preview.classification and tfcnn.preview.grid
+(``tfcnn preview``)."""
 
 import numpy as np
 import pytest
@@ -6,8 +7,9 @@ from PIL import Image
 
 from tests.data import shard_files
 from tfcnn import recipe as recipe_lib
-from tfcnn.data import ingest
-from tfcnn.preview import images as preview
+from tfcnn.data.classification_ingest import ingest
+from tfcnn.preview import classification as preview
+from tfcnn.preview import grid
 
 RECIPE = recipe_lib.recipe_from_dict({
     "data": {"crop_size": 12, "resize_size": 16},
@@ -43,14 +45,14 @@ def test_write_preview_with_a_manifest_and_overrides(tmp_path):
         for i in range(3):
             Image.fromarray(shard_files.constant_image(value, 30, 40)).save(
                 source / name / f"{i}.png")
-    ingest.ingest(source, tmp_path / "shards", validation_split=0.0,
-                  workers=1)
-    out = preview.write_preview(
+    ingest(source, tmp_path / "shards", validation_split=0.0,
+           workers=1)
+    out = grid.write_preview(
         tmp_path / "shards", tmp_path / "grid.png", count=4,
         overrides=["data.crop_size=12", "data.resize_size=16",
                    "augment.flip=false"])
-    grid = np.asarray(Image.open(out))
-    assert grid.shape == (2 * (96 + 14 + 2) + 2, 2 * (96 + 2) + 2, 3)
+    picture = np.asarray(Image.open(out))
+    assert picture.shape == (2 * (96 + 14 + 2) + 2, 2 * (96 + 2) + 2, 3)
     names = preview.augmented_examples(
         tmp_path / "shards", RECIPE, count=6)[1]
     assert sorted(set(names)) == ["cat", "dog"]

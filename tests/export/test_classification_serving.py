@@ -8,7 +8,7 @@ import tensorflow as tf
 from tests.export import contract_model
 from tfcnn.data import features
 from tfcnn.data import preprocess
-from tfcnn.export import serving
+from tfcnn.export import classification_serving as serving
 
 ATOL = 1e-5
 

@@ -1,4 +1,5 @@
-"""Tests for tfcnn.data.ingest: folders to shards, bad files, resumption."""
+"""Tests for tfcnn.data.classification_ingest: class folders to shards,
+bad files, resumption."""
 
 import json
 import os
@@ -15,8 +16,9 @@ import tensorflow as tf
 
 from tests.data import image_files
 from tfcnn.data import features
-from tfcnn.data import ingest
 from tfcnn.data import ingest_plan
+from tfcnn.data.classification_ingest import ingest
+from tfcnn.data.classification_ingest import is_complete
 from tfcnn.data.manifest import Manifest
 from tfcnn.errors import DataError
 
@@ -44,7 +46,7 @@ def _shard_digests(out):
 def test_class_folders_to_shards(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     paths = _make_folders(src, per_class=10)
-    data = ingest.ingest(src, out, num_shards=2, workers=1, progress=False)
+    data = ingest(src, out, num_shards=2, workers=1, progress=False)
 
     manifest = Manifest.load(out)
     assert data == manifest.to_dict()
@@ -69,7 +71,7 @@ def test_class_folders_to_shards(tmp_path):
     for split in manifest.splits:
         for shard in manifest.shards(split):
             assert shard["records"] == len(_records([out / shard["name"]]))
-    assert ingest.is_complete(out)
+    assert is_complete(out)
     assert not [p for p in os.listdir(out) if p.startswith(".")]
 
 
@@ -80,8 +82,8 @@ def test_every_bad_file_kind_is_converted_or_listed(tmp_path):
         cls = CLASSES[i % 2]
         image_files.write_kind(
             src / cls / f"{kind}{image_files.extension(kind)}", kind, seed=i)
-    data = ingest.ingest(src, out, validation_split=0.0, lossless=True,
-                         workers=1, progress=False)
+    data = ingest(src, out, validation_split=0.0, lossless=True,
+                  workers=1, progress=False)
 
     assert data["storage"]["lossless"] is True
     written = sum(split["count"] for split in data["splits"].values())
@@ -160,8 +162,8 @@ def test_split_folders_and_unknown_test_class(tmp_path):
     _make_folders(src / "train", per_class=5)
     for name in ("ant", "zebra"):
         image_files.write_kind(src / "test" / name / "0.jpg", "rgb_jpeg")
-    data = ingest.ingest(src, out, validation_split=0.2, workers=1,
-                         progress=False)
+    data = ingest(src, out, validation_split=0.2, workers=1,
+                  progress=False)
     manifest = Manifest.load(out)
     assert manifest.class_names == list(CLASSES)
     assert (manifest.count("train"), manifest.count("validation"),
@@ -174,7 +176,7 @@ def test_validation_folder_is_used_as_is(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     _make_folders(src / "train", per_class=4)
     _make_folders(src / "validation", per_class=2)
-    ingest.ingest(src, out, workers=1, progress=False)
+    ingest(src, out, workers=1, progress=False)
     manifest = Manifest.load(out)
     assert (manifest.count("train"), manifest.count("validation")) == (12, 6)
     assert not manifest.has_split("test")
@@ -186,12 +188,12 @@ def test_deterministic_for_a_seed_and_any_worker_count(tmp_path,
     _make_folders(src, per_class=24)  # 72 files: more than one pool chunk
     # Use the process pool even for these few bytes.
     monkeypatch.setattr(ingest_plan, "MIN_BYTES_PER_WORKER", 1)
-    ingest.ingest(src, tmp_path / "a", num_shards=3, seed=7, workers=1,
-                  progress=False)
-    ingest.ingest(src, tmp_path / "b", num_shards=3, seed=7, workers=2,
-                  progress=False)
-    ingest.ingest(src, tmp_path / "c", num_shards=3, seed=8, workers=1,
-                  progress=False)
+    ingest(src, tmp_path / "a", num_shards=3, seed=7, workers=1,
+           progress=False)
+    ingest(src, tmp_path / "b", num_shards=3, seed=7, workers=2,
+           progress=False)
+    ingest(src, tmp_path / "c", num_shards=3, seed=8, workers=1,
+           progress=False)
     assert _shard_digests(tmp_path / "a") == _shard_digests(tmp_path / "b")
     assert _shard_digests(tmp_path / "a") != _shard_digests(tmp_path / "c")
 
@@ -199,39 +201,39 @@ def test_deterministic_for_a_seed_and_any_worker_count(tmp_path,
 def test_complete_output_is_not_rewritten(tmp_path, capsys):
     src, out = tmp_path / "src", tmp_path / "out"
     _make_folders(src, per_class=3)
-    ingest.ingest(src, out, workers=1, progress=False)
+    ingest(src, out, workers=1, progress=False)
     shard = Manifest.load(out).files("train")[0]
     before = os.stat(shard).st_mtime_ns
-    line = ingest.ingest(src, out, workers=1).line
+    line = ingest(src, out, workers=1).line
     assert "already complete" in line and "(overwrite=True rewrites" in line
     assert capsys.readouterr().out == ""
     assert os.stat(shard).st_mtime_ns == before
 
     with pytest.raises(DataError, match="overwrite"):
-        ingest.ingest(src, out, seed=1, workers=1, progress=False)
-    ingest.ingest(src, out, seed=1, workers=1, overwrite=True,
-                  progress=False)
+        ingest(src, out, seed=1, workers=1, progress=False)
+    ingest(src, out, seed=1, workers=1, overwrite=True,
+           progress=False)
     assert Manifest.load(out).to_dict()["options"]["seed"] == 1
 
 
 def test_damaged_output_is_rewritten(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     _make_folders(src, per_class=3)
-    ingest.ingest(src, out, workers=1, progress=False)
+    ingest(src, out, workers=1, progress=False)
     shard = Path(Manifest.load(out).files("train")[0])
     shard.write_bytes(shard.read_bytes()[:-10])
-    assert not ingest.is_complete(out)
-    ingest.ingest(src, out, workers=1, progress=False)
-    assert ingest.is_complete(out)
+    assert not is_complete(out)
+    ingest(src, out, workers=1, progress=False)
+    assert is_complete(out)
 
 
 def test_is_complete_false_without_manifest_or_shard(tmp_path):
-    assert not ingest.is_complete(tmp_path)
+    assert not is_complete(tmp_path)
     src, out = tmp_path / "src", tmp_path / "out"
     _make_folders(src, per_class=3)
-    ingest.ingest(src, out, workers=1, progress=False)
+    ingest(src, out, workers=1, progress=False)
     os.remove(Manifest.load(out).files("train")[0])
-    assert not ingest.is_complete(out)
+    assert not is_complete(out)
 
 
 def test_stale_shards_and_temporaries_are_removed(tmp_path):
@@ -245,7 +247,7 @@ def test_stale_shards_and_temporaries_are_removed(tmp_path):
         '{"name": "train-00000-of-00009.tfrecord", "records": 1}\n')
     (out / ".train-00000-of-00001.tfrecord.tmp").write_bytes(b"partial")
     (out / "notes.txt").write_text("not ours")
-    ingest.ingest(src, out, workers=1, progress=False)
+    ingest(src, out, workers=1, progress=False)
     assert sorted(os.listdir(out)) == [
         "manifest.json", "notes.txt", "train-00000-of-00001.tfrecord"]
 
@@ -259,8 +261,8 @@ def test_other_tools_shards_are_never_deleted(tmp_path, overwrite):
     theirs.write_bytes(b"another tool's records")
     with pytest.raises(DataError, match="train-00000-of-01024.*no tfcnn "
                                         "ingest wrote"):
-        ingest.ingest(src, out, workers=1, progress=False,
-                      overwrite=overwrite)
+        ingest(src, out, workers=1, progress=False,
+               overwrite=overwrite)
     assert theirs.read_bytes() == b"another tool's records"
     assert sorted(os.listdir(out)) == ["train-00000-of-01024"]
 
@@ -268,9 +270,9 @@ def test_other_tools_shards_are_never_deleted(tmp_path, overwrite):
 def test_overwrite_replaces_only_its_own_shards(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     _make_folders(src, per_class=3)
-    ingest.ingest(src, out, num_shards=2, workers=1, progress=False)
-    ingest.ingest(src, out, num_shards=1, workers=1, overwrite=True,
-                  progress=False)
+    ingest(src, out, num_shards=2, workers=1, progress=False)
+    ingest(src, out, num_shards=1, workers=1, overwrite=True,
+           progress=False)
     assert sorted(os.listdir(out)) == [
         "manifest.json", "train-00000-of-00001.tfrecord"]
 
@@ -284,8 +286,8 @@ def test_overwrite_replaces_only_its_own_shards(tmp_path):
 def test_bad_arguments(tmp_path, kwargs, match):
     _make_folders(tmp_path / "src", per_class=2)
     with pytest.raises((DataError, ValueError), match=match):
-        ingest.ingest(tmp_path / "src", tmp_path / "out", progress=False,
-                      **kwargs)
+        ingest(tmp_path / "src", tmp_path / "out", progress=False,
+               **kwargs)
 
 
 def test_file_names_that_are_not_utf8(tmp_path):
@@ -293,33 +295,33 @@ def test_file_names_that_are_not_utf8(tmp_path):
     _make_folders(src, per_class=1)
     name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 bytes, invalid UTF-8
     image_files.write_kind(src / "ant" / name, "rgb_jpeg")
-    data = ingest.ingest(src, out, workers=1, progress=False)
+    data = ingest(src, out, workers=1, progress=False)
     assert data["splits"]["train"]["count"] == 4
     filenames = {r[features.IMAGE_FILENAME]
                  for r in _records(Manifest.load(out).files("train"))}
     assert b"ant/caf\xe9.jpg" in filenames
-    assert ingest.is_complete(out)
+    assert is_complete(out)
 
 
 def test_bad_sources(tmp_path):
     with pytest.raises(DataError, match="source folder not found"):
-        ingest.ingest(tmp_path / "nope", tmp_path / "out", progress=False)
+        ingest(tmp_path / "nope", tmp_path / "out", progress=False)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no class folders"):
-        ingest.ingest(tmp_path / "empty", tmp_path / "out", progress=False)
+        ingest(tmp_path / "empty", tmp_path / "out", progress=False)
     _make_folders(tmp_path / "src", per_class=1)
     with pytest.raises(DataError, match="inside src"):
-        ingest.ingest(tmp_path / "src", tmp_path / "src" / "out",
-                      progress=False)
+        ingest(tmp_path / "src", tmp_path / "src" / "out",
+               progress=False)
     (tmp_path / "file").write_text("")
     with pytest.raises(DataError, match="not a folder"):
-        ingest.ingest(tmp_path / "src", tmp_path / "file", progress=False)
+        ingest(tmp_path / "src", tmp_path / "file", progress=False)
 
 
 def test_summary_line_names_what_was_written(tmp_path, capsys):
     _make_folders(tmp_path / "src", per_class=2)
     image_files.write_kind(tmp_path / "src" / "ant" / "x.jpg", "zero_byte")
-    line = ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1).line
+    line = ingest(tmp_path / "src", tmp_path / "out", workers=1).line
     assert capsys.readouterr().out == ""
     assert "wrote 6 records in 1 shard (train 6)" in line
     assert "skipped 1 of 7 files" in line
@@ -329,8 +331,8 @@ def test_summary_line_names_what_was_written(tmp_path, capsys):
     for i in range(4):
         image_files.write_kind(tmp_path / "src" / "bee" / f"bad{i}.jpg",
                                "truncated_jpeg")
-    line = ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1,
-                         overwrite=True).line
+    line = ingest(tmp_path / "src", tmp_path / "out", workers=1,
+                  overwrite=True).line
     assert "skipped 5 of 11 files" in line
     assert line.endswith(
         ": ant/x.jpg, bee/bad0.jpg, bee/bad1.jpg and 2 more, see "
@@ -339,9 +341,10 @@ def test_summary_line_names_what_was_written(tmp_path, capsys):
 
 _KILLED_INGEST = textwrap.dedent("""
     import sys
-    from tfcnn.data import ingest
-    ingest.ingest(sys.argv[1], sys.argv[2], num_shards=40, workers=1,
-                  validation_split=0.0, progress=False)
+    from tfcnn.data.classification_ingest import ingest
+    from tfcnn.data.classification_ingest import is_complete
+    ingest(sys.argv[1], sys.argv[2], num_shards=40, workers=1,
+           validation_split=0.0, progress=False)
 """)
 
 
@@ -370,9 +373,9 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path):
     kept = {p.name: p.stat().st_mtime_ns for p in out.glob("train-*")}
     assert 2 <= len(kept) < 40
 
-    data = ingest.ingest(src, out, num_shards=40, workers=1,
-                         validation_split=0.0, progress=False)
-    assert ingest.is_complete(out)
+    data = ingest(src, out, num_shards=40, workers=1,
+                  validation_split=0.0, progress=False)
+    assert is_complete(out)
     manifest = Manifest.load(out)
     names = [r[features.IMAGE_FILENAME].decode()
              for r in _records(manifest.files("train"))]
@@ -410,8 +413,8 @@ def test_concurrent_ingest_into_one_folder_is_refused(tmp_path):
     with open(out / ingest_plan.LOCK_NAME, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(DataError, match="another ingest is writing"):
-            ingest.ingest(tmp_path / "src", out, workers=1, progress=False)
-    ingest.ingest(tmp_path / "src", out, workers=1, progress=False)
+            ingest(tmp_path / "src", out, workers=1, progress=False)
+    ingest(tmp_path / "src", out, workers=1, progress=False)
     assert not (out / ingest_plan.LOCK_NAME).exists()
 
 
@@ -430,7 +433,7 @@ def test_unreadable_folder_is_listed_as_skipped(tmp_path, monkeypatch):
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    data = ingest.ingest(src, out, workers=1, progress=False)
+    data = ingest(src, out, workers=1, progress=False)
     reasons = {s["path"]: s["reason"] for s in data["skipped"]}
     assert "cannot list this folder (Permission denied)" in reasons[
         "bee/more/"]
@@ -445,7 +448,7 @@ def test_symlink_loop_is_listed_as_skipped(tmp_path):
     linked = tmp_path / "elsewhere"
     image_files.write_kind(linked / "y.jpg", "rgb_jpeg")
     (src / "cat" / "linked").symlink_to(linked, target_is_directory=True)
-    data = ingest.ingest(src, out, workers=1, progress=False)
+    data = ingest(src, out, workers=1, progress=False)
     reasons = {s["path"]: s["reason"] for s in data["skipped"]}
     assert "link to a folder of the source tree" in reasons["ant/loop/"]
     # A link to a folder outside the tree is followed, once.
@@ -464,7 +467,7 @@ def test_link_to_the_source_root_stores_no_file_twice(tmp_path):
     twin = tmp_path / "twin"
     os.symlink(src, twin)  # and a link to an ancestor, through another path
     os.symlink(twin, src / "1" / "up")
-    data = ingest.ingest(src, out, workers=1, progress=False)
+    data = ingest(src, out, workers=1, progress=False)
     names = [r[features.IMAGE_FILENAME].decode()
              for r in _records(Manifest.load(out).files("train")
                                + Manifest.load(out).files("validation"))]
@@ -483,8 +486,8 @@ def test_split_leaving_a_class_without_training_images_is_refused(
     with pytest.raises(DataError, match=(
             r"validation_split=0.99 holds out all 20 files of class 'ant', "
             r"leaving it no training image")):
-        ingest.ingest(src, out, validation_split=0.99, workers=1,
-                      progress=False)
+        ingest(src, out, validation_split=0.99, workers=1,
+               progress=False)
     assert not (out / "manifest.json").exists()
 
 
@@ -493,7 +496,7 @@ def test_class_folder_without_files_is_an_error(tmp_path):
     _make_folders(src, per_class=3)
     (src / "dog").mkdir()
     with pytest.raises(DataError, match="dog has no files"):
-        ingest.ingest(src, tmp_path / "out", workers=1, progress=False)
+        ingest(src, tmp_path / "out", workers=1, progress=False)
     assert not (tmp_path / "out").exists()
 
 
@@ -502,7 +505,7 @@ def test_class_without_usable_images_and_empty_validation_warn(tmp_path,
     src, out = tmp_path / "src", tmp_path / "out"
     _make_folders(src, per_class=3)
     image_files.write_kind(src / "dog" / "bad.jpg", "truncated_jpeg")
-    data = ingest.ingest(src, out, workers=1)
+    data = ingest(src, out, workers=1)
     err = capsys.readouterr().err
     assert any("'dog' has no usable training image" in w
                for w in data["warnings"])
@@ -569,8 +572,8 @@ def test_compact_ingest_from_the_command_line(tmp_path, capsys):
 
 def test_original_ingest_keeps_its_fingerprint_options(tmp_path):
     _photo_folders(tmp_path / "src", [(40, 30)] * 4)
-    data = ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1,
-                         progress=False)
+    data = ingest(tmp_path / "src", tmp_path / "out", workers=1,
+                  progress=False)
     # Ingests made before compact storage existed stay complete.
     assert sorted(data["options"]) == [
         "max_pixels", "num_shards", "seed", "validation_split"]
@@ -581,12 +584,12 @@ def test_original_ingest_keeps_its_fingerprint_options(tmp_path):
 def test_raw_ingest_round_trips_the_pixels(tmp_path):
     from PIL import Image
 
-    from tfcnn.data import pipeline
+    from tfcnn.data.classification_pipeline import make_dataset
 
     src, out = tmp_path / "src", tmp_path / "out"
     paths = _photo_folders(src, [(16, 16)] * 8, fmt="png")
-    data = ingest.ingest(src, out, raw=True, workers=1, progress=False,
-                         validation_split=0.25)
+    data = ingest(src, out, raw=True, workers=1, progress=False,
+                  validation_split=0.25)
     manifest = Manifest.load(out)
     assert data["storage"]["kind"] == "raw"
     assert data["storage"]["formats"] == {"raw": 8}
@@ -601,7 +604,7 @@ def test_raw_ingest_round_trips_the_pixels(tmp_path):
     assert sorted(expected) == sorted(paths)
     # Both readers give back exactly the source pixels.
     for raw_shape in (None, manifest.raw_shape):
-        images = np.concatenate([batch for batch, _ in pipeline.make_dataset(
+        images = np.concatenate([batch for batch, _ in make_dataset(
             files, resize_size=16, batch_size=3, training=False,
             raw_shape=raw_shape)])
         np.testing.assert_array_equal(
@@ -620,8 +623,8 @@ def test_raw_ingest_round_trips_the_pixels(tmp_path):
 def test_bad_storage_arguments(tmp_path, kwargs, message):
     _photo_folders(tmp_path / "src", [(40, 30)] * 2)
     with pytest.raises(DataError, match=message):
-        ingest.ingest(tmp_path / "src", tmp_path / "out", workers=1,
-                      progress=False, **kwargs)
+        ingest(tmp_path / "src", tmp_path / "out", workers=1,
+               progress=False, **kwargs)
     assert not (tmp_path / "out").exists()
 
 
