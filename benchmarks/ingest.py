@@ -6,8 +6,8 @@ folders in a temporary directory, then measures side by side, in this
 process, with the page cache warm:
 
 - ``read_bytes``: open and read every file (the floor: no decode, no write);
-- ``ingest``: ``tfcnn.data.ingest`` with all cores (check every file,
-  write the shards, hash them, write the manifest);
+- ``ingest``: ``tfcnn.data.classification_ingest`` with all cores (check every
+  file, write the shards, hash them, write the manifest);
 - ``ingest_1_worker``: the same in one process;
 - ``tf_decode_jpeg``: a full ``tf.io.decode_jpeg`` of every file, one at a
   time (what TensorFlow's reference ``build_imagenet_data.py`` does to each
