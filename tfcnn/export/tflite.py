@@ -8,8 +8,9 @@ probabilities out) into a ``.tflite`` flatbuffer with TensorFlow's
 * input: uint8 ``[1, H, W, 3]`` (``H, W`` the model's input, or
   ``image_size`` for a segmentation model that takes any size);
 * output: ``probabilities [1, K]`` (classification) or ``class_map
-  [1, H, W]`` int32, the arg-max class of every pixel (segmentation, told
-  by the output's rank as ``tfcnn.export.publish`` tells it);
+  [1, H, W]`` int32, the arg-max class of every pixel (a task whose labels
+  are masks, ``Task.labels_per_pixel``, as ``tfcnn.tasks.task_of_model``
+  tells the model's task);
 * ``quantization``: "float32"; "dynamic" (weights stored as int8,
   activations float: TFLite's dynamic-range quantization); "int8" (weights
   and activations int8, calibrated on a representative sample of images,
@@ -135,7 +136,9 @@ def convert(model, *, quantization="float32", representative=None,
                 "the model takes any size: give image_size for the "
                 f"TFLite input. Received: image_size={image_size!r}")
         height = width = int(image_size)
-    dense = len(model.outputs[0].shape) == 4
+    from tfcnn import tasks
+
+    dense = tasks.task_of_model(model).labels_per_pixel
     output = CLASS_MAP if dense else PROBABILITIES
 
     import keras
