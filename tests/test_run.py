@@ -326,3 +326,20 @@ def test_shards_of_other_ingest_options_stop_the_run(tmp_path, capsys):
     assert manifest["options"]["validation_split"] == 0.5
     assert manifest["splits"]["validation"]["count"] == 4
     assert run._ingest(other, run._Force(False, False)).skipped
+
+
+def test_an_unknown_model_stops_before_any_stage(tmp_path, capsys):
+    # A misspelt (or absent, like Keras 3's RegNet) model.name stops at
+    # once: not after prepare, ingest and stats have run.
+    image_files.make_class_folders(tmp_path / "src", ("a", "b"), 4)
+    recipe = recipe_file(tmp_path, model={"name": "regnetx002"})
+
+    assert cli.main(["run", str(recipe)]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("tfcnn run: error: unknown model 'regnetx002'")
+    assert "RegNet" in line
+    assert not (tmp_path / "shards").exists()
+    assert cli.main(["run", str(recipe), "--dry-run"]) == 0
+    assert any(planned.startswith("# train: would stop with exit status 2: "
+                                  "unknown model 'regnetx002'")
+               for planned in capsys.readouterr().out.splitlines())

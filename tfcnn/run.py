@@ -78,10 +78,12 @@ def run_recipe(recipe, *, force=False, overwrite=False, echo=print):
             output of the chief that never became complete.
         RecipeError: ``train.model_dir`` holds a run of another recipe.
         DataError: the shards were ingested with other options.
+        UnknownModelError: ``model.name`` is no registered model.
     """
     from tfcnn.train import strategy as strategy_lib
 
     retrain = force or overwrite
+    _check_model_name(recipe)
     if not retrain:
         RunFolder(recipe.train.model_dir).check_recipe(recipe)
         stages_lib.check_shards(recipe)
@@ -108,6 +110,15 @@ class _Force:
 
     every_stage: bool
     training: bool
+
+
+def _check_model_name(recipe):
+    """Raises ``UnknownModelError`` (one line naming the known ones)
+    when ``model.name`` is no registered model: before prepare, ingest and
+    stats spend minutes on a run that could never train."""
+    from tfcnn import models
+
+    models.model_task(recipe.model.name)
 
 
 def plan(recipe, *, force=False, overwrite=False, train_only=False):
@@ -178,9 +189,14 @@ def _plan_stats(recipe, force):
 
 def _plan_train(recipe, force):
     from tfcnn.errors import RecipeError
+    from tfcnn.errors import UnknownModelError
     from tfcnn.train import fit
 
     folder = RunFolder(recipe.train.model_dir)
+    try:
+        _check_model_name(recipe)
+    except UnknownModelError as error:
+        return f"would stop with exit status 2: {error}"
     try:
         folder.check_is_folder()
         if not force.training:
