@@ -307,6 +307,11 @@ def test_shards_of_other_ingest_options_stop_the_run(tmp_path, capsys):
     assert cli.main(["ingest", str(recipe), *changed]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"tfcnn ingest: error: {line}")
+    assert cli.main(["train", str(recipe), *changed, "--overwrite"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "tfcnn train: error: " + line.replace(
+            "--overwrite", "`tfcnn ingest RECIPE --overwrite`"))
+    assert not (tmp_path / "run").exists()
     assert cli.main(["run", str(recipe), *changed, "--dry-run"]) == 0
     assert (f"# ingest: would stop with exit status 2: {line}"
             in capsys.readouterr().out.splitlines())

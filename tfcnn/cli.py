@@ -475,6 +475,9 @@ def _train(args):
     from tfcnn import stages
 
     stages.check_paths(recipe, "train")
+    # Shards of another split must not train under this recipe's name
+    # (train's own --overwrite means training again, not ingesting).
+    stages.check_shards(recipe, again="`tfcnn ingest RECIPE --overwrite`")
     from tfcnn.train import fit
 
     summary = fit.train(recipe, overwrite=args.overwrite)

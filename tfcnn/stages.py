@@ -138,14 +138,15 @@ def shard_differences(recipe, **options):
             if name in written and written[name] != wanted[name]]
 
 
-def check_shards(recipe, **options):
+def check_shards(recipe, *, again=None, **options):
     """Raises ``DataError`` when the complete shards in ``data.shards``
     were ingested with other options than the recipe asks for
     (``shard_differences``): the line names each differing key with both
-    values, and the ways on: re-ingest with ``--overwrite``, or another
-    ``data.shards``."""
+    values, and the ways on: re-ingest (``again``, the way to ask for it;
+    None: this command's ``--overwrite``), or another ``data.shards``."""
     from tfcnn import console
 
+    again = again or console.option_text("overwrite")
     changes = shard_differences(recipe, **options)
     if not changes:
         return
@@ -155,8 +156,7 @@ def check_shards(recipe, **options):
                                      "in the recipe")
     raise DataError(
         f"the shards in {data.shard_dir} were ingested with other options "
-        f"({shown}); ingest them again with "
-        f"{console.option_text('overwrite')}, or choose another "
+        f"({shown}); ingest them again with {again}, or choose another "
         f"data.shards. Received: {key}="
         f"{str(data.shards or data.path)!r}")
 
