@@ -36,7 +36,7 @@ def _reset_keras_state():
 def pytest_collection_modifyitems(items):
     """Modules with a slow test run first, each keeping its own order.
 
-    Under pytest-xdist (``-n 2 --dist loadscope``, see README) a module
+    Under pytest-xdist (``-n 2 --dist loadscope``, setup.cfg) a module
     goes to one worker as a whole, in collection order: the long modules
     then run side by side while the short ones fill in, instead of one
     long module running alone at the end.
