@@ -218,7 +218,7 @@ def _layer_ab(plan, only):
                        width_multiplier=width)
         if name == "resnet18":
             options.update(norm="group", norm_groups=8 if width >= 1 else 4)
-        times = []
+        steps = []
         for replace in (False, True):
             model = tfcnn.models.build(name, **options)
             if replace:
@@ -227,13 +227,16 @@ def _layer_ab(plan, only):
                         replacement(layer) if isinstance(layer, swapped)
                         else layer.__class__.from_config(
                             layer.get_config())))
-            times.append(_model_step_time(model, size, batch, plan))
-            keras.backend.clear_session()
-        ratios[key] = round(times[0] / times[1], 3)
+            steps.append(_model_step(model, size, batch))
+        tfcnn_time, reference_time = _time_alternately(
+            steps, {**plan, "steps": max(plan["steps"], 5)})
+        keras.backend.clear_session()
+        ratios[key] = round(tfcnn_time / reference_time, 3)
     return ratios
 
 
-def _model_step_time(model, size, batch, plan):
+def _model_step(model, size, batch):
+    """One training step of ``model`` on a fixed random batch."""
     import numpy as np
 
     model.compile(optimizer="sgd", jit_compile=True,
@@ -241,8 +244,22 @@ def _model_step_time(model, size, batch, plan):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, size, size, 3)).astype("float32")
     y = rng.integers(0, 10, (batch,)).astype("int32")
-    return _time_steps(lambda: model.train_on_batch(x, y),
-                       {**plan, "steps": max(plan["steps"], 5)})
+    return lambda: model.train_on_batch(x, y)
+
+
+def _time_alternately(steps, plan):
+    """Median seconds of one step of each, their steps taken in turn so
+    that a slower or faster spell of the machine falls on both alike."""
+    for step in steps:
+        for _ in range(plan["warm"]):
+            step()
+    times = [[] for _ in steps]
+    for _ in range(plan["steps"]):
+        for step, taken in zip(steps, times):
+            start = time.perf_counter()
+            step()
+            taken.append(time.perf_counter() - start)
+    return [sorted(taken)[len(taken) // 2] for taken in times]
 
 
 def keras_loss():
