@@ -21,7 +21,7 @@ def _make_recipe():
     section = dataclasses.make_dataclass("PaintConfig", [
         ("color", _Color, key(_Color.RED, "what to paint with")),
         ("coats", int, key(2, "layers of paint")),
-        ("where", dict, key(doc="rooms and their walls", factory=dict)),
+        ("where", dict, key(doc="walls and their colours", factory=dict)),
     ], frozen=True)
     return dataclasses.make_dataclass("PaintRecipe", [
         ("paint", section, dataclasses.field(default_factory=section))])
@@ -32,7 +32,7 @@ def test_key_docs_read_the_fields_metadata():
     assert recipe_docs.key_docs(recipe_cls) == [
         ("paint.color", "red|blue", "red", "what to paint with"),
         ("paint.coats", "int", 2, "layers of paint"),
-        ("paint.where", "dict", {}, "rooms and their walls"),
+        ("paint.where", "dict", {}, "walls and their colours"),
     ]
     # A mutable default is made afresh for each section.
     assert recipe_cls().paint.where is not recipe_cls().paint.where
@@ -46,7 +46,7 @@ def test_section_docstrings_list_their_keys():
         "The ``[paint]`` section of a recipe.", "", "Attributes:",
         "    color: what to paint with. Defaults to 'red'.",
         "    coats: layers of paint. Defaults to 2.",
-        "    where: rooms and their walls. Defaults to {}."]
+        "    where: walls and their colours. Defaults to {}."]
 
 
 def test_a_key_without_doc_is_refused():
