@@ -67,7 +67,7 @@ CLASSES = 8
 # batch, side, timed windows of `fcn_steps` steps.
 FULL = {"images": 1200, "repeats": 7, "warm": 2, "timed": 8,
         "fcn_batch": 16, "fcn_size": 128, "fcn_windows": 7, "fcn_steps": 5}
-QUICK = {**FULL, "images": 400, "repeats": 5, "fcn_windows": 5}
+QUICK = {**FULL, "images": 400, "repeats": 5, "timed": 16, "fcn_windows": 5}
 SMOKE = {"images": 24, "repeats": 1, "warm": 1, "timed": 1,
          "fcn_batch": 2, "fcn_size": 64, "fcn_windows": 1, "fcn_steps": 1}
 
