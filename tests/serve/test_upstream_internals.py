@@ -65,7 +65,8 @@ def test_httptools_protocol_hooks_the_header_deadline_uses():
             uvicorn.Config(_app), ServerState(), {}, _loop=loop)
         transport = _Transport()
         protocol.connection_made(transport)
-        assert protocol.loop is loop and protocol.transport is transport
+        assert protocol.loop is loop
+        assert protocol.transport._transport is transport
         # Headers that complete in time disarm the deadline ...
         protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert protocol._header_timer is None
@@ -84,5 +85,26 @@ def test_httptools_protocol_hooks_the_header_deadline_uses():
         assert silent.written.startswith(b"HTTP/1.1 408 ")
         assert silent.closed
         fresh.connection_lost(None)
+    finally:
+        loop.close()
+
+
+def test_writes_in_one_loop_step_leave_as_one_and_close_flushes_first():
+    loop = asyncio.new_event_loop()
+    try:
+        transport = _Transport()
+        transport.writes = []
+        transport.write = transport.writes.append
+        corked = server_lib._CorkedTransport(transport, loop)
+        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        corked.write(memoryview(b"body"))
+        assert transport.writes == []
+        loop.run_until_complete(asyncio.sleep(0))
+        assert transport.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        corked.write(b"last")
+        corked.close()
+        assert transport.writes[-1] == b"last" and transport.closed
+        loop.run_until_complete(asyncio.sleep(0))
+        assert len(transport.writes) == 2
     finally:
         loop.close()

@@ -28,6 +28,7 @@ in flight on SIGTERM (or Ctrl-C) and returns.
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -63,6 +64,7 @@ from tfcnn.serve import rest
 
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 _log = logging.getLogger(__name__)
+_MODELS_PREFIX = "/v1/models/"
 _PATH = re.compile(
     r"(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
@@ -181,7 +183,7 @@ def create_app(export_dir=None, *, model_configs=None, options=None,
 
     async def models_endpoint(request):
         start = time.perf_counter()
-        match = _PATH.fullmatch(request.path_params["path"])
+        match = _PATH.fullmatch(request.url.path[len(_MODELS_PREFIX):])
         name = match["name"] if match else ""
         api, code = "status", "OK"
         try:
@@ -207,6 +209,9 @@ def create_app(export_dir=None, *, model_configs=None, options=None,
                       "request body of %s", client.host if client else "?",
                       client.port if client else "?", request.url.path)
             return Response(status_code=499)
+        except Exception as error:  # noqa: BLE001  (answered as 500)
+            code = "INTERNAL"
+            return await server_error(request, error)
         finally:
             inference.metrics.observe(name, api, "REST", code,
                                       time.perf_counter() - start)
@@ -223,20 +228,72 @@ def create_app(export_dir=None, *, model_configs=None, options=None,
                        exc_info=error)
         return _error(f"internal error: {type(error).__name__}", 500)
 
-    routes = [Route("/v1/models/{path:path}", models_endpoint,
-                    methods=["GET", "POST"])]
+    routes = []
     if options.metrics_path is not None:
         routes.append(Route(options.metrics_path, metrics_endpoint,
                             methods=["GET"]))
-    app = Starlette(
+    app = _App(models_endpoint, Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error,
                             Exception: server_error},
-        lifespan=lifespan)
+        lifespan=lifespan))
     app.state.repository = models
     app.state.inference = inference
     app.state.options = options
     return app
+
+
+class _App:
+    """The ASGI application: TF Serving's API, then Starlette for the rest.
+
+    Requests under ``/v1/models/`` go straight to ``models`` with a
+    ``_Request``; the metrics page, unknown paths and the lifespan go to
+    Starlette. Profiled at one keep-alive client, Starlette's middleware,
+    router and request and response wrappers took a fifth of the event
+    loop's time per predict request.
+    """
+
+    def __init__(self, models, starlette):
+        self._models = models
+        self._starlette = starlette
+        self.state = starlette.state
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] != "http"
+                or not scope["path"].startswith(_MODELS_PREFIX)):
+            await self._starlette(scope, receive, send)
+        elif scope["method"] not in ("GET", "HEAD", "POST"):
+            await _error("Method Not Allowed", 405,
+                         {"Allow": "GET, HEAD, POST"})(scope, receive, send)
+        else:
+            request = _Request(scope, receive)
+            await (await self._models(request))(scope, receive, send)
+
+
+class _Request:
+    """What the TF Serving API reads of an ASGI request (the attributes of
+    Starlette's ``Request`` it used)."""
+
+    __slots__ = ("method", "url", "client", "receive", "_scope")
+
+    def __init__(self, scope, receive):
+        self._scope = scope
+        self.method = scope["method"]
+        self.url = _Url(scope["path"])
+        client = scope.get("client")
+        self.client = _Client(*client) if client else None
+        self.receive = receive
+
+    def header(self, name):
+        """The value of header ``name`` (lower-case bytes), or None."""
+        for key, value in self._scope["headers"]:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+
+_Url = collections.namedtuple("_Url", "path")
+_Client = collections.namedtuple("_Client", "host port")
 
 
 async def _dispatch(request, match, inference, options, workers):
@@ -318,26 +375,34 @@ def _metadata(served):
 
 
 async def _read_body(request, limit, timeout_s):
-    length = request.headers.get("content-length")
+    length = request.header(b"content-length")
     if length is not None:
         if not length.isdigit():
             raise rest.RequestError("bad Content-Length header")
         if int(length) > limit:
             raise rest.RequestError(_too_large(int(length), limit), 413)
-    chunks = []
-    size = 0
+    chunks, size = [], 0
+
+    def add(message):
+        nonlocal size
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise rest.RequestError(_too_large(size, limit), 413)
+        chunks.append(chunk)
+        return message.get("more_body", False)
+
     try:
         async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise rest.RequestError(_too_large(size, limit), 413)
-                chunks.append(chunk)
+            while add(await request.receive()):
+                pass
     except TimeoutError:
         raise rest.RequestError(
             f"the request body was not received within {timeout_s:g} s "
             f"({size} bytes arrived)", 408) from None
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(size, limit):
@@ -397,7 +462,7 @@ def _timed_protocol(header_timeout_s):
     class TimedHttpToolsProtocol(httptools_impl.HttpToolsProtocol):
 
         def connection_made(self, transport):
-            super().connection_made(transport)
+            super().connection_made(_CorkedTransport(transport, self.loop))
             self._header_timer = None
             self._arm()
 
@@ -439,6 +504,39 @@ def _timed_protocol(header_timeout_s):
             self.transport.close()
 
     return TimedHttpToolsProtocol
+
+
+class _CorkedTransport:
+    """A transport whose writes within one event-loop step leave as one.
+
+    uvicorn writes an answer's headers and its body as two writes, two
+    ``send`` calls and, with TCP_NODELAY, two packets the client wakes up
+    for; this joins what is written before the loop next runs its
+    callbacks. Everything else is the wrapped transport's.
+    """
+
+    def __init__(self, transport, loop):
+        self._transport = transport
+        self._loop = loop
+        self._pending = []
+
+    def write(self, data):
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def _flush(self):
+        if self._pending:
+            data, self._pending = b"".join(self._pending), []
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self):
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
 
 
 def _bind(host, port, what="REST"):
