@@ -778,6 +778,17 @@ def _add_serve(subparsers):
                         "(default: at /monitoring/prometheus/metrics)")
     p.add_argument("--access-log", action="store_true",
                    help="log one line per REST request (off by default)")
+    p.add_argument("--tensorflow_intra_op_parallelism",
+                   "--tensorflow-intra-op-parallelism", type=int, default=0,
+                   dest="intra_op_threads",
+                   help="threads one operation may use; 0: TensorFlow's "
+                        "choice (as tensorflow_model_server). 1 suits small "
+                        "models under concurrent load")
+    p.add_argument("--tensorflow_inter_op_parallelism",
+                   "--tensorflow-inter-op-parallelism", type=int, default=0,
+                   dest="inter_op_threads",
+                   help="operations run at once; 0: TensorFlow's choice "
+                        "(as tensorflow_model_server)")
     p.set_defaults(handler=_serve)
 
 
@@ -808,6 +819,13 @@ def _serve(args):
     if args.rest_api_port == 0 and args.grpc_port < 0:
         raise _usage_error("--rest_api_port=0 and --port=-1 leave nothing "
                            "to serve on")
+    for flag, threads in (
+            ("--tensorflow_intra_op_parallelism", args.intra_op_threads),
+            ("--tensorflow_inter_op_parallelism", args.inter_op_threads)):
+        if threads < 0:
+            raise _usage_error(f"{flag} must be >= 0 (0: TensorFlow's "
+                               f"choice). Received: {flag}={threads}")
+    _set_tensorflow_threads(args.intra_op_threads, args.inter_op_threads)
     batching_flags = {
         "max_batch_size": args.max_batch_size,
         "batch_timeout_micros": args.batch_timeout_micros,
@@ -853,6 +871,19 @@ def _serve(args):
                  model_config_file=args.model_config_file,
                  model_name=args.model_name or "default",
                  model_base_path=args.model_base_path, options=options)
+
+
+def _set_tensorflow_threads(intra_op, inter_op):
+    """TensorFlow's thread pools, before anything runs (0: its own
+    choice)."""
+    if not intra_op and not inter_op:
+        return
+    import tensorflow as tf
+
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
 
 
 # run / models -----------------------------------------------------------------

@@ -555,6 +555,24 @@ def test_tf_serving_flags_keep_their_meanings(model_base, tmp_path,
     assert got["options"].access_log is True
 
 
+def test_tensorflow_thread_flags_set_its_pools(model_base, serve_calls,
+                                               monkeypatch):
+    import tensorflow as tf
+
+    threads = {}
+    for pool in ("intra_op", "inter_op"):
+        monkeypatch.setattr(
+            tf.config.threading, f"set_{pool}_parallelism_threads",
+            lambda n, pool=pool: threads.__setitem__(pool, n))
+    assert cli.main(["serve", str(model_base)]) == 0
+    assert threads == {}
+    assert cli.main(["serve", str(model_base),
+                     "--tensorflow_intra_op_parallelism=1",
+                     "--tensorflow-inter-op-parallelism", "2"]) == 0
+    assert threads == {"intra_op": 1, "inter_op": 2}
+    assert len(serve_calls) == 2
+
+
 @pytest.mark.parametrize("flags,match", [
     (["--port", "70000"], "--port (gRPC) must be a port number"),
     (["--grpc-port", "70000"], "--port (gRPC) must be a port number"),
@@ -563,6 +581,8 @@ def test_tf_serving_flags_keep_their_meanings(model_base, tmp_path,
     (["--rest_api_port=0", "--port=-1"], "nothing to serve on"),
     (["--model_name=x"], "--model_name needs --model_base_path"),
     (["--rest_api_timeout_in_ms=0"], "must be > 0"),
+    (["--tensorflow_intra_op_parallelism=-1"],
+     "--tensorflow_intra_op_parallelism must be >= 0"),
 ])
 def test_bad_serve_flags_are_one_line_and_exit_2(model_base, capsys,
                                                  serve_calls, flags, match):
