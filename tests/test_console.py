@@ -27,6 +27,9 @@ NATIVE = re.compile(r"^[IWEF]\d{4} |oneDNN|cuInit|absl::InitializeLog",
     (b"W0000 00:00:1795991734.2 8675 cpu_feature_guard.cc:1] AVX", True),
     (b"E0000 00:00:1795991742.380213    8675 cuda_platform.cc:52] failed "
      b"call to cuInit: INTERNAL: CUDA error", True),
+    (b"E0000 00:00:1796563754.735127   12995 util.cc:131] oneDNN supports "
+     b"DT_UINT8 only on platforms with AVX-512. Falling back to the default "
+     b"Eigen-based implementation if present.", True),
     (b"E0000 00:00:1795991742.380213    8675 bfc_allocator.cc:9] Allocator "
      b"ran out of memory", False),
     (b"F0000 00:00:1795991742.380213    8675 check.cc:9] Check failed", False),

@@ -33,10 +33,13 @@ import threading
 _NATIVE_LINE = re.compile(rb"^([IWEF])\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
 _PRE_INIT = b"WARNING: All log messages before absl::InitializeLog()"
 # Errors TensorFlow logs on every start on a machine without a GPU (or
-# with several copies of a plugin): they say nothing about the command.
+# with several copies of a plugin), and oneDNN's note that it leaves a
+# uint8 op (the segmentation pipeline's mask transposes) to Eigen: they say
+# nothing about the command.
 _NATIVE_STARTS = (b"I", b"W", b"E", b"F")
 _BENIGN_ERRORS = (b"cuInit", b"Unable to register", b"already registered",
-                  b"could not open file to read NUMA node")
+                  b"could not open file to read NUMA node",
+                  b"oneDNN supports DT_UINT8 only on platforms with AVX-512")
 # Errors of the collectives and the coordination service when a worker of
 # a multi-worker run is lost: the exception that follows carries the same
 # cause, and ``tfcnn.train.fit`` reports it in one line (WorkerLostError).
