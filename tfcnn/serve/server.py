@@ -21,9 +21,11 @@ against the other:
 Versions are loaded and unloaded by a polling ``ModelRepository``; both
 front ends share one ``Inference`` (admission limit, deadlines, batching).
 Bad requests get a 4xx answer ``{"error": "..."}``; a full server answers
-429. The HTTP layer is Starlette on uvicorn's httptools protocol with a header
-read timeout (slow clients are disconnected), and a body read timeout;
-model calls run in the app's own thread pool. ``serve`` drains the requests
+429. The HTTP layer is uvicorn's httptools protocol (on uvloop where it is
+installed) with a header read timeout (slow clients are disconnected) and a
+body read timeout; TF Serving's URLs are answered by a small ASGI
+application of their own, everything else by Starlette; model calls run in
+the app's own thread pool. ``serve`` drains the requests
 in flight on SIGTERM (or Ctrl-C) and returns.
 """
 
@@ -250,7 +252,9 @@ class _App:
     ``_Request``; the metrics page, unknown paths and the lifespan go to
     Starlette. Profiled at one keep-alive client, Starlette's middleware,
     router and request and response wrappers took a fifth of the event
-    loop's time per predict request.
+    loop's Python time per predict request (a few percent of the server's
+    CPU: with the model call replaced by a constant, this and one ``send``
+    per answer took a request from 0.69 to 0.67 ms of server CPU).
     """
 
     def __init__(self, models, starlette):
