@@ -413,6 +413,48 @@ def test_work_of_a_client_that_left_is_dropped_and_logged(model_base,
     assert 'model_name="tiny",status="CANCELLED"} 1' in metrics
 
 
+def test_under_another_asgi_server_a_client_that_left_is_dropped(
+        model_base, caplog):
+    """``serve``'s protocol tells a request that its connection is lost;
+    under another ASGI server the app watches ``receive`` instead."""
+    import asyncio
+
+    from tfcnn.serve import config
+
+    caplog.set_level(logging.INFO, logger="tfcnn.serve.server")
+    params = config.BatchingParameters(max_batch_size=8,
+                                       batch_timeout_micros=1_500_000)
+    app = server_lib.create_app(model_base, batching=params)
+    body = json.dumps({"instances": [b64(_image())]}).encode()
+    scope = {"type": "http", "method": "POST",
+             "path": "/v1/models/tiny:predict", "client": ("127.0.0.1", 9),
+             "headers": [(b"content-length", str(len(body)).encode())]}
+    assert server_lib._CONNECTION_LOST not in scope
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        # The client leaves while its request waits for a batch.
+        await asyncio.sleep(0.2)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    app.state.repository.start()
+    try:
+        asyncio.run(app(scope, receive, send))
+        batchers = app.state.repository.get("tiny").batchers.values()
+        assert sum(b.calls for b in batchers) == 0
+    finally:
+        app.state.repository.stop()
+    assert sent[0]["status"] == 499
+    assert [r for r in caplog.records
+            if "disconnected before the answer" in r.getMessage()]
+
+
 def test_serve_on_a_port_in_use_is_one_line(model_base, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

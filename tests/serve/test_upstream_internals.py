@@ -70,6 +70,10 @@ def test_httptools_protocol_hooks_the_header_deadline_uses():
         # Headers that complete in time disarm the deadline ...
         protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert protocol._header_timer is None
+        # The request's scope holds the future that says its connection
+        # is lost, before uvicorn starts the request's task with it.
+        lost = protocol.cycle.scope[server_lib._CONNECTION_LOST]
+        assert not lost.done()
         loop.run_until_complete(asyncio.sleep(0.1))
         assert not transport.written.startswith(b"HTTP/1.1 408 ")
         # ... and a request's first byte arms it again.
@@ -77,6 +81,7 @@ def test_httptools_protocol_hooks_the_header_deadline_uses():
         assert protocol._header_timer is not None
         protocol.connection_lost(None)
         assert protocol._header_timer is None
+        assert lost.done()
         fresh = server_lib._timed_protocol(0.01)(
             uvicorn.Config(_app), ServerState(), {}, _loop=loop)
         silent = _Transport()

@@ -15,7 +15,6 @@ DEADLINE_EXCEEDED), never UNKNOWN for a client's mistake.
 
 import concurrent.futures
 import logging
-import threading
 import time
 
 import grpc
@@ -34,6 +33,7 @@ from tensorflow_serving.apis import regression_pb2
 from tfcnn.errors import ServingError
 from tfcnn.errors import StatusCode
 from tfcnn.export import layout
+from tfcnn.serve import batching
 from tfcnn.serve import inference as inference_lib
 
 _log = logging.getLogger(__name__)
@@ -214,10 +214,10 @@ def _examples(request):
 def _cancelled(context):
     """An event set when the RPC ends, so queued work of a client that
     cancelled (or whose deadline passed) is dropped before it runs."""
-    event = threading.Event()
-    if not context.add_callback(event.set):
-        event.set()
-    return event
+    cancelled = batching.Cancelled()
+    if not context.add_callback(cancelled.set):
+        cancelled.set()
+    return cancelled
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):

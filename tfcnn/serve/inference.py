@@ -130,7 +130,7 @@ class Inference:
             signature: str, the signature name.
             inputs: dict, input name -> NumPy array.
             deadline: float or None, from ``deadline()``.
-            cancelled: ``threading.Event`` or None, set when the client
+            cancelled: ``batching.Cancelled`` or None, set when the client
                 has gone; a request not yet started is then dropped.
 
         Raises:

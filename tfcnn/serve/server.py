@@ -58,6 +58,7 @@ from tfcnn.errors import ServingError
 from tfcnn.errors import StatusCode
 from tfcnn.export import arguments
 from tfcnn.export import layout
+from tfcnn.serve import batching
 from tfcnn.serve import config as config_lib
 from tfcnn.serve import inference as inference_lib
 from tfcnn.serve import inputs as inputs_lib
@@ -67,6 +68,9 @@ from tfcnn.serve import rest
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 _log = logging.getLogger(__name__)
 _MODELS_PREFIX = "/v1/models/"
+# The scope key of the future that serve's HTTP protocol resolves when the
+# connection of a request is lost.
+_CONNECTION_LOST = "tfcnn.connection_lost"
 _PATH = re.compile(
     r"(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
@@ -278,7 +282,8 @@ class _Request:
     """What the TF Serving API reads of an ASGI request (the attributes of
     Starlette's ``Request`` it used)."""
 
-    __slots__ = ("method", "url", "client", "receive", "_scope")
+    __slots__ = ("method", "url", "client", "receive", "connection_lost",
+                 "_scope")
 
     def __init__(self, scope, receive):
         self._scope = scope
@@ -287,6 +292,9 @@ class _Request:
         client = scope.get("client")
         self.client = _Client(*client) if client else None
         self.receive = receive
+        # serve's protocol puts a future in the scope that is done once
+        # the client's connection is lost (None under another server).
+        self.connection_lost = scope.get(_CONNECTION_LOST)
 
     def header(self, name):
         """The value of header ``name`` (lower-case bytes), or None."""
@@ -332,13 +340,17 @@ async def _dispatch(request, match, inference, options, workers):
         body = await _read_body(request, options.max_body_bytes,
                                 options.body_timeout_s)
         deadline = inference.deadline()
-        cancelled = threading.Event()
+        cancelled = batching.Cancelled()
         work = asyncio.get_running_loop().run_in_executor(
             workers, functools.partial(_METHODS[method], inference, served,
                                        body, deadline, cancelled))
-        gone = asyncio.ensure_future(_disconnected(request))
+        gone = request.connection_lost
+        if gone is None:
+            gone = asyncio.ensure_future(_disconnected(request))
         await asyncio.wait({work, gone},
                            return_when=asyncio.FIRST_COMPLETED)
+        if gone is not request.connection_lost:
+            gone.cancel()
         if not work.done():
             # The client left: work not yet started is dropped; a call
             # already running can't be stopped, and holds its place.
@@ -352,13 +364,14 @@ async def _dispatch(request, match, inference, options, workers):
                 await work
             raise ServingError("the client disconnected",
                                StatusCode.CANCELLED)
-        gone.cancel()
         answer = work.result()
     return Response(answer, media_type="application/json")
 
 
 async def _disconnected(request):
-    """Returns once the client has closed its connection."""
+    """Returns once the client has closed its connection (an ASGI server
+    other than ``serve``'s, whose protocol says so at no cost:
+    ``_Request.connection_lost``)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
 
@@ -461,6 +474,15 @@ def _timed_protocol(header_timeout_s):
     (or since it connected). httptools (llhttp, in C) rather than h11:
     profiled at one keep-alive client, h11's pure-Python parsing and
     response writing took a quarter of the event loop's time per request.
+
+    Each request's scope carries its connection's ``_CONNECTION_LOST``
+    future, which ``connection_lost`` resolves: a request waiting for its
+    model call learns from it that its client left. A task per request
+    waiting on ASGI ``receive`` instead, and a ``threading.Event`` where a
+    ``batching.Cancelled`` does, took the server's CPU per request from
+    0.66 to 0.72 ms with one keep-alive client and from 0.73 to 0.81 ms
+    with a new connection per request (the model call replaced by a
+    constant; medians of six alternating runs).
     """
 
     class TimedHttpToolsProtocol(httptools_impl.HttpToolsProtocol):
@@ -468,6 +490,7 @@ def _timed_protocol(header_timeout_s):
         def connection_made(self, transport):
             super().connection_made(_CorkedTransport(transport, self.loop))
             self._header_timer = None
+            self._lost = self.loop.create_future()
             self._arm()
 
         def on_message_begin(self):
@@ -478,10 +501,14 @@ def _timed_protocol(header_timeout_s):
 
         def on_headers_complete(self):
             self._disarm()
+            # Before uvicorn starts the request's task with this scope.
+            self.scope[_CONNECTION_LOST] = self._lost
             super().on_headers_complete()
 
         def connection_lost(self, exc):
             self._disarm()
+            if not self._lost.done():
+                self._lost.set_result(None)
             super().connection_lost(exc)
 
         def _arm(self):
