@@ -212,8 +212,9 @@ def _examples(request):
 
 
 def _cancelled(context):
-    """An event set when the RPC ends, so queued work of a client that
-    cancelled (or whose deadline passed) is dropped before it runs."""
+    """A ``batching.Cancelled`` set when the RPC ends, so queued work of a
+    client that cancelled (or whose deadline passed) is dropped before it
+    runs."""
     cancelled = batching.Cancelled()
     if not context.add_callback(cancelled.set):
         cancelled.set()

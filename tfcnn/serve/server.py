@@ -369,9 +369,9 @@ async def _dispatch(request, match, inference, options, workers):
 
 
 async def _disconnected(request):
-    """Returns once the client has closed its connection (an ASGI server
-    other than ``serve``'s, whose protocol says so at no cost:
-    ``_Request.connection_lost``)."""
+    """Returns once the client has closed its connection. Used under ASGI
+    servers other than ``serve``'s, whose protocol resolves
+    ``_Request.connection_lost`` instead."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
 
