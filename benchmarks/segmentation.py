@@ -329,8 +329,8 @@ def _fcn_step(size):
     windows of two steps each, taken in turns with the order swapped each
     time, so that load from other processes, which comes in bursts longer
     than a window, falls on both sides of a pair alike. With five windows
-    of five steps the median still moved between 0.945 and 1.02 from run
-    to run; 21 pairs of two-step windows hold it within 0.99-1.01.
+    of five steps the median read from 0.945 to 1.02 from run to run; with
+    21 pairs of two-step windows, five runs read from 0.99 to 1.04.
     """
     import keras
     import numpy as np

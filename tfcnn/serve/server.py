@@ -344,13 +344,14 @@ async def _dispatch(request, match, inference, options, workers):
         work = asyncio.get_running_loop().run_in_executor(
             workers, functools.partial(_METHODS[method], inference, served,
                                        body, deadline, cancelled))
+        watch = None
         gone = request.connection_lost
         if gone is None:
-            gone = asyncio.ensure_future(_disconnected(request))
+            gone = watch = asyncio.ensure_future(_disconnected(request))
         await asyncio.wait({work, gone},
                            return_when=asyncio.FIRST_COMPLETED)
-        if gone is not request.connection_lost:
-            gone.cancel()
+        if watch is not None:
+            watch.cancel()
         if not work.done():
             # The client left: work not yet started is dropped; a call
             # already running can't be stopped, and holds its place.
