@@ -330,7 +330,8 @@ def _fcn_step(size):
     time, so that load from other processes, which comes in bursts longer
     than a window, falls on both sides of a pair alike. With five windows
     of five steps the median read from 0.945 to 1.02 from run to run; with
-    21 pairs of two-step windows, five runs read from 0.99 to 1.04.
+    21 pairs of two-step windows, eleven runs on two machines read from
+    0.975 to 1.04.
     """
     import keras
     import numpy as np
